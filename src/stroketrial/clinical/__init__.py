@@ -1,0 +1,12 @@
+"""Clinical variables and stroke scales: the patient record's vocabulary."""
+
+from .dictionary import INTERVALS, VARIABLES, Variable, variable
+from .record import FieldError, PatientDataError, PatientRecord, parse_patient
+from .scales import (ASPECTS, ETICI, MRS, NIHSS, Circulation, ClinicalValueError, OcclusionSite, PcASPECTS,
+                     PrestrokeMRS, Score, Sex)
+
+__all__ = [
+    "ASPECTS", "ETICI", "MRS", "NIHSS", "Circulation", "ClinicalValueError", "OcclusionSite", "PcASPECTS",
+    "PrestrokeMRS", "Score", "Sex", "INTERVALS", "VARIABLES", "Variable", "variable", "FieldError",
+    "PatientDataError", "PatientRecord", "parse_patient",
+]

@@ -1,0 +1,128 @@
+"""One patient's screening record, parsed strictly from a JSON-like mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .dictionary import INTERVALS, VARIABLES, Variable
+from .scales import ClinicalValueError
+
+ATTESTATIONS_KEY = "attestations"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class PatientDataError(ValueError):
+    """Everything wrong with a patient record, each naming field, value and what is allowed."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """Typed, validated values (canonical units) with the derived time intervals."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+    attestations: Mapping[str, bool] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values.get(name)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in self.values.items():
+            if VARIABLES[name].kind == "interval":
+                continue
+            if isinstance(value, dt.datetime):
+                out[name] = value.isoformat()
+            elif hasattr(value, "value") and not isinstance(value, (int, float)):
+                out[name] = value.value
+            else:
+                out[name] = value if not isinstance(value, int) or isinstance(value, bool) else int(value)
+        if self.attestations:
+            out[ATTESTATIONS_KEY] = dict(self.attestations)
+        return out
+
+
+def parse_patient(data: Mapping[str, Any]) -> PatientRecord:
+    """Validate a patient record; raises PatientDataError listing every problem.
+
+    Unknown keys are refused (a misspelt "nihs" must not silently vanish), a null
+    means "not recorded", and no value is coerced from another type.
+    """
+    if not isinstance(data, Mapping):
+        raise PatientDataError([FieldError("(record)", data, "a patient record is a JSON object of field: value")])
+    errors: list[FieldError] = []
+    values: dict[str, Any] = {}
+    attestations: dict[str, bool] = {}
+    for key, raw in data.items():
+        if key == ATTESTATIONS_KEY:
+            attestations = _parse_attestations(raw, errors)
+            continue
+        var = VARIABLES.get(key)
+        if var is None:
+            errors.append(FieldError(key, raw, f"unknown field {key!r}; {_closest_hint(key)}"))
+            continue
+        if raw is None:
+            continue
+        try:
+            values[key] = var.parse(raw)
+        except ClinicalValueError as exc:
+            errors.append(FieldError(key, raw, str(exc)))
+    for interval in INTERVALS:
+        _derive_interval(interval, values, errors)
+    if errors:
+        raise PatientDataError(errors)
+    return PatientRecord(MappingProxyType(values), MappingProxyType(attestations))
+
+
+def _parse_attestations(raw: Any, errors: list[FieldError]) -> dict[str, bool]:
+    if not isinstance(raw, Mapping):
+        errors.append(FieldError(ATTESTATIONS_KEY, raw, "attestations is an object of criterion id: true/false"))
+        return {}
+    out = {}
+    for key, answer in raw.items():
+        if not isinstance(answer, bool) and answer is not None:
+            errors.append(FieldError(f"{ATTESTATIONS_KEY}.{key}", answer, f"{answer!r} is not allowed; an "
+                                     "attestation is answered true (the statement applies) or false"))
+        elif answer is not None:
+            out[str(key)] = answer
+    return out
+
+
+def _derive_interval(interval: Variable, values: dict[str, Any], errors: list[FieldError]) -> None:
+    start_name, end_name = interval.derived_from
+    start, end = values.get(start_name), values.get(end_name)
+    if start is None or end is None:
+        return
+    if (start.tzinfo is None) != (end.tzinfo is None):
+        errors.append(FieldError(end_name, end.isoformat(),
+                                 f"{end_name} and {start_name} must both carry a time zone, or neither"))
+        return
+    hours = (end - start).total_seconds() / 3600
+    if hours < 0:
+        errors.append(FieldError(end_name, end.isoformat(),
+                                 f"{end_name} {end.isoformat()} is before {start_name} {start.isoformat()}"))
+        return
+    values[interval.name] = hours * 60 if interval.unit == "min" else hours
+
+
+def _closest_hint(key: str) -> str:
+    import difflib
+
+    names = [n for n, v in VARIABLES.items() if v.kind != "interval"]
+    close = difflib.get_close_matches(key, names, n=1)
+    return f"did you mean {close[0]!r}?" if close else "see `stroketrial dictionary` for the allowed fields"

@@ -1,0 +1,179 @@
+"""Stroke scales as types: a NIHSS is not just an int, an eTICI grade is ordered.
+
+Each scale knows its valid range and refuses anything else with a message that
+names the scale, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import ClassVar
+
+
+class ClinicalValueError(ValueError):
+    """A value that a clinical variable does not allow."""
+
+
+class Score(int):
+    """A bounded integer score. Subclasses set `label`, `low` and `high`."""
+
+    label: ClassVar[str]
+    low: ClassVar[int]
+    high: ClassVar[int]
+
+    def __new__(cls, value: object) -> "Score":
+        # bool is an int in Python; a checkbox ticked is not a NIHSS of 1.
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ClinicalValueError(
+                f"{value!r} is not a number; {cls.allowed()}")
+        if isinstance(value, float) and not value.is_integer():
+            raise ClinicalValueError(f"{value!r} is not a whole number; {cls.allowed()}")
+        if not cls.low <= value <= cls.high:
+            raise ClinicalValueError(f"{value!r} is out of range; {cls.allowed()}")
+        return super().__new__(cls, int(value))
+
+    @classmethod
+    def allowed(cls) -> str:
+        return f"{cls.label} is a whole number from {cls.low} to {cls.high}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({int(self)})"
+
+
+class NIHSS(Score):
+    """National Institutes of Health Stroke Scale, 0 (no deficit) to 42."""
+    label, low, high = "NIHSS", 0, 42
+
+
+class ASPECTS(Score):
+    """Alberta Stroke Program Early CT Score, 10 (normal) to 0."""
+    label, low, high = "ASPECTS", 0, 10
+
+
+class PcASPECTS(Score):
+    """Posterior-circulation ASPECTS, 10 (normal) to 0."""
+    label, low, high = "pc-ASPECTS", 0, 10
+
+
+class MRS(Score):
+    """Modified Rankin Scale, 0 (no symptoms) to 6 (dead)."""
+    label, low, high = "mRS", 0, 6
+
+
+class PrestrokeMRS(Score):
+    """Pre-stroke modified Rankin Scale: 0 to 5 (a living patient)."""
+    label, low, high = "pre-stroke mRS", 0, 5
+
+
+class ETICI(enum.Enum):
+    """Expanded Thrombolysis in Cerebral Infarction grade, in order of reperfusion.
+
+    `2b` is the older mTICI grade (50-99% reperfusion), which in eTICI terms is
+    2b50 or 2b67. It is a real value only where a protocol accepts it; comparing
+    it with a threshold between 2b50 and 2b67 cannot be decided.
+    """
+
+    G0 = "0"
+    G1 = "1"
+    G2A = "2a"
+    G2B = "2b"
+    G2B50 = "2b50"
+    G2B67 = "2b67"
+    G2C = "2c"
+    G3 = "3"
+
+    @property
+    def ranks(self) -> tuple[int, int]:
+        """The lowest and highest definite grade this value can be (0..6)."""
+        return _ETICI_RANKS[self]
+
+    @property
+    def is_ambiguous(self) -> bool:
+        low, high = self.ranks
+        return low != high
+
+    @property
+    def label(self) -> str:
+        return f"eTICI {self.value}"
+
+    @classmethod
+    def parse(cls, value: object) -> "ETICI":
+        if isinstance(value, ETICI):
+            return value
+        # Integers 0, 1, 3 are ordinary ways of writing those grades.
+        if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1, 3):
+            value = str(value)
+        if isinstance(value, str):
+            text = value.strip().lower()
+            for grade in cls:
+                if grade.value == text:
+                    return grade
+        raise ClinicalValueError(f"{value!r} is not an eTICI grade; {cls.allowed()}")
+
+    @classmethod
+    def allowed(cls) -> str:
+        return "eTICI is one of 0, 1, 2a, 2b50, 2b67, 2c, 3 (2b only where the protocol accepts it)"
+
+    @classmethod
+    def definite(cls) -> list["ETICI"]:
+        return [g for g in cls if not g.is_ambiguous]
+
+
+_ETICI_RANKS = {
+    ETICI.G0: (0, 0), ETICI.G1: (1, 1), ETICI.G2A: (2, 2),
+    ETICI.G2B: (3, 4), ETICI.G2B50: (3, 3), ETICI.G2B67: (4, 4),
+    ETICI.G2C: (5, 5), ETICI.G3: (6, 6),
+}
+
+
+class Circulation(enum.Enum):
+    ANTERIOR = "anterior"
+    POSTERIOR = "posterior"
+
+
+class OcclusionSite(enum.Enum):
+    """Site of the large-vessel occlusion, as the angiogram or CTA shows it."""
+
+    ICA_CERVICAL = "ica_cervical"
+    ICA_INTRACRANIAL = "ica_intracranial"
+    TANDEM_ICA_M1 = "tandem_ica_m1"
+    M1 = "m1"
+    M2 = "m2"
+    M3 = "m3"
+    ACA = "aca"
+    V4 = "v4"
+    BASILAR = "basilar"
+    PCA = "pca"
+
+    @property
+    def label(self) -> str:
+        return _OCCLUSION_LABELS[self]
+
+    @property
+    def circulation(self) -> Circulation:
+        if self in (OcclusionSite.V4, OcclusionSite.BASILAR, OcclusionSite.PCA):
+            return Circulation.POSTERIOR
+        return Circulation.ANTERIOR
+
+
+_OCCLUSION_LABELS = {
+    OcclusionSite.ICA_CERVICAL: "cervical ICA",
+    OcclusionSite.ICA_INTRACRANIAL: "intracranial ICA",
+    OcclusionSite.TANDEM_ICA_M1: "tandem ICA+M1",
+    OcclusionSite.M1: "MCA M1",
+    OcclusionSite.M2: "MCA M2",
+    OcclusionSite.M3: "MCA M3",
+    OcclusionSite.ACA: "ACA",
+    OcclusionSite.V4: "vertebral V4",
+    OcclusionSite.BASILAR: "basilar",
+    OcclusionSite.PCA: "PCA",
+}
+
+
+class Sex(enum.Enum):
+    FEMALE = "female"
+    MALE = "male"
+
+    @property
+    def label(self) -> str:
+        return self.value

@@ -1,0 +1,280 @@
+"""Patients as columns of floats, the form the vectorised screen works on.
+
+Every screenable variable becomes a float64 column with NaN for "not recorded":
+numbers in their canonical unit, flags 1/0, categories by position, eTICI by
+rank. eTICI also has a high column because a bare mTICI "2b" is a range
+(2b50 or 2b67). A cohort table (CSV or Parquet, loaded as a DataFrame) is
+validated column by column, vectorised, with the same ranges as a single record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import units
+from .dictionary import INTERVALS, VARIABLES, Variable, _fmt
+from .record import ATTESTATIONS_KEY, FieldError, PatientRecord
+from .scales import ETICI
+
+ATTESTATION_PREFIX = f"{ATTESTATIONS_KEY}."
+MAX_ERRORS = 20
+
+
+class TableDataError(ValueError):
+    def __init__(self, errors: list[FieldError], more: int = 0):
+        self.errors, self.more = errors, more
+        extra = f" (and {more} more)" if more else ""
+        super().__init__("; ".join(str(e) for e in errors) + extra)
+
+
+@dataclass
+class EncodedTable:
+    n: int
+    low: dict[str, np.ndarray]
+    high: dict[str, np.ndarray] = field(default_factory=dict)
+    records: Sequence[PatientRecord] | None = None
+
+    def bounds(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        low = self.low.get(name)
+        if low is None:
+            low = np.full(self.n, np.nan)
+        return low, self.high.get(name, low)
+
+    def value(self, name: str, row: int) -> Any:
+        """The typed value, for reasons quoted to people (records only)."""
+        if self.records is None:
+            raise ValueError("values are quoted only for tables built from records")
+        return self.records[row][name]
+
+    def attestation(self, criterion_id: str) -> np.ndarray:
+        return self.bounds(ATTESTATION_PREFIX + criterion_id)[0]
+
+
+def alternate_columns() -> dict[str, tuple[Variable, str]]:
+    """CSV columns for labs in another unit: creatinine_mg_dl -> (creatinine_umol_l, mg/dL)."""
+    out = {}
+    for var in VARIABLES.values():
+        for unit in var.alternate_units:
+            base = var.name.removesuffix("_" + _slug(var.unit))
+            out[f"{base}_{_slug(unit)}"] = (var, unit)
+    return out
+
+
+def _slug(unit: str) -> str:
+    return unit.lower().replace("µ", "u").replace("/", "_")
+
+
+def encode_records(records: Sequence[PatientRecord]) -> EncodedTable:
+    n = len(records)
+    low: dict[str, np.ndarray] = {}
+    high: dict[str, np.ndarray] = {}
+    for name, var in VARIABLES.items():
+        if not var.screenable:
+            continue
+        values = [r[name] for r in records]
+        if all(v is None for v in values):
+            continue
+        low[name] = np.array([var.encode(v) for v in values], dtype=float)
+        if var.kind == "grade":
+            high[name] = np.array([np.nan if v is None else v.ranks[1] for v in values], dtype=float)
+    ids = {key for r in records for key in r.attestations}
+    for key in ids:
+        answers = [r.attestations.get(key) for r in records]
+        low[ATTESTATION_PREFIX + key] = np.array([np.nan if a is None else float(a) for a in answers])
+    return EncodedTable(n, low, high, records)
+
+
+def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> EncodedTable:
+    """Validate and encode a cohort table; TableDataError names row, field, value and what is allowed."""
+    checker = _Checker(frame)
+    attestation_ids = set(attestation_ids)
+    alternates = alternate_columns()
+    n = len(frame)
+    low: dict[str, np.ndarray] = {}
+    high: dict[str, np.ndarray] = {}
+    timestamps: dict[str, pd.Series] = {}
+    for column in frame.columns:
+        name = str(column)
+        series = frame[column]
+        if name.startswith(ATTESTATION_PREFIX):
+            key = name.removeprefix(ATTESTATION_PREFIX)
+            if key not in attestation_ids:
+                allowed = ", ".join(sorted(attestation_ids)) or "none"
+                checker.column_error(name, f"no attestation {key!r} in this protocol; allowed: {allowed}")
+                continue
+            low[name] = checker.flag(name, series, f"{name} is true or false")
+            continue
+        if name in alternates:
+            var, unit = alternates[name]
+            if var.name in frame.columns:
+                checker.column_error(name, f"give {var.name} or {name}, not both")
+                continue
+            numbers = checker.numbers(name, series, var) * units.factor(var.quantity, unit)
+            checker.range(name, series, numbers, var)
+            low[var.name] = numbers
+            continue
+        var = VARIABLES.get(name)
+        if var is None or var.kind == "interval":
+            checker.column_error(name, _unknown_column(name, var))
+            continue
+        if var.kind == "text":
+            continue
+        if var.kind == "timestamp":
+            timestamps[name] = checker.timestamps(name, series, var)
+        elif var.kind == "flag":
+            low[name] = checker.flag(name, series, var.allowed())
+        elif var.kind == "category":
+            low[name] = checker.categories(name, series, var, {m.value: i for i, m in enumerate(var.scale)})
+        elif var.kind == "grade":
+            low[name], high[name] = checker.grades(name, series, var)
+        else:
+            numbers = checker.numbers(name, series, var)
+            checker.range(name, series, numbers, var)
+            low[name] = numbers
+    for interval in INTERVALS:
+        start, end = (timestamps.get(t) for t in interval.derived_from)
+        if start is not None and end is not None:
+            low[interval.name] = checker.interval(interval, start, end)
+    checker.raise_if_any()
+    return EncodedTable(n, low, high)
+
+
+def _unknown_column(name: str, var: Variable | None) -> str:
+    if var is not None:  # a derived interval
+        return f"{name} is derived from {' and '.join(var.derived_from)}; give those times instead"
+    import difflib
+
+    names = [*(n for n, v in VARIABLES.items() if v.kind != "interval"), *alternate_columns()]
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"unknown column {name!r}; " + (f"did you mean {close[0]!r}?" if close else
+                                          "see `stroketrial dictionary` for the allowed columns")
+
+
+class _Checker:
+    """Collects errors across columns so one run reports every problem at once."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame = frame
+        self.errors: list[FieldError] = []
+        self.more = 0
+        ids = frame["patient_id"] if "patient_id" in frame.columns else None
+        self.ids = None if ids is None else ids.astype("string").to_numpy()
+
+    def column_error(self, name: str, message: str) -> None:
+        self._add(FieldError(name, None, message))
+
+    def _add(self, error: FieldError) -> None:
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(error)
+        else:
+            self.more += 1
+
+    def rows(self, name: str, series: pd.Series, bad: np.ndarray, message) -> None:
+        positions = np.flatnonzero(bad)
+        for pos in positions[:5]:
+            raw = series.iloc[pos]
+            who = f" (patient_id {self.ids[pos]})" if self.ids is not None else ""
+            self._add(FieldError(f"row {pos + 1}{who}: {name}", raw, message(raw)))
+        self.more += max(0, len(positions) - 5)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise TableDataError(self.errors, self.more)
+
+    @staticmethod
+    def _present(series: pd.Series) -> np.ndarray:
+        present = series.notna().to_numpy()
+        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+            present &= series.astype("string").str.strip().ne("").fillna(False).to_numpy(dtype=bool)
+        return present
+
+    def numbers(self, name: str, series: pd.Series, var: Variable) -> np.ndarray:
+        if pd.api.types.is_bool_dtype(series.dtype):
+            self.column_error(name, f"holds true/false; {var.allowed()}")
+            return np.full(len(series), np.nan)
+        if pd.api.types.is_numeric_dtype(series.dtype):
+            values = series.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            values = pd.to_numeric(series.astype("string").str.strip(), errors="coerce").to_numpy(
+                dtype=float, na_value=np.nan)
+            bad = self._present(series) & np.isnan(values)
+            self.rows(name, series, bad, lambda raw: f"{raw!r} is not a number; {var.allowed()}")
+        if var.kind in ("integer", "score"):
+            with np.errstate(invalid="ignore"):
+                fractional = ~np.isnan(values) & (values != np.floor(values))
+            self.rows(name, series, fractional, lambda raw: f"{raw!r} is not a whole number; {var.allowed()}")
+            values = np.where(fractional, np.nan, values)
+        return values
+
+    def range(self, name: str, series: pd.Series, values: np.ndarray, var: Variable) -> None:
+        with np.errstate(invalid="ignore"):
+            bad = (values < var.low) | (values > var.high)
+        self.rows(name, series, bad, lambda raw: f"{_fmt(float(raw)) if _is_number(raw) else raw!r} is out of "
+                                                 f"range; {var.allowed()}")
+
+    def flag(self, name: str, series: pd.Series, allowed: str) -> np.ndarray:
+        if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
+            return series.to_numpy(dtype=float)
+        words = {"true": 1.0, "yes": 1.0, "1": 1.0, "1.0": 1.0, "false": 0.0, "no": 0.0, "0": 0.0, "0.0": 0.0}
+        text = series.astype("string").str.strip().str.lower()
+        values = text.map(words, na_action="ignore").to_numpy(dtype=float, na_value=np.nan)
+        bad = self._present(series) & np.isnan(values)
+        self.rows(name, series, bad, lambda raw: f"{raw!r} is not allowed; {allowed} (or yes/no, 1/0)")
+        return values
+
+    def categories(self, name, series, var, codes: dict[str, float]) -> np.ndarray:
+        factor, uniques = pd.factorize(series.astype("string").str.strip().str.lower(), use_na_sentinel=True)
+        lookup = np.array([codes.get(u, np.nan) for u in uniques] + [np.nan], dtype=float)
+        values = lookup[factor]  # factor -1 (missing) picks the trailing NaN
+        bad = self._present(series) & np.isnan(values)
+        self.rows(name, series, bad, lambda raw: f"{raw!r} is not allowed; {var.allowed()}")
+        return values
+
+    def grades(self, name, series, var) -> tuple[np.ndarray, np.ndarray]:
+        text = series.astype("string").str.strip().str.lower()
+        # CSV readers turn grade 0, 1, 3 into numbers; accept "3.0" as 3.
+        text = text.str.replace(r"^([013])\.0$", r"\1", regex=True)
+        factor, uniques = pd.factorize(text, use_na_sentinel=True)
+        grades = {g.value: g.ranks for g in ETICI}
+        low = np.array([grades.get(u, (np.nan, np.nan))[0] for u in uniques] + [np.nan], dtype=float)[factor]
+        high = np.array([grades.get(u, (np.nan, np.nan))[1] for u in uniques] + [np.nan], dtype=float)[factor]
+        bad = self._present(series) & np.isnan(low)
+        self.rows(name, series, bad, lambda raw: f"{raw!r} is not allowed; {var.allowed()}")
+        return low, high
+
+    def timestamps(self, name: str, series: pd.Series, var: Variable) -> pd.Series:
+        if pd.api.types.is_datetime64_any_dtype(series.dtype):
+            return series
+        try:
+            parsed = pd.to_datetime(series.astype("string").str.strip(), format="ISO8601", errors="coerce")
+        except (ValueError, TypeError) as exc:  # e.g. time zones mixed with naive times
+            self.column_error(name, f"cannot read the times ({exc}); {var.allowed()}")
+            return pd.Series(pd.NaT, index=series.index)
+        bad = self._present(series) & parsed.isna().to_numpy()
+        self.rows(name, series, bad, lambda raw: f"{raw!r} is not allowed; {var.allowed()}")
+        return parsed
+
+    def interval(self, interval: Variable, start: pd.Series, end: pd.Series) -> np.ndarray:
+        try:
+            delta = (end - start).dt.total_seconds().to_numpy(dtype=float, na_value=np.nan)
+        except TypeError as exc:
+            self.column_error(interval.name, f"cannot subtract {interval.derived_from}: {exc}")
+            return np.full(len(start), np.nan)
+        with np.errstate(invalid="ignore"):
+            bad = delta < 0
+        first, second = interval.derived_from
+        self.rows(second, end, bad, lambda raw: f"{raw} is before {first}")
+        hours = np.where(bad, np.nan, delta / 3600)
+        return hours * 60 if interval.unit == "min" else hours
+
+
+def _is_number(raw: Any) -> bool:
+    try:
+        float(raw)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,9 @@
+"""The protocol as code: a validated, immutable trial definition loaded from YAML."""
+
+from .loader import BUILTIN_IDS, ProtocolError, builtin_ids, load_builtin, load_protocol, parse_protocol, \
+    protocol_json_schema, resolve
+from .model import Arm, Assumption, Criterion, Endpoint, Protocol, Randomization, Visit
+
+__all__ = ["BUILTIN_IDS", "ProtocolError", "builtin_ids", "load_builtin", "load_protocol", "parse_protocol",
+           "protocol_json_schema", "resolve", "Arm", "Assumption", "Criterion", "Endpoint", "Protocol",
+           "Randomization", "Visit"]

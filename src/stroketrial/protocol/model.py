@@ -1,0 +1,224 @@
+"""The protocol as a validated, immutable model.
+
+Everything downstream (screening form, randomization, dose sheet, visit schedule,
+analysis plan) reads the trial from here. Where the source document is silent
+the protocol says so in an `assumption`, never as if the registry said it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .rules import Rule
+
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Assumption(_Frozen):
+    """A choice made where the source document is silent."""
+
+    topic: str
+    choice: str
+    reason: str
+
+
+class Design(_Frozen):
+    allocation: Literal["randomized", "non_randomized"]
+    model: Literal["parallel", "dose_escalation_then_expansion"]
+    masking: Literal["open_label", "open_label_blinded_endpoint", "single_blind", "double_blind"]
+    centres: Literal["single", "multi"]
+    summary: str
+
+
+class Criterion(_Frozen):
+    """One inclusion or exclusion criterion, with the source document's wording.
+
+    A computable criterion has a `rule` over the data dictionary; a judgement
+    ("in the opinion of the investigator") has an `attestation`, the question the
+    screener answers. For an exclusion criterion the rule describes the excluding
+    condition: when it holds, the patient is excluded.
+    """
+
+    id: Identifier
+    text: str = Field(description="the source document's wording, verbatim")
+    rule: Rule | None = None
+    attestation: str | None = Field(None, description="question the screener answers yes (applies) or no")
+    assumption: str | None = None
+
+    @model_validator(mode="after")
+    def _rule_or_attestation(self) -> "Criterion":
+        if (self.rule is None) == (self.attestation is None):
+            raise ValueError("a criterion has exactly one of `rule` (computable) or `attestation` (judgement)")
+        return self
+
+    def fields(self) -> set[str]:
+        return self.rule.fields() if self.rule is not None else set()
+
+
+class DoseStep(_Frozen):
+    """One administration of an intervention: amount, route, infusion and timing."""
+
+    route: Literal["intra_arterial", "intravenous", "procedure"]
+    amount: float | None = Field(None, gt=0)
+    unit: str | None = Field(None, description="g, mg or cells; per kg when per_kg")
+    per_kg: bool = False
+    concentration_pct: float | None = Field(None, gt=0, le=100, description="w/v %, e.g. 20 for 20% albumin")
+    infusion_minutes: float | None = Field(None, gt=0)
+    max_amount: float | None = Field(None, gt=0, description="cap per administration, in `unit`")
+    repeat_days: int = Field(1, ge=1, description="given once a day for this many days")
+    timing: str
+    assumption: str | None = None
+
+
+class Intervention(_Frozen):
+    id: Identifier
+    name: str
+    kind: Literal["drug", "biological", "procedure", "placebo", "none"]
+    description: str
+    steps: list[DoseStep] = Field(default_factory=list)
+
+
+class Arm(_Frozen):
+    id: Identifier
+    name: str
+    role: Literal["experimental", "control", "placebo_control", "active_comparator"]
+    description: str
+    ratio: int = Field(1, ge=1, description="allocation weight, e.g. 2 for the 2 in 2:1")
+    interventions: list[Identifier] = Field(default_factory=list)
+
+
+class MinimizationFactor(_Frozen):
+    """A stratification or minimization factor: a variable cut into levels."""
+
+    name: Identifier
+    field: str = Field(description="data-dictionary variable, or `site`")
+    cutpoints: list[float] = Field(default_factory=list, description="numeric variables: level boundaries")
+    levels: list[str] = Field(default_factory=list, description="level names, in order")
+    weight: float = Field(1.0, gt=0)
+
+
+class Randomization(_Frozen):
+    method: Literal["minimization", "permuted_blocks", "simple", "efron", "big_stick"]
+    timing: str = Field(description="when in the patient's course randomization happens")
+    factors: list[MinimizationFactor] = Field(default_factory=list)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    blinded_kits: bool = False
+    assumption: str | None = None
+
+
+class Endpoint(_Frozen):
+    id: Identifier
+    name: str
+    role: Literal["primary", "secondary", "safety", "exploratory"]
+    type: Literal["ordinal", "binary", "continuous", "count", "time_to_event"]
+    measure: str = Field(description="what is measured, e.g. mrs, sich, death, infarct_volume_ml")
+    timepoint_days: float | None = Field(None, ge=0)
+    window_days: float | None = Field(None, ge=0)
+    definition: str
+    assumption: str | None = None
+
+
+class Visit(_Frozen):
+    id: Identifier
+    name: str
+    day: float = Field(ge=0, description="days after randomization (0 = the day of treatment)")
+    window_before_days: float = Field(0, ge=0)
+    window_after_days: float = Field(0, ge=0)
+    assessments: list[str] = Field(default_factory=list)
+
+
+class SampleSize(_Frozen):
+    total: int = Field(gt=0)
+    per_arm: dict[Identifier, int] = Field(default_factory=dict)
+    method: str
+    assumptions: dict[str, Any] = Field(default_factory=dict)
+    inflation: str | None = None
+    missing_assumptions: list[str] = Field(default_factory=list,
+                                           description="what the source does not state, so the number cannot be "
+                                                       "re-derived")
+
+
+class DoseLevel(_Frozen):
+    level: int = Field(ge=1)
+    dose: float = Field(gt=0)
+
+
+class DoseEscalation(_Frozen):
+    design: Literal["3+3"]
+    unit: str
+    levels: list[DoseLevel] = Field(min_length=1)
+    cohort_size: int = Field(3, ge=1)
+    expansion_min: int = Field(ge=0)
+    expansion_max: int = Field(ge=0)
+    dlt_definition: list[str]
+    assumption: str | None = None
+
+
+class Protocol(_Frozen):
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    acronym: str
+    title: str
+    registry_id: Annotated[str, StringConstraints(pattern=r"^NCT\d{8}$")]
+    source: str = Field(description="the document the protocol was encoded from")
+    sponsor: str
+    phase: Literal["1", "2", "3", "1/2", "2/3", "pilot"]
+    design: Design
+    population: str
+    etici_2b_accepted: bool = Field(
+        False, description="whether a bare (m)TICI 2b is a valid reperfusion grade for this trial")
+    inclusion: list[Criterion] = Field(min_length=1)
+    exclusion: list[Criterion] = Field(default_factory=list)
+    arms: list[Arm] = Field(min_length=1)
+    randomization: Randomization | None = None
+    interventions: list[Intervention] = Field(default_factory=list)
+    endpoints: list[Endpoint] = Field(min_length=1)
+    visits: list[Visit] = Field(min_length=1)
+    sample_size: SampleSize
+    dose_escalation: DoseEscalation | None = None
+    assumptions: list[Assumption] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Protocol":
+        ids = [c.id for c in self.criteria]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"criterion ids must be unique; repeated: {duplicated}")
+        known = {i.id for i in self.interventions}
+        for arm in self.arms:
+            missing = [i for i in arm.interventions if i not in known]
+            if missing:
+                raise ValueError(f"arm {arm.id!r} names unknown interventions {missing}")
+        arm_ids = {a.id for a in self.arms}
+        if set(self.sample_size.per_arm) - arm_ids:
+            raise ValueError(f"sample_size.per_arm names unknown arms {sorted(set(self.sample_size.per_arm) - arm_ids)}")
+        if (self.design.allocation == "randomized") != (self.randomization is not None):
+            raise ValueError("a randomized design needs a `randomization` section, and only a randomized one")
+        if not any(e.role == "primary" for e in self.endpoints):
+            raise ValueError("at least one endpoint has role: primary")
+        return self
+
+    @property
+    def criteria(self) -> list[Criterion]:
+        """Inclusion then exclusion criteria, in the protocol's order."""
+        return [*self.inclusion, *self.exclusion]
+
+    def kind_of(self, criterion: Criterion) -> Literal["inclusion", "exclusion"]:
+        return "inclusion" if any(c is criterion for c in self.inclusion) else "exclusion"
+
+    @property
+    def attestation_ids(self) -> list[str]:
+        return [c.id for c in self.criteria if c.attestation is not None]
+
+    @property
+    def allocation_ratio(self) -> str:
+        return ":".join(str(a.ratio) for a in self.arms)
+
+    @property
+    def primary_endpoints(self) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.role == "primary"]
