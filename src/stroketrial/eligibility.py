@@ -195,7 +195,7 @@ def encode_cohort(protocol: Protocol, frame: pd.DataFrame) -> EncodedTable:
     table = encode_frame(frame, protocol.attestation_ids)
     if not protocol.etici_2b_accepted and "etici" in table.low:
         low, high = table.bounds("etici")
-        ambiguous = np.flatnonzero(low != high)
+        ambiguous = np.flatnonzero((low != high) & ~np.isnan(low))
         if len(ambiguous):
             errors = [FieldError(f"row {i + 1}: etici", "2b", f"a bare 2b is not an eTICI grade in {protocol.id}; "
                                                               "record 2b50 or 2b67") for i in ambiguous[:5]]

@@ -189,7 +189,7 @@ class _Checker:
     def _present(series: pd.Series) -> np.ndarray:
         present = series.notna().to_numpy()
         if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            present &= series.astype("string").str.strip().ne("").fillna(False).to_numpy(dtype=bool)
+            present = present & series.astype("string").str.strip().ne("").fillna(False).to_numpy(dtype=bool)
         return present
 
     def numbers(self, name: str, series: pd.Series, var: Variable) -> np.ndarray:
@@ -217,8 +217,8 @@ class _Checker:
                                                  f"range; {var.allowed()}")
 
     def flag(self, name: str, series: pd.Series, allowed: str) -> np.ndarray:
-        if pd.api.types.is_bool_dtype(series.dtype) and not series.isna().any():
-            return series.to_numpy(dtype=float)
+        if pd.api.types.is_bool_dtype(series.dtype):
+            return series.to_numpy(dtype=float, na_value=np.nan)
         words = {"true": 1.0, "yes": 1.0, "1": 1.0, "1.0": 1.0, "false": 0.0, "no": 0.0, "0": 0.0, "0.0": 0.0}
         text = series.astype("string").str.strip().str.lower()
         values = text.map(words, na_action="ignore").to_numpy(dtype=float, na_value=np.nan)

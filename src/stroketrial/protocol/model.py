@@ -66,6 +66,7 @@ class DoseStep(_Frozen):
 
     route: Literal["intra_arterial", "intravenous", "procedure"]
     amount: float | None = Field(None, gt=0)
+    amount_choices: list[float] = Field(default_factory=list, description="registered dose groups; one is given")
     unit: str | None = Field(None, description="g, mg or cells; per kg when per_kg")
     per_kg: bool = False
     concentration_pct: float | None = Field(None, gt=0, le=100, description="w/v %, e.g. 20 for 20% albumin")
