@@ -110,7 +110,7 @@ def synthesize(n: int, seed: int, protocol: Protocol | None = None, start: str =
     for flag, p in _FLAG_P.items():
         col[flag] = rng.random(n) < p
     anticoagulated = col["oral_anticoagulant"]
-    col["inr"] = np.round(np.where(anticoagulated, rng.lognormal(np.log(1.5), 0.3, n),
+    col["inr"] = np.round(np.where(anticoagulated, np.clip(rng.lognormal(np.log(1.5), 0.3, n), 0.9, 8),
                                    np.clip(rng.normal(1.02, 0.08, n), 0.8, 1.6)), 2)
     col["doac_within_48h"] = anticoagulated & (rng.random(n) < 0.5)
     childbearing = female & (col["age"] < 50)

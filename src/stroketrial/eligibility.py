@@ -190,6 +190,14 @@ def statuses(protocol: Protocol, table: EncodedTable) -> np.ndarray:
     return np.where(fails, "ineligible", np.where(unknown, "incomplete", "eligible"))
 
 
+def first_failing(protocol: Protocol, table: EncodedTable) -> np.ndarray:
+    """Per row, the id of the first criterion that excludes the patient ('' when none)."""
+    first = np.full(table.n, "", dtype=object)
+    for criterion, _, outcome in _outcomes(protocol, table):
+        first[outcome.fails & (first == "")] = criterion.id
+    return first
+
+
 def encode_cohort(protocol: Protocol, frame: pd.DataFrame) -> EncodedTable:
     """Validate a cohort table for this protocol (attestation columns, bare eTICI 2b)."""
     table = encode_frame(frame, protocol.attestation_ids)
@@ -223,6 +231,6 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     raise CohortFileError(f"{path}: a cohort is a .csv or .parquet file")
 
 
-__all__ = ["screen", "funnel", "statuses", "encode_cohort", "read_cohort", "ScreeningResult", "CriterionResult",
+__all__ = ["screen", "funnel", "statuses", "first_failing", "encode_cohort", "read_cohort", "ScreeningResult", "CriterionResult",
            "Funnel", "FunnelRow", "ScreeningInputError", "CohortFileError", "PatientDataError", "TableDataError",
            "ATTESTATION_PREFIX"]

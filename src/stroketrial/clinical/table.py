@@ -213,8 +213,11 @@ class _Checker:
     def range(self, name: str, series: pd.Series, values: np.ndarray, var: Variable) -> None:
         with np.errstate(invalid="ignore"):
             bad = (values < var.low) | (values > var.high)
-        self.rows(name, series, bad, lambda raw: f"{_fmt(float(raw)) if _is_number(raw) else raw!r} is out of "
-                                                 f"range; {var.allowed()}")
+        def message(raw):
+            shown = _fmt(float(raw)) if _is_number(raw) else repr(raw)
+            return f"{shown} is out of range; {var.allowed()}"
+
+        self.rows(name, series, bad, message)
 
     def flag(self, name: str, series: pd.Series, allowed: str) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
@@ -278,3 +281,30 @@ def _is_number(raw: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
+
+
+def records_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each row as the JSON patient record it stands for (missing values left out)."""
+    records = []
+    for row in frame.to_dict(orient="records"):
+        record: dict[str, Any] = {}
+        attestations: dict[str, bool] = {}
+        for key, value in row.items():
+            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+                continue
+            if isinstance(value, pd.Timestamp):
+                value = value.isoformat()
+            elif isinstance(value, (np.bool_, bool)):
+                value = bool(value)
+            elif isinstance(value, (np.integer,)):
+                value = int(value)
+            elif isinstance(value, (np.floating,)):
+                value = float(value)
+            if key.startswith(ATTESTATION_PREFIX):
+                attestations[key.removeprefix(ATTESTATION_PREFIX)] = value
+            else:
+                record[key] = value
+        if attestations:
+            record[ATTESTATIONS_KEY] = attestations
+        records.append(record)
+    return records

@@ -82,6 +82,9 @@ def _reason(err: dict) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required key is missing"
+    given = err.get("input")
+    if isinstance(given, (str, int, float, bool)) and not err["type"].startswith("value_error"):
+        return f"{msg} (got {given!r})"
     return msg
 
 

@@ -40,6 +40,7 @@ class Table(TypingProtocol):
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
         "==": operator.eq, "!=": operator.ne}
+_SYMBOLS = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "=", "!=": "≠"}
 # (when true, when false) for "NIHSS 5 is below 6"
 _OP_WORDS = {">=": ("is at least", "is below"), ">": ("is above", "is not above"),
              "<=": ("is at most", "is above"), "<": ("is below", "is not below"),
@@ -88,7 +89,7 @@ class Compare(_Rule):
                 raise ValueError(f"{self.field} has no unit to convert")
             units.factor(var.quantity, self.unit)  # raises UnitError for an unknown unit
         if var.kind not in ("grade",) and not var.low <= self.threshold <= var.high:
-            raise ValueError(f"threshold {self.value} is outside {var.allowed()}")
+            raise ValueError(f"threshold {_fmt(self.threshold)} is outside the allowed range: {var.allowed()}")
         return self
 
     @property
@@ -132,6 +133,9 @@ class Compare(_Rule):
             text += f" ({self.value} {self.unit})"
         return text
 
+    def text(self) -> str:
+        return f"{self.field} {_SYMBOLS[self.op]} {self.describe_threshold()}"
+
     def fields(self) -> set[str]:
         return {self.field}
 
@@ -169,6 +173,9 @@ class InSet(_Rule):
         labels = ", ".join(var.scale(v).label for v in self.values)
         return f"{var.describe(value)} {'is' if self.outcome(table, row) else 'is not'} one of: {labels}"
 
+    def text(self) -> str:
+        return f"{self.field} in {{{', '.join(self.values)}}}"
+
     def fields(self) -> set[str]:
         return {self.field}
 
@@ -191,6 +198,9 @@ class Flag(_Rule):
     def explain(self, table: Table, row: int = 0) -> str:
         return VARIABLES[self.flag].describe(table.value(self.flag, row))
 
+    def text(self) -> str:
+        return f"{self.flag} = yes"
+
     def fields(self) -> set[str]:
         return {self.flag}
 
@@ -204,6 +214,9 @@ class AllOf(_Rule):
 
     def explain(self, table: Table, row: int = 0) -> str:
         return _explain_parts(self.all_of, table, row, self.outcome(table, row), decisive=False)
+
+    def text(self) -> str:
+        return " AND ".join(_nested(r) for r in self.all_of)
 
     def fields(self) -> set[str]:
         return set().union(*(r.fields() for r in self.all_of))
@@ -219,6 +232,9 @@ class AnyOf(_Rule):
     def explain(self, table: Table, row: int = 0) -> str:
         return _explain_parts(self.any_of, table, row, self.outcome(table, row), decisive=True)
 
+    def text(self) -> str:
+        return " OR ".join(_nested(r) for r in self.any_of)
+
     def fields(self) -> set[str]:
         return set().union(*(r.fields() for r in self.any_of))
 
@@ -232,6 +248,9 @@ class Not(_Rule):
 
     def explain(self, table: Table, row: int = 0) -> str:
         return self.negated.explain(table, row)
+
+    def text(self) -> str:
+        return f"NOT {_nested(self.negated)}"
 
     def fields(self) -> set[str]:
         return self.negated.fields()
@@ -254,8 +273,15 @@ class If(_Rule):
             return f"does not apply ({self.condition.explain(table, row)})"
         return f"{self.condition.explain(table, row)}: {self.then.explain(table, row)}"
 
+    def text(self) -> str:
+        return f"IF {_nested(self.condition)} THEN {_nested(self.then)}"
+
     def fields(self) -> set[str]:
         return self.condition.fields() | self.then.fields()
+
+
+def _nested(rule: "Rule") -> str:
+    return f"({rule.text()})" if isinstance(rule, (AllOf, AnyOf, If)) else rule.text()
 
 
 def _explain_parts(parts: list["Rule"], table: Table, row: int, result: bool | None, decisive: bool) -> str:
@@ -296,3 +322,16 @@ for _model in (AllOf, AnyOf, Not, If):
     _model.model_rebuild()
 
 __all__ = ["Rule", "Compare", "InSet", "Flag", "AllOf", "AnyOf", "Not", "If", "Table", "ClinicalValueError"]
+
+
+def leaves(rule: Rule) -> list[Compare | InSet | Flag]:
+    """Every comparison, set test and flag inside a rule, in order."""
+    if isinstance(rule, AllOf):
+        return [leaf for r in rule.all_of for leaf in leaves(r)]
+    if isinstance(rule, AnyOf):
+        return [leaf for r in rule.any_of for leaf in leaves(r)]
+    if isinstance(rule, Not):
+        return leaves(rule.negated)
+    if isinstance(rule, If):
+        return leaves(rule.condition) + leaves(rule.then)
+    return [rule]

@@ -1,0 +1,1 @@
+"""Per-trial threshold tables: a patient who meets every criterion, and both sides of every threshold."""

@@ -1,0 +1,22 @@
+"""Build patients with times given as intervals, the way a protocol states its windows."""
+
+import datetime as dt
+
+LKW = dt.datetime(2026, 3, 1, 8, 0)
+
+
+def times(lkw_to_puncture_h: float = 4, puncture_to_recanalization_min: float = 45,
+          recanalization_to_randomization_min: float = 10, lkw_to_randomization_h: float | None = None) -> dict:
+    puncture = LKW + dt.timedelta(hours=lkw_to_puncture_h)
+    recanalization = puncture + dt.timedelta(minutes=puncture_to_recanalization_min)
+    randomization = (LKW + dt.timedelta(hours=lkw_to_randomization_h) if lkw_to_randomization_h is not None
+                     else recanalization + dt.timedelta(minutes=recanalization_to_randomization_min))
+    return {"last_known_well": LKW.isoformat(), "arterial_puncture": puncture.isoformat(),
+            "recanalization": recanalization.isoformat(), "randomization": randomization.isoformat()}
+
+
+def mg_dl(value: float) -> dict:
+    return {"value": value, "unit": "mg/dL"}
+
+
+ONE_MINUTE_H = 1 / 60
