@@ -119,3 +119,12 @@ class TestRecords:
     def test_a_record_must_be_an_object(self):
         with pytest.raises(PatientDataError, match="JSON object"):
             parse_patient([1, 2])
+
+
+def test_the_documented_dictionary_is_up_to_date():
+    from pathlib import Path
+
+    from stroketrial.clinical.docs import dictionary_markdown
+
+    doc = Path(__file__).parent.parent / "docs" / "data-dictionary.md"
+    assert doc.read_text(encoding="utf-8") == dictionary_markdown(), "regenerate docs/data-dictionary.md"
