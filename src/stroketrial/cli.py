@@ -75,11 +75,11 @@ def trials(as_json: bool = JsonOption) -> None:
         emit_json([_trial_summary(p) for p in protocols])
         return
     table = Table(title="Built-in trials")
-    for col in ("id", "acronym", "registry", "phase", "design", "ratio", "randomization", "n"):
-        table.add_column(col)
+    for col in ("id", "registry", "phase", "design", "ratio", "randomization", "n"):
+        table.add_column(col, no_wrap=col in ("id", "registry"))
     for p in protocols:
         s = _trial_summary(p)
-        table.add_row(s["id"], s["acronym"], s["registry_id"], s["phase"], s["masking"], s["allocation_ratio"],
+        table.add_row(s["id"], s["registry_id"], s["phase"], s["masking"].replace("_", " "), s["allocation_ratio"],
                       s["randomization"] or "not randomized", str(s["sample_size"]))
     out.print(table)
 
