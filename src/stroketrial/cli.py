@@ -21,8 +21,8 @@ from . import __version__
 from .clinical import VARIABLES, PatientDataError
 from .clinical.table import TableDataError
 from .cohort import synthesize, write_cohort
-from .eligibility import (CohortFileError, ScreeningInputError, ScreeningResult, encode_cohort, funnel, read_cohort,
-                          screen)
+from .eligibility import (CohortFileError, ScreeningInputError, ScreeningResult, encode_cohort, first_failing, funnel,
+                          read_cohort, screen, statuses)
 from .protocol import BUILTIN_IDS, Protocol, ProtocolError, load_builtin, load_protocol, protocol_json_schema, resolve
 
 INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,
@@ -184,16 +184,17 @@ def screen_cmd(trial: str = typer.Argument(..., help="Built-in id or protocol .y
     """
     protocol = resolve(trial)
     if path.suffix.lower() in (".csv", ".parquet"):
-        table = encode_cohort(protocol, read_cohort(path))
+        frame = read_cohort(path)
+        table = encode_cohort(protocol, frame)
         if show_funnel:
             _print_funnel(funnel(protocol, table).to_json(), as_json)
         else:
-            _print_cohort_statuses(protocol, table, read_cohort(path), as_json)
+            _print_cohort_statuses(protocol, table, frame, as_json)
         return
-    records = _read_json(path)
-    results = [screen(protocol, r) for r in (records if isinstance(records, list) else [records])]
     if show_funnel:
         fail("--funnel needs a cohort table (.csv or .parquet)")
+    records = _read_json(path)
+    results = [screen(protocol, r) for r in (records if isinstance(records, list) else [records])]
     if as_json:
         emit_json(results[0].to_json() if not isinstance(records, list) else [r.to_json() for r in results])
         return
@@ -252,8 +253,6 @@ def _print_funnel(f: dict[str, Any], as_json: bool) -> None:
 
 
 def _print_cohort_statuses(protocol: Protocol, table, frame, as_json: bool) -> None:
-    from .eligibility import first_failing, statuses
-
     status = statuses(protocol, table)
     first = first_failing(protocol, table)
     ids = frame["patient_id"].astype("string").to_numpy() if "patient_id" in frame.columns else \
