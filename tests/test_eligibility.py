@@ -1,8 +1,6 @@
 """Screening semantics: three-valued logic, attestations, eTICI 2b, reasons, and the vectorised funnel."""
 
-import textwrap
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import units
-from .scales import ASPECTS, ETICI, MRS, NIHSS, ClinicalValueError, OcclusionSite, PcASPECTS, PrestrokeMRS, Score, Sex
+from .scales import ASPECTS, ETICI, NIHSS, ClinicalValueError, OcclusionSite, PcASPECTS, PrestrokeMRS, Score, Sex
 
 Kind = Literal["score", "integer", "number", "flag", "category", "grade", "timestamp", "interval", "text"]
 
