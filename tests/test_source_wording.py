@@ -1,0 +1,34 @@
+"""Every criterion quotes its source document verbatim, so a clinician can check it line by line.
+
+Criteria the source does not state are marked "(not in the abstract)" or "(protocol paper)" and carry
+an assumption instead; "..." in a quotation elides words between the quoted parts.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from stroketrial.protocol import BUILTIN_IDS, load_builtin
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def normalised(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@pytest.mark.skipif(not (SHARED / "seeds").is_dir(), reason="the seed documents live in ../shared/seeds")
+@pytest.mark.parametrize("trial", BUILTIN_IDS)
+def test_criterion_wording_is_quoted_from_the_seed_document(trial):
+    protocol = load_builtin(trial)
+    document = normalised((SHARED / protocol.source).read_text(encoding="utf-8"))
+    for criterion in protocol.criteria:
+        if criterion.text.startswith("("):
+            assert criterion.assumption, f"{criterion.id}: not from the source, so it needs an assumption"
+            continue
+        position = 0
+        for part in normalised(criterion.text).split("..."):
+            found = document.find(part.strip(), position)
+            assert found >= 0, f"{trial} {criterion.id}: {part.strip()!r} is not in {protocol.source}"
+            position = found + len(part.strip())
