@@ -118,10 +118,13 @@ def _check_against_protocol(protocol: Protocol, record: PatientRecord) -> None:
             errors.append(FieldError(f"{ATTESTATIONS_KEY}.{key}", key,
                                      f"no attestation {key!r} in {protocol.id}; allowed: {', '.join(allowed)}"))
     if record["etici"] is ETICI.G2B and not protocol.etici_2b_accepted:
-        errors.append(FieldError("etici", "2b", f"a bare 2b is not an eTICI grade in {protocol.id}; "
-                                                "record 2b50 or 2b67"))
+        errors.append(FieldError("etici", "2b", _bare_2b_refused(protocol)))
     if errors:
         raise ScreeningInputError(errors)
+
+
+def _bare_2b_refused(protocol: Protocol) -> str:
+    return f"a bare 2b is not an eTICI grade in {protocol.id}; record 2b50 or 2b67"
 
 
 # ---- a cohort -----------------------------------------------------------------------------------
@@ -205,8 +208,7 @@ def encode_cohort(protocol: Protocol, frame: pd.DataFrame) -> EncodedTable:
         low, high = table.bounds("etici")
         ambiguous = np.flatnonzero((low != high) & ~np.isnan(low))
         if len(ambiguous):
-            errors = [FieldError(f"row {i + 1}: etici", "2b", f"a bare 2b is not an eTICI grade in {protocol.id}; "
-                                                              "record 2b50 or 2b67") for i in ambiguous[:5]]
+            errors = [FieldError(f"row {i + 1}: etici", "2b", _bare_2b_refused(protocol)) for i in ambiguous[:5]]
             raise TableDataError(errors, max(0, len(ambiguous) - 5))
     return table
 

@@ -49,7 +49,7 @@ class Variable:
             return f"{self.label} is text"
         whole = "a whole number" if self.kind == "integer" else "a number"
         unit = f" {self.unit}" if self.unit else ""
-        text = f"{self.label} is {whole} from {_fmt(self.low)} to {_fmt(self.high)}{unit}"
+        text = f"{self.label} is {whole} from {format_number(self.low)} to {format_number(self.high)}{unit}"
         if self.alternate_units:
             text += f" (or {{'value': ..., 'unit': ...}} in {', '.join(self.alternate_units)})"
         return text
@@ -109,7 +109,7 @@ class Variable:
 
     def check_range(self, value: float) -> None:
         if not self.low <= value <= self.high:
-            raise ClinicalValueError(f"{_fmt(value)} is out of range; {self.allowed()}")
+            raise ClinicalValueError(f"{format_number(value)} is out of range; {self.allowed()}")
 
     # ---- numbers for the vectorised screen -----------------------------------------
     def encode(self, value: object) -> float:
@@ -133,7 +133,7 @@ class Variable:
         if self.kind in ("category", "grade"):
             return f"{self.label} {value.label if self.kind == 'category' else value.value}"
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.label} {_fmt(value)}{unit}"
+        return f"{self.label} {format_number(value)}{unit}"
 
 
 def parse_category(scale: type[enum.Enum], raw: object, allowed: str) -> enum.Enum:
@@ -157,7 +157,7 @@ def parse_timestamp(raw: object, allowed: str) -> dt.datetime:
     raise ClinicalValueError(f"{raw!r} is not allowed; {allowed}")
 
 
-def _fmt(x: float | None) -> str:
+def format_number(x: float | None) -> str:
     if x is None:
         return "?"
     x = float(x)

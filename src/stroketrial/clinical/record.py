@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from .dictionary import INTERVALS, VARIABLES, Variable
-from .scales import ClinicalValueError
+from .scales import ClinicalValueError, Score
 
 ATTESTATIONS_KEY = "attestations"
 
@@ -48,10 +49,12 @@ class PatientRecord:
                 continue
             if isinstance(value, dt.datetime):
                 out[name] = value.isoformat()
-            elif hasattr(value, "value") and not isinstance(value, (int, float)):
+            elif isinstance(value, enum.Enum):
                 out[name] = value.value
+            elif isinstance(value, Score):
+                out[name] = int(value)
             else:
-                out[name] = value if not isinstance(value, int) or isinstance(value, bool) else int(value)
+                out[name] = value
         if self.attestations:
             out[ATTESTATIONS_KEY] = dict(self.attestations)
         return out

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import units
-from .dictionary import INTERVALS, VARIABLES, Variable, _fmt
+from .dictionary import INTERVALS, VARIABLES, Variable, format_number
 from .record import ATTESTATIONS_KEY, FieldError, PatientRecord
 from .scales import ETICI
 
@@ -214,7 +214,7 @@ class _Checker:
         with np.errstate(invalid="ignore"):
             bad = (values < var.low) | (values > var.high)
         def message(raw):
-            shown = _fmt(float(raw)) if _is_number(raw) else repr(raw)
+            shown = format_number(float(raw)) if _is_number(raw) else repr(raw)
             return f"{shown} is out of range; {var.allowed()}"
 
         self.rows(name, series, bad, message)

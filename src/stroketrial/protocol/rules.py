@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from ..clinical import units
-from ..clinical.dictionary import VARIABLES, Variable, _fmt
+from ..clinical.dictionary import VARIABLES, Variable, format_number
 from ..clinical.scales import ETICI, ClinicalValueError
 
 Masks = tuple[np.ndarray, np.ndarray]
@@ -89,7 +89,7 @@ class Compare(_Rule):
                 raise ValueError(f"{self.field} has no unit to convert")
             units.factor(var.quantity, self.unit)  # raises UnitError for an unknown unit
         if var.kind not in ("grade",) and not var.low <= self.threshold <= var.high:
-            raise ValueError(f"threshold {_fmt(self.threshold)} is outside the allowed range: {var.allowed()}")
+            raise ValueError(f"threshold {format_number(self.threshold)} is outside the allowed range: {var.allowed()}")
         return self
 
     @property
@@ -128,7 +128,7 @@ class Compare(_Rule):
         var = self.variable
         if var.kind == "grade":
             return str(self.value)
-        text = _fmt(self.threshold) + (f" {var.unit}" if var.unit else "")
+        text = format_number(self.threshold) + (f" {var.unit}" if var.unit else "")
         if self.unit is not None and units.normalise_unit(self.unit) != var.unit:
             text += f" ({self.value} {self.unit})"
         return text
