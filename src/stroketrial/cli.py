@@ -6,27 +6,22 @@ with a one-line message that names the problem; it never shows a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .clinical import VARIABLES, PatientDataError
-from .clinical.table import TableDataError
+from .cli_randomization import randomization_app
+from .cli_support import JsonOption, command, emit_json, err, fail, out
+from .clinical import VARIABLES
 from .cohort import synthesize, write_cohort
-from .eligibility import (CohortFileError, ScreeningInputError, ScreeningResult, encode_cohort, first_failing, funnel,
-                          read_cohort, screen, statuses)
-from .protocol import BUILTIN_IDS, Protocol, ProtocolError, load_builtin, load_protocol, protocol_json_schema, resolve
-
-INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,
-                OSError)
+from .eligibility import ScreeningResult, encode_cohort, first_failing, funnel, read_cohort, screen, statuses
+from .protocol import BUILTIN_IDS, Protocol, load_builtin, load_protocol, protocol_json_schema, resolve
 
 app = typer.Typer(help="stroketrial: acute ischemic stroke trials from protocol to primary analysis.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -34,36 +29,7 @@ trial_app = typer.Typer(help="Inspect built-in or custom trial protocols.", no_a
 cohort_app = typer.Typer(help="Synthetic cohorts for feasibility and simulation.", no_args_is_help=True)
 app.add_typer(trial_app, name="trial")
 app.add_typer(cohort_app, name="cohort")
-
-out = Console(soft_wrap=False)
-err = Console(stderr=True, soft_wrap=True)
-
-JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead of tables.")
-
-
-def fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}".replace("\n", "; "), markup=True, highlight=False)
-    raise typer.Exit(2)
-
-
-def command(group: typer.Typer, name: str | None = None, **kwargs) -> Callable:
-    """Register a command whose input errors end as one line on stderr and exit code 2."""
-
-    def register(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def guarded(*args, **kw):
-            try:
-                return fn(*args, **kw)
-            except INPUT_ERRORS as exc:
-                fail(str(exc))
-
-        return group.command(name, **kwargs)(guarded)
-
-    return register
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+app.add_typer(randomization_app, name="randomization")
 
 
 # ---- trials -------------------------------------------------------------------------------------

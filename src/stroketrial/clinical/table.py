@@ -240,7 +240,7 @@ class _Checker:
     def flag(self, name: str, series: pd.Series, allowed: str) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.to_numpy(dtype=float, na_value=np.nan)
-        return self.decoded(name, series, _decode_flag, f"{allowed} (or yes/no, 1/0)")[:, 0]
+        return self.decoded(name, series, decode_flag, f"{allowed} (or yes/no, 1/0)")[:, 0]
 
     def categories(self, name, series, var, codes: dict[str, float]) -> np.ndarray:
         def decode(raw):
@@ -296,7 +296,7 @@ _BLANK = object()
 _FLAG_WORDS = {"true": 1.0, "yes": 1.0, "1": 1.0, "false": 0.0, "no": 0.0, "0": 0.0}
 
 
-def _decode_flag(raw: Any):
+def decode_flag(raw: Any):
     if isinstance(raw, (bool, np.bool_)):
         return (float(raw),)
     if isinstance(raw, (int, float, np.integer, np.floating)):

@@ -2,8 +2,9 @@
 
 from .loader import BUILTIN_IDS, ProtocolError, builtin_ids, load_builtin, load_protocol, parse_protocol, \
     protocol_json_schema, resolve
-from .model import Arm, Assumption, Criterion, Endpoint, Protocol, Randomization, Visit
+from .model import Arm, Assumption, Criterion, Endpoint, Protocol, Visit
+from .schemes import Factor, Randomization, RandomizationScheme
 
 __all__ = ["BUILTIN_IDS", "ProtocolError", "builtin_ids", "load_builtin", "load_protocol", "parse_protocol",
            "protocol_json_schema", "resolve", "Arm", "Assumption", "Criterion", "Endpoint", "Protocol",
-           "Randomization", "Visit"]
+           "Randomization", "RandomizationScheme", "Factor", "Visit"]

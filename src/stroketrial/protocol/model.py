@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .rules import Rule
+from .schemes import Randomization
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
@@ -92,25 +93,6 @@ class Arm(_Frozen):
     description: str
     ratio: int = Field(1, ge=1, description="allocation weight, e.g. 2 for the 2 in 2:1")
     interventions: list[Identifier] = Field(default_factory=list)
-
-
-class MinimizationFactor(_Frozen):
-    """A stratification or minimization factor: a variable cut into levels."""
-
-    name: Identifier
-    field: str = Field(description="data-dictionary variable, or `site`")
-    cutpoints: list[float] = Field(default_factory=list, description="numeric variables: level boundaries")
-    levels: list[str] = Field(default_factory=list, description="level names, in order")
-    weight: float = Field(1.0, gt=0)
-
-
-class Randomization(_Frozen):
-    method: Literal["minimization", "permuted_blocks", "simple", "efron", "big_stick"]
-    timing: str = Field(description="when in the patient's course randomization happens")
-    factors: list[MinimizationFactor] = Field(default_factory=list)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    blinded_kits: bool = False
-    assumption: str | None = None
 
 
 class Endpoint(_Frozen):
@@ -200,9 +182,25 @@ class Protocol(_Frozen):
             raise ValueError(f"sample_size.per_arm names unknown arms {sorted(set(self.sample_size.per_arm) - arm_ids)}")
         if (self.design.allocation == "randomized") != (self.randomization is not None):
             raise ValueError("a randomized design needs a `randomization` section, and only a randomized one")
+        if self.randomization is not None:
+            self._check_randomization()
         if not any(e.role == "primary" for e in self.endpoints):
             raise ValueError("at least one endpoint has role: primary")
         return self
+
+    def _check_randomization(self) -> None:
+        r = self.randomization
+        slots = sum(a.ratio for a in self.arms)
+        if len(self.arms) < 2:
+            raise ValueError("a randomized trial has at least two arms")
+        if r.method == "permuted_blocks":
+            bad = [b for b in r.block_sizes if b % slots]
+            if bad:
+                raise ValueError(f"randomization.block_sizes {bad} are not multiples of {slots}, the sum of the "
+                                 f"allocation ratio {self.allocation_ratio}; a block must hold whole ratios")
+        if r.method == "efron" and slots != 2:
+            raise ValueError(f"Efron's biased coin is defined for two arms 1:1, not {self.allocation_ratio}; use "
+                             "minimization, permuted blocks or big_stick")
 
     @property
     def criteria(self) -> list[Criterion]:

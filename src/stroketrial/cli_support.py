@@ -1,0 +1,49 @@
+"""What every stroketrial command shares: one-line errors with exit code 2, JSON output, consoles."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from typing import Any, Callable
+
+import typer
+from rich.console import Console
+
+from .clinical import PatientDataError
+from .clinical.table import TableDataError
+from .eligibility import CohortFileError, ScreeningInputError
+from .protocol import ProtocolError
+
+INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,
+                OSError)
+
+out = Console(soft_wrap=False)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead of tables.")
+
+
+def fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}".replace("\n", "; "), markup=True, highlight=False)
+    raise typer.Exit(2)
+
+
+def command(group: typer.Typer, name: str | None = None, **kwargs) -> Callable:
+    """Register a command whose input errors end as one line on stderr and exit code 2."""
+
+    def register(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def guarded(*args, **kw):
+            try:
+                return fn(*args, **kw)
+            except INPUT_ERRORS as exc:
+                fail(str(exc))
+
+        return group.command(name, **kwargs)(guarded)
+
+    return register
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -1,0 +1,129 @@
+"""Concealed lists made in advance: permuted-block allocation lists and blinded kit lists.
+
+A block list holds, per stratum, a sequence of whole permuted blocks whose sizes
+are drawn at random from the protocol's sizes, so a site cannot count its way to
+the end of a block. A kit list holds, per site, numbered treatment packs in
+permuted blocks; kit numbers are drawn at random, so neither the number nor its
+order reveals the arm. The blinded user sees only the kit number.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from .draws import Draw
+from .state import ArmSlots
+
+
+class ListExhausted(ValueError):
+    """A stratum's or a site's concealed list has no entry left; generate more before randomizing."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ListEntry(_Frozen):
+    position: int  # 0-based, within the stratum
+    block: int  # 1-based block number within the stratum
+    block_size: int
+    slot: str
+    arm: str
+
+
+class BlockList(_Frozen):
+    strata: dict[str, tuple[ListEntry, ...]] = {}
+
+    def entry(self, stratum: str, position: int) -> ListEntry:
+        entries = self.strata.get(stratum, ())
+        if position >= len(entries):
+            raise ListExhausted(f"the concealed list for stratum {stratum!r} has {len(entries)} entries and all are "
+                                "used; extend it (BlockList.extended) before randomizing")
+        return entries[position]
+
+    def extended(self, arms: ArmSlots, block_sizes: Sequence[int], stratum: str, n_entries: int,
+                 draw: Draw) -> "BlockList":
+        """A copy with at least `n_entries` entries for the stratum, whole blocks appended."""
+        entries = list(self.strata.get(stratum, ()))
+        block = entries[-1].block if entries else 0
+        while len(entries) < n_entries:
+            block += 1
+            entries.extend(permuted_block(arms, block_sizes, draw, block, len(entries)))
+        return BlockList(strata={**self.strata, stratum: tuple(entries)})
+
+
+def permuted_block(arms: ArmSlots, block_sizes: Sequence[int], draw: Draw, block: int = 1,
+                   start: int = 0) -> list[ListEntry]:
+    """One block: its size drawn uniformly from block_sizes, then its slots in random order.
+
+    The order is drawn one position at a time without replacement (each remaining
+    slot copy equally likely), which gives every arrangement of the block the same
+    probability, and uses one uniform per position, as the simulations do.
+    """
+    size = block_sizes[min(int(draw.random() * len(block_sizes)), len(block_sizes) - 1)]
+    if size % arms.n_slots:
+        raise ValueError(f"block size {size} is not a multiple of {arms.n_slots} (ratio {arms.label})")
+    remaining = [size // arms.n_slots] * arms.n_slots
+    entries = []
+    for i in range(size):
+        u = draw.random() * sum(remaining)
+        k, acc = 0, remaining[0]
+        while u >= acc:
+            k += 1
+            acc += remaining[k]
+        remaining[k] -= 1
+        slot = arms.slots[k]
+        entries.append(ListEntry(position=start + i, block=block, block_size=size, slot=slot, arm=arms.arm_of(slot)))
+    return entries
+
+
+class Kit(_Frozen):
+    kit_number: str
+    site: str
+    arm: str
+    block: int
+
+
+class KitList(_Frozen):
+    kits: tuple[Kit, ...] = ()
+
+    def next_kit(self, site: str, arm: str, dispensed: int) -> Kit:
+        """The site's next undispensed kit of the arm, in list order."""
+        of_arm = [k for k in self.kits if k.site == site and k.arm == arm]
+        if dispensed >= len(of_arm):
+            raise ListExhausted(f"site {site!r} has no kit left for the allocated treatment ({len(of_arm)} shipped, "
+                                "all dispensed); resupply the site before randomizing")
+        return of_arm[dispensed]
+
+    def sites(self) -> list[str]:
+        return sorted({k.site for k in self.kits})
+
+    def without_arms(self) -> list[dict[str, str]]:
+        """The list as a site pharmacy's blinded packing list shows it."""
+        return [{"kit_number": k.kit_number, "site": k.site} for k in self.kits]
+
+
+def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, block_sizes: Sequence[int],
+                      draw: Draw, digits: int = 6, existing: KitList | None = None) -> KitList:
+    """Kits for each site in permuted blocks, numbered at random without repeats."""
+    existing = existing or KitList()
+    used = {k.kit_number for k in existing.kits}
+    if kits_per_site < 1:
+        raise ValueError(f"kits per site is {kits_per_site}; ship at least one kit")
+    kits = list(existing.kits)
+    capacity = 9 * 10 ** (digits - 1)
+    for site in sites:
+        blocks = BlockList()
+        blocks = blocks.extended(arms, block_sizes, site, kits_per_site, draw)
+        for entry in blocks.strata[site]:
+            if len(used) >= capacity:
+                raise ValueError(f"all {capacity} kit numbers of {digits} digits are used")
+            while True:
+                number = str(10 ** (digits - 1) + int(draw.random() * capacity))
+                if number not in used:
+                    break
+            used.add(number)
+            kits.append(Kit(kit_number=number, site=site, arm=entry.arm, block=entry.block))
+    return KitList(kits=tuple(kits))

@@ -1,0 +1,60 @@
+"""Figure of a randomization comparison: imbalance distributions per method, and imbalance over time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .compare import Comparison  # noqa: E402
+
+
+def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
+    """Write a three-panel figure (PNG, SVG or PDF by the file's suffix)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"{path}: --plot writes .png, .svg or .pdf")
+    results = comparison.results
+    labels = [r.method for r in results]
+    n = len(results)
+    fig = plt.figure(figsize=(14, 0.45 * n + 4.2), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2, height_ratios=[0.45 * n + 1, 3])
+    colours = plt.get_cmap("tab10")(np.arange(n) % 10)
+
+    for col, (title, key) in enumerate((("Final imbalance, whole trial (patients)", "final_imbalance"),
+                                        ("Worst factor-level imbalance (patients)", "worst_margin"))):
+        ax = fig.add_subplot(grid[0, col])
+        data = [getattr(r, key) for r in results]
+        box = ax.boxplot(data, vert=False, whis=(2.5, 97.5), showfliers=False, patch_artist=True, widths=0.6,
+                         medianprops={"color": "black"})
+        for patch, colour in zip(box["boxes"], colours):
+            patch.set_facecolor((*colour[:3], 0.45))
+        ax.scatter([d.mean() for d in data], np.arange(1, n + 1), marker="D", color="black", s=14, zorder=3,
+                   label="mean")
+        ax.set_yticks(np.arange(1, n + 1), labels if col == 0 else [""] * n)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel("patients away from the target ratio (boxes: quartiles; whiskers: 2.5-97.5%)", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        if col == 1:
+            ax.legend(loc="lower right", fontsize=8)
+
+    ax = fig.add_subplot(grid[1, :])
+    enrolled = np.arange(1, comparison.patients + 1)
+    for r, colour in zip(results, colours):
+        ax.plot(enrolled, r.running, color=colour, lw=2 if "(protocol)" in r.method else 1.2, label=r.method)
+    ax.set_xlabel("patients randomized")
+    ax.set_ylabel("mean imbalance, whole trial")
+    ax.set_xlim(1, comparison.patients)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig.suptitle(f"Randomization methods for {comparison.trial}: {comparison.trials:,} simulated trials of "
+                 f"{comparison.patients} patients, ratio {comparison.ratio}, seed {comparison.seed}", fontsize=12)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path

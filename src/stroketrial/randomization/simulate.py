@@ -1,0 +1,110 @@
+"""Many simulated trials at once: one loop over patients, every array operation across trials.
+
+`simulate_slots` runs a randomization scheme over cohorts given as integer factor
+codes, shape (trials, patients, factors), and returns the slot each patient was
+allocated to. The allocation rules are the ones `Randomizer.allocate` uses
+(`probabilities`), fed the same uniforms in the same order, so a simulated trial
+replayed one patient at a time gives the identical sequence (tests check this).
+Block designs draw the block size from a second stream `v`, and each position
+without replacement from the block's remaining slots, as `lists.permuted_block` does.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..protocol.schemes import (BigStick, EfronBiasedCoin, Minimization, PermutedBlocks, RandomizationScheme,
+                                SimpleRandomization)
+from . import probabilities as P
+from .state import ArmSlots
+
+
+def simulate_slots(scheme: RandomizationScheme, arms: ArmSlots, codes: np.ndarray, n_levels: Sequence[int],
+                   u: np.ndarray, v: np.ndarray | None = None, naive_unequal: bool = False) -> np.ndarray:
+    """Slot index per (trial, patient). `u` (and `v` for blocks) are uniforms shaped (trials, patients).
+
+    `naive_unequal` runs minimization on arms (not slots) with imbalance on counts divided by
+    the ratio weights: the drifting variant, for comparison only; it returns arm indices.
+    """
+    n_trials, n_patients = u.shape
+    n_slots = arms.n_slots
+    if isinstance(scheme, SimpleRandomization):
+        return P.choose(P.uniform(n_slots, u.shape), u).astype(np.int8)
+    out = np.empty((n_trials, n_patients), dtype=np.int8)
+    rows = np.arange(n_trials)
+    if isinstance(scheme, PermutedBlocks):
+        return _blocks(scheme, arms, codes, n_levels, u, v)
+    totals = np.zeros((n_trials, n_slots))
+    if isinstance(scheme, (EfronBiasedCoin, BigStick)):
+        for i in range(n_patients):
+            p = (P.efron_probabilities(totals, scheme.p) if isinstance(scheme, EfronBiasedCoin)
+                 else P.big_stick_probabilities(totals, scheme.max_imbalance))
+            slot = P.choose(p, u[:, i])
+            totals[rows, slot] += 1
+            out[:, i] = slot
+        return out
+    if not isinstance(scheme, Minimization):
+        raise ValueError(f"no simulation for method {scheme.method!r}")
+    weights = np.array([f.weight for f in scheme.factors], dtype=float)
+    n_factors = len(scheme.factors)
+    width = n_slots if not naive_unequal else len(arms.arms)
+    counts = np.zeros((n_trials, n_factors, max(n_levels), width))
+    factor_idx = np.arange(n_factors)[None, :]
+    ratio = np.asarray(arms.ratio, dtype=float)
+    if naive_unequal:
+        totals = np.zeros((n_trials, width))
+    for i in range(n_patients):
+        lv = codes[:, i, :]
+        margins = counts[rows[:, None], factor_idx, lv]  # [T, F, width]
+        if naive_unequal:
+            scores = P.naive_unequal_scores(margins, weights, ratio)
+            allowed = np.ones_like(scores, dtype=bool)
+            p = P.preferred_probabilities(scores, allowed, scheme.p_preferred, base=ratio)
+        else:
+            scores = P.minimization_scores(margins, weights, scheme.imbalance)
+            allowed = P.tolerated(totals, scheme.max_imbalance)
+            p = P.preferred_probabilities(scores, allowed, scheme.p_preferred)
+        slot = P.choose(p, u[:, i])
+        counts[rows[:, None], factor_idx, lv, slot[:, None]] += 1
+        totals[rows, slot] += 1
+        out[:, i] = slot
+    return out
+
+
+def stratum_index(codes: np.ndarray, factor_positions: Sequence[int], n_levels: Sequence[int]) -> tuple[np.ndarray,
+                                                                                                          int]:
+    """Mixed-radix index of each patient's stratum over the given factors, and the number of strata."""
+    index = np.zeros(codes.shape[:-1], dtype=np.int64)
+    n_strata = 1
+    for pos in factor_positions:
+        index = index * n_levels[pos] + codes[..., pos]
+        n_strata *= n_levels[pos]
+    return index, n_strata
+
+
+def _blocks(scheme: PermutedBlocks, arms: ArmSlots, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
+            v: np.ndarray | None) -> np.ndarray:
+    if v is None:
+        raise ValueError("block designs need a second stream of uniforms for the block sizes")
+    names = [f.name for f in scheme.factors]
+    stratum, n_strata = stratum_index(codes, [names.index(s) for s in scheme.stratify_by], n_levels)
+    n_trials, n_patients = u.shape
+    n_slots = arms.n_slots
+    sizes = np.asarray(scheme.block_sizes)
+    remaining = np.zeros((n_trials, n_strata, n_slots))
+    rows = np.arange(n_trials)
+    out = np.empty((n_trials, n_patients), dtype=np.int8)
+    for i in range(n_patients):
+        s = stratum[:, i]
+        left = remaining[rows, s]  # [T, S]
+        new = left.sum(axis=1) == 0
+        if new.any():
+            size = sizes[np.minimum((v[new, i] * len(sizes)).astype(int), len(sizes) - 1)]
+            left[new] = (size // n_slots)[:, None]
+        slot = P.choose(left / left.sum(axis=1, keepdims=True), u[:, i])
+        left[rows, slot] -= 1
+        remaining[rows, s] = left
+        out[:, i] = slot
+    return out
