@@ -86,7 +86,9 @@ def trial_show(trial: str = typer.Argument(..., help="Built-in id (amass-2, ...)
     if p.randomization:
         r = p.randomization
         factors = ", ".join(f.name for f in r.factors) or "none"
-        out.print(f"[bold]Randomization[/]: {r.method} ({r.timing}); factors: {factors}")
+        out.print(f"[bold]Randomization[/]: {r.method.replace('_', ' ')} {p.allocation_ratio} ({r.timing}); "
+                  f"factors: {factors}" + ("; blinded kits" if r.blinded_kits else "")
+                  + f" (details: stroketrial randomization show {p.id})")
         if r.assumption:
             out.print(f"  assumption: {r.assumption}", style="dim")
     ends = Table(title="Endpoints")

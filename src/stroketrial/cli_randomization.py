@@ -136,14 +136,14 @@ def compare_cmd(trial: str = TrialArgument,
                         f"{result.ratio}, seed {seed}")
     for col in ("method", "mean final imbalance", "max final", "95th pct", "within strata", "worst factor level",
                 "treatment share", "predictability (site)", "predictability (trial)"):
-        table.add_column(col, justify="left" if col == "method" else "right")
+        table.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
     for r in result.results:
         style = "bold" if r.method.endswith("(protocol)") else None
         table.add_row(r.method, f"{r.mean_final_imbalance:.2f}", f"{r.max_final_imbalance:g}",
                       f"{r.p95_final_imbalance:.3g}", f"{r.mean_stratum_imbalance:.1f}",
                       f"{r.max_marginal_imbalance:g}", f"{r.ratio_reached:.4f}", f"{r.predictability:.3f}",
                       f"{r.predictability_overall:.3f}", style=style)
-    out.print(table)
+    out.print(table, width=max(out.width, 150))
     out.print(f"target treatment share {result.results[0].ratio_target:.4f}; cohorts drawn from {result.pool:,} "
               f"eligible synthetic patients; {elapsed:.1f} s")
     if plot is not None:
@@ -246,14 +246,23 @@ def run_cmd(trial: str = TrialArgument,
     frame = read_cohort(cohort)
     eligible = statuses(protocol, encode_cohort(protocol, frame)) == "eligible"
     frame = frame[eligible]
-    if limit is not None:
-        if limit < 1:
-            fail(f"--limit is {limit}; allowed: 1 or more")
-        frame = frame.iloc[:limit]
-    if frame.empty:
-        fail(f"{cohort}: no eligible patient for {protocol.id} to randomize")
+    if limit is not None and limit < 1:
+        fail(f"--limit is {limit}; allowed: 1 or more")
     if "patient_id" not in frame.columns:
         fail(f"{cohort}: randomization needs a patient_id column")
+    # An eligible patient without a factor's value cannot be randomized until it is recorded;
+    # the others go ahead, as they would at the sites.
+    fields = [f.field for f in randomizer.factors if f.field in frame.columns]
+    absent = [f.field for f in randomizer.factors if f.field not in frame.columns]
+    if absent:
+        fail(f"{cohort}: randomization needs the factor columns {', '.join(absent)}")
+    missing = frame[fields].isna()
+    held_back = {field: int(n) for field, n in missing.sum().items() if n}
+    frame = frame[~missing.any(axis=1)]
+    if frame.empty:
+        fail(f"{cohort}: no eligible patient for {protocol.id} with every factor recorded")
+    if limit is not None:
+        frame = frame.iloc[:limit]
     coded = code_cohort(randomizer.factors, frame)
     names = [f.name for f in randomizer.factors]
     sites = frame["site"].astype("string").fillna("") if "site" in frame.columns else [None] * len(frame)
@@ -285,10 +294,13 @@ def run_cmd(trial: str = TrialArgument,
                for f, by_level in state.margins.items()}
     if as_json:
         emit_json({"trial": protocol.id, "method": randomizer.method, "randomized": len(allocations), "arms": counts,
-                   "margins": margins, "state_rebuilt_identical": True, "out": str(out_path) if out_path else None})
+                   "held_back_missing_factor": held_back, "margins": margins, "state_rebuilt_identical": True,
+                   "out": str(out_path) if out_path else None})
         return
     out.print(f"randomized {len(allocations)} eligible patients of {cohort} by {randomizer.method.replace('_', ' ')}: "
               + ", ".join(f"{arm} {n}" for arm, n in counts.items()))
+    for field, n in held_back.items():
+        out.print(f"[yellow]held back[/]: {n} eligible patients without {field}, which randomization needs")
     table = Table(title="Balance by factor level")
     table.add_column("factor")
     table.add_column("level")

@@ -29,7 +29,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
                                         ("Worst factor-level imbalance (patients)", "worst_margin"))):
         ax = fig.add_subplot(grid[0, col])
         data = [getattr(r, key) for r in results]
-        box = ax.boxplot(data, vert=False, whis=(2.5, 97.5), showfliers=False, patch_artist=True, widths=0.6,
+        box = ax.boxplot(data, orientation="horizontal", whis=(2.5, 97.5), showfliers=False, patch_artist=True, widths=0.6,
                          medianprops={"color": "black"})
         for patch, colour in zip(box["boxes"], colours):
             patch.set_facecolor((*colour[:3], 0.45))
@@ -44,10 +44,14 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
             ax.legend(loc="lower right", fontsize=8)
 
     ax = fig.add_subplot(grid[1, :])
-    enrolled = np.arange(1, comparison.patients + 1)
+    # Plotted after every whole ratio (every 2nd patient for 1:1, 3rd for 2:1): in between, an
+    # odd count cannot be balanced, and the saw-tooth that makes hides the differences.
+    step = sum(int(x) for x in comparison.ratio.split(":"))
+    enrolled = np.arange(step, comparison.patients + 1, step)
     for r, colour in zip(results, colours):
-        ax.plot(enrolled, r.running, color=colour, lw=2 if "(protocol)" in r.method else 1.2, label=r.method)
-    ax.set_xlabel("patients randomized")
+        ax.plot(enrolled, r.running[enrolled - 1], color=colour, lw=2.2 if "(protocol)" in r.method else 1.2,
+                label=r.method)
+    ax.set_xlabel(f"patients randomized (shown after every {step} patients, when exact balance is possible)")
     ax.set_ylabel("mean imbalance, whole trial")
     ax.set_xlim(1, comparison.patients)
     ax.set_ylim(bottom=0)
