@@ -332,3 +332,26 @@ def test_system_draws_are_uniform_and_not_reproducible():
     assert all(0 <= d < 1 for d in draws)
     assert 0.45 < np.mean(draws) < 0.55
     assert [SystemDraw().random() for _ in range(5)] != [SystemDraw().random() for _ in range(5)]
+
+
+def test_running_balance_ends_where_a_direct_count_does():
+    from stroketrial.randomization.diagnostics import group_imbalance, running_balance
+
+    rng = np.random.default_rng(3)
+    arms = rng.integers(0, 2, size=(50, 80))
+    codes = rng.integers(0, 3, size=(50, 80, 2))
+    strata = codes[..., 0] * 3 + codes[..., 1]
+    strata_running, worst_running, final_strata, level_imbalance = running_balance(arms, strata, 9, codes, [3, 3],
+                                                                                   (1, 1))
+    for t in range(50):
+        direct = sum(abs((arms[t][strata[t] == s] == 0).sum() - (arms[t][strata[t] == s] == 1).sum())
+                     for s in range(9))
+        assert final_strata[t] == direct
+        for f in range(2):
+            for level in range(3):
+                chosen = arms[t][codes[t, :, f] == level]
+                assert level_imbalance[t, f, level] == abs((chosen == 0).sum() - (chosen == 1).sum())
+    assert strata_running[-1] == final_strata.mean()
+    assert worst_running[-1] == level_imbalance.max(axis=(1, 2)).mean()
+    assert group_imbalance(np.array([4, 2]), (2, 1)) == 0  # 4:2 is exactly 2:1
+    assert group_imbalance(np.array([3, 3]), (2, 1)) == 2  # one patient away from 4:2

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.console import Console
 from rich.table import Table
 
 from .cli_support import JsonOption, command, emit_json, err, fail, out
@@ -134,18 +135,21 @@ def compare_cmd(trial: str = TrialArgument,
         return
     table = Table(title=f"{protocol.acronym}: {trials:,} simulated trials of {result.patients} patients, ratio "
                         f"{result.ratio}, seed {seed}")
-    for col in ("method", "mean final imbalance", "max final", "95th pct", "within strata", "worst factor level",
-                "treatment share", "predictability (site)", "predictability (trial)"):
+    for col in ("method", "mean final imbalance", "max final", "95th pct", "within strata", "worst level (mean)",
+                "treatment share", "guessed (site)", "guessed (trial)"):
         table.add_column(col, justify="left" if col == "method" else "right", no_wrap=col == "method")
     for r in result.results:
         style = "bold" if r.method.endswith("(protocol)") else None
-        table.add_row(r.method, f"{r.mean_final_imbalance:.2f}", f"{r.max_final_imbalance:g}",
-                      f"{r.p95_final_imbalance:.3g}", f"{r.mean_stratum_imbalance:.1f}",
-                      f"{r.max_marginal_imbalance:g}", f"{r.ratio_reached:.4f}", f"{r.predictability:.3f}",
+        table.add_row(r.method, f"{r.mean_final_imbalance:.2f}", f"{r.max_final_imbalance:.1f}",
+                      f"{r.p95_final_imbalance:.1f}", f"{r.mean_stratum_imbalance:.1f}",
+                      f"{r.mean_worst_marginal_imbalance:.1f}", f"{r.ratio_reached:.4f}", f"{r.predictability:.3f}",
                       f"{r.predictability_overall:.3f}", style=style)
-    out.print(table, width=max(out.width, 150))
-    out.print(f"target treatment share {result.results[0].ratio_target:.4f}; cohorts drawn from {result.pool:,} "
-              f"eligible synthetic patients; {elapsed:.1f} s")
+    # A nine-column table: print it whole even when stdout is a pipe (Rich assumes 80 columns).
+    Console(width=max(out.width, 150), soft_wrap=False).print(table)
+    out.print(f"Imbalance in patients away from the target ratio; guessed: predictability, the share of "
+              f"allocations a recruiter guesses right by the convergence strategy. Target treatment share "
+              f"{result.results[0].ratio_target:.4f}; cohorts drawn from {result.pool:,} eligible synthetic "
+              f"patients; {elapsed:.1f} s")
     if plot is not None:
         out.print(f"figure: {plot}")
 

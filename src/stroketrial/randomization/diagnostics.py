@@ -7,7 +7,8 @@ All measures are computed on arms (not slots) and in patients:
 - final imbalance overall, within each stratum (the cross-classification of all the
   trial's factors; summed over strata), and per factor margin (the largest over the
   factor's levels);
-- running imbalance: the overall imbalance after each patient;
+- running imbalance: the same three after each patient (averaged over the enrolment in
+  the `mean_running_*` figures);
 - ratio reached: the treatment (experimental) arm's share at the end, over all trials;
 - predictability: the chance that a recruiter who knows every earlier allocation at
   the patient's site guesses the next arm under the convergence strategy
@@ -36,8 +37,11 @@ class BalanceSummary:
     p95_final_imbalance: float
     mean_running_imbalance: float
     mean_stratum_imbalance: float
+    mean_running_stratum_imbalance: float
     mean_marginal_imbalance: dict[str, float]
     max_marginal_imbalance: float
+    mean_worst_marginal_imbalance: float
+    mean_running_worst_marginal_imbalance: float
     ratio_reached: float
     ratio_target: float
     predictability: float
@@ -45,6 +49,8 @@ class BalanceSummary:
     final_imbalance: np.ndarray  # per trial, for plots
     worst_margin: np.ndarray  # per trial: largest level imbalance over all factors
     running: np.ndarray  # mean overall imbalance after each patient
+    running_strata: np.ndarray  # mean summed within-stratum imbalance after each patient
+    running_worst_margin: np.ndarray  # mean worst factor-level imbalance after each patient
 
     def to_json(self) -> dict:
         return {"method": self.method, "trials": self.trials, "patients": self.patients,
@@ -52,8 +58,11 @@ class BalanceSummary:
                 "p95_final_imbalance": self.p95_final_imbalance,
                 "mean_running_imbalance": self.mean_running_imbalance,
                 "mean_stratum_imbalance": self.mean_stratum_imbalance,
+                "mean_running_stratum_imbalance": self.mean_running_stratum_imbalance,
                 "mean_marginal_imbalance": self.mean_marginal_imbalance,
+                "mean_worst_marginal_imbalance": self.mean_worst_marginal_imbalance,
                 "max_marginal_imbalance": self.max_marginal_imbalance,
+                "mean_running_worst_marginal_imbalance": self.mean_running_worst_marginal_imbalance,
                 "ratio_reached": self.ratio_reached, "ratio_target": self.ratio_target,
                 "predictability": self.predictability, "predictability_overall": self.predictability_overall}
 
@@ -96,6 +105,43 @@ def convergence_hits(arms: np.ndarray, ratio: Sequence[int], group: np.ndarray |
     return hits
 
 
+def running_balance(arms: np.ndarray, strata: np.ndarray, n_strata: int, codes: np.ndarray, n_levels: Sequence[int],
+                    ratio: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """After each patient, per trial: the summed within-stratum imbalance and the worst factor-level imbalance.
+
+    Kept incrementally (only the new patient's stratum and levels change), so the whole
+    history costs one pass. Returns (strata_running, worst_running) as means over trials
+    per patient, and the final (per-trial) values of both.
+    """
+    n_trials, n_patients = arms.shape
+    n_arms, n_factors = len(ratio), len(n_levels)
+    rows = np.arange(n_trials)
+    s_counts = np.zeros((n_trials, n_strata, n_arms))
+    s_imbalance = np.zeros((n_trials, n_strata))
+    s_total = np.zeros(n_trials)
+    m_counts = np.zeros((n_trials, n_factors, max(n_levels, default=1), n_arms))
+    m_imbalance = np.zeros(m_counts.shape[:-1])
+    factor_idx = np.arange(n_factors)[None, :]
+    strata_running = np.empty(n_patients)
+    worst_running = np.empty(n_patients)
+    for i in range(n_patients):
+        a, g = arms[:, i], strata[:, i]
+        s_counts[rows, g, a] += 1
+        new = group_imbalance(s_counts[rows, g], ratio)
+        s_total += new - s_imbalance[rows, g]
+        s_imbalance[rows, g] = new
+        strata_running[i] = s_total.mean()
+        if n_factors:
+            lv = codes[:, i, :]
+            m_counts[rows[:, None], factor_idx, lv, a[:, None]] += 1
+            m_imbalance[rows[:, None], factor_idx, lv] = group_imbalance(m_counts[rows[:, None], factor_idx, lv],
+                                                                         ratio)
+            worst_running[i] = m_imbalance.max(axis=(1, 2)).mean()
+        else:
+            worst_running[i] = 0.0
+    return strata_running, worst_running, s_total, m_imbalance
+
+
 def summarize(method: str, arms: np.ndarray, codes: np.ndarray, n_levels: Sequence[int], factor_names: Sequence[str],
               ratio: Sequence[int], site_factor: int | None, treatment: int = 0) -> BalanceSummary:
     """Balance and predictability of simulated allocations `arms` (trials, patients) of arm indices."""
@@ -106,19 +152,14 @@ def summarize(method: str, arms: np.ndarray, codes: np.ndarray, n_levels: Sequen
     final = group_imbalance(total, ratio)
     running = group_imbalance(_running_counts(arms, n_arms), ratio).mean(axis=0)
 
-    stratum, n_strata = stratum_index(codes, range(len(n_levels)), n_levels)
-    # Strata can outnumber patients (8 sites x 2^5 bands); count only strata present.
+    stratum, _ = stratum_index(codes, range(len(n_levels)), n_levels)
+    # Strata can outnumber patients (8 sites x 2^5 bands); number only the strata present.
     _, dense = np.unique(stratum, return_inverse=True)
     dense = dense.reshape(stratum.shape)
-    per_stratum = group_imbalance(_counts_by(dense, int(dense.max()) + 1, arms, n_arms), ratio).sum(axis=1)
-
-    marginal = {}
-    worst = np.zeros(n_trials)
-    for f, name in enumerate(factor_names):
-        level_counts = _counts_by(codes[..., f], n_levels[f], arms, n_arms)
-        by_level = group_imbalance(level_counts, ratio).max(axis=1)
-        marginal[name] = float(by_level.mean())
-        worst = np.maximum(worst, by_level)
+    strata_running, worst_running, per_stratum, level_imbalance = running_balance(
+        arms, dense, int(dense.max()) + 1, codes, n_levels, ratio)
+    marginal = {name: float(level_imbalance[:, f].max(axis=1).mean()) for f, name in enumerate(factor_names)}
+    worst = level_imbalance.max(axis=(1, 2)) if factor_names else np.zeros(n_trials)
 
     site_group = codes[..., site_factor] if site_factor is not None else None
     n_sites = n_levels[site_factor] if site_factor is not None else 1
@@ -128,8 +169,11 @@ def summarize(method: str, arms: np.ndarray, codes: np.ndarray, n_levels: Sequen
         method=method, trials=n_trials, patients=n_patients,
         mean_final_imbalance=float(final.mean()), max_final_imbalance=float(final.max()),
         p95_final_imbalance=float(np.quantile(final, 0.95)), mean_running_imbalance=float(running.mean()),
-        mean_stratum_imbalance=float(per_stratum.mean()), mean_marginal_imbalance=marginal,
-        max_marginal_imbalance=float(worst.max()) if n_levels else 0.0,
+        mean_stratum_imbalance=float(per_stratum.mean()),
+        mean_running_stratum_imbalance=float(strata_running.mean()), mean_marginal_imbalance=marginal,
+        max_marginal_imbalance=float(worst.max()), mean_worst_marginal_imbalance=float(worst.mean()),
+        mean_running_worst_marginal_imbalance=float(worst_running.mean()),
         ratio_reached=float((arms == treatment).mean()), ratio_target=float(ratio[treatment] / np.sum(ratio)),
         predictability=float(predictability), predictability_overall=float(predictability_overall),
-        final_imbalance=final, worst_margin=worst, running=running)
+        final_imbalance=final, worst_margin=worst, running=running, running_strata=strata_running,
+        running_worst_margin=worst_running)

@@ -21,8 +21,8 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     results = comparison.results
     labels = [r.method for r in results]
     n = len(results)
-    fig = plt.figure(figsize=(14, 0.45 * n + 4.2), constrained_layout=True)
-    grid = fig.add_gridspec(2, 2, height_ratios=[0.45 * n + 1, 3])
+    fig = plt.figure(figsize=(14, 0.45 * n + 5.2), constrained_layout=True)
+    grid = fig.add_gridspec(2, 2, height_ratios=[0.45 * n + 1, 4])
     colours = plt.get_cmap("tab10")(np.arange(n) % 10)
 
     for col, (title, key) in enumerate((("Final imbalance, whole trial (patients)", "final_imbalance"),
@@ -43,20 +43,25 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         if col == 1:
             ax.legend(loc="lower right", fontsize=8)
 
-    ax = fig.add_subplot(grid[1, :])
     # Plotted after every whole ratio (every 2nd patient for 1:1, 3rd for 2:1): in between, an
     # odd count cannot be balanced, and the saw-tooth that makes hides the differences.
     step = sum(int(x) for x in comparison.ratio.split(":"))
     enrolled = np.arange(step, comparison.patients + 1, step)
-    for r, colour in zip(results, colours):
-        ax.plot(enrolled, r.running[enrolled - 1], color=colour, lw=2.2 if "(protocol)" in r.method else 1.2,
-                label=r.method)
-    ax.set_xlabel(f"patients randomized (shown after every {step} patients, when exact balance is possible)")
-    ax.set_ylabel("mean imbalance, whole trial")
-    ax.set_xlim(1, comparison.patients)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    for col, (title, key) in enumerate((("Mean imbalance, whole trial", "running"),
+                                        ("Mean worst factor-level imbalance", "running_worst_margin"))):
+        ax = fig.add_subplot(grid[1, col])
+        for r, colour in zip(results, colours):
+            ax.plot(enrolled, getattr(r, key)[enrolled - 1], color=colour,
+                    lw=2.2 if "(protocol)" in r.method else 1.2, label=r.method)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel(f"patients randomized (plotted after every {step} patients, when exact balance is possible)",
+                      fontsize=9)
+        ax.set_ylabel("patients")
+        ax.set_xlim(1, comparison.patients)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        if col == 0:
+            ax.legend(fontsize=8, ncol=2, loc="upper left")
     fig.suptitle(f"Randomization methods for {comparison.trial}: {comparison.trials:,} simulated trials of "
                  f"{comparison.patients} patients, ratio {comparison.ratio}, seed {comparison.seed}", fontsize=12)
     fig.savefig(path, dpi=150)
