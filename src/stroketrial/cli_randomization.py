@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import itertools
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -155,16 +154,6 @@ def compare_cmd(trial: str = TrialArgument,
 
 
 # ---- concealed lists ----------------------------------------------------------------------------
-def _strata(protocol: Protocol, sites: list[str]) -> list[str]:
-    scheme = protocol.randomization
-    options = []
-    for name in scheme.stratify_by:
-        factor = scheme.factor(name)
-        options.append([f"{name}={s}" for s in sites] if factor.field == "site" else
-                       [f"{name}={lv}" for lv in factor.levels])
-    return ["|".join(c) for c in itertools.product(*options)] if options else ["all"]
-
-
 @command(randomization_app, "list", epilog="Example: stroketrial randomization list angel-rescue --site S1 "
                                            "--site S2 --per-stratum 60 --out angel-rescue-list.csv")
 def list_cmd(trial: str = TrialArgument,
@@ -186,7 +175,7 @@ def list_cmd(trial: str = TrialArgument,
         fail("the list is stratified by site: give each site with --site")
     draw = _draw(seed)
     block_list = BlockList()
-    strata = _strata(protocol, sites)
+    strata = randomizer.strata_for_sites(sites)
     for stratum in strata:
         block_list = block_list.extended(randomizer.arms, scheme.block_sizes, stratum, per_stratum, draw)
     rows = [{"stratum": s, **e.model_dump()} for s in strata for e in block_list.strata[s]]

@@ -8,6 +8,7 @@ back, in one transaction.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -83,6 +84,17 @@ class Randomizer:
         if not isinstance(self.scheme, PermutedBlocks):
             return None
         return "|".join(f"{n}={levels[n]}" for n in self.scheme.stratify_by) or "all"
+
+    def strata_for_sites(self, sites: Sequence[str]) -> list[str]:
+        """Every stratum key a block design can meet at these sites (the lists to make in advance)."""
+        if not isinstance(self.scheme, PermutedBlocks):
+            return []
+        options = []
+        for name in self.scheme.stratify_by:
+            factor = self.scheme.factor(name)
+            options.append([f"{name}={s}" for s in sites] if factor.field == "site" else
+                           [f"{name}={lv}" for lv in factor.levels])
+        return ["|".join(c) for c in itertools.product(*options)] if options else ["all"]
 
     # ---- probabilities ----------------------------------------------------------------------
     def _margins(self, state: RandomizationState, levels: Mapping[str, str]) -> np.ndarray:

@@ -1,0 +1,161 @@
+"""Sites, users, roles and tokens; who may do what, and who may see an arm.
+
+Passwords are hashed with Argon2 (argon2-cffi). API tokens are 256-bit random
+strings shown once; only their SHA-256 is stored, so a copied database yields no
+usable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import record
+from ..store.models import ApiToken, Site, User, UserSite
+from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+
+ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician", "dsmb", "monitor")
+ROLE_DESCRIPTIONS = {
+    "admin": "runs the platform: trials, sites, users; sees every site",
+    "investigator": "screens, randomizes, enters follow-up and SAEs, may request emergency unblinding",
+    "coordinator": "screens, randomizes, enters follow-up and SAEs",
+    "unblinded_pharmacist": "prepares study drug; sees the arm behind each kit",
+    "blinded_statistician": "reads data, never an arm",
+    "dsmb": "reads unblinded safety data",
+    "monitor": "reads data and the audit trail for source verification",
+}
+SITE_STAFF = ("admin", "investigator", "coordinator")
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: str
+    sites: frozenset[str]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def can_see_site(self, site: str) -> bool:
+        return self.is_admin or site in self.sites
+
+    def require(self, *roles: str, doing: str) -> None:
+        if self.role not in roles:
+            allowed = ", ".join(roles)
+            raise Forbidden(f"{doing} is for {allowed}; {self.name} is {self.role}")
+
+
+SYSTEM = Actor("system", "admin", frozenset())
+
+
+def sees_arm(role: str, masking: str) -> bool:
+    """Whether a role may see allocated arms in a trial with this masking.
+
+    The blinded statistician never does; the unblinded pharmacist and the DSMB always
+    do; everyone else does only in open-label trials (PROBE designs hide the arm from
+    the outcome assessor, who works outside the platform).
+    """
+    if role == "blinded_statistician":
+        return False
+    if role in ("unblinded_pharmacist", "dsmb"):
+        return True
+    return masking not in ("double_blind", "single_blind")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_site(session: Session, actor: Actor, code: str, name: str | None = None) -> Site:
+    actor.require("admin", doing="creating a site")
+    code = code.strip()
+    if not code or len(code) > 40 or not all(ch.isalnum() or ch in "-_" for ch in code):
+        raise Invalid(f"site code {code!r} is not allowed; use 1-40 letters, digits, '-' or '_'",
+                      [{"field": "site", "value": code, "message": "1-40 letters, digits, '-' or '_'"}])
+    existing = session.get(Site, code)
+    if existing is not None:
+        return existing
+    site = Site(code=code, name=name or code)
+    session.add(site)
+    record(session, actor.name, "create", "site", code, after={"code": code, "name": site.name})
+    return site
+
+
+def create_user(session: Session, actor: Actor, name: str, role: str, sites: list[str],
+                password: str | None = None) -> tuple[User, str]:
+    """A new user and their first API token (returned once, in clear)."""
+    actor.require("admin", doing="creating a user")
+    if role not in ROLES:
+        raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}",
+                      [{"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"}])
+    name = name.strip()
+    if not name or len(name) > 80:
+        raise Invalid("a user name is 1-80 characters", [{"field": "name", "value": name, "message": "1-80 chars"}])
+    if role == "admin" and sites:
+        raise Invalid("an admin sees every site; give no --site", [{"field": "site", "value": sites,
+                                                                      "message": "none for an admin"}])
+    if role != "admin" and not sites:
+        raise Invalid(f"a {role} works at one or more sites; give --site",
+                      [{"field": "site", "value": None, "message": "at least one site"}])
+    if session.execute(select(User).where(User.name == name)).scalar_one_or_none() is not None:
+        raise Conflict(f"user {name!r} exists already")
+    unknown = [s for s in sites if session.get(Site, s) is None]
+    if unknown:
+        raise NotFound(f"no site {', '.join(unknown)}; create it first (stroketrial admin create-site)")
+    if password is not None and len(password) < 8:
+        raise Invalid("a password has at least 8 characters", [{"field": "password", "value": "***",
+                                                                 "message": "at least 8 characters"}])
+    user = User(name=name, role=role, password_hash=_hasher.hash(password) if password else None, active=True)
+    session.add(user)
+    session.flush()
+    for site in sites:
+        session.add(UserSite(user_id=user.id, site_code=site))
+    token = issue_token(session, user)
+    record(session, actor.name, "create", "user", name, after={"name": name, "role": role, "sites": sorted(sites)})
+    return user, token
+
+
+def issue_token(session: Session, user: User) -> str:
+    token = "st_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), revoked=False))
+    return token
+
+
+def _actor(session: Session, user: User) -> Actor:
+    sites = session.execute(select(UserSite.site_code).where(UserSite.user_id == user.id)).scalars()
+    return Actor(user.name, user.role, frozenset(sites))
+
+
+def actor_for_token(session: Session, token: str) -> Actor:
+    row = session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(token),
+                                                 ApiToken.revoked.is_(False))).scalar_one_or_none()
+    user = session.get(User, row.user_id) if row else None
+    if user is None or not user.active:
+        raise Unauthorized("the API token is unknown or revoked")
+    return _actor(session, user)
+
+
+def actor_for_password(session: Session, name: str, password: str) -> Actor:
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    try:
+        if user is None or not user.active or user.password_hash is None:
+            raise VerificationError()
+        _hasher.verify(user.password_hash, password)
+    except VerificationError:
+        raise Unauthorized("unknown user or wrong password") from None
+    return _actor(session, user)
+
+
+def actor_named(session: Session, name: str) -> Actor:
+    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {name!r}")
+    return _actor(session, user)

@@ -1,0 +1,149 @@
+"""Patients on the platform: registered with their screening data, screened against the protocol."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clinical import PatientDataError, parse_patient
+from ..clinical.record import ATTESTATIONS_KEY
+from ..eligibility import ScreeningInputError, screen
+from ..protocol import Protocol
+from ..store import canonical, record
+from ..store.models import Allocation, Patient, Trial
+from .accounts import SITE_STAFF, Actor, sees_arm
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .trials import get_trial, trial_sites
+
+
+def field_errors(exc: PatientDataError | ScreeningInputError) -> list[dict[str, Any]]:
+    return [{"field": e.field, "value": e.value, "message": e.message} for e in exc.errors]
+
+
+def _validated(protocol: Protocol, data: Mapping[str, Any]):
+    if not isinstance(data, Mapping):
+        raise Invalid("data must be an object of field: value", [{"field": "data", "value": data,
+                                                                   "message": "an object"}])
+    try:
+        patient = parse_patient(data)
+        result = screen(protocol, patient)
+    except (PatientDataError, ScreeningInputError) as exc:
+        raise Invalid(f"screening data refused: {exc}", field_errors(exc)) from None
+    return patient, result
+
+
+def register(session: Session, actor: Actor, trial_id: str, code: str, site: str, data: Mapping[str, Any],
+             attestations: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Register a patient with their screening data; answers with the eligibility result."""
+    actor.require(*SITE_STAFF, doing="registering a patient")
+    trial, protocol = get_trial(session, actor, trial_id)
+    code = (code or "").strip()
+    if not code or len(code) > 60:
+        raise Invalid("patient_id is 1-60 characters", [{"field": "patient_id", "value": code,
+                                                          "message": "1-60 characters"}])
+    if site not in trial_sites(session, trial_id):
+        raise Invalid(f"site {site!r} does not take part in {trial_id} ({', '.join(trial_sites(session, trial_id))})",
+                      [{"field": "site", "value": site, "message": "a site of this trial"}])
+    if not actor.can_see_site(site):
+        raise Forbidden(f"{actor.name} does not work at site {site}")
+    if session.execute(select(Patient).where(Patient.trial_id == trial_id, Patient.code == code)).scalar_one_or_none():
+        raise Conflict(f"patient {code} is already registered in {trial_id}")
+    document = {**dict(data), "patient_id": code, "site": site}
+    if attestations:
+        document[ATTESTATIONS_KEY] = dict(attestations)
+    patient, result = _validated(protocol, document)
+    stored = patient.to_json()
+    row = Patient(trial_id=trial_id, code=code, site_code=site, data_json=canonical(stored), status=result.status,
+                  screening_json=canonical(result.to_json()), created_by=actor.name)
+    session.add(row)
+    session.flush()
+    record(session, actor.name, "register", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+           after={"data": stored, "status": result.status})
+    return patient_view(session, actor, protocol, row)
+
+
+def update_screening(session: Session, actor: Actor, trial_id: str, code: str, changes: Mapping[str, Any],
+                     reason: str | None) -> dict[str, Any]:
+    """Correct screening data before randomization; the reason is required and audited."""
+    actor.require(*SITE_STAFF, doing="correcting screening data")
+    trial, protocol = get_trial(session, actor, trial_id)
+    row = find_patient(session, actor, trial_id, code)
+    if not reason or not reason.strip():
+        raise Invalid("a change to recorded data needs a reason", [{"field": "reason", "value": reason,
+                                                                     "message": "required"}])
+    if allocation_of(session, row) is not None:
+        raise Conflict(f"patient {code} is randomized; screening data are locked (raise a data query instead)")
+    if not isinstance(changes, Mapping):
+        raise Invalid("changes must be an object of field: value", [{"field": "data", "value": changes,
+                                                                      "message": "an object"}])
+    before = json.loads(row.data_json)
+    after_document = {**before, **dict(changes), "patient_id": row.code, "site": row.site_code}
+    after_document = {k: v for k, v in after_document.items() if v is not None}
+    patient, result = _validated(protocol, after_document)
+    after = patient.to_json()
+    row.data_json, row.status, row.screening_json = canonical(after), result.status, canonical(result.to_json())
+    record(session, actor.name, "update_screening", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+           before=before, after=after, reason=reason.strip())
+    return patient_view(session, actor, protocol, row)
+
+
+def find_patient(session: Session, actor: Actor, trial_id: str, code: str) -> Patient:
+    row = session.execute(select(Patient).where(Patient.trial_id == trial_id, Patient.code == code)).scalar_one_or_none()
+    if row is None or not actor.can_see_site(row.site_code):
+        # The same answer whether the patient is elsewhere or absent: a site learns nothing of others.
+        raise NotFound(f"no patient {code} in {trial_id} at your sites")
+    return row
+
+
+def allocation_of(session: Session, row: Patient) -> Allocation | None:
+    return session.execute(select(Allocation).where(Allocation.patient_id == row.id)).scalar_one_or_none()
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite returns stored UTC times without their zone; say it again."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation) -> dict[str, Any]:
+    view = {"sequence": allocation.sequence, "kit": allocation.kit,
+            "randomized_at": aware(allocation.created_at).isoformat() if allocation.created_at else None,
+            "randomized_by": allocation.created_by}
+    if sees_arm(actor.role, protocol.design.masking):
+        view["arm"] = allocation.arm
+    return view
+
+
+def patient_view(session: Session, actor: Actor, protocol: Protocol, row: Patient,
+                 allocation: Allocation | None = None, with_data: bool = True, look_up: bool = True) -> dict[str, Any]:
+    if allocation is None and look_up:
+        allocation = allocation_of(session, row)
+    screening = json.loads(row.screening_json)
+    view = {"patient_id": row.code, "site": row.site_code, "status": row.status,
+            "randomized": allocation is not None,
+            "randomization": allocation_view(actor, protocol, allocation) if allocation else None,
+            "registered_at": aware(row.created_at).isoformat() if row.created_at else None,
+            "failing": [c["id"] for c in screening["criteria"] if c.get("excludes")],
+            "outstanding": [c["id"] for c in screening["criteria"]
+                            if c["status"] in ("missing_data", "needs_attestation")]}
+    if with_data:
+        view["screening"] = screening
+        view["data"] = json.loads(row.data_json)
+    return view
+
+
+def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
+    trial, protocol = get_trial(session, actor, trial_id)
+    query = select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id) \
+        .where(Patient.trial_id == trial_id).order_by(Patient.id)
+    rows = session.execute(query).all()
+    return [patient_view(session, actor, protocol, p, a, with_data=False, look_up=False)
+            for p, a in rows if actor.can_see_site(p.site_code)]
+
+
+def get_patient(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:
+    trial, protocol = get_trial(session, actor, trial_id)
+    return patient_view(session, actor, protocol, find_patient(session, actor, trial_id, code))

@@ -1,0 +1,120 @@
+"""Randomizing a patient: once, in one transaction with the state and the audit event.
+
+Runs inside `Database.write()`, which holds the write lock, so the state read here
+cannot change before this transaction commits: sequence numbers have no gaps or
+repeats however many requests arrive at once. The Idempotency-Key makes a retried
+request (its response lost) return the first answer instead of randomizing again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clinical import parse_patient
+from ..protocol.schemes import PermutedBlocks
+from ..randomization import (Allocation as AllocationRecord, BlockList, FactorValueError, KitList, ListExhausted,
+                             RandomizationState, Randomizer, SystemDraw, generate_kit_list)
+from ..store import record
+from ..store.models import Allocation, Patient, RandomizationStateRow
+from .accounts import SITE_STAFF, Actor
+from .errors import Conflict, Invalid
+from .patients import allocation_of, allocation_view, find_patient
+from .trials import LIST_LENGTH_PER_STRATUM, get_trial
+
+MAX_KEY = 200
+
+
+def randomize(session: Session, actor: Actor, trial_id: str, code: str,
+              idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+    """(the allocation as this actor may see it, whether it was created now)."""
+    actor.require(*SITE_STAFF, doing="randomizing")
+    if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
+        raise Invalid("randomization needs an Idempotency-Key header (1-200 characters, new for each request, "
+                      "the same when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,
+                                                   "message": "1-200 characters"}])
+    trial, protocol = get_trial(session, actor, trial_id)
+    if protocol.randomization is None:
+        raise Conflict(f"{trial_id} is not randomized ({protocol.design.model.replace('_', ' ')})")
+    previous = session.execute(select(Allocation).where(Allocation.trial_id == trial_id,
+                                                        Allocation.idempotency_key == idempotency_key)
+                               ).scalar_one_or_none()
+    patient = find_patient(session, actor, trial_id, code)
+    if previous is not None:
+        if previous.patient_id != patient.id:
+            raise Conflict("this Idempotency-Key was used for another patient; use a new key for each patient")
+        return allocation_view(actor, protocol, previous) | {"patient_id": code}, False
+    existing = allocation_of(session, patient)
+    if existing is not None:
+        raise Conflict(f"patient {code} was randomized already (sequence {existing.sequence}); a patient is "
+                       "randomized once", sequence=existing.sequence)
+    _require_eligible(patient)
+    randomizer = Randomizer.for_protocol(protocol)
+    try:
+        levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
+    except FactorValueError as exc:
+        raise Invalid(f"cannot randomize {code}: {exc}", [{"field": "randomization factors", "value": None,
+                                                            "message": str(exc)}]) from None
+    state_row = session.get(RandomizationStateRow, trial_id)
+    state = RandomizationState.model_validate_json(state_row.state_json)
+    blocks = BlockList.model_validate_json(state_row.block_list_json)
+    kits = KitList.model_validate_json(state_row.kit_list_json)
+    draw = SystemDraw()
+    for _ in range(3):
+        try:
+            allocation, new_state = randomizer.allocate(state, code, levels, draw, block_list=blocks, kit_list=kits,
+                                                        site=patient.site_code)
+            break
+        except ListExhausted:
+            # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
+            blocks, kits = _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
+    else:  # pragma: no cover - a resupply always makes room
+        raise Conflict("the concealed lists could not be extended")
+    now = dt.datetime.now(dt.timezone.utc)
+    row = Allocation(trial_id=trial_id, patient_id=patient.id, sequence=allocation.sequence, arm=allocation.arm,
+                     kit=allocation.kit, record_json=allocation.model_dump_json(), idempotency_key=idempotency_key,
+                     created_at=now, created_by=actor.name)
+    session.add(row)
+    state_row.state_json = new_state.model_dump_json()
+    state_row.block_list_json = blocks.model_dump_json()
+    state_row.kit_list_json = kits.model_dump_json()
+    session.flush()
+    record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+           after=json.loads(allocation.model_dump_json()))
+    return allocation_view(actor, protocol, row) | {"patient_id": code}, True
+
+
+def _require_eligible(patient: Patient) -> None:
+    if patient.status == "eligible":
+        return
+    screening = json.loads(patient.screening_json)
+    failing = [c for c in screening["criteria"] if c.get("excludes")]
+    outstanding = [c for c in screening["criteria"] if c["status"] in ("missing_data", "needs_attestation")]
+    problems = failing if patient.status == "ineligible" else outstanding
+    raise Invalid(f"patient {patient.code} is {patient.status} and cannot be randomized",
+                  [{"field": c["id"], "value": c["status"], "message": c["reason"]} for c in problems],
+                  status=patient.status)
+
+
+def _resupply(randomizer: Randomizer, protocol, state: RandomizationState, levels, site, blocks: BlockList,
+              kits: KitList, draw) -> tuple[BlockList, KitList]:
+    scheme = protocol.randomization
+    if isinstance(scheme, PermutedBlocks):
+        stratum = randomizer.stratum(levels)
+        used = sum(state.strata.get(stratum, {}).values())
+        if used >= len(blocks.strata.get(stratum, ())):
+            blocks = blocks.extended(randomizer.arms, scheme.block_sizes, stratum, used + LIST_LENGTH_PER_STRATUM, draw)
+    if scheme.blinded_kits:
+        sizes = scheme.block_sizes if isinstance(scheme, PermutedBlocks) else [2 * randomizer.arms.n_slots]
+        kits = generate_kit_list(randomizer.arms, [site], 2 * LIST_LENGTH_PER_STRATUM, sizes, draw, existing=kits)
+    return blocks, kits
+
+
+def allocation_records(session: Session, trial_id: str) -> list[AllocationRecord]:
+    rows = session.execute(select(Allocation).where(Allocation.trial_id == trial_id)
+                           .order_by(Allocation.sequence)).scalars()
+    return [AllocationRecord.model_validate_json(r.record_json) for r in rows]

@@ -1,0 +1,123 @@
+"""Trials on the platform: created from a protocol at sites, with concealed lists made at creation."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..protocol import Protocol, ProtocolError, resolve
+from ..protocol.schemes import PermutedBlocks
+from ..randomization import BlockList, KitList, Randomizer, SystemDraw, generate_kit_list
+from ..store import record
+from ..store.models import RandomizationStateRow, Site, Trial, TrialSite
+from .accounts import Actor, create_site
+from .errors import Conflict, Forbidden, Invalid, NotFound
+
+LIST_LENGTH_PER_STRATUM = 40  # entries made in advance per stratum; more are added, concealed, when used up
+
+
+@lru_cache(maxsize=64)
+def _parse(protocol_json: str) -> Protocol:
+    return Protocol.model_validate_json(protocol_json)
+
+
+def protocol_of(trial: Trial) -> Protocol:
+    return _parse(trial.protocol_json)
+
+
+def get_trial(session: Session, actor: Actor, trial_id: str) -> tuple[Trial, Protocol]:
+    trial = session.get(Trial, trial_id)
+    if trial is None:
+        raise NotFound(f"no trial {trial_id!r} on this platform")
+    if not actor.is_admin and not (actor.sites & set(trial_sites(session, trial_id))):
+        raise Forbidden(f"{actor.name} works at no site of {trial_id}")
+    return trial, protocol_of(trial)
+
+
+def trial_sites(session: Session, trial_id: str) -> list[str]:
+    return list(session.execute(select(TrialSite.site_code).where(TrialSite.trial_id == trial_id)
+                                .order_by(TrialSite.site_code)).scalars())
+
+
+def list_trials(session: Session, actor: Actor) -> list[dict]:
+    out = []
+    for trial in session.execute(select(Trial).order_by(Trial.id)).scalars():
+        sites = trial_sites(session, trial.id)
+        if actor.is_admin or actor.sites & set(sites):
+            p = protocol_of(trial)
+            out.append({"id": trial.id, "acronym": p.acronym, "title": p.title, "registry_id": p.registry_id,
+                        "masking": p.design.masking, "randomization": p.randomization.method if p.randomization else None,
+                        "allocation_ratio": p.allocation_ratio, "sites": sites,
+                        "your_sites": sites if actor.is_admin else sorted(actor.sites & set(sites))})
+    return out
+
+
+def create_trial(session: Session, actor: Actor, trial: str, sites: list[str]) -> Trial:
+    actor.require("admin", doing="creating a trial")
+    try:
+        protocol = resolve(trial)
+    except ProtocolError as exc:
+        raise Invalid(str(exc), [{"field": "trial", "value": trial, "message": str(exc)}]) from None
+    if not sites:
+        raise Invalid("a trial runs at one or more sites; give --site", [{"field": "site", "value": None,
+                                                                          "message": "at least one site"}])
+    if session.get(Trial, protocol.id) is not None:
+        raise Conflict(f"trial {protocol.id} exists already; add sites with `stroketrial admin add-site`")
+    row = Trial(id=protocol.id, protocol_json=protocol.model_dump_json(by_alias=True, exclude_none=True))
+    session.add(row)
+    session.flush()
+    record(session, actor.name, "create", "trial", protocol.id, trial_id=protocol.id,
+           after={"protocol": protocol.id, "registry_id": protocol.registry_id, "sites": sorted(sites)})
+    if protocol.randomization is not None:
+        session.add(RandomizationStateRow(trial_id=protocol.id, state_json=Randomizer.for_protocol(protocol)
+                                          .initial_state().model_dump_json(),
+                                          block_list_json=BlockList().model_dump_json(),
+                                          kit_list_json=KitList().model_dump_json()))
+        session.flush()
+    for site in sites:
+        add_site(session, actor, protocol.id, site)
+    return row
+
+
+def add_site(session: Session, actor: Actor, trial_id: str, site: str) -> None:
+    """Open a site for a trial; its concealed block lists and kits are made now, from the OS CSPRNG."""
+    actor.require("admin", doing="adding a site to a trial")
+    trial = session.get(Trial, trial_id)
+    if trial is None:
+        raise NotFound(f"no trial {trial_id!r}")
+    if session.get(Site, site) is None:
+        create_site(session, actor, site)
+    if session.get(TrialSite, (trial_id, site)) is not None:
+        return
+    session.add(TrialSite(trial_id=trial_id, site_code=site))
+    protocol = protocol_of(trial)
+    if protocol.randomization is not None:
+        prepare_lists(session, protocol, site)
+    record(session, actor.name, "add_site", "trial", trial_id, trial_id=trial_id, after={"site": site})
+
+
+def prepare_lists(session: Session, protocol: Protocol, site: str) -> None:
+    row = session.get(RandomizationStateRow, protocol.id)
+    randomizer = Randomizer.for_protocol(protocol)
+    scheme = protocol.randomization
+    draw = SystemDraw()
+    if isinstance(scheme, PermutedBlocks):
+        blocks = BlockList.model_validate_json(row.block_list_json)
+        for stratum in randomizer.strata_for_sites([site]):
+            blocks = blocks.extended(randomizer.arms, scheme.block_sizes, stratum, LIST_LENGTH_PER_STRATUM, draw)
+        row.block_list_json = blocks.model_dump_json()
+    if scheme.blinded_kits:
+        kits = KitList.model_validate_json(row.kit_list_json)
+        sizes = scheme.block_sizes if isinstance(scheme, PermutedBlocks) else [2 * randomizer.arms.n_slots]
+        per_site = max(2 * LIST_LENGTH_PER_STRATUM, protocol.sample_size.total // 4)
+        row.kit_list_json = generate_kit_list(randomizer.arms, [site], per_site, sizes, draw,
+                                              existing=kits).model_dump_json()
+
+
+def protocol_summary(protocol: Protocol) -> dict:
+    data = json.loads(protocol.model_dump_json(by_alias=True, exclude_none=True))
+    return {k: data[k] for k in ("id", "acronym", "title", "registry_id", "phase", "design", "arms", "endpoints",
+                                 "visits")}

@@ -1,0 +1,121 @@
+"""The database: where it is, how it is migrated, and how a write is made safely.
+
+SQLite (WAL mode, a file in the working folder) is the default; PostgreSQL is used
+through a URL (`postgresql+psycopg://...`). Every write runs in one transaction that
+first locks the audit head row: on PostgreSQL with SELECT ... FOR UPDATE, on SQLite
+by BEGIN IMMEDIATE (SQLite has one writer at a time). That orders all writes, keeps
+the audit hash chain linear, and means a randomization reads the allocation state
+no other request can change before it commits.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import AuditHead
+
+DEFAULT_DB = "sqlite:///stroketrial.db"
+GENESIS = "0" * 64
+
+
+class DatabaseError(ValueError):
+    """A database URL or state that cannot be used; the message says why."""
+
+
+def database_url(explicit: str | None = None) -> str:
+    """--db, else STROKETRIAL_DB, else a SQLite file in the working folder."""
+    url = explicit or os.environ.get("STROKETRIAL_DB") or DEFAULT_DB
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(f"--db {url!r} is not a database URL; use sqlite:///path.db or "
+                            "postgresql+psycopg://user@host/dbname") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise DatabaseError(f"--db {url!r}: only SQLite and PostgreSQL are supported")
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    return url
+
+
+class Database:
+    def __init__(self, url: str | None = None):
+        self.url = database_url(url)
+        self.backend = make_url(self.url).get_backend_name()
+        self.engine = self._engine()
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _engine(self) -> Engine:
+        if self.backend == "sqlite":
+            engine = create_engine(self.url, connect_args={"check_same_thread": False, "timeout": 30})
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_connect(dbapi_connection, _record):
+                # Let SQLAlchemy, not the driver, say when a transaction begins (the driver's
+                # own BEGIN would be DEFERRED and let two writers read the same state).
+                dbapi_connection.isolation_level = None
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+
+            @event.listens_for(engine, "begin")
+            def _sqlite_begin(connection):
+                mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+                connection.exec_driver_sql(f"BEGIN {mode}")
+
+            return engine
+        return create_engine(self.url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+    # ---- schema ----------------------------------------------------------------------------
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (idempotent)."""
+        from alembic import command
+
+        command.upgrade(alembic_config(self.url), "head")
+
+    # ---- sessions --------------------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One transaction that holds the write lock; commits on success, rolls back on error."""
+        with self.engine.connect() as connection:
+            if self.backend == "sqlite":
+                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                session = Session(bind=connection, expire_on_commit=False)
+                head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+                if head is None:
+                    raise DatabaseError("the database has no audit head; run `stroketrial db upgrade` first")
+                session.info["audit_head"] = head
+                try:
+                    yield session
+                    session.flush()
+                finally:
+                    session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(str(resources.files("stroketrial.store") / "migrations"))))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config

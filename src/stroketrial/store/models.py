@@ -1,0 +1,162 @@
+"""The platform's tables (SQLAlchemy 2). Alembic migrations in `migrations/` create them.
+
+JSON documents (screening data, allocation records, randomization state, concealed
+lists, visit data) are stored as text holding canonical JSON, the same on SQLite and
+PostgreSQL, so the audit trail hashes exactly what is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Site(Base):
+    __tablename__ = "sites"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(40))
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserSite(Base):
+    __tablename__ = "user_sites"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), primary_key=True)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    protocol_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TrialSite(Base):
+    __tablename__ = "trial_sites"
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), primary_key=True)
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+    __table_args__ = (UniqueConstraint("trial_id", "code", name="uq_patient_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    code: Mapped[str] = mapped_column(String(60))
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"))
+    data_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    screening_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class Allocation(Base):
+    __tablename__ = "allocations"
+    __table_args__ = (UniqueConstraint("trial_id", "sequence", name="uq_allocation_sequence"),
+                      UniqueConstraint("trial_id", "idempotency_key", name="uq_allocation_key"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    sequence: Mapped[int] = mapped_column(Integer)
+    arm: Mapped[str] = mapped_column(String(60))
+    kit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    record_json: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class RandomizationStateRow(Base):
+    __tablename__ = "randomization_state"
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    state_json: Mapped[str] = mapped_column(Text)
+    block_list_json: Mapped[str] = mapped_column(Text)
+    kit_list_json: Mapped[str] = mapped_column(Text)
+
+
+class VisitRecord(Base):
+    __tablename__ = "visit_records"
+    __table_args__ = (UniqueConstraint("patient_id", "visit_id", name="uq_visit"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    visit_id: Mapped[str] = mapped_column(String(40))
+    visit_date: Mapped[str] = mapped_column(String(10))
+    values_json: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class SeriousAdverseEvent(Base):
+    __tablename__ = "serious_adverse_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    data_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class Unblinding(Base):
+    __tablename__ = "unblindings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class AuditEvent(Base):
+    """Append-only; each event's hash covers its content and the previous event's hash."""
+
+    __tablename__ = "audit_events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(60))
+    entity: Mapped[str] = mapped_column(String(60))
+    entity_id: Mapped[str] = mapped_column(String(120))
+    trial_id: Mapped[str | None] = mapped_column(String(60), nullable=True, index=True)
+    before_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    after_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the last event's number and hash. Every write locks it first, which orders
+    all writes (and the chain) and detects a truncated trail."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))

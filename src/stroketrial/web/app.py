@@ -1,0 +1,79 @@
+"""The FastAPI application: the JSON API (and, later, the pages), with errors that name the field."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..service.errors import ServiceError
+from ..store import Database
+from .api import router
+
+log = logging.getLogger("stroketrial.web")
+
+
+def _field(loc: tuple) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "(request body)"
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        field = _field(tuple(err.get("loc", ())))
+        kind = err.get("type", "")
+        if kind == "missing":
+            message = f"{field} is required"
+        elif kind == "extra_forbidden":
+            message = f"{field} is not a field of this request"
+        elif kind == "json_invalid":
+            message = f"the request body is not valid JSON ({err.get('ctx', {}).get('error', 'syntax error')})"
+        else:
+            message = f"{field}: {err.get('msg', 'invalid')}"
+        value = err.get("input")
+        out.append({"field": field, "value": value if isinstance(value, (str, int, float, bool, type(None))) else None,
+                    "message": message})
+    return out
+
+
+def create_app(db: Database) -> FastAPI:
+    app = FastAPI(title="stroketrial", version=__version__,
+                  description="Acute ischemic stroke trials: screening, central randomization, follow-up, safety, "
+                              "audit. Authenticate with `Authorization: Bearer TOKEN` "
+                              "(`stroketrial admin create-user` prints one).")
+    app.state.db = db
+    app.include_router(router)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_request: Request, exc: ServiceError):
+        return JSONResponse(exc.to_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError):
+        errors = _validation_errors(exc)
+        return JSONResponse({"detail": "; ".join(e["message"] for e in errors), "errors": errors}, status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_request: Request, exc: IntegrityError):
+        # Two requests racing to create the same thing: the database's unique constraints decide.
+        return JSONResponse({"detail": "this conflicts with data recorded at the same moment; reload and retry"},
+                            status_code=409)
+
+    @app.exception_handler(OperationalError)
+    async def operational_error(_request: Request, exc: OperationalError):
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": "the database is busy or unavailable; retry with the same Idempotency-Key"},
+                            status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    return app
