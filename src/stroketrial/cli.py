@@ -17,6 +17,7 @@ from rich.table import Table
 
 from . import __version__
 from .cli_randomization import randomization_app
+from .cli_server import register as register_server_commands
 from .cli_support import JsonOption, command, emit_json, err, fail, out
 from .clinical import VARIABLES
 from .cohort import synthesize, write_cohort
@@ -30,6 +31,7 @@ cohort_app = typer.Typer(help="Synthetic cohorts for feasibility and simulation.
 app.add_typer(trial_app, name="trial")
 app.add_typer(cohort_app, name="cohort")
 app.add_typer(randomization_app, name="randomization")
+register_server_commands(app)
 
 
 # ---- trials -------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from .clinical import PatientDataError
 from .clinical.table import TableDataError
 from .eligibility import CohortFileError, ScreeningInputError
 from .protocol import ProtocolError
+from .service.errors import ServiceError
 
 INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,
-                OSError)
+                OSError, ServiceError)
 
 out = Console(soft_wrap=False)
 err = Console(stderr=True, soft_wrap=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,6 +44,17 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def json_safe(value: Any) -> Any:
+    """Echoed input made printable as JSON: inf and nan (which JSON cannot hold) become text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def create_app(db: Database) -> FastAPI:
     app = FastAPI(title="stroketrial", version=__version__,
                   description="Acute ischemic stroke trials: screening, central randomization, follow-up, safety, "
@@ -53,12 +65,13 @@ def create_app(db: Database) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(_request: Request, exc: ServiceError):
-        return JSONResponse(exc.to_json(), status_code=exc.status)
+        return JSONResponse(json_safe(exc.to_json()), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError):
         errors = _validation_errors(exc)
-        return JSONResponse({"detail": "; ".join(e["message"] for e in errors), "errors": errors}, status_code=422)
+        return JSONResponse(json_safe({"detail": "; ".join(e["message"] for e in errors), "errors": errors}),
+                            status_code=422)
 
     @app.exception_handler(IntegrityError)
     async def integrity_error(_request: Request, exc: IntegrityError):
@@ -71,6 +84,11 @@ def create_app(db: Database) -> FastAPI:
         log.warning("database unavailable: %s", exc)
         return JSONResponse({"detail": "the database is busy or unavailable; retry with the same Idempotency-Key"},
                             status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception):
+        log.exception("unexpected error")
+        return JSONResponse({"detail": "internal error; nothing was stored by this request"}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):

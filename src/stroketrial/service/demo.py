@@ -1,0 +1,98 @@
+"""Demo data: the five built-in trials at demo sites, one user per role, and synthetic patients.
+
+Every trial gets randomized patients with a baseline visit; AMASS-2 also gets
+screened, eligible patients awaiting randomization, so a newcomer can try the flow
+at once. Everything is written through the same operations (and audit trail) as
+real use; the patients are synthetic (`stroketrial.cohort`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import select
+
+from ..clinical.record import ATTESTATIONS_KEY
+from ..clinical.table import records_from_frame
+from ..cohort import synthesize
+from ..eligibility import encode_cohort, statuses
+from ..protocol import load_builtin
+from ..store import Database
+from ..store.models import Trial
+from . import accounts, followup, patients, randomize, trials
+from .accounts import SYSTEM
+
+DEMO_PASSWORD = "stroke-demo"
+SITES = {"S1": "Demo Stroke Centre 1", "S2": "Demo Stroke Centre 2", "S3": "Demo Stroke Centre 3"}
+TRIAL_SITES = {"amass-1": ["S1"], "amass-2": ["S1", "S2"], "impact-lvo": ["S1", "S2"], "isis-hermes": ["S3"],
+               "angel-rescue": ["S1", "S2"]}
+USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "S3"]),
+         ("coordinator", "coordinator", ["S1", "S2", "S3"]), ("pharmacist", "unblinded_pharmacist", ["S1", "S2", "S3"]),
+         ("statistician", "blinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
+         ("monitor", "monitor", ["S1", "S2", "S3"])]
+RANDOMIZED = {"amass-2": 30, "impact-lvo": 24, "isis-hermes": 12, "angel-rescue": 20, "amass-1": 9}
+AWAITING = {"amass-2": 24}
+
+
+def has_data(db: Database) -> bool:
+    with db.read() as session:
+        return session.execute(select(Trial.id).limit(1)).first() is not None
+
+
+def load(db: Database, seed: int = 2026) -> list[dict]:
+    """Load the demo; returns the demo logins (name, role, password, token)."""
+    logins = []
+    with db.write() as session:
+        for code, name in SITES.items():
+            accounts.create_site(session, SYSTEM, code, name)
+        for trial_id, sites in TRIAL_SITES.items():
+            trials.create_trial(session, SYSTEM, trial_id, sites)
+        for name, role, sites in USERS:
+            _, token = accounts.create_user(session, SYSTEM, name, role, sites, password=DEMO_PASSWORD)
+            logins.append({"name": name, "role": role, "password": DEMO_PASSWORD, "token": token,
+                           "sites": sites or "all"})
+    coordinator = accounts.Actor("coordinator", "coordinator", frozenset(SITES))
+    for k, trial_id in enumerate(TRIAL_SITES):
+        _enrol(db, coordinator, trial_id, seed + k)
+    return logins
+
+
+def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> None:
+    protocol = load_builtin(trial_id)
+    sites = TRIAL_SITES[trial_id]
+    n_randomized, n_waiting = RANDOMIZED.get(trial_id, 0), AWAITING.get(trial_id, 0)
+    frame = synthesize(6000, seed, protocol)
+    status = statuses(protocol, encode_cohort(protocol, frame))
+    if protocol.randomization is not None:
+        fields = [f.field for f in protocol.randomization.factors if f.field != "site"]
+        complete = frame[fields].notna().all(axis=1).to_numpy()
+    else:
+        complete = status == status
+    eligible = frame[(status == "eligible") & complete].head(n_randomized + n_waiting)
+    ineligible = frame[status == "ineligible"].head(4)
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    for i, record in enumerate(records_from_frame(eligible) + records_from_frame(ineligible)):
+        code = f"{protocol.acronym.split('-')[0][:5]}-{i + 1:03d}"
+        site = sites[i % len(sites)]
+        attestations = record.pop(ATTESTATIONS_KEY, None)
+        record.pop("patient_id", None)
+        record.pop("site", None)
+        # Screening happens today; keep the timeline's intervals, ending now.
+        shift = now - dt.datetime.fromisoformat(record["randomization"]).replace(tzinfo=dt.timezone.utc) \
+            if "randomization" in record else dt.timedelta(0)
+        for key in ("last_known_well", "arterial_puncture", "recanalization", "randomization"):
+            if key in record:
+                moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.timezone.utc) + shift
+                record[key] = moment.isoformat()
+        with db.write() as session:
+            patients.register(session, actor, trial_id, code, site, record, attestations)
+        if i < n_randomized and protocol.randomization is not None and i < len(eligible):
+            with db.write() as session:
+                randomize.randomize(session, actor, trial_id, code, str(uuid.uuid4()))
+            with db.write() as session:
+                baseline = protocol.visits[0]
+                values = {a: True for a in baseline.assessments if a in ("vital_signs", "labs", "mri")}
+                if "nihss" in baseline.assessments and record.get("nihss") is not None:
+                    values["nihss"] = int(record["nihss"])
+                followup.record_visit(session, actor, trial_id, code, baseline.id, now.date().isoformat(), values)

@@ -1,0 +1,359 @@
+"""The platform API on SQLite and PostgreSQL: the workflow, what each role sees, and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import text
+
+from stroketrial.store import verify
+
+from ..trials import amass2, angel_rescue, impact_lvo, isis_hermes
+
+PATIENTS = {"amass-2": {**amass2.ELIGIBLE, "bridging_thrombolysis": True},
+            "impact-lvo": impact_lvo.ELIGIBLE, "isis-hermes": isis_hermes.ELIGIBLE,
+            "angel-rescue": {**angel_rescue.ELIGIBLE, "bridging_thrombolysis": False}}
+
+
+def register(platform, trial="amass-2", code="P1", site="S1", role="coordinator", **changes):
+    data = {**PATIENTS[trial], **changes}
+    attestations = data.pop("attestations", None)
+    data = {k: v for k, v in data.items() if v is not None}
+    return platform.call("POST", f"/trials/{trial}/patients", role,
+                         json={"patient_id": code, "site": site, "data": data, "attestations": attestations})
+
+
+def randomize(platform, trial="amass-2", code="P1", key="key-1", role="coordinator"):
+    return platform.call("POST", f"/trials/{trial}/patients/{code}/randomization", role,
+                         headers={"Idempotency-Key": key})
+
+
+def contains_arm(document, arms) -> bool:
+    text_ = json.dumps(document)
+    return '"arm"' in text_ or any(f'"{a}"' in text_ for a in arms)
+
+
+# ---- screening ------------------------------------------------------------------------------------
+def test_register_answers_with_the_eligibility_result(platform):
+    response = register(platform)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["status"] == "eligible" and body["randomized"] is False
+    assert {c["id"] for c in body["screening"]["criteria"]} >= {"age", "nihss", "aspects"}
+    response = register(platform, code="P2", nihss=4)
+    assert response.status_code == 201
+    assert response.json()["status"] == "ineligible" and response.json()["failing"] == ["nihss"]
+    listed = platform.call("GET", "/trials/amass-2/patients").json()
+    assert [(p["patient_id"], p["status"], p["randomized"]) for p in listed] == [("P1", "eligible", False),
+                                                                                ("P2", "ineligible", False)]
+
+
+@pytest.mark.parametrize("changes, field, fragment", [
+    ({"nihss": "12"}, "nihss", "not a number"),
+    ({"nihss": 43}, "nihss", "0 to 42"),
+    ({"nihs": 12}, "nihs", "did you mean 'nihss'"),
+    ({"creatinine_umol_l": {"value": 2.0, "unit": "mmol/dL"}}, "creatinine_umol_l", "unit"),
+    ({"age": True}, "age", ""),
+])
+def test_bad_screening_data_is_refused_naming_the_field(platform, changes, field, fragment):
+    response = register(platform, **changes)
+    assert response.status_code == 422
+    errors = response.json()["errors"]
+    assert any(e["field"] == field and fragment in e["message"] for e in errors), errors
+    assert platform.call("GET", "/trials/amass-2/patients").json() == []  # nothing half-stored
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"{not json", 422), (b"[1, 2]", 422), (b'{"patient_id": "P1"}', 422),
+    (b'{"patient_id": "P1", "site": "S1", "data": [], "attestations": null}', 422),
+    (b'{"patient_id": "P1", "site": "S1", "data": {"age": 1e400}}', 422),
+    (b'{"patient_id": "P1", "site": "S1", "data": {}, "extra": 1}', 422),
+    (b'{"patient_id": "' + b"x" * 100 + b'", "site": "S1", "data": {}}', 422),
+])
+def test_malformed_requests_get_4xx_never_500(platform, body, status):
+    response = platform.client.post("/api/v1/trials/amass-2/patients", content=body,
+                                    headers=platform.headers("coordinator", **{"Content-Type": "application/json"}))
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+
+
+def test_sites_wrong_or_not_yours_and_duplicates(platform):
+    assert register(platform, site="S9").status_code == 422
+    assert register(platform, site="S2").status_code == 403  # the coordinator works at S1
+    assert register(platform).status_code == 201
+    assert register(platform).status_code == 409
+    assert platform.call("GET", "/trials/amass-2/patients/P1", "coordinator_s2").status_code == 404
+    assert platform.call("GET", "/trials/no-such-trial/patients").status_code == 404
+
+
+def test_a_correction_before_randomization_needs_a_reason_and_is_audited(platform):
+    register(platform, code="P1", nihss=4)
+    change = {"data": {"nihss": 14}, "reason": ""}
+    assert platform.call("PATCH", "/trials/amass-2/patients/P1", json=change).status_code == 422
+    change["reason"] = "NIHSS re-scored by the stroke fellow"
+    response = platform.call("PATCH", "/trials/amass-2/patients/P1", json=change)
+    assert response.status_code == 200 and response.json()["status"] == "eligible"
+    with platform.db.read() as session:
+        event = session.execute(text("SELECT before_json, after_json, reason FROM audit_events "
+                                     "WHERE action = 'update_screening'")).one()
+    assert json.loads(event[0])["nihss"] == 4 and json.loads(event[1])["nihss"] == 14
+    assert event[2] == "NIHSS re-scored by the stroke fellow"
+
+
+# ---- randomization ----------------------------------------------------------------------------------
+def test_randomize_once_and_the_same_key_gives_the_same_answer(platform):
+    register(platform)
+    first = randomize(platform)
+    assert first.status_code == 201, first.text
+    body = first.json()
+    assert body["sequence"] == 1 and body["arm"] in ("albumin", "control") and body["kit"] is None
+    again = randomize(platform)
+    assert again.status_code == 201 and again.json() == body and again.headers["Idempotent-Replay"] == "true"
+    other = randomize(platform, key="key-2")
+    assert other.status_code == 409 and "randomized already" in other.json()["detail"]
+    register(platform, code="P2")
+    assert randomize(platform, code="P2", key="key-1").status_code == 409  # a key belongs to one patient
+    assert randomize(platform, code="P2", key="key-3").json()["sequence"] == 2
+
+
+def test_ineligible_or_incomplete_patients_are_not_randomized(platform):
+    register(platform, code="P1", nihss=4, aspects=5)
+    response = randomize(platform, code="P1")
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"nihss", "aspects"}
+    register(platform, code="P2", nihss=None)
+    response = randomize(platform, code="P2", key="k2")
+    assert response.status_code == 422 and response.json()["status"] == "incomplete"
+    assert [e["field"] for e in response.json()["errors"]] == ["nihss"]
+    register(platform, code="P3", bridging_thrombolysis=None)  # eligible, but a minimization factor is missing
+    response = randomize(platform, code="P3", key="k3")
+    assert response.status_code == 422 and "bridging_thrombolysis is missing" in response.json()["detail"]
+    assert platform.call("POST", "/trials/amass-2/patients/P1/randomization").status_code == 422  # no key
+    assert randomize(platform, trial="amass-1", code="X").status_code in (404, 409)
+
+
+def test_a_blinded_coordinator_sees_kits_never_arms(platform):
+    assert register(platform, trial="impact-lvo").status_code == 201
+    response = randomize(platform, trial="impact-lvo")
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["kit"] and len(body["kit"]) == 6 and "arm" not in body
+    arms = ["methylprednisolone", "placebo"]
+    for path in ("/trials/impact-lvo/patients", "/trials/impact-lvo/patients/P1",
+                 "/trials/impact-lvo/patients/P1/randomization", "/trials/impact-lvo/patients/P1/dose",
+                 "/trials/impact-lvo/patients/P1/visits", "/trials/impact-lvo/safety"):
+        for role in ("coordinator", "investigator", "blinded_statistician", "monitor", "admin"):
+            response = platform.call("GET", path, role)
+            assert response.status_code == 200, (path, role, response.text)
+            assert not contains_arm(response.json(), arms), (path, role)
+    dose = platform.call("GET", "/trials/impact-lvo/patients/P1/dose").json()
+    intra_arterial = dose["administrations"][1]
+    assert intra_arterial["name"] == f"study drug from kit {body['kit']}" and intra_arterial["amount"] == 40
+    pharmacist = platform.call("GET", "/trials/impact-lvo/patients/P1/randomization", "unblinded_pharmacist").json()
+    assert pharmacist["arm"] in arms
+    with platform.db.read() as session:
+        kit_arm = json.loads(session.execute(text("SELECT kit_list_json FROM randomization_state "
+                                                  "WHERE trial_id = 'impact-lvo'")).scalar_one())
+    assert next(k["arm"] for k in kit_arm["kits"] if k["kit_number"] == body["kit"]) == pharmacist["arm"]
+
+
+def test_the_blinded_statistician_never_sees_an_arm_even_open_label(platform):
+    register(platform)
+    randomize(platform)
+    for path in ("/trials/amass-2/patients", "/trials/amass-2/patients/P1/randomization", "/trials/amass-2/safety"):
+        assert not contains_arm(platform.call("GET", path, "blinded_statistician").json(), ["albumin", "control"])
+    assert "arm" in platform.call("GET", "/trials/amass-2/patients/P1/randomization", "coordinator").json()
+
+
+@pytest.mark.parametrize("trial", ["isis-hermes", "angel-rescue"])
+def test_every_randomized_trial_randomizes_through_the_api(platform, trial):
+    for i in range(6):
+        assert register(platform, trial=trial, code=f"P{i}").status_code == 201
+        response = randomize(platform, trial=trial, code=f"P{i}", key=f"k{i}")
+        assert response.status_code == 201, response.text
+        assert response.json()["sequence"] == i + 1
+
+
+# ---- after randomization -------------------------------------------------------------------------------
+def test_dose_sheet_for_albumin(platform):
+    register(platform)
+    randomize(platform)
+    sheet = platform.call("GET", "/trials/amass-2/patients/P1/dose").json()
+    if sheet["arm"] == "albumin":
+        albumin = next(a for a in sheet["administrations"] if a["route"] == "intra_arterial")
+        assert albumin["amount"] == pytest.approx(38.4)  # 0.6 g/kg x 64 kg
+        assert albumin["volume_ml"] == pytest.approx(192.0)  # 20% = 20 g per 100 mL
+        assert albumin["rate_ml_min"] == pytest.approx(9.6) and albumin["rate_ml_h"] == pytest.approx(576.0)
+    else:
+        assert all(a["route"] == "procedure" for a in sheet["administrations"])
+
+
+def test_visit_schedule_and_forms(platform):
+    register(platform)
+    randomize(platform)
+    schedule = platform.call("GET", "/trials/amass-2/patients/P1/visits").json()["visits"]
+    assert [v["visit"] for v in schedule] == ["baseline", "h24", "d7", "d90"]
+    assert schedule[0]["status"] == "due" and schedule[3]["status"] == "upcoming"
+    today = dt.date.today().isoformat()
+    bad = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
+                        json={"visit_date": today, "values": {"mrs": 7, "nihss": 3}})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"mrs", "nihss"}  # out of range; not a d90 assessment
+    assert platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
+                         json={"visit_date": "2020-01-01", "values": {"mrs": 2}}).status_code == 422
+    assert platform.call("PUT", "/trials/amass-2/patients/P1/visits/d91",
+                         json={"visit_date": today, "values": {"mrs": 2}}).status_code == 404
+    ok = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
+                       json={"visit_date": today, "values": {"mrs": 2, "death": False}})
+    assert ok.status_code == 200, ok.text
+    again = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
+                          json={"visit_date": today, "values": {"mrs": 3}})
+    assert again.status_code == 422 and "needs a reason" in again.json()["detail"]
+    corrected = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
+                              json={"visit_date": today, "values": {"mrs": 3}, "reason": "source document says 3"})
+    assert corrected.status_code == 200
+    d90 = platform.call("GET", "/trials/amass-2/patients/P1/visits").json()["visits"][3]
+    assert d90["status"] == "done" and d90["values"] == {"mrs": 3} and d90["in_window"] is False
+
+
+def test_isis_hermes_two_year_schedule(platform):
+    register(platform, trial="isis-hermes")
+    randomize(platform, trial="isis-hermes")
+    schedule = platform.call("GET", "/trials/isis-hermes/patients/P1/visits").json()["visits"]
+    assert [v["day"] for v in schedule] == [0, 14, 30, 60, 120, 180, 365, 730]
+    assert "fugl_meyer" in schedule[7]["assessments"]
+
+
+def test_serious_adverse_events_and_safety_counts(platform):
+    register(platform)
+    randomize(platform)
+    bad = platform.call("POST", "/trials/amass-2/patients/P1/saes", json={"term": "", "criteria": ["sad"]})
+    assert bad.status_code == 422
+    assert {e["field"] for e in bad.json()["errors"]} == {"term", "onset_date", "criteria", "outcome", "relatedness"}
+    sae = {"term": "aspiration pneumonia", "onset_date": dt.date.today().isoformat(),
+           "criteria": ["hospitalization"], "outcome": "recovering", "relatedness": "unlikely"}
+    assert platform.call("POST", "/trials/amass-2/patients/P1/saes", json=sae).status_code == 201
+    assert platform.call("GET", "/trials/amass-2/patients/P1/saes").json()[0]["term"] == "aspiration pneumonia"
+    dsmb = platform.call("GET", "/trials/amass-2/safety", "dsmb").json()
+    assert dsmb["by_arm"] and sum(g["saes"] for g in dsmb["groups"].values()) == 1
+    pooled = platform.call("GET", "/trials/amass-2/safety", "blinded_statistician").json()
+    assert not pooled["by_arm"] and pooled["groups"] == {"all": {"randomized": 1, "deaths": 0, "sich": 0,
+                                                                 "patients_with_sae": 1, "saes": 1}}
+
+
+def test_emergency_unblinding_is_for_the_investigator_with_a_reason(platform):
+    register(platform, trial="impact-lvo")
+    kit = randomize(platform, trial="impact-lvo").json()["kit"]
+    path = "/trials/impact-lvo/patients/P1/unblinding"
+    assert platform.call("POST", path, "coordinator", json={"reason": "suspected GI bleeding"}).status_code == 403
+    assert platform.call("POST", path, "investigator", json={"reason": "why"}).status_code == 422
+    response = platform.call("POST", path, "investigator", json={"reason": "upper GI bleeding, steroid decision"})
+    assert response.status_code == 201 and response.json()["arm"] in ("methylprednisolone", "placebo")
+    log = platform.call("GET", "/trials/impact-lvo/unblindings", "dsmb").json()
+    assert log[0]["kit"] == kit and log[0]["arm"] == response.json()["arm"]
+    assert log[0]["reason"] == "upper GI bleeding, steroid decision"
+    admin_log = platform.call("GET", "/trials/impact-lvo/unblindings", "admin").json()
+    assert admin_log[0]["unblinded_by"] == "investigator" and "arm" not in admin_log[0]
+    assert platform.call("GET", "/trials/impact-lvo/unblindings", "coordinator").status_code == 403
+
+
+# ---- access ---------------------------------------------------------------------------------------------
+WRITE = {"admin": 201, "investigator": 201, "coordinator": 201, "unblinded_pharmacist": 403,
+         "blinded_statistician": 403, "dsmb": 403, "monitor": 403}
+
+
+@pytest.mark.parametrize("role", list(WRITE))
+def test_access_for_every_role(platform, role):
+    assert register(platform, code="SEED").status_code == 201
+    assert randomize(platform, code="SEED", key="seed").status_code == 201
+    response = register(platform, code=f"P-{role}", role=role)
+    assert response.status_code == WRITE[role], response.text
+    if response.status_code == 201:
+        assert randomize(platform, code=f"P-{role}", key=role, role=role).status_code == 201
+    else:
+        assert randomize(platform, code="SEED", key=role, role=role).status_code == 403
+    assert platform.call("GET", "/trials/amass-2/patients", role).status_code == 200
+    assert platform.call("GET", "/trials/amass-2/patients/SEED", role).status_code == 200
+    visit = platform.call("PUT", "/trials/amass-2/patients/SEED/visits/d90", role,
+                          json={"visit_date": dt.date.today().isoformat(), "values": {"mrs": 1}, "reason": "r"})
+    assert visit.status_code == (200 if WRITE[role] == 201 else 403)
+    unblind = platform.call("POST", "/trials/amass-2/patients/SEED/unblinding", role,
+                            json={"reason": "emergency: clinical decision needed"})
+    assert unblind.status_code == (201 if role == "investigator" else 403)
+    log = platform.call("GET", "/trials/amass-2/unblindings", role)
+    assert log.status_code == (200 if role in ("admin", "dsmb") else 403)
+    audit = platform.call("GET", "/audit/verify", role)
+    assert audit.status_code == (200 if role in ("admin", "monitor") else 403)
+    assert platform.call("GET", "/me", role).json()["role"] == role
+
+
+def test_no_token_or_a_bad_token_is_401(platform):
+    assert platform.client.get("/api/v1/trials").status_code == 401
+    assert platform.client.get("/api/v1/trials", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert platform.client.get("/api/v1/trials", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_a_site_user_sees_only_their_sites(platform):
+    register(platform, code="A1")
+    assert platform.call("POST", "/trials/amass-2/patients", "coordinator_s2",
+                         json={"patient_id": "B1", "site": "S2", "data": {"age": 70}}).status_code == 201
+    assert [p["patient_id"] for p in platform.call("GET", "/trials/amass-2/patients").json()] == ["A1"]
+    assert [p["patient_id"] for p in platform.call("GET", "/trials/amass-2/patients", "coordinator_s2").json()] == \
+        ["B1"]
+    assert len(platform.call("GET", "/trials/amass-2/patients", "admin").json()) == 2
+
+
+# ---- audit trail ----------------------------------------------------------------------------------------
+def test_the_audit_trail_is_append_only_and_tampering_is_detected(platform):
+    register(platform)
+    randomize(platform)
+    with platform.db.read() as session:
+        assert verify(session).ok
+    with pytest.raises(Exception, match="append-only"):
+        with platform.db.engine.begin() as conn:
+            conn.execute(text("UPDATE audit_events SET actor = 'someone' WHERE seq = 3"))
+    _drop_audit_triggers(platform)
+    with platform.db.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET reason = 'edited' WHERE action = 'randomize'"))
+    with platform.db.read() as session:
+        result = verify(session)
+    assert not result.ok and "was changed" in result.message
+    assert platform.call("GET", "/audit/verify", "admin").json()["ok"] is False
+
+
+def test_deleting_the_last_events_is_detected(platform):
+    register(platform)
+    randomize(platform)
+    _drop_audit_triggers(platform)
+    with platform.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events)"))
+    with platform.db.read() as session:
+        result = verify(session)
+    assert not result.ok and "deleted" in result.message
+
+
+def _drop_audit_triggers(platform):
+    with platform.db.engine.begin() as conn:
+        if platform.db.backend == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_append_only ON audit_events"))
+
+
+def test_openapi_documents_the_versioned_api(platform):
+    schema = platform.client.get("/openapi.json").json()
+    assert "/api/v1/trials/{trial}/patients/{patient}/randomization" in schema["paths"]
+
+
+def test_the_migrations_build_the_schema_the_models_describe(platform):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from stroketrial.store.models import Base
+
+    with platform.db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
