@@ -15,24 +15,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Until the web platform lands: list the built-in trials, screen a demo cohort and two demo patients,
-# then randomize the cohort's eligible patients by AMASS-2's minimization and compare its methods.
+# The platform with demo data: five trials, a user per role (logins printed), patients waiting in AMASS-2.
+# The demo database is made afresh each time, in demo/.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/stroketrial trials
 	mkdir -p demo
-	$(BIN)/stroketrial cohort synth --n 5000 --seed 1 --trial amass-2 --out demo/cohort.csv
-	$(BIN)/stroketrial screen amass-2 demo/cohort.csv --funnel
-	$(BIN)/stroketrial screen amass-2 examples/amass-2-eligible.json
-	$(BIN)/stroketrial screen amass-2 examples/amass-2-ineligible.json
-	$(BIN)/stroketrial randomization run amass-2 demo/cohort.csv --limit 60 --out demo/allocations.csv
-	$(BIN)/stroketrial randomization compare amass-2 --trials 1000 --seed 1 --plot demo/amass-2-randomization.png
+	rm -f demo/stroketrial.db demo/stroketrial.db-wal demo/stroketrial.db-shm
+	$(BIN)/stroketrial serve --demo --db sqlite:///demo/stroketrial.db --host $(HOST) --port $(PORT)
 
+# The whole suite; database tests run on SQLite and on a throw-away PostgreSQL server
+# (Debian's postgresql, installed by scripts/test-postgres if missing).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	scripts/run-tests $(BIN)/python
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/screening.py
 	$(BIN)/python benchmarks/randomization.py
+	scripts/bench-server $(BIN)/python
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .hypothesis

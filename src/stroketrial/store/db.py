@@ -11,6 +11,7 @@ no other request can change before it commits.
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,7 @@ class Database:
         self.backend = make_url(self.url).get_backend_name()
         self.engine = self._engine()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sqlite_writer = threading.Lock()
 
     def _engine(self) -> Engine:
         if self.backend == "sqlite":
@@ -93,6 +95,19 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """One transaction that holds the write lock; commits on success, rolls back on error."""
+        if self.backend == "sqlite":
+            # SQLite admits one writer; queue this process's writers on a lock rather than in
+            # SQLite's busy handler, which sleeps in growing steps and makes the slowest request
+            # wait a second. Other processes still meet busy_timeout.
+            with self._sqlite_writer:
+                with self._write() as session:
+                    yield session
+        else:
+            with self._write() as session:
+                yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
         with self.engine.connect() as connection:
             if self.backend == "sqlite":
                 connection = connection.execution_options(sqlite_begin="IMMEDIATE")

@@ -1,0 +1,148 @@
+"""A real server process under concurrent clients, and killed mid-randomization, on both databases."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from sqlalchemy import select
+
+from stroketrial.service import patients
+from stroketrial.service.accounts import Actor
+from stroketrial.store import Database, verify
+from stroketrial.store.models import Allocation, Patient
+from stroketrial.web.process import ServerProcess
+
+from .conftest import Platform
+from .test_api import PATIENTS
+
+COORDINATOR = Actor("coordinator", "coordinator", frozenset({"S1"}))
+
+
+def _register(platform: Platform, n: int, trial: str = "amass-2") -> list[str]:
+    codes = [f"C{i:04d}" for i in range(n)]
+    data = dict(PATIENTS[trial])
+    attestations = data.pop("attestations")
+    with platform.db.write() as session:
+        for code in codes:
+            patients.register(session, COORDINATOR, trial, code, "S1", data, attestations)
+    return codes
+
+
+def _allocations(url: str, trial: str = "amass-2") -> list[Allocation]:
+    db = Database(url)
+    try:
+        with db.read() as session:
+            return list(session.execute(select(Allocation).where(Allocation.trial_id == trial)
+                                        .order_by(Allocation.sequence)).scalars())
+    finally:
+        db.dispose()
+
+
+def _chain_ok(url: str) -> bool:
+    db = Database(url)
+    try:
+        with db.read() as session:
+            return verify(session).ok
+    finally:
+        db.dispose()
+
+
+def test_sixteen_clients_randomizing_at_once_with_retries(database_url, tmp_path):
+    platform = Platform(database_url)
+    codes = _register(platform, 16 * 6)
+    token = platform.tokens["coordinator"]
+    platform.db.dispose()
+    answers: dict[str, list[dict]] = {}
+    lock = threading.Lock()
+    with ServerProcess(database_url, log_path=str(tmp_path / "server.log")) as server:
+        def client(chunk: list[str]) -> None:
+            with httpx.Client(base_url=server.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as http:
+                for code in chunk:
+                    key = str(uuid.uuid4())
+                    path = f"/api/v1/trials/amass-2/patients/{code}/randomization"
+                    # the same request twice at once (a double click), then once more (a retry after a lost answer)
+                    with ThreadPoolExecutor(2) as pair:
+                        first = list(pair.map(lambda _: http.post(path, headers={"Idempotency-Key": key}), range(2)))
+                    retry = http.post(path, headers={"Idempotency-Key": key})
+                    other_key = http.post(path, headers={"Idempotency-Key": key + "-new"})
+                    assert other_key.status_code == 409, other_key.text
+                    with lock:
+                        answers[code] = [r.json() for r in (*first, retry)]
+                        assert all(r.status_code == 201 for r in (*first, retry)), [r.text for r in first]
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(client, [codes[i::16] for i in range(16)]))
+    assert set(answers) == set(codes)
+    for code, bodies in answers.items():
+        assert bodies[0] == bodies[1] == bodies[2], code  # every repeat of a key gets the first answer
+    stored = _allocations(database_url)
+    assert [a.sequence for a in stored] == list(range(1, len(codes) + 1))  # no gap, no duplicate
+    assert len({a.patient_id for a in stored}) == len(codes)  # nobody twice
+    assert {answers[c][0]["sequence"] for c in codes} == set(range(1, len(codes) + 1))
+    assert _chain_ok(database_url)
+
+
+def test_killing_the_server_loses_no_acknowledged_allocation(database_url, tmp_path):
+    platform = Platform(database_url)
+    codes = _register(platform, 240)
+    token = platform.tokens["coordinator"]
+    platform.db.dispose()
+    acknowledged: dict[str, dict] = {}
+    attempted: dict[str, str] = {}
+    lock = threading.Lock()
+    queue = list(codes)
+    server = ServerProcess(database_url, log_path=str(tmp_path / "server.log")).start()
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    code = queue.pop(0)
+                    attempted[code] = key = str(uuid.uuid4())
+                try:
+                    response = http.post(f"/api/v1/trials/amass-2/patients/{code}/randomization",
+                                         headers={"Idempotency-Key": key})
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if response.status_code == 201:
+                    with lock:
+                        acknowledged[code] = response.json()
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    while len(acknowledged) < 40:
+        time.sleep(0.01)
+    server.kill()  # SIGKILL mid-stream: no shutdown, no flush
+    for t in threads:
+        t.join(30)
+    stored = {a.patient_id: a for a in _allocations(database_url)}
+    with Database(database_url).read() as session:
+        ids = dict(session.execute(select(Patient.code, Patient.id)).all())
+    for code, answer in acknowledged.items():
+        allocation = stored.get(ids[code])
+        assert allocation is not None, f"acknowledged allocation of {code} was lost"
+        assert (allocation.sequence, allocation.arm) == (answer["sequence"], answer["arm"])
+    assert sorted(a.sequence for a in stored.values()) == list(range(1, len(stored) + 1))
+    assert _chain_ok(database_url)
+
+    # After a restart, clients retry what they never heard back about, with the same keys.
+    with ServerProcess(database_url, log_path=str(tmp_path / "server2.log")) as again:
+        with httpx.Client(base_url=again.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+            for code, key in attempted.items():
+                response = http.post(f"/api/v1/trials/amass-2/patients/{code}/randomization",
+                                     headers={"Idempotency-Key": key})
+                assert response.status_code == 201, response.text
+                if code in acknowledged:
+                    assert response.json() == acknowledged[code]
+    final = _allocations(database_url)
+    assert [a.sequence for a in final] == list(range(1, len(attempted) + 1))
+    assert len({a.patient_id for a in final}) == len(attempted)
+    assert _chain_ok(database_url)

@@ -1,0 +1,35 @@
+"""`stroketrial serve --demo`: five trials, a user per role, and AMASS-2 patients waiting to be randomized."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from stroketrial.service import demo
+from stroketrial.store import Database, verify
+from stroketrial.web import create_app
+
+
+def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
+    db = Database(database_url)
+    db.migrate()
+    logins = demo.load(db)
+    assert demo.has_data(db)
+    assert {login["role"] for login in logins} == {"admin", "investigator", "coordinator", "unblinded_pharmacist",
+                                                   "blinded_statistician", "dsmb", "monitor"}
+    token = next(login["token"] for login in logins if login["role"] == "coordinator")
+    client = TestClient(create_app(db))
+    headers = {"Authorization": f"Bearer {token}"}
+    assert len(client.get("/api/v1/trials", headers=headers).json()) == 5
+    amass2 = client.get("/api/v1/trials/amass-2/patients", headers=headers).json()
+    waiting = [p for p in amass2 if p["status"] == "eligible" and not p["randomized"]]
+    assert len(waiting) >= 20
+    assert any(p["status"] == "ineligible" for p in amass2)
+    for trial in ("amass-2", "impact-lvo", "isis-hermes", "angel-rescue"):
+        listed = client.get(f"/api/v1/trials/{trial}/patients", headers=headers).json()
+        assert sum(p["randomized"] for p in listed) >= 10, trial
+    response = client.post(f"/api/v1/trials/amass-2/patients/{waiting[0]['patient_id']}/randomization",
+                           headers={**headers, "Idempotency-Key": "demo-try"})
+    assert response.status_code == 201, response.text
+    with db.read() as session:
+        assert verify(session).ok
+    db.dispose()
