@@ -10,7 +10,6 @@ import sys
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from .cli_support import JsonOption, command, emit_json, err, fail, out
 from .service import SYSTEM, accounts, demo, trials
@@ -63,13 +62,13 @@ def serve(db_url: Optional[str] = DbOption,
 
 
 def _print_logins(logins: list[dict], host: str, port: int) -> None:
-    table = Table(title=f"Demo logins (password {demo.DEMO_PASSWORD}) for http://{host}:{port}")
-    for col in ("user", "role", "sites", "API token"):
-        table.add_column(col, no_wrap=col != "sites")
+    # Plain lines, not a table: a token must survive copy and paste whole, whatever the terminal's width.
+    out.print(f"[bold]Demo logins[/] for http://{host}:{port} (password {demo.DEMO_PASSWORD} for the web pages; "
+              "API token for 'Authorization: Bearer TOKEN'):", highlight=False)
     for login in logins:
-        sites = login["sites"] if isinstance(login["sites"], str) else ", ".join(login["sites"])
-        table.add_row(login["name"], login["role"], sites, login["token"])
-    out.print(table, width=max(out.width, 150))
+        sites = login["sites"] if isinstance(login["sites"], str) else ",".join(login["sites"])
+        out.print(f"  {login['name']:<13} {login['role']:<21} sites {sites:<9} token {login['token']}",
+                  highlight=False, soft_wrap=True)
 
 
 @command(db_app, "upgrade", epilog="Example: stroketrial db upgrade --db sqlite:///trial.db")
