@@ -55,17 +55,15 @@ def database(request: Request):
 
 
 def current_actor(request: Request, authorization: Optional[str] = Header(None)) -> Actor:
-    """Bearer API token, or the signed-in session of the web pages."""
-    if authorization:
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send the API token as 'Authorization: Bearer TOKEN'")
-        with request.app.state.db.read() as session:
-            return accounts.actor_for_token(session, token.strip())
-    actor = getattr(request.state, "actor", None)
-    if actor is None:
-        raise Unauthorized("sign in, or send an API token as 'Authorization: Bearer TOKEN'")
-    return actor
+    """The API takes bearer tokens only: a browser's session cookie never authorizes an API call,
+    so a page on another site cannot make a signed-in browser randomize."""
+    if not authorization:
+        raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN' (stroketrial admin create-user)")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send the API token as 'Authorization: Bearer TOKEN'")
+    with request.app.state.db.read() as session:
+        return accounts.actor_for_token(session, token.strip())
 
 
 @router.get("/health", tags=["platform"])

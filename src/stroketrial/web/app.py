@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlencode
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..service.errors import ServiceError
 from ..store import Database
+from . import pages
 from .api import router
 
 log = logging.getLogger("stroketrial.web")
@@ -62,9 +69,27 @@ def create_app(db: Database) -> FastAPI:
                               "(`stroketrial admin create-user` prints one).")
     app.state.db = db
     app.include_router(router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    # Sessions are signed cookies; without STROKETRIAL_SECRET_KEY a random key is made at start, so a
+    # restart signs everyone out (never a fixed key in the code).
+    secret = os.environ.get("STROKETRIAL_SECRET_KEY") or secrets.token_urlsafe(32)
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="stroketrial_session",
+                       same_site="strict", https_only=os.environ.get("STROKETRIAL_HTTPS") == "1",
+                       max_age=int(pages.SESSION_MINUTES * 60) * 16)
+
+    def is_page(request: Request) -> bool:
+        return not request.url.path.startswith("/api/")
+
+    @app.exception_handler(pages.LoginRequired)
+    async def login_required(_request: Request, exc: pages.LoginRequired):
+        return RedirectResponse(f"/login?{urlencode({'next': exc.next_url, 'message': exc.message})}",
+                                status_code=303)
 
     @app.exception_handler(ServiceError)
-    async def service_error(_request: Request, exc: ServiceError):
+    async def service_error(request: Request, exc: ServiceError):
+        if is_page(request):
+            return pages.render(request, "error.html", status=exc.status, error=exc)
         return JSONResponse(json_safe(exc.to_json()), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

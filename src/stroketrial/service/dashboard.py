@@ -1,0 +1,94 @@
+"""What the dashboards show: enrolment per site over time, the screening funnel, balance per factor."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..randomization import ArmSlots, RandomizationState
+from ..store.models import Allocation, Patient, RandomizationStateRow, VisitRecord
+from .accounts import Actor, sees_arm
+from .patients import aware
+from .trials import get_trial
+
+
+def enrolment(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
+    """Randomized patients per site per week (ISO week), cumulative."""
+    get_trial(session, actor, trial_id)
+    rows = session.execute(select(Patient.site_code, Allocation.created_at)
+                           .join(Allocation, Allocation.patient_id == Patient.id)
+                           .where(Patient.trial_id == trial_id)).all()
+    rows = [(site, aware(at)) for site, at in rows if actor.can_see_site(site)]
+    by_site: dict[str, Counter] = defaultdict(Counter)
+    for site, at in rows:
+        by_site[site][at.date().isoformat()] += 1
+    days = sorted({d for c in by_site.values() for d in c})
+    series = {}
+    for site, counts in sorted(by_site.items()):
+        total, cumulative = 0, []
+        for day in days:
+            total += counts.get(day, 0)
+            cumulative.append(total)
+        series[site] = cumulative
+    return {"days": days, "cumulative_by_site": series, "total": len(rows)}
+
+
+def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
+    """CONSORT-style counts: registered (assessed), excluded by first failing criterion, incomplete,
+    eligible, randomized (per arm where the user may see arms), 90-day visit done."""
+    trial, protocol = get_trial(session, actor, trial_id)
+    rows = session.execute(select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
+                           .where(Patient.trial_id == trial_id)).all()
+    rows = [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]
+    excluded: Counter = Counter()
+    for p, _ in rows:
+        if p.status == "ineligible":
+            first = next(c["id"] for c in json.loads(p.screening_json)["criteria"] if c.get("excludes"))
+            excluded[first] += 1
+    randomized = [a for _, a in rows if a is not None]
+    last_visit = protocol.visits[-1].id
+    followed = set(session.execute(select(VisitRecord.patient_id).where(VisitRecord.visit_id == last_visit)).scalars())
+    by_arm = sees_arm(actor.role, protocol.design.masking)
+    groups = [a.id for a in protocol.arms] if by_arm else ["all"]
+    allocated = {g: 0 for g in groups}
+    completed = {g: 0 for g in groups}
+    for p, a in rows:
+        if a is None:
+            continue
+        g = a.arm if by_arm else "all"
+        allocated[g] += 1
+        completed[g] += p.id in followed
+    return {"assessed": len(rows), "excluded": sum(excluded.values()), "excluded_by": dict(excluded.most_common()),
+            "incomplete": sum(p.status == "incomplete" for p, _ in rows),
+            "eligible": sum(p.status == "eligible" for p, _ in rows), "randomized": len(randomized),
+            "awaiting_randomization": sum(p.status == "eligible" and a is None for p, a in rows),
+            "by_arm": by_arm, "allocated": allocated, "completed_last_visit": completed,
+            "last_visit": protocol.visits[-1].name}
+
+
+def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
+    """Allocations per factor level per arm (level totals only for a blinded user)."""
+    trial, protocol = get_trial(session, actor, trial_id)
+    if protocol.randomization is None:
+        return {"factors": [], "by_arm": False}
+    row = session.get(RandomizationStateRow, trial_id)
+    state = RandomizationState.model_validate_json(row.state_json)
+    arms = ArmSlots.of(protocol.arms)
+    by_arm = sees_arm(actor.role, protocol.design.masking)
+    factors = []
+    for factor in protocol.randomization.factors:
+        levels = state.margins.get(factor.name, {})
+        order = factor.levels or sorted(levels)
+        if factor.field == "site" and not actor.is_admin:
+            order = [s for s in order if s in actor.sites]
+        table = []
+        for level in order:
+            by_slot = levels.get(level, {})
+            counts = {arm: sum(n for slot, n in by_slot.items() if arms.arm_of(slot) == arm) for arm in arms.arms}
+            table.append({"level": level, "total": sum(counts.values()), **({"arms": counts} if by_arm else {})})
+        factors.append({"factor": factor.name, "field": factor.field, "levels": table})
+    return {"factors": factors, "by_arm": by_arm, "arms": list(arms.arms) if by_arm else []}

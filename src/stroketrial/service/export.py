@@ -1,0 +1,209 @@
+"""A trial's data for analysis: CSV (one table per form), CDISC ODM 1.3.2 XML, and the audit trail as CSV.
+
+Exports hold only the user's sites, and arms only for a user who may see them. The
+ODM document is built with odmlib (CDISC ODM object model, maintained by S. Hume),
+and the tests validate it against the ODM 1.3.2 XML Schema that odmlib ships.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+import zipfile
+from typing import Any, Iterable
+
+import odmlib.odm_1_3_2.model as ODM
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clinical import VARIABLES
+from ..clinical.followup import ASSESSMENTS
+from ..store.models import Allocation, AuditEvent, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
+from .accounts import Actor, sees_arm
+from .errors import Forbidden
+from .patients import aware
+from .trials import get_trial
+
+AUDIT_READERS = ("admin", "monitor")
+
+
+def _rows(session: Session, actor: Actor, trial_id: str):
+    trial, protocol = get_trial(session, actor, trial_id)
+    rows = session.execute(select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
+                           .where(Patient.trial_id == trial_id).order_by(Patient.id)).all()
+    return protocol, [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]
+
+
+def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Every form of the trial as a list of rows (the same content as the CSV files)."""
+    protocol, rows = _rows(session, actor, trial_id)
+    show_arm = sees_arm(actor.role, protocol.design.masking)
+    out: dict[str, list[dict[str, Any]]] = {"screening": [], "eligibility": [], "randomization": []}
+    ids = {p.id: p.code for p, _ in rows}
+    for p, a in rows:
+        data = json.loads(p.data_json)
+        attestations = data.pop("attestations", {})
+        data.pop("patient_id", None)
+        data.pop("site", None)
+        out["screening"].append({"patient_id": p.code, "site": p.site_code, "status": p.status,
+                                 "registered_at": aware(p.created_at).isoformat(), **data,
+                                 **{f"attest_{k}": v for k, v in attestations.items()}})
+        for c in json.loads(p.screening_json)["criteria"]:
+            out["eligibility"].append({"patient_id": p.code, "criterion": c["id"], "kind": c["kind"],
+                                       "status": c["status"], "excludes": c.get("excludes", False),
+                                       "reason": c["reason"]})
+        if a is not None:
+            row = {"patient_id": p.code, "site": p.site_code, "sequence": a.sequence,
+                   "randomized_at": aware(a.created_at).isoformat(), "kit": a.kit or ""}
+            if show_arm:
+                row["arm"] = a.arm
+            out["randomization"].append(row)
+    for visit in protocol.visits:
+        out[f"visit_{visit.id}"] = []
+    visit_rows = session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(list(ids)))
+                                 .order_by(VisitRecord.patient_id)).scalars() if ids else []
+    for v in visit_rows:
+        out.setdefault(f"visit_{v.visit_id}", []).append({"patient_id": ids[v.patient_id], "visit_date": v.visit_date,
+                                                          **json.loads(v.values_json)})
+    out["sae"] = [{"patient_id": ids[s.patient_id], "sae_id": s.id, "reported_by": s.created_by,
+                   **json.loads(s.data_json)}
+                  for s in (session.execute(select(SeriousAdverseEvent).where(
+                      SeriousAdverseEvent.patient_id.in_(list(ids)))).scalars() if ids else [])]
+    if actor.role in ("dsmb", "admin"):
+        out["unblinding"] = [{"patient_id": ids[u.patient_id], "at": aware(u.created_at).isoformat(),
+                              "by": u.created_by, "reason": u.reason}
+                             for u in (session.execute(select(Unblinding).where(
+                                 Unblinding.patient_id.in_(list(ids)))).scalars() if ids else [])]
+    return out
+
+
+def _csv(rows: list[dict[str, Any]], columns: Iterable[str] | None = None) -> str:
+    columns = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns or ["patient_id"], extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
+    return buffer.getvalue()
+
+
+def csv_zip(session: Session, actor: Actor, trial_id: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, rows in tables(session, actor, trial_id).items():
+            archive.writestr(f"{trial_id}/{name}.csv", _csv(rows))
+    return buffer.getvalue()
+
+
+# ---- CDISC ODM 1.3.2 --------------------------------------------------------------------------------------
+def _oid(*parts: str) -> str:
+    return ".".join(re.sub(r"[^A-Za-z0-9_]", "_", p).upper() for p in parts)
+
+
+def _odm_type(name: str) -> str:
+    var = VARIABLES.get(name)
+    kind = var.kind if var is not None else ASSESSMENTS[name].kind if name in ASSESSMENTS else "text"
+    return {"integer": "integer", "score": "integer", "number": "float", "interval": "float", "flag": "boolean",
+            "timestamp": "datetime"}.get(kind, "text")
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return str(value.get("value"))
+    return str(value)
+
+
+def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
+    """The trial's metadata (events, forms, items) and clinical data as one ODM 1.3.2 Snapshot."""
+    data = tables(session, actor, trial_id)
+    protocol, _ = _rows(session, actor, trial_id)
+    study_oid = _oid("ST", protocol.id)
+    mdv_oid = _oid("MDV", protocol.id, "1")
+    forms: dict[str, list[str]] = {}  # form name -> item names, in order
+    skip = {"patient_id", "sae_id"}
+    for name, rows in data.items():
+        forms[name] = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
+    item_defs, group_defs, form_defs, event_defs, event_refs = [], [], [], [], []
+    seen_items: set[str] = set()
+    for order, (name, items) in enumerate(forms.items(), 1):
+        form_oid, group_oid = _oid("F", name), _oid("IG", name)
+        refs = []
+        for i, item in enumerate(items, 1):
+            item_oid = _oid("IT", name, item)
+            refs.append(ODM.ItemRef(ItemOID=item_oid, Mandatory="No", OrderNumber=i))
+            if item_oid not in seen_items:
+                seen_items.add(item_oid)
+                item_defs.append(ODM.ItemDef(OID=item_oid, Name=item, DataType=_odm_type(item)))
+        group_defs.append(ODM.ItemGroupDef(OID=group_oid, Name=name, Repeating="Yes" if name in ("sae", "eligibility")
+                                           else "No", ItemRef=refs))
+        form_defs.append(ODM.FormDef(OID=form_oid, Name=name, Repeating="No",
+                                     ItemGroupRef=[ODM.ItemGroupRef(ItemGroupOID=group_oid, Mandatory="Yes")]))
+        event_oid = _oid("SE", name)
+        event_defs.append(ODM.StudyEventDef(OID=event_oid, Name=name, Repeating="No", Type="Scheduled",
+                                            FormRef=[ODM.FormRef(FormOID=form_oid, Mandatory="No")]))
+        event_refs.append(ODM.StudyEventRef(StudyEventOID=event_oid, OrderNumber=order, Mandatory="No"))
+    mdv = ODM.MetaDataVersion(OID=mdv_oid, Name=f"{protocol.acronym} as exported by stroketrial",
+                              Protocol=ODM.Protocol(StudyEventRef=event_refs), StudyEventDef=event_defs,
+                              FormDef=form_defs, ItemGroupDef=group_defs, ItemDef=item_defs)
+    study = ODM.Study(OID=study_oid, GlobalVariables=ODM.GlobalVariables(
+        StudyName=ODM.StudyName(_content=protocol.acronym),
+        StudyDescription=ODM.StudyDescription(_content=protocol.title),
+        ProtocolName=ODM.ProtocolName(_content=protocol.registry_id)), MetaDataVersion=[mdv])
+    subjects: dict[str, ODM.SubjectData] = {}
+    for name, rows in data.items():
+        repeat = 0
+        for row in rows:
+            key = str(row["patient_id"])
+            subject = subjects.setdefault(key, ODM.SubjectData(SubjectKey=key, StudyEventData=[]))
+            repeat += 1
+            items = [ODM.ItemData(ItemOID=_oid("IT", name, k), Value=_value(v)) for k, v in row.items()
+                     if k not in skip and v not in (None, "")]
+            group = ODM.ItemGroupData(ItemGroupOID=_oid("IG", name), ItemData=items)
+            if name in ("sae", "eligibility"):
+                group.ItemGroupRepeatKey = str(repeat)
+            event = next((e for e in subject.StudyEventData if e.StudyEventOID == _oid("SE", name)), None)
+            if event is None:
+                event = ODM.StudyEventData(StudyEventOID=_oid("SE", name),
+                                           FormData=[ODM.FormData(FormOID=_oid("F", name), ItemGroupData=[])])
+                subject.StudyEventData.append(event)
+            event.FormData[0].ItemGroupData.append(group)
+    clinical = ODM.ClinicalData(StudyOID=study_oid, MetaDataVersionOID=mdv_oid, SubjectData=list(subjects.values()))
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    root = ODM.ODM(FileOID=_oid("STROKETRIAL", protocol.id, now), FileType="Snapshot", Granularity="All",
+                   CreationDateTime=now, ODMVersion="1.3.2", Originator="stroketrial", SourceSystem="stroketrial",
+                   Study=[study], ClinicalData=[clinical])
+    return root.to_xml_string(xml_declaration=True).encode("utf-8")
+
+
+def audit_csv(session: Session, actor: Actor) -> str:
+    if actor.role not in AUDIT_READERS:
+        raise Forbidden(f"the audit trail is for {', '.join(AUDIT_READERS)}; {actor.name} is {actor.role}")
+    events = session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()
+    rows = []
+    for e in events:
+        if not actor.is_admin and e.trial_id is None:
+            continue
+        rows.append({"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "entity": e.entity,
+                     "entity_id": e.entity_id, "trial": e.trial_id or "", "reason": e.reason or "",
+                     "before": _redacted(e.before_json, actor), "after": _redacted(e.after_json, actor),
+                     "prev_hash": e.prev_hash, "hash": e.hash})
+    return _csv(rows, ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "reason", "before", "after",
+                       "prev_hash", "hash"])
+
+
+def _redacted(document: str | None, actor: Actor) -> str:
+    """Allocation details are withheld from readers who may not see arms (the hashes still verify the originals)."""
+    if document is None:
+        return ""
+    if actor.is_admin or actor.role == "monitor":
+        data = json.loads(document)
+        if isinstance(data, dict) and "arm" in data:
+            data = {k: ("(withheld)" if k in ("arm", "slot", "probabilities", "scores") else v)
+                    for k, v in data.items()}
+            return json.dumps(data, sort_keys=True)
+    return document

@@ -1,0 +1,221 @@
+"""The pages in a real browser: Debian's Chromium, headless, driven by Playwright, against a real server.
+
+AMASS-2 as a coordinator: sign in, screen an eligible patient (live eligibility, a unit
+switch), randomize with a double click, open the dose sheet, enter the 90-day mRS.
+IMPACT-LVO as a blinded coordinator: the same flow, and the arm appears on no page.
+Screenshots of every step go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from stroketrial.protocol import load_builtin
+from stroketrial.service import demo
+from stroketrial.store import Database
+from stroketrial.store.models import Allocation, Patient
+from stroketrial.web.forms import screening_fields
+from stroketrial.web.process import ServerProcess
+
+from ..trials import amass2, impact_lvo
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("STROKETRIAL_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium")
+        pytest.skip("no Chromium: run `make test`, which installs Debian's chromium")
+    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
+    db = Database(url)
+    db.migrate()
+    demo.load(db)
+    db.dispose()
+    with ServerProcess(url, log_path=str(tmp_path_factory.getbasetemp() / "web-server.log")) as process:
+        yield process, url
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(base_url=server[0].url, viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(page, user: str) -> None:
+    page.goto("/")
+    assert "/login" in page.url
+    page.fill("input[name=name]", user)
+    page.fill("input[name=password]", demo.DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_selector("[data-testid=user]")
+
+
+def fill_screening(page, trial: str, patient: dict, code: str, overrides: dict | None = None) -> None:
+    protocol = load_builtin(trial)
+    page.fill("[data-testid=patient_id]", code)
+    page.select_option("[data-testid=site]", "S1")
+    data = {**patient, **(overrides or {})}
+    for field in screening_fields(protocol):
+        value = data.get(field.name)
+        if value is None:
+            continue
+        if field.kind == "flag":
+            page.check(f"input[name={field.name}][value={'yes' if value else 'no'}]")
+        elif field.kind in ("category", "grade"):
+            page.select_option(f"select[name={field.name}]", str(value))
+        elif field.kind == "timestamp":
+            page.fill(f"input[name={field.name}]", str(value)[:16])
+        elif isinstance(value, dict):
+            page.fill(f"input[name={field.name}]", str(value["value"]))
+            page.select_option(f"select[name={field.name}__unit]", value["unit"])
+        else:
+            page.fill(f"input[name={field.name}]", str(value))
+    for criterion, answer in patient.get("attestations", {}).items():
+        page.check(f"input[name=attest_{criterion}][value={'yes' if answer else 'no'}]")
+
+
+def allocations_of(url: str, code: str) -> list[Allocation]:
+    db = Database(url)
+    with db.read() as session:
+        rows = list(session.execute(select(Allocation).join(Patient, Patient.id == Allocation.patient_id)
+                                    .where(Patient.code == code)).scalars())
+    db.dispose()
+    return rows
+
+
+def test_amass2_from_screening_to_the_90_day_visit(page, server):
+    _, url = server
+    page.goto("/login")
+    shot(page, "01-login")
+    sign_in(page, "coordinator")
+    shot(page, "02-trials")
+    page.click("text=AMASS-2")
+    page.click("[data-testid=screen-new]")
+    patient = {**amass2.ELIGIBLE, "bridging_thrombolysis": True}
+    # A creatinine reported in mg/dL is converted exactly (0.9 mg/dL = 79.6 umol/L).
+    fill_screening(page, "amass-2", patient, "WEB-001",
+                   {"creatinine_umol_l": {"value": 0.9, "unit": "mg/dL"}, "nihss": 4})
+    page.wait_for_selector("[data-testid=eligibility-status]:has-text('INELIGIBLE')")
+    shot(page, "03-screening-ineligible-live")
+    page.fill("input[name=nihss]", "14")
+    page.wait_for_selector("[data-testid=eligibility-status]:has-text('ELIGIBLE'):not(:has-text('IN'))")
+    assert "mg/dL" in page.inner_text("[data-testid=eligibility]") or page.is_visible("text=creatinine")
+    shot(page, "04-screening-eligible-live")
+    page.click("button:has-text('Register patient')")
+    page.wait_for_selector("[data-testid=patient-status]")
+    assert page.inner_text("[data-testid=patient-status]") == "ELIGIBLE"
+    shot(page, "05-patient-eligible")
+    page.click("[data-testid=randomize]")
+    page.wait_for_selector("[data-testid=confirm]")
+    assert "WEB-001" in page.inner_text("h1") and "nihss" in page.inner_text("table.facts").lower()
+    shot(page, "06-randomize-confirm")
+    page.check("[data-testid=confirm]")
+    page.dblclick("[data-testid=randomize-now]")  # a double click must not randomize twice
+    page.wait_for_selector("[data-testid=allocation]")
+    sequence = page.inner_text("[data-testid=sequence]")
+    arm = page.inner_text("[data-testid=arm]")
+    assert arm in ("Intra-arterial albumin", "Control Group") or arm
+    shot(page, "07-allocation")
+    page.reload()
+    assert page.inner_text("[data-testid=sequence]") == sequence
+    page.go_back()  # back to the confirmation: it sends the user on to the allocation, never again
+    page.wait_for_load_state()
+    assert len(allocations_of(url, "WEB-001")) == 1
+    page.goto(f"/trials/amass-2/patients/WEB-001/allocation")
+    page.click("[data-testid=dose-link]")
+    page.wait_for_selector("[data-testid=dose-sheet]")
+    if page.locator("[data-testid=dose-amount]").count():
+        assert page.inner_text("[data-testid=dose-amount]").startswith("38.4")  # 0.6 g/kg x 64 kg
+        assert page.inner_text("[data-testid=dose-volume]") == "192 mL"
+    shot(page, "08-dose-sheet")
+    page.goto("/trials/amass-2/patients/WEB-001/visits")
+    page.click("summary:has-text('Enter Day 90')")
+    page.fill("[data-testid=d90-mrs]", "7")
+    page.click("[data-testid=save-d90]")
+    page.wait_for_selector("text=modified Rankin Scale")
+    assert "out of range" in page.content()
+    shot(page, "09-visit-error")
+    page.fill("[data-testid=d90-mrs]", "2")
+    page.check("[data-testid=form-d90] input[name=death][value=no]")
+    page.click("[data-testid=save-d90]")
+    page.wait_for_selector("[data-testid=status-d90]:has-text('done')")
+    shot(page, "10-visits-d90-done")
+    page.goto("/trials/amass-2/dashboard")
+    page.wait_for_selector("[data-testid=consort]")
+    shot(page, "11-dashboard")
+    assert len(allocations_of(url, "WEB-001")) == 1
+
+
+def test_impact_lvo_blinded_coordinator_never_sees_the_arm(page, server):
+    _, url = server
+    sign_in(page, "coordinator")
+    page.goto("/trials/impact-lvo/screen")
+    fill_screening(page, "impact-lvo", impact_lvo.ELIGIBLE, "BLIND-001")
+    page.wait_for_selector("[data-testid=eligibility-status]:has-text('ELIGIBLE'):not(:has-text('IN'))")
+    page.click("button:has-text('Register patient')")
+    page.wait_for_selector("[data-testid=randomize]")
+    page.click("[data-testid=randomize]")
+    page.check("[data-testid=confirm]")
+    page.click("[data-testid=randomize-now]")
+    page.wait_for_selector("[data-testid=kit]")
+    kit = page.inner_text("[data-testid=kit]")
+    assert len(kit) == 6 and page.locator("[data-testid=arm]").count() == 0
+    shot(page, "12-blinded-allocation-kit")
+    patient_pages = ("/trials/impact-lvo/patients/BLIND-001/allocation", "/trials/impact-lvo/patients/BLIND-001",
+                     "/trials/impact-lvo/patients/BLIND-001/dose", "/trials/impact-lvo/patients/BLIND-001/visits")
+    for path in (*patient_pages, "/trials/impact-lvo", "/trials/impact-lvo/dashboard", "/"):
+        page.goto(path)
+        page.wait_for_load_state()
+        assert page.locator("[data-arm]").count() == 0, path
+        if path in patient_pages:
+            # The protocol says "placebo-controlled" and its criteria name methylprednisolone (allergy);
+            # the patient's own pages never name the control treatment.
+            text = page.content().lower()
+            assert "placebo" not in text and "sterile water" not in text, path
+    page.goto("/trials/impact-lvo")
+    row = page.inner_text("tr:has(a:text-is('BLIND-001'))").lower()
+    assert kit in row and "placebo" not in row and "methylprednisolone" not in row
+    page.goto("/trials/impact-lvo/patients/BLIND-001/dose")
+    assert f"study drug from kit {kit}" in page.content()
+    shot(page, "13-blinded-dose-sheet")
+    page.goto("/trials/impact-lvo/dashboard")
+    shot(page, "14-blinded-dashboard")
+    assert [a.kit for a in allocations_of(url, "BLIND-001")] == [kit]
+
+
+def test_signing_out_and_a_forged_form_are_refused(page, server):
+    sign_in(page, "coordinator")
+    page.click("button:has-text('Sign out')")
+    page.wait_for_selector("input[name=password]")
+    page.goto("/trials/amass-2")
+    assert "/login" in page.url
+    sign_in(page, "coordinator")
+    response = page.request.post("/trials/amass-2/patients/AMASS-033/randomize",
+                                 form={"csrf": "forged", "key": "k", "confirm": "yes"})
+    assert response.status == 403 and "CSRF" in response.text()
