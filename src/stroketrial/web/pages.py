@@ -365,15 +365,28 @@ def _enrolment_chart(enrolment: dict[str, Any]) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import matplotlib.dates as mdates
+
     days = [dt.date.fromisoformat(d) for d in enrolment["days"]]
     fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
-    for site, cumulative in enrolment["cumulative_by_site"].items():
-        ax.step(days, cumulative, where="post", label=site, lw=2)
-    ax.set_ylabel("patients randomized")
-    ax.set_ylim(bottom=0)
+    if len(days) == 1:
+        # One day of enrolment: a step line would be invisible; show the day's count per site.
+        sites = list(enrolment["cumulative_by_site"])
+        counts = [c[-1] for c in enrolment["cumulative_by_site"].values()]
+        ax.barh(sites, counts, color="#0b57a4")
+        ax.invert_yaxis()
+        ax.set_xlabel(f"patients randomized on {days[0].isoformat()}")
+        for i, n in enumerate(counts):
+            ax.text(n, i, f" {n}", va="center")
+    else:
+        start = days[0] - dt.timedelta(days=1)
+        for site, cumulative in enrolment["cumulative_by_site"].items():
+            ax.step([start, *days], [0, *cumulative], where="post", label=site, lw=2, marker="o", ms=3)
+        ax.set_ylabel("patients randomized")
+        ax.set_ylim(bottom=0)
+        ax.legend(title="site", fontsize=8)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     ax.grid(alpha=0.3)
-    ax.legend(title="site", fontsize=8)
-    fig.autofmt_xdate()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)

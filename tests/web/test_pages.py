@@ -1,0 +1,117 @@
+"""The pages without a browser: sessions expire, forms need their CSRF token, exports hold what a role may see."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import zipfile
+
+import odmlib
+import pytest
+import xmlschema
+from fastapi.testclient import TestClient
+
+from stroketrial.service import demo
+from stroketrial.store import Database
+from stroketrial.web import create_app, pages
+
+
+@pytest.fixture(scope="module")
+def app_db(tmp_path_factory):
+    db = Database(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'pages.db'}")
+    db.migrate()
+    demo.load(db)
+    yield db
+    db.dispose()
+
+
+def client_for(app_db, user: str | None) -> TestClient:
+    client = TestClient(create_app(app_db))
+    if user:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+        response = client.post("/login", data={"csrf": token, "name": user, "password": demo.DEMO_PASSWORD,
+                                               "next": "/"})
+        assert response.status_code == 200 and "Your trials" in response.text
+    return client
+
+
+def csrf(client: TestClient) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
+
+
+def test_pages_need_a_signed_in_user_and_a_wrong_password_is_refused(app_db):
+    client = client_for(app_db, None)
+    response = client.get("/trials/amass-2", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    response = client.post("/login", data={"csrf": token, "name": "coordinator", "password": "wrong-one"})
+    assert response.status_code == 401 and "wrong password" in response.text
+    response = client.post("/login", data={"csrf": "forged", "name": "coordinator", "password": demo.DEMO_PASSWORD})
+    assert response.status_code == 403
+
+
+def test_a_session_expires_after_inactivity(app_db, monkeypatch):
+    client = client_for(app_db, "coordinator")
+    assert client.get("/trials/amass-2").status_code == 200
+    monkeypatch.setattr(pages, "SESSION_MINUTES", 0.0001)
+    import time
+    time.sleep(0.05)
+    response = client.get("/trials/amass-2", follow_redirects=False)
+    assert response.status_code == 303 and "expired" in response.headers["location"]
+
+
+def test_screening_form_errors_name_the_field_and_keep_the_values(app_db):
+    client = client_for(app_db, "coordinator")
+    response = client.post("/trials/amass-2/screen", data={"csrf": csrf(client), "patient_id": "FORM-1",
+                                                           "site": "S1", "age": "sixty", "nihss": "12"})
+    assert response.status_code == 422
+    assert "&#39;sixty&#39; is not a whole number" in response.text or "'sixty' is not a whole number" in response.text
+    assert 'value="12"' in response.text  # nothing typed is lost
+
+
+def test_a_role_that_may_not_randomize_gets_a_clear_page(app_db):
+    client = client_for(app_db, "statistician")
+    response = client.get("/trials/amass-2/patients/AMASS-040/randomize")
+    assert response.status_code == 403 and "randomizing is for admin, investigator, coordinator" in response.text
+
+
+def _tables(content: bytes) -> dict[str, list[dict]]:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+        return {name.split("/")[-1][:-4]: list(csv.DictReader(io.StringIO(archive.read(name).decode())))
+                for name in archive.namelist()}
+
+
+def test_csv_export_is_one_table_per_form_and_blinded_users_get_no_arm(app_db):
+    open_label = _tables(client_for(app_db, "coordinator").get("/trials/amass-2/export/csv").content)
+    assert {"screening", "eligibility", "randomization", "visit_baseline", "visit_d90", "sae"} <= set(open_label)
+    assert {r["arm"] for r in open_label["randomization"]} <= {"albumin", "control"}
+    assert len(open_label["randomization"]) >= 30
+    blinded = _tables(client_for(app_db, "coordinator").get("/trials/impact-lvo/export/csv").content)
+    assert "arm" not in blinded["randomization"][0] and blinded["randomization"][0]["kit"]
+    statistician = _tables(client_for(app_db, "statistician").get("/trials/amass-2/export/csv").content)
+    assert "arm" not in statistician["randomization"][0]
+    dsmb = _tables(client_for(app_db, "dsmb").get("/trials/impact-lvo/export/csv").content)
+    assert {r["arm"] for r in dsmb["randomization"]} == {"methylprednisolone", "placebo"}
+
+
+def test_odm_export_is_valid_cdisc_odm_1_3_2(app_db, tmp_path):
+    response = client_for(app_db, "coordinator").get("/trials/amass-2/export/odm")
+    assert response.status_code == 200
+    path = tmp_path / "odm.xml"
+    path.write_bytes(response.content)
+    schema = xmlschema.XMLSchema(os.path.join(os.path.dirname(odmlib.__file__), "schemas", "odm", "1.3.2",
+                                              "ODM1-3-2.xsd"))
+    errors = list(schema.iter_errors(str(path)))
+    assert errors == []
+    text = response.text
+    assert 'ODMVersion="1.3.2"' in text and "<SubjectData" in text and 'SubjectKey="AMASS-001"' in text
+
+
+def test_the_audit_trail_csv_is_for_admin_and_monitor(app_db):
+    rows = list(csv.DictReader(io.StringIO(client_for(app_db, "monitor").get("/audit.csv").text)))
+    assert rows and {"seq", "actor", "action", "before", "after", "hash"} <= set(rows[0])
+    randomizations = [r for r in rows if r["action"] == "randomize"]
+    assert randomizations and all('"arm": "(withheld)"' in r["after"] for r in randomizations)
+    assert client_for(app_db, "coordinator").get("/audit.csv").status_code == 403
