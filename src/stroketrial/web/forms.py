@@ -62,23 +62,18 @@ def screening_fields(protocol: Protocol) -> list[FormField]:
 def parse_screening_form(fields: list[FormField], form: Mapping[str, Any],
                          attestation_ids: list[str]) -> tuple[dict[str, Any], dict[str, bool], dict[str, str]]:
     """(patient data, attestations, errors by field) from submitted form text."""
-    data: dict[str, Any] = {}
-    errors: dict[str, str] = {}
+    data, errors = parse_visit_form(fields, form)
     for f in fields:
-        raw = str(form.get(f.name, "") or "").strip()
-        if not raw:
+        if f.name not in data:
             continue
-        value, error = _convert(f, raw)
-        if error:
-            errors[f.name] = error
-            continue
+        value = data[f.name]
         unit = str(form.get(f.name + UNIT_SUFFIX, "") or "")
         if f.units and unit and unit != f.unit:
             if unit not in f.units:
                 errors[f.name] = f"unit {unit!r} is not one of {', '.join(f.units)}"
+                del data[f.name]
                 continue
-            value = {"value": value, "unit": unit}
-        data[f.name] = value
+            data[f.name] = {"value": value, "unit": unit}
     attestations = {}
     for criterion_id in attestation_ids:
         raw = str(form.get(f"attest_{criterion_id}", "") or "")
@@ -125,7 +120,9 @@ def visit_fields(assessments: list[str]) -> list[FormField]:
 
 
 def parse_visit_form(fields: list[FormField], form: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    values, errors = {}, {}
+    """(values, errors by field) for plain fields; blank means not recorded."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     for f in fields:
         raw = str(form.get(f.name, "") or "").strip()
         if not raw:

@@ -393,28 +393,24 @@ def _enrolment_chart(enrolment: dict[str, Any]) -> str | None:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-@router.get("/trials/{trial}/export/csv")
-def export_csv(request: Request, trial: str):
+def _download(request: Request, make, trial: str | None, media_type: str, filename: str) -> Response:
     actor = _actor(request)
     with _db(request).read() as session:
-        content = export.csv_zip(session, actor, trial)
-    return Response(content, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{trial}-data.zip"'})
+        content = make(session, actor, trial) if trial else make(session, actor)
+    return Response(content, media_type=media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/trials/{trial}/export/csv")
+def export_csv(request: Request, trial: str):
+    return _download(request, export.csv_zip, trial, "application/zip", f"{trial}-data.zip")
 
 
 @router.get("/trials/{trial}/export/odm")
 def export_odm(request: Request, trial: str):
-    actor = _actor(request)
-    with _db(request).read() as session:
-        content = export.odm_xml(session, actor, trial)
-    return Response(content, media_type="application/xml",
-                    headers={"Content-Disposition": f'attachment; filename="{trial}-odm.xml"'})
+    return _download(request, export.odm_xml, trial, "application/xml", f"{trial}-odm.xml")
 
 
 @router.get("/audit.csv")
 def export_audit(request: Request):
-    actor = _actor(request)
-    with _db(request).read() as session:
-        content = export.audit_csv(session, actor)
-    return Response(content, media_type="text/csv",
-                    headers={"Content-Disposition": 'attachment; filename="audit-trail.csv"'})
+    return _download(request, export.audit_csv, None, "text/csv", "audit-trail.csv")
