@@ -32,6 +32,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/screening.py
 	$(BIN)/python benchmarks/randomization.py
+	$(BIN)/python benchmarks/escalation.py
 	scripts/bench-server $(BIN)/python
 
 clean:

@@ -46,7 +46,10 @@ def _round(value: float, step: float) -> float:
 
 
 def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
-                      randomized_at: dt.datetime | None = None, dose_choice: float | None = None) -> list[Administration]:
+                      randomized_at: dt.datetime | None = None, dose_choice: float | None = None,
+                      level: int | None = None) -> list[Administration]:
+    """Each administration of the arm. `dose_choice` picks a registered dose group (ISIS-HERMES cells);
+    `level` the dose-escalation level (AMASS-1), whose dose replaces a step that states none."""
     arm = next((a for a in protocol.arms if a.id == arm_id), None)
     if arm is None:
         raise DoseError(f"arm {arm_id!r} is not an arm of {protocol.id} ({', '.join(a.id for a in protocol.arms)})")
@@ -60,6 +63,9 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
                 continue
             notes = []
             amount = step.amount
+            if amount is None and not step.amount_choices:
+                amount = _level_dose(protocol, level)
+                notes.append(f"escalation level {level}: {amount:g} {protocol.dose_escalation.unit}")
             if step.amount_choices:
                 if dose_choice is None:
                     choices = ", ".join(f"{c:g}" for c in step.amount_choices)
@@ -73,8 +79,9 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
                 amount = dose_choice
             if step.per_kg:
                 weight = _weight(weight_kg)
-                amount = step.amount * weight
-                notes.append(f"{step.amount:g} {step.unit}/kg × {weight:g} kg = {amount:.4g} {step.unit}")
+                per_kg = amount
+                amount = per_kg * weight
+                notes.append(f"{per_kg:g} {step.unit}/kg × {weight:g} kg = {amount:.4g} {step.unit}")
             if step.max_amount is not None and amount > step.max_amount:
                 notes.append(f"capped at {step.max_amount:g} {step.unit} (protocol maximum per dose)")
                 amount = step.max_amount
@@ -96,6 +103,19 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
             out.append(Administration(intervention.id, intervention.name, step.route, step.timing, amount, step.unit,
                                       volume, step.infusion_minutes, rate_min, rate_h, due, notes))
     return out
+
+
+def _level_dose(protocol: Protocol, level: int | None) -> float:
+    escalation = protocol.dose_escalation
+    if escalation is None:
+        raise DoseError(f"{protocol.id}: a dose step states no amount and the trial has no dose levels")
+    levels = {lv.level: lv.dose for lv in escalation.levels}
+    if level is None:
+        raise DoseError(f"{protocol.id} doses by escalation level; give the level "
+                        f"({', '.join(f'{k}: {v:g} {escalation.unit}' for k, v in levels.items())})")
+    if level not in levels:
+        raise DoseError(f"level {level} is not a dose level of {protocol.id} (levels 1 to {max(levels)})")
+    return levels[level]
 
 
 def _weight(weight_kg: float | None) -> float:

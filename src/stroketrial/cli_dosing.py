@@ -1,0 +1,222 @@
+"""`stroketrial dose` (the dose sheet) and `stroketrial escalation` (3+3, BOIN, CRM: live decisions, characteristics)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from .cli_support import JsonOption, command, emit_json, err, fail, out
+from .dosing import dose_instructions
+from .dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts, three_plus_three
+from .dosing.escalation.boin import Boin
+from .dosing.escalation.crm import Crm, calibrated_skeleton
+from .protocol import resolve
+
+LB_TO_KG = 0.45359237  # the international avoirdupois pound, exactly
+
+escalation_app = typer.Typer(help="Dose escalation: 3+3, BOIN and CRM decisions and operating characteristics.",
+                             no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(escalation_app, name="escalation")
+    command(app, "dose", epilog="Examples: stroketrial dose amass-2 --weight-kg 70  ·  stroketrial dose amass-1 "
+                                "--weight-lb 154 --level 3  ·  stroketrial dose impact-lvo --weight-kg 80 "
+                                "--randomized-at 2026-03-01T14:30")(dose)
+
+
+def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml file."),
+         weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Body weight in kg (20-300)."),
+         weight_lb: Optional[float] = typer.Option(None, "--weight-lb", help="Body weight in lb (converted exactly, "
+                                                                             "1 lb = 0.45359237 kg)."),
+         arm: Optional[str] = typer.Option(None, "--arm", help="Arm id (default: the experimental arm)."),
+         level: Optional[int] = typer.Option(None, "--level", help="Dose-escalation level (AMASS-1)."),
+         dose_group: Optional[float] = typer.Option(None, "--dose-group", help="Registered dose group, e.g. 1e8 "
+                                                                              "cells (ISIS-HERMES)."),
+         randomized_at: Optional[str] = typer.Option(None, "--randomized-at", help="ISO time of randomization, "
+                                                                                   "for dated repeat doses."),
+         as_json: bool = JsonOption) -> None:
+    """Print the dose sheet of an arm: dose, volume and pump rate, with the arithmetic and the rounding."""
+    protocol = resolve(trial)
+    if weight_kg is not None and weight_lb is not None:
+        fail("give --weight-kg or --weight-lb, not both")
+    weight, conversion = weight_kg, None
+    if weight_lb is not None:
+        weight = weight_lb * LB_TO_KG
+        conversion = f"{weight_lb:g} lb × 0.45359237 = {weight:.1f} kg"
+        weight = round(weight, 1)
+    arm_id = arm or next(a.id for a in protocol.arms if a.role == "experimental")
+    moment = None
+    if randomized_at:
+        try:
+            moment = dt.datetime.fromisoformat(randomized_at)
+        except ValueError:
+            fail(f"--randomized-at {randomized_at!r} is not an ISO date and time, e.g. 2026-03-01T14:30")
+    steps = dose_instructions(protocol, arm_id, weight, moment, dose_group, level)
+    sheet = {"trial": protocol.id, "arm": arm_id, "weight_kg": weight, "weight_conversion": conversion,
+             "administrations": [s.to_json() for s in steps],
+             "rounding": "g to 0.1 g, mg to 1 mg, volumes to 0.1 mL, rates to 0.1 mL/min and 0.1 mL/h"}
+    if as_json:
+        emit_json(sheet)
+        return
+    name = next(a.name for a in protocol.arms if a.id == arm_id)
+    out.print(f"[bold]{protocol.acronym} dose sheet[/]: {name}" + (f", weight {weight:g} kg" if weight else ""))
+    if conversion:
+        out.print(f"weight converted: {conversion}")
+    for s in steps:
+        out.print(f"\n[bold]{s.name}[/] ({s.route.replace('_', ' ')}): {s.timing}")
+        if s.amount is not None:
+            line = f"  dose {s.amount:g} {s.unit}"
+            if s.volume_ml is not None:
+                line += f" = {s.volume_ml:g} mL"
+            if s.rate_ml_min is not None:
+                line += f", pump {s.rate_ml_min:g} mL/min ({s.rate_ml_h:g} mL/h) over {s.infusion_minutes:g} min"
+            out.print(line)
+        for due in s.due:
+            out.print(f"  due {due}")
+        for note in s.notes:
+            out.print(f"  {note}", style="dim")
+    out.print(f"\nrounding: {sheet['rounding']}", style="dim")
+
+
+# ---- escalation: live decision ----------------------------------------------------------------
+def _cohorts_3_3(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
+    cohorts = []
+    for expected, level in enumerate(sorted(counts), 1):
+        if level != expected:
+            raise EscalationInputError(f"--dlt skips level {expected}: a 3+3 trial escalates one level at a time")
+        dlt, n = counts[level]
+        if n == 3:
+            cohorts.append(Cohort(level, 3, dlt))
+        elif n == 6:
+            if dlt == 0:
+                raise EscalationInputError(f"level {level}: 0/3 escalates, so 6 patients with 0 DLTs cannot happen")
+            cohorts += [Cohort(level, 3, 1), Cohort(level, 3, dlt - 1)]
+        else:
+            raise EscalationInputError(f"level {level}: {n} patients; a 3+3 level has 3 or 6")
+    return cohorts
+
+
+@command(escalation_app, "run", epilog="Example: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'")
+def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml with a dose_escalation section."),
+        dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
+        design: Optional[str] = typer.Option(None, "--design", help="3+3 (the protocol's), boin or crm."),
+        target: float = typer.Option(0.25, "--target", help="BOIN/CRM target DLT rate."),
+        current: Optional[int] = typer.Option(None, "--current", help="BOIN: the level the last cohort received."),
+        skeleton: Optional[str] = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
+                                                                        "(default: calibrated, Lee & Cheung 2009)."),
+        cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM: planned number of cohorts."),
+        as_json: bool = JsonOption) -> None:
+    """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
+    protocol = resolve(trial)
+    escalation = protocol.dose_escalation
+    if escalation is None:
+        fail(f"{protocol.id} has no dose escalation (its design is {protocol.design.model.replace('_', ' ')})")
+    counts = parse_dlt_counts(dlt)
+    k = len(escalation.levels)
+    design = design or escalation.design
+    if design == "3+3":
+        decision = three_plus_three.decide(_cohorts_3_3(counts), k, escalation.expansion_min)
+    elif design == "boin":
+        last = current or (max(counts) if counts else 1)
+        decision = Boin(target, n_cohorts=cohorts).decide(counts, last, k)
+    elif design == "crm":
+        decision = _crm(target, skeleton, k, cohorts).decide(counts, k)
+    else:
+        fail(f"--design {design!r} is not one of 3+3, boin, crm")
+    doses = {lv.level: lv.dose for lv in escalation.levels}
+    data = decision.to_json() | {"trial": protocol.id, "design": design,
+                                 "dose": doses.get(decision.level or decision.mtd or 0), "unit": escalation.unit,
+                                 "dlt_definition": escalation.dlt_definition}
+    if as_json:
+        emit_json(data)
+        return
+    if decision.action == "treat":
+        out.print(f"[bold]Treat the next cohort at level {decision.level}[/] ({data['dose']:g} {escalation.unit})")
+    elif decision.mtd:
+        out.print(f"[bold]Stop escalation: MTD is level {decision.mtd}[/] ({doses[decision.mtd]:g} {escalation.unit})")
+    else:
+        out.print("[bold red]Stop: no dose level is tolerated[/]")
+    out.print(f"rule: {decision.text}")
+    if decision.expansion:
+        out.print(decision.expansion)
+    out.print("DLT (protocol): " + "; ".join(escalation.dlt_definition), style="dim")
+
+
+def _crm(target: float, skeleton: Optional[str], k: int, cohorts: int) -> Crm:
+    prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, k)
+    return Crm(target, prior, n_cohorts=cohorts)
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        fail(f"{option} {text!r} is a comma-separated list of numbers, e.g. 0.05,0.10,0.20")
+
+
+# ---- escalation: operating characteristics ------------------------------------------------------------
+@command(escalation_app, "oc", epilog="Examples: stroketrial escalation oc --design 3+3 --tox 0.05,0.10,0.20,0.35  ·  "
+                                      "stroketrial escalation oc --design boin --target 0.25 --tox 0.05,0.10,0.20,0.35 "
+                                      "--trials 100000  ·  stroketrial escalation oc --design all --tox ... "
+                                      "--skeleton 0.08,0.15,0.25,0.35 --plot oc.png")
+def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per level, e.g. 0.05,0.10,0.20,0.35."),
+       design: str = typer.Option("3+3", "--design", help="3+3 (exact), boin, crm, or all (side by side)."),
+       target: float = typer.Option(0.25, "--target", help="BOIN/CRM target DLT rate."),
+       skeleton: Optional[str] = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
+                                                                       "(default: calibrated, Lee & Cheung 2009)."),
+       cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM number of cohorts of 3."),
+       trials: int = typer.Option(10_000, "--trials", help="Simulated trials (BOIN, CRM; 3+3 is exact)."),
+       seed: int = typer.Option(1, "--seed", help="Random seed."),
+       plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
+       as_json: bool = JsonOption) -> None:
+    """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
+    p = _floats(tox, "--tox")
+    if not 1 <= trials <= 10_000_000:
+        fail(f"--trials is {trials}; allowed: 1 to 10000000")
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        fail(f"--plot {plot}: the figure is written as .png, .svg or .pdf")
+    designs = ["3+3", "boin", "crm"] if design == "all" else [design]
+    results, seconds = [], {}
+    for name in designs:
+        rng = np.random.default_rng(seed)
+        started = time.perf_counter()
+        if name == "3+3":
+            result = three_plus_three.exact(p)
+        elif name == "boin":
+            result = Boin(target, n_cohorts=cohorts).simulate(p, trials, rng)
+        elif name == "crm":
+            prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, len(p))
+            result = Crm(target, prior, n_cohorts=cohorts).simulate(p, trials, rng)
+        else:
+            fail(f"--design {name!r} is not one of 3+3, boin, crm, all")
+        seconds[name] = time.perf_counter() - started
+        results.append(result)
+    if plot is not None:
+        from .dosing.escalation.plot import plot_oc
+        plot_oc(results, plot)
+    if as_json:
+        payload = [r.to_json() | {"seconds": round(seconds[r.design], 3)} for r in results]
+        emit_json(payload[0] if len(payload) == 1 else payload)
+        return
+    table = Table(title=f"Operating characteristics, true DLT rates {', '.join(f'{x:g}' for x in p)}")
+    table.add_column("design")
+    table.add_column("measure")
+    for j in range(len(p)):
+        table.add_column(f"level {j + 1}", justify="right")
+    table.add_column("none / total", justify="right")
+    for r in results:
+        label = r.design + (" (exact)" if r.method == "exact" else f" ({r.trials:,} trials, {seconds[r.design]:.1f} s)")
+        table.add_row(label, "P(select) %", *(f"{100 * x:.1f}" for x in r.p_select), f"{100 * r.p_none:.1f}")
+        table.add_row("", "patients", *(f"{x:.2f}" for x in r.expected_n), f"{sum(r.expected_n):.1f}")
+        table.add_row("", "DLTs", *(f"{x:.2f}" for x in r.expected_dlt), f"{sum(r.expected_dlt):.2f}",
+                      end_section=True)
+    out.print(table)
+    if plot is not None:
+        out.print(f"figure: {plot}")
