@@ -63,7 +63,8 @@ def binary(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: st
                                    float(np.exp(log_or + Z95 * se)), float(2 * stats.norm.sf(abs(log_or / se))),
                                    "odds ratio with Woolf (logit) interval and Wald test", c.n, "odds ratio", base)
     if adjust:
-        out.update(_adjusted(c, outcome, adjust, bootstrap, seed, base))
+        adjusted = contrast(df, outcome, arm, treatment, control, adjust, kind="binary")
+        out.update(_adjusted(adjusted, outcome, adjust, bootstrap, seed, base))
     return out
 
 

@@ -19,7 +19,9 @@ Z95 = stats.norm.ppf(0.975)
 
 
 def mixed_model(long: pd.DataFrame, score: str, arm: str, treatment: str, control: str,
-                patient: str = "patient_id", visit: str = "visit") -> list[Result]:
+                patient: str = "patient_id", visit: str = "visit", order: list | None = None) -> list[Result]:
+    """The arm effect at each visit; `order` lists the visits in time order (the first is the reference),
+    else a categorical column's order, else numeric then alphabetical."""
     for column in (score, arm, patient, visit):
         if column not in long.columns:
             raise AnalysisInputError(f"the long dataset has no column {column!r}")
@@ -28,7 +30,12 @@ def mixed_model(long: pd.DataFrame, score: str, arm: str, treatment: str, contro
         raise AnalysisInputError("a mixed model needs repeated scores from at least 4 patients")
     data["treated"] = (data[arm] == treatment).astype(float)
     data["score_"] = pd.to_numeric(data[score], errors="coerce")
-    if isinstance(data[visit].dtype, pd.CategoricalDtype):
+    if order is not None:
+        unknown = sorted(set(data[visit].astype(str)) - {str(v) for v in order})
+        if unknown:
+            raise AnalysisInputError(f"visits {unknown} are not in the given order {order}")
+        visits = [v for v in order if (data[visit].astype(str) == str(v)).any()]
+    elif isinstance(data[visit].dtype, pd.CategoricalDtype):
         visits = [v for v in data[visit].cat.categories if (data[visit] == v).any()]
     else:
         visits = sorted(data[visit].unique(), key=lambda v: (float(v) if _is_number(v) else 0, str(v)))

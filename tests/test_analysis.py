@@ -1,0 +1,160 @@
+"""The analyses against R (MASS::polr, ordinal::clm, lme4, fisher.test, glm, lm) on a committed dataset.
+
+tests/reference/make_reference.R made r_reference.csv from amass2_trial.csv and
+amass2_nihss_long.csv; the tests compare to at least 4 decimal places and never run R.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from stroketrial.analysis import binary, continuous, longitudinal, ordinal, sensitivity
+from stroketrial.analysis.result import AnalysisInputError
+
+REF = Path(__file__).parent / "reference"
+DATA = pd.read_csv(REF / "amass2_trial.csv")
+LONG = pd.read_csv(REF / "amass2_nihss_long.csv")
+R = pd.read_csv(REF / "r_reference.csv").set_index("name")["value"].to_dict()
+ARMS = ("arm", "albumin", "control")
+
+
+def test_proportional_odds_matches_mass_polr_with_profile_interval():
+    r = ordinal.proportional_odds(DATA, "mrs_90d", *ARMS)
+    assert r.details["log_or"] == pytest.approx(-R["polr_beta"], abs=1e-4)
+    assert r.details["se_log_or"] == pytest.approx(R["polr_se"], abs=1e-4)
+    assert r.details["llf"] == pytest.approx(R["polr_loglik"], abs=1e-4)
+    # the common OR favours treatment above 1: exp(-beta); the profile interval flips accordingly
+    assert r.estimate == pytest.approx(np.exp(-R["polr_beta"]), abs=1e-4)
+    assert r.ci_low == pytest.approx(np.exp(-R["polr_profile_beta_high"]), abs=1e-4)
+    assert r.ci_high == pytest.approx(np.exp(-R["polr_profile_beta_low"]), abs=1e-4)
+    assert r.details["log_or"] == pytest.approx(-R["clm_beta"], abs=1e-4)  # ordinal::clm agrees too
+    assert r.n == DATA["mrs_90d"].notna().sum() and r.details["dropped_missing"] == DATA["mrs_90d"].isna().sum()
+
+
+def test_adjusted_proportional_odds_matches_mass_polr():
+    r = ordinal.proportional_odds(DATA, "mrs_90d", *ARMS, adjust=["age", "nihss", "aspects"])
+    assert r.details["log_or"] == pytest.approx(-R["polr_adj_beta"], abs=1e-4)
+    assert r.details["se_log_or"] == pytest.approx(R["polr_adj_se"], abs=1e-4)
+    assert r.ci_low == pytest.approx(np.exp(-R["polr_adj_profile_beta_high"]), abs=1e-4)
+    assert r.ci_high == pytest.approx(np.exp(-R["polr_adj_profile_beta_low"]), abs=1e-4)
+
+
+def test_proportional_odds_test_matches_ordinal_nominal_test():
+    r = ordinal.proportional_odds_test(DATA, "mrs_90d", *ARMS)
+    assert r.estimate == pytest.approx(R["clm_nominal_lr"], abs=1e-4)
+    assert r.details["df"] == R["clm_nominal_df"]
+    assert r.p_value == pytest.approx(R["clm_nominal_p"], abs=1e-4)
+
+
+def test_wilcoxon_matches_r():
+    assert ordinal.mann_whitney(DATA, "mrs_90d", *ARMS).p_value == pytest.approx(R["wilcox_p"], abs=1e-6)
+
+
+def test_binary_mrs_0_2_matches_fisher_test_and_glm():
+    data = DATA.assign(mrs_0_2=(DATA["mrs_90d"] <= 2).astype(float).where(DATA["mrs_90d"].notna()))
+    results = binary.binary(data, "mrs_0_2", *ARMS, adjust=["age", "nihss"], bootstrap=200)
+    exact = results["odds_ratio_exact"]
+    assert exact.estimate == pytest.approx(R["fisher_or"], abs=1e-4)
+    assert exact.ci_low == pytest.approx(R["fisher_or_low"], abs=1e-4)
+    assert exact.ci_high == pytest.approx(R["fisher_or_high"], abs=1e-4)
+    assert exact.p_value == pytest.approx(R["fisher_p"], abs=1e-6)
+    adjusted = results["odds_ratio_adjusted"]
+    assert np.log(adjusted.estimate) == pytest.approx(R["glm_beta"], abs=1e-4)
+    rd = results["risk_difference"]
+    d = rd.details
+    assert rd.estimate == pytest.approx(d["risk_treatment"] - d["risk_control"])
+    assert rd.ci_low < rd.estimate < rd.ci_high
+    standardized = results["risk_difference_adjusted"]
+    assert abs(standardized.estimate - rd.estimate) < 0.05 and standardized.ci_low < standardized.ci_high
+
+
+def test_newcombe_interval_matches_the_published_worked_example():
+    # Newcombe RG, Stat Med 1998;17:873-890, Table II example (56/70 vs 48/80): 0.0524 to 0.3339
+    data = pd.DataFrame({"arm": ["t"] * 70 + ["c"] * 80, "y": [1] * 56 + [0] * 14 + [1] * 48 + [0] * 32})
+    rd = binary.binary(data, "y", "arm", "t", "c")["risk_difference"]
+    assert rd.estimate == pytest.approx(0.2)
+    assert (round(rd.ci_low, 4), round(rd.ci_high, 4)) == (0.0524, 0.3339)
+
+
+def test_small_safety_counts_get_exact_answers():
+    data = pd.DataFrame({"arm": ["t"] * 15 + ["c"] * 15, "sich": [1] + [0] * 14 + [0] * 15})
+    results = binary.binary(data, "sich", "arm", "t", "c")
+    assert results["risk_difference"].p_value == pytest.approx(1.0)  # Fisher: 1/15 vs 0/15
+    assert "risk_ratio" not in results and "odds_ratio" not in results  # undefined with a zero cell
+    assert results["odds_ratio_exact"].ci_high == np.inf or results["odds_ratio_exact"].ci_high > 10
+
+
+def test_log_volume_ancova_matches_lm():
+    r = continuous.log_ancova(DATA, "infarct_volume_ml", *ARMS, adjust=["nihss", "aspects"])
+    assert r.details["log_ratio"] == pytest.approx(R["lm_beta"], abs=1e-6)
+    assert r.details["se"] == pytest.approx(R["lm_se"], abs=1e-6)
+
+
+def test_hodges_lehmann_is_the_median_pairwise_difference():
+    r = continuous.hodges_lehmann(DATA, "infarct_volume_ml", *ARMS)
+    a = DATA.loc[DATA.arm == "albumin", "infarct_volume_ml"].to_numpy()
+    b = DATA.loc[DATA.arm == "control", "infarct_volume_ml"].to_numpy()
+    assert r.estimate == pytest.approx(np.median(np.subtract.outer(a, b)))
+    assert r.ci_low <= r.estimate <= r.ci_high
+    assert r.p_value == pytest.approx(stats.mannwhitneyu(a, b).pvalue)
+
+
+def test_mixed_model_matches_lme4():
+    results = longitudinal.mixed_model(LONG, "nihss", *ARMS, order=["baseline", "24 h", "7 days"])
+    assert [r.details["visit"] for r in results] == ["baseline", "24 h", "7 days"]
+    for r, visit in zip(results, ("baseline", "24_h", "7_days")):
+        assert r.estimate == pytest.approx(R[f"lmer_effect_{visit}"], abs=1e-4)
+        assert r.details["se"] == pytest.approx(R[f"lmer_se_{visit}"], abs=1e-4)
+
+
+def test_win_odds_counts_every_pair():
+    r = ordinal.win_odds(DATA, "mrs_90d", *ARMS)
+    a = DATA.loc[DATA.arm == "albumin", "mrs_90d"].dropna().to_numpy()
+    b = DATA.loc[DATA.arm == "control", "mrs_90d"].dropna().to_numpy()
+    better, worse = (np.subtract.outer(a, b) < 0).mean(), (np.subtract.outer(a, b) > 0).mean()
+    ties = 1 - better - worse
+    assert r.estimate == pytest.approx((better + ties / 2) / (worse + ties / 2))
+    assert r.details["generalized_odds_ratio"] == pytest.approx(better / worse)
+    assert r.ci_low < r.estimate < r.ci_high
+
+
+def test_utility_weighted_mrs_uses_the_published_weights():
+    weights = dict(enumerate([1.0, 0.91, 0.76, 0.65, 0.33, 0.0, 0.0]))
+    r = ordinal.utility_weighted(DATA, "mrs_90d", *ARMS)
+    m = DATA.dropna(subset=["mrs_90d"])
+    u = m["mrs_90d"].map(weights)
+    assert r.estimate == pytest.approx(u[m.arm == "albumin"].mean() - u[m.arm == "control"].mean())
+
+
+def test_populations_missing_data_and_subgroups():
+    itt = sensitivity.population(DATA, "itt")
+    pp = sensitivity.population(DATA, "pp")
+    at = sensitivity.population(DATA, "at")
+    assert len(pp) == DATA["per_protocol"].sum() and (at["arm"] == DATA.loc[at.index, "treated_arm"]).all()
+    assert len(itt) == len(DATA)
+    worst = sensitivity.worst_case(DATA, "mrs_90d", *ARMS)
+    plain = ordinal.proportional_odds(DATA, "mrs_90d", *ARMS, profile=False)
+    assert worst.estimate < plain.estimate and worst.n == len(DATA)
+    mi = sensitivity.multiple_imputation(DATA, "mrs_90d", *ARMS, adjust=["age", "nihss", "aspects"], imputations=10)
+    assert mi.n == len(DATA) and mi.details["imputed"] == DATA["mrs_90d"].isna().sum()
+    assert abs(np.log(mi.estimate) - np.log(plain.estimate)) < 0.15
+    groups = sensitivity.subgroups(DATA, "mrs_90d", *ARMS, {"age": np.where(DATA["age"] >= 70, ">=70", "<70")})
+    assert [g.details["level"] for g in groups] == ["<70", ">=70"]
+    assert 0 <= groups[0].details["interaction_p"] <= 1
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ordinal.proportional_odds(DATA, "mrs_91d", *ARMS), "no column 'mrs_91d'"),
+    (lambda: ordinal.proportional_odds(DATA, "mrs_90d", "arm", "albumin", "placebo"), "not only"),
+    (lambda: ordinal.proportional_odds(DATA.assign(mrs_90d=DATA.mrs_90d + 3), "mrs_90d", *ARMS), "the mRS is 0 to 6"),
+    (lambda: binary.binary(DATA, "mrs_90d", *ARMS), "a binary outcome is 0 or 1"),
+    (lambda: sensitivity.population(DATA.drop(columns="per_protocol"), "pp"), "per_protocol column"),
+])
+def test_bad_analysis_input_names_the_column(call, message):
+    with pytest.raises(AnalysisInputError, match=message):
+        call()
