@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from scipy.stats import binom
+from scipy.special import comb
 
 from .common import Cohort, Decision, OperatingCharacteristics, check_tox
 
@@ -89,8 +89,10 @@ def exact(tox: Sequence[float]) -> OperatingCharacteristics:
     """Exact operating characteristics by enumerating each level's outcomes."""
     p = check_tox(tox)
     k = len(p)
-    first = binom.pmf(np.arange(4)[:, None], COHORT, p[None, :])  # [x1, level]
-    second_none = binom.pmf(0, COHORT, p)
+    # Binomial(3, p) probabilities written out: scipy's binom.pmf overflows for subnormal p.
+    k_dlt = np.arange(COHORT + 1)[:, None]
+    first = comb(COHORT, k_dlt) * p[None, :] ** k_dlt * (1 - p[None, :]) ** (COHORT - k_dlt)  # [x1, level]
+    second_none = (1 - p) ** COHORT
     escalate = first[0] + first[1] * second_none  # P(leave level j upwards | reached j)
     reach = np.concatenate([[1.0], np.cumprod(escalate)[:-1]])
     stop_here = reach * (1 - escalate)
