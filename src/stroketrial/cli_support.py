@@ -14,6 +14,7 @@ from .clinical import PatientDataError
 from .clinical.table import TableDataError
 from .eligibility import CohortFileError, ScreeningInputError
 from .protocol import ProtocolError
+from .analysis.result import AnalysisInputError
 from .service.errors import ServiceError
 
 INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,

@@ -76,7 +76,7 @@ def proportional_odds(df: pd.DataFrame, outcome: str, arm: str, treatment: str, 
         details["profile_ci"] = [float(ci[0]), float(ci[1])]
         method += "; profile-likelihood 95% CI"
     p = float(2 * stats.norm.sf(abs(beta / se)))
-    return Result("ordinal shift (mRS)", float(np.exp(-beta)), float(ci[0]), float(ci[1]), p, method, c.n,
+    return Result("ordinal shift (mRS), " + ("adjusted" if adjust else "unadjusted"), float(np.exp(-beta)), float(ci[0]), float(ci[1]), p, method, c.n,
                   "common odds ratio", details)
 
 

@@ -1,0 +1,166 @@
+"""`stroketrial analyze` (the trial report, or one analysis as JSON) and `stroketrial demo` (a simulated trial's report)."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+import typer
+
+from .analysis import binary, ordinal
+from .analysis.result import AnalysisInputError
+from .analysis.simulate import simulate_trial
+from .cli_support import JsonOption, emit_json, err, fail, out
+from .protocol import resolve
+from .report.report import DEFAULT_ADJUST, analyse, write_report
+
+BINARY_MEASURES = ("risk_difference", "risk_ratio", "odds_ratio", "odds_ratio_exact", "odds_ratio_adjusted",
+                   "risk_difference_adjusted")
+
+
+def register(app: typer.Typer, command) -> None:
+    command(app, "analyze", epilog=(
+        "Examples: stroketrial analyze amass-2 data.csv --out report/  ·  stroketrial analyze ordinal data.csv "
+        "--outcome mrs_90d --arm arm --treatment albumin --control control --adjust age,nihss,aspects --json  ·  "
+        "stroketrial analyze binary data.csv --outcome mrs_90d --success-max 2 --treatment albumin --control control"
+    ))(analyze)
+    command(app, "demo", epilog="Example: stroketrial demo amass-2 --out demo-report/ --common-or 1.5")(demo)
+
+
+def read_dataset(path: Path) -> pd.DataFrame:
+    """A trial dataset: a CSV with one row per patient, or the platform's CSV export (zip of forms)."""
+    if not path.exists():
+        raise AnalysisInputError(f"{path}: no such file")
+    if path.suffix.lower() == ".zip":
+        return _from_export(path)
+    if path.suffix.lower() != ".csv":
+        raise AnalysisInputError(f"{path}: give a .csv dataset or the platform's .zip export")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise AnalysisInputError(f"{path}: not a readable CSV ({exc})") from None
+
+
+def _from_export(path: Path) -> pd.DataFrame:
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise AnalysisInputError(f"{path}: not a zip file") from None
+    tables = {Path(name).stem: pd.read_csv(io.BytesIO(archive.read(name))) for name in archive.namelist()
+              if name.endswith(".csv")}
+    if "screening" not in tables or "randomization" not in tables:
+        raise AnalysisInputError(f"{path}: not a stroketrial export (screening.csv and randomization.csv expected)")
+    rand = tables["randomization"]
+    if "arm" not in rand.columns:
+        raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
+                                 "the DSMB or an unblinded statistician after database lock")
+    data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
+    renames = {"visit_d90": {"mrs": "mrs_90d", "death": "death_90d"}, "visit_h24": {"sich": "sich"},
+               "visit_h48": {"sich": "sich"}, "visit_d7": {"infection": "infection_7d"}}
+    for form, columns in renames.items():
+        if form in tables and not tables[form].empty:
+            keep = {k: v for k, v in columns.items() if k in tables[form].columns}
+            data = data.merge(tables[form][["patient_id", *keep]].rename(columns=keep), on="patient_id", how="left")
+    for form in ("visit_h24", "visit_h48"):
+        if form in tables and "infarct_volume_ml" in tables[form].columns and "infarct_volume_ml" not in data:
+            data = data.merge(tables[form][["patient_id", "infarct_volume_ml"]], on="patient_id", how="left")
+    for column in ("death_90d", "sich", "infection_7d"):
+        if column in data.columns:
+            data[column] = data[column].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, 1: 1.0, 0: 0.0})
+    return data
+
+
+def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for the full report, or `ordinal` / "
+                                                   "`binary` for one analysis."),
+            data_path: Path = typer.Argument(..., help="Dataset .csv (one row per patient) or the platform's .zip "
+                                                       "export."),
+            out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (full report)."),
+            outcome: str = typer.Option("mrs_90d", "--outcome", help="Outcome column (one analysis)."),
+            arm: str = typer.Option("arm", "--arm", help="Arm column."),
+            treatment: Optional[str] = typer.Option(None, "--treatment", help="Treatment arm label."),
+            control: Optional[str] = typer.Option(None, "--control", help="Control arm label."),
+            adjust: str = typer.Option("", "--adjust", help="Covariates, comma-separated, e.g. age,nihss,aspects."),
+            success_max: Optional[int] = typer.Option(None, "--success-max", help="binary from an mRS column: "
+                                                                                  "success is mRS <= this, e.g. 2."),
+            measure: str = typer.Option("risk_difference", "--measure", help=f"binary: {', '.join(BINARY_MEASURES)}."),
+            population: str = typer.Option("itt", "--population", help="itt, pp (per_protocol column) or at "
+                                                                       "(treated_arm column)."),
+            long_path: Optional[Path] = typer.Option(None, "--long", help="Repeated scores, one row per patient and "
+                                                                          "visit (patient_id, arm, visit, scores)."),
+            as_json: bool = JsonOption) -> None:
+    """Analyse a trial dataset: the full report (HTML, PDF, figures), or one analysis printed as JSON."""
+    covariates = [c.strip() for c in adjust.split(",") if c.strip()]
+    data = read_dataset(data_path)
+    if first in ("ordinal", "binary"):
+        if not treatment or not control:
+            fail("give --treatment and --control, the two arm labels to compare")
+        if first == "ordinal":
+            result = ordinal.proportional_odds(data, outcome, arm, treatment, control, covariates)
+        else:
+            if success_max is not None:
+                mrs = pd.to_numeric(data[outcome], errors="coerce") if outcome in data else None
+                if mrs is None:
+                    fail(f"the dataset has no column {outcome!r}")
+                derived = f"{outcome}_0_{success_max}"
+                data = data.assign(**{derived: (mrs <= success_max).astype(float).where(mrs.notna())})
+                outcome = derived
+            if measure not in BINARY_MEASURES:
+                fail(f"--measure {measure!r} is not one of {', '.join(BINARY_MEASURES)}")
+            results = binary.binary(data, outcome, arm, treatment, control, covariates)
+            if measure not in results:
+                fail(f"{measure} is not available for these data (a zero cell, or no --adjust for an adjusted "
+                     f"measure); available: {', '.join(results)}")
+            result = results[measure]
+        payload = result.to_json()
+        if as_json:
+            emit_json(payload)
+        else:
+            out.print(f"{result.name}: {result.measure} {result.text()} (n = {result.n})")
+            out.print(result.method, style="dim")
+        return
+    protocol = resolve(first)
+    if out_dir is None:
+        fail("give --out DIR for the report")
+    long = read_dataset(long_path) if long_path else None
+    started = time.perf_counter()
+    with err.status(f"analysing {len(data)} patients of {protocol.id}"):
+        result = analyse(protocol, data, long, population, covariates or DEFAULT_ADJUST)
+        figures = write_report(result, out_dir)
+    summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
+               "figures": {k: [str(p) for p in v] for k, v in figures.items()}, "seconds": time.perf_counter() - started}
+    emit_json(summary) if as_json else out.print(f"report written to {out_dir}/report.html and report.pdf "
+                                                 f"({summary['seconds']:.1f} s)")
+
+
+def demo(trial: str = typer.Argument(..., help="Built-in trial with two arms (amass-2, impact-lvo, angel-rescue, "
+                                              "isis-hermes)."),
+         out_dir: Path = typer.Option(..., "--out", help="Folder for the report, the dataset and the figures."),
+         n: Optional[int] = typer.Option(None, "--n", help="Patients (default: the protocol's sample size)."),
+         seed: int = typer.Option(1, "--seed", help="Random seed."),
+         common_or: float = typer.Option(1.5, "--common-or", help="True common odds ratio for a better mRS."),
+         as_json: bool = JsonOption) -> None:
+    """Simulate a complete trial with a stated true effect and write its report: a first look at the platform."""
+    protocol = resolve(trial)
+    if common_or <= 0:
+        fail(f"--common-or {common_or:g} must be positive")
+    if n is not None and not 20 <= n <= 20000:
+        fail(f"--n {n} is not allowed; 20 to 20000 patients")
+    if protocol.randomization is None:
+        fail(f"{protocol.id} is not randomized; a demo report compares two randomized arms")
+    with err.status(f"simulating {protocol.id} (true common OR {common_or:g}) and writing the report"):
+        sim = simulate_trial(protocol, n, seed, common_or)
+        result = analyse(protocol, sim.data, sim.long, funnel=sim.funnel)
+        figures = write_report(result, out_dir, sim.data)
+        sim.long.to_csv(out_dir / "nihss_long.csv", index=False)
+    summary = {"out": str(out_dir), "truth": sim.truth, "patients": len(sim.data),
+               "files": sorted(str(p) for p in out_dir.iterdir())}
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(f"simulated {len(sim.data)} patients of {protocol.acronym} (true common OR {common_or:g}, seed "
+                  f"{seed}); report: {out_dir}/report.html, {out_dir}/report.pdf; figures: "
+                  + ", ".join(sorted(figures)))
