@@ -27,6 +27,12 @@ class Contrast:
         return len(self.treated)
 
 
+def require_columns(df: pd.DataFrame, *columns: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise AnalysisInputError(f"the dataset has no column {missing[0]!r}")
+
+
 def contrast(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
              adjust: Sequence[str] = (), kind: str = "numeric") -> Contrast:
     for column in (outcome, arm, *adjust):

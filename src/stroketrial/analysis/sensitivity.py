@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
+from .data import require_columns
 from .ordinal import proportional_odds
 from .result import AnalysisInputError, Result
 
@@ -45,6 +46,7 @@ def population(df: pd.DataFrame, which: str, arm: str = "arm") -> pd.DataFrame:
 
 def worst_case(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
                adjust: Sequence[str] = ()) -> Result:
+    require_columns(df, outcome, arm, *adjust)
     data = df.copy()
     missing = data[outcome].isna() & data[arm].isin([treatment, control])
     data.loc[missing & (data[arm] == treatment), outcome] = 6
@@ -57,6 +59,7 @@ def worst_case(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control
 
 def multiple_imputation(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
                         adjust: Sequence[str], imputations: int = 20, seed: int = 2026) -> Result:
+    require_columns(df, outcome, arm, *adjust)
     data = df[df[arm].isin([treatment, control])].reset_index(drop=True)
     for column in adjust:
         if data[column].isna().any():
@@ -103,6 +106,7 @@ def multiple_imputation(df: pd.DataFrame, outcome: str, arm: str, treatment: str
 def subgroups(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
               by: dict[str, Sequence]) -> list[Result]:
     """Common OR per subgroup level, with the likelihood-ratio interaction p-value for each factor."""
+    require_columns(df, outcome, arm)
     out = []
     for name, labels in by.items():
         data = df.assign(_subgroup=np.asarray(labels))

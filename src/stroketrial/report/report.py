@@ -96,6 +96,9 @@ def _safe(section: Section, label: str, call) -> None:
     except AnalysisInputError as exc:
         section.notes.append(f"{label}: not analysed ({exc})")
         return
+    except KeyError as exc:
+        section.notes.append(f"{label}: not analysed (no column {exc})")
+        return
     except (ValueError, np.linalg.LinAlgError) as exc:  # a model that cannot be fitted on these data
         section.notes.append(f"{label}: the model could not be fitted ({exc})")
         return
@@ -258,8 +261,8 @@ def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | No
 
 def _fmt(r: Result) -> tuple[str, str, str]:
     if np.isnan(r.ci_low):
-        return f"{r.estimate:.3g}", "", format_p(r.p_value) if r.p_value is not None else ""
-    return (f"{r.estimate:.3g}", f"{r.ci_low:.3g} to {r.ci_high:.3g}",
+        return f"{r.estimate:#.3g}", "", format_p(r.p_value) if r.p_value is not None else ""
+    return (f"{r.estimate:#.3g}", f"{r.ci_low:#.3g} to {r.ci_high:#.3g}",
             format_p(r.p_value) if r.p_value is not None else "")
 
 
