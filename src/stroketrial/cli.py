@@ -18,6 +18,7 @@ from rich.table import Table
 from . import __version__
 from .cli_randomization import randomization_app
 from .cli_analysis import register as register_analysis_commands
+from .cli_design import register as register_design_commands
 from .cli_dosing import register as register_dosing_commands
 from .cli_server import register as register_server_commands
 from .cli_support import JsonOption, command, emit_json, err, fail, out
@@ -36,6 +37,7 @@ app.add_typer(randomization_app, name="randomization")
 register_server_commands(app)
 register_dosing_commands(app)
 register_analysis_commands(app, command)
+register_design_commands(app, command)
 
 
 # ---- trials -------------------------------------------------------------------------------------

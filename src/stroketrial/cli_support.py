@@ -15,6 +15,7 @@ from .clinical.table import TableDataError
 from .eligibility import CohortFileError, ScreeningInputError
 from .protocol import ProtocolError
 from .analysis.result import AnalysisInputError
+from .design.samplesize import DesignInputError
 from .service.errors import ServiceError
 
 INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,
