@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/screening.py
 	$(BIN)/python benchmarks/randomization.py
 	$(BIN)/python benchmarks/escalation.py
+	$(BIN)/python benchmarks/power.py --workers 2
 	scripts/bench-server $(BIN)/python
 
 clean:
