@@ -49,6 +49,8 @@ def test_boundaries_and_characteristics_match_rpact():
     assert info["inflation_factor"] == pytest.approx(RPACT["asof3_inflation"], abs=1e-5)
     assert info["expected_fraction_h0"] == pytest.approx(RPACT["asof3_en_h0"], abs=1e-5)
     assert info["expected_fraction_h1"] == pytest.approx(RPACT["asof3_en_h1"], abs=1e-5)
+    # rpact: getDesignGroupSequential(kMax = 3, alpha = 0.05, sided = 2, typeOfDesign = "asOF")
+    assert groupseq.boundaries(3, 0.05, 2, "obf").z == pytest.approx([3.710303, 2.511427, 1.993047], abs=1e-5)
     two = groupseq.boundaries(4, 0.05, 2, "pocock")
     assert two.z == pytest.approx([RPACT[f"asp4two_z{k}"] for k in (1, 2, 3, 4)], abs=1e-5)
     assert groupseq.inflation(two, 0.9)["inflation_factor"] == pytest.approx(RPACT["asp4two_inflation"], abs=1e-5)

@@ -49,7 +49,9 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
            continuity: bool = typer.Option(False, "--continuity", help="binary: continuity correction."),
            dropout: float = typer.Option(0.0, "--dropout", help="Proportion lost to follow-up."),
            non_adherence: float = typer.Option(0.0, "--non-adherence", help="Inflation n x (1 + r)."),
-           looks: int = typer.Option(3, "--looks", help="boundaries: number of analyses."),
+           looks: Optional[int] = typer.Option(None, "--looks", help="boundaries: number of analyses (default 3); "
+                                                                     "samplesize: a group-sequential design with this "
+                                                                     "many looks."),
            information: Optional[str] = typer.Option(None, "--information", help="boundaries: information fractions."),
            spending: str = typer.Option("obf", "--spending", help="boundaries: obf or pocock."),
            futility: Optional[str] = typer.Option(None, "--futility", help="boundaries: non-binding futility z per "
@@ -79,15 +81,31 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
             result = samplesize.continuous(delta, sd, alpha, power, ratio, sided, dropout, non_adherence)
         else:
             fail(f"samplesize {kind!r}: choose binary, ordinal or continuous")
+        data = result.to_json()
+        if looks and looks > 1:
+            b = groupseq.boundaries(looks, alpha, sided, spending, _floats(information, "--information"),
+                                    _floats(futility, "--futility"))
+            info = groupseq.inflation(b, power)
+            data["group_sequential"] = b.to_json() | info | {
+                "n_max": int(-(-result.n_total * info["inflation_factor"] // 1)),
+                "expected_n_h0": round(result.n_total * info["expected_fraction_h0"], 1),
+                "expected_n_h1": round(result.n_total * info["expected_fraction_h1"], 1)}
         if as_json:
-            emit_json(result.to_json())
+            emit_json(data)
             return
         out.print(f"[bold]{result.endpoint}[/]: n = {result.n_total} ({result.n_per_arm['treatment']} treatment, "
                   f"{result.n_per_arm['control']} control)")
         for step in result.steps:
             out.print(f"  {step}")
+        if "group_sequential" in data:
+            gs = data["group_sequential"]
+            out.print(f"  group-sequential, {looks} looks, {spending} spending: z = "
+                      + ", ".join(f"{z:.3f}" for z in gs["z"]) + f"; maximum n = {gs['n_max']} (x "
+                      f"{gs['inflation_factor']:.4f}), expected n {gs['expected_n_h0']:g} under H0 and "
+                      f"{gs['expected_n_h1']:g} under H1")
         return
     if what == "boundaries":
+        looks = looks or 3
         b = groupseq.boundaries(looks, alpha, sided, spending, _floats(information, "--information"),
                                 _floats(futility, "--futility"))
         data = b.to_json() | groupseq.inflation(b, power)

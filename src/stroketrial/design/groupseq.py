@@ -1,8 +1,9 @@
 """Group-sequential boundaries by Lan-DeMets alpha spending, computed by numerical integration.
 
 Spending functions (Lan KKG, DeMets DL, Biometrika 1983;70:659-63), as rpact defines them:
-O'Brien-Fleming type a(t) = 2 (1 - Phi(Phi^-1(1 - alpha/2) / sqrt(t))) for one-sided alpha
-(alpha/2 per side two-sided), Pocock type a(t) = alpha log(1 + (e - 1) t).
+O'Brien-Fleming type a(t) = 2 (1 - Phi(Phi^-1(1 - alpha/2) / sqrt(t))) and Pocock type
+a(t) = alpha log(1 + (e - 1) t) for one-sided alpha; a two-sided design spends alpha/2 by
+these on each side.
 
 The crossing probabilities come from the recursive integration of Armitage, McPherson
 and Rowe (J R Stat Soc A 1969) on the score scale B_k = Z_k sqrt(t_k), whose increments
@@ -24,8 +25,11 @@ from .samplesize import DesignInputError
 GRID = 2001
 
 
-def spending(t: np.ndarray, alpha: float, kind: str) -> np.ndarray:
+def spending(t: np.ndarray, alpha: float, kind: str, sided: int = 1) -> np.ndarray:
+    """Cumulative alpha spent by information t; two-sided designs spend alpha/2 on each side (as rpact does)."""
     t = np.asarray(t, dtype=float)
+    if sided == 2:
+        return 2 * spending(t, alpha / 2, kind, 1)
     if kind == "obf":
         return 2 * (1 - stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / np.sqrt(t)))
     if kind == "pocock":
@@ -86,7 +90,7 @@ def boundaries(looks: int, alpha: float = 0.025, sided: int = 1, kind: str = "ob
                                f"(got {', '.join(f'{x:g}' for x in t)})")
     if futility is not None and len(futility) != looks - 1:
         raise DesignInputError(f"--futility gives one z bound per interim look ({looks - 1})")
-    spent = spending(t, alpha, kind)
+    spent = spending(t, alpha, kind, sided)
     z, grid, density, previous_t = [], None, None, 0.0
     for k in range(looks):
         target = spent[k] - (spent[k - 1] if k else 0.0)
