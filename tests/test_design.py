@@ -182,3 +182,12 @@ def test_bad_design_input_exits_2(args, message):
     result = runner.invoke(app, list(args))
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_group_sequential_sample_size_for_an_ordinal_endpoint():
+    data = json.loads(runner.invoke(app, ["design", "samplesize", "ordinal", "--control-mrs",
+                                          "0.05,0.10,0.15,0.20,0.20,0.10,0.20", "--common-or", "1.5", "--looks", "3",
+                                          "--spending", "obf", "--json"]).stdout)
+    gs = data["group_sequential"]
+    assert gs["n_max"] == math.ceil(590 * gs["inflation_factor"]) and gs["expected_n_h1"] < 590 < gs["n_max"]
+    assert gs["z"] == pytest.approx([3.710303, 2.511427, 1.993047], abs=1e-5)
