@@ -70,7 +70,7 @@ def _from_export(path: Path) -> pd.DataFrame:
             data = data.merge(tables[form][["patient_id", "infarct_volume_ml"]], on="patient_id", how="left")
     for column in ("death_90d", "sich", "infection_7d"):
         if column in data.columns:
-            data[column] = data[column].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0, 1: 1.0, 0: 0.0})
+            data[column] = data[column].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0})
     return data
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli_support import JsonOption, command, emit_json, err, fail, out
+from .cli_support import JsonOption, command, emit_json, fail, out
 from .dosing import dose_instructions
 from .dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts, three_plus_three
 from .dosing.escalation.boin import Boin

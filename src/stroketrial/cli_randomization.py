@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.console import Console

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .cli_support import JsonOption, command, emit_json, err, fail, out
+from .cli_support import JsonOption, command, emit_json, err, out
 from .service import SYSTEM, accounts, demo, trials
 from .service.accounts import ROLE_DESCRIPTIONS, ROLES
 from .store import Database, verify

@@ -14,8 +14,6 @@ from .clinical import PatientDataError
 from .clinical.table import TableDataError
 from .eligibility import CohortFileError, ScreeningInputError
 from .protocol import ProtocolError
-from .analysis.result import AnalysisInputError
-from .design.samplesize import DesignInputError
 from .service.errors import ServiceError
 
 INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,

@@ -147,7 +147,7 @@ def test_amass2_from_screening_to_the_90_day_visit(page, server):
     page.go_back()  # back to the confirmation: it sends the user on to the allocation, never again
     page.wait_for_load_state()
     assert len(allocations_of(url, "WEB-001")) == 1
-    page.goto(f"/trials/amass-2/patients/WEB-001/allocation")
+    page.goto("/trials/amass-2/patients/WEB-001/allocation")
     page.click("[data-testid=dose-link]")
     page.wait_for_selector("[data-testid=dose-sheet]")
     if page.locator("[data-testid=dose-amount]").count():

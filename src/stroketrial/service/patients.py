@@ -14,7 +14,7 @@ from ..clinical.record import ATTESTATIONS_KEY
 from ..eligibility import ScreeningInputError, screen
 from ..protocol import Protocol
 from ..store import canonical, record
-from ..store.models import Allocation, Patient, Trial
+from ..store.models import Allocation, Patient
 from .accounts import SITE_STAFF, Actor, sees_arm
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .trials import get_trial, trial_sites
