@@ -9,9 +9,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .cli_support import JsonOption, emit_json, err, fail, out
-from .design import groupseq, samplesize
-from .design.power import CONTROL_MRS, PowerSettings, simulate_power
-from .design.protocols import derivation
 from .protocol import resolve
 
 
@@ -64,6 +61,10 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
            scheduler: Optional[str] = typer.Option(None, "--scheduler", help="power: Dask scheduler address."),
            as_json: bool = JsonOption) -> None:
     """Plan a trial: sample size, group-sequential boundaries, simulated power, or a built-in trial's derivation."""
+    from .design import groupseq, samplesize  # SciPy and the simulators load when a design is asked for
+    from .design.power import CONTROL_MRS, PowerSettings, simulate_power
+    from .design.protocols import derivation
+
     if what == "samplesize":
         if kind == "binary":
             if p_control is None or p_treatment is None:

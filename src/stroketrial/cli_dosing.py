@@ -13,9 +13,7 @@ from rich.table import Table
 
 from .cli_support import JsonOption, command, emit_json, fail, out
 from .dosing import dose_instructions
-from .dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts, three_plus_three
-from .dosing.escalation.boin import Boin
-from .dosing.escalation.crm import Crm, calibrated_skeleton
+from .dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts
 from .protocol import resolve
 
 LB_TO_KG = 0.45359237  # the international avoirdupois pound, exactly
@@ -114,6 +112,9 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM: planned number of cohorts."),
         as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
+    from .dosing.escalation import three_plus_three
+    from .dosing.escalation.boin import Boin
+
     protocol = resolve(trial)
     escalation = protocol.dose_escalation
     if escalation is None:
@@ -149,7 +150,9 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     out.print("DLT (protocol): " + "; ".join(escalation.dlt_definition), style="dim")
 
 
-def _crm(target: float, skeleton: Optional[str], k: int, cohorts: int) -> Crm:
+def _crm(target: float, skeleton: Optional[str], k: int, cohorts: int):
+    from .dosing.escalation.crm import Crm, calibrated_skeleton
+
     prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, k)
     return Crm(target, prior, n_cohorts=cohorts)
 
@@ -177,6 +180,10 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
        plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
+    from .dosing.escalation import three_plus_three
+    from .dosing.escalation.boin import Boin
+    from .dosing.escalation.crm import Crm, calibrated_skeleton
+
     p = _floats(tox, "--tox")
     if not 1 <= trials <= 10_000_000:
         fail(f"--trials is {trials}; allowed: 1 to 10000000")

@@ -13,9 +13,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats
 
-
-class DesignInputError(ValueError):
-    """Bad design input; the message names the value and what is allowed."""
+from .errors import DesignInputError
 
 
 @dataclass(frozen=True)
