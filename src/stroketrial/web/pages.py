@@ -272,16 +272,21 @@ def dose_page(request: Request, trial: str, patient: str):
     return render(request, "dose.html", protocol=protocol, p=view, sheet=sheet, arm=arm)
 
 
-@router.get("/trials/{trial}/patients/{patient}/visits", response_class=HTMLResponse)
-def visits_page(request: Request, trial: str, patient: str):
+def _visits(request: Request, trial: str, patient: str, status: int = 200, errors: dict | None = None,
+            open_visit: str | None = None, values: dict | None = None) -> HTMLResponse:
     actor, protocol, view = _patient(request, trial, patient)
     with _db(request).read() as session:
         schedule = followup.visits(session, actor, trial, patient)
         saes = followup.list_saes(session, actor, trial, patient)
     forms = {v["visit"]: visit_fields(v["assessments"]) for v in schedule["visits"]}
-    return render(request, "visits.html", protocol=protocol, p=view, schedule=schedule, forms=forms, saes=saes,
-                  errors={}, open_visit=request.query_params.get("visit"), today=dt.date.today().isoformat(),
-                  can_enter=actor.role in SITE_STAFF)
+    return render(request, "visits.html", status=status, protocol=protocol, p=view, schedule=schedule, forms=forms,
+                  saes=saes, errors=errors or {}, open_visit=open_visit, values=values,
+                  today=dt.date.today().isoformat(), can_enter=actor.role in SITE_STAFF)
+
+
+@router.get("/trials/{trial}/patients/{patient}/visits", response_class=HTMLResponse)
+def visits_page(request: Request, trial: str, patient: str):
+    return _visits(request, trial, patient, open_visit=request.query_params.get("visit"))
 
 
 @router.post("/trials/{trial}/patients/{patient}/visits/{visit}", response_class=HTMLResponse)
@@ -302,14 +307,7 @@ async def visit_submit(request: Request, trial: str, patient: str, visit: str):
             return RedirectResponse(f"/trials/{trial}/patients/{patient}/visits#{visit}", status_code=303)
         except ServiceError as exc:
             errors = {e["field"]: e["message"] for e in exc.errors} or {"form": exc.message}
-    actor, protocol, view = _patient(request, trial, patient)
-    with _db(request).read() as session:
-        schedule = followup.visits(session, actor, trial, patient)
-        saes = followup.list_saes(session, actor, trial, patient)
-    forms = {v["visit"]: visit_fields(v["assessments"]) for v in schedule["visits"]}
-    return render(request, "visits.html", status=422, protocol=protocol, p=view, schedule=schedule, forms=forms,
-                  saes=saes, errors=errors, open_visit=visit, values=dict(form), today=dt.date.today().isoformat(),
-                  can_enter=True)
+    return _visits(request, trial, patient, status=422, errors=errors, open_visit=visit, values=dict(form))
 
 
 @router.post("/trials/{trial}/patients/{patient}/sae", response_class=HTMLResponse)

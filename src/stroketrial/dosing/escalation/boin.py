@@ -21,7 +21,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.stats import beta
 
-from .common import Decision, EscalationInputError, OperatingCharacteristics, check_tox
+from .common import Decision, EscalationInputError, OperatingCharacteristics, check_tox, treat_next_cohorts
 
 ELIMINATION_CUTOFF = 0.95
 
@@ -117,14 +117,10 @@ class Boin:
         current = np.full(trials, start)
         eliminated = np.full(trials, k)
         active = np.ones(trials, dtype=bool)
-        rows = np.arange(trials)
         for _ in range(self.n_cohorts):
-            idx = rows[active]
-            if not len(idx):
+            if not active.any():
                 break
-            cur = current[idx]
-            y[idx, cur] += rng.binomial(self.cohort_size, p[cur])
-            n[idx, cur] += self.cohort_size
+            idx, cur = treat_next_cohorts(n, y, active, current, p, self.cohort_size, rng)
             nxt, elim, stop = self.step(n[idx], y[idx], cur, eliminated[idx], table)
             eliminated[idx] = elim
             early = n[idx, nxt] >= self.n_earlystop

@@ -93,3 +93,13 @@ def parse_dlt_counts(text: str) -> dict[int, tuple[int, int]]:
         Cohort(level, n, dlt)
         counts[level] = (dlt, n)
     return counts
+
+
+def treat_next_cohorts(n: np.ndarray, y: np.ndarray, active: np.ndarray, current: np.ndarray, tox: np.ndarray,
+                       cohort_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Treat one cohort in every active simulated trial at its current dose; returns (trial rows, doses)."""
+    idx = np.flatnonzero(active)
+    cur = current[idx]
+    y[idx, cur] += rng.binomial(cohort_size, tox[cur])
+    n[idx, cur] += cohort_size
+    return idx, cur

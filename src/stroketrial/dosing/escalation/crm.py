@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .common import Decision, EscalationInputError, OperatingCharacteristics, check_tox
+from .common import Decision, EscalationInputError, OperatingCharacteristics, check_tox, treat_next_cohorts
 
 GRID = np.linspace(-6, 6, 241)
 
@@ -98,14 +98,10 @@ class Crm:
         current = np.zeros(trials, dtype=int)
         active = np.ones(trials, dtype=bool)
         stopped = np.zeros(trials, dtype=bool)
-        rows = np.arange(trials)
         for _ in range(self.n_cohorts):
-            idx = rows[active]
-            if not len(idx):
+            if not active.any():
                 break
-            cur = current[idx]
-            y[idx, cur] += rng.binomial(self.cohort_size, p[cur])
-            n[idx, cur] += self.cohort_size
+            idx, cur = treat_next_cohorts(n, y, active, current, p, self.cohort_size, rng)
             nxt, stop = self.step(n[idx], y[idx])
             current[idx] = nxt
             stopped[idx[stop]] = True
