@@ -1,4 +1,4 @@
-"""Dose-escalation simulation speed: 100,000 simulated trials of BOIN and CRM, 3+3 exact and simulated.
+"""Dose-escalation speed: 100,000 simulated trials of BOIN and CRM, 3+3 and BOIN exact, 3+3 simulated.
 
     python benchmarks/escalation.py [--trials 100000] [--tox 0.05,0.10,0.20,0.35] [--target 0.25]
 
@@ -34,6 +34,7 @@ def main() -> None:
                                                                                     np.random.default_rng(1)),
         f"BOIN, {args.trials:,} trials": lambda: Boin(args.target, n_cohorts=args.cohorts).simulate(
             tox, args.trials, np.random.default_rng(1)),
+        "BOIN exact (every outcome enumerated)": lambda: Boin(args.target, n_cohorts=args.cohorts).exact(tox),
         f"CRM, {args.trials:,} trials": lambda: Crm(args.target, calibrated_skeleton(args.target, len(tox)),
                                                     n_cohorts=args.cohorts).simulate(tox, args.trials,
                                                                                      np.random.default_rng(1)),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from stroketrial.dosing.escalation.boin import Boin, isotonic
 from stroketrial.dosing.escalation.crm import Crm, calibrated_skeleton
 
 runner = CliRunner()
+REFERENCE = Path(__file__).parent / "reference"
 
 
 # ---- 3+3: every live rule ----------------------------------------------------------------------
@@ -154,33 +158,134 @@ def test_isotonic_regression_equals_pool_adjacent_violators(pairs):
     assert fit == pytest.approx(_pava(values[0], weights[0]), abs=1e-9)
 
 
-def test_boin_simulation_agrees_with_exact_enumeration():
-    # Three levels, four cohorts of 3: enumerate all 4^4 outcome paths with the same step rule.
-    design, tox = Boin(0.3, n_cohorts=4), np.array([0.10, 0.30, 0.50])
-    table = design.elimination_table(12)
-    from scipy.stats import binom
-    p_select, p_none = np.zeros(3), 0.0
-    stack = [(np.zeros((1, 3), int), np.zeros((1, 3), int), 0, 3, 1.0, 0)]
+def _path_enumeration(design: Boin, tox):
+    """Every path of cohort outcomes followed one by one (no merging of states), with the same rule."""
+    k = len(tox)
+    p_select, p_none, expected_n = np.zeros(k), 0.0, np.zeros(k)
+    stack = [(np.zeros((1, k), int), np.zeros((1, k), int), 0, k, 1.0, 0)]
+    c = design.cohort_size
     while stack:
         n, y, cur, elim, prob, done = stack.pop()
-        for dlt in range(4):
+        for dlt in range(c + 1):
             n2, y2 = n.copy(), y.copy()
-            n2[0, cur] += 3
+            n2[0, cur] += c
             y2[0, cur] += dlt
-            pr = prob * binom.pmf(dlt, 3, tox[cur])
-            nxt, elim2, stop = design.step(n2, y2, np.array([cur]), np.array([elim]), table)
-            if stop[0] or done + 1 == 4:
-                choice = -1 if stop[0] else int(design.select_mtd(n2, y2, elim2)[0])
+            pr = prob * math.comb(c, dlt) * tox[cur] ** dlt * (1 - tox[cur]) ** (c - dlt)
+            s = design.step(n2, y2, np.array([cur]), np.array([elim]))
+            if s.no_mtd[0] or s.converged[0] or done + 1 == design.n_cohorts:
+                choice = int(design.select_mtd(n2, y2, s.eliminated)[0])
+                expected_n += pr * n2[0]
                 if choice < 0:
                     p_none += pr
                 else:
                     p_select[choice] += pr
             else:
-                stack.append((n2, y2, int(nxt[0]), int(elim2[0]), pr, done + 1))
+                stack.append((n2, y2, int(s.next_dose[0]), int(s.eliminated[0]), pr, done + 1))
+    return p_select, p_none, expected_n
+
+
+@pytest.mark.parametrize("design", [Boin(0.3, n_cohorts=5), Boin(0.25, n_cohorts=5, n_earlystop=6, extrasafe=True)])
+def test_boin_exact_enumeration_equals_following_every_path(design):
+    tox = [0.10, 0.30, 0.50]
+    p_select, p_none, expected_n = _path_enumeration(design, tox)
+    exact = design.exact(tox)
+    assert exact.p_select == pytest.approx(p_select, abs=1e-12)
+    assert exact.p_none == pytest.approx(p_none, abs=1e-12)
+    assert exact.expected_n == pytest.approx(expected_n, abs=1e-10)
+
+
+def test_boin_simulation_agrees_with_exact_enumeration():
+    design, tox = Boin(0.27, n_earlystop=9, extrasafe=True), [0.11, 0.27, 0.42, 0.64]
+    exact = design.exact(tox)
     trials = 200_000
     sim = design.simulate(tox, trials, np.random.default_rng(3))
-    for e, s in zip([*p_select, p_none], [*sim.p_select, sim.p_none]):
+    for e, s in zip([*exact.p_select, exact.p_none], [*sim.p_select, sim.p_none]):
         assert abs(e - s) < 4.5 * np.sqrt(e * (1 - e) / trials) + 1e-9
+    assert sum(sim.expected_n) == pytest.approx(sum(exact.expected_n), abs=0.1)
+
+
+# The four BOIN designs of tests/reference/boin_trialdesign_oc.csv (see its header for the source).
+PUBLISHED_BOIN = {
+    "A": Boin(0.27),
+    "B": Boin(0.27, n_earlystop=6, extrasafe=True, offset=0.05),
+    "C": Boin(0.27, n_earlystop=9, extrasafe=True, offset=0.05),
+    "D": Boin(0.30, n_earlystop=6, extrasafe=True, offset=0.05, escalation_boundary=0.236,
+              deescalation_boundary=0.329),
+}
+
+
+def _published_boin_rows():
+    with open(REFERENCE / "boin_trialdesign_oc.csv") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+@pytest.mark.parametrize("row", _published_boin_rows(), ids=lambda r: f"{r['design']}{r['scenario']}")
+def test_boin_operating_characteristics_match_the_published_tables(row):
+    """Exact operating characteristics against the BOIN software's published 1000-trial simulations:
+    each published figure must lie within 4 Monte-Carlo standard errors of a 1000-trial run (computed
+    from the exact distribution of trial outcomes), plus half its rounding unit."""
+    design = PUBLISHED_BOIN[row["design"]]
+    tox = [float(row[f"tox{j}"]) for j in range(1, 5)]
+    end = design.final_states(tox)
+    w, total = end.probability, end.n.sum(axis=1)
+    runs = 1000
+
+    def check(name, exact, se):
+        published = float(row[name])
+        assert abs(exact - published) <= 4 * se + 0.05, f"{name}: exact {exact:.2f}, published {published}"
+
+    for j in range(4):
+        p = w[end.selected == j].sum()
+        check(f"select{j + 1}", 100 * p, 100 * np.sqrt(p * (1 - p) / runs))
+    p = w[end.selected == -1].sum()
+    check("early_stop", 100 * p, 100 * np.sqrt(p * (1 - p) / runs))
+    mean_n = w @ total
+    check("n_patients", mean_n, np.sqrt(w @ (total - mean_n) ** 2 / runs))
+    for j in range(4):
+        share = (w @ end.n[:, j]) / mean_n  # a ratio of means: its standard error by the delta method
+        check(f"treated{j + 1}", 100 * share, 100 * np.sqrt(w @ (end.n[:, j] - share * total) ** 2 / runs) / mean_n)
+
+
+def test_boin_pools_adjacent_doses_with_inverse_variance_weights():
+    # 1/6, 3/6, 0/6, 5/12 at target 0.3. The BOIN estimates (y + 0.05)/(n + 0.1) violate order
+    # at levels 1-3; pooled with weights 1/Var of the Beta(y + 0.05, n - y + 0.05) posterior the
+    # 0/6 dominates (pooled 0.031), so level 4 (0.417) is closest. Weighting by n instead would
+    # pool levels 2-3 to 0.254 and pick level 2.
+    n, y = np.array([[6, 6, 6, 12]]), np.array([[1, 3, 0, 5]])
+    a, b = y + 0.05, n - y + 0.05
+    weight = (a + b) ** 2 * (a + b + 1) / (a * b)
+    pooled = (weight[0, :3] @ (a / (a + b))[0, :3]) / weight[0, :3].sum()
+    assert pooled == pytest.approx(0.0315, abs=5e-4)
+    assert Boin(0.3).select_mtd(n, y)[0] == 3
+
+
+def test_boin_early_stopping_and_extra_safety_rules_live():
+    design = Boin(0.27, n_earlystop=6, extrasafe=True)  # lambda_e 0.213, lambda_d 0.322
+    # 1/6 at level 2 escalates (0.167 <= 0.213): no stop although 6 patients are there
+    assert design.decide({1: (0, 3), 2: (1, 6)}, 2, 4).level == 3
+    # 2/6 at level 1 would de-escalate but cannot, so the rule stays, and 6 patients are there
+    stop = design.decide({1: (2, 6)}, 1, 4)
+    assert (stop.action, stop.rule, stop.mtd) == ("stop", "n_earlystop", 1)
+    # likewise 1/6 at the top level would escalate but cannot
+    top = design.decide({1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (1, 6)}, 4, 4)
+    assert (top.action, top.rule, top.mtd) == ("stop", "n_earlystop", 4)
+    # 2/3 at level 1: Pr(p > 0.27) = 0.918 is below 0.95 but above 0.95 - 0.05: extra-safe stop
+    safety = design.decide({1: (2, 3)}, 1, 4)
+    assert (safety.action, safety.mtd, safety.rule) == ("stop", None, "lowest_eliminated")
+    assert "0.9" in safety.text
+    assert Boin(0.27).decide({1: (2, 3)}, 1, 4).level == 1  # without it, de-escalation stays at level 1
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(p_saf=0.15, escalation_boundary=0.2), "not both"),
+    (dict(escalation_boundary=0.3), "lambda_e"),
+    (dict(n_earlystop=0), "n-earlystop"),
+    (dict(offset=0.6), "offset"),
+    (dict(cutoff_eli=1.0), "cutoff-eli"),
+])
+def test_boin_refuses_impossible_settings(kwargs, message):
+    with pytest.raises(EscalationInputError, match=message):
+        Boin(0.27, **kwargs)
 
 
 # ---- CRM -------------------------------------------------------------------------------------------

@@ -101,6 +101,22 @@ def _cohorts_3_3(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
     return cohorts
 
 
+def _boin(target: float, cohorts: int, n_earlystop: int, extrasafe: bool, offset: float,
+          lambda_e: Optional[float], lambda_d: Optional[float]):
+    from .dosing.escalation.boin import Boin
+
+    return Boin(target, n_cohorts=cohorts, n_earlystop=n_earlystop, extrasafe=extrasafe, offset=offset,
+                escalation_boundary=lambda_e, deescalation_boundary=lambda_d)
+
+
+NEarlystopOption = typer.Option(100, "--n-earlystop", help="BOIN: stop once this many patients are at the current "
+                                                           "dose and the rule stays there (100: off).")
+ExtrasafeOption = typer.Option(False, "--extrasafe", help="BOIN: stop when Pr(level 1 too toxic) > 0.95 - offset.")
+OffsetOption = typer.Option(0.05, "--offset", help="BOIN: offset of the --extrasafe rule.")
+LambdaEOption = typer.Option(None, "--lambda-e", help="BOIN: escalation boundary (default from 0.6 x target).")
+LambdaDOption = typer.Option(None, "--lambda-d", help="BOIN: de-escalation boundary (default from 1.4 x target).")
+
+
 @command(escalation_app, "run", epilog="Example: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'")
 def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml with a dose_escalation section."),
         dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
@@ -110,10 +126,11 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         skeleton: Optional[str] = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
                                                                         "(default: calibrated, Lee & Cheung 2009)."),
         cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM: planned number of cohorts."),
+        n_earlystop: int = NEarlystopOption, extrasafe: bool = ExtrasafeOption, offset: float = OffsetOption,
+        lambda_e: Optional[float] = LambdaEOption, lambda_d: Optional[float] = LambdaDOption,
         as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
     from .dosing.escalation import three_plus_three
-    from .dosing.escalation.boin import Boin
 
     protocol = resolve(trial)
     escalation = protocol.dose_escalation
@@ -126,7 +143,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         decision = three_plus_three.decide(_cohorts_3_3(counts), k, escalation.expansion_min)
     elif design == "boin":
         last = current or (max(counts) if counts else 1)
-        decision = Boin(target, n_cohorts=cohorts).decide(counts, last, k)
+        decision = _boin(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d).decide(counts, last, k)
     elif design == "crm":
         decision = _crm(target, skeleton, k, cohorts).decide(counts, k)
     else:
@@ -167,7 +184,8 @@ def _floats(text: str, option: str) -> list[float]:
 # ---- escalation: operating characteristics ------------------------------------------------------------
 @command(escalation_app, "oc", epilog="Examples: stroketrial escalation oc --design 3+3 --tox 0.05,0.10,0.20,0.35  ·  "
                                       "stroketrial escalation oc --design boin --target 0.25 --tox 0.05,0.10,0.20,0.35 "
-                                      "--trials 100000  ·  stroketrial escalation oc --design all --tox ... "
+                                      "--trials 100000  ·  stroketrial escalation oc --design boin --target 0.27 --tox 0.11,0.27,0.42,0.64 "
+                                      "--n-earlystop 9 --extrasafe --exact  ·  stroketrial escalation oc --design all --tox ... "
                                       "--skeleton 0.08,0.15,0.25,0.35 --plot oc.png")
 def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per level, e.g. 0.05,0.10,0.20,0.35."),
        design: str = typer.Option("3+3", "--design", help="3+3 (exact), boin, crm, or all (side by side)."),
@@ -177,11 +195,13 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
        cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM number of cohorts of 3."),
        trials: int = typer.Option(10_000, "--trials", help="Simulated trials (BOIN, CRM; 3+3 is exact)."),
        seed: int = typer.Option(1, "--seed", help="Random seed."),
+       exact: bool = typer.Option(False, "--exact", help="BOIN: exact, by enumerating every outcome (small designs)."),
+       n_earlystop: int = NEarlystopOption, extrasafe: bool = ExtrasafeOption, offset: float = OffsetOption,
+       lambda_e: Optional[float] = LambdaEOption, lambda_d: Optional[float] = LambdaDOption,
        plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
     from .dosing.escalation import three_plus_three
-    from .dosing.escalation.boin import Boin
     from .dosing.escalation.crm import Crm, calibrated_skeleton
 
     p = _floats(tox, "--tox")
@@ -197,7 +217,8 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
         if name == "3+3":
             result = three_plus_three.exact(p)
         elif name == "boin":
-            result = Boin(target, n_cohorts=cohorts).simulate(p, trials, rng)
+            boin = _boin(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d)
+            result = boin.exact(p) if exact else boin.simulate(p, trials, rng)
         elif name == "crm":
             prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, len(p))
             result = Crm(target, prior, n_cohorts=cohorts).simulate(p, trials, rng)
