@@ -289,27 +289,78 @@ def test_boin_refuses_impossible_settings(kwargs, message):
 
 
 # ---- CRM -------------------------------------------------------------------------------------------
-def test_crm_posterior_matches_direct_integration():
+@pytest.mark.parametrize("n, y", [
+    ([[3, 3, 6, 0]], [[0, 0, 2, 0]]),
+    ([[3, 0, 0, 0]], [[3, 0, 0, 0]]),  # every patient with a DLT at the lowest level
+    ([[3, 6, 12, 9]], [[0, 0, 0, 0]]),  # no DLT in 30 patients
+])
+def test_crm_posterior_matches_direct_integration(n, y):
     design = Crm(0.25, (0.05, 0.12, 0.25, 0.40))
-    n, y = np.array([[3, 3, 6, 0]]), np.array([[0, 0, 2, 0]])
-    mean, p_over = design.posterior(n, y)
+    n, y = np.array(n), np.array(y)
+    beta, p_over = design.posterior(n, y)
 
     def likelihood(a):
         p = np.asarray(design.skeleton) ** np.exp(a)
         return np.prod(p ** y[0] * (1 - p) ** (n[0] - y[0])) * np.exp(-a * a / (2 * 1.34))
 
-    z = integrate.quad(likelihood, -10, 10)[0]
-    for j in range(4):
-        m = integrate.quad(lambda a: design.skeleton[j] ** np.exp(a) * likelihood(a), -10, 10)[0] / z
-        assert mean[0, j] == pytest.approx(m, abs=2e-4)
+    z = integrate.quad(likelihood, -20, 20)[0]
+    assert beta[0] == pytest.approx(integrate.quad(lambda a: a * likelihood(a), -20, 20)[0] / z, abs=1e-4)
     cut = np.log(np.log(0.25) / np.log(0.05))
-    assert p_over[0] == pytest.approx(integrate.quad(likelihood, -10, cut)[0] / z, abs=2e-3)
+    assert p_over[0] == pytest.approx(integrate.quad(likelihood, -20, cut)[0] / z, abs=2e-3)
 
 
-def test_crm_never_skips_an_untried_level_and_stops_for_safety():
+def test_crm_live_rules():
     design = Crm(0.25, (0.05, 0.12, 0.25, 0.40))
-    assert design.decide({1: (0, 3)}, 4).level == 2  # the model would go higher, but level 2 is untried
+    first = design.decide({1: (0, 3)}, 4)
+    assert (first.level, first.rule) == (2, "no_skipping")  # the model would go higher: one level at a time
+    # after 0/3, 0/3, 0/3 at levels 1-3 and a return to level 2, the next cohort may not jump to 4
+    back = design.decide({1: (0, 3), 2: (0, 6), 3: (0, 3)}, 4, last_level=2, last_dlt=0)
+    assert back.level == 3
+    # 1/3 (33% >= 25%) in the last cohort: no escalation above its level even if the model says so
+    coherent = design.decide({1: (0, 3), 2: (1, 3)}, 4)
+    assert coherent.level <= 2
     assert design.decide({1: (3, 3)}, 4).rule == "safety_stop"
+    assert Crm(0.25, (0.05, 0.12, 0.25, 0.40), stop_probability=None).decide({1: (3, 3)}, 4).level == 1
+    with pytest.raises(EscalationInputError, match="--last-dlt"):
+        design.decide({1: (0, 3), 2: (1, 6)}, 4)  # level 2 has had two cohorts: which one had the DLT?
+
+
+def _dfcrm_reference():
+    with open(REFERENCE / "crm_dfcrm_reference.csv") as f:
+        rows = list(csv.DictReader(f))
+    scenarios: dict[str, list[dict]] = {}
+    for row in rows:
+        scenarios.setdefault(row["scenario"], []).append(row)
+    return scenarios
+
+
+DFCRM = _dfcrm_reference()
+
+
+@pytest.mark.parametrize("scenario", sorted(DFCRM))
+def test_calibrated_skeleton_equals_dfcrm_getprior(scenario):
+    rows = DFCRM[scenario]
+    sk = calibrated_skeleton(float(rows[0]["target"]), len(rows), float(rows[0]["halfwidth"]), int(rows[0]["nu"]))
+    assert sk == pytest.approx([float(r["skeleton"]) for r in rows], abs=5e-5)  # ours is rounded to 4 decimals
+
+
+@pytest.mark.parametrize("scenario", sorted(DFCRM))
+def test_crm_operating_characteristics_match_dfcrm(scenario):
+    """dfcrm's crmsim (tests/reference/make_crm_reference.R: 20,000 trials per scenario) against our
+    simulation of the same design without the safety stop, within 4.5 standard errors of the
+    difference of two simulations."""
+    rows = DFCRM[scenario]
+    design = Crm(float(rows[0]["target"]), tuple(float(r["skeleton"]) for r in rows), stop_probability=None)
+    ours_trials, theirs_trials = 40_000, int(rows[0]["nsim"])
+    ours = design.simulate([float(r["tox"]) for r in rows], ours_trials, np.random.default_rng(11))
+    spread = 1 / ours_trials + 1 / theirs_trials
+    assert ours.p_none == 0
+    for j, row in enumerate(rows):
+        p = float(row["p_select"])
+        assert abs(ours.p_select[j] - p) <= 4.5 * np.sqrt(max(p * (1 - p), 1e-4) * spread), f"level {j + 1}"
+        # patients per level lie in 0..30, so their variance is at most mean x (30 - mean)
+        m = float(row["mean_n"])
+        assert abs(ours.expected_n[j] - m) <= 4.5 * np.sqrt(max(m * (30 - m), 1) * spread), f"level {j + 1}"
 
 
 def test_calibrated_skeleton_puts_the_prior_mtd_at_the_target():

@@ -115,6 +115,8 @@ ExtrasafeOption = typer.Option(False, "--extrasafe", help="BOIN: stop when Pr(le
 OffsetOption = typer.Option(0.05, "--offset", help="BOIN: offset of the --extrasafe rule.")
 LambdaEOption = typer.Option(None, "--lambda-e", help="BOIN: escalation boundary (default from 0.6 x target).")
 LambdaDOption = typer.Option(None, "--lambda-d", help="BOIN: de-escalation boundary (default from 1.4 x target).")
+SafetyStopOption = typer.Option(True, "--safety-stop/--no-safety-stop",
+                                help="CRM: stop when Pr(level 1 too toxic) > 0.90 (dfcrm has no such rule).")
 
 
 @command(escalation_app, "run", epilog="Example: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'")
@@ -122,13 +124,15 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
         design: Optional[str] = typer.Option(None, "--design", help="3+3 (the protocol's), boin or crm."),
         target: float = typer.Option(0.25, "--target", help="BOIN/CRM target DLT rate."),
-        current: Optional[int] = typer.Option(None, "--current", help="BOIN: the level the last cohort received."),
+        current: Optional[int] = typer.Option(None, "--current", help="BOIN/CRM: the level the last cohort received "
+                                                                      "(default: the highest level with patients)."),
+        last_dlt: Optional[int] = typer.Option(None, "--last-dlt", help="CRM: DLTs in the last cohort (coherence rule)."),
         skeleton: Optional[str] = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
                                                                         "(default: calibrated, Lee & Cheung 2009)."),
         cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM: planned number of cohorts."),
         n_earlystop: int = NEarlystopOption, extrasafe: bool = ExtrasafeOption, offset: float = OffsetOption,
         lambda_e: Optional[float] = LambdaEOption, lambda_d: Optional[float] = LambdaDOption,
-        as_json: bool = JsonOption) -> None:
+        safety_stop: bool = SafetyStopOption, as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
     from .dosing.escalation import three_plus_three
 
@@ -145,7 +149,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         last = current or (max(counts) if counts else 1)
         decision = _boin(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d).decide(counts, last, k)
     elif design == "crm":
-        decision = _crm(target, skeleton, k, cohorts).decide(counts, k)
+        decision = _crm(target, skeleton, k, cohorts, safety_stop).decide(counts, k, current, last_dlt)
     else:
         fail(f"--design {design!r} is not one of 3+3, boin, crm")
     doses = {lv.level: lv.dose for lv in escalation.levels}
@@ -167,11 +171,11 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     out.print("DLT (protocol): " + "; ".join(escalation.dlt_definition), style="dim")
 
 
-def _crm(target: float, skeleton: Optional[str], k: int, cohorts: int):
+def _crm(target: float, skeleton: Optional[str], k: int, cohorts: int, safety_stop: bool):
     from .dosing.escalation.crm import Crm, calibrated_skeleton
 
     prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, k)
-    return Crm(target, prior, n_cohorts=cohorts)
+    return Crm(target, prior, n_cohorts=cohorts, stop_probability=0.90 if safety_stop else None)
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -198,11 +202,11 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
        exact: bool = typer.Option(False, "--exact", help="BOIN: exact, by enumerating every outcome (small designs)."),
        n_earlystop: int = NEarlystopOption, extrasafe: bool = ExtrasafeOption, offset: float = OffsetOption,
        lambda_e: Optional[float] = LambdaEOption, lambda_d: Optional[float] = LambdaDOption,
+       safety_stop: bool = SafetyStopOption,
        plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
     from .dosing.escalation import three_plus_three
-    from .dosing.escalation.crm import Crm, calibrated_skeleton
 
     p = _floats(tox, "--tox")
     if not 1 <= trials <= 10_000_000:
@@ -220,8 +224,7 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
             boin = _boin(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d)
             result = boin.exact(p) if exact else boin.simulate(p, trials, rng)
         elif name == "crm":
-            prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, len(p))
-            result = Crm(target, prior, n_cohorts=cohorts).simulate(p, trials, rng)
+            result = _crm(target, skeleton, len(p), cohorts, safety_stop).simulate(p, trials, rng)
         else:
             fail(f"--design {name!r} is not one of 3+3, boin, crm, all")
         seconds[name] = time.perf_counter() - started

@@ -1,12 +1,18 @@
-"""The continual reassessment method (O'Quigley J, Pepe M, Fisher L. Biometrics 1990;46:33-48).
+"""The continual reassessment method (O'Quigley J, Pepe M, Fisher L. Biometrics 1990;46:33-48),
+with the conventions of dfcrm (Cheung YK), the reference implementation:
 
-One-parameter power model: p_j(a) = skeleton_j ** exp(a), prior a ~ Normal(0, 1.34)
-(the variance dfcrm uses by default). After each cohort the posterior of a is computed
-on a grid (exact numerical integration, vectorised across trials), and the next cohort
-goes to the dose whose posterior mean toxicity is closest to the target, never skipping
-an untried dose upwards. Safety stopping rule: stop without an MTD when
-Pr(p_1 > target | data) > 0.90 once at least 3 patients have been treated. At the end
-the MTD is the dose whose posterior mean toxicity is closest to the target.
+- one-parameter power model p_j(beta) = skeleton_j ** exp(beta), prior beta ~ Normal(0, 1.34);
+- after each cohort beta is estimated by its posterior mean (numerical integration on a
+  grid, vectorised across trials) and the next cohort goes to the dose whose plug-in DLT
+  rate skeleton_j ** exp(E[beta]) is closest to the target;
+- restrictions: never more than one level above the last cohort's level, and no
+  escalation right after a cohort whose DLT rate reached the target (coherence);
+- at the end the MTD is the dose closest to the target on all the data.
+
+Added for safety (dfcrm has no stopping rule; stop_probability=None turns it off): stop
+without an MTD when Pr(p_1 > target | data) > 0.90 once at least 3 patients have been
+treated. tests/test_escalation.py checks the operating characteristics against dfcrm's
+crmsim (tests/reference/make_crm_reference.R).
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ class Crm:
     cohort_size: int = 3
     n_cohorts: int = 10
     prior_variance: float = 1.34
-    stop_probability: float = 0.90
+    stop_probability: float | None = 0.90  # None: no safety stop, as dfcrm
 
     def __post_init__(self) -> None:
         if not 0 < self.target < 1:
@@ -58,35 +64,45 @@ class Crm:
         if sk.ndim != 1 or len(sk) < 2 or np.any((sk <= 0) | (sk >= 1)) or np.any(np.diff(sk) <= 0):
             raise EscalationInputError("--skeleton is a strictly increasing list of prior DLT probabilities in "
                                        f"(0, 1), one per level (got {', '.join(f'{x:g}' for x in sk)})")
+        if self.stop_probability is not None and not 0.5 <= self.stop_probability < 1:
+            raise EscalationInputError(f"safety stop probability {self.stop_probability:g}: allowed 0.5 to below 1")
 
     def _model(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         sk = np.asarray(self.skeleton)
-        log_p = np.exp(GRID)[:, None] * np.log(sk)[None, :]  # [grid, dose]: log of skeleton ** exp(a)
+        log_p = np.exp(GRID)[:, None] * np.log(sk)[None, :]  # [grid, dose]: log of skeleton ** exp(beta)
         # Far out on the grid p rounds to 0 or 1; clip so that 0 x log(0) never makes a NaN.
         log_q = np.log1p(-np.minimum(np.exp(log_p), 1 - 1e-15))
         prior = np.exp(-GRID ** 2 / (2 * self.prior_variance))
         return log_p, log_q, prior * np.gradient(GRID)
 
     def posterior(self, n: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(posterior mean DLT probability per dose [trials, doses], Pr(p_1 > target) [trials])."""
+        """(posterior mean of beta [trials], Pr(p_1 > target) [trials]) from the counts per dose."""
         log_p, log_q, prior = self._model()
         loglik = y @ log_p.T + (n - y) @ log_q.T  # [trials, grid]
         loglik -= loglik.max(axis=1, keepdims=True)
         weight = np.exp(loglik) * prior[None, :]
         weight /= weight.sum(axis=1, keepdims=True)
-        mean = weight @ np.exp(log_p)
-        # p_1(a) > target exactly when a < log(log(target) / log(skeleton_1))
+        # p_1(beta) > target exactly when beta < log(log(target) / log(skeleton_1))
         cut = np.log(np.log(self.target) / np.log(self.skeleton[0]))
-        return mean, weight[:, GRID < cut].sum(axis=1)
+        return weight @ GRID, weight[:, GRID < cut].sum(axis=1)
 
-    def step(self, n: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(next dose, stop for toxicity) per trial, from the counts so far."""
-        mean, p_over = self.posterior(n, y)
-        best = np.abs(mean - self.target).argmin(axis=1)
-        highest_tried = np.where(n > 0, np.arange(n.shape[1])[None, :], -1).max(axis=1)
-        nxt = np.minimum(best, highest_tried + 1)
-        stop = (n.sum(axis=1) >= 3) & (p_over > self.stop_probability)
-        return nxt, stop
+    def dlt_rates(self, beta: np.ndarray) -> np.ndarray:
+        """Plug-in DLT rate per dose [trials, doses] at the estimate of beta."""
+        return np.asarray(self.skeleton)[None, :] ** np.exp(beta)[:, None]
+
+    def closest(self, beta: np.ndarray) -> np.ndarray:
+        return np.abs(self.dlt_rates(beta) - self.target).argmin(axis=1)  # ties: the lower dose, as dfcrm
+
+    def step(self, n: np.ndarray, y: np.ndarray, last: np.ndarray, last_rate: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """(next dose, stop for toxicity) per trial, from the counts so far and the last cohort's
+        dose (0-based) and DLT rate."""
+        beta, p_over = self.posterior(n, y)
+        cap = np.where(last_rate >= self.target, last, last + 1)
+        nxt = np.minimum(self.closest(beta), cap)
+        if self.stop_probability is None:
+            return nxt, np.zeros(len(nxt), dtype=bool)
+        return nxt, (n.sum(axis=1) >= 3) & (p_over > self.stop_probability)
 
     def simulate(self, tox: Sequence[float], trials: int, rng: np.random.Generator) -> OperatingCharacteristics:
         p = check_tox(tox)
@@ -101,19 +117,24 @@ class Crm:
         for _ in range(self.n_cohorts):
             if not active.any():
                 break
+            before = y[active, current[active]]
             idx, cur = treat_next_cohorts(n, y, active, current, p, self.cohort_size, rng)
-            nxt, stop = self.step(n[idx], y[idx])
+            nxt, stop = self.step(n[idx], y[idx], cur, (y[idx, cur] - before) / self.cohort_size)
             current[idx] = nxt
             stopped[idx[stop]] = True
             active[idx[stop]] = False
-        mean, _ = self.posterior(n, y)
-        selected = np.where(stopped, -1, np.abs(mean - self.target).argmin(axis=1))
+        beta, _ = self.posterior(n, y)
+        selected = np.where(stopped, -1, self.closest(beta))
         p_select = np.array([(selected == j).mean() for j in range(k)])
         return OperatingCharacteristics("crm", p.tolist(), p_select.tolist(), float((selected == -1).mean()),
                                         n.mean(axis=0).tolist(), y.mean(axis=0).tolist(), method="simulation",
                                         trials=trials, settings=self.settings())
 
-    def decide(self, counts: Mapping[int, tuple[int, int]], n_levels: int) -> Decision:
+    def decide(self, counts: Mapping[int, tuple[int, int]], n_levels: int, last_level: int | None = None,
+               last_dlt: int | None = None) -> Decision:
+        """The next cohort's level (1-based) from the DLTs and patients per level so far, the last
+        cohort's level (default: the highest level with patients) and its DLT count (needed by the
+        coherence rule; it can be read from the counts only when that level has had one cohort)."""
         if n_levels != len(self.skeleton):
             raise EscalationInputError(f"--skeleton has {len(self.skeleton)} levels but the trial has {n_levels}")
         n = np.zeros((1, n_levels), dtype=int)
@@ -124,20 +145,37 @@ class Crm:
             n[0, level - 1], y[0, level - 1] = patients, dlt
         if n.sum() == 0:
             return Decision("treat", 1, None, "start", "treat the first cohort at level 1")
-        mean, p_over = self.posterior(n, y)
-        estimates = ", ".join(f"{m:.3f}" for m in mean[0])
-        nxt, stop = self.step(n, y)
+        last = last_level if last_level is not None else int(np.flatnonzero(n[0])[-1]) + 1
+        if not 1 <= last <= n_levels or n[0, last - 1] == 0:
+            raise EscalationInputError(f"--current {last}: the last cohort's level must be one with patients")
+        if last_dlt is None:
+            if n[0, last - 1] != self.cohort_size:
+                raise EscalationInputError(f"give --last-dlt, the DLTs in the last cohort at level {last}: the "
+                                           f"coherence rule needs them and level {last} has had several cohorts")
+            last_dlt = int(y[0, last - 1])
+        if not 0 <= last_dlt <= min(self.cohort_size, y[0, last - 1]):
+            raise EscalationInputError(f"--last-dlt {last_dlt}: allowed 0 to {min(self.cohort_size, y[0, last - 1])}")
+        beta, p_over = self.posterior(n, y)
+        estimates = ", ".join(f"{m:.3f}" for m in self.dlt_rates(beta)[0])
+        nxt, stop = self.step(n, y, np.array([last - 1]), np.array([last_dlt / self.cohort_size]))
         if stop[0]:
             return Decision("stop", None, None, "safety_stop",
                             f"Pr(DLT rate at level 1 > {self.target:g}) = {p_over[0]:.3f} > {self.stop_probability:g}: "
                             "stop, no MTD")
         if n.sum() >= self.cohort_size * self.n_cohorts:
-            mtd = int(np.abs(mean[0] - self.target).argmin()) + 1
+            mtd = int(self.closest(beta)[0]) + 1
             return Decision("stop", None, mtd, "sample_size_reached",
-                            f"the planned sample size is reached; posterior mean DLT rates {estimates}")
-        return Decision("treat", int(nxt[0]) + 1, None, "closest_to_target",
-                        f"posterior mean DLT rates {estimates}: level {int(nxt[0]) + 1} is closest to the target "
-                        f"{self.target:g} (no skipping of untried levels)")
+                            f"the planned sample size is reached; estimated DLT rates {estimates}")
+        best = int(self.closest(beta)[0]) + 1
+        level = int(nxt[0]) + 1
+        if level == best:
+            rule, why = "closest_to_target", f"level {level} is closest to the target {self.target:g}"
+        elif last_dlt / self.cohort_size >= self.target:
+            rule, why = "coherence", (f"level {best} is closest, but {last_dlt}/{self.cohort_size} DLTs in the last "
+                                      f"cohort: no escalation above level {last}")
+        else:
+            rule, why = "no_skipping", f"level {best} is closest, but escalation is one level at a time"
+        return Decision("treat", level, None, rule, f"estimated DLT rates {estimates}: {why}")
 
     def settings(self) -> dict:
         return {"target": self.target, "skeleton": list(self.skeleton), "cohort_size": self.cohort_size,
