@@ -381,6 +381,11 @@ def test_escalation_oc_json_has_the_agreed_keys():
     boin = json.loads(runner.invoke(app, ["escalation", "oc", "--design", "boin", "--target", "0.25", "--tox",
                                           "0.05,0.10,0.20,0.35", "--trials", "2000", "--json"]).stdout)
     assert boin["design"] == "boin" and boin["trials"] == 2000 and len(boin["p_select_se"]) == 4
+    exact = json.loads(runner.invoke(app, ["escalation", "oc", "--design", "boin", "--target", "0.27", "--tox",
+                                           "0.11,0.27,0.42,0.64", "--n-earlystop", "9", "--extrasafe", "--exact",
+                                           "--json"]).stdout)
+    assert exact["method"] == "exact" and exact["settings"]["n_earlystop"] == 9 and exact["settings"]["extrasafe"]
+    assert exact["p_select"] == pytest.approx(PUBLISHED_BOIN["C"].exact([0.11, 0.27, 0.42, 0.64]).p_select)
 
 
 def test_escalation_run_for_amass1_names_the_dose_and_the_rule():
@@ -401,6 +406,11 @@ def test_escalation_run_for_amass1_names_the_dose_and_the_rule():
     (("escalation", "oc", "--tox", "a,b"), "comma-separated list of numbers"),
     (("escalation", "oc", "--tox", "0.1,0.2", "--design", "mtpi"), "is not one of"),
     (("escalation", "oc", "--tox", "0.1,0.2", "--design", "crm", "--skeleton", "0.3,0.2"), "strictly increasing"),
+    (("escalation", "oc", "--tox", "0.1,0.2", "--design", "boin", "--offset", "0.7"), "--offset 0.7"),
+    (("escalation", "oc", "--tox", "0.1,0.2", "--design", "boin", "--lambda-e", "0.5"), "lambda_e"),
+    (("escalation", "oc", "--tox", "0.05,0.1,0.15,0.2,0.3,0.4", "--design", "boin", "--cohorts", "20", "--exact"),
+     "simulate instead"),
+    (("escalation", "run", "amass-1", "--design", "crm", "--dlt", "1:0/3,2:1/6"), "give --last-dlt"),
     (("dose", "amass-2", "--weight-kg", "0"), "outside 20-300 kg"),
     (("dose", "amass-2"), "weight_kg is missing"),
     (("dose", "amass-1", "--weight-kg", "70"), "doses by escalation level"),
