@@ -371,6 +371,71 @@ def test_calibrated_skeleton_puts_the_prior_mtd_at_the_target():
     assert sk[3] ** e == pytest.approx(0.30, abs=1e-3)
 
 
+# ---- BOIN or CRM fixed in the protocol --------------------------------------------------------
+def _amass1_with(tmp_path, name: str, **escalation) -> str:
+    """AMASS-1's protocol with its dose escalation redesigned, as a trialist planning a successor would."""
+    from importlib import resources
+
+    import yaml
+
+    data = yaml.safe_load(resources.files("stroketrial.protocol").joinpath("builtin", "amass-1.yaml").read_text())
+    data["dose_escalation"] = {k: v for k, v in data["dose_escalation"].items()
+                               if k not in ("expansion_min", "expansion_max")} | escalation
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return str(path)
+
+
+BOIN_IN_PROTOCOL = {"design": "boin", "n_cohorts": 10,
+                    "boin": {"target": 0.25, "n_earlystop": 9, "extrasafe": True}}
+
+
+def test_a_protocol_fixes_boin_and_the_command_line_cannot_change_it(tmp_path):
+    path = _amass1_with(tmp_path, "amass1-boin", **BOIN_IN_PROTOCOL)
+    up = json.loads(runner.invoke(app, ["escalation", "run", path, "--dlt", "1:0/3", "--json"]).stdout)
+    assert (up["design"], up["level"], up["dose"], up["rule"]) == ("boin", 2, 0.35, "escalate")
+    # 2/9 at level 2 stays and 9 patients are there: the protocol's n_earlystop = 9 ends escalation
+    done = json.loads(runner.invoke(app, ["escalation", "run", path, "--dlt", "1:0/3,2:2/9", "--json"]).stdout)
+    assert (done["action"], done["rule"], done["mtd"], done["dose"]) == ("stop", "n_earlystop", 2, 0.35)
+    refused = runner.invoke(app, ["escalation", "run", path, "--dlt", "1:0/3", "--target", "0.3"])
+    assert refused.exit_code == 2 and "the protocol fixes the boin settings" in refused.output
+    tox = "0.05,0.10,0.20,0.30,0.40,0.50,0.60"
+    oc = json.loads(runner.invoke(app, ["escalation", "oc", "--trial", path, "--tox", tox, "--exact", "--json"]).stdout)
+    expected = Boin(0.25, n_earlystop=9, extrasafe=True).exact([float(x) for x in tox.split(",")])
+    assert oc["method"] == "exact" and oc["p_select"] == pytest.approx(expected.p_select)
+    wrong = runner.invoke(app, ["escalation", "oc", "--trial", path, "--tox", "0.1,0.2"])
+    assert wrong.exit_code == 2 and "7 dose levels" in wrong.output
+
+
+def test_a_protocol_fixes_the_crm_with_a_calibrated_skeleton(tmp_path):
+    path = _amass1_with(tmp_path, "amass1-crm", design="crm", n_cohorts=10,
+                        crm={"target": 0.25, "halfwidth": 0.05, "prior_mtd": 3})
+    decision = json.loads(runner.invoke(app, ["escalation", "run", path, "--dlt", "1:0/3", "--json"]).stdout)
+    assert (decision["design"], decision["level"], decision["rule"]) == ("crm", 2, "no_skipping")
+    from stroketrial.dosing.escalation.from_protocol import crm_design
+    from stroketrial.protocol import resolve
+
+    design = crm_design(resolve(path).dose_escalation)
+    assert design.skeleton == calibrated_skeleton(0.25, 7, 0.05, 3) and design.stop_probability == 0.90
+
+
+@pytest.mark.parametrize("escalation, message", [
+    ({"design": "boin", "n_cohorts": 10}, "needs its settings under dose_escalation.boin"),
+    ({"design": "boin", "boin": {"target": 0.25}}, "needs n_cohorts"),
+    ({"design": "boin", "n_cohorts": 10, "boin": {"target": 0.25, "lambda_e": 0.3}}, "lambda_e 0.3 must be below"),
+    ({"design": "boin", "n_cohorts": 10, "boin": {"target": 0.25, "p_saf": 0.15, "lambda_e": 0.2}}, "not both"),
+    ({"design": "3+3", "crm": {"target": 0.25}}, "dose_escalation.crm is given but the design is 3+3"),
+    ({"design": "crm", "n_cohorts": 10, "crm": {"target": 0.25, "skeleton": [0.1, 0.2]}}, "2 values for 7 levels"),
+    ({"design": "crm", "n_cohorts": 10, "crm": {"target": 0.25, "skeleton": [0.3, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]}},
+     "increase strictly"),
+])
+def test_a_protocol_with_an_incomplete_or_impossible_escalation_design_is_refused(tmp_path, escalation, message):
+    path = _amass1_with(tmp_path, "bad", **escalation)
+    result = runner.invoke(app, ["escalation", "run", path, "--dlt", "1:0/3"])
+    assert result.exit_code == 2 and message in result.output and "dose_escalation" in result.output
+    assert "Traceback" not in result.output
+
+
 # ---- CLI -------------------------------------------------------------------------------------------
 def test_escalation_oc_json_has_the_agreed_keys():
     result = runner.invoke(app, ["escalation", "oc", "--design", "3+3", "--tox", "0.05,0.10,0.20,0.35", "--json"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -101,38 +102,73 @@ def _cohorts_3_3(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
     return cohorts
 
 
-def _boin(target: float, cohorts: int, n_earlystop: int, extrasafe: bool, offset: float,
-          lambda_e: Optional[float], lambda_d: Optional[float]):
-    from .dosing.escalation.boin import Boin
+@dataclass(frozen=True)
+class _Planned:
+    """BOIN/CRM settings from the command line, for planning; None where not given."""
+    target: Optional[float] = None
+    cohorts: Optional[int] = None
+    n_earlystop: Optional[int] = None
+    extrasafe: Optional[bool] = None
+    offset: Optional[float] = None
+    lambda_e: Optional[float] = None
+    lambda_d: Optional[float] = None
+    skeleton: Optional[str] = None
+    safety_stop: Optional[bool] = None
 
-    return Boin(target, n_cohorts=cohorts, n_earlystop=n_earlystop, extrasafe=extrasafe, offset=offset,
-                escalation_boundary=lambda_e, deescalation_boundary=lambda_d)
+    OPTIONS = {"boin": ("target", "cohorts", "n_earlystop", "extrasafe", "offset", "lambda_e", "lambda_d"),
+               "crm": ("target", "cohorts", "skeleton", "safety_stop")}
+
+    def design(self, name: str, escalation, k: int):
+        """The BOIN or CRM design: the protocol's when it fixes one (then no option may change
+        it), otherwise from the options with BOIN's and dfcrm's defaults."""
+        from .dosing.escalation.boin import Boin
+        from .dosing.escalation.crm import Crm, calibrated_skeleton
+        from .dosing.escalation.from_protocol import boin_design, crm_design
+
+        if escalation is not None and escalation.design == name:
+            given = [f"--{o.replace('_', '-')}" for o in self.OPTIONS[name] if getattr(self, o) is not None]
+            if given:
+                fail(f"{', '.join(given)}: the protocol fixes the {name} settings (dose_escalation.{name}); "
+                     "change the protocol, not the command line")
+            return boin_design(escalation) if name == "boin" else crm_design(escalation)
+        target = 0.25 if self.target is None else self.target
+        cohorts = 10 if self.cohorts is None else self.cohorts
+        if name == "boin":
+            return Boin(target, n_cohorts=cohorts, n_earlystop=100 if self.n_earlystop is None else self.n_earlystop,
+                        extrasafe=bool(self.extrasafe), offset=0.05 if self.offset is None else self.offset,
+                        escalation_boundary=self.lambda_e, deescalation_boundary=self.lambda_d)
+        prior = tuple(_floats(self.skeleton, "--skeleton")) if self.skeleton else calibrated_skeleton(target, k)
+        return Crm(target, prior, n_cohorts=cohorts, stop_probability=None if self.safety_stop is False else 0.90)
 
 
-NEarlystopOption = typer.Option(100, "--n-earlystop", help="BOIN: stop once this many patients are at the current "
-                                                           "dose and the rule stays there (100: off).")
-ExtrasafeOption = typer.Option(False, "--extrasafe", help="BOIN: stop when Pr(level 1 too toxic) > 0.95 - offset.")
-OffsetOption = typer.Option(0.05, "--offset", help="BOIN: offset of the --extrasafe rule.")
+TargetOption = typer.Option(None, "--target", help="BOIN/CRM target DLT rate (default 0.25).")
+CohortsOption = typer.Option(None, "--cohorts", help="BOIN/CRM: planned number of cohorts of 3 (default 10).")
+SkeletonOption = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
+                                                       "(default: calibrated, Lee & Cheung 2009).")
+NEarlystopOption = typer.Option(None, "--n-earlystop", help="BOIN: stop once this many patients are at the current "
+                                                            "dose and the rule stays there (default 100: off).")
+ExtrasafeOption = typer.Option(None, "--extrasafe/--no-extrasafe",
+                               help="BOIN: stop when Pr(level 1 too toxic) > 0.95 - offset (default off).")
+OffsetOption = typer.Option(None, "--offset", help="BOIN: offset of the --extrasafe rule (default 0.05).")
 LambdaEOption = typer.Option(None, "--lambda-e", help="BOIN: escalation boundary (default from 0.6 x target).")
 LambdaDOption = typer.Option(None, "--lambda-d", help="BOIN: de-escalation boundary (default from 1.4 x target).")
-SafetyStopOption = typer.Option(True, "--safety-stop/--no-safety-stop",
-                                help="CRM: stop when Pr(level 1 too toxic) > 0.90 (dfcrm has no such rule).")
+SafetyStopOption = typer.Option(None, "--safety-stop/--no-safety-stop",
+                                help="CRM: stop when Pr(level 1 too toxic) > 0.90 (default on; dfcrm has no such rule).")
 
 
 @command(escalation_app, "run", epilog="Example: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'")
 def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml with a dose_escalation section."),
         dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
-        design: Optional[str] = typer.Option(None, "--design", help="3+3 (the protocol's), boin or crm."),
-        target: float = typer.Option(0.25, "--target", help="BOIN/CRM target DLT rate."),
+        design: Optional[str] = typer.Option(None, "--design", help="3+3, boin or crm (default: the protocol's)."),
+        target: Optional[float] = TargetOption,
         current: Optional[int] = typer.Option(None, "--current", help="BOIN/CRM: the level the last cohort received "
                                                                       "(default: the highest level with patients)."),
         last_dlt: Optional[int] = typer.Option(None, "--last-dlt", help="CRM: DLTs in the last cohort (coherence rule)."),
-        skeleton: Optional[str] = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
-                                                                        "(default: calibrated, Lee & Cheung 2009)."),
-        cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM: planned number of cohorts."),
-        n_earlystop: int = NEarlystopOption, extrasafe: bool = ExtrasafeOption, offset: float = OffsetOption,
-        lambda_e: Optional[float] = LambdaEOption, lambda_d: Optional[float] = LambdaDOption,
-        safety_stop: bool = SafetyStopOption, as_json: bool = JsonOption) -> None:
+        skeleton: Optional[str] = SkeletonOption, cohorts: Optional[int] = CohortsOption,
+        n_earlystop: Optional[int] = NEarlystopOption, extrasafe: Optional[bool] = ExtrasafeOption,
+        offset: Optional[float] = OffsetOption, lambda_e: Optional[float] = LambdaEOption,
+        lambda_d: Optional[float] = LambdaDOption, safety_stop: Optional[bool] = SafetyStopOption,
+        as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
     from .dosing.escalation import three_plus_three
 
@@ -145,11 +181,13 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     design = design or escalation.design
     if design == "3+3":
         decision = three_plus_three.decide(_cohorts_3_3(counts), k, escalation.expansion_min)
-    elif design == "boin":
-        last = current or (max(counts) if counts else 1)
-        decision = _boin(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d).decide(counts, last, k)
-    elif design == "crm":
-        decision = _crm(target, skeleton, k, cohorts, safety_stop).decide(counts, k, current, last_dlt)
+    elif design in ("boin", "crm"):
+        planned = _Planned(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d, skeleton, safety_stop)
+        chosen = planned.design(design, escalation, k)
+        if design == "boin":
+            decision = chosen.decide(counts, current or (max(counts) if counts else 1), k)
+        else:
+            decision = chosen.decide(counts, k, current, last_dlt)
     else:
         fail(f"--design {design!r} is not one of 3+3, boin, crm")
     doses = {lv.level: lv.dose for lv in escalation.levels}
@@ -171,13 +209,6 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     out.print("DLT (protocol): " + "; ".join(escalation.dlt_definition), style="dim")
 
 
-def _crm(target: float, skeleton: Optional[str], k: int, cohorts: int, safety_stop: bool):
-    from .dosing.escalation.crm import Crm, calibrated_skeleton
-
-    prior = tuple(_floats(skeleton, "--skeleton")) if skeleton else calibrated_skeleton(target, k)
-    return Crm(target, prior, n_cohorts=cohorts, stop_probability=0.90 if safety_stop else None)
-
-
 def _floats(text: str, option: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -189,20 +220,22 @@ def _floats(text: str, option: str) -> list[float]:
 @command(escalation_app, "oc", epilog="Examples: stroketrial escalation oc --design 3+3 --tox 0.05,0.10,0.20,0.35  ·  "
                                       "stroketrial escalation oc --design boin --target 0.25 --tox 0.05,0.10,0.20,0.35 "
                                       "--trials 100000  ·  stroketrial escalation oc --design boin --target 0.27 --tox 0.11,0.27,0.42,0.64 "
-                                      "--n-earlystop 9 --extrasafe --exact  ·  stroketrial escalation oc --design all --tox ... "
+                                      "--n-earlystop 9 --extrasafe --exact  ·  stroketrial escalation oc --trial my-boin-trial.yaml "
+                                      "--tox 0.05,0.10,0.20,0.35 --exact  ·  stroketrial escalation oc --design all --tox ... "
                                       "--skeleton 0.08,0.15,0.25,0.35 --plot oc.png")
 def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per level, e.g. 0.05,0.10,0.20,0.35."),
-       design: str = typer.Option("3+3", "--design", help="3+3 (exact), boin, crm, or all (side by side)."),
-       target: float = typer.Option(0.25, "--target", help="BOIN/CRM target DLT rate."),
-       skeleton: Optional[str] = typer.Option(None, "--skeleton", help="CRM prior DLT rates per level "
-                                                                       "(default: calibrated, Lee & Cheung 2009)."),
-       cohorts: int = typer.Option(10, "--cohorts", help="BOIN/CRM number of cohorts of 3."),
+       design: Optional[str] = typer.Option(None, "--design", help="3+3 (exact), boin, crm, or all (side by side); "
+                                                                   "default: the --trial's design, else 3+3."),
+       trial: Optional[str] = typer.Option(None, "--trial", help="Built-in id or protocol .yaml: its design and "
+                                                                 "settings (e.g. a BOIN fixed in the protocol)."),
+       target: Optional[float] = TargetOption, skeleton: Optional[str] = SkeletonOption,
+       cohorts: Optional[int] = CohortsOption,
        trials: int = typer.Option(10_000, "--trials", help="Simulated trials (BOIN, CRM; 3+3 is exact)."),
        seed: int = typer.Option(1, "--seed", help="Random seed."),
        exact: bool = typer.Option(False, "--exact", help="BOIN: exact, by enumerating every outcome (small designs)."),
-       n_earlystop: int = NEarlystopOption, extrasafe: bool = ExtrasafeOption, offset: float = OffsetOption,
-       lambda_e: Optional[float] = LambdaEOption, lambda_d: Optional[float] = LambdaDOption,
-       safety_stop: bool = SafetyStopOption,
+       n_earlystop: Optional[int] = NEarlystopOption, extrasafe: Optional[bool] = ExtrasafeOption,
+       offset: Optional[float] = OffsetOption, lambda_e: Optional[float] = LambdaEOption,
+       lambda_d: Optional[float] = LambdaDOption, safety_stop: Optional[bool] = SafetyStopOption,
        plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
@@ -214,6 +247,16 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
         fail(f"--trials is {trials}; allowed: 1 to 10000000")
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         fail(f"--plot {plot}: the figure is written as .png, .svg or .pdf")
+    escalation = None
+    if trial is not None:
+        protocol = resolve(trial)
+        escalation = protocol.dose_escalation
+        if escalation is None:
+            fail(f"{protocol.id} has no dose escalation (its design is {protocol.design.model.replace('_', ' ')})")
+        if len(p) != len(escalation.levels):
+            fail(f"--tox has {len(p)} values; {protocol.id} has {len(escalation.levels)} dose levels")
+    design = design or (escalation.design if escalation is not None else "3+3")
+    planned = _Planned(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d, skeleton, safety_stop)
     designs = ["3+3", "boin", "crm"] if design == "all" else [design]
     results, seconds = [], {}
     for name in designs:
@@ -222,10 +265,10 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
         if name == "3+3":
             result = three_plus_three.exact(p)
         elif name == "boin":
-            boin = _boin(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d)
+            boin = planned.design("boin", escalation, len(p))
             result = boin.exact(p) if exact else boin.simulate(p, trials, rng)
         elif name == "crm":
-            result = _crm(target, skeleton, len(p), cohorts, safety_stop).simulate(p, trials, rng)
+            result = planned.design("crm", escalation, len(p)).simulate(p, trials, rng)
         else:
             fail(f"--design {name!r} is not one of 3+3, boin, crm, all")
         seconds[name] = time.perf_counter() - started

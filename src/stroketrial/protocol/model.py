@@ -132,15 +132,86 @@ class DoseLevel(_Frozen):
     dose: float = Field(gt=0)
 
 
+class BoinSettings(_Frozen):
+    """BOIN fixed in advance (Liu S, Yuan Y. J R Stat Soc C 2015), with the options of the BOIN software."""
+
+    target: float = Field(gt=0, lt=1, description="target DLT rate")
+    p_saf: float | None = Field(None, gt=0, lt=1, description="highest DLT rate deemed too low (default 0.6 x target)")
+    p_tox: float | None = Field(None, gt=0, lt=1, description="lowest DLT rate deemed too high (default 1.4 x target)")
+    lambda_e: float | None = Field(None, gt=0, lt=1, description="escalation boundary given instead of p_saf")
+    lambda_d: float | None = Field(None, gt=0, lt=1, description="de-escalation boundary given instead of p_tox")
+    n_earlystop: int = Field(100, ge=1, description="stop once this many patients are at a dose the rule keeps")
+    cutoff_eli: float = Field(0.95, ge=0.5, lt=1, description="posterior probability that eliminates a dose")
+    extrasafe: bool = False
+    offset: float = Field(0.05, ge=0, lt=0.5, description="the extra-safe rule stops at cutoff_eli - offset")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "BoinSettings":
+        for given, derived in (("lambda_e", "p_saf"), ("lambda_d", "p_tox")):
+            if getattr(self, given) is not None and getattr(self, derived) is not None:
+                raise ValueError(f"give {derived} or {given}, not both")
+        low = [(name, v) for name, v in (("p_saf", self.p_saf), ("lambda_e", self.lambda_e)) if v is not None]
+        high = [(name, v) for name, v in (("p_tox", self.p_tox), ("lambda_d", self.lambda_d)) if v is not None]
+        for name, value in low:
+            if value >= self.target:
+                raise ValueError(f"{name} {value:g} must be below the target {self.target:g}")
+        for name, value in high:
+            if value <= self.target:
+                raise ValueError(f"{name} {value:g} must be above the target {self.target:g}")
+        return self
+
+
+class CrmSettings(_Frozen):
+    """The CRM fixed in advance (O'Quigley 1990, power model; dfcrm's conventions)."""
+
+    target: float = Field(gt=0, lt=1, description="target DLT rate")
+    skeleton: list[Annotated[float, Field(gt=0, lt=1)]] | None = Field(
+        None, description="prior DLT rate per level; default: calibrated (Lee & Cheung 2009)")
+    halfwidth: float = Field(0.05, gt=0, lt=0.5, description="indifference half-width of the calibrated skeleton")
+    prior_mtd: int | None = Field(None, ge=1, description="level the calibrated skeleton puts at the target")
+    prior_variance: float = Field(1.34, gt=0)
+    safety_stop: float | None = Field(0.90, ge=0.5, lt=1,
+                                      description="stop when Pr(level 1 DLT rate > target) exceeds this; null: never")
+
+    @model_validator(mode="after")
+    def _increasing(self) -> "CrmSettings":
+        if self.skeleton is not None and any(b <= a for a, b in zip(self.skeleton, self.skeleton[1:])):
+            raise ValueError(f"skeleton {self.skeleton} must increase strictly from level to level")
+        return self
+
+
 class DoseEscalation(_Frozen):
-    design: Literal["3+3"]
+    design: Literal["3+3", "boin", "crm"]
     unit: str
     levels: list[DoseLevel] = Field(min_length=1)
     cohort_size: int = Field(3, ge=1)
-    expansion_min: int = Field(ge=0)
-    expansion_max: int = Field(ge=0)
+    n_cohorts: int | None = Field(None, ge=1, description="BOIN and CRM: the planned number of cohorts")
+    expansion_min: int = Field(0, ge=0)
+    expansion_max: int = Field(0, ge=0)
+    boin: BoinSettings | None = None
+    crm: CrmSettings | None = None
     dlt_definition: list[str]
     assumption: str | None = None
+
+    @model_validator(mode="after")
+    def _settings_match_the_design(self) -> "DoseEscalation":
+        numbers = [lv.level for lv in self.levels]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"levels must be numbered 1, 2, 3, ... in order (got {numbers})")
+        for design in ("boin", "crm"):
+            settings = getattr(self, design)
+            if self.design == design and settings is None:
+                raise ValueError(f"design {design} needs its settings under dose_escalation.{design}")
+            if self.design != design and settings is not None:
+                raise ValueError(f"dose_escalation.{design} is given but the design is {self.design}")
+        if self.design != "3+3" and self.n_cohorts is None:
+            raise ValueError(f"design {self.design} needs n_cohorts, the planned number of cohorts")
+        if self.crm is not None:
+            if self.crm.skeleton is not None and len(self.crm.skeleton) != len(self.levels):
+                raise ValueError(f"the CRM skeleton has {len(self.crm.skeleton)} values for {len(self.levels)} levels")
+            if self.crm.prior_mtd is not None and self.crm.prior_mtd > len(self.levels):
+                raise ValueError(f"crm.prior_mtd {self.crm.prior_mtd} is not one of the {len(self.levels)} levels")
+        return self
 
 
 class Protocol(_Frozen):
