@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import integrate
 from typer.testing import CliRunner
@@ -191,6 +191,18 @@ def test_boin_exact_enumeration_equals_following_every_path(design):
     exact = design.exact(tox)
     assert exact.p_select == pytest.approx(p_select, abs=1e-12)
     assert exact.p_none == pytest.approx(p_none, abs=1e-12)
+    assert exact.expected_n == pytest.approx(expected_n, abs=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(target=st.sampled_from([0.2, 0.25, 0.3, 0.33]), earlystop=st.sampled_from([3, 6, 9, 100]),
+       extrasafe=st.booleans(), tox=st.lists(st.floats(0, 1), min_size=3, max_size=3).map(sorted))
+def test_boin_exact_enumeration_equals_following_every_path_for_any_design(target, earlystop, extrasafe, tox):
+    design = Boin(target, n_cohorts=4, n_earlystop=earlystop, extrasafe=extrasafe)
+    p_select, p_none, expected_n = _path_enumeration(design, tox)
+    exact = design.exact(tox)
+    assert sum(exact.p_select) + exact.p_none == pytest.approx(1, abs=1e-12)
+    assert exact.p_select == pytest.approx(p_select, abs=1e-12) and exact.p_none == pytest.approx(p_none, abs=1e-12)
     assert exact.expected_n == pytest.approx(expected_n, abs=1e-10)
 
 
