@@ -156,7 +156,9 @@ SafetyStopOption = typer.Option(None, "--safety-stop/--no-safety-stop",
                                 help="CRM: stop when Pr(level 1 too toxic) > 0.90 (default on; dfcrm has no such rule).")
 
 
-@command(escalation_app, "run", epilog="Example: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'")
+@command(escalation_app, "run", epilog="Examples: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'  ·  "
+                                       "stroketrial escalation run amass-1 --design boin --target 0.25 "
+                                       "--dlt '1:0/3,2:1/3'  ·  stroketrial escalation run my-boin-trial.yaml --dlt '1:0/3'")
 def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml with a dose_escalation section."),
         dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
         design: Optional[str] = typer.Option(None, "--design", help="3+3, boin or crm (default: the protocol's)."),
