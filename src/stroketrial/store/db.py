@@ -5,7 +5,8 @@ through a URL (`postgresql+psycopg://...`). Every write runs in one transaction 
 first locks the audit head row: on PostgreSQL with SELECT ... FOR UPDATE, on SQLite
 by BEGIN IMMEDIATE (SQLite has one writer at a time). That orders all writes, keeps
 the audit hash chain linear, and means a randomization reads the allocation state
-no other request can change before it commits.
+no other request can change before it commits. After each commit the new head is
+appended to the checkpoint log in the keystore, outside the database.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .audit import keyed_events, record
+from .keystore import Keystore, default_location
 from .models import AuditHead
 
 DEFAULT_DB = "sqlite:///stroketrial.db"
-GENESIS = "0" * 64
 
 
 class DatabaseError(ValueError):
@@ -48,12 +50,15 @@ def database_url(explicit: str | None = None) -> str:
 
 
 class Database:
-    def __init__(self, url: str | None = None):
+    def __init__(self, url: str | None = None, keys: str | Path | None = None):
         self.url = database_url(url)
         self.backend = make_url(self.url).get_backend_name()
+        location = Path(keys) if keys is not None else default_location(self.url)
+        self.keystore = Keystore(location) if location is not None else None
         self.engine = self._engine()
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"keystore": self.keystore})
         self._sqlite_writer = threading.Lock()
+        self._key: bytes | None = None
 
     def _engine(self) -> Engine:
         if self.backend == "sqlite":
@@ -85,6 +90,32 @@ class Database:
         from alembic import command
 
         command.upgrade(alembic_config(self.url), "head")
+        self.audit_key()
+
+    def audit_key(self) -> bytes:
+        """The keystore's audit key; made (and its making recorded in the trail) on first start.
+
+        A trail that holds keyed events but whose key is missing is never re-keyed: that
+        would let anyone who deletes the key file rewrite history. The operator restores it.
+        """
+        if self._key is not None:
+            return self._key
+        if self.keystore is None:
+            raise DatabaseError("this database has no keystore for its audit key; set STROKETRIAL_KEYS to a folder")
+        if self.keystore.exists():
+            self._key = self.keystore.key()
+            return self._key
+        with self.read() as session:
+            keyed = keyed_events(session)
+        if keyed:
+            raise DatabaseError(f"the audit key of this database is missing: {self.keystore.key_path} (set by "
+                                "STROKETRIAL_KEYS, else next to the database); restore the keystore folder from "
+                                "its backup. A new key is never made for a trail that has one.")
+        self._key = self.keystore.create()
+        with self.write() as session:
+            record(session, "system", "create_audit_key", "keystore", self.keystore.key_id(),
+                   after={"key_id": self.keystore.key_id()})
+        return self._key
 
     # ---- sessions --------------------------------------------------------------------------
     @contextmanager
@@ -108,20 +139,26 @@ class Database:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
+        key = self.audit_key()
+        assert self.keystore is not None
         with self.engine.connect() as connection:
             if self.backend == "sqlite":
                 connection = connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
-                session = Session(bind=connection, expire_on_commit=False)
+                session = Session(bind=connection, expire_on_commit=False,
+                                  info={"keystore": self.keystore, "audit_key": key})
                 head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
                 if head is None:
                     raise DatabaseError("the database has no audit head; run `stroketrial db upgrade` first")
+                start = head.seq
                 session.info["audit_head"] = head
                 try:
                     yield session
                     session.flush()
                 finally:
                     session.close()
+            if head.seq != start:  # committed: the new head goes to the checkpoint log, outside the database
+                self.keystore.append_checkpoint(head.seq, head.hash)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -135,7 +135,7 @@ class Unblinding(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; each event's hash covers its content and the previous event's hash."""
+    """Append-only; each event's hash (keyed, chain 2) covers its content and the previous event's hash."""
 
     __tablename__ = "audit_events"
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -145,11 +145,13 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(60))
     entity_id: Mapped[str] = mapped_column(String(120))
     trial_id: Mapped[str | None] = mapped_column(String(60), nullable=True, index=True)
+    site_code: Mapped[str | None] = mapped_column(String(40), nullable=True)
     before_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     after_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    chain: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
 
 
 class AuditHead(Base):
