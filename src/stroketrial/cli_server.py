@@ -7,20 +7,23 @@ else uses the SQLite file stroketrial.db in the working folder.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Optional
 
 import typer
 
 from .cli_support import JsonOption, command, emit_json, err, out
-from .service import SYSTEM, accounts, demo, trials
+from .service import SYSTEM, access, accounts, demo, trials
 from .service.accounts import ROLE_DESCRIPTIONS, ROLES
-from .store import Database, verify
+from .service.reconcile import check_trail
+from .store import Database, parse_checkpoint
+from .store.models import AuditHead
 
 DbOption = typer.Option(None, "--db", help="Database URL (sqlite:///file.db or postgresql+psycopg://user@host/db); "
                                            "default: $STROKETRIAL_DB, else sqlite:///stroketrial.db")
 
 admin_app = typer.Typer(help="Sites, trials and users on the platform.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
+audit_app = typer.Typer(help="The keyed, hash-chained audit trail and its checkpoints.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
@@ -71,21 +74,32 @@ def _print_logins(logins: list[dict], host: str, port: int) -> None:
                   highlight=False, soft_wrap=True)
 
 
-@command(db_app, "upgrade", epilog="Example: stroketrial db upgrade --db sqlite:///trial.db")
-def db_upgrade(db_url: Optional[str] = DbOption) -> None:
-    """Create or migrate the schema to the newest revision."""
+@command(db_app, "upgrade", epilog="Example: stroketrial db upgrade --db postgresql+psycopg://stroketrial_owner@db/trial "
+                                     "--app-role stroketrial_app")
+def db_upgrade(db_url: Optional[str] = DbOption,
+               app_role: Optional[str] = typer.Option(None, "--app-role", help="PostgreSQL: the login role the "
+                                                      "server runs as; granted what the platform needs and no "
+                                                      "more (it cannot alter or disable the audit triggers). "
+                                                      "Run this as the tables' owner.")) -> None:
+    """Create or migrate the schema to the newest revision (as the owner role on PostgreSQL)."""
     db = open_db(db_url)
-    out.print(f"{db.url}: schema up to date")
+    if app_role:
+        db.grant_app_role(app_role)
+    out.print(f"{db.url}: schema up to date" + (f"; {app_role} may use it" if app_role else ""),
+              highlight=False)
 
 
-@command(admin_app, "create-site", epilog="Example: stroketrial admin create-site S3 --name 'Huanhu Hospital'")
+@command(admin_app, "create-site", epilog="Example: stroketrial admin create-site S3 --name 'Huanhu Hospital' "
+                                          "--timezone Asia/Shanghai")
 def create_site(code: str = typer.Argument(..., help="Site code."),
                 name: Optional[str] = typer.Option(None, "--name", help="Site name."),
+                timezone: Optional[str] = typer.Option(None, "--timezone", help="IANA time zone of the site's clocks "
+                                                       "(default $STROKETRIAL_TIMEZONE, else UTC)."),
                 db_url: Optional[str] = DbOption) -> None:
     """Create a site."""
     db = open_db(db_url)
     with db.write() as session:
-        accounts.create_site(session, SYSTEM, code, name)
+        accounts.create_site(session, SYSTEM, code, name, timezone)
     out.print(f"site {code} ready")
 
 
@@ -130,18 +144,108 @@ def create_user(name: str = typer.Argument(..., help="User name."),
     sys.stdout.write(token + "\n")
 
 
-@command(audit_app, "verify", epilog="Example: stroketrial audit verify --db sqlite:///stroketrial.db")
-def audit_verify(db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
-    """Recompute the audit trail's hash chain; exit code 1 if any event was changed, inserted or deleted."""
+@command(admin_app, "deactivate-user", epilog="Example: stroketrial admin deactivate-user wang --json")
+def deactivate_user(name: str = typer.Argument(..., help="User name."),
+                    db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Deactivate a user: their page sessions end at once and their API tokens are refused (audited)."""
+    db = open_db(db_url)
+    with db.write() as session:
+        result = access.deactivate_user(session, SYSTEM, name)
+    _report(result, as_json, f"user {name} deactivated; {result['sessions_ended']} session(s) ended, "
+                             "API tokens refused")
+
+
+@command(admin_app, "revoke-token", epilog="Example: stroketrial admin revoke-token wang --token st_... "
+                                           "(without --token: every token of wang)")
+def revoke_token(name: str = typer.Argument(..., help="User name."),
+                 token: Optional[str] = typer.Option(None, "--token", help="The token to revoke (as issued); "
+                                                                           "default: all of the user's tokens."),
+                 db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Revoke one API token of a user, or all of them (audited); calls with them get 401 at once."""
+    db = open_db(db_url)
+    with db.write() as session:
+        result = access.revoke_tokens(session, SYSTEM, name, token)
+    n = result["tokens_revoked"]
+    _report(result, as_json, f"{name}: {n} API token{'' if n == 1 else 's'} revoked")
+
+
+@command(admin_app, "reset-password", epilog="Example: stroketrial admin reset-password wang --password-stdin "
+                                             "< new-password.txt")
+def reset_password(name: str = typer.Argument(..., help="User name."),
+                   password_stdin: bool = typer.Option(False, "--password-stdin",
+                                                       help="Read the new password from stdin (required: a password "
+                                                            "never goes on the command line)."),
+                   db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Set a new password for the web pages: the user's sessions end and a lockout is lifted (audited)."""
+    if not password_stdin:
+        raise ValueError("give the new password on stdin with --password-stdin (never on the command line)")
+    password = sys.stdin.readline().rstrip("\n")
+    db = open_db(db_url)
+    with db.write() as session:
+        result = access.reset_password(session, SYSTEM, name, password)
+    _report(result, as_json, f"password of {name} reset; {result['sessions_ended']} session(s) ended, "
+                             f"{result['failures_cleared']} failed sign-in(s) cleared")
+
+
+@command(admin_app, "unlock-user", epilog="Example: stroketrial admin unlock-user wang")
+def unlock_user(name: str = typer.Argument(..., help="User name."),
+                db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Lift a lockout after failed sign-ins: the name's failures are forgotten (audited)."""
+    db = open_db(db_url)
+    with db.write() as session:
+        result = access.unlock_user(session, SYSTEM, name)
+    _report(result, as_json, f"user {name} unlocked; {result['failures_cleared']} failed sign-in(s) cleared")
+
+
+def _report(result: dict, as_json: bool, line: str) -> None:
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(line, highlight=False)
+
+
+@command(audit_app, "verify", epilog="Example: stroketrial audit verify --db sqlite:///stroketrial.db "
+                                     "--checkpoint-file offsite-checkpoints.txt")
+def audit_verify(db_url: Optional[str] = DbOption, as_json: bool = JsonOption,
+                 checkpoints: list[str] = typer.Option([], "--checkpoint", help="A signed head kept elsewhere (the "
+                                                       "line `stroketrial audit checkpoint` printed); repeat."),
+                 checkpoint_file: Optional[Path] = typer.Option(None, "--checkpoint-file",
+                                                                help="A file of such lines, one per line.")) -> None:
+    """Check the audit trail: the keyed hash chain, every checkpoint (the log beside the audit key and any
+    given here), and the data tables against the trail; exit code 1 naming what differs."""
+    given = [parse_checkpoint(line, f"--checkpoint {n}") for n, line in enumerate(checkpoints, 1)]
+    if checkpoint_file is not None:
+        given += [parse_checkpoint(line, f"{checkpoint_file}:{n}")
+                  for n, line in enumerate(checkpoint_file.read_text().splitlines(), 1) if line.strip()]
     db = open_db(db_url)
     with db.read() as session:
-        result = verify(session)
+        result = check_trail(session, tuple(given))
     if as_json:
         emit_json({"ok": result.ok, "events": result.events, "message": result.message,
-                   "first_bad": result.first_bad})
+                   "first_bad": result.first_bad, "problems": list(result.problems)})
     elif result.ok:
-        out.print(f"[green]OK[/] {result.message}")
+        out.print(f"[green]OK[/] {result.message}", highlight=False)
     else:
         err.print(f"[bold red]BROKEN[/] {result.message}", highlight=False)
+        for problem in result.problems:
+            err.print(f"  {problem}", highlight=False)
     if not result.ok:
         raise typer.Exit(1)
+
+
+@command(audit_app, "checkpoint", epilog="Example: stroketrial audit checkpoint >> /mnt/offsite/checkpoints.txt")
+def audit_checkpoint(db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+    """Print the trail's head signed with the audit key, to keep off site; `audit verify --checkpoint-file`
+    later proves no event up to it was deleted or rewritten."""
+    db = open_db(db_url)
+    assert db.keystore is not None
+    with db.read() as session:
+        head = session.get(AuditHead, 1)
+        if head is None:
+            raise ValueError("the database has no audit head; run `stroketrial db upgrade` first")
+        checkpoint = db.keystore.checkpoint(head.seq, head.hash)
+    if as_json:
+        emit_json({"seq": checkpoint.seq, "hash": checkpoint.hash, "at": checkpoint.at,
+                   "signature": checkpoint.signature, "line": checkpoint.line()})
+    else:
+        sys.stdout.write(checkpoint.line() + "\n")

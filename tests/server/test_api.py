@@ -11,10 +11,11 @@ from sqlalchemy import text
 from stroketrial.store import verify
 
 from ..trials import amass2, angel_rescue, impact_lvo, isis_hermes
+from ..trials.helpers import happening_now
 
-PATIENTS = {"amass-2": {**amass2.ELIGIBLE, "bridging_thrombolysis": True},
-            "impact-lvo": impact_lvo.ELIGIBLE, "isis-hermes": isis_hermes.ELIGIBLE,
-            "angel-rescue": {**angel_rescue.ELIGIBLE, "bridging_thrombolysis": False}}
+PATIENTS = {"amass-2": happening_now({**amass2.ELIGIBLE, "bridging_thrombolysis": True}),
+            "impact-lvo": happening_now(impact_lvo.ELIGIBLE), "isis-hermes": happening_now(isis_hermes.ELIGIBLE),
+            "angel-rescue": happening_now({**angel_rescue.ELIGIBLE, "bridging_thrombolysis": False})}
 
 
 def register(platform, trial="amass-2", code="P1", site="S1", role="coordinator", **changes):

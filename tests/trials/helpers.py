@@ -20,3 +20,17 @@ def mg_dl(value: float) -> dict:
 
 
 ONE_MINUTE_H = 1 / 60
+
+
+CLOCK_TIMES = ("last_known_well", "arterial_puncture", "recanalization", "randomization")
+
+
+def happening_now(record: dict) -> dict:
+    """The same patient screened today: every clock time moved so that the planned randomization is now (UTC,
+    the test sites' zone), since the platform measures windows that end at randomization to its own clock."""
+    if "randomization" not in record:
+        return dict(record)
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
+    shift = now - dt.datetime.fromisoformat(record["randomization"])
+    return {k: (dt.datetime.fromisoformat(v) + shift).isoformat() if k in CLOCK_TIMES and v else v
+            for k, v in record.items()}

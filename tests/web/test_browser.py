@@ -23,6 +23,7 @@ from stroketrial.web.forms import screening_fields
 from stroketrial.web.process import ServerProcess
 
 from ..trials import amass2, impact_lvo
+from ..trials.helpers import happening_now
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
@@ -117,7 +118,7 @@ def test_amass2_from_screening_to_the_90_day_visit(page, server):
     shot(page, "02-trials")
     page.click("text=AMASS-2")
     page.click("[data-testid=screen-new]")
-    patient = {**amass2.ELIGIBLE, "bridging_thrombolysis": True}
+    patient = happening_now({**amass2.ELIGIBLE, "bridging_thrombolysis": True})
     # A creatinine reported in mg/dL is converted exactly (0.9 mg/dL = 79.6 umol/L).
     fill_screening(page, "amass-2", patient, "WEB-001",
                    {"creatinine_umol_l": {"value": 0.9, "unit": "mg/dL"}, "nihss": 4})
@@ -176,7 +177,7 @@ def test_impact_lvo_blinded_coordinator_never_sees_the_arm(page, server):
     _, url = server
     sign_in(page, "coordinator")
     page.goto("/trials/impact-lvo/screen")
-    fill_screening(page, "impact-lvo", impact_lvo.ELIGIBLE, "BLIND-001")
+    fill_screening(page, "impact-lvo", happening_now(impact_lvo.ELIGIBLE), "BLIND-001")
     page.wait_for_selector("[data-testid=eligibility-status]:has-text('ELIGIBLE'):not(:has-text('IN'))")
     page.click("button:has-text('Register patient')")
     page.wait_for_selector("[data-testid=randomize]")

@@ -269,6 +269,12 @@ class Protocol(_Frozen):
             if bad:
                 raise ValueError(f"randomization.block_sizes {bad} are not multiples of {slots}, the sum of the "
                                  f"allocation ratio {self.allocation_ratio}; a block must hold whole ratios")
+        if self.design.masking in ("double_blind", "single_blind") and not r.blinded_kits:
+            # Without kits that look alike a blinded user could only be shown one arm's dose sheet
+            # (the experimental arm's, wrong for control patients) or the arm itself.
+            raise ValueError(f"design.masking is {self.design.masking} but randomization.blinded_kits is not true: "
+                             "a blinded trial dispenses numbered kits that look alike; set blinded_kits: true or "
+                             "masking: open_label / open_label_blinded_endpoint")
         if r.method == "efron" and slots != 2:
             raise ValueError(f"Efron's biased coin is defined for two arms 1:1, not {self.allocation_ratio}; use "
                              "minimization, permuted blocks or big_stick")

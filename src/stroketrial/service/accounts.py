@@ -1,6 +1,7 @@
 """Sites, users, roles and tokens; who may do what, and who may see an arm.
 
-Passwords are hashed with Argon2 (argon2-cffi). API tokens are 256-bit random
+Passwords are hashed with Argon2 (argon2-cffi; service/passwords.py, which signing in uses through
+service/signin.py). API tokens are 256-bit random
 strings shown once; only their SHA-256 is stored, so a copied database yields no
 usable token.
 """
@@ -11,27 +12,30 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
+from .blinding import sees_arm
+from .clock import default_timezone, valid_timezone
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from .passwords import hash_password
 
-ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician", "dsmb", "monitor")
+ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician",
+         "unblinded_statistician", "dsmb", "monitor")
 ROLE_DESCRIPTIONS = {
     "admin": "runs the platform: trials, sites, users; sees every site",
     "investigator": "screens, randomizes, enters follow-up and SAEs, may request emergency unblinding",
     "coordinator": "screens, randomizes, enters follow-up and SAEs",
     "unblinded_pharmacist": "prepares study drug; sees the arm behind each kit",
     "blinded_statistician": "reads data, never an arm",
+    "unblinded_statistician": "prepares the DSMB's closed reports; sees arms and how allocation ran",
     "dsmb": "reads unblinded safety data",
     "monitor": "reads data and the audit trail for source verification",
 }
 SITE_STAFF = ("admin", "investigator", "coordinator")
-_hasher = PasswordHasher()
+__all__ = ["ROLES", "ROLE_DESCRIPTIONS", "SITE_STAFF", "SYSTEM", "Actor", "sees_arm"]
 
 
 @dataclass(frozen=True)
@@ -56,25 +60,13 @@ class Actor:
 SYSTEM = Actor("system", "admin", frozenset())
 
 
-def sees_arm(role: str, masking: str) -> bool:
-    """Whether a role may see allocated arms in a trial with this masking.
-
-    The blinded statistician never does; the unblinded pharmacist and the DSMB always
-    do; everyone else does only in open-label trials (PROBE designs hide the arm from
-    the outcome assessor, who works outside the platform).
-    """
-    if role == "blinded_statistician":
-        return False
-    if role in ("unblinded_pharmacist", "dsmb"):
-        return True
-    return masking not in ("double_blind", "single_blind")
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_site(session: Session, actor: Actor, code: str, name: str | None = None) -> Site:
+def create_site(session: Session, actor: Actor, code: str, name: str | None = None,
+                timezone: str | None = None) -> Site:
+    """A site; its staff's clock times are read in its IANA time zone (default STROKETRIAL_TIMEZONE, else UTC)."""
     actor.require("admin", doing="creating a site")
     code = code.strip()
     if not code or len(code) > 40 or not all(ch.isalnum() or ch in "-_" for ch in code):
@@ -83,9 +75,10 @@ def create_site(session: Session, actor: Actor, code: str, name: str | None = No
     existing = session.get(Site, code)
     if existing is not None:
         return existing
-    site = Site(code=code, name=name or code)
+    site = Site(code=code, name=name or code, timezone=valid_timezone(timezone or default_timezone()))
     session.add(site)
-    record(session, actor.name, "create", "site", code, after={"code": code, "name": site.name})
+    record(session, actor.name, "create", "site", code, after={"code": code, "name": site.name,
+                                                               "timezone": site.timezone})
     return site
 
 
@@ -113,7 +106,7 @@ def create_user(session: Session, actor: Actor, name: str, role: str, sites: lis
     if password is not None and len(password) < 8:
         raise Invalid("a password has at least 8 characters", [{"field": "password", "value": "***",
                                                                  "message": "at least 8 characters"}])
-    user = User(name=name, role=role, password_hash=_hasher.hash(password) if password else None, active=True)
+    user = User(name=name, role=role, password_hash=hash_password(password) if password else None, active=True)
     session.add(user)
     session.flush()
     for site in sites:
@@ -140,17 +133,6 @@ def actor_for_token(session: Session, token: str) -> Actor:
     user = session.get(User, row.user_id) if row else None
     if user is None or not user.active:
         raise Unauthorized("the API token is unknown or revoked")
-    return _actor(session, user)
-
-
-def actor_for_password(session: Session, name: str, password: str) -> Actor:
-    user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
-    try:
-        if user is None or not user.active or user.password_hash is None:
-            raise VerificationError()
-        _hasher.verify(user.password_hash, password)
-    except VerificationError:
-        raise Unauthorized("unknown user or wrong password") from None
     return _actor(session, user)
 
 

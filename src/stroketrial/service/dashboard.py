@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from ..randomization import ArmSlots, RandomizationState
 from ..store.models import Allocation, Patient, RandomizationStateRow, VisitRecord
-from .accounts import Actor, sees_arm
+from .accounts import Actor
+from .blinding import sees_arm_counts
 from .patients import aware
 from .trials import get_trial
 
@@ -52,7 +53,7 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     randomized = [a for _, a in rows if a is not None]
     last_visit = protocol.visits[-1].id
     followed = set(session.execute(select(VisitRecord.patient_id).where(VisitRecord.visit_id == last_visit)).scalars())
-    by_arm = sees_arm(actor.role, protocol.design.masking)
+    by_arm = sees_arm_counts(actor.role, protocol)
     groups = [a.id for a in protocol.arms] if by_arm else ["all"]
     allocated = {g: 0 for g in groups}
     completed = {g: 0 for g in groups}
@@ -71,14 +72,14 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
 
 
 def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
-    """Allocations per factor level per arm (level totals only for a blinded user)."""
+    """Allocations per factor level per arm (level totals only for those who may not see counts per arm)."""
     trial, protocol = get_trial(session, actor, trial_id)
     if protocol.randomization is None:
         return {"factors": [], "by_arm": False}
     row = session.get(RandomizationStateRow, trial_id)
     state = RandomizationState.model_validate_json(row.state_json)
     arms = ArmSlots.of(protocol.arms)
-    by_arm = sees_arm(actor.role, protocol.design.masking)
+    by_arm = sees_arm_counts(actor.role, protocol)
     factors = []
     for factor in protocol.randomization.factors:
         levels = state.margins.get(factor.name, {})

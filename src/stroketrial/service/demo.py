@@ -79,9 +79,10 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
         record.pop("patient_id", None)
         record.pop("site", None)
         # Screening happens today; keep the timeline's intervals, ending now.
-        shift = now - dt.datetime.fromisoformat(record["randomization"]).replace(tzinfo=dt.timezone.utc) \
-            if "randomization" in record else dt.timedelta(0)
-        for key in ("last_known_well", "arterial_puncture", "recanalization", "randomization"):
+        clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization") if record.get(k)]
+        latest = max((dt.datetime.fromisoformat(record[k]) for k in clock), default=None)
+        shift = now - latest.replace(tzinfo=dt.timezone.utc) if latest is not None else dt.timedelta(0)
+        for key in clock:
             if key in record:
                 moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.timezone.utc) + shift
                 record[key] = moment.isoformat()

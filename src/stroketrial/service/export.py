@@ -21,14 +21,12 @@ from sqlalchemy.orm import Session
 
 from ..clinical import VARIABLES
 from ..clinical.followup import ASSESSMENTS
-from ..store.models import Allocation, AuditEvent, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
-from .accounts import Actor, sees_arm
-from .errors import Forbidden
+from ..store.models import Allocation, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
+from .accounts import Actor
+from .audit_trail import audit_rows
+from .blinding import sees_arm
 from .patients import aware
 from .trials import get_trial
-
-AUDIT_READERS = ("admin", "monitor")
-
 
 def _rows(session: Session, actor: Actor, trial_id: str):
     trial, protocol = get_trial(session, actor, trial_id)
@@ -81,12 +79,22 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
 
 
 def _csv(rows: list[dict[str, Any]], columns: Iterable[str] | None = None) -> str:
+    """Rows as CSV. A text cell that a spreadsheet would run as a formula (it begins with =, +, -, @, a tab
+    or a carriage return: "=HYPERLINK(...)" in an SAE term) is written with a leading ' so it opens as
+    text (CSV injection); numbers stay numbers."""
+    def cell(value: Any) -> Any:
+        if isinstance(value, list):
+            value = ";".join(map(str, value))
+        if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + value
+        return value
+
     columns = list(columns) if columns is not None else list(dict.fromkeys(k for r in rows for k in r))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns or ["patient_id"], extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: ";".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()})
+        writer.writerow({k: cell(v) for k, v in r.items()})
     return buffer.getvalue()
 
 
@@ -181,29 +189,6 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
 
 
 def audit_csv(session: Session, actor: Actor) -> str:
-    if actor.role not in AUDIT_READERS:
-        raise Forbidden(f"the audit trail is for {', '.join(AUDIT_READERS)}; {actor.name} is {actor.role}")
-    events = session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()
-    rows = []
-    for e in events:
-        if not actor.is_admin and e.trial_id is None:
-            continue
-        rows.append({"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "entity": e.entity,
-                     "entity_id": e.entity_id, "trial": e.trial_id or "", "reason": e.reason or "",
-                     "before": _redacted(e.before_json, actor), "after": _redacted(e.after_json, actor),
-                     "prev_hash": e.prev_hash, "hash": e.hash})
-    return _csv(rows, ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "reason", "before", "after",
-                       "prev_hash", "hash"])
-
-
-def _redacted(document: str | None, actor: Actor) -> str:
-    """Allocation details are withheld from readers who may not see arms (the hashes still verify the originals)."""
-    if document is None:
-        return ""
-    if actor.is_admin or actor.role == "monitor":
-        data = json.loads(document)
-        if isinstance(data, dict) and "arm" in data:
-            data = {k: ("(withheld)" if k in ("arm", "slot", "probabilities", "scores") else v)
-                    for k, v in data.items()}
-            return json.dumps(data, sort_keys=True)
-    return document
+    """The audit trail as this reader may see it (site scope, blinded projections; see audit_trail.py)."""
+    rows, columns = audit_rows(session, actor)
+    return _csv(rows, columns)

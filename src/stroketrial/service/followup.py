@@ -14,15 +14,20 @@ from ..clinical.followup import ASSESSMENTS, VisitDataError, parse_visit_values
 from ..dosing import DoseError, dose_instructions
 from ..store import canonical, record
 from ..store.models import Allocation, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
-from .accounts import SITE_STAFF, Actor, sees_arm
+from .accounts import SITE_STAFF, Actor
+from .blinding import sees_arm, sees_arm_counts
+from .clock import local_now, site_zone
 from .errors import Conflict, Invalid, NotFound
-from .patients import allocation_of, aware, find_patient
+from .patients import MAX_REASON, allocation_of, aware, find_patient
+from .text import plain_text
 from .trials import get_trial
 
 SAE_CRITERIA = ("death", "life_threatening", "hospitalization", "disability", "congenital_anomaly",
                 "important_medical_event")
 SAE_OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequelae", "fatal", "unknown")
 SAE_RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
+MAX_SAE_TERM = 200
+MAX_SAE_DESCRIPTION = 4000
 
 
 def _randomized(session: Session, actor: Actor, trial_id: str, code: str):
@@ -41,6 +46,10 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     blinded = not sees_arm(actor.role, protocol.design.masking)
     # In a double-blind trial kits look alike and hold the same volume: a blinded user is given the
     # experimental arm's instructions for "the study drug in kit N", whichever arm the kit holds.
+    if blinded and not allocation.kit:
+        # The protocol model refuses masking without kits; never fall back to showing one arm's dose.
+        raise Conflict(f"{trial_id} is {protocol.design.masking.replace('_', ' ')} without blinded kits: the dose "
+                       "sheet is for those who may see the arm")
     arm = next(a.id for a in protocol.arms if a.role == "experimental") if blinded else allocation.arm
     try:
         steps = dose_instructions(protocol, arm, weight, aware(allocation.created_at))
@@ -122,20 +131,48 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     if existing is None:
         session.add(VisitRecord(patient_id=patient.id, visit_id=visit.id, visit_date=visit_date,
                                 values_json=canonical(parsed), updated_by=actor.name))
-        record(session, actor.name, "enter_visit", "visit", entity, trial_id=trial_id, after=after)
+        record(session, actor.name, "enter_visit", "visit", entity, trial_id=trial_id, site=patient.site_code,
+               after=after)
     else:
         if not reason or not reason.strip():
             raise Invalid(f"visit {visit.id} is entered already; a correction needs a reason",
                           [{"field": "reason", "value": reason, "message": "required to change recorded data"}])
+        reason = plain_text("reason", reason, MAX_REASON)
         before = {"visit_date": existing.visit_date, "values": json.loads(existing.values_json)}
         existing.visit_date, existing.values_json = visit_date, canonical(parsed)
         existing.updated_by, existing.updated_at = actor.name, dt.datetime.now(dt.timezone.utc)
-        record(session, actor.name, "correct_visit", "visit", entity, trial_id=trial_id, before=before, after=after,
+        record(session, actor.name, "correct_visit", "visit", entity, trial_id=trial_id, site=patient.site_code,
+               before=before, after=after,
                reason=reason.strip())
     return after | {"visit": visit.id, "patient_id": code}
 
 
 # ---- serious adverse events --------------------------------------------------------------------------
+def _text_errors(field: str, value: Any, max_length: int) -> list[dict[str, Any]]:
+    try:
+        plain_text(field, value, max_length)
+    except Invalid as exc:
+        return exc.errors
+    return []
+
+
+def _onset_errors(session: Session, patient: Patient, onset: dt.date) -> list[dict[str, Any]]:
+    """An onset after today (at the site) or before the patient can have been born."""
+    today = local_now(site_zone(session, patient.site_code), None).date()
+    if onset > today:
+        return [{"field": "onset_date", "value": onset.isoformat(),
+                 "message": f"{onset.isoformat()} is after today ({today.isoformat()} at this site)"}]
+    age = json.loads(patient.data_json).get("age")
+    if isinstance(age, int):
+        registered = aware(patient.created_at).date()
+        born_after = registered.replace(year=registered.year - age - 1, day=min(registered.day, 28))
+        if onset < born_after:
+            return [{"field": "onset_date", "value": onset.isoformat(),
+                     "message": f"{onset.isoformat()} is before the patient was born (aged {age} at screening on "
+                                f"{registered.isoformat()})"}]
+    return []
+
+
 def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: Mapping[str, Any]) -> dict[str, Any]:
     actor.require(*SITE_STAFF, doing="reporting a serious adverse event")
     protocol, patient, allocation = _randomized(session, actor, trial_id, code)
@@ -145,6 +182,11 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     term = data.get("term")
     if not isinstance(term, str) or not term.strip():
         errors.append({"field": "term", "value": term, "message": "the event, in words (e.g. 'pneumonia')"})
+    else:
+        errors.extend(_text_errors("term", term, MAX_SAE_TERM))
+    description = data.get("description")
+    if description is not None and description != "":
+        errors.extend(_text_errors("description", description, MAX_SAE_DESCRIPTION))
     onset = data.get("onset_date")
     try:
         onset_day = dt.date.fromisoformat(onset) if isinstance(onset, str) else None
@@ -152,6 +194,8 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
         onset_day = None
     if onset_day is None:
         errors.append({"field": "onset_date", "value": onset, "message": "a date, YYYY-MM-DD"})
+    else:
+        errors.extend(_onset_errors(session, patient, onset_day))
     criteria = data.get("criteria")
     if not isinstance(criteria, list) or not criteria or any(c not in SAE_CRITERIA for c in criteria):
         errors.append({"field": "criteria", "value": criteria,
@@ -166,11 +210,12 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
         raise Invalid("SAE report refused: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
     document = {k: data[k] for k in ("term", "onset_date", "criteria", "outcome", "relatedness")}
     document["term"] = term.strip()
-    document["description"] = str(data.get("description") or "")
+    document["description"] = plain_text("description", description, MAX_SAE_DESCRIPTION, required=False) or ""
     row = SeriousAdverseEvent(patient_id=patient.id, data_json=canonical(document), created_by=actor.name)
     session.add(row)
     session.flush()
-    record(session, actor.name, "report_sae", "sae", f"{trial_id}/{code}/{row.id}", trial_id=trial_id, after=document)
+    record(session, actor.name, "report_sae", "sae", f"{trial_id}/{code}/{row.id}", trial_id=trial_id,
+           site=patient.site_code, after=document)
     return {"id": row.id, "patient_id": code, **document}
 
 
@@ -186,13 +231,15 @@ def unblind(session: Session, actor: Actor, trial_id: str, code: str, reason: st
     """Reveal one patient's arm to the treating investigator in an emergency; always audited."""
     actor.require("investigator", doing="emergency unblinding")
     protocol, patient, allocation = _randomized(session, actor, trial_id, code)
-    if not reason or len(reason.strip()) < 10:
+    if not isinstance(reason, str) or len(reason.strip()) < 10:
         raise Invalid("emergency unblinding needs the clinical reason (at least 10 characters)",
                       [{"field": "reason", "value": reason, "message": "the clinical reason, 10+ characters"}])
+    reason = plain_text("reason", reason, MAX_REASON, min_length=10)
     row = Unblinding(patient_id=patient.id, reason=reason.strip(), created_by=actor.name)
     session.add(row)
     session.flush()
     record(session, actor.name, "emergency_unblinding", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+           site=patient.site_code,
            after={"sequence": allocation.sequence, "kit": allocation.kit}, reason=reason.strip())
     return {"patient_id": code, "sequence": allocation.sequence, "kit": allocation.kit, "arm": allocation.arm,
             "unblinded_by": actor.name, "reason": reason.strip()}
@@ -206,6 +253,8 @@ def unblindings(session: Session, actor: Actor, trial_id: str) -> list[dict[str,
                            .where(Patient.trial_id == trial_id).order_by(Unblinding.id)).all()
     out = []
     for u, p, a in rows:
+        if not actor.can_see_site(p.site_code):
+            continue
         item = {"patient_id": p.code, "site": p.site_code, "sequence": a.sequence, "kit": a.kit,
                 "unblinded_by": u.created_by, "at": aware(u.created_at).isoformat(), "reason": u.reason}
         if sees_arm(actor.role, protocol.design.masking):
@@ -216,12 +265,12 @@ def unblindings(session: Session, actor: Actor, trial_id: str) -> list[dict[str,
 
 # ---- safety -------------------------------------------------------------------------------------------
 def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
-    """Deaths, sICH and SAEs: per arm for those who may see arms (the DSMB), pooled for the blinded."""
+    """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
     trial, protocol = get_trial(session, actor, trial_id)
     rows = session.execute(select(Patient, Allocation).join(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id)).all()
     rows = [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]
-    by_arm = sees_arm(actor.role, protocol.design.masking)
+    by_arm = sees_arm_counts(actor.role, protocol)
     groups = [a.id for a in protocol.arms] if by_arm else ["all"]
     counts = {g: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0} for g in groups}
     ids = [p.id for p, _ in rows]

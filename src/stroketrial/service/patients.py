@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,15 +17,20 @@ from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Patient
 from .accounts import SITE_STAFF, Actor, sees_arm
+from .clock import future_times, site_zone
 from .errors import Conflict, Forbidden, Invalid, NotFound
+from .text import identifier, plain_text
 from .trials import get_trial, trial_sites
+
+MAX_REASON = 2000  # characters of a correction or unblinding reason
 
 
 def field_errors(exc: PatientDataError | ScreeningInputError) -> list[dict[str, Any]]:
     return [{"field": e.field, "value": e.value, "message": e.message} for e in exc.errors]
 
 
-def _validated(protocol: Protocol, data: Mapping[str, Any]):
+def validated_screening(protocol: Protocol, data: Mapping[str, Any], zone: ZoneInfo | None = None):
+    """(patient, screening result); with the site's time zone, clock times in the future are refused."""
     if not isinstance(data, Mapping):
         raise Invalid("data must be an object of field: value", [{"field": "data", "value": data,
                                                                    "message": "an object"}])
@@ -33,6 +39,8 @@ def _validated(protocol: Protocol, data: Mapping[str, Any]):
         result = screen(protocol, patient)
     except (PatientDataError, ScreeningInputError) as exc:
         raise Invalid(f"screening data refused: {exc}", field_errors(exc)) from None
+    if zone is not None and (errors := future_times(patient.values, zone)):
+        raise Invalid("screening data refused: " + "; ".join(e["message"] for e in errors), errors)
     return patient, result
 
 
@@ -41,10 +49,9 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
     """Register a patient with their screening data; answers with the eligibility result."""
     actor.require(*SITE_STAFF, doing="registering a patient")
     trial, protocol = get_trial(session, actor, trial_id)
-    code = (code or "").strip()
-    if not code or len(code) > 60:
-        raise Invalid("patient_id is 1-60 characters", [{"field": "patient_id", "value": code,
-                                                          "message": "1-60 characters"}])
+    # Refused, not tidied: an id with a slash, a space or an invisible character could never be
+    # reached again by URL or typed again at the bedside.
+    code = identifier("patient_id", code, max_length=60)
     if site not in trial_sites(session, trial_id):
         raise Invalid(f"site {site!r} does not take part in {trial_id} ({', '.join(trial_sites(session, trial_id))})",
                       [{"field": "site", "value": site, "message": "a site of this trial"}])
@@ -55,13 +62,13 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
     document = {**dict(data), "patient_id": code, "site": site}
     if attestations:
         document[ATTESTATIONS_KEY] = dict(attestations)
-    patient, result = _validated(protocol, document)
+    patient, result = validated_screening(protocol, document, site_zone(session, site))
     stored = patient.to_json()
     row = Patient(trial_id=trial_id, code=code, site_code=site, data_json=canonical(stored), status=result.status,
                   screening_json=canonical(result.to_json()), created_by=actor.name)
     session.add(row)
     session.flush()
-    record(session, actor.name, "register", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+    record(session, actor.name, "register", "patient", f"{trial_id}/{code}", trial_id=trial_id, site=site,
            after={"data": stored, "status": result.status})
     return patient_view(session, actor, protocol, row)
 
@@ -75,6 +82,7 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
     if not reason or not reason.strip():
         raise Invalid("a change to recorded data needs a reason", [{"field": "reason", "value": reason,
                                                                      "message": "required"}])
+    reason = plain_text("reason", reason, MAX_REASON)
     if allocation_of(session, row) is not None:
         raise Conflict(f"patient {code} is randomized; screening data are locked (raise a data query instead)")
     if not isinstance(changes, Mapping):
@@ -83,10 +91,11 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
     before = json.loads(row.data_json)
     after_document = {**before, **dict(changes), "patient_id": row.code, "site": row.site_code}
     after_document = {k: v for k, v in after_document.items() if v is not None}
-    patient, result = _validated(protocol, after_document)
+    patient, result = validated_screening(protocol, after_document, site_zone(session, row.site_code))
     after = patient.to_json()
     row.data_json, row.status, row.screening_json = canonical(after), result.status, canonical(result.to_json())
     record(session, actor.name, "update_screening", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+           site=row.site_code,
            before=before, after=after, reason=reason.strip())
     return patient_view(session, actor, protocol, row)
 

@@ -19,11 +19,12 @@ from ..clinical import parse_patient
 from ..protocol.schemes import PermutedBlocks
 from ..randomization import (Allocation as AllocationRecord, BlockList, FactorValueError, KitList, ListExhausted,
                              RandomizationState, Randomizer, SystemDraw, generate_kit_list)
-from ..store import record
+from ..store import canonical, record
 from ..store.models import Allocation, Patient, RandomizationStateRow
 from .accounts import SITE_STAFF, Actor
+from .clock import local_now, site_zone
 from .errors import Conflict, Invalid
-from .patients import allocation_of, allocation_view, find_patient
+from .patients import allocation_of, allocation_view, find_patient, validated_screening
 from .trials import LIST_LENGTH_PER_STRATUM, get_trial
 
 MAX_KEY = 200
@@ -53,6 +54,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
         raise Conflict(f"patient {code} was randomized already (sequence {existing.sequence}); a patient is "
                        "randomized once", sequence=existing.sequence)
     _require_eligible(patient)
+    _screen_at_server_time(session, actor, protocol, patient)
     randomizer = Randomizer.for_protocol(protocol)
     try:
         levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
@@ -84,8 +86,34 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     state_row.kit_list_json = kits.model_dump_json()
     session.flush()
     record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
+           site=patient.site_code,
            after=json.loads(allocation.model_dump_json()))
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
+
+
+def _screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient) -> None:
+    """Windows that end at randomization are measured to the server's clock, not to a time typed on the form:
+    the planned time of randomization is replaced by now (in the site's zone) and the patient screened again."""
+    zone = site_zone(session, patient.site_code)
+    data = json.loads(patient.data_json)
+    typed = parse_patient(data)
+    like = next((v for v in typed.values.values() if isinstance(v, dt.datetime)), None)
+    now = local_now(zone, like)
+    document = {**data, "randomization": now.isoformat()}
+    record_now, result = validated_screening(protocol, document)
+    if result.status != "eligible":
+        problems = [c for c in result.criteria if c.excludes or c.status in ("missing_data", "needs_attestation")]
+        raise Invalid(f"patient {patient.code} is not eligible at the time of randomization by the server's clock "
+                      f"({now.isoformat(timespec='minutes')}, {zone.key}): "
+                      + "; ".join(c.reason for c in problems),
+                      [{"field": c.id, "value": c.status, "message": c.reason} for c in problems],
+                      status=result.status)
+    stored = record_now.to_json()
+    if stored != data:
+        patient.data_json, patient.screening_json = canonical(stored), canonical(result.to_json())
+        record(session, actor.name, "set_randomization_time", "patient", f"{patient.trial_id}/{patient.code}",
+               trial_id=patient.trial_id, site=patient.site_code, before=data, after=stored,
+               reason="time of randomization: the server's clock")
 
 
 def _require_eligible(patient: Patient) -> None:

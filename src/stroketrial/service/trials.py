@@ -96,7 +96,7 @@ def add_site(session: Session, actor: Actor, trial_id: str, site: str) -> None:
     protocol = protocol_of(trial)
     if protocol.randomization is not None:
         prepare_lists(session, protocol, site)
-    record(session, actor.name, "add_site", "trial", trial_id, trial_id=trial_id, after={"site": site})
+    record(session, actor.name, "add_site", "trial", trial_id, trial_id=trial_id, site=site, after={"site": site})
 
 
 def prepare_lists(session: Session, protocol: Protocol, site: str) -> None:

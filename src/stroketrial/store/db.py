@@ -88,9 +88,37 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (idempotent)."""
         from alembic import command
+        from sqlalchemy.exc import ProgrammingError
 
-        command.upgrade(alembic_config(self.url), "head")
+        try:
+            command.upgrade(alembic_config(self.url), "head")
+        except ProgrammingError as exc:
+            if "permission denied" not in str(exc):
+                raise
+            raise DatabaseError(f"{make_url(self.url).username} may not change the schema; run `stroketrial db "
+                                "upgrade --app-role ROLE` as the owner of the tables first") from None
         self.audit_key()
+
+    def grant_app_role(self, role: str) -> None:
+        """PostgreSQL: let the application's login role read and write the data, append to the trail and move
+        its head, and nothing else. Run as the owner of the tables after each upgrade. Only an owner may
+        ALTER a table, disable or drop its triggers, so the application cannot switch the append-only
+        triggers off; it has no UPDATE, DELETE or TRUNCATE on the trail at all."""
+        if self.backend != "postgresql":
+            raise DatabaseError("--app-role is for PostgreSQL; SQLite has no roles")
+        if not role.replace("_", "").isalnum():
+            raise DatabaseError(f"--app-role {role!r}: a role name is letters, digits and '_'")
+        statements = [
+            f"GRANT USAGE ON SCHEMA public TO {role}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role}",
+            f"REVOKE INSERT, DELETE, TRUNCATE ON audit_head FROM {role}",
+            f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
+        ]
+        with self.engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
 
     def audit_key(self) -> bytes:
         """The keystore's audit key; made (and its making recorded in the trail) on first start.

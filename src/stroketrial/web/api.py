@@ -2,17 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..service import accounts, followup, patients, randomize, trials
 from ..service.accounts import Actor
 from ..service.errors import Forbidden, Unauthorized
-from ..store import verify
+from ..service.reconcile import check_trail
 
-router = APIRouter(prefix="/api/v1")
+
+
+class FieldError(BaseModel):
+    """One refused field: its name, the value sent (echoed when printable) and what is allowed."""
+    model_config = ConfigDict(extra="allow")
+    field: str
+    value: Any = None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `detail` says what went wrong in a sentence; `errors` names each refused field.
+    Some errors add keys of their own (an ineligible patient's criteria, for one)."""
+    model_config = ConfigDict(extra="allow")
+    detail: str
+    errors: Optional[list[FieldError]] = None
+
+
+_ERRORS = {400: "malformed request (a NUL character in the URL or a header, a bad Content-Length)",
+           401: "no API token, or an unknown or revoked one",
+           403: "the role or the sites of the token's user do not allow this",
+           404: "no such trial, patient, visit or route at the user's sites",
+           409: "conflicts with what is recorded (already registered or randomized, a reused Idempotency-Key)",
+           413: "the request body is over the server's limit (STROKETRIAL_MAX_BODY_BYTES, 1 MiB by default)",
+           422: "a field is missing or not allowed: each is named with the value and what is allowed",
+           429: "too many requests; wait and retry",
+           503: "the database is busy or unavailable; retry (with the same Idempotency-Key)"}
+
+router = APIRouter(prefix="/api/v1", responses={status: {"model": ErrorBody, "description": description}
+                                                for status, description in _ERRORS.items()})
+bearer = HTTPBearer(auto_error=False, description="an API token: `stroketrial admin create-user` prints one")
+
+Trial = Annotated[str, Path(description="the trial's id (`GET /api/v1/trials`)", examples=["amass-2"])]
+PatientCode = Annotated[str, Path(description="the patient's screening identifier", examples=["P1"])]
+VisitId = Annotated[str, Path(description="the visit's id in the protocol", examples=["d90"])]
 
 
 class _Body(BaseModel):
@@ -20,7 +55,11 @@ class _Body(BaseModel):
 
 
 class PatientIn(_Body):
-    patient_id: str = Field(description="the site's screening identifier", min_length=1, max_length=60)
+    # The length is documented here but checked by the service, whose refusal says what is allowed.
+    patient_id: str = Field(description="the site's screening identifier: 1-60 letters (any script, CJK "
+                                        "included), digits, '-', '_' and '.'; no spaces, slashes or control "
+                                        "characters", examples=["AMASS-031"],
+                            json_schema_extra={"minLength": 1, "maxLength": 60})
     site: str = Field(description="site code", min_length=1, max_length=40)
     data: dict[str, Any] = Field(description="screening data by data-dictionary field (`stroketrial dictionary`)")
     attestations: Optional[dict[str, Any]] = Field(None, description="criterion id: true/false")
@@ -28,35 +67,41 @@ class PatientIn(_Body):
 
 class ScreeningChange(_Body):
     data: dict[str, Any] = Field(description="fields to change (null removes a value)")
-    reason: str = Field(description="why the recorded data change", min_length=1)
+    reason: str = Field(description="why the recorded data change (at most 2000 characters)", min_length=1)
 
 
 class VisitIn(_Body):
     visit_date: str = Field(description="date of the visit, YYYY-MM-DD")
     values: dict[str, Any] = Field(description="assessment: value, for the assessments this visit schedules")
-    reason: Optional[str] = Field(None, description="required when correcting an entered visit")
+    reason: Optional[str] = Field(None, description="required when correcting an entered visit (at most 2000 "
+                                                    "characters)")
 
 
 class SaeIn(_Body):
-    term: Any = None
-    onset_date: Any = None
-    criteria: Any = None
-    outcome: Any = None
-    relatedness: Any = None
-    description: Any = None
+    # Typed loosely on purpose: the service checks every field and names each one refused, in one answer.
+    term: Any = Field(None, description="the event, in words (at most 200 characters)")
+    onset_date: Any = Field(None, description="YYYY-MM-DD")
+    criteria: Any = Field(None, description="seriousness criteria: death, life_threatening, hospitalization, "
+                                            "disability, congenital_anomaly, important_medical_event")
+    outcome: Any = Field(None, description="recovered, recovering, not_recovered, recovered_with_sequelae, fatal, "
+                                           "unknown")
+    relatedness: Any = Field(None, description="not_related, unlikely, possible, probable, definite")
+    description: Any = Field(None, description="narrative (at most 4000 characters)")
 
 
 class UnblindingIn(_Body):
-    reason: str = Field(description="the clinical reason the treating team needs the arm")
+    reason: str = Field(description="the clinical reason the treating team needs the arm (10-2000 characters)")
 
 
 def database(request: Request):
     return request.app.state.db
 
 
-def current_actor(request: Request, authorization: Optional[str] = Header(None)) -> Actor:
+def current_actor(request: Request, _documented: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Actor:
     """The API takes bearer tokens only: a browser's session cookie never authorizes an API call,
-    so a page on another site cannot make a signed-in browser randomize."""
+    so a page on another site cannot make a signed-in browser randomize. (`bearer` only documents the
+    scheme in OpenAPI; the header is read here to answer each mistake in its own words.)"""
+    authorization = request.headers.get("authorization")
     if not authorization:
         raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN' (stroketrial admin create-user)")
     scheme, _, token = authorization.partition(" ")
@@ -83,14 +128,14 @@ def list_trials(actor: Actor = Depends(current_actor), db=Depends(database)) -> 
 
 
 @router.get("/trials/{trial}", tags=["trials"])
-def get_trial(trial: str, actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
+def get_trial(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     with db.read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         return trials.protocol_summary(protocol) | {"sites": trials.trial_sites(session, trial)}
 
 
 @router.post("/trials/{trial}/patients", status_code=201, tags=["patients"])
-def register_patient(trial: str, body: PatientIn, actor: Actor = Depends(current_actor),
+def register_patient(trial: Trial, body: PatientIn, actor: Actor = Depends(current_actor),
                      db=Depends(database)) -> dict[str, Any]:
     """Register a patient with screening data; the answer holds the eligibility result per criterion."""
     with db.write() as session:
@@ -98,28 +143,38 @@ def register_patient(trial: str, body: PatientIn, actor: Actor = Depends(current
 
 
 @router.get("/trials/{trial}/patients", tags=["patients"])
-def list_patients(trial: str, actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
+def list_patients(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
     with db.read() as session:
         return patients.list_patients(session, actor, trial)
 
 
 @router.get("/trials/{trial}/patients/{patient}", tags=["patients"])
-def get_patient(trial: str, patient: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_patient(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         return patients.get_patient(session, actor, trial, patient)
 
 
 @router.patch("/trials/{trial}/patients/{patient}", tags=["patients"])
-def correct_screening(trial: str, patient: str, body: ScreeningChange, actor: Actor = Depends(current_actor),
+def correct_screening(trial: Trial, patient: PatientCode, body: ScreeningChange, actor: Actor = Depends(current_actor),
                       db=Depends(database)):
     with db.write() as session:
         return patients.update_screening(session, actor, trial, patient, body.data, body.reason)
 
 
-@router.post("/trials/{trial}/patients/{patient}/randomization", status_code=201, tags=["randomization"])
-def randomize_patient(trial: str, patient: str, response: Response, actor: Actor = Depends(current_actor),
-                      db=Depends(database), idempotency_key: Optional[str] = Header(None)) -> dict[str, Any]:
+IDEMPOTENCY_KEY = {"name": "Idempotency-Key", "in": "header", "required": True,
+                   "description": "new for each patient, the same when retrying (1-200 characters); the same key "
+                                  "replays the first answer, a key used for another patient is 409",
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 200}}
+
+
+# The key is read from the request rather than declared as a parameter so that a missing or bad key gets
+# the service's own 422 (naming Idempotency-Key); `openapi_extra` documents it as the required header it is.
+@router.post("/trials/{trial}/patients/{patient}/randomization", status_code=201, tags=["randomization"],
+             openapi_extra={"parameters": [IDEMPOTENCY_KEY]})
+def randomize_patient(trial: Trial, patient: PatientCode, request: Request, response: Response,
+                      actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Randomize once. Send a new Idempotency-Key per patient; resend the same key to retry safely."""
+    idempotency_key = request.headers.get("idempotency-key")
     with db.write() as session:
         body, created = randomize.randomize(session, actor, trial, patient, idempotency_key)
     if not created:
@@ -128,7 +183,7 @@ def randomize_patient(trial: str, patient: str, response: Response, actor: Actor
 
 
 @router.get("/trials/{trial}/patients/{patient}/randomization", tags=["randomization"])
-def get_randomization(trial: str, patient: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_randomization(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         view = patients.get_patient(session, actor, trial, patient)
     if view["randomization"] is None:
@@ -138,38 +193,39 @@ def get_randomization(trial: str, patient: str, actor: Actor = Depends(current_a
 
 
 @router.get("/trials/{trial}/patients/{patient}/dose", tags=["follow-up"])
-def get_dose(trial: str, patient: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_dose(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         return followup.dose(session, actor, trial, patient)
 
 
 @router.get("/trials/{trial}/patients/{patient}/visits", tags=["follow-up"])
-def get_visits(trial: str, patient: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_visits(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         return followup.visits(session, actor, trial, patient)
 
 
 @router.put("/trials/{trial}/patients/{patient}/visits/{visit}", tags=["follow-up"])
-def put_visit(trial: str, patient: str, visit: str, body: VisitIn, actor: Actor = Depends(current_actor),
+def put_visit(trial: Trial, patient: PatientCode, visit: VisitId, body: VisitIn, actor: Actor = Depends(current_actor),
               db=Depends(database)):
     with db.write() as session:
         return followup.record_visit(session, actor, trial, patient, visit, body.visit_date, body.values, body.reason)
 
 
 @router.post("/trials/{trial}/patients/{patient}/saes", status_code=201, tags=["safety"])
-def post_sae(trial: str, patient: str, body: SaeIn, actor: Actor = Depends(current_actor), db=Depends(database)):
+def post_sae(trial: Trial, patient: PatientCode, body: SaeIn, actor: Actor = Depends(current_actor),
+             db=Depends(database)):
     with db.write() as session:
         return followup.report_sae(session, actor, trial, patient, body.model_dump(exclude_none=True))
 
 
 @router.get("/trials/{trial}/patients/{patient}/saes", tags=["safety"])
-def get_saes(trial: str, patient: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_saes(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         return followup.list_saes(session, actor, trial, patient)
 
 
 @router.post("/trials/{trial}/patients/{patient}/unblinding", status_code=201, tags=["safety"])
-def post_unblinding(trial: str, patient: str, body: UnblindingIn, actor: Actor = Depends(current_actor),
+def post_unblinding(trial: Trial, patient: PatientCode, body: UnblindingIn, actor: Actor = Depends(current_actor),
                     db=Depends(database)):
     """Emergency unblinding by the treating investigator, with the clinical reason; audited."""
     with db.write() as session:
@@ -177,13 +233,13 @@ def post_unblinding(trial: str, patient: str, body: UnblindingIn, actor: Actor =
 
 
 @router.get("/trials/{trial}/unblindings", tags=["safety"])
-def get_unblindings(trial: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_unblindings(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         return followup.unblindings(session, actor, trial)
 
 
 @router.get("/trials/{trial}/safety", tags=["safety"])
-def get_safety(trial: str, actor: Actor = Depends(current_actor), db=Depends(database)):
+def get_safety(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)):
     with db.read() as session:
         return followup.safety(session, actor, trial)
 
@@ -198,5 +254,7 @@ def audit_verify(actor: Actor = Depends(current_actor), db=Depends(database)):
     if actor.role not in ("admin", "monitor"):
         raise Forbidden(f"checking the audit trail is for admin, monitor; {actor.name} is {actor.role}")
     with db.read() as session:
-        result = verify(session)
-    return {"ok": result.ok, "events": result.events, "message": result.message, "first_bad": result.first_bad}
+        result = check_trail(session)
+    # The rows that differ name patients of every site: listed for the admin only.
+    return {"ok": result.ok, "events": result.events, "message": result.message, "first_bad": result.first_bad,
+            "problems": list(result.problems) if actor.is_admin else len(result.problems)}

@@ -15,13 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import event
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..service.errors import ServiceError
+from ..service.text import refuse_unstorable_parameters
 from ..store import Database
-from . import pages
+from . import pages, security
 from .api import router
 
 log = logging.getLogger("stroketrial.web")
@@ -52,9 +54,16 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def json_safe(value: Any) -> Any:
-    """Echoed input made printable as JSON: inf and nan (which JSON cannot hold) become text."""
+    """Echoed input made printable as JSON: inf and nan (which JSON cannot hold) become text, and so do
+    unpaired surrogates (which UTF-8 cannot encode), spelled as \\udXXX."""
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -77,6 +86,16 @@ def create_app(db: Database) -> FastAPI:
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="stroketrial_session",
                        same_site="strict", https_only=os.environ.get("STROKETRIAL_HTTPS") == "1",
                        max_age=int(pages.SESSION_MINUTES * 60) * 16)
+    # Added last, so outermost: an oversized body or a NUL in the URL is refused before the session
+    # cookie is read or anything is parsed, and every answer (refusals included) gets the headers.
+    app.add_middleware(security.RequestLimits, max_body=security.max_body_bytes())
+    policy = security.HeaderPolicy(https=os.environ.get("STROKETRIAL_HTTPS") == "1",
+                                   relaxed_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
+    app.add_middleware(security.SecurityHeaders, policy=policy)
+    # The last line against text the database cannot hold (NUL, unpaired surrogates) from any field
+    # not validated on the way in: refused as 422 before the driver sees it, on SQLite as on PostgreSQL.
+    if not event.contains(db.engine, "before_cursor_execute", refuse_unstorable_parameters):
+        event.listen(db.engine, "before_cursor_execute", refuse_unstorable_parameters)
 
     def is_page(request: Request) -> bool:
         return not request.url.path.startswith("/api/")
@@ -104,6 +123,13 @@ def create_app(db: Database) -> FastAPI:
         return JSONResponse({"detail": "this conflicts with data recorded at the same moment; reload and retry"},
                             status_code=409)
 
+    @app.exception_handler(DataError)
+    async def data_error(_request: Request, exc: DataError):
+        # A value the database refuses (PostgreSQL: too long for its column, NUL, out of range).
+        log.warning("value refused by the database: %s", exc.orig)
+        return JSONResponse({"detail": "a value in this request cannot be stored (too long, or a character or "
+                                       "number the database cannot hold); nothing was stored"}, status_code=422)
+
     @app.exception_handler(OperationalError)
     async def operational_error(_request: Request, exc: OperationalError):
         log.warning("database unavailable: %s", exc)
@@ -111,9 +137,11 @@ def create_app(db: Database) -> FastAPI:
                             status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception):
+    async def unexpected(request: Request, exc: Exception):
         log.exception("unexpected error")
-        return JSONResponse({"detail": "internal error; nothing was stored by this request"}, status_code=500)
+        # Starlette answers this one outside the middleware, so it adds the security headers itself.
+        return JSONResponse({"detail": "internal error; nothing was stored by this request"}, status_code=500,
+                            headers=policy.headers(request.url.path))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException):

@@ -1,9 +1,12 @@
 """Server-rendered pages for site staff, the DSMB and statisticians.
 
 Plain HTML from Jinja2 templates, a little plain JavaScript (live eligibility, one
-submit per button), no build step. Sign-in makes a signed session cookie that expires
-after SESSION_MINUTES of inactivity; every form carries a CSRF token tied to the
-session. Each page calls the same `service` operations as the JSON API.
+submit per button), no build step. Signing in (service/signin.py: lockouts, Argon2 off the
+event loop) starts a session kept on the server (service/sessions.py); the signed cookie carries
+only its random id and the CSRF token. A session ends on signing out, when an admin deactivates the
+user or resets the password, after SESSION_MINUTES without activity, and SESSION_MAX_HOURS after it
+began. Every form carries a CSRF token tied to the session. Each page calls the same `service`
+operations as the JSON API.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import hmac
 import io
 import os
 import secrets
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -26,12 +29,14 @@ from fastapi.templating import Jinja2Templates
 from ..eligibility import screen
 from ..clinical import PatientDataError, parse_patient
 from ..eligibility import ScreeningInputError
-from ..service import accounts, dashboard, export, followup, patients, randomize, trials
+from ..service import dashboard, export, followup, passwords, patients, randomize, sessions, signin, trials
 from ..service.accounts import SITE_STAFF, Actor, sees_arm
 from ..service.errors import Forbidden, Invalid, ServiceError, Unauthorized
 from .forms import UNIT_SUFFIX, parse_screening_form, parse_visit_form, screening_fields, visit_fields
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
+SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
+passwords.dummy_hash()  # made now, so the first unknown user name costs no more than any other
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
@@ -43,17 +48,15 @@ class LoginRequired(Exception):
 
 # ---- session, actor, CSRF ------------------------------------------------------------------------
 def page_actor(request: Request) -> Actor:
-    session = request.session
-    name, seen = session.get("user"), session.get("seen", 0)
-    if not name:
+    sid = request.session.get("sid")
+    if not sid:
         raise LoginRequired(str(request.url.path))
-    if time.time() - seen > SESSION_MINUTES * 60:
-        session.clear()
-        raise LoginRequired(str(request.url.path), f"your session expired after {SESSION_MINUTES:g} minutes "
-                                                   "without activity; sign in again")
-    session["seen"] = time.time()
-    with request.app.state.db.read() as db_session:
-        return accounts.actor_named(db_session, name)
+    try:
+        return sessions.resolve(request.app.state.db, sid, idle=dt.timedelta(minutes=SESSION_MINUTES),
+                                lifetime=dt.timedelta(hours=SESSION_MAX_HOURS))
+    except sessions.SessionEnded as exc:
+        request.session.clear()
+        raise LoginRequired(str(request.url.path), exc.message) from None
 
 
 def csrf_token(request: Request) -> str:
@@ -99,13 +102,17 @@ async def login(request: Request):
     target = str(form.get("next") or "/")
     if not target.startswith("/") or target.startswith("//"):
         target = "/"
+    address = request.client.host if request.client else "unknown"
     try:
-        with _db(request).read() as session:
-            actor = accounts.actor_for_password(session, name, password)
+        sid = await signin.sign_in(_db(request), name, password, address, replaces=request.session.get("sid"))
+    except signin.TooManyAttempts as exc:
+        response = render(request, "login.html", status=429, next=target, message=exc.message, name=name)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except Unauthorized as exc:
         return render(request, "login.html", status=401, next=target, message=exc.message, name=name)
     request.session.clear()
-    request.session.update({"user": actor.name, "seen": time.time(), "csrf": secrets.token_urlsafe(24)})
+    request.session.update({"sid": sid, "csrf": secrets.token_urlsafe(24)})
     return RedirectResponse(target, status_code=303)
 
 
@@ -113,6 +120,13 @@ async def login(request: Request):
 async def logout(request: Request):
     form = await request.form()
     check_csrf(request, form.get("csrf"))
+    sid = request.session.get("sid")
+    if sid:
+        def end() -> None:
+            with _db(request).write() as session:
+                sessions.end(session, sid, "signed_out")
+
+        await anyio.to_thread.run_sync(end)
     request.session.clear()
     return RedirectResponse("/login?message=signed+out", status_code=303)
 

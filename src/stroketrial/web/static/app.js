@@ -1,8 +1,15 @@
 // A little plain JavaScript: live eligibility while the screening form fills in, and buttons that
 // submit once. The server never depends on it: forms work without it, and randomization is
-// idempotent on the key the page carries.
+// idempotent on the key the page carries. No page has inline script or on*= handlers: the
+// Content-Security-Policy (script-src 'self') would block them; behaviour is bound here instead.
 (function () {
   "use strict";
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target.closest("[data-print], [data-back]") : null;
+    if (!target) return;
+    if (target.hasAttribute("data-print")) { window.print(); return; }
+    if (window.history.length > 1) { event.preventDefault(); window.history.back(); }
+  });
   document.addEventListener("submit", function (event) {
     var button = event.target.querySelector("button[data-once]");
     if (!button) return;

@@ -1,4 +1,5 @@
-"""The audit trail keyed with a secret outside the database: each event records its chain version and site.
+"""The audit trail keyed with a secret outside the database: each event records its chain version and site;
+each site has a time zone, in which its staff's clock times (last known well, puncture) are read.
 
 Events from before this revision keep chain version 1 (plain SHA-256); every event written
 afterwards is HMAC-SHA256 under the keystore's audit key (`store/keystore.py`).
@@ -22,9 +23,13 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_events", recreate="never") as batch:
         batch.add_column(sa.Column("site_code", sa.String(40), nullable=True))
         batch.add_column(sa.Column("chain", sa.Integer, nullable=False, server_default="1"))
+    with op.batch_alter_table("sites", recreate="never") as batch:
+        batch.add_column(sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sites", recreate="never") as batch:
+        batch.drop_column("timezone")
     with op.batch_alter_table("audit_events", recreate="never") as batch:
         batch.drop_column("chain")
         batch.drop_column("site_code")

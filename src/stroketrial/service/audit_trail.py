@@ -1,0 +1,109 @@
+"""The audit trail as its readers may see it: the site scope of the API, and blinded projections.
+
+A monitor scoped to S1 sees the events of trials run at S1 and, of patient-level events,
+only those of S1's patients. Allocation documents are projected (`blinding.py`): arm and
+slot are dropped for a reader who may not see arms, strata, block numbers, list positions
+and minimization scores for anyone who may not see how allocation ran. A projected export
+carries no hashes at all: a hash over a record with a hidden field of a few possible values
+would let anyone test each value.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..protocol import Protocol
+from ..store.models import AuditEvent, Patient, Trial, TrialSite
+from .accounts import Actor
+from .blinding import allocation_projection, sees_allocation_machinery, sees_arm
+from .errors import Forbidden
+from .trials import protocol_of
+
+AUDIT_READERS = ("admin", "monitor")
+PATIENT_ENTITIES = ("patient", "visit", "sae")
+COLUMNS = ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before", "after"]
+HASH_COLUMNS = ["prev_hash", "hash"]
+WITHHELD = "allocation details withheld (blinding)"
+
+
+class _Scope:
+    """Which events a reader may see, and what of them."""
+
+    def __init__(self, session: Session, actor: Actor):
+        self.actor = actor
+        self.protocols: dict[str, Protocol] = {t.id: protocol_of(t) for t in session.execute(select(Trial)).scalars()}
+        sites: dict[str, set[str]] = {}
+        for trial_id, site in session.execute(select(TrialSite.trial_id, TrialSite.site_code)):
+            sites.setdefault(trial_id, set()).add(site)
+        self.trials = {t for t in self.protocols if actor.is_admin or actor.sites & sites.get(t, set())}
+        self.patient_sites = {(trial, code): site for trial, code, site in
+                              session.execute(select(Patient.trial_id, Patient.code, Patient.site_code))}
+
+    def site_of(self, event: AuditEvent) -> str | None:
+        if event.site_code is not None:
+            return event.site_code
+        if event.entity in PATIENT_ENTITIES and event.trial_id:  # events from before sites were recorded
+            parts = event.entity_id.split("/")
+            return self.patient_sites.get((event.trial_id, parts[1])) if len(parts) > 1 else None
+        return None
+
+    def admits(self, event: AuditEvent) -> bool:
+        if event.trial_id is None:
+            return self.actor.is_admin
+        if event.trial_id not in self.trials:
+            return False
+        site = self.site_of(event)
+        return site is None or self.actor.can_see_site(site)
+
+    def unredacted(self, trial_id: str | None) -> bool:
+        if trial_id is None:
+            return True
+        masking = self.protocols[trial_id].design.masking
+        return sees_arm(self.actor.role, masking) and sees_allocation_machinery(self.actor.role, masking)
+
+    def document(self, event: AuditEvent, text: str | None) -> tuple[str, bool]:
+        """(the document as this reader may see it, whether anything was withheld)."""
+        if text is None:
+            return "", False
+        if event.trial_id is None or self.unredacted(event.trial_id):
+            return text, False
+        data = json.loads(text)
+        if not isinstance(data, dict) or not (event.action == "randomize" or "arm" in data):
+            return text, False
+        masking = self.protocols[event.trial_id].design.masking
+        return json.dumps(allocation_projection(data, self.actor.role, masking), sort_keys=True,
+                          ensure_ascii=False), True
+
+
+def audit_rows(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], list[str]]:
+    """(rows, columns) of the audit trail for this reader; hash columns only when nothing is withheld."""
+    if actor.role not in AUDIT_READERS:
+        raise Forbidden(f"the audit trail is for {', '.join(AUDIT_READERS)}; {actor.name} is {actor.role}")
+    scope = _Scope(session, actor)
+    rows, redacted_any = [], False
+    for e in _events(session):
+        if not scope.admits(e):
+            continue
+        before, hidden_before = scope.document(e, e.before_json)
+        after, hidden_after = scope.document(e, e.after_json)
+        row = {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "entity": e.entity,
+               "entity_id": e.entity_id, "trial": e.trial_id or "", "site": scope.site_of(e) or "",
+               "reason": e.reason or "", "before": before, "after": after,
+               "prev_hash": e.prev_hash, "hash": e.hash}
+        if hidden_before or hidden_after:
+            row["reason"] = row["reason"] or WITHHELD
+        redacted_any |= not scope.unredacted(e.trial_id)
+        rows.append(row)
+    if redacted_any:
+        for row in rows:
+            del row["prev_hash"], row["hash"]
+        return rows, COLUMNS
+    return rows, COLUMNS + HASH_COLUMNS
+
+
+def _events(session: Session) -> Iterator[AuditEvent]:
+    yield from session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()

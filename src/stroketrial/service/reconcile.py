@@ -1,0 +1,106 @@
+"""Reconcile the data tables with the audit trail: replay the trail and name every row that differs.
+
+The chain proves the trail was not edited; this proves the tables say what the trail says.
+Someone with write access to the database can change `allocations.arm` without touching the
+trail (and the pharmacist would then be shown another arm): that row is named here. So is a
+patient, visit, SAE or unblinding that has no event, and an event whose row is gone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store import Checkpoint, Verification, verify
+from ..store.models import Allocation, AuditEvent, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
+
+Key = tuple[str, ...]
+
+
+def _expected(session: Session) -> dict[str, dict[Key, Any]]:
+    """What the trail says each table holds, by (trial, patient[, visit or SAE id])."""
+    out: dict[str, dict[Key, Any]] = {"patient": {}, "allocation": {}, "visit": {}, "sae": {}}
+    unblindings: Counter = Counter()
+    actions = ("register", "update_screening", "set_randomization_time", "randomize", "enter_visit", "correct_visit", "report_sae",
+               "emergency_unblinding")
+    for e in session.execute(select(AuditEvent).where(AuditEvent.action.in_(actions))
+                             .order_by(AuditEvent.seq)).scalars():
+        key = tuple(e.entity_id.split("/"))
+        after = json.loads(e.after_json) if e.after_json else None
+        if e.action == "register":
+            out["patient"][key] = after["data"]
+        elif e.action in ("update_screening", "set_randomization_time"):
+            out["patient"][key] = after
+        elif e.action == "randomize":
+            out["allocation"][key] = after
+        elif e.action in ("enter_visit", "correct_visit"):
+            out["visit"][key] = after
+        elif e.action == "report_sae":
+            out["sae"][key] = after
+        else:
+            unblindings[key] += 1
+    out["unblinding"] = dict(unblindings)
+    return out
+
+
+def _differing(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    return sorted(k for k in set(recorded) | set(expected) if recorded.get(k) != expected.get(k))
+
+
+def reconcile(session: Session) -> list[str]:
+    """One line per row that differs from the trail; an empty list when every table agrees."""
+    expected = _expected(session)
+    problems: list[str] = []
+    codes = {p.id: (p.trial_id, p.code) for p in session.execute(select(Patient)).scalars()}
+
+    def check(table: str, label: str, rows: dict[Key, dict[str, Any]]) -> None:
+        trail = expected[table]
+        for key, recorded in sorted(rows.items()):
+            name = "/".join(key)
+            if key not in trail:
+                problems.append(f"{label} {name}: in the table but not in the audit trail (inserted unseen)")
+            elif (fields := _differing(recorded, trail[key])):
+                problems.append(f"{label} {name}: {', '.join(fields)} differ from the audit trail (changed unseen)")
+        for key in sorted(set(trail) - set(rows)):
+            problems.append(f"{label} {'/'.join(key)}: in the audit trail but not in the table (deleted unseen)")
+
+    patients = {(p.trial_id, p.code): json.loads(p.data_json) for p in session.execute(select(Patient)).scalars()}
+    check("patient", "patient", patients)
+    allocations = {}
+    for a in session.execute(select(Allocation)).scalars():
+        record = json.loads(a.record_json)
+        # The columns the platform reads (arm, kit, sequence) must agree with the record the trail holds.
+        columns = {"arm": a.arm, "kit": a.kit, "sequence": a.sequence}
+        allocations[codes.get(a.patient_id, ("?", f"patient row {a.patient_id}"))] = \
+            {**record, **{f"column {k}": v for k, v in columns.items()}}
+    expected["allocation"] = {k: {**v, **{f"column {c}": v.get(c) for c in ("arm", "kit", "sequence")}}
+                              for k, v in expected["allocation"].items()}
+    check("allocation", "allocation of", allocations)
+    visits = {(*codes[v.patient_id], v.visit_id): {"visit_date": v.visit_date, "values": json.loads(v.values_json)}
+              for v in session.execute(select(VisitRecord)).scalars() if v.patient_id in codes}
+    check("visit", "visit", visits)
+    saes = {(*codes[s.patient_id], str(s.id)): json.loads(s.data_json)
+            for s in session.execute(select(SeriousAdverseEvent)).scalars() if s.patient_id in codes}
+    check("sae", "SAE", saes)
+    counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
+                               if u.patient_id in codes)
+    for key in sorted(set(counted) | set(expected["unblinding"])):
+        in_table, in_trail = counted.get(key, 0), expected["unblinding"].get(key, 0)
+        if in_table != in_trail:
+            problems.append(f"unblinding of {'/'.join(key)}: {in_table} in the table, {in_trail} in the audit trail")
+    return problems
+
+
+def check_trail(session: Session, checkpoints: tuple[Checkpoint, ...] = ()) -> Verification:
+    """The chain, the checkpoints (the log beside the key and any given) and the tables, in one answer."""
+    chain = verify(session, checkpoints)
+    problems = tuple(reconcile(session))
+    if not problems:
+        return chain
+    message = chain.message if not chain.ok else f"{len(problems)} rows differ from the audit trail"
+    return replace(chain, ok=False, message=message, problems=problems)
