@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..service.errors import ServiceError
+from ..service.throttle import Limits
 from ..service.text import refuse_unstorable_parameters
 from ..store import Database
 from . import pages, security
@@ -89,6 +90,7 @@ def create_app(db: Database) -> FastAPI:
     # Added last, so outermost: an oversized body or a NUL in the URL is refused before the session
     # cookie is read or anything is parsed, and every answer (refusals included) gets the headers.
     app.add_middleware(security.RequestLimits, max_body=security.max_body_bytes())
+    Limits.from_env()  # a malformed sign-in limit stops the server at start, naming the variable
     policy = security.HeaderPolicy(https=os.environ.get("STROKETRIAL_HTTPS") == "1",
                                    relaxed_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
     app.add_middleware(security.SecurityHeaders, policy=policy)
