@@ -293,6 +293,29 @@ def test_blinded_kits_hide_the_arm():
         randomizer.allocate(state, "P9", levels, SystemDraw(), block_list=blocks)
 
 
+def test_the_packing_list_order_tells_nothing_of_the_dispensing_order():
+    """The attack: a later patient given a kit listed earlier than an earlier patient's must be on the other
+    arm, when the list is in dispensing order. On the packing list it must be right no more than chance."""
+    arms = ONE_TO_ONE
+    right = total = 0
+    for seed in range(200):
+        kits = generate_kit_list(arms, ["S1"], 12, [2, 4], SeededDraw(seed))
+        order = {row["kit_number"]: i for i, row in enumerate(kits.without_arms())}
+        draw, given, dispensed = SeededDraw(10_000 + seed), [], {"treatment": 0, "control": 0}
+        for _ in range(10):
+            arm = "treatment" if draw.random() < 0.5 else "control"
+            if dispensed[arm] >= 6:
+                arm = "control" if arm == "treatment" else "treatment"
+            given.append((arm, order[kits.next_kit("S1", arm, dispensed[arm]).kit_number]))
+            dispensed[arm] += 1
+        for i, (arm_i, at_i) in enumerate(given):
+            for arm_j, at_j in given[i + 1:]:
+                if at_j < at_i:
+                    total += 1
+                    right += arm_i != arm_j
+    assert total > 1000 and 0.4 < right / total < 0.6
+
+
 def test_a_site_out_of_kits_is_told_to_resupply():
     arms = ONE_TO_ONE
     kits = generate_kit_list(arms, ["S1"], 2, [2], SeededDraw(1))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from stroketrial.service import demo
+from stroketrial.service import accounts, demo
 from stroketrial.store import Database, verify
 from stroketrial.web import create_app
 
@@ -14,8 +14,7 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
     db.migrate()
     logins = demo.load(db)
     assert demo.has_data(db)
-    assert {login["role"] for login in logins} == {"admin", "investigator", "coordinator", "unblinded_pharmacist",
-                                                   "blinded_statistician", "dsmb", "monitor"}
+    assert {login["role"] for login in logins} == set(accounts.ROLES)
     token = next(login["token"] for login in logins if login["role"] == "coordinator")
     client = TestClient(create_app(db))
     headers = {"Authorization": f"Bearer {token}"}

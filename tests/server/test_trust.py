@@ -454,3 +454,48 @@ def test_an_sae_onset_after_today_or_before_birth_is_refused(platform, onset, fr
     error = next(e for e in response.json()["errors"] if e["field"] == "onset_date")
     assert fragment in error["message"] and error["value"] == onset
     assert platform.call("GET", "/trials/amass-2/patients/P0/saes").json() == []
+
+
+def test_recruiters_cannot_rebuild_the_margins_from_lists_or_exports(platform):
+    """The attack: list every patient's arm (open-label) and their factor levels, recount the margins."""
+    _enrol(platform, "amass-2", 4)
+    listed = platform.call("GET", "/trials/amass-2/patients").json()
+    assert len(listed) == 4 and all("arm" not in p["randomization"] for p in listed)
+    # The treating team still sees its patient's arm on that patient's own record.
+    assert platform.call("GET", "/trials/amass-2/patients/P0").json()["randomization"]["arm"] in ("albumin", "control")
+    with platform.db.read() as session:
+        from stroketrial.service.export import tables
+
+        rows = tables(session, accounts.actor_named(session, "coordinator"), "amass-2")["randomization"]
+        assert len(rows) == 4 and all("arm" not in r for r in rows)
+    assert all("arm" in p["randomization"] for p in platform.call("GET", "/trials/amass-2/patients", "dsmb").json())
+
+
+def test_balance_counts_only_the_readers_sites(platform):
+    _enrol(platform, "amass-2", 3, prefix="S1-")
+    _enrol(platform, "amass-2", 2, prefix="S2-", site="S2", role="coordinator_s2")
+    with platform.db.read() as session:
+        for user, expected in (("coordinator", 3), ("coordinator_s2", 2), ("dsmb", 5), ("admin", 5)):
+            margins = balance(session, accounts.actor_named(session, user), "amass-2")
+            assert all(sum(level["total"] for level in f["levels"]) == expected
+                       for f in margins["factors"] if f["field"] != "site"), (user, margins)
+
+
+def test_the_admin_who_reads_margins_cannot_randomize(platform):
+    assert register(platform, "amass-2", "ADM-1", role="admin").status_code == 201
+    response = randomize(platform, "amass-2", "ADM-1", key="adm", role="admin")
+    assert response.status_code == 403 and "randomizing is for investigator, coordinator" in response.json()["detail"]
+
+
+def test_dose_sheets_of_a_double_blind_trial_for_both_arms(platform):
+    _enrol(platform, "impact-lvo", 6)
+    sheets = {p: platform.call("GET", f"/trials/impact-lvo/patients/{p}/dose", "unblinded_pharmacist")
+              for p in (f"P{i}" for i in range(6))}
+    assert all(r.status_code == 200 for r in sheets.values()), {p: r.text for p, r in sheets.items()}
+    arms = {r.json()["arm"] for r in sheets.values()}
+    assert arms == {"methylprednisolone", "placebo"}  # 6 patients in blocks of 2 or 4 hold both arms
+    placebo = next(r.json() for r in sheets.values() if r.json()["arm"] == "placebo")
+    assert any("placebo" in " ".join(a.get("notes", [])) for a in placebo["administrations"])
+    blinded = platform.call("GET", "/trials/impact-lvo/patients/P0/dose").json()
+    names = [a["name"] for a in blinded["administrations"]]
+    assert names[0] == "Mechanical thrombectomy" and all(n.startswith("study drug from kit") for n in names[1:])

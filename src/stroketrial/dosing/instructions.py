@@ -63,6 +63,12 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
                 continue
             notes = []
             amount = step.amount
+            if amount is None and intervention.kind == "placebo":
+                # A matching placebo states no amount of its own: it copies the active drug's preparation.
+                notes.append("placebo: prepared to match the active drug given by this route at this time "
+                             "(same volume and appearance)")
+                out.append(Administration(intervention.id, intervention.name, step.route, step.timing, notes=notes))
+                continue
             if amount is None and not step.amount_choices:
                 amount = _level_dose(protocol, level)
                 notes.append(f"escalation level {level}: {amount:g} {protocol.dose_escalation.unit}")

@@ -101,8 +101,13 @@ class KitList(_Frozen):
         return sorted({k.site for k in self.kits})
 
     def without_arms(self) -> list[dict[str, str]]:
-        """The list as a site pharmacy's blinded packing list shows it."""
-        return [{"kit_number": k.kit_number, "site": k.site} for k in self.kits]
+        """The list as a site pharmacy's blinded packing list shows it: by site and kit number.
+
+        Never in list order: kits of an arm are dispensed in list order, so with the list's order a
+        blinded reader who sees a later patient given an earlier kit than another knows the two are on
+        different arms. Kit numbers are drawn at random, so their order says nothing of the dispensing."""
+        return [{"kit_number": k.kit_number, "site": k.site}
+                for k in sorted(self.kits, key=lambda k: (k.site, int(k.kit_number)))]
 
 
 def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, block_sizes: Sequence[int],

@@ -35,7 +35,10 @@ ROLE_DESCRIPTIONS = {
     "monitor": "reads data and the audit trail for source verification",
 }
 SITE_STAFF = ("admin", "investigator", "coordinator")
-__all__ = ["ROLES", "ROLE_DESCRIPTIONS", "SITE_STAFF", "SYSTEM", "Actor", "sees_arm"]
+# Only site staff randomize. The admin, who may read strata, block positions and minimization margins
+# (blinding.MACHINERY_READERS), must not also choose when the next patient is randomized.
+RANDOMIZERS = ("investigator", "coordinator")
+__all__ = ["ROLES", "ROLE_DESCRIPTIONS", "SITE_STAFF", "RANDOMIZERS", "SYSTEM", "Actor", "sees_arm"]
 
 
 @dataclass(frozen=True)

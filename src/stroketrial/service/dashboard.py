@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..randomization import ArmSlots, RandomizationState
-from ..store.models import Allocation, Patient, RandomizationStateRow, VisitRecord
+from ..randomization import ArmSlots
+from ..store.models import Allocation, Patient, VisitRecord
 from .accounts import Actor
 from .blinding import sees_arm_counts
 from .patients import aware
@@ -72,24 +72,31 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
 
 
 def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
-    """Allocations per factor level per arm (level totals only for those who may not see counts per arm)."""
+    """Allocations per factor level per arm at the user's sites (level totals only for those who may not
+    see counts per arm). Counted from the allocations the user may see, never from the trial-wide state:
+    a one-site user learns nothing of other sites' patients as they are randomized."""
     trial, protocol = get_trial(session, actor, trial_id)
     if protocol.randomization is None:
-        return {"factors": [], "by_arm": False}
-    row = session.get(RandomizationStateRow, trial_id)
-    state = RandomizationState.model_validate_json(row.state_json)
+        return {"factors": [], "by_arm": False, "arms": []}
+    rows = session.execute(select(Patient.site_code, Allocation.arm, Allocation.record_json)
+                           .join(Allocation, Allocation.patient_id == Patient.id)
+                           .where(Patient.trial_id == trial_id)).all()
     arms = ArmSlots.of(protocol.arms)
+    counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for site, arm, record_json in rows:
+        if actor.can_see_site(site):
+            for factor, level in json.loads(record_json).get("levels", {}).items():
+                counts[factor][level][arm] += 1
     by_arm = sees_arm_counts(actor.role, protocol)
     factors = []
     for factor in protocol.randomization.factors:
-        levels = state.margins.get(factor.name, {})
+        levels = counts.get(factor.name, {})
         order = factor.levels or sorted(levels)
         if factor.field == "site" and not actor.is_admin:
             order = [s for s in order if s in actor.sites]
         table = []
         for level in order:
-            by_slot = levels.get(level, {})
-            counts = {arm: sum(n for slot, n in by_slot.items() if arms.arm_of(slot) == arm) for arm in arms.arms}
-            table.append({"level": level, "total": sum(counts.values()), **({"arms": counts} if by_arm else {})})
+            by = {arm: levels.get(level, Counter()).get(arm, 0) for arm in arms.arms}
+            table.append({"level": level, "total": sum(by.values()), **({"arms": by} if by_arm else {})})
         factors.append({"factor": factor.name, "field": factor.field, "levels": table})
     return {"factors": factors, "by_arm": by_arm, "arms": list(arms.arms) if by_arm else []}

@@ -29,7 +29,8 @@ TRIAL_SITES = {"amass-1": ["S1"], "amass-2": ["S1", "S2"], "impact-lvo": ["S1", 
                "angel-rescue": ["S1", "S2"]}
 USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "S3"]),
          ("coordinator", "coordinator", ["S1", "S2", "S3"]), ("pharmacist", "unblinded_pharmacist", ["S1", "S2", "S3"]),
-         ("statistician", "blinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
+         ("statistician", "blinded_statistician", ["S1", "S2", "S3"]),
+         ("unblinded_stat", "unblinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
          ("monitor", "monitor", ["S1", "S2", "S3"])]
 RANDOMIZED = {"amass-2": 30, "impact-lvo": 24, "isis-hermes": 12, "angel-rescue": 20, "amass-1": 9}
 AWAITING = {"amass-2": 24}

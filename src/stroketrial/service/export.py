@@ -24,7 +24,7 @@ from ..clinical.followup import ASSESSMENTS
 from ..store.models import Allocation, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
 from .accounts import Actor
 from .audit_trail import audit_rows
-from .blinding import sees_arm
+from .blinding import sees_arm_counts
 from .patients import aware
 from .trials import get_trial
 
@@ -38,7 +38,7 @@ def _rows(session: Session, actor: Actor, trial_id: str):
 def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict[str, Any]]]:
     """Every form of the trial as a list of rows (the same content as the CSV files)."""
     protocol, rows = _rows(session, actor, trial_id)
-    show_arm = sees_arm(actor.role, protocol.design.masking)
+    show_arm = sees_arm_counts(actor.role, protocol)  # a table of arms is counts per arm
     out: dict[str, list[dict[str, Any]]] = {"screening": [], "eligibility": [], "randomization": []}
     ids = {p.id: p.code for p, _ in rows}
     for p, a in rows:

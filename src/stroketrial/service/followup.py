@@ -58,7 +58,7 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     out = []
     for s in steps:
         item = s.to_json()
-        if blinded and allocation.kit:
+        if blinded and allocation.kit and s.route != "procedure":  # the thrombectomy is no study drug
             item["name"] = f"study drug from kit {allocation.kit}"
             item.pop("intervention", None)
         out.append(item)

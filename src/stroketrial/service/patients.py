@@ -16,7 +16,8 @@ from ..eligibility import ScreeningInputError, screen
 from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Patient
-from .accounts import SITE_STAFF, Actor, sees_arm
+from .accounts import SITE_STAFF, Actor
+from .blinding import sees_arm, sees_arm_counts
 from .clock import future_times, site_zone
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .text import identifier, plain_text
@@ -117,11 +118,14 @@ def aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
 
 
-def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation) -> dict[str, Any]:
+def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation, in_list: bool = False) -> dict[str, Any]:
+    """One allocation as this actor may see it. In a list, arms are counts per arm in all but name: those who
+    enrol patients in a trial whose next allocation depends on the counts see each arm on its patient's
+    page (the treating team needs it), never in a list from which the margins could be rebuilt."""
     view = {"sequence": allocation.sequence, "kit": allocation.kit,
             "randomized_at": aware(allocation.created_at).isoformat() if allocation.created_at else None,
             "randomized_by": allocation.created_by}
-    if sees_arm(actor.role, protocol.design.masking):
+    if sees_arm(actor.role, protocol.design.masking) and (not in_list or sees_arm_counts(actor.role, protocol)):
         view["arm"] = allocation.arm
     return view
 
@@ -133,7 +137,7 @@ def patient_view(session: Session, actor: Actor, protocol: Protocol, row: Patien
     screening = json.loads(row.screening_json)
     view = {"patient_id": row.code, "site": row.site_code, "status": row.status,
             "randomized": allocation is not None,
-            "randomization": allocation_view(actor, protocol, allocation) if allocation else None,
+            "randomization": allocation_view(actor, protocol, allocation, in_list=not with_data) if allocation else None,
             "registered_at": aware(row.created_at).isoformat() if row.created_at else None,
             "failing": [c["id"] for c in screening["criteria"] if c.get("excludes")],
             "outstanding": [c["id"] for c in screening["criteria"]

@@ -21,7 +21,7 @@ from ..randomization import (Allocation as AllocationRecord, BlockList, FactorVa
                              RandomizationState, Randomizer, SystemDraw, generate_kit_list)
 from ..store import canonical, record
 from ..store.models import Allocation, Patient, RandomizationStateRow
-from .accounts import SITE_STAFF, Actor
+from .accounts import RANDOMIZERS, Actor
 from .clock import local_now, site_zone
 from .errors import Conflict, Invalid
 from .patients import allocation_of, allocation_view, find_patient, validated_screening
@@ -33,7 +33,7 @@ MAX_KEY = 200
 def randomize(session: Session, actor: Actor, trial_id: str, code: str,
               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
     """(the allocation as this actor may see it, whether it was created now)."""
-    actor.require(*SITE_STAFF, doing="randomizing")
+    actor.require(*RANDOMIZERS, doing="randomizing")
     if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
         raise Invalid("randomization needs an Idempotency-Key header (1-200 characters, new for each request, "
                       "the same when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,

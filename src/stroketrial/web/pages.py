@@ -30,7 +30,7 @@ from ..eligibility import screen
 from ..clinical import PatientDataError, parse_patient
 from ..eligibility import ScreeningInputError
 from ..service import dashboard, export, followup, passwords, patients, randomize, sessions, signin, trials
-from ..service.accounts import SITE_STAFF, Actor, sees_arm
+from ..service.accounts import RANDOMIZERS, SITE_STAFF, Actor, sees_arm
 from ..service.errors import Forbidden, Invalid, ServiceError, Unauthorized
 from .forms import UNIT_SUFFIX, parse_screening_form, parse_visit_form, screening_fields, visit_fields
 
@@ -235,7 +235,7 @@ def _patient(request: Request, trial: str, patient: str):
 @router.get("/trials/{trial}/patients/{patient}", response_class=HTMLResponse)
 def patient_page(request: Request, trial: str, patient: str):
     actor, protocol, view = _patient(request, trial, patient)
-    return render(request, "patient.html", protocol=protocol, p=view, can_randomize=actor.role in SITE_STAFF,
+    return render(request, "patient.html", protocol=protocol, p=view, can_randomize=actor.role in RANDOMIZERS,
                   shows_arm=sees_arm(actor.role, protocol.design.masking))
 
 
@@ -246,7 +246,7 @@ KEY_FACTS = ("age", "nihss", "aspects", "pc_aspects", "occlusion_site", "etici",
 @router.get("/trials/{trial}/patients/{patient}/randomize", response_class=HTMLResponse)
 def confirm_page(request: Request, trial: str, patient: str):
     actor, protocol, view = _patient(request, trial, patient)
-    actor.require(*SITE_STAFF, doing="randomizing")
+    actor.require(*RANDOMIZERS, doing="randomizing")
     if view["randomized"]:
         return RedirectResponse(f"/trials/{trial}/patients/{patient}/allocation", status_code=303)
     facts = [(k, view["data"][k]) for k in KEY_FACTS if k in view["data"]]
