@@ -25,10 +25,12 @@ import multiprocessing
 import os
 import re
 import statistics
+import sys
 import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from contextlib import contextmanager
 
 import httpx
@@ -41,7 +43,8 @@ from stroketrial.service import SYSTEM, accounts, patients, trials
 from stroketrial.service.accounts import Actor
 from stroketrial.service.passwords import hashing_slots
 from stroketrial.store import Database
-from stroketrial.web.process import ServerProcess
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test harness's server process
+from tests.process import ServerProcess  # noqa: E402
 
 PATIENT = {"age": 67, "sex": "female", "weight_kg": 64, "nihss": 14, "aspects": 8, "prestroke_mrs": 0,
            "occlusion_site": "m1", "etici": "2b67", "thrombectomy_passes": 2, "sbp": 152, "dbp": 84,

@@ -14,7 +14,7 @@ from stroketrial.service import patients
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database, verify
 from stroketrial.store.models import Allocation, Patient
-from stroketrial.web.process import ServerProcess
+from ..process import ServerProcess
 
 from .conftest import Platform
 from .test_api import PATIENTS

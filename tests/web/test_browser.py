@@ -20,7 +20,7 @@ from stroketrial.service import demo
 from stroketrial.store import Database
 from stroketrial.store.models import Allocation, Patient
 from stroketrial.web.forms import screening_fields
-from stroketrial.web.process import ServerProcess
+from ..process import ServerProcess
 
 from ..trials import amass2, impact_lvo
 from ..trials.helpers import happening_now

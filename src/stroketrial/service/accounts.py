@@ -18,22 +18,11 @@ from sqlalchemy.orm import Session
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
 from .blinding import sees_arm
+from .roles import ROLE_DESCRIPTIONS, ROLES
 from .clock import default_timezone, valid_timezone
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .passwords import hash_password
 
-ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician",
-         "unblinded_statistician", "dsmb", "monitor")
-ROLE_DESCRIPTIONS = {
-    "admin": "runs the platform: trials, sites, users; sees every site",
-    "investigator": "screens, randomizes, enters follow-up and SAEs, may request emergency unblinding",
-    "coordinator": "screens, randomizes, enters follow-up and SAEs",
-    "unblinded_pharmacist": "prepares study drug; sees the arm behind each kit",
-    "blinded_statistician": "reads data, never an arm",
-    "unblinded_statistician": "prepares the DSMB's closed reports; sees arms and how allocation ran",
-    "dsmb": "reads unblinded safety data",
-    "monitor": "reads data and the audit trail for source verification",
-}
 SITE_STAFF = ("admin", "investigator", "coordinator")
 # Only site staff randomize. The admin, who may read strata, block positions and minimization margins
 # (blinding.MACHINERY_READERS), must not also choose when the next patient is randomized.

@@ -10,11 +10,11 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 
-from .clinical import PatientDataError
-from .clinical.table import TableDataError
-from .eligibility import CohortFileError, ScreeningInputError
-from .protocol import ProtocolError
-from .service.errors import ServiceError
+from ..clinical import PatientDataError
+from ..clinical.table import TableDataError
+from ..eligibility import CohortFileError, ScreeningInputError
+from ..protocol import ProtocolError
+from ..service.errors import ServiceError
 
 INPUT_ERRORS = (ProtocolError, PatientDataError, TableDataError, ScreeningInputError, CohortFileError, ValueError,
                 OSError, ServiceError)

@@ -11,9 +11,9 @@ from typing import Optional
 import pandas as pd
 import typer
 
-from .analysis.result import AnalysisInputError
-from .cli_support import JsonOption, emit_json, err, fail, out
-from .protocol import resolve
+from ..analysis.result import AnalysisInputError
+from .support import JsonOption, emit_json, err, fail, out
+from ..protocol import resolve
 
 BINARY_MEASURES = ("risk_difference", "risk_ratio", "odds_ratio", "odds_ratio_exact", "odds_ratio_adjusted",
                    "risk_difference_adjusted")
@@ -90,8 +90,8 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
                                                                           "visit (patient_id, arm, visit, scores)."),
             as_json: bool = JsonOption) -> None:
     """Analyse a trial dataset: the full report (HTML, PDF, figures), or one analysis printed as JSON."""
-    from .analysis import binary, ordinal  # statsmodels: imported when used, so `--help` stays quick
-    from .report.report import DEFAULT_ADJUST, analyse, write_report
+    from ..analysis import binary, ordinal  # statsmodels: imported when used, so `--help` stays quick
+    from ..report.report import DEFAULT_ADJUST, analyse, write_report
 
     covariates = [c.strip() for c in adjust.split(",") if c.strip()]
     data = read_dataset(data_path)
@@ -144,8 +144,8 @@ def demo(trial: str = typer.Argument(..., help="Built-in trial with two arms (am
          common_or: float = typer.Option(1.5, "--common-or", help="True common odds ratio for a better mRS."),
          as_json: bool = JsonOption) -> None:
     """Simulate a complete trial with a stated true effect and write its report: a first look at the platform."""
-    from .analysis.simulate import simulate_trial
-    from .report.report import analyse, write_report
+    from ..analysis.simulate import simulate_trial
+    from ..report.report import analyse, write_report
 
     protocol = resolve(trial)
     if common_or <= 0:

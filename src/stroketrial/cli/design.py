@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .cli_support import JsonOption, emit_json, err, fail, out
-from .protocol import resolve
+from .support import JsonOption, emit_json, err, fail, out
+from ..protocol import resolve
 
 
 def register(app: typer.Typer, command) -> None:
@@ -44,7 +44,8 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
            ratio: float = typer.Option(1.0, "--ratio", help="Allocation ratio n treatment / n control."),
            sided: int = typer.Option(2, "--sided", help="1 or 2."),
            continuity: bool = typer.Option(False, "--continuity", help="binary: continuity correction."),
-           dropout: float = typer.Option(0.0, "--dropout", help="Proportion lost to follow-up."),
+           dropout: Optional[float] = typer.Option(None, "--dropout", help="Proportion lost to follow-up "
+                                                    "(default 0 for a sample size, 0.05 for power)."),
            non_adherence: float = typer.Option(0.0, "--non-adherence", help="Inflation n x (1 + r)."),
            looks: Optional[int] = typer.Option(None, "--looks", help="boundaries: number of analyses (default 3); "
                                                                      "samplesize: a group-sequential design with this "
@@ -61,25 +62,25 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
            scheduler: Optional[str] = typer.Option(None, "--scheduler", help="power: Dask scheduler address."),
            as_json: bool = JsonOption) -> None:
     """Plan a trial: sample size, group-sequential boundaries, simulated power, or a built-in trial's derivation."""
-    from .design import groupseq, samplesize  # SciPy and the simulators load when a design is asked for
-    from .design.power import CONTROL_MRS, PowerSettings, simulate_power
-    from .design.protocols import derivation
+    from ..design import groupseq, samplesize  # SciPy and the simulators load when a design is asked for
+    from ..design.power import CONTROL_MRS, PowerSettings, simulate_power
+    from ..design.protocols import derivation
 
     if what == "samplesize":
         if kind == "binary":
             if p_control is None or p_treatment is None:
                 fail("binary sample size needs --p-control and --p-treatment")
             result = samplesize.two_proportions(p_control, p_treatment, alpha, power, ratio, sided, continuity,
-                                                dropout, non_adherence)
+                                                dropout or 0.0, non_adherence)
         elif kind == "ordinal":
             if control_mrs is None:
                 fail("ordinal sample size needs --control-mrs, the control arm's mRS 0-6 proportions")
             result = samplesize.ordinal_shift(_floats(control_mrs, "--control-mrs"), common_or, alpha, power, ratio,
-                                              sided, dropout, non_adherence)
+                                              sided, dropout or 0.0, non_adherence)
         elif kind == "continuous":
             if delta is None or sd is None:
                 fail("continuous sample size needs --delta and --sd")
-            result = samplesize.continuous(delta, sd, alpha, power, ratio, sided, dropout, non_adherence)
+            result = samplesize.continuous(delta, sd, alpha, power, ratio, sided, dropout or 0.0, non_adherence)
         else:
             fail(f"samplesize {kind!r}: choose binary, ordinal or continuous")
         data = result.to_json()
@@ -126,7 +127,7 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
         protocol = resolve(kind)
         mrs = tuple(_floats(control_mrs, "--control-mrs")) if control_mrs else CONTROL_MRS
         settings = PowerSettings(protocol.id, n or protocol.sample_size.total, trials, seed, common_or, mrs,
-                                 endpoint, alpha, dropout if dropout else 0.05)
+                                 endpoint, alpha, 0.05 if dropout is None else dropout)
         if endpoint not in ("ordinal", "binary"):
             fail(f"--endpoint {endpoint!r} is not ordinal or binary")
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -1,4 +1,4 @@
-"""Run the platform server as a separate process (for the crash and concurrency tests and the benchmark)."""
+"""Run the platform server as a separate process: for the crash, concurrency and browser tests, and the server benchmarks."""
 
 from __future__ import annotations
 

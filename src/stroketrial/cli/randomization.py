@@ -12,13 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.console import Console
 from rich.table import Table
 
-from .cli_support import JsonOption, command, emit_json, err, fail, out
-from .eligibility import encode_cohort, read_cohort, statuses
-from .protocol import Protocol, resolve
-from .protocol.schemes import PermutedBlocks
-from .randomization import (ArmSlots, BlockList, RandomizationError, Randomizer, SeededDraw, SystemDraw,
+from .support import JsonOption, command, emit_json, err, fail, out
+from ..eligibility import encode_cohort, read_cohort, statuses
+from ..protocol import Protocol, resolve
+from ..protocol.schemes import PermutedBlocks
+from ..randomization import (ArmSlots, BlockList, RandomizationError, Randomizer, SeededDraw, SystemDraw,
                             code_cohort, compare, generate_kit_list)
-from .randomization.compare import candidates
+from ..randomization.compare import candidates
 
 randomization_app = typer.Typer(help="Central randomization: methods, concealed lists, balance diagnostics.",
                                 no_args_is_help=True)
@@ -126,7 +126,7 @@ def compare_cmd(trial: str = TrialArgument,
         result = compare(protocol, trials, seed, patients, methods, progress=advance)
     elapsed = time.perf_counter() - started
     if plot is not None:
-        from .randomization.plot import plot_comparison
+        from ..randomization.plot import plot_comparison
         plot_comparison(result, plot)
     if as_json:
         emit_json(result.to_json())

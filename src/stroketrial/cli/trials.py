@@ -1,47 +1,45 @@
-"""The stroketrial command line: a thin shell over the core modules.
-
-Every command prints a readable table, or JSON with --json. Bad input exits 2
-with a one-line message that names the problem; it never shows a traceback.
-"""
+"""`stroketrial trials`, `trial ...`, `dictionary`, `screen`, `cohort ...`: the protocols, the data dictionary,
+eligibility screening and synthetic cohorts."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import typer
 from rich.table import Table
 
-from . import __version__
-from .cli_randomization import randomization_app
-from .cli_analysis import register as register_analysis_commands
-from .cli_design import register as register_design_commands
-from .cli_dosing import register as register_dosing_commands
-from .cli_server import register as register_server_commands
-from .cli_support import JsonOption, command, emit_json, err, fail, out
-from .clinical import VARIABLES
-from .cohort import synthesize, write_cohort
-from .eligibility import ScreeningResult, encode_cohort, first_failing, funnel, read_cohort, screen, statuses
-from .protocol import BUILTIN_IDS, Protocol, load_builtin, load_protocol, protocol_json_schema, resolve
+from .support import JsonOption, command, emit_json, err, fail, out
+from ..clinical import VARIABLES
+from ..cohort import synthesize, write_cohort
+from ..eligibility import ScreeningResult, encode_cohort, first_failing, funnel, read_cohort, screen, statuses
+from ..protocol import BUILTIN_IDS, Protocol, load_builtin, load_protocol, protocol_json_schema, resolve
 
-app = typer.Typer(help="stroketrial: acute ischemic stroke trials from protocol to primary analysis.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 trial_app = typer.Typer(help="Inspect built-in or custom trial protocols.", no_args_is_help=True)
 cohort_app = typer.Typer(help="Synthetic cohorts for feasibility and simulation.", no_args_is_help=True)
-app.add_typer(trial_app, name="trial")
-app.add_typer(cohort_app, name="cohort")
-app.add_typer(randomization_app, name="randomization")
-register_server_commands(app)
-register_dosing_commands(app)
-register_analysis_commands(app, command)
-register_design_commands(app, command)
+_top_level: list[tuple[str, dict[str, Any], Callable]] = []
+
+
+def _top(name: str, **kwargs: Any) -> Callable:
+    """A command of the root app; `register` adds it (the root app is assembled in cli/app.py)."""
+    def collect(fn: Callable) -> Callable:
+        _top_level.append((name, kwargs, fn))
+        return fn
+    return collect
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(trial_app, name="trial")
+    app.add_typer(cohort_app, name="cohort")
+    for name, kwargs, fn in _top_level:
+        command(app, name, **kwargs)(fn)
 
 
 # ---- trials -------------------------------------------------------------------------------------
-@command(app, "trials", epilog="Example: stroketrial trials --json")
+@_top("trials", epilog="Example: stroketrial trials --json")
 def trials(as_json: bool = JsonOption) -> None:
     """List the built-in trials."""
     protocols = [load_builtin(t) for t in BUILTIN_IDS]
@@ -127,7 +125,7 @@ def trial_validate(path: Path = typer.Argument(..., help="Protocol YAML file."))
 
 
 # ---- the data dictionary ----------------------------------------------------------------------------
-@command(app, "dictionary", epilog="Example: stroketrial dictionary --json")
+@_top("dictionary", epilog="Example: stroketrial dictionary --json")
 def dictionary(as_json: bool = JsonOption) -> None:
     """List every variable a patient record may hold, with unit and allowed values."""
     rows = [{"name": v.name, "kind": v.kind, "unit": v.unit, "allowed": v.allowed(), "description": v.description}
@@ -148,7 +146,7 @@ _STATUS_STYLE = {"eligible": "bold green", "ineligible": "bold red", "incomplete
                  "met": "green", "not_met": "red", "missing_data": "yellow", "needs_attestation": "yellow"}
 
 
-@command(app, "screen", epilog=(
+@_top("screen", epilog=(
     "Examples: stroketrial screen amass-2 patient.json  ·  stroketrial screen amass-2 cohort.csv --funnel"))
 def screen_cmd(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml file."),
                path: Path = typer.Argument(..., help="Patient .json (one record or a list), or cohort .csv/.parquet."),
@@ -268,18 +266,3 @@ def cohort_synth(n: int = typer.Option(1000, "--n", min=1, help="Number of patie
         emit_json(summary)
     else:
         out.print(f"wrote {n} synthetic patients (seed {seed}) to {out_path}")
-
-
-@app.callback(invoke_without_command=True)
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
-        out.print(__version__)
-        raise typer.Exit(0)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

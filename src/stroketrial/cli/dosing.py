@@ -12,10 +12,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from .cli_support import JsonOption, command, emit_json, fail, out
-from .dosing import dose_instructions
-from .dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts
-from .protocol import resolve
+from .support import JsonOption, command, emit_json, fail, out
+from ..dosing import dose_instructions
+from ..dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts
+from ..protocol import resolve
 
 LB_TO_KG = 0.45359237  # the international avoirdupois pound, exactly
 
@@ -121,9 +121,9 @@ class _Planned:
     def design(self, name: str, escalation, k: int):
         """The BOIN or CRM design: the protocol's when it fixes one (then no option may change
         it), otherwise from the options with BOIN's and dfcrm's defaults."""
-        from .dosing.escalation.boin import Boin
-        from .dosing.escalation.crm import Crm, calibrated_skeleton
-        from .dosing.escalation.from_protocol import boin_design, crm_design
+        from ..dosing.escalation.boin import Boin
+        from ..dosing.escalation.crm import Crm, calibrated_skeleton
+        from ..dosing.escalation.from_protocol import boin_design, crm_design
 
         if escalation is not None and escalation.design == name:
             given = [f"--{o.replace('_', '-')}" for o in self.OPTIONS[name] if getattr(self, o) is not None]
@@ -172,7 +172,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         lambda_d: Optional[float] = LambdaDOption, safety_stop: Optional[bool] = SafetyStopOption,
         as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
-    from .dosing.escalation import three_plus_three
+    from ..dosing.escalation import three_plus_three
 
     protocol = resolve(trial)
     escalation = protocol.dose_escalation
@@ -241,7 +241,7 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
        plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
-    from .dosing.escalation import boin as _loaded, crm as _also_loaded, three_plus_three  # noqa: F401
+    from ..dosing.escalation import boin as _loaded, crm as _also_loaded, three_plus_three  # noqa: F401
     # (imported before the clock starts, so the reported seconds are the computation's)
 
     p = _floats(tox, "--tox")
@@ -276,7 +276,7 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
         seconds[name] = time.perf_counter() - started
         results.append(result)
     if plot is not None:
-        from .dosing.escalation.plot import plot_oc
+        from ..dosing.escalation.plot import plot_oc
         plot_oc(results, plot)
     if as_json:
         payload = [r.to_json() | {"seconds": round(seconds[r.design], 3)} for r in results]

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from .cli_support import JsonOption, command, emit_json, err, out
-from .service import SYSTEM, access, accounts, demo, trials
-from .service.accounts import ROLE_DESCRIPTIONS, ROLES
-from .service.reconcile import check_trail
-from .store import Database, parse_checkpoint
-from .store.models import AuditHead
+from ..service.roles import ROLE_DESCRIPTIONS, ROLES
+from .support import JsonOption, command, emit_json, err, out
+
+if TYPE_CHECKING:
+    from ..store import Database
+
+# The service and the store (SQLAlchemy, Argon2) load inside the commands that use them, so that every
+# other command of the CLI starts without them.
 
 DbOption = typer.Option(None, "--db", help="Database URL (sqlite:///file.db or postgresql+psycopg://user@host/db); "
                                            "default: $STROKETRIAL_DB, else sqlite:///stroketrial.db")
@@ -28,6 +30,7 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
 def open_db(url: Optional[str]) -> Database:
+    from ..store import Database
     db = Database(url)
     db.migrate()
     return db
@@ -49,7 +52,8 @@ def serve(db_url: Optional[str] = DbOption,
     """Start the platform: the JSON API under /api/v1 (OpenAPI at /docs)."""
     import uvicorn
 
-    from .web import create_app
+    from ..service import demo
+    from ..web import create_app
 
     db = open_db(db_url)
     if demo_data:
@@ -65,6 +69,7 @@ def serve(db_url: Optional[str] = DbOption,
 
 
 def _print_logins(logins: list[dict], host: str, port: int) -> None:
+    from ..service import demo
     # Plain lines, not a table: a token must survive copy and paste whole, whatever the terminal's width.
     out.print(f"[bold]Demo logins[/] for http://{host}:{port} (password {demo.DEMO_PASSWORD} for the web pages; "
               "API token for 'Authorization: Bearer TOKEN'):", highlight=False)
@@ -97,6 +102,7 @@ def create_site(code: str = typer.Argument(..., help="Site code."),
                                                        "(default $STROKETRIAL_TIMEZONE, else UTC)."),
                 db_url: Optional[str] = DbOption) -> None:
     """Create a site."""
+    from ..service import SYSTEM, accounts
     db = open_db(db_url)
     with db.write() as session:
         accounts.create_site(session, SYSTEM, code, name, timezone)
@@ -108,6 +114,7 @@ def create_trial(trial: str = typer.Argument(..., help="Built-in id or protocol 
                  sites: list[str] = typer.Option([], "--site", help="Site code (repeat); created if new."),
                  db_url: Optional[str] = DbOption) -> None:
     """Create a trial at sites from a protocol; concealed lists and kits are made from the OS CSPRNG."""
+    from ..service import SYSTEM, trials
     db = open_db(db_url)
     with db.write() as session:
         row = trials.create_trial(session, SYSTEM, trial, sites)
@@ -119,6 +126,7 @@ def add_site(trial: str = typer.Argument(..., help="Trial id on the platform."),
              sites: list[str] = typer.Option(..., "--site", help="Site code (repeat)."),
              db_url: Optional[str] = DbOption) -> None:
     """Open more sites for a trial."""
+    from ..service import SYSTEM, trials
     db = open_db(db_url)
     with db.write() as session:
         for site in sites:
@@ -135,6 +143,7 @@ def create_user(name: str = typer.Argument(..., help="User name."),
                                                     help="Read a password for the web pages from stdin."),
                 db_url: Optional[str] = DbOption) -> None:
     """Create a user; prints the new API token alone on the last line (send it as 'Authorization: Bearer TOKEN')."""
+    from ..service import SYSTEM, accounts
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     db = open_db(db_url)
     with db.write() as session:
@@ -148,6 +157,7 @@ def create_user(name: str = typer.Argument(..., help="User name."),
 def deactivate_user(name: str = typer.Argument(..., help="User name."),
                     db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
     """Deactivate a user: their page sessions end at once and their API tokens are refused (audited)."""
+    from ..service import SYSTEM, access
     db = open_db(db_url)
     with db.write() as session:
         result = access.deactivate_user(session, SYSTEM, name)
@@ -162,6 +172,7 @@ def revoke_token(name: str = typer.Argument(..., help="User name."),
                                                                            "default: all of the user's tokens."),
                  db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
     """Revoke one API token of a user, or all of them (audited); calls with them get 401 at once."""
+    from ..service import SYSTEM, access
     db = open_db(db_url)
     with db.write() as session:
         result = access.revoke_tokens(session, SYSTEM, name, token)
@@ -177,6 +188,7 @@ def reset_password(name: str = typer.Argument(..., help="User name."),
                                                             "never goes on the command line)."),
                    db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
     """Set a new password for the web pages: the user's sessions end and a lockout is lifted (audited)."""
+    from ..service import SYSTEM, access
     if not password_stdin:
         raise ValueError("give the new password on stdin with --password-stdin (never on the command line)")
     password = sys.stdin.readline().rstrip("\n")
@@ -191,6 +203,7 @@ def reset_password(name: str = typer.Argument(..., help="User name."),
 def unlock_user(name: str = typer.Argument(..., help="User name."),
                 db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
     """Lift a lockout after failed sign-ins: the name's failures are forgotten (audited)."""
+    from ..service import SYSTEM, access
     db = open_db(db_url)
     with db.write() as session:
         result = access.unlock_user(session, SYSTEM, name)
@@ -213,6 +226,8 @@ def audit_verify(db_url: Optional[str] = DbOption, as_json: bool = JsonOption,
                                                                 help="A file of such lines, one per line.")) -> None:
     """Check the audit trail: the keyed hash chain, every checkpoint (the log beside the audit key and any
     given here), and the data tables against the trail; exit code 1 naming what differs."""
+    from ..service.reconcile import check_trail
+    from ..store import parse_checkpoint
     given = [parse_checkpoint(line, f"--checkpoint {n}") for n, line in enumerate(checkpoints, 1)]
     if checkpoint_file is not None:
         given += [parse_checkpoint(line, f"{checkpoint_file}:{n}")
@@ -237,6 +252,7 @@ def audit_verify(db_url: Optional[str] = DbOption, as_json: bool = JsonOption,
 def audit_checkpoint(db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
     """Print the trail's head signed with the audit key, to keep off site; `audit verify --checkpoint-file`
     later proves no event up to it was deleted or rewritten."""
+    from ..store.models import AuditHead
     db = open_db(db_url)
     assert db.keystore is not None
     with db.read() as session:

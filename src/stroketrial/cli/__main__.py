@@ -1,0 +1,5 @@
+"""`python -m stroketrial.cli ...`, as the test harness and subprocess tests run it."""
+
+from . import main
+
+main()
