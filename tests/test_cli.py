@@ -143,3 +143,21 @@ def test_the_installed_entry_point_runs(patient_file):
     result = subprocess.run([sys.executable, "-m", "stroketrial.cli", "screen", "amass-2", str(patient_file)],
                             capture_output=True, text=True)
     assert result.returncode == 0 and "ELIGIBLE" in result.stdout
+
+
+def test_a_command_without_its_extra_names_the_extra_to_install(monkeypatch):
+    """On the core install (no server extra) `stroketrial serve` meets no SQLAlchemy: one line, exit 2."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_sqlalchemy(name, globals=None, locals=None, fromlist=(), level=0):
+        # SQLAlchemy is loaded already in this process: refuse the store (which imports it) as if it were not
+        if name.split(".")[0] == "sqlalchemy" or (level and name.split(".")[0] == "store"):
+            raise ModuleNotFoundError("No module named 'sqlalchemy'", name="sqlalchemy")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", without_sqlalchemy)
+    result = run("audit", "verify", "--db", "sqlite:////tmp/no-such-dir/x.db")
+    assert result.exit_code == 2
+    assert "needs the server extra: pip install 'stroketrial[server]'" in result.output

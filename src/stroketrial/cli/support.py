@@ -25,6 +25,14 @@ err = Console(stderr=True, soft_wrap=True)
 JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead of tables.")
 
 
+# Optional dependencies by top-level module, and the extra (pyproject.toml) that installs each.
+EXTRAS = {"matplotlib": "report", "odmlib": "report",
+          "fastapi": "server", "starlette": "server", "uvicorn": "server", "sqlalchemy": "server",
+          "alembic": "server", "argon2": "server", "jinja2": "server", "multipart": "server",
+          "python_multipart": "server", "itsdangerous": "server", "anyio": "server",
+          "psycopg": "postgres", "dask": "dask", "distributed": "dask"}
+
+
 def fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}".replace("\n", "; "), markup=True, highlight=False)
     raise typer.Exit(2)
@@ -40,6 +48,12 @@ def command(group: typer.Typer, name: str | None = None, **kwargs) -> Callable:
                 return fn(*args, **kw)
             except INPUT_ERRORS as exc:
                 fail(str(exc))
+            except ImportError as exc:  # an optional dependency: name the extra, else a real bug
+                extra = EXTRAS.get((exc.name or "").split(".")[0])
+                if extra is None:
+                    raise
+                fail(f"this command needs the {extra} extra: pip install 'stroketrial\\[{extra}]' "
+                     f"(no module named {exc.name!r})")
 
         return group.command(name, **kwargs)(guarded)
 
