@@ -372,15 +372,13 @@ def dashboard_page(request: Request, trial: str):
 def _enrolment_chart(enrolment: dict[str, Any]) -> str | None:
     if not enrolment["days"]:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    # The object API, never pyplot: pyplot's global figure manager is not safe in threaded request handlers.
     import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
 
     days = [dt.date.fromisoformat(d) for d in enrolment["days"]]
-    fig, ax = plt.subplots(figsize=(7, 2.8), constrained_layout=True)
+    fig = Figure(figsize=(7, 2.8), layout="constrained")
+    ax = fig.subplots()
     if len(days) == 1:
         # One day of enrolment: a step line would be invisible; show the day's count per site.
         sites = list(enrolment["cumulative_by_site"])
@@ -401,7 +399,6 @@ def _enrolment_chart(enrolment: dict[str, Any]) -> str | None:
     ax.grid(alpha=0.3)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
