@@ -112,15 +112,27 @@ def test_mixed_model_matches_lme4():
         assert r.details["se"] == pytest.approx(R[f"lmer_se_{visit}"], abs=1e-4)
 
 
-def test_win_odds_counts_every_pair():
+def test_win_odds_agrees_with_scipys_mann_whitney_and_brunner_munzel():
     r = ordinal.win_odds(DATA, "mrs_90d", *ARMS)
     a = DATA.loc[DATA.arm == "albumin", "mrs_90d"].dropna().to_numpy()
     b = DATA.loc[DATA.arm == "control", "mrs_90d"].dropna().to_numpy()
-    better, worse = (np.subtract.outer(a, b) < 0).mean(), (np.subtract.outer(a, b) > 0).mean()
-    ties = 1 - better - worse
-    assert r.estimate == pytest.approx((better + ties / 2) / (worse + ties / 2))
-    assert r.details["generalized_odds_ratio"] == pytest.approx(better / worse)
-    assert r.ci_low < r.estimate < r.ci_high
+    # SciPy's Mann-Whitney U of control against treatment counts the pairs where the control patient has the
+    # higher (worse) mRS, ties counted half: the treatment arm's wins + ties/2 (Dong G et al., Stat Med 2020)
+    u = stats.mannwhitneyu(b, a).statistic
+    theta = u / (len(a) * len(b))
+    assert r.estimate == pytest.approx(theta / (1 - theta), rel=1e-12)
+    # the generalized odds ratio (Agresti 1980), wins / losses: the tied pairs are sum_k n_a(k) n_b(k)
+    tied = float(np.bincount(a.astype(int), minlength=7) @ np.bincount(b.astype(int), minlength=7))
+    wins, losses = u - tied / 2, len(a) * len(b) - u - tied / 2
+    assert r.details["generalized_odds_ratio"] == pytest.approx(wins / losses, rel=1e-12)
+    # SciPy's Brunner-Munzel statistic is (theta - 1/2) / se(theta) with the same placement variance: the interval
+    # on the log odds by the delta method, and the p-value, follow from it
+    bm = stats.brunnermunzel(a, b)
+    se_log = abs(theta - 0.5) / abs(bm.statistic) / (theta * (1 - theta))
+    assert (r.ci_low, r.ci_high) == pytest.approx((r.estimate * np.exp(-1.959963985 * se_log),
+                                                   r.estimate * np.exp(1.959963985 * se_log)), rel=1e-8)
+    assert r.p_value == pytest.approx(bm.pvalue, rel=1e-12)
+    assert r.estimate > 1 and bm.statistic > 0  # albumin has the better (lower) mRS in this dataset
 
 
 def test_utility_weighted_mrs_uses_the_published_weights():

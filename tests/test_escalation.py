@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate
+from scipy import integrate, optimize, stats
 from typer.testing import CliRunner
 
 from stroketrial.cli import app
@@ -258,17 +258,59 @@ def test_boin_operating_characteristics_match_the_published_tables(row):
         check(f"treated{j + 1}", 100 * share, 100 * np.sqrt(w @ (end.n[:, j] - share * total) ** 2 / runs) / mean_n)
 
 
+def boin_select_mtd_reference(target, npts, ntox, cutoff_eli=0.95, extrasafe=False, offset=0.05) -> int:
+    """select.mtd of the BOIN authors' R package (CRAN BOIN, R/select.mtd.R), line by line, with SciPy's
+    weighted pool-adjacent-violators (scipy.optimize.isotonic_regression) for its pava(): 0-based, -1 for none."""
+    n, y = np.asarray(npts), np.asarray(ntox)
+    eliminated = np.zeros(len(n), dtype=bool)
+    for i in range(len(n)):
+        if n[i] >= 3 and stats.beta.sf(target, y[i] + 1, n[i] - y[i] + 1) > cutoff_eli:
+            eliminated[i:] = True
+            break
+    if extrasafe and n[0] >= 3 and stats.beta.sf(target, y[0] + 1, n[0] - y[0] + 1) > cutoff_eli - offset:
+        eliminated[:] = True
+    if eliminated[0] or n[~eliminated].sum() == 0:
+        return -1
+    admissible = np.flatnonzero((n != 0) & ~eliminated)
+    ya, na = y[admissible], n[admissible]
+    phat = (ya + 0.05) / (na + 0.1)
+    variance = (ya + 0.05) * (na - ya + 0.05) / ((na + 0.1) ** 2 * (na + 0.1 + 1))
+    phat = optimize.isotonic_regression(phat, weights=1 / variance).x
+    phat = phat + np.arange(1, len(phat) + 1) * 1e-10  # BOIN: "break ties by adding an increasingly small number"
+    return int(admissible[np.argmin(np.abs(phat - target))])
+
+
 def test_boin_pools_adjacent_doses_with_inverse_variance_weights():
-    # 1/6, 3/6, 0/6, 5/12 at target 0.3. The BOIN estimates (y + 0.05)/(n + 0.1) violate order
-    # at levels 1-3; pooled with weights 1/Var of the Beta(y + 0.05, n - y + 0.05) posterior the
-    # 0/6 dominates (pooled 0.031), so level 4 (0.417) is closest. Weighting by n instead would
-    # pool levels 2-3 to 0.254 and pick level 2.
+    # 1/6, 3/6, 0/6, 5/12 at target 0.3: the estimates (y + 0.05)/(n + 0.1) violate order at levels 1-3; pooled
+    # with weights 1/Var of the Beta(y + 0.05, n - y + 0.05) posterior the 0/6 dominates, so level 4 (0.417) is
+    # closest. Weighting by n instead would pool levels 2-3 to 0.254 and pick level 2.
     n, y = np.array([[6, 6, 6, 12]]), np.array([[1, 3, 0, 5]])
     a, b = y + 0.05, n - y + 0.05
-    weight = (a + b) ** 2 * (a + b + 1) / (a * b)
-    pooled = (weight[0, :3] @ (a / (a + b))[0, :3]) / weight[0, :3].sum()
-    assert pooled == pytest.approx(0.0315, abs=5e-4)
-    assert Boin(0.3).select_mtd(n, y)[0] == 3
+    weights = (a + b) ** 2 * (a + b + 1) / (a * b)
+    pooled = optimize.isotonic_regression((a / (a + b))[0], weights=weights[0]).x
+    assert isotonic(a / (a + b), weights, np.ones_like(n, dtype=bool))[0] == pytest.approx(pooled, abs=1e-12)
+    assert pooled[:3] == pytest.approx([0.0315] * 3, abs=5e-4)
+    assert boin_select_mtd_reference(0.3, n[0], y[0]) == Boin(0.3).select_mtd(n, y)[0] == 3
+    by_n = optimize.isotonic_regression((a / (a + b))[0], weights=n[0].astype(float)).x
+    assert np.argmin(np.abs(by_n - 0.3)) == 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12)), min_size=2, max_size=6),
+       st.sampled_from([0.2, 0.25, 0.3, 0.33]), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_boin_selects_the_mtd_as_the_boin_r_package_does(counts, target, extrasafe):
+    n = np.array([c[0] for c in counts])
+    y = np.minimum([c[1] for c in counts], n)
+    design = Boin(target, extrasafe=extrasafe)
+    assert design.select_mtd(n[None, :], y[None, :])[0] == boin_select_mtd_reference(target, n, y,
+                                                                                     extrasafe=extrasafe)
+    a, b = y + 0.05, n - y + 0.05
+    usable = n > 0
+    if usable.any():
+        fitted = isotonic((a / (a + b))[None, :], ((a + b) ** 2 * (a + b + 1) / (a * b))[None, :], usable[None, :])
+        reference = optimize.isotonic_regression((a / (a + b))[usable], weights=((a + b) ** 2 * (a + b + 1) /
+                                                                                  (a * b))[usable]).x
+        assert fitted[0, usable] == pytest.approx(reference, abs=1e-10)
 
 
 def test_boin_early_stopping_and_extra_safety_rules_live():

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
+import re
+import warnings
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.miscmodels.ordinal_model import OrderedModel
 from typer.testing import CliRunner
 
+from stroketrial.analysis.result import Result
 from stroketrial.cli import app
 from stroketrial.protocol import load_builtin
 from stroketrial.report.figures import consort, forest, grotta_bars, save
@@ -18,6 +25,36 @@ from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
 
 runner = CliRunner()
+REF = Path(__file__).parent / "reference"
+R = pd.read_csv(REF / "r_reference.csv").set_index("name")["value"].to_dict()  # make_reference.R (MASS, stats)
+Z95 = 1.959963985
+
+
+def result_rows(report_html: str) -> dict[str, dict[str, str]]:
+    """The rows of the report's results tables, by analysis name, as printed."""
+    rows = {}
+    for cells in re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>"
+                            r"<td>(.*?)</td><td class='small'>", report_html):
+        name, measure, estimate, ci, p, n = (html_lib.unescape(c) for c in cells)
+        rows[name] = {"measure": measure, "estimate": estimate, "ci": ci, "p": p, "n": n}
+    return rows
+
+
+def svg_text(path: Path) -> list[str]:
+    """Every line of text in a figure (matplotlib writes SVG text as text: svg.fonttype none)."""
+    return [html_lib.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text())]
+
+
+def common_or(data: pd.DataFrame, treatment: str) -> tuple[float, float, float]:
+    """The unadjusted common OR for a lower mRS with its Wald interval, fitted here by statsmodels."""
+    complete = data.dropna(subset=["mrs_90d"])
+    treated = (complete["arm"] == treatment).astype(float).to_frame("treated")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = OrderedModel(complete["mrs_90d"].astype(int), treated, distr="logit").fit(method="bfgs", disp=False,
+                                                                                          maxiter=2000)
+    beta, se = fit.params["treated"], fit.bse["treated"]  # on P(mRS > j): a better mRS is -beta
+    return float(np.exp(-beta)), float(np.exp(-beta - Z95 * se)), float(np.exp(-beta + Z95 * se))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +78,89 @@ def test_demo_writes_the_report_the_dataset_and_every_figure(demo_report):
         assert heading in html, heading
     assert "data:image/png;base64," in html and "<script" not in html  # self-contained, nothing to fetch
     results = json.loads((out / "results.json").read_text())
-    assert results["n"] == 160 and summary["truth"]["common_or"] == 1.5
+    assert summary["truth"]["common_or"] == 1.5
+    # The numbers in the report are those of the dataset it wrote: n per arm, CONSORT, the common OR.
+    data = pd.read_csv(out / "dataset.csv")
+    per_arm = data["arm"].value_counts()
+    assert results["n"] == len(data) == 160
+    assert f"albumin (n={per_arm['albumin']})" in html and f"control (n={per_arm['control']})" in html
+    flow = svg_text(out / "consort.svg")
+    assert f"Randomized (n = {len(data)})" in flow
+    for arm in ("albumin", "control"):
+        at = flow.index(f"Allocated to {arm}")
+        assert flow[at + 1] == f"(n = {per_arm[arm]})"
+        missing = int(data.loc[data["arm"] == arm, "mrs_90d"].isna().sum())
+        assert f"lost or mRS missing: {missing}" in flow[at:at + 8]
+        assert f"n = {per_arm[arm] - missing}" in flow[at:at + 8]
+    estimate, low, high = common_or(data, "albumin")
+    unadjusted = result_rows(html)["ordinal shift (mRS), unadjusted"]
+    assert unadjusted["estimate"] == f"{estimate:#.3g}"
+    assert unadjusted["n"] == str(int(data["mrs_90d"].notna().sum()))
+    assert f"{estimate:.2f} ({low:.2f}-{high:.2f})" in svg_text(out / "forest_subgroups.svg")  # Overall
+
+
+@pytest.fixture(scope="module")
+def reference_report(tmp_path_factory):
+    """The full report of the committed dataset that tests/reference/make_reference.R analysed with R."""
+    out = tmp_path_factory.mktemp("reference")
+    result = runner.invoke(app, ["analyze", "amass-2", str(REF / "amass2_trial.csv"), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_report_prints_what_r_computes_from_the_same_dataset(reference_report):
+    out = reference_report
+    rows = result_rows((out / "report.html").read_text())
+    # MASS::polr, profile-likelihood interval; polr's beta is for a worse mRS, the report's OR for a better one
+    for name, key in (("ordinal shift (mRS), unadjusted", "polr"), ("ordinal shift (mRS), adjusted", "polr_adj")):
+        assert rows[name]["estimate"] == f"{np.exp(-R[f'{key}_beta']):#.3g}", name
+        assert rows[name]["ci"] == (f"{np.exp(-R[f'{key}_profile_beta_high']):#.3g} to "
+                                    f"{np.exp(-R[f'{key}_profile_beta_low']):#.3g}"), name
+    # fisher.test on mRS 0-2: the conditional MLE odds ratio, its exact interval and p
+    exact = rows["mrs_90d_0_2: odds ratio (exact)"]
+    assert (exact["estimate"], exact["ci"], exact["p"]) == (
+        f"{R['fisher_or']:#.3g}", f"{R['fisher_or_low']:#.3g} to {R['fisher_or_high']:#.3g}", f"{R['fisher_p']:.3f}")
+    assert rows["Wilcoxon-Mann-Whitney"]["p"] == f"{R['wilcox_p']:.3f}"  # wilcox.test, continuity corrected
+    assert rows["infarct_volume_ml: log-scale ANCOVA"]["estimate"] == f"{np.exp(R['lm_beta']):#.3g}"  # lm
+    # results.json carries the same results unrounded
+    results = {r["name"]: r for s in json.loads((out / "results.json").read_text())["sections"]
+               for r in s["results"]}
+    assert results["ordinal shift (mRS), unadjusted"]["estimate"] == pytest.approx(np.exp(-R["polr_beta"]), abs=1e-4)
+    assert results["mrs_90d_0_2: odds ratio (exact)"]["ci_high"] == pytest.approx(R["fisher_or_high"], abs=1e-4)
+    # the forest plot's overall line: polr's Wald interval (its standard error from R)
+    overall = [np.exp(-R["polr_beta"] + k * Z95 * R["polr_se"]) for k in (0, -1, 1)]
+    forest_text = svg_text(out / "forest_subgroups.svg")
+    assert forest_text[forest_text.index("Overall") + 1:].count("{:.2f} ({:.2f}-{:.2f})".format(*overall)) == 1
+
+
+def test_table1_and_consort_count_the_dataset(reference_report):
+    out = reference_report
+    data = pd.read_csv(REF / "amass2_trial.csv")
+    report_html = (out / "report.html").read_text()
+    for arm, group in data.groupby("arm"):
+        assert f"<th>{arm} (n={len(group)})</th>" in report_html
+    bridging = {arm: int(g["bridging_thrombolysis"].sum()) for arm, g in data.groupby("arm")}
+    row = re.search(r"<td>bridging intravenous thrombolysis, n \(%\)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>",
+                    report_html)
+    assert row is not None
+    n_arm = data["arm"].value_counts()
+    assert row.group(1) == f"{bridging['albumin']} ({100 * bridging['albumin'] / n_arm['albumin']:.1f})"
+    assert row.group(2) == f"{bridging['control']} ({100 * bridging['control'] / n_arm['control']:.1f})"
+    age = re.search(r"<td>age, years, median \(IQR\)</td>\s*<td>(.*?)</td>", report_html).group(1)
+    q1, median, q3 = data.loc[data["arm"] == "albumin", "age"].quantile([0.25, 0.5, 0.75])
+    assert age == f"{median:.4g} ({q1:.4g}-{q3:.4g})"
+    flow = svg_text(out / "consort.svg")
+    assert f"Randomized (n = {len(data)})" in flow and f"Assessed for eligibility (n = {len(data)})" in flow
+    for arm in ("albumin", "control"):
+        part = data[data["arm"] == arm]
+        at = flow.index(f"Allocated to {arm}")
+        missing = int(part["mrs_90d"].isna().sum())
+        assert flow[at:at + 8] == [
+            f"Allocated to {arm}", f"(n = {len(part)})",
+            f"received as allocated: {int((part['treated_arm'] == arm).sum())}",
+            "Follow-up at 90 days", f"lost or mRS missing: {missing}",
+            f"crossed over: {int((part['treated_arm'] != arm).sum())}",
+            "Analysed (intention to treat)", f"n = {len(part) - missing}"]
 
 
 def test_analyze_reads_the_platform_export(tmp_path):
@@ -99,10 +218,42 @@ def test_figures_and_tables_directly(tmp_path):
     paths = save(grotta_bars({"albumin": [10, 12, 9, 8, 6, 2, 3], "control": [6, 9, 10, 9, 8, 4, 6]}),
                  tmp_path / "grotta")
     assert [p.suffix for p in paths] == [".png", ".svg", ".pdf"] and all(p.stat().st_size for p in paths)
+    bars = svg_text(paths[1])
+    assert {"albumin", "(n=50)", "control", "(n=52)"} <= set(bars)
+    # each segment prints its share of the arm: 10/50 = 20%, 12/50 = 24%, ... and 6/52 = 11.5% -> "12"
+    segments = bars[bars.index("(n=52)") + 1:bars.index("Modified Rankin Scale at 90 days")]
+    assert segments == ["20", "24", "18", "16", "12", "4", "6", "12", "17", "19", "17", "15", "8", "12"]
     data = pd.DataFrame({"arm": ["a", "b"] * 10, "age": range(60, 80), "sex": ["female", "male"] * 10,
                          "death_90d": [0, 1] * 10})
     t1 = table1(data, "arm", ["a", "b"])
-    assert t1.iloc[0, 0] == "age, years, median (IQR)" and t1.columns[1] == "a (n=10)"
+    assert list(t1.columns) == ["characteristic", "a (n=10)", "b (n=10)"]
+    # arm a: ages 60, 62, ..., 78: median 69, quartiles 64.5 and 73.5 (linear interpolation, as numpy and R type 7)
+    assert t1.iloc[0].tolist() == ["age, years, median (IQR)", "69 (64.5-73.5)", "70 (65.5-74.5)"]
+    assert t1.set_index("characteristic").loc["    female"].tolist() == ["10 (100.0)", "0 (0.0)"]
     safety = safety_table(data, "arm", ["a", "b"], {"death_90d": "Death"})
-    assert safety.iloc[0]["b"] == "10/10 (100.0%)" and safety.iloc[0]["Fisher p"] == "0.000"
-    assert load_builtin("amass-2").acronym == "AMASS-2" and consort and forest
+    # Fisher's exact test of 0/10 against 10/10: p = 2 / C(20, 10) = 1.1e-5
+    assert safety.iloc[0].tolist() == ["Death", "0/10 (0.0%)", "10/10 (100.0%)", "0.000"]
+    flow = consort({"assessed": 120, "excluded": 11, "incomplete": 4, "excluded_by": {"nihss": 7, "age": 4},
+                    "randomized": 100, "arms": ["albumin", "control"],
+                    "by_arm": {"albumin": {"allocated": 51, "received": 50, "crossed": 1, "missing": 2,
+                                           "analysed": 49},
+                               "control": {"allocated": 49, "received": 49, "crossed": 0, "missing": 3,
+                                           "analysed": 46}}})
+    text = svg_text(save(flow, tmp_path / "consort")[1])
+    assert text[:6] == ["Assessed for eligibility (n = 120)", "Excluded (n = 20)", "  not meeting criteria: 11",
+                        "      nihss: 7", "      age: 4", "  screening data incomplete: 4"]
+    assert "  eligible, not randomized: 5" in text and "Randomized (n = 100)" in text
+    assert text[text.index("Allocated to control"):][:8] == [
+        "Allocated to control", "(n = 49)", "received as allocated: 49", "Follow-up at 90 days",
+        "lost or mRS missing: 3", "crossed over: 0", "Analysed (intention to treat)", "n = 46"]
+    young = Result("Age: under 70", 1.5, 1.1, 2.05, 0.01, "po", 150, "common odds ratio",
+                   {"subgroup": "Age", "interaction_p": 0.04})
+    old = Result("Age: 70 or older", 0.8, 0.5, 1.28, 0.35, "po", 140, "common odds ratio",
+                 {"subgroup": "Age", "interaction_p": 0.04})
+    overall = Result("overall", 1.2, 0.95, 1.52, 0.12, "po", 290, "common odds ratio", {})
+    text = svg_text(save(forest([young, old], overall), tmp_path / "forest")[1])
+    assert ["Age: under 70  (interaction p = 0.04)", "Age: 70 or older", "Overall"] == [
+        t for t in text if t.startswith(("Age", "Overall"))]
+    assert [t for t in text if "(" in t and "-" in t and t[0].isdigit()] == [
+        "1.50 (1.10-2.05)", "0.80 (0.50-1.28)", "1.20 (0.95-1.52)"]
+    assert load_builtin("amass-2").acronym == "AMASS-2"

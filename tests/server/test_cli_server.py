@@ -8,8 +8,12 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from stroketrial.cli import app
+from stroketrial.protocol import load_builtin
 from stroketrial.store import Database
 from stroketrial.web import create_app
+
+from ..trials import angel_rescue
+from ..trials.helpers import happening_now
 
 runner = CliRunner()
 
@@ -34,6 +38,38 @@ def test_admin_creates_a_trial_and_users_whose_token_works(database_url):
     assert [t["id"] for t in client.get("/api/v1/trials", headers={"Authorization": f"Bearer {token}"}).json()] == \
         ["amass-2"]
     db.dispose()
+
+
+def test_admin_add_site_opens_a_site_where_patients_can_then_be_randomized(database_url):
+    assert run("admin", "create-trial", "angel-rescue", "--site", "S1", "--db", database_url).exit_code == 0
+    added = run("admin", "add-site", "angel-rescue", "--site", "S3", "--site", "S4", "--db", database_url)
+    assert added.exit_code == 0, added.output
+    assert "angel-rescue: sites S3, S4 open" in added.output
+    assert run("admin", "add-site", "angel-rescue", "--site", "S3", "--db", database_url).exit_code == 0  # again: no-op
+    user = run("admin", "create-user", "li", "--role", "coordinator", "--site", "S3", "--db", database_url)
+    assert user.exit_code == 0, user.output
+    token = user.stdout.strip().splitlines()[-1]
+    db = Database(database_url)
+    client = TestClient(create_app(db), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {token}"}
+    data = happening_now({**angel_rescue.ELIGIBLE, "bridging_thrombolysis": False})
+    attestations = data.pop("attestations", None)
+    registered = client.post("/api/v1/trials/angel-rescue/patients", headers=headers,
+                             json={"patient_id": "S3-001", "site": "S3", "data": data, "attestations": attestations})
+    assert registered.status_code == 201, registered.text
+    allocation = client.post("/api/v1/trials/angel-rescue/patients/S3-001/randomization",
+                             headers=headers | {"Idempotency-Key": "k1"})
+    assert allocation.status_code in (200, 201), allocation.text
+    assert allocation.json()["arm"] in {a.id for a in load_builtin("angel-rescue").arms}
+    with db.read() as session:
+        events = session.execute(text("SELECT site_code FROM audit_events WHERE action = 'add_site' ORDER BY seq")
+                                 ).scalars().all()
+        opened = session.execute(text("SELECT site_code FROM trial_sites WHERE trial_id = 'angel-rescue' "
+                                      "ORDER BY site_code")).scalars().all()
+    db.dispose()
+    assert events == ["S1", "S3", "S4"] and opened == ["S1", "S3", "S4"]  # the repeat added nothing
+    unknown = run("admin", "add-site", "amass-9", "--site", "S3", "--db", database_url)
+    assert unknown.exit_code == 2 and "no trial 'amass-9'" in unknown.output and "Traceback" not in unknown.output
 
 
 @pytest.mark.parametrize("args, message", [
