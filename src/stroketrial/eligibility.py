@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -233,6 +234,20 @@ def read_cohort(path: str | Path) -> pd.DataFrame:
     raise CohortFileError(f"{path}: a cohort is a .csv or .parquet file")
 
 
-__all__ = ["screen", "funnel", "statuses", "first_failing", "encode_cohort", "read_cohort", "ScreeningResult", "CriterionResult",
-           "Funnel", "FunnelRow", "ScreeningInputError", "CohortFileError", "PatientDataError", "TableDataError",
-           "ATTESTATION_PREFIX"]
+__all__ = [
+    "ATTESTATION_PREFIX",
+    "CohortFileError",
+    "CriterionResult",
+    "Funnel",
+    "FunnelRow",
+    "PatientDataError",
+    "ScreeningInputError",
+    "ScreeningResult",
+    "TableDataError",
+    "encode_cohort",
+    "first_failing",
+    "funnel",
+    "read_cohort",
+    "screen",
+    "statuses",
+]

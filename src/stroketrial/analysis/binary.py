@@ -10,7 +10,7 @@ the whole sample (g-computation) with a seeded bootstrap interval.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

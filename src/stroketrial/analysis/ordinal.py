@@ -9,7 +9,7 @@ the reported common OR is exp(-beta).
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

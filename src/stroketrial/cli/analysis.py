@@ -6,7 +6,6 @@ import io
 import time
 import zipfile
 from pathlib import Path
-from typing import Optional
 
 import pandas as pd
 import typer
@@ -75,18 +74,18 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
                                                    "`binary` for one analysis."),
             data_path: Path = typer.Argument(..., help="Dataset .csv (one row per patient) or the platform's .zip "
                                                        "export."),
-            out_dir: Optional[Path] = typer.Option(None, "--out", help="Report folder (full report)."),
+            out_dir: Path | None = typer.Option(None, "--out", help="Report folder (full report)."),
             outcome: str = typer.Option("mrs_90d", "--outcome", help="Outcome column (one analysis)."),
             arm: str = typer.Option("arm", "--arm", help="Arm column."),
-            treatment: Optional[str] = typer.Option(None, "--treatment", help="Treatment arm label."),
-            control: Optional[str] = typer.Option(None, "--control", help="Control arm label."),
+            treatment: str | None = typer.Option(None, "--treatment", help="Treatment arm label."),
+            control: str | None = typer.Option(None, "--control", help="Control arm label."),
             adjust: str = typer.Option("", "--adjust", help="Covariates, comma-separated, e.g. age,nihss,aspects."),
-            success_max: Optional[int] = typer.Option(None, "--success-max", help="binary from an mRS column: "
+            success_max: int | None = typer.Option(None, "--success-max", help="binary from an mRS column: "
                                                                                   "success is mRS <= this, e.g. 2."),
             measure: str = typer.Option("risk_difference", "--measure", help=f"binary: {', '.join(BINARY_MEASURES)}."),
             population: str = typer.Option("itt", "--population", help="itt, pp (per_protocol column) or at "
                                                                        "(treated_arm column)."),
-            long_path: Optional[Path] = typer.Option(None, "--long", help="Repeated scores, one row per patient and "
+            long_path: Path | None = typer.Option(None, "--long", help="Repeated scores, one row per patient and "
                                                                           "visit (patient_id, arm, visit, scores)."),
             as_json: bool = JsonOption) -> None:
     """Analyse a trial dataset: the full report (HTML, PDF, figures), or one analysis printed as JSON."""
@@ -139,7 +138,7 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
 def demo(trial: str = typer.Argument(..., help="Built-in trial with two arms (amass-2, impact-lvo, angel-rescue, "
                                               "isis-hermes)."),
          out_dir: Path = typer.Option(..., "--out", help="Folder for the report, the dataset and the figures."),
-         n: Optional[int] = typer.Option(None, "--n", help="Patients (default: the protocol's sample size)."),
+         n: int | None = typer.Option(None, "--n", help="Patients (default: the protocol's sample size)."),
          seed: int = typer.Option(1, "--seed", help="Random seed."),
          common_or: float = typer.Option(1.5, "--common-or", help="True common odds ratio for a better mRS."),
          as_json: bool = JsonOption) -> None:

@@ -3,7 +3,6 @@ sample-size derivations."""
 
 from __future__ import annotations
 
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -21,7 +20,7 @@ def register(app: typer.Typer, command) -> None:
     ))(design)
 
 
-def _floats(text: Optional[str], option: str) -> Optional[list[float]]:
+def _floats(text: str | None, option: str) -> list[float] | None:
     if text is None:
         return None
     try:
@@ -31,35 +30,35 @@ def _floats(text: Optional[str], option: str) -> Optional[list[float]]:
 
 
 def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, or a trial id (its derivation)."),
-           kind: Optional[str] = typer.Argument(None, help="samplesize: binary, ordinal or continuous; power: trial."),
-           p_control: Optional[float] = typer.Option(None, "--p-control", help="binary: control-arm proportion."),
-           p_treatment: Optional[float] = typer.Option(None, "--p-treatment", help="binary: treatment proportion."),
-           control_mrs: Optional[str] = typer.Option(None, "--control-mrs", help="ordinal/power: control mRS 0-6 "
+           kind: str | None = typer.Argument(None, help="samplesize: binary, ordinal or continuous; power: trial."),
+           p_control: float | None = typer.Option(None, "--p-control", help="binary: control-arm proportion."),
+           p_treatment: float | None = typer.Option(None, "--p-treatment", help="binary: treatment proportion."),
+           control_mrs: str | None = typer.Option(None, "--control-mrs", help="ordinal/power: control mRS 0-6 "
                                                                                  "proportions."),
            common_or: float = typer.Option(1.5, "--common-or", help="ordinal/power: common OR for a better mRS."),
-           delta: Optional[float] = typer.Option(None, "--delta", help="continuous: difference in means."),
-           sd: Optional[float] = typer.Option(None, "--sd", help="continuous: standard deviation."),
+           delta: float | None = typer.Option(None, "--delta", help="continuous: difference in means."),
+           sd: float | None = typer.Option(None, "--sd", help="continuous: standard deviation."),
            alpha: float = typer.Option(0.05, "--alpha", help="Significance level (two-sided for sample sizes)."),
            power: float = typer.Option(0.8, "--power", help="Power."),
            ratio: float = typer.Option(1.0, "--ratio", help="Allocation ratio n treatment / n control."),
            sided: int = typer.Option(2, "--sided", help="1 or 2."),
            continuity: bool = typer.Option(False, "--continuity", help="binary: continuity correction."),
-           dropout: Optional[float] = typer.Option(None, "--dropout", help="Proportion lost to follow-up "
+           dropout: float | None = typer.Option(None, "--dropout", help="Proportion lost to follow-up "
                                                     "(default 0 for a sample size, 0.05 for power)."),
            non_adherence: float = typer.Option(0.0, "--non-adherence", help="Inflation n x (1 + r)."),
-           looks: Optional[int] = typer.Option(None, "--looks", help="boundaries: number of analyses (default 3); "
+           looks: int | None = typer.Option(None, "--looks", help="boundaries: number of analyses (default 3); "
                                                                      "samplesize: a group-sequential design with this "
                                                                      "many looks."),
-           information: Optional[str] = typer.Option(None, "--information", help="boundaries: information fractions."),
+           information: str | None = typer.Option(None, "--information", help="boundaries: information fractions."),
            spending: str = typer.Option("obf", "--spending", help="boundaries: obf or pocock."),
-           futility: Optional[str] = typer.Option(None, "--futility", help="boundaries: non-binding futility z per "
+           futility: str | None = typer.Option(None, "--futility", help="boundaries: non-binding futility z per "
                                                                           "interim."),
            trials: int = typer.Option(1000, "--trials", help="power: simulated trials."),
-           n: Optional[int] = typer.Option(None, "--n", help="power: patients (default: the protocol's)."),
+           n: int | None = typer.Option(None, "--n", help="power: patients (default: the protocol's)."),
            seed: int = typer.Option(1, "--seed", help="power: root seed."),
            endpoint: str = typer.Option("ordinal", "--endpoint", help="power: ordinal (shift) or binary (mRS 0-2)."),
-           workers: Optional[int] = typer.Option(None, "--workers", help="power: start a local Dask cluster."),
-           scheduler: Optional[str] = typer.Option(None, "--scheduler", help="power: Dask scheduler address."),
+           workers: int | None = typer.Option(None, "--workers", help="power: start a local Dask cluster."),
+           scheduler: str | None = typer.Option(None, "--scheduler", help="power: Dask scheduler address."),
            as_json: bool = JsonOption) -> None:
     """Plan a trial: sample size, group-sequential boundaries, simulated power, or a built-in trial's derivation."""
     from ..design import groupseq, samplesize  # SciPy and the simulators load when a design is asked for

@@ -6,7 +6,6 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import typer
@@ -31,14 +30,14 @@ def register(app: typer.Typer) -> None:
 
 
 def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml file."),
-         weight_kg: Optional[float] = typer.Option(None, "--weight-kg", help="Body weight in kg (20-300)."),
-         weight_lb: Optional[float] = typer.Option(None, "--weight-lb", help="Body weight in lb (converted exactly, "
+         weight_kg: float | None = typer.Option(None, "--weight-kg", help="Body weight in kg (20-300)."),
+         weight_lb: float | None = typer.Option(None, "--weight-lb", help="Body weight in lb (converted exactly, "
                                                                              "1 lb = 0.45359237 kg)."),
-         arm: Optional[str] = typer.Option(None, "--arm", help="Arm id (default: the experimental arm)."),
-         level: Optional[int] = typer.Option(None, "--level", help="Dose-escalation level (AMASS-1)."),
-         dose_group: Optional[float] = typer.Option(None, "--dose-group", help="Registered dose group, e.g. 1e8 "
+         arm: str | None = typer.Option(None, "--arm", help="Arm id (default: the experimental arm)."),
+         level: int | None = typer.Option(None, "--level", help="Dose-escalation level (AMASS-1)."),
+         dose_group: float | None = typer.Option(None, "--dose-group", help="Registered dose group, e.g. 1e8 "
                                                                               "cells (ISIS-HERMES)."),
-         randomized_at: Optional[str] = typer.Option(None, "--randomized-at", help="ISO time of randomization, "
+         randomized_at: str | None = typer.Option(None, "--randomized-at", help="ISO time of randomization, "
                                                                                    "for dated repeat doses."),
          as_json: bool = JsonOption) -> None:
     """Print the dose sheet of an arm: dose, volume and pump rate, with the arithmetic and the rounding."""
@@ -105,15 +104,15 @@ def _cohorts_3_3(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
 @dataclass(frozen=True)
 class _Planned:
     """BOIN/CRM settings from the command line, for planning; None where not given."""
-    target: Optional[float] = None
-    cohorts: Optional[int] = None
-    n_earlystop: Optional[int] = None
-    extrasafe: Optional[bool] = None
-    offset: Optional[float] = None
-    lambda_e: Optional[float] = None
-    lambda_d: Optional[float] = None
-    skeleton: Optional[str] = None
-    safety_stop: Optional[bool] = None
+    target: float | None = None
+    cohorts: int | None = None
+    n_earlystop: int | None = None
+    extrasafe: bool | None = None
+    offset: float | None = None
+    lambda_e: float | None = None
+    lambda_d: float | None = None
+    skeleton: str | None = None
+    safety_stop: bool | None = None
 
     OPTIONS = {"boin": ("target", "cohorts", "n_earlystop", "extrasafe", "offset", "lambda_e", "lambda_d"),
                "crm": ("target", "cohorts", "skeleton", "safety_stop")}
@@ -161,15 +160,15 @@ SafetyStopOption = typer.Option(None, "--safety-stop/--no-safety-stop",
                                        "--dlt '1:0/3,2:1/3'  ·  stroketrial escalation run my-boin-trial.yaml --dlt '1:0/3'")
 def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml with a dose_escalation section."),
         dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
-        design: Optional[str] = typer.Option(None, "--design", help="3+3, boin or crm (default: the protocol's)."),
-        target: Optional[float] = TargetOption,
-        current: Optional[int] = typer.Option(None, "--current", help="BOIN/CRM: the level the last cohort received "
+        design: str | None = typer.Option(None, "--design", help="3+3, boin or crm (default: the protocol's)."),
+        target: float | None = TargetOption,
+        current: int | None = typer.Option(None, "--current", help="BOIN/CRM: the level the last cohort received "
                                                                       "(default: the highest level with patients)."),
-        last_dlt: Optional[int] = typer.Option(None, "--last-dlt", help="CRM: DLTs in the last cohort (coherence rule)."),
-        skeleton: Optional[str] = SkeletonOption, cohorts: Optional[int] = CohortsOption,
-        n_earlystop: Optional[int] = NEarlystopOption, extrasafe: Optional[bool] = ExtrasafeOption,
-        offset: Optional[float] = OffsetOption, lambda_e: Optional[float] = LambdaEOption,
-        lambda_d: Optional[float] = LambdaDOption, safety_stop: Optional[bool] = SafetyStopOption,
+        last_dlt: int | None = typer.Option(None, "--last-dlt", help="CRM: DLTs in the last cohort (coherence rule)."),
+        skeleton: str | None = SkeletonOption, cohorts: int | None = CohortsOption,
+        n_earlystop: int | None = NEarlystopOption, extrasafe: bool | None = ExtrasafeOption,
+        offset: float | None = OffsetOption, lambda_e: float | None = LambdaEOption,
+        lambda_d: float | None = LambdaDOption, safety_stop: bool | None = SafetyStopOption,
         as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
     from ..dosing.escalation import three_plus_three
@@ -226,19 +225,19 @@ def _floats(text: str, option: str) -> list[float]:
                                       "--tox 0.05,0.10,0.20,0.35 --exact  ·  stroketrial escalation oc --design all --tox ... "
                                       "--skeleton 0.08,0.15,0.25,0.35 --plot oc.png")
 def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per level, e.g. 0.05,0.10,0.20,0.35."),
-       design: Optional[str] = typer.Option(None, "--design", help="3+3 (exact), boin, crm, or all (side by side); "
+       design: str | None = typer.Option(None, "--design", help="3+3 (exact), boin, crm, or all (side by side); "
                                                                    "default: the --trial's design, else 3+3."),
-       trial: Optional[str] = typer.Option(None, "--trial", help="Built-in id or protocol .yaml: its design and "
+       trial: str | None = typer.Option(None, "--trial", help="Built-in id or protocol .yaml: its design and "
                                                                  "settings (e.g. a BOIN fixed in the protocol)."),
-       target: Optional[float] = TargetOption, skeleton: Optional[str] = SkeletonOption,
-       cohorts: Optional[int] = CohortsOption,
+       target: float | None = TargetOption, skeleton: str | None = SkeletonOption,
+       cohorts: int | None = CohortsOption,
        trials: int = typer.Option(10_000, "--trials", help="Simulated trials (BOIN, CRM; 3+3 is exact)."),
        seed: int = typer.Option(1, "--seed", help="Random seed."),
        exact: bool = typer.Option(False, "--exact", help="BOIN: exact, by enumerating every outcome (small designs)."),
-       n_earlystop: Optional[int] = NEarlystopOption, extrasafe: Optional[bool] = ExtrasafeOption,
-       offset: Optional[float] = OffsetOption, lambda_e: Optional[float] = LambdaEOption,
-       lambda_d: Optional[float] = LambdaDOption, safety_stop: Optional[bool] = SafetyStopOption,
-       plot: Optional[Path] = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
+       n_earlystop: int | None = NEarlystopOption, extrasafe: bool | None = ExtrasafeOption,
+       offset: float | None = OffsetOption, lambda_e: float | None = LambdaEOption,
+       lambda_d: float | None = LambdaDOption, safety_stop: bool | None = SafetyStopOption,
+       plot: Path | None = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
     from ..dosing.escalation import boin as _loaded, crm as _also_loaded, three_plus_three  # noqa: F401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -31,7 +31,7 @@ def _randomized(trial: str) -> tuple[Protocol, Randomizer]:
     return protocol, Randomizer.for_protocol(protocol)
 
 
-def _draw(seed: Optional[int]):
+def _draw(seed: int | None):
     """The operating system's CSPRNG for real lists; a seeded generator only when asked (tests, training)."""
     if seed is None:
         return SystemDraw()
@@ -95,9 +95,9 @@ def show(trial: str = TrialArgument, as_json: bool = JsonOption) -> None:
 def compare_cmd(trial: str = TrialArgument,
                 trials: int = typer.Option(10_000, "--trials", help="Simulated trials per method."),
                 seed: int = typer.Option(1, "--seed", help="Root seed; the same seed prints the same figures."),
-                patients: Optional[int] = typer.Option(None, "--patients",
+                patients: int | None = typer.Option(None, "--patients",
                                                        help="Patients per trial (default: the protocol's sample size)."),
-                plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw imbalance distributions "
+                plot: Path | None = typer.Option(None, "--plot", help="Also draw imbalance distributions "
                                                                          "(.png, .svg or .pdf)."),
                 as_json: bool = JsonOption) -> None:
     """Run every randomization method on the trial's own factors and ratio with synthetic cohorts.
@@ -158,7 +158,7 @@ def compare_cmd(trial: str = TrialArgument,
 def list_cmd(trial: str = TrialArgument,
              sites: list[str] = typer.Option([], "--site", help="Site code (repeat for each site)."),
              per_stratum: int = typer.Option(100, "--per-stratum", help="Entries per stratum (whole blocks)."),
-             seed: Optional[int] = typer.Option(None, "--seed", help="Reproducible list for testing only; "
+             seed: int | None = typer.Option(None, "--seed", help="Reproducible list for testing only; "
                                                                       "without it the OS CSPRNG is used."),
              out_path: Path = typer.Option(..., "--out", help="CSV file for the concealed list."),
              as_json: bool = JsonOption) -> None:
@@ -188,10 +188,10 @@ def list_cmd(trial: str = TrialArgument,
 def kits_cmd(trial: str = TrialArgument,
              sites: list[str] = typer.Option(..., "--site", help="Site code (repeat for each site)."),
              per_site: int = typer.Option(40, "--per-site", help="Kits shipped to each site (whole blocks)."),
-             seed: Optional[int] = typer.Option(None, "--seed", help="Reproducible list for testing only."),
+             seed: int | None = typer.Option(None, "--seed", help="Reproducible list for testing only."),
              out_path: Path = typer.Option(..., "--out", help="Unblinded kit list (kit number -> arm), for the "
                                                               "unblinded pharmacist and the sponsor's IWRS only."),
-             packing: Optional[Path] = typer.Option(None, "--packing-list", help="Blinded packing list: kit numbers "
+             packing: Path | None = typer.Option(None, "--packing-list", help="Blinded packing list: kit numbers "
                                                                                   "and sites, no arms."),
              as_json: bool = JsonOption) -> None:
     """Generate a double-blind trial's kit list: numbered packs per site in permuted blocks."""
@@ -225,9 +225,9 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
                                           "--out allocations.csv")
 def run_cmd(trial: str = TrialArgument,
             cohort: Path = typer.Argument(..., help="Cohort .csv or .parquet (e.g. from `stroketrial cohort synth`)."),
-            seed: Optional[int] = typer.Option(None, "--seed", help="Seeded draws (reproducible); default: OS CSPRNG."),
-            limit: Optional[int] = typer.Option(None, "--limit", help="Randomize at most this many eligible patients."),
-            out_path: Optional[Path] = typer.Option(None, "--out", help="CSV of the allocations."),
+            seed: int | None = typer.Option(None, "--seed", help="Seeded draws (reproducible); default: OS CSPRNG."),
+            limit: int | None = typer.Option(None, "--limit", help="Randomize at most this many eligible patients."),
+            out_path: Path | None = typer.Option(None, "--out", help="CSV of the allocations."),
             as_json: bool = JsonOption) -> None:
     """Randomize a cohort's eligible patients in file order, one at a time, with the trial's own method.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -29,7 +29,7 @@ audit_app = typer.Typer(help="The keyed, hash-chained audit trail and its checkp
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
-def open_db(url: Optional[str]) -> Database:
+def open_db(url: str | None) -> Database:
     from ..store import Database
     db = Database(url)
     db.migrate()
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
     command(app, "serve", epilog="Example: stroketrial serve --demo --port 8000")(serve)
 
 
-def serve(db_url: Optional[str] = DbOption,
+def serve(db_url: str | None = DbOption,
           host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
           port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
           demo_data: bool = typer.Option(False, "--demo", help="Load the five trials with demo sites, users and "
@@ -81,8 +81,8 @@ def _print_logins(logins: list[dict], host: str, port: int) -> None:
 
 @command(db_app, "upgrade", epilog="Example: stroketrial db upgrade --db postgresql+psycopg://stroketrial_owner@db/trial "
                                      "--app-role stroketrial_app")
-def db_upgrade(db_url: Optional[str] = DbOption,
-               app_role: Optional[str] = typer.Option(None, "--app-role", help="PostgreSQL: the login role the "
+def db_upgrade(db_url: str | None = DbOption,
+               app_role: str | None = typer.Option(None, "--app-role", help="PostgreSQL: the login role the "
                                                       "server runs as; granted what the platform needs and no "
                                                       "more (it cannot alter or disable the audit triggers). "
                                                       "Run this as the tables' owner.")) -> None:
@@ -97,10 +97,10 @@ def db_upgrade(db_url: Optional[str] = DbOption,
 @command(admin_app, "create-site", epilog="Example: stroketrial admin create-site S3 --name 'Huanhu Hospital' "
                                           "--timezone Asia/Shanghai")
 def create_site(code: str = typer.Argument(..., help="Site code."),
-                name: Optional[str] = typer.Option(None, "--name", help="Site name."),
-                timezone: Optional[str] = typer.Option(None, "--timezone", help="IANA time zone of the site's clocks "
+                name: str | None = typer.Option(None, "--name", help="Site name."),
+                timezone: str | None = typer.Option(None, "--timezone", help="IANA time zone of the site's clocks "
                                                        "(default $STROKETRIAL_TIMEZONE, else UTC)."),
-                db_url: Optional[str] = DbOption) -> None:
+                db_url: str | None = DbOption) -> None:
     """Create a site."""
     from ..service import SYSTEM, accounts
     db = open_db(db_url)
@@ -112,7 +112,7 @@ def create_site(code: str = typer.Argument(..., help="Site code."),
 @command(admin_app, "create-trial", epilog="Example: stroketrial admin create-trial amass-2 --site S1 --site S2")
 def create_trial(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml file."),
                  sites: list[str] = typer.Option([], "--site", help="Site code (repeat); created if new."),
-                 db_url: Optional[str] = DbOption) -> None:
+                 db_url: str | None = DbOption) -> None:
     """Create a trial at sites from a protocol; concealed lists and kits are made from the OS CSPRNG."""
     from ..service import SYSTEM, trials
     db = open_db(db_url)
@@ -124,7 +124,7 @@ def create_trial(trial: str = typer.Argument(..., help="Built-in id or protocol 
 @command(admin_app, "add-site", epilog="Example: stroketrial admin add-site amass-2 --site S3")
 def add_site(trial: str = typer.Argument(..., help="Trial id on the platform."),
              sites: list[str] = typer.Option(..., "--site", help="Site code (repeat)."),
-             db_url: Optional[str] = DbOption) -> None:
+             db_url: str | None = DbOption) -> None:
     """Open more sites for a trial."""
     from ..service import SYSTEM, trials
     db = open_db(db_url)
@@ -141,7 +141,7 @@ def create_user(name: str = typer.Argument(..., help="User name."),
                 sites: list[str] = typer.Option([], "--site", help="Site code (repeat); none for an admin."),
                 password_stdin: bool = typer.Option(False, "--password-stdin",
                                                     help="Read a password for the web pages from stdin."),
-                db_url: Optional[str] = DbOption) -> None:
+                db_url: str | None = DbOption) -> None:
     """Create a user; prints the new API token alone on the last line (send it as 'Authorization: Bearer TOKEN')."""
     from ..service import SYSTEM, accounts
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
@@ -155,7 +155,7 @@ def create_user(name: str = typer.Argument(..., help="User name."),
 
 @command(admin_app, "deactivate-user", epilog="Example: stroketrial admin deactivate-user wang --json")
 def deactivate_user(name: str = typer.Argument(..., help="User name."),
-                    db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+                    db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Deactivate a user: their page sessions end at once and their API tokens are refused (audited)."""
     from ..service import SYSTEM, access
     db = open_db(db_url)
@@ -168,9 +168,9 @@ def deactivate_user(name: str = typer.Argument(..., help="User name."),
 @command(admin_app, "revoke-token", epilog="Example: stroketrial admin revoke-token wang --token st_... "
                                            "(without --token: every token of wang)")
 def revoke_token(name: str = typer.Argument(..., help="User name."),
-                 token: Optional[str] = typer.Option(None, "--token", help="The token to revoke (as issued); "
+                 token: str | None = typer.Option(None, "--token", help="The token to revoke (as issued); "
                                                                            "default: all of the user's tokens."),
-                 db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+                 db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Revoke one API token of a user, or all of them (audited); calls with them get 401 at once."""
     from ..service import SYSTEM, access
     db = open_db(db_url)
@@ -186,7 +186,7 @@ def reset_password(name: str = typer.Argument(..., help="User name."),
                    password_stdin: bool = typer.Option(False, "--password-stdin",
                                                        help="Read the new password from stdin (required: a password "
                                                             "never goes on the command line)."),
-                   db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+                   db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Set a new password for the web pages: the user's sessions end and a lockout is lifted (audited)."""
     from ..service import SYSTEM, access
     if not password_stdin:
@@ -201,7 +201,7 @@ def reset_password(name: str = typer.Argument(..., help="User name."),
 
 @command(admin_app, "unlock-user", epilog="Example: stroketrial admin unlock-user wang")
 def unlock_user(name: str = typer.Argument(..., help="User name."),
-                db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+                db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Lift a lockout after failed sign-ins: the name's failures are forgotten (audited)."""
     from ..service import SYSTEM, access
     db = open_db(db_url)
@@ -219,10 +219,10 @@ def _report(result: dict, as_json: bool, line: str) -> None:
 
 @command(audit_app, "verify", epilog="Example: stroketrial audit verify --db sqlite:///stroketrial.db "
                                      "--checkpoint-file offsite-checkpoints.txt")
-def audit_verify(db_url: Optional[str] = DbOption, as_json: bool = JsonOption,
+def audit_verify(db_url: str | None = DbOption, as_json: bool = JsonOption,
                  checkpoints: list[str] = typer.Option([], "--checkpoint", help="A signed head kept elsewhere (the "
                                                        "line `stroketrial audit checkpoint` printed); repeat."),
-                 checkpoint_file: Optional[Path] = typer.Option(None, "--checkpoint-file",
+                 checkpoint_file: Path | None = typer.Option(None, "--checkpoint-file",
                                                                 help="A file of such lines, one per line.")) -> None:
     """Check the audit trail: the keyed hash chain, every checkpoint (the log beside the audit key and any
     given here), and the data tables against the trail; exit code 1 naming what differs."""
@@ -249,7 +249,7 @@ def audit_verify(db_url: Optional[str] = DbOption, as_json: bool = JsonOption,
 
 
 @command(audit_app, "checkpoint", epilog="Example: stroketrial audit checkpoint >> /mnt/offsite/checkpoints.txt")
-def audit_checkpoint(db_url: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+def audit_checkpoint(db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Print the trail's head signed with the audit key, to keep off site; `audit verify --checkpoint-file`
     later proves no event up to it was deleted or rewritten."""
     from ..store.models import AuditHead

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, NoReturn
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -33,7 +34,7 @@ EXTRAS = {"matplotlib": "report", "odmlib": "report",
           "psycopg": "postgres", "dask": "dask", "distributed": "dask"}
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}".replace("\n", "; "), markup=True, highlight=False)
     raise typer.Exit(2)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import typer
@@ -251,7 +252,7 @@ def _print_cohort_statuses(protocol: Protocol, table, frame, as_json: bool) -> N
 def cohort_synth(n: int = typer.Option(1000, "--n", min=1, help="Number of patients."),
                  seed: int = typer.Option(1, "--seed", help="Random seed; the same seed gives the same cohort."),
                  out_path: Path = typer.Option(..., "--out", help="Output .csv or .parquet file."),
-                 trial: Optional[str] = typer.Option(None, "--trial", help="Also answer this trial's attestations."),
+                 trial: str | None = typer.Option(None, "--trial", help="Also answer this trial's attestations."),
                  as_json: bool = JsonOption) -> None:
     """Write a synthetic large-vessel-occlusion cohort (sources in stroketrial.cohort)."""
     if out_path.suffix.lower() not in (".csv", ".parquet"):

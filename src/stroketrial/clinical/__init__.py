@@ -6,7 +6,23 @@ from .scales import (ASPECTS, ETICI, MRS, NIHSS, Circulation, ClinicalValueError
                      PrestrokeMRS, Score, Sex)
 
 __all__ = [
-    "ASPECTS", "ETICI", "MRS", "NIHSS", "Circulation", "ClinicalValueError", "OcclusionSite", "PcASPECTS",
-    "PrestrokeMRS", "Score", "Sex", "INTERVALS", "VARIABLES", "Variable", "variable", "FieldError",
-    "PatientDataError", "PatientRecord", "parse_patient",
+                     "ASPECTS",
+                     "ETICI",
+                     "INTERVALS",
+                     "MRS",
+                     "NIHSS",
+                     "VARIABLES",
+                     "Circulation",
+                     "ClinicalValueError",
+                     "FieldError",
+                     "OcclusionSite",
+                     "PatientDataError",
+                     "PatientRecord",
+                     "PcASPECTS",
+                     "PrestrokeMRS",
+                     "Score",
+                     "Sex",
+                     "Variable",
+                     "parse_patient",
+                     "variable",
 ]

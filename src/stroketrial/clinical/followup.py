@@ -8,7 +8,8 @@ number is not yes/no, and a value out of range is refused with the range.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .record import FieldError
 from .scales import ETICI, ClinicalValueError

@@ -6,7 +6,8 @@ import datetime as dt
 import enum
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .dictionary import INTERVALS, VARIABLES, Variable
 from .scales import ClinicalValueError, Score

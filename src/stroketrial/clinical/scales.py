@@ -21,7 +21,7 @@ class Score(int):
     low: ClassVar[int]
     high: ClassVar[int]
 
-    def __new__(cls, value: object) -> "Score":
+    def __new__(cls, value: object) -> Score:
         # bool is an int in Python; a checkbox ticked is not a NIHSS of 1.
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ClinicalValueError(
@@ -97,7 +97,7 @@ class ETICI(enum.Enum):
         return f"eTICI {self.value}"
 
     @classmethod
-    def parse(cls, value: object) -> "ETICI":
+    def parse(cls, value: object) -> ETICI:
         if isinstance(value, ETICI):
             return value
         # Integers 0, 1, 3 are ordinary ways of writing those grades.
@@ -115,7 +115,7 @@ class ETICI(enum.Enum):
         return "eTICI is one of 0, 1, 2a, 2b50, 2b67, 2c, 3 (2b only where the protocol accepts it)"
 
     @classmethod
-    def definite(cls) -> list["ETICI"]:
+    def definite(cls) -> list[ETICI]:
         return [g for g in cls if not g.is_ambiguous]
 
 

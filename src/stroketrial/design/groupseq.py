@@ -15,7 +15,7 @@ size, never for the efficacy boundaries.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import optimize, stats

@@ -17,7 +17,7 @@ the same however the chunks are spread over processes or a Dask cluster):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy import stats

@@ -91,7 +91,7 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
             if step.max_amount is not None and amount > step.max_amount:
                 notes.append(f"capped at {step.max_amount:g} {step.unit} (protocol maximum per dose)")
                 amount = step.max_amount
-            step_size = _AMOUNT_STEP.get(step.unit or "", None)
+            step_size = _AMOUNT_STEP.get(step.unit or "")
             if step_size:
                 amount = _round(amount, step_size)
             volume = rate_min = rate_h = None

@@ -5,6 +5,22 @@ from .loader import BUILTIN_IDS, ProtocolError, builtin_ids, load_builtin, load_
 from .model import Arm, Assumption, Criterion, Endpoint, Protocol, Visit
 from .schemes import Factor, Randomization, RandomizationScheme
 
-__all__ = ["BUILTIN_IDS", "ProtocolError", "builtin_ids", "load_builtin", "load_protocol", "parse_protocol",
-           "protocol_json_schema", "resolve", "Arm", "Assumption", "Criterion", "Endpoint", "Protocol",
-           "Randomization", "RandomizationScheme", "Factor", "Visit"]
+__all__ = [
+           "BUILTIN_IDS",
+           "Arm",
+           "Assumption",
+           "Criterion",
+           "Endpoint",
+           "Factor",
+           "Protocol",
+           "ProtocolError",
+           "Randomization",
+           "RandomizationScheme",
+           "Visit",
+           "builtin_ids",
+           "load_builtin",
+           "load_protocol",
+           "parse_protocol",
+           "protocol_json_schema",
+           "resolve",
+]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -23,7 +23,7 @@ def builtin_ids() -> tuple[str, ...]:
     return BUILTIN_IDS
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_builtin(trial_id: str) -> Protocol:
     if trial_id not in BUILTIN_IDS:
         raise ProtocolError(f"unknown trial {trial_id!r}; built-in trials are {', '.join(BUILTIN_IDS)}")

@@ -53,7 +53,7 @@ class Criterion(_Frozen):
     assumption: str | None = None
 
     @model_validator(mode="after")
-    def _rule_or_attestation(self) -> "Criterion":
+    def _rule_or_attestation(self) -> Criterion:
         if (self.rule is None) == (self.attestation is None):
             raise ValueError("a criterion has exactly one of `rule` (computable) or `attestation` (judgement)")
         return self
@@ -146,7 +146,7 @@ class BoinSettings(_Frozen):
     offset: float = Field(0.05, ge=0, lt=0.5, description="the extra-safe rule stops at cutoff_eli - offset")
 
     @model_validator(mode="after")
-    def _ordered(self) -> "BoinSettings":
+    def _ordered(self) -> BoinSettings:
         for given, derived in (("lambda_e", "p_saf"), ("lambda_d", "p_tox")):
             if getattr(self, given) is not None and getattr(self, derived) is not None:
                 raise ValueError(f"give {derived} or {given}, not both")
@@ -174,7 +174,7 @@ class CrmSettings(_Frozen):
                                       description="stop when Pr(level 1 DLT rate > target) exceeds this; null: never")
 
     @model_validator(mode="after")
-    def _increasing(self) -> "CrmSettings":
+    def _increasing(self) -> CrmSettings:
         if self.skeleton is not None and any(b <= a for a, b in zip(self.skeleton, self.skeleton[1:])):
             raise ValueError(f"skeleton {self.skeleton} must increase strictly from level to level")
         return self
@@ -194,7 +194,7 @@ class DoseEscalation(_Frozen):
     assumption: str | None = None
 
     @model_validator(mode="after")
-    def _settings_match_the_design(self) -> "DoseEscalation":
+    def _settings_match_the_design(self) -> DoseEscalation:
         numbers = [lv.level for lv in self.levels]
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"levels must be numbered 1, 2, 3, ... in order (got {numbers})")
@@ -238,7 +238,7 @@ class Protocol(_Frozen):
     assumptions: list[Assumption] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Protocol":
+    def _consistent(self) -> Protocol:
         ids = [c.id for c in self.criteria]
         duplicated = sorted({i for i in ids if ids.count(i) > 1})
         if duplicated:

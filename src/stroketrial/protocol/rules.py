@@ -16,7 +16,7 @@ YAML forms:
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, Literal, Protocol as TypingProtocol, Union
+from typing import Annotated, Any, Literal, Protocol as TypingProtocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
@@ -72,7 +72,7 @@ class Compare(_Rule):
     unit: str | None = Field(None, description="unit of `value` when it is not the variable's own")
 
     @model_validator(mode="after")
-    def _check(self) -> "Compare":
+    def _check(self) -> Compare:
         var = _screenable(self.field)
         if var.kind == "category":
             raise ValueError(f"{self.field} is a category; use `in: [...]`")
@@ -145,7 +145,7 @@ class InSet(_Rule):
     values: list[str] = Field(alias="in", min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "InSet":
+    def _check(self) -> InSet:
         var = _screenable(self.field)
         if var.kind != "category":
             raise ValueError(f"`in` applies to categories; {self.field} is {var.kind}")
@@ -206,7 +206,7 @@ class Flag(_Rule):
 
 
 class AllOf(_Rule):
-    all_of: list["Rule"] = Field(min_length=1)
+    all_of: list[Rule] = Field(min_length=1)
 
     def evaluate(self, table: Table) -> Masks:
         parts = [r.evaluate(table) for r in self.all_of]
@@ -223,7 +223,7 @@ class AllOf(_Rule):
 
 
 class AnyOf(_Rule):
-    any_of: list["Rule"] = Field(min_length=1)
+    any_of: list[Rule] = Field(min_length=1)
 
     def evaluate(self, table: Table) -> Masks:
         parts = [r.evaluate(table) for r in self.any_of]
@@ -240,7 +240,7 @@ class AnyOf(_Rule):
 
 
 class Not(_Rule):
-    negated: "Rule" = Field(alias="not")
+    negated: Rule = Field(alias="not")
 
     def evaluate(self, table: Table) -> Masks:
         is_true, is_false = self.negated.evaluate(table)
@@ -259,8 +259,8 @@ class Not(_Rule):
 class If(_Rule):
     """`then` applies only where `if` holds (Kleene implication: not if, or then)."""
 
-    condition: "Rule" = Field(alias="if")
-    then: "Rule"
+    condition: Rule = Field(alias="if")
+    then: Rule
 
     def evaluate(self, table: Table) -> Masks:
         c_true, c_false = self.condition.evaluate(table)
@@ -280,11 +280,11 @@ class If(_Rule):
         return self.condition.fields() | self.then.fields()
 
 
-def _nested(rule: "Rule") -> str:
+def _nested(rule: Rule) -> str:
     return f"({rule.text()})" if isinstance(rule, (AllOf, AnyOf, If)) else rule.text()
 
 
-def _explain_parts(parts: list["Rule"], table: Table, row: int, result: bool | None, decisive: bool) -> str:
+def _explain_parts(parts: list[Rule], table: Table, row: int, result: bool | None, decisive: bool) -> str:
     """Quote the parts that decided the outcome: for all_of the false ones, for any_of the true ones."""
     outcomes = [(p, p.outcome(table, row)) for p in parts]
     if result is None:
@@ -309,11 +309,7 @@ def _rule_tag(data: Any) -> str | None:
 
 
 Rule = Annotated[
-    Union[
-        Annotated[Compare, Tag("Compare")], Annotated[InSet, Tag("InSet")], Annotated[Flag, Tag("Flag")],
-        Annotated[AllOf, Tag("AllOf")], Annotated[AnyOf, Tag("AnyOf")], Annotated[Not, Tag("Not")],
-        Annotated[If, Tag("If")],
-    ],
+    Annotated[Compare, Tag("Compare")] | Annotated[InSet, Tag("InSet")] | Annotated[Flag, Tag("Flag")] | Annotated[AllOf, Tag("AllOf")] | Annotated[AnyOf, Tag("AnyOf")] | Annotated[Not, Tag("Not")] | Annotated[If, Tag("If")],
     Discriminator(_rule_tag, custom_error_type="rule_form", custom_error_message=(
         "a rule is {field, op, value}, {field, in: [...]}, {flag}, {all_of}, {any_of}, {not} or {if, then}")),
 ]
@@ -321,7 +317,7 @@ Rule = Annotated[
 for _model in (AllOf, AnyOf, Not, If):
     _model.model_rebuild()
 
-__all__ = ["Rule", "Compare", "InSet", "Flag", "AllOf", "AnyOf", "Not", "If", "Table", "ClinicalValueError"]
+__all__ = ["AllOf", "AnyOf", "ClinicalValueError", "Compare", "Flag", "If", "InSet", "Not", "Rule", "Table"]
 
 
 def leaves(rule: Rule) -> list[Compare | InSet | Flag]:

@@ -8,7 +8,7 @@ an error, not a silently ignored key). The arithmetic lives in
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -42,7 +42,7 @@ class Factor(_Frozen):
     weight: float = Field(1.0, gt=0, description="minimization weight of this factor")
 
     @model_validator(mode="after")
-    def _levels_fit_the_variable(self) -> "Factor":
+    def _levels_fit_the_variable(self) -> Factor:
         if self.field == "site":
             if self.cutpoints or self.levels or self.groups:
                 raise ValueError("the site factor takes its levels from the trial's sites; give no levels")
@@ -93,7 +93,7 @@ class _Scheme(_Frozen):
     assumption: str | None = None
 
     @model_validator(mode="after")
-    def _unique_factors(self) -> "_Scheme":
+    def _unique_factors(self) -> _Scheme:
         names = [f.name for f in self.factors]
         if len(set(names)) != len(names):
             raise ValueError(f"factor names must be unique (got {names})")
@@ -118,7 +118,7 @@ class PermutedBlocks(_Scheme):
     stratify_by: list[Identifier] = Field(default_factory=list, description="factor names; none = one list")
 
     @model_validator(mode="after")
-    def _strata_are_factors(self) -> "PermutedBlocks":
+    def _strata_are_factors(self) -> PermutedBlocks:
         names = {f.name for f in self.factors}
         unknown = [s for s in self.stratify_by if s not in names]
         if unknown:
@@ -139,7 +139,7 @@ class Minimization(_Scheme):
                                                               "(big stick); never exceeded")
 
     @model_validator(mode="after")
-    def _has_factors(self) -> "Minimization":
+    def _has_factors(self) -> Minimization:
         if not self.factors:
             raise ValueError("minimization needs at least one factor")
         return self
@@ -159,7 +159,7 @@ class BigStick(_Scheme):
     max_imbalance: int = Field(3, ge=1, description="the maximal tolerated imbalance in arm totals")
 
 
-Randomization = Annotated[Union[SimpleRandomization, PermutedBlocks, Minimization, EfronBiasedCoin, BigStick],
+Randomization = Annotated[SimpleRandomization | PermutedBlocks | Minimization | EfronBiasedCoin | BigStick,
                           Field(discriminator="method")]
 RandomizationScheme = SimpleRandomization | PermutedBlocks | Minimization | EfronBiasedCoin | BigStick
 METHODS = ("simple", "permuted_blocks", "minimization", "efron", "big_stick")

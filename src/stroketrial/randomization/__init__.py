@@ -14,8 +14,33 @@ from .randomizer import RandomizationError, Randomizer
 from .simulate import simulate_slots
 from .state import Allocation, ArmSlots, RandomizationState
 
-__all__ = ["Candidate", "Comparison", "candidates", "compare", "BalanceSummary", "summarize", "ArrayDraw", "Draw",
-           "SeededDraw", "SystemDraw", "CodedCohort", "FactorValueError", "code_cohort", "level_of",
-           "patient_levels", "BlockList", "Kit", "KitList", "ListEntry", "ListExhausted", "generate_kit_list",
-           "permuted_block", "RandomizationError", "Randomizer", "simulate_slots", "Allocation", "ArmSlots",
-           "RandomizationState"]
+__all__ = [
+           "Allocation",
+           "ArmSlots",
+           "ArrayDraw",
+           "BalanceSummary",
+           "BlockList",
+           "Candidate",
+           "CodedCohort",
+           "Comparison",
+           "Draw",
+           "FactorValueError",
+           "Kit",
+           "KitList",
+           "ListEntry",
+           "ListExhausted",
+           "RandomizationError",
+           "RandomizationState",
+           "Randomizer",
+           "SeededDraw",
+           "SystemDraw",
+           "candidates",
+           "code_cohort",
+           "compare",
+           "generate_kit_list",
+           "level_of",
+           "patient_levels",
+           "permuted_block",
+           "simulate_slots",
+           "summarize",
+]

@@ -10,7 +10,7 @@ between them are the methods', not the dice's. The same seed gives the same tabl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -20,7 +20,7 @@ All measures are computed on arms (not slots) and in patients:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

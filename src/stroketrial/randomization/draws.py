@@ -10,7 +10,8 @@ time through `random()`, so the two are interchangeable.
 from __future__ import annotations
 
 import secrets
-from typing import Iterable, Protocol
+from typing import Protocol
+from collections.abc import Iterable
 
 import numpy as np
 

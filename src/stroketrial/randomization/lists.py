@@ -9,7 +9,7 @@ order reveals the arm. The blinded user sees only the kit number.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,7 +44,7 @@ class BlockList(_Frozen):
         return entries[position]
 
     def extended(self, arms: ArmSlots, block_sizes: Sequence[int], stratum: str, n_entries: int,
-                 draw: Draw) -> "BlockList":
+                 draw: Draw) -> BlockList:
         """A copy with at least `n_entries` entries for the stratum, whole blocks appended."""
         entries = list(self.strata.get(stratum, ()))
         block = entries[-1].block if entries else 0

@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .compare import Comparison  # noqa: E402
+from .compare import Comparison
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:

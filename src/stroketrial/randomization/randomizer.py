@@ -9,7 +9,8 @@ back, in one transaction.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class Randomizer:
         self._weights = np.array([f.weight for f in scheme.factors], dtype=float)
 
     @classmethod
-    def for_protocol(cls, protocol: Protocol) -> "Randomizer":
+    def for_protocol(cls, protocol: Protocol) -> Randomizer:
         if protocol.randomization is None:
             raise RandomizationError(f"{protocol.id} is not randomized ({protocol.design.model.replace('_', ' ')})")
         return cls(protocol.randomization, ArmSlots.of(protocol.arms))

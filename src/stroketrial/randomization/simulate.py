@@ -11,7 +11,7 @@ without replacement from the block's remaining slots, as `lists.permuted_block` 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

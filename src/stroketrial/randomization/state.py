@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import gcd
 from functools import reduce
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,7 +33,7 @@ class ArmSlots:
         object.__setattr__(self, "ratio", tuple(r // common for r in self.ratio))
 
     @classmethod
-    def of(cls, arms: Sequence[Any]) -> "ArmSlots":
+    def of(cls, arms: Sequence[Any]) -> ArmSlots:
         """From protocol arms (objects with `id` and `ratio`)."""
         return cls(tuple(a.id for a in arms), tuple(a.ratio for a in arms))
 

@@ -6,17 +6,17 @@ Each returns a matplotlib Figure; `save` writes it as PNG (300 dpi), SVG and PDF
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
-from ..analysis.result import Result  # noqa: E402
+from ..analysis.result import Result
 
 # mRS 0 (no symptoms) dark green through 5 (severe disability) orange-red, 6 (death) black:
 # the colour order stroke journals use, readable in greyscale print.

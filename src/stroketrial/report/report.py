@@ -15,22 +15,22 @@ import json
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_pdf import PdfPages
 
-from .. import __version__  # noqa: E402
-from ..analysis import binary, continuous, longitudinal, ordinal, sensitivity  # noqa: E402
-from ..analysis.result import AnalysisInputError, Result, format_p  # noqa: E402
-from ..protocol import Protocol  # noqa: E402
-from .figures import consort, forest, grotta_bars, save  # noqa: E402
-from .tables import safety_table, table1  # noqa: E402
+from .. import __version__
+from ..analysis import binary, continuous, longitudinal, ordinal, sensitivity
+from ..analysis.result import AnalysisInputError, Result, format_p
+from ..protocol import Protocol
+from .figures import consort, forest, grotta_bars, save
+from .tables import safety_table, table1
 
 DEFAULT_ADJUST = ("age", "nihss", "aspects")
 EVENT_COLUMNS = {"death": "death_90d", "sich": "sich", "infection": "infection_7d"}
@@ -154,7 +154,7 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
         else:
             section.notes.append(f"no column for {endpoint.measure!r} in the dataset; not analysed")
         sections.append(section)
-    if long is not None and "nihss" in long.columns and not any("nihss" == e.measure for e in protocol.endpoints):
+    if long is not None and "nihss" in long.columns and not any(e.measure == "nihss" for e in protocol.endpoints):
         section = Section("Repeated NIHSS (exploratory)")
         _safe(section, "mixed model", lambda: longitudinal.mixed_model(long, "nihss", *args))
         sections.append(section)

@@ -27,7 +27,7 @@ SITE_STAFF = ("admin", "investigator", "coordinator")
 # Only site staff randomize. The admin, who may read strata, block positions and minimization margins
 # (blinding.MACHINERY_READERS), must not also choose when the next patient is randomized.
 RANDOMIZERS = ("investigator", "coordinator")
-__all__ = ["ROLES", "ROLE_DESCRIPTIONS", "SITE_STAFF", "RANDOMIZERS", "SYSTEM", "Actor", "sees_arm"]
+__all__ = ["RANDOMIZERS", "ROLES", "ROLE_DESCRIPTIONS", "SITE_STAFF", "SYSTEM", "Actor", "sees_arm"]
 
 
 @dataclass(frozen=True)

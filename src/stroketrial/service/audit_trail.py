@@ -11,7 +11,8 @@ would let anyone test each value.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

@@ -9,7 +9,8 @@ no hashes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..protocol import Protocol
 from ..protocol.schemes import PermutedBlocks

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.orm import Session
@@ -27,7 +28,7 @@ PLANNED_FIELD = "randomization"
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def default_timezone() -> str:
@@ -50,7 +51,7 @@ def site_zone(session: Session, site: str) -> ZoneInfo:
 
 
 def as_utc(moment: dt.datetime, zone: ZoneInfo) -> dt.datetime:
-    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)).astimezone(dt.timezone.utc)
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)).astimezone(dt.UTC)
 
 
 def local_now(zone: ZoneInfo, like: dt.datetime | None, now: dt.datetime | None = None) -> dt.datetime:

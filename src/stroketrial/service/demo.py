@@ -72,7 +72,7 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
         complete = status == status
     eligible = frame[(status == "eligible") & complete].head(n_randomized + n_waiting)
     ineligible = frame[status == "ineligible"].head(4)
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     for i, record in enumerate(records_from_frame(eligible) + records_from_frame(ineligible)):
         code = f"{protocol.acronym.split('-')[0][:5]}-{i + 1:03d}"
         site = sites[i % len(sites)]
@@ -82,10 +82,10 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
         # Screening happens today; keep the timeline's intervals, ending now.
         clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization") if record.get(k)]
         latest = max((dt.datetime.fromisoformat(record[k]) for k in clock), default=None)
-        shift = now - latest.replace(tzinfo=dt.timezone.utc) if latest is not None else dt.timedelta(0)
+        shift = now - latest.replace(tzinfo=dt.UTC) if latest is not None else dt.timedelta(0)
         for key in clock:
             if key in record:
-                moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.timezone.utc) + shift
+                moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.UTC) + shift
                 record[key] = moment.isoformat()
         with db.write() as session:
             patients.register(session, actor, trial_id, code, site, record, attestations)

@@ -13,7 +13,8 @@ import io
 import json
 import re
 import zipfile
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import odmlib.odm_1_3_2.model as ODM
 from sqlalchemy import select
@@ -181,7 +182,7 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
                 subject.StudyEventData.append(event)
             event.FormData[0].ItemGroupData.append(group)
     clinical = ODM.ClinicalData(StudyOID=study_oid, MetaDataVersionOID=mdv_oid, SubjectData=list(subjects.values()))
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     root = ODM.ODM(FileOID=_oid("STROKETRIAL", protocol.id, now), FileType="Snapshot", Granularity="All",
                    CreationDateTime=now, ODMVersion="1.3.2", Originator="stroketrial", SourceSystem="stroketrial",
                    Study=[study], ClinicalData=[clinical])

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -78,7 +79,7 @@ def _visit_window(visit, randomized_at: dt.datetime) -> tuple[dt.date, dt.date, 
 
 def visits(session: Session, actor: Actor, trial_id: str, code: str, today: dt.date | None = None) -> dict[str, Any]:
     protocol, patient, allocation = _randomized(session, actor, trial_id, code)
-    today = today or dt.datetime.now(dt.timezone.utc).date()
+    today = today or dt.datetime.now(dt.UTC).date()
     records = {r.visit_id: r for r in session.execute(select(VisitRecord).where(VisitRecord.patient_id == patient.id))
                .scalars()}
     out = []
@@ -116,7 +117,7 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     if day < randomized_on:
         raise Invalid(f"visit_date {visit_date} is before randomization ({randomized_on})",
                       [{"field": "visit_date", "value": visit_date, "message": f"on or after {randomized_on}"}])
-    if day > dt.datetime.now(dt.timezone.utc).date():
+    if day > dt.datetime.now(dt.UTC).date():
         raise Invalid(f"visit_date {visit_date} is in the future",
                       [{"field": "visit_date", "value": visit_date, "message": "today or earlier"}])
     try:
@@ -140,7 +141,7 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
         reason = plain_text("reason", reason, MAX_REASON)
         before = {"visit_date": existing.visit_date, "values": json.loads(existing.values_json)}
         existing.visit_date, existing.values_json = visit_date, canonical(parsed)
-        existing.updated_by, existing.updated_at = actor.name, dt.datetime.now(dt.timezone.utc)
+        existing.updated_by, existing.updated_at = actor.name, dt.datetime.now(dt.UTC)
         record(session, actor.name, "correct_visit", "visit", entity, trial_id=trial_id, site=patient.site_code,
                before=before, after=after,
                reason=reason.strip())

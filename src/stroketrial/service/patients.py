@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -115,7 +116,7 @@ def allocation_of(session: Session, row: Patient) -> Allocation | None:
 
 def aware(moment: dt.datetime) -> dt.datetime:
     """SQLite returns stored UTC times without their zone; say it again."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
 def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation, in_list: bool = False) -> dict[str, Any]:

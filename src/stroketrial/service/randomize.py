@@ -76,7 +76,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
             blocks, kits = _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
     else:  # pragma: no cover - a resupply always makes room
         raise Conflict("the concealed lists could not be extended")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     row = Allocation(trial_id=trial_id, patient_id=patient.id, sequence=allocation.sequence, arm=allocation.arm,
                      kit=allocation.kit, record_json=allocation.model_dump_json(), idempotency_key=idempotency_key,
                      created_at=now, created_by=actor.name)

@@ -32,7 +32,7 @@ class SessionEnded(Unauthorized):
 
 def _aware(moment: dt.datetime) -> dt.datetime:
     # SQLite hands back naive datetimes; every time stored here is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def start(session: Session, user: User, now: dt.datetime | None = None) -> tuple[str, UserSession]:

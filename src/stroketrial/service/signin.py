@@ -26,7 +26,7 @@ from . import passwords, sessions, throttle
 from .errors import Unauthorized
 from .throttle import Limits, TooManyAttempts
 
-__all__ = ["Attempt", "TooManyAttempts", "sign_in", "prepare", "fail", "succeed"]
+__all__ = ["Attempt", "TooManyAttempts", "fail", "prepare", "sign_in", "succeed"]
 
 LOCKED_DELAY_SECONDS = 1.0
 

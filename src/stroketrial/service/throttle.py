@@ -41,7 +41,7 @@ class Limits:
     window: dt.timedelta = dt.timedelta(minutes=15)
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         """Read at each attempt, so a changed environment needs no code (and tests can set it)."""
         def number(name: str, default: float, kind=int):
             raw = os.environ.get(name, "").strip()
@@ -60,7 +60,7 @@ class Limits:
 
 def _aware(moment: dt.datetime) -> dt.datetime:
     # SQLite hands back naive datetimes; every time stored here is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def key(name: str) -> str:

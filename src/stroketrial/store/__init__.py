@@ -4,5 +4,16 @@ from .audit import Verification, canonical, record, verify
 from .db import Database, DatabaseError, database_url
 from .keystore import Checkpoint, Keystore, KeystoreError, parse_checkpoint
 
-__all__ = ["Verification", "canonical", "record", "verify", "Database", "DatabaseError", "database_url",
-           "Checkpoint", "Keystore", "KeystoreError", "parse_checkpoint"]
+__all__ = [
+           "Checkpoint",
+           "Database",
+           "DatabaseError",
+           "Keystore",
+           "KeystoreError",
+           "Verification",
+           "canonical",
+           "database_url",
+           "parse_checkpoint",
+           "record",
+           "verify",
+]

@@ -66,7 +66,7 @@ def record(session: Session, actor: str, action: str, entity: str, entity_id: st
     head: AuditHead = session.info["audit_head"]
     key: bytes = session.info["audit_key"]
     seq = head.seq + 1
-    at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     before_json = None if before is None else canonical(before)
     after_json = None if after is None else canonical(after)
     digest = event_hash(key, head.hash, seq, at, actor, action, entity, str(entity_id), trial_id, site, before_json,

@@ -16,7 +16,7 @@ import threading
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
@@ -158,9 +158,8 @@ class Database:
             # SQLite admits one writer; queue this process's writers on a lock rather than in
             # SQLite's busy handler, which sleeps in growing steps and makes the slowest request
             # wait a second. Other processes still meet busy_timeout.
-            with self._sqlite_writer:
-                with self._write() as session:
-                    yield session
+            with self._sqlite_writer, self._write() as session:
+                yield session
         else:
             with self._write() as session:
                 yield session

@@ -113,7 +113,7 @@ class Keystore:
         return hmac.new(self.key(), f"checkpoint:{seq}:{digest}:{at}".encode(), hashlib.sha256).hexdigest()
 
     def checkpoint(self, seq: int, digest: str) -> Checkpoint:
-        at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         return Checkpoint(seq, digest, at, self.sign(seq, digest, at), "now")
 
     def append_checkpoint(self, seq: int, digest: str) -> None:

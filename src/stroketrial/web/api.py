@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -28,7 +28,7 @@ class ErrorBody(BaseModel):
     Some errors add keys of their own (an ineligible patient's criteria, for one)."""
     model_config = ConfigDict(extra="allow")
     detail: str
-    errors: Optional[list[FieldError]] = None
+    errors: list[FieldError] | None = None
 
 
 _ERRORS = {400: "malformed request (a NUL character in the URL or a header, a bad Content-Length)",
@@ -62,7 +62,7 @@ class PatientIn(_Body):
                             json_schema_extra={"minLength": 1, "maxLength": 60})
     site: str = Field(description="site code", min_length=1, max_length=40)
     data: dict[str, Any] = Field(description="screening data by data-dictionary field (`stroketrial dictionary`)")
-    attestations: Optional[dict[str, Any]] = Field(None, description="criterion id: true/false")
+    attestations: dict[str, Any] | None = Field(None, description="criterion id: true/false")
 
 
 class ScreeningChange(_Body):
@@ -73,7 +73,7 @@ class ScreeningChange(_Body):
 class VisitIn(_Body):
     visit_date: str = Field(description="date of the visit, YYYY-MM-DD")
     values: dict[str, Any] = Field(description="assessment: value, for the assessments this visit schedules")
-    reason: Optional[str] = Field(None, description="required when correcting an entered visit (at most 2000 "
+    reason: str | None = Field(None, description="required when correcting an entered visit (at most 2000 "
                                                     "characters)")
 
 
@@ -97,7 +97,7 @@ def database(request: Request):
     return request.app.state.db
 
 
-def current_actor(request: Request, _documented: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> Actor:
+def current_actor(request: Request, _documented: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor:
     """The API takes bearer tokens only: a browser's session cookie never authorizes an API call,
     so a page on another site cannot make a signed-in browser randomize. (`bearer` only documents the
     scheme in OpenAPI; the header is read here to answer each mistake in its own words.)"""

@@ -10,7 +10,8 @@ Submitted text is turned into a patient record strictly: a number field holding
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from ..clinical import VARIABLES
 from ..clinical.followup import ASSESSMENTS

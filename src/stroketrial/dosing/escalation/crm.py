@@ -18,7 +18,7 @@ crmsim (tests/reference/make_crm_reference.R).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -84,7 +84,7 @@ class Crm:
         weight /= weight.sum(axis=1, keepdims=True)
         # p_1(beta) > target exactly when beta < log(log(target) / log(skeleton_1))
         cut = np.log(np.log(self.target) / np.log(self.skeleton[0]))
-        return weight @ GRID, weight[:, GRID < cut].sum(axis=1)
+        return weight @ GRID, weight[:, cut > GRID].sum(axis=1)
 
     def dlt_rates(self, beta: np.ndarray) -> np.ndarray:
         """Plug-in DLT rate per dose [trials, doses] at the estimate of beta."""

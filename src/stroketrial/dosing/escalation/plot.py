@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from .common import OperatingCharacteristics  # noqa: E402
+from .common import OperatingCharacteristics
 
 
 def plot_oc(results: Sequence[OperatingCharacteristics], path: str | Path) -> Path:

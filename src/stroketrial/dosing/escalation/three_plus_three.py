@@ -18,7 +18,7 @@ disagree. `exact` enumerates the outcomes of each level (0-3 DLTs in the first t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import comb
