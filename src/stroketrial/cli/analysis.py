@@ -1,4 +1,5 @@
-"""`stroketrial analyze` (the trial report, or one analysis as JSON) and `stroketrial demo` (a simulated trial's report)."""
+"""`stroketrial analyze` (the trial report, or one analysis as JSON) and `stroketrial demo` (a simulated
+trial's report)."""
 
 from __future__ import annotations
 
@@ -130,7 +131,8 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
         result = analyse(protocol, data, long, population, covariates or DEFAULT_ADJUST)
         figures = write_report(result, out_dir)
     summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
-               "figures": {k: [str(p) for p in v] for k, v in figures.items()}, "seconds": time.perf_counter() - started}
+               "figures": {k: [str(p) for p in v] for k, v in figures.items()},
+               "seconds": time.perf_counter() - started}
     emit_json(summary) if as_json else out.print(f"report written to {out_dir}/report.html and report.pdf "
                                                  f"({summary['seconds']:.1f} s)")
 

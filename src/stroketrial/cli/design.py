@@ -114,7 +114,7 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
             emit_json(data)
             return
         out.print(f"[bold]Lan-DeMets {spending} spending[/], {looks} looks, alpha {alpha:g} ({sided}-sided)")
-        for k, (t, z, p, a) in enumerate(zip(b.information, b.z, b.nominal_p, b.cumulative_alpha), 1):
+        for k, (t, z, p, a) in enumerate(zip(b.information, b.z, b.nominal_p, b.cumulative_alpha, strict=True), 1):
             out.print(f"  look {k}: information {t:.3f}  z {z:.4f}  nominal p {p:.5f}  cumulative alpha {a:.5f}")
         out.print(f"  maximum sample size = {data['inflation_factor']:.4f} x fixed design; expected "
                   f"{data['expected_fraction_h0']:.4f} under H0, {data['expected_fraction_h1']:.4f} under H1 "

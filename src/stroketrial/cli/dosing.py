@@ -1,4 +1,5 @@
-"""`stroketrial dose` (the dose sheet) and `stroketrial escalation` (3+3, BOIN, CRM: live decisions, characteristics)."""
+"""`stroketrial dose` (the dose sheet) and `stroketrial escalation` (3+3, BOIN, CRM: live decisions,
+characteristics)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import typer
@@ -114,8 +116,9 @@ class _Planned:
     skeleton: str | None = None
     safety_stop: bool | None = None
 
-    OPTIONS = {"boin": ("target", "cohorts", "n_earlystop", "extrasafe", "offset", "lambda_e", "lambda_d"),
-               "crm": ("target", "cohorts", "skeleton", "safety_stop")}
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "boin": ("target", "cohorts", "n_earlystop", "extrasafe", "offset", "lambda_e", "lambda_d"),
+        "crm": ("target", "cohorts", "skeleton", "safety_stop")}
 
     def design(self, name: str, escalation, k: int):
         """The BOIN or CRM design: the protocol's when it fixes one (then no option may change
@@ -152,12 +155,14 @@ OffsetOption = typer.Option(None, "--offset", help="BOIN: offset of the --extras
 LambdaEOption = typer.Option(None, "--lambda-e", help="BOIN: escalation boundary (default from 0.6 x target).")
 LambdaDOption = typer.Option(None, "--lambda-d", help="BOIN: de-escalation boundary (default from 1.4 x target).")
 SafetyStopOption = typer.Option(None, "--safety-stop/--no-safety-stop",
-                                help="CRM: stop when Pr(level 1 too toxic) > 0.90 (default on; dfcrm has no such rule).")
+                                help="CRM: stop when Pr(level 1 too toxic) > 0.90 (default on; dfcrm has no "
+                                     "such rule).")
 
 
 @command(escalation_app, "run", epilog="Examples: stroketrial escalation run amass-1 --dlt '1:0/3,2:1/6,3:0/3'  ·  "
                                        "stroketrial escalation run amass-1 --design boin --target 0.25 "
-                                       "--dlt '1:0/3,2:1/3'  ·  stroketrial escalation run my-boin-trial.yaml --dlt '1:0/3'")
+                                       "--dlt '1:0/3,2:1/3'  ·  "
+                                       "stroketrial escalation run my-boin-trial.yaml --dlt '1:0/3'")
 def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml with a dose_escalation section."),
         dlt: str = typer.Option("", "--dlt", help="DLTs/patients per level so far: LEVEL:DLTS/PATIENTS,..."),
         design: str | None = typer.Option(None, "--design", help="3+3, boin or crm (default: the protocol's)."),
@@ -220,9 +225,10 @@ def _floats(text: str, option: str) -> list[float]:
 # ---- escalation: operating characteristics ------------------------------------------------------------
 @command(escalation_app, "oc", epilog="Examples: stroketrial escalation oc --design 3+3 --tox 0.05,0.10,0.20,0.35  ·  "
                                       "stroketrial escalation oc --design boin --target 0.25 --tox 0.05,0.10,0.20,0.35 "
-                                      "--trials 100000  ·  stroketrial escalation oc --design boin --target 0.27 --tox 0.11,0.27,0.42,0.64 "
-                                      "--n-earlystop 9 --extrasafe --exact  ·  stroketrial escalation oc --trial my-boin-trial.yaml "
-                                      "--tox 0.05,0.10,0.20,0.35 --exact  ·  stroketrial escalation oc --design all --tox ... "
+                                      "--trials 100000  ·  stroketrial escalation oc --design boin --target 0.27 "
+                                      "--tox 0.11,0.27,0.42,0.64 --n-earlystop 9 --extrasafe --exact  ·  "
+                                      "stroketrial escalation oc --trial my-boin-trial.yaml --tox 0.05,0.10,0.20,0.35 "
+                                      "--exact  ·  stroketrial escalation oc --design all --tox ... "
                                       "--skeleton 0.08,0.15,0.25,0.35 --plot oc.png")
 def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per level, e.g. 0.05,0.10,0.20,0.35."),
        design: str | None = typer.Option(None, "--design", help="3+3 (exact), boin, crm, or all (side by side); "

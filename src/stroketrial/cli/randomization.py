@@ -95,8 +95,8 @@ def show(trial: str = TrialArgument, as_json: bool = JsonOption) -> None:
 def compare_cmd(trial: str = TrialArgument,
                 trials: int = typer.Option(10_000, "--trials", help="Simulated trials per method."),
                 seed: int = typer.Option(1, "--seed", help="Root seed; the same seed prints the same figures."),
-                patients: int | None = typer.Option(None, "--patients",
-                                                       help="Patients per trial (default: the protocol's sample size)."),
+                patients: int | None = typer.Option(None, "--patients", help="Patients per trial (default: the "
+                                                                               "protocol's sample size)."),
                 plot: Path | None = typer.Option(None, "--plot", help="Also draw imbalance distributions "
                                                                          "(.png, .svg or .pdf)."),
                 as_json: bool = JsonOption) -> None:
@@ -259,7 +259,7 @@ def run_cmd(trial: str = TrialArgument,
     names = [f.name for f in randomizer.factors]
     sites = frame["site"].astype("string").fillna("") if "site" in frame.columns else [None] * len(frame)
     patients = [(str(pid), {n: coded.levels[j][row[j]] for j, n in enumerate(names)}, (site or None))
-                for pid, row, site in zip(frame["patient_id"], coded.codes, sites)]
+                for pid, row, site in zip(frame["patient_id"], coded.codes, sites, strict=True)]
     draw = _draw(seed)
     kit_list = None
     if protocol.randomization.blinded_kits:

@@ -79,7 +79,8 @@ def _print_logins(logins: list[dict], host: str, port: int) -> None:
                   highlight=False, soft_wrap=True)
 
 
-@command(db_app, "upgrade", epilog="Example: stroketrial db upgrade --db postgresql+psycopg://stroketrial_owner@db/trial "
+@command(db_app, "upgrade", epilog="Example: stroketrial db upgrade "
+                                     "--db postgresql+psycopg://stroketrial_owner@db/trial "
                                      "--app-role stroketrial_app")
 def db_upgrade(db_url: str | None = DbOption,
                app_role: str | None = typer.Option(None, "--app-role", help="PostgreSQL: the login role the "
@@ -147,7 +148,7 @@ def create_user(name: str = typer.Argument(..., help="User name."),
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     db = open_db(db_url)
     with db.write() as session:
-        user, token = accounts.create_user(session, SYSTEM, name, role, sites, password)
+        _user, token = accounts.create_user(session, SYSTEM, name, role, sites, password)
     err.print(f"user {name} ({role}: {ROLE_DESCRIPTIONS[role]}) at {', '.join(sites) or 'every site'}; "
               "API token (shown once):", highlight=False)
     sys.stdout.write(token + "\n")

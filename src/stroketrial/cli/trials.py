@@ -232,7 +232,8 @@ def _print_cohort_statuses(protocol: Protocol, table, frame, as_json: bool) -> N
     first = first_failing(protocol, table)
     ids = frame["patient_id"].astype("string").to_numpy() if "patient_id" in frame.columns else \
         np.array([str(i + 1) for i in range(table.n)])
-    rows = [{"patient_id": str(i), "status": str(s), "first_failing": f or None} for i, s, f in zip(ids, status, first)]
+    rows = [{"patient_id": str(i), "status": str(s), "first_failing": f or None}
+            for i, s, f in zip(ids, status, first, strict=True)]
     if as_json:
         emit_json(rows)
         return

@@ -41,7 +41,7 @@ def enrolment(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
 def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """CONSORT-style counts: registered (assessed), excluded by first failing criterion, incomplete,
     eligible, randomized (per arm where the user may see arms), 90-day visit done."""
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     rows = session.execute(select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id)).all()
     rows = [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]
@@ -75,7 +75,7 @@ def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """Allocations per factor level per arm at the user's sites (level totals only for those who may not
     see counts per arm). Counted from the allocations the user may see, never from the trial-wide state:
     a one-site user learns nothing of other sites' patients as they are randomized."""
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     if protocol.randomization is None:
         return {"factors": [], "by_arm": False, "arms": []}
     rows = session.execute(select(Patient.site_code, Allocation.arm, Allocation.record_json)

@@ -80,7 +80,8 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
         record.pop("patient_id", None)
         record.pop("site", None)
         # Screening happens today; keep the timeline's intervals, ending now.
-        clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization") if record.get(k)]
+        clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization")
+                 if record.get(k)]
         latest = max((dt.datetime.fromisoformat(record[k]) for k in clock), default=None)
         shift = now - latest.replace(tzinfo=dt.UTC) if latest is not None else dt.timedelta(0)
         for key in clock:

@@ -30,7 +30,7 @@ from .patients import aware
 from .trials import get_trial
 
 def _rows(session: Session, actor: Actor, trial_id: str):
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     rows = session.execute(select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id).order_by(Patient.id)).all()
     return protocol, [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]
@@ -165,11 +165,9 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
         ProtocolName=ODM.ProtocolName(_content=protocol.registry_id)), MetaDataVersion=[mdv])
     subjects: dict[str, ODM.SubjectData] = {}
     for name, rows in data.items():
-        repeat = 0
-        for row in rows:
+        for repeat, row in enumerate(rows, 1):
             key = str(row["patient_id"])
             subject = subjects.setdefault(key, ODM.SubjectData(SubjectKey=key, StudyEventData=[]))
-            repeat += 1
             items = [ODM.ItemData(ItemOID=_oid("IT", name, k), Value=_value(v)) for k, v in row.items()
                      if k not in skip and v not in (None, "")]
             group = ODM.ItemGroupData(ItemGroupOID=_oid("IG", name), ItemData=items)

@@ -32,7 +32,7 @@ MAX_SAE_DESCRIPTION = 4000
 
 
 def _randomized(session: Session, actor: Actor, trial_id: str, code: str):
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     patient = find_patient(session, actor, trial_id, code)
     allocation = allocation_of(session, patient)
     if allocation is None:
@@ -176,7 +176,7 @@ def _onset_errors(session: Session, patient: Patient, onset: dt.date) -> list[di
 
 def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: Mapping[str, Any]) -> dict[str, Any]:
     actor.require(*SITE_STAFF, doing="reporting a serious adverse event")
-    protocol, patient, allocation = _randomized(session, actor, trial_id, code)
+    _protocol, patient, _allocation = _randomized(session, actor, trial_id, code)
     if not isinstance(data, Mapping):
         raise Invalid("an SAE report is an object", [{"field": "sae", "value": data, "message": "an object"}])
     errors = []
@@ -221,7 +221,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
 
 
 def list_saes(session: Session, actor: Actor, trial_id: str, code: str) -> list[dict[str, Any]]:
-    protocol, patient, _ = _randomized(session, actor, trial_id, code)
+    _protocol, patient, _ = _randomized(session, actor, trial_id, code)
     rows = session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id == patient.id)
                            .order_by(SeriousAdverseEvent.id)).scalars()
     return [{"id": r.id, "patient_id": code, "reported_by": r.created_by, **json.loads(r.data_json)} for r in rows]
@@ -231,7 +231,7 @@ def list_saes(session: Session, actor: Actor, trial_id: str, code: str) -> list[
 def unblind(session: Session, actor: Actor, trial_id: str, code: str, reason: str | None) -> dict[str, Any]:
     """Reveal one patient's arm to the treating investigator in an emergency; always audited."""
     actor.require("investigator", doing="emergency unblinding")
-    protocol, patient, allocation = _randomized(session, actor, trial_id, code)
+    _protocol, patient, allocation = _randomized(session, actor, trial_id, code)
     if not isinstance(reason, str) or len(reason.strip()) < 10:
         raise Invalid("emergency unblinding needs the clinical reason (at least 10 characters)",
                       [{"field": "reason", "value": reason, "message": "the clinical reason, 10+ characters"}])
@@ -248,7 +248,7 @@ def unblind(session: Session, actor: Actor, trial_id: str, code: str, reason: st
 
 def unblindings(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
     actor.require("dsmb", "admin", doing="reading the unblinding log")
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     rows = session.execute(select(Unblinding, Patient, Allocation).join(Patient, Unblinding.patient_id == Patient.id)
                            .join(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id).order_by(Unblinding.id)).all()
@@ -267,7 +267,7 @@ def unblindings(session: Session, actor: Actor, trial_id: str) -> list[dict[str,
 # ---- safety -------------------------------------------------------------------------------------------
 def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     rows = session.execute(select(Patient, Allocation).join(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id)).all()
     rows = [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]

@@ -50,7 +50,7 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
              attestations: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Register a patient with their screening data; answers with the eligibility result."""
     actor.require(*SITE_STAFF, doing="registering a patient")
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     # Refused, not tidied: an id with a slash, a space or an invisible character could never be
     # reached again by URL or typed again at the bedside.
     code = identifier("patient_id", code, max_length=60)
@@ -79,7 +79,7 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
                      reason: str | None) -> dict[str, Any]:
     """Correct screening data before randomization; the reason is required and audited."""
     actor.require(*SITE_STAFF, doing="correcting screening data")
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     row = find_patient(session, actor, trial_id, code)
     if not reason or not reason.strip():
         raise Invalid("a change to recorded data needs a reason", [{"field": "reason", "value": reason,
@@ -103,7 +103,8 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
 
 
 def find_patient(session: Session, actor: Actor, trial_id: str, code: str) -> Patient:
-    row = session.execute(select(Patient).where(Patient.trial_id == trial_id, Patient.code == code)).scalar_one_or_none()
+    row = session.execute(select(Patient).where(Patient.trial_id == trial_id, Patient.code == code)
+                          ).scalar_one_or_none()
     if row is None or not actor.can_see_site(row.site_code):
         # The same answer whether the patient is elsewhere or absent: a site learns nothing of others.
         raise NotFound(f"no patient {code} in {trial_id} at your sites")
@@ -138,7 +139,8 @@ def patient_view(session: Session, actor: Actor, protocol: Protocol, row: Patien
     screening = json.loads(row.screening_json)
     view = {"patient_id": row.code, "site": row.site_code, "status": row.status,
             "randomized": allocation is not None,
-            "randomization": allocation_view(actor, protocol, allocation, in_list=not with_data) if allocation else None,
+            "randomization": (allocation_view(actor, protocol, allocation, in_list=not with_data)
+                              if allocation else None),
             "registered_at": aware(row.created_at).isoformat() if row.created_at else None,
             "failing": [c["id"] for c in screening["criteria"] if c.get("excludes")],
             "outstanding": [c["id"] for c in screening["criteria"]
@@ -150,7 +152,7 @@ def patient_view(session: Session, actor: Actor, protocol: Protocol, row: Patien
 
 
 def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     query = select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id) \
         .where(Patient.trial_id == trial_id).order_by(Patient.id)
     rows = session.execute(query).all()
@@ -159,5 +161,5 @@ def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[st
 
 
 def get_patient(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     return patient_view(session, actor, protocol, find_patient(session, actor, trial_id, code))

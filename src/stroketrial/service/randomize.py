@@ -38,7 +38,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
         raise Invalid("randomization needs an Idempotency-Key header (1-200 characters, new for each request, "
                       "the same when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,
                                                    "message": "1-200 characters"}])
-    trial, protocol = get_trial(session, actor, trial_id)
+    _trial, protocol = get_trial(session, actor, trial_id)
     if protocol.randomization is None:
         raise Conflict(f"{trial_id} is not randomized ({protocol.design.model.replace('_', ' ')})")
     previous = session.execute(select(Allocation).where(Allocation.trial_id == trial_id,

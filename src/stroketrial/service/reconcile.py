@@ -26,7 +26,8 @@ def _expected(session: Session) -> dict[str, dict[Key, Any]]:
     """What the trail says each table holds, by (trial, patient[, visit or SAE id])."""
     out: dict[str, dict[Key, Any]] = {"patient": {}, "allocation": {}, "visit": {}, "sae": {}}
     unblindings: Counter = Counter()
-    actions = ("register", "update_screening", "set_randomization_time", "randomize", "enter_visit", "correct_visit", "report_sae",
+    actions = ("register", "update_screening", "set_randomization_time", "randomize", "enter_visit", "correct_visit",
+               "report_sae",
                "emergency_unblinding")
     for e in session.execute(select(AuditEvent).where(AuditEvent.action.in_(actions))
                              .order_by(AuditEvent.seq)).scalars():

@@ -49,7 +49,8 @@ def list_trials(session: Session, actor: Actor) -> list[dict]:
         if actor.is_admin or actor.sites & set(sites):
             p = protocol_of(trial)
             out.append({"id": trial.id, "acronym": p.acronym, "title": p.title, "registry_id": p.registry_id,
-                        "masking": p.design.masking, "randomization": p.randomization.method if p.randomization else None,
+                        "masking": p.design.masking,
+                        "randomization": p.randomization.method if p.randomization else None,
                         "allocation_ratio": p.allocation_ratio, "sites": sites,
                         "your_sites": sites if actor.is_admin else sorted(actor.sites & set(sites))})
     return out

@@ -174,7 +174,8 @@ class Database:
             with connection.begin():
                 session = Session(bind=connection, expire_on_commit=False,
                                   info={"keystore": self.keystore, "audit_key": key})
-                head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()).scalar_one_or_none()
+                head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()
+                                       ).scalar_one_or_none()
                 if head is None:
                     raise DatabaseError("the database has no audit head; run `stroketrial db upgrade` first")
                 start = head.seq

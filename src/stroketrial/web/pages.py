@@ -270,7 +270,7 @@ async def randomize_submit(request: Request, trial: str, patient: str):
 
 @router.get("/trials/{trial}/patients/{patient}/allocation", response_class=HTMLResponse)
 def allocation_page(request: Request, trial: str, patient: str):
-    actor, protocol, view = _patient(request, trial, patient)
+    _, protocol, view = _patient(request, trial, patient)
     if not view["randomized"]:
         return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)
     arm = next((a for a in protocol.arms if a.id == view["randomization"].get("arm")), None)
@@ -350,7 +350,7 @@ async def unblind_submit(request: Request, trial: str, patient: str):
     check_csrf(request, form.get("csrf"))
     with _db(request).write() as session:
         revealed = followup.unblind(session, actor, trial, patient, str(form.get("reason", "")))
-    actor, protocol, view = _patient(request, trial, patient)
+    _, protocol, view = _patient(request, trial, patient)
     arm = next(a for a in protocol.arms if a.id == revealed["arm"])
     return render(request, "unblind.html", protocol=protocol, p=view, revealed=revealed, arm=arm)
 

@@ -54,7 +54,8 @@ def upgrade() -> None:
                     sa.UniqueConstraint("trial_id", "idempotency_key", name="uq_allocation_key"))
     op.create_table("randomization_state",
                     sa.Column("trial_id", sa.String(60), sa.ForeignKey("trials.id"), primary_key=True),
-                    sa.Column("state_json", sa.Text, nullable=False), sa.Column("block_list_json", sa.Text, nullable=False),
+                    sa.Column("state_json", sa.Text, nullable=False),
+                    sa.Column("block_list_json", sa.Text, nullable=False),
                     sa.Column("kit_list_json", sa.Text, nullable=False))
     op.create_table("visit_records", sa.Column("id", sa.Integer, primary_key=True),
                     sa.Column("patient_id", sa.Integer, sa.ForeignKey("patients.id"), nullable=False, index=True),
@@ -73,7 +74,8 @@ def upgrade() -> None:
                     sa.Column("created_by", sa.String(80), nullable=False))
     op.create_table("audit_events", sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
                     sa.Column("at", sa.String(40), nullable=False), sa.Column("actor", sa.String(80), nullable=False),
-                    sa.Column("action", sa.String(60), nullable=False), sa.Column("entity", sa.String(60), nullable=False),
+                    sa.Column("action", sa.String(60), nullable=False),
+                    sa.Column("entity", sa.String(60), nullable=False),
                     sa.Column("entity_id", sa.String(120), nullable=False),
                     sa.Column("trial_id", sa.String(60), nullable=True, index=True),
                     sa.Column("before_json", sa.Text, nullable=True), sa.Column("after_json", sa.Text, nullable=True),
