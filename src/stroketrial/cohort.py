@@ -64,7 +64,8 @@ def synthesize(n: int, seed: int, protocol: Protocol | None = None, start: str =
     rng = np.random.default_rng(seed)
     col: dict[str, object] = {"patient_id": [f"P{i + 1:07d}" for i in range(n)]}
     col["site"] = rng.choice([f"S{i}" for i in range(1, 9)], size=n, p=[.25, .2, .15, .1, .1, .08, .07, .05])
-    col["age"] = np.clip(np.rint(rng.normal(67, 13, n)), 16, 99)
+    age = np.clip(np.rint(rng.normal(67, 13, n)), 16, 99)
+    col["age"] = age
     female = rng.random(n) < 0.42
     col["sex"] = np.where(female, "female", "male")
     col["weight_kg"] = np.round(np.clip(rng.normal(np.where(female, 64, 74), 12), 35, 180), 1)
@@ -107,13 +108,13 @@ def synthesize(n: int, seed: int, protocol: Protocol | None = None, start: str =
     col["platelets_10e9_l"] = np.round(np.clip(rng.normal(225, 65, n), 15, 900))
     col["egfr"] = np.round(np.clip(rng.normal(82, 22, n), 3, 150))
     col["aptt_s"] = np.round(np.clip(rng.normal(30, 5, n), 15, 150), 1)
-    for flag, p in _FLAG_P.items():
-        col[flag] = rng.random(n) < p
-    anticoagulated = col["oral_anticoagulant"]
+    flags = {flag: rng.random(n) < p for flag, p in _FLAG_P.items()}
+    col.update(flags)
+    anticoagulated = flags["oral_anticoagulant"]
     col["inr"] = np.round(np.where(anticoagulated, np.clip(rng.lognormal(np.log(1.5), 0.3, n), 0.9, 8),
                                    np.clip(rng.normal(1.02, 0.08, n), 0.8, 1.6)), 2)
     col["doac_within_48h"] = anticoagulated & (rng.random(n) < 0.5)
-    childbearing = female & (col["age"] < 50)
+    childbearing = female & (age < 50)
     col["pregnant"] = childbearing & (rng.random(n) < 0.02)
     col["lactating"] = childbearing & (rng.random(n) < 0.01)
 

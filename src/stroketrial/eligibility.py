@@ -99,6 +99,7 @@ def screen(protocol: Protocol, patient: PatientRecord | Mapping[str, Any]) -> Sc
                       else f"attested {'yes' if holds else 'no'}: {criterion.attestation}")
         else:
             status = "missing_data" if unknown else "met" if holds else "not_met"
+            assert criterion.rule is not None  # Criterion._rule_or_attestation: a rule when no attestation
             reason = criterion.rule.explain(table, 0)
         results.append(CriterionResult(criterion.id, "inclusion" if inclusion else "exclusion", criterion.text,
                                        status, fails, reason))

@@ -61,7 +61,8 @@ def contrast(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: 
     if kind == "binary":
         out_of_range = y.notna() & ~y.isin([0, 1])
         if out_of_range.any():
-            raise AnalysisInputError(f"column {outcome!r} holds {y[out_of_range].iloc[0]!r}; a binary outcome is 0 or 1")
+            raise AnalysisInputError(f"column {outcome!r} holds {y[out_of_range].iloc[0]!r}; a binary outcome is 0 "
+                                     "or 1")
     covariates = pd.DataFrame(index=frame.index)
     for column in adjust:
         series = frame[column]

@@ -76,8 +76,8 @@ def proportional_odds(df: pd.DataFrame, outcome: str, arm: str, treatment: str, 
         details["profile_ci"] = [float(ci[0]), float(ci[1])]
         method += "; profile-likelihood 95% CI"
     p = float(2 * stats.norm.sf(abs(beta / se)))
-    return Result("ordinal shift (mRS), " + ("adjusted" if adjust else "unadjusted"), float(np.exp(-beta)), float(ci[0]), float(ci[1]), p, method, c.n,
-                  "common odds ratio", details)
+    return Result("ordinal shift (mRS), " + ("adjusted" if adjust else "unadjusted"), float(np.exp(-beta)),
+                  float(ci[0]), float(ci[1]), p, method, c.n, "common odds ratio", details)
 
 
 def profile_ci(c: Contrast, codes: np.ndarray, k: int, beta: float, se: float, llf: float) -> tuple[float, float]:

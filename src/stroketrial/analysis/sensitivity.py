@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -104,7 +104,7 @@ def multiple_imputation(df: pd.DataFrame, outcome: str, arm: str, treatment: str
 
 
 def subgroups(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
-              by: dict[str, Sequence]) -> list[Result]:
+              by: Mapping[str, Sequence | np.ndarray]) -> list[Result]:
     """Common OR per subgroup level, with the likelihood-ratio interaction p-value for each factor."""
     require_columns(df, outcome, arm)
     out = []

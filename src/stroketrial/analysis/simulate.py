@@ -59,10 +59,10 @@ def simulate_trial(protocol: Protocol, n: int | None = None, seed: int = 1, comm
     coded = code_cohort(randomizer.factors, data)
     names = [f.name for f in randomizer.factors]
     patients = [(str(pid), {nm: coded.levels[j][row[j]] for j, nm in enumerate(names)}, str(site))
-                for pid, row, site in zip(data["patient_id"], coded.codes, data["site"])]
+                for pid, row, site in zip(data["patient_id"], coded.codes, data["site"], strict=True)]
     kits = None
-    if protocol.randomization.blinded_kits:
-        sizes = getattr(protocol.randomization, "block_sizes", [2 * randomizer.arms.n_slots])
+    if randomizer.scheme.blinded_kits:  # the protocol's randomization (for_protocol refuses a trial without one)
+        sizes = getattr(randomizer.scheme, "block_sizes", [2 * randomizer.arms.n_slots])
         kits = generate_kit_list(randomizer.arms, sorted(set(data["site"].astype(str))), n + 8, sizes,
                                  SeededDraw(np.random.default_rng(randomization_stream)))
     allocations, _, _ = randomizer.run(patients, SeededDraw(np.random.default_rng(randomization_stream)),
@@ -87,7 +87,7 @@ def simulate_trial(protocol: Protocol, n: int | None = None, seed: int = 1, comm
     data.loc[rng.random(n) < 0.03, "mrs_90d"] = np.nan
     data.loc[data["mrs_90d"].isna(), "death_90d"] = np.nan
     data["per_protocol"] = rng.random(n) >= 0.05
-    others = {a.id: [b.id for b in protocol.arms if b.id != a.id][0] for a in protocol.arms}
+    others = {a.id: next(b.id for b in protocol.arms if b.id != a.id) for a in protocol.arms}
     crossed = rng.random(n) < 0.02
     data["treated_arm"] = np.where(crossed, data["arm"].map(others), data["arm"])
     long = pd.concat([pd.DataFrame({"patient_id": data["patient_id"], "arm": data["arm"], "visit": v,

@@ -11,10 +11,21 @@ import datetime as dt
 import enum
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from . import units
-from .scales import ASPECTS, ETICI, NIHSS, ClinicalValueError, OcclusionSite, PcASPECTS, PrestrokeMRS, Score, Sex
+from .scales import (
+    ASPECTS,
+    ETICI,
+    NIHSS,
+    ClinicalValueError,
+    LabelledEnum,
+    OcclusionSite,
+    PcASPECTS,
+    PrestrokeMRS,
+    Score,
+    Sex,
+)
 
 Kind = Literal["score", "integer", "number", "flag", "category", "grade", "timestamp", "interval", "text"]
 
@@ -33,14 +44,57 @@ class Variable:
     derived_from: tuple[str, str] | None = None  # intervals: (start, end) timestamps
     alternate_units: tuple[str, ...] = field(default=())
 
+    # ---- the fields a kind needs, typed ---------------------------------------------
+    # Which optional fields are set depends on the kind (a score has its Score subclass, a number its range,
+    # an interval its two timestamps); these return them narrowed, or raise ClinicalValueError naming the
+    # variable whose definition lacks one.
+    def score_scale(self) -> type[Score]:
+        """The Score subclass of a score variable."""
+        if isinstance(self.scale, type) and issubclass(self.scale, Score):
+            return self.scale
+        raise self._incomplete("a Score scale")
+
+    def grade_scale(self) -> type[ETICI]:
+        """The grade enum of a grade variable (eTICI is the only grade)."""
+        if isinstance(self.scale, type) and issubclass(self.scale, ETICI):
+            return self.scale
+        raise self._incomplete("a grade scale")
+
+    def enum_scale(self) -> type[LabelledEnum]:
+        """The Enum of a category or grade variable."""
+        if isinstance(self.scale, type) and issubclass(self.scale, LabelledEnum):
+            return self.scale
+        raise self._incomplete("an Enum scale")
+
+    def bounds(self) -> tuple[float, float]:
+        """The allowed range (low, high) of a numeric variable."""
+        if self.low is None or self.high is None:
+            raise self._incomplete("a range (low and high)")
+        return self.low, self.high
+
+    def interval_ends(self) -> tuple[str, str]:
+        """The (start, end) timestamps an interval is derived from."""
+        if self.derived_from is None:
+            raise self._incomplete("the timestamps it is derived from")
+        return self.derived_from
+
+    def conversion(self) -> tuple[str, str]:
+        """(canonical unit, quantity) of a variable that accepts other units."""
+        if self.unit is None or self.quantity is None:
+            raise self._incomplete("a canonical unit and a quantity for unit conversion")
+        return self.unit, self.quantity
+
+    def _incomplete(self, what: str) -> ClinicalValueError:
+        return ClinicalValueError(f"variable {self.name!r} ({self.kind}) is defined without {what}")
+
     # ---- what is allowed, in words -------------------------------------------------
     def allowed(self) -> str:
         if self.kind == "score":
-            return self.scale.allowed()
+            return self.score_scale().allowed()
         if self.kind == "grade":
-            return self.scale.allowed()
+            return self.grade_scale().allowed()
         if self.kind == "category":
-            return f"{self.label} is one of {', '.join(m.value for m in self.scale)}"
+            return f"{self.label} is one of {', '.join(m.value for m in self.enum_scale())}"
         if self.kind == "flag":
             return f"{self.label} is true or false"
         if self.kind == "timestamp":
@@ -63,11 +117,11 @@ class Variable:
     def parse(self, raw: object) -> object:
         """The typed value for a raw JSON value; ClinicalValueError if not allowed."""
         if self.kind == "score":
-            return self.scale(raw)
+            return self.score_scale()(raw)
         if self.kind == "grade":
-            return self.scale.parse(raw)
+            return self.grade_scale().parse(raw)
         if self.kind == "category":
-            return parse_category(self.scale, raw, self.allowed())
+            return parse_category(self.enum_scale(), raw, self.allowed())
         if self.kind == "flag":
             if not isinstance(raw, bool):
                 raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}")
@@ -80,7 +134,7 @@ class Variable:
             return raw.strip()
         if self.kind == "interval":
             raise ClinicalValueError(
-                f"{self.name} is derived from {' and '.join(self.derived_from)}; give those times instead")
+                f"{self.name} is derived from {' and '.join(self.interval_ends())}; give those times instead")
         value = self._measured_value(raw)
         self.check_range(value)
         return int(value) if self.kind == "integer" else value
@@ -93,11 +147,12 @@ class Variable:
             if set(raw) != {"value", "unit"}:
                 raise ClinicalValueError(f"{raw!r} is not allowed; give exactly 'value' and 'unit'")
             unit, value = raw["unit"], raw["value"]
-            allowed_units = (self.unit, *self.alternate_units)
+            canonical_unit, quantity = self.conversion()
+            allowed_units = (canonical_unit, *self.alternate_units)
             if units.normalise_unit(unit) not in allowed_units:
                 raise ClinicalValueError(
                     f"unit {unit!r} is not allowed for {self.label}; use one of {', '.join(allowed_units)}")
-            return units.to_canonical(self.quantity, self._number(value), unit)
+            return units.to_canonical(quantity, self._number(value), unit)
         return self._number(raw)
 
     def _number(self, raw: object) -> float:
@@ -108,23 +163,25 @@ class Variable:
         return float(raw)
 
     def check_range(self, value: float) -> None:
-        if not self.low <= value <= self.high:
+        low, high = self.bounds()
+        if not low <= value <= high:
             raise ClinicalValueError(f"{format_number(value)} is out of range; {self.allowed()}")
 
     # ---- numbers for the vectorised screen -----------------------------------------
-    def encode(self, value: object) -> float:
+    # `value` is what parse() returns for this variable's kind (a Score, an Enum member, a number, ...).
+    def encode(self, value: Any) -> float:
         """The float the vectorised screen compares (categories by position)."""
         if value is None:
             return math.nan
         if self.kind == "category":
-            return float(list(self.scale).index(value))
+            return float(list(self.enum_scale()).index(value))
         if self.kind == "grade":
             return float(value.ranks[0])
         if self.kind == "flag":
             return 1.0 if value else 0.0
         return float(value)
 
-    def describe(self, value: object) -> str:
+    def describe(self, value: Any) -> str:
         """'NIHSS 5', 'creatinine 210 µmol/L', 'occlusion site MCA M2' for reasons."""
         if value is None:
             return f"{self.label} not recorded"
@@ -268,7 +325,8 @@ _VARIABLES: list[Variable] = [
           "At least one stent-retriever or combined-technique pass so far."),
     _flag("carotid_territory_infarct", "ischaemic stroke in the carotid territory",
           "The index ischaemic stroke lies in the carotid (anterior) territory."),
-    _flag("mri_contraindication", "contraindication to MRI", "Pacemaker, metal implant or other contraindication to MRI."),
+    _flag("mri_contraindication", "contraindication to MRI",
+          "Pacemaker, metal implant or other contraindication to MRI."),
 ]
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in _VARIABLES}

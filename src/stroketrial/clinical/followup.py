@@ -58,6 +58,8 @@ class Assessment:
             raise ClinicalValueError(f"{raw!r} is not a number; {self.allowed()}")
         if self.kind == "integer" and float(raw) != int(raw):
             raise ClinicalValueError(f"{raw!r} is not a whole number; {self.allowed()}")
+        if self.low is None or self.high is None:
+            raise ClinicalValueError(f"assessment {self.key!r} ({self.kind}) is defined without a range")
         if not self.low <= raw <= self.high or (self.step and int(raw) % self.step):
             raise ClinicalValueError(f"{raw!r} is out of range; {self.allowed()}")
         return int(raw) if self.kind == "integer" else float(raw)

@@ -108,7 +108,7 @@ def _parse_attestations(raw: Any, errors: list[FieldError]) -> dict[str, bool]:
 
 
 def _derive_interval(interval: Variable, values: dict[str, Any], errors: list[FieldError]) -> None:
-    start_name, end_name = interval.derived_from
+    start_name, end_name = interval.interval_ends()
     start, end = values.get(start_name), values.get(end_name)
     if start is None or end is None:
         return

@@ -14,6 +14,14 @@ class ClinicalValueError(ValueError):
     """A value that a clinical variable does not allow."""
 
 
+class LabelledEnum(enum.Enum):
+    """An Enum scale whose members read as words for people (`label`); categories and grades."""
+
+    @property
+    def label(self) -> str:
+        return str(self.value)
+
+
 class Score(int):
     """A bounded integer score. Subclasses set `label`, `low` and `high`."""
 
@@ -65,7 +73,7 @@ class PrestrokeMRS(Score):
     label, low, high = "pre-stroke mRS", 0, 5
 
 
-class ETICI(enum.Enum):
+class ETICI(LabelledEnum):
     """Expanded Thrombolysis in Cerebral Infarction grade, in order of reperfusion.
 
     `2b` is the older mTICI grade (50-99% reperfusion), which in eTICI terms is
@@ -131,7 +139,7 @@ class Circulation(enum.Enum):
     POSTERIOR = "posterior"
 
 
-class OcclusionSite(enum.Enum):
+class OcclusionSite(LabelledEnum):
     """Site of the large-vessel occlusion, as the angiogram or CTA shows it."""
 
     ICA_CERVICAL = "ica_cervical"
@@ -170,7 +178,7 @@ _OCCLUSION_LABELS = {
 }
 
 
-class Sex(enum.Enum):
+class Sex(LabelledEnum):
     FEMALE = "female"
     MALE = "male"
 

@@ -60,7 +60,7 @@ def alternate_columns() -> dict[str, tuple[Variable, str]]:
     out = {}
     for var in VARIABLES.values():
         for unit in var.alternate_units:
-            base = var.name.removesuffix("_" + _slug(var.unit))
+            base = var.name.removesuffix("_" + _slug(var.conversion()[0]))
             out[f"{base}_{_slug(unit)}"] = (var, unit)
     return out
 
@@ -110,13 +110,13 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
             low[name] = checker.flag(name, series, f"{name} is true or false")
             continue
         if name in alternates:
-            var, unit = alternates[name]
-            if var.name in frame.columns:
-                checker.column_error(name, f"give {var.name} or {name}, not both")
+            base_var, unit = alternates[name]
+            if base_var.name in frame.columns:
+                checker.column_error(name, f"give {base_var.name} or {name}, not both")
                 continue
-            numbers = checker.numbers(name, series, var) * units.factor(var.quantity, unit)
-            checker.range(name, series, numbers, var)
-            low[var.name] = numbers
+            numbers = checker.numbers(name, series, base_var) * units.factor(base_var.conversion()[1], unit)
+            checker.range(name, series, numbers, base_var)
+            low[base_var.name] = numbers
             continue
         var = VARIABLES.get(name)
         if var is None or var.kind == "interval":
@@ -129,7 +129,7 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
         elif var.kind == "flag":
             low[name] = checker.flag(name, series, var.allowed())
         elif var.kind == "category":
-            low[name] = checker.categories(name, series, var, {m.value: i for i, m in enumerate(var.scale)})
+            low[name] = checker.categories(name, series, var, {m.value: i for i, m in enumerate(var.enum_scale())})
         elif var.kind == "grade":
             low[name], high[name] = checker.grades(name, series, var)
         else:
@@ -137,7 +137,7 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
             checker.range(name, series, numbers, var)
             low[name] = numbers
     for interval in INTERVALS:
-        start, end = (timestamps.get(t) for t in interval.derived_from)
+        start, end = (timestamps.get(t) for t in interval.interval_ends())
         if start is not None and end is not None:
             low[interval.name] = checker.interval(interval, start, end)
     checker.raise_if_any()
@@ -146,7 +146,7 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
 
 def _unknown_column(name: str, var: Variable | None) -> str:
     if var is not None:  # a derived interval
-        return f"{name} is derived from {' and '.join(var.derived_from)}; give those times instead"
+        return f"{name} is derived from {' and '.join(var.interval_ends())}; give those times instead"
     import difflib
 
     names = [*(n for n, v in VARIABLES.items() if v.kind != "interval"), *alternate_columns()]
@@ -287,7 +287,7 @@ class _Checker:
             return np.full(len(start), np.nan)
         with np.errstate(invalid="ignore"):
             bad = delta < 0
-        first, second = interval.derived_from
+        first, second = interval.interval_ends()
         self.rows(second, end, bad, lambda raw: f"{raw} is before {first}")
         hours = np.where(bad, np.nan, delta / 3600)
         return hours * 60 if interval.unit == "min" else hours

@@ -59,9 +59,15 @@ def _continue_density(upper: float, lower: float, prev_grid: np.ndarray | None, 
     if prev_grid is None:
         density = stats.norm.pdf(grid, loc=drift * t, scale=np.sqrt(t))
     else:
+        assert prev_density is not None  # both callers pass the previous look's grid and density together
         kernel = stats.norm.pdf(grid[:, None] - prev_grid[None, :], loc=drift * dt, scale=np.sqrt(dt))
         density = np.trapezoid(kernel * prev_density[None, :], prev_grid, axis=1)
     return grid, density
+
+
+def _excess_crossing(c, grid, density, dt, t_k, sided, target):
+    """How far the chance of first crossing at bound c exceeds the alpha this look may spend."""
+    return _cross_prob(c, grid, density, dt, t_k, 0.0, sided) - target
 
 
 def _cross_prob(c: float, prev_grid, prev_density, dt: float, t: float, drift: float, sided: int) -> float:
@@ -95,11 +101,7 @@ def boundaries(looks: int, alpha: float = 0.025, sided: int = 1, kind: str = "ob
     for k in range(looks):
         target = spent[k] - (spent[k - 1] if k else 0.0)
         dt = t[k] - previous_t
-
-        def gap(c):
-            return _cross_prob(c, grid, density, dt, t[k], 0.0, sided) - target
-
-        c = optimize.brentq(gap, 0.01, 12, xtol=1e-10)
+        c = optimize.brentq(_excess_crossing, 0.01, 12, args=(grid, density, dt, t[k], sided, target), xtol=1e-10)
         z.append(float(c))
         lower = -c if sided == 2 else -12.0
         grid, density = _continue_density(c, lower, grid, density, dt, t[k])

@@ -55,7 +55,7 @@ def _loglik(params, y, X, k):
 
 def _grad_hess(params, y, X, k):
     m = k - 1
-    _, _, _, lo_idx, hi_idx, a, b, Fa, Fb, fa, fb, pi = _pieces(params, y, X, k)
+    _, _, _, lo_idx, hi_idx, _, _, Fa, Fb, fa, fb, pi = _pieces(params, y, X, k)
     dfa, dfb = fa * (1 - 2 * Fa), fb * (1 - 2 * Fb)
     hi_onehot = (hi_idx[..., None] == np.arange(m)).astype(float)  # [t, n, m]; y = K-1 has no upper threshold
     lo_onehot = (lo_idx[..., None] == np.arange(m)).astype(float)
@@ -96,7 +96,7 @@ def fit(y: np.ndarray, X: np.ndarray, k: int, max_iter: int = 50, tol: float = 1
     active = np.all(counts > 0, axis=1)
     converged = np.zeros(trials, dtype=bool)
     iteration = 0
-    for iteration in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):  # noqa: B007  (the count is reported after the loop)
         idx = np.flatnonzero(active & ~converged)
         if not len(idx):
             break
@@ -105,7 +105,7 @@ def fit(y: np.ndarray, X: np.ndarray, k: int, max_iter: int = 50, tol: float = 1
             step = np.linalg.solve(-hess, grad[..., None])[..., 0]
         except np.linalg.LinAlgError:
             step = np.linalg.lstsq(-hess[0], grad[0], rcond=None)[0][None, :] if len(idx) == 1 else \
-                np.stack([np.linalg.lstsq(-h, g, rcond=None)[0] for h, g in zip(hess, grad)])
+                np.stack([np.linalg.lstsq(-h, g, rcond=None)[0] for h, g in zip(hess, grad, strict=True)])
         scale = np.ones(len(idx))
         new = params[idx] + step
         new_ll = _loglik(new, y[idx], X[idx], k)

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import stats
 
 from ..protocol import Protocol
+from ..protocol.schemes import RandomizationScheme
 from ..randomization import ArmSlots, simulate_slots
 from . import pofit
 from .samplesize import DesignInputError, check_distribution
@@ -61,10 +62,16 @@ class PowerResult:
 
 def chunk_seeds(seed: int, trials: int, chunk: int) -> list[tuple[np.random.SeedSequence, int]]:
     sizes = [min(chunk, trials - start) for start in range(0, trials, chunk)]
-    return list(zip(np.random.SeedSequence(seed).spawn(len(sizes)), sizes))
+    return list(zip(np.random.SeedSequence(seed).spawn(len(sizes)), sizes, strict=True))
 
 
 _POOLS: dict = {}
+
+
+def _scheme(protocol: Protocol) -> RandomizationScheme:
+    if protocol.randomization is None:
+        raise DesignInputError(f"{protocol.id} is not randomized")
+    return protocol.randomization
 
 
 def _pool(protocol: Protocol):
@@ -74,11 +81,12 @@ def _pool(protocol: Protocol):
         from ..eligibility import encode_cohort, statuses
         from ..randomization.factors import code_cohort
 
+        factors = _scheme(protocol).factors
         frame = synthesize(40_000, 20_261, protocol)
-        fields = sorted({f.field for f in protocol.randomization.factors} | {"age", "nihss"})
+        fields = sorted({f.field for f in factors} | {"age", "nihss"})
         frame = frame[statuses(protocol, encode_cohort(protocol, frame)) == "eligible"]
         frame = frame[frame[fields].notna().all(axis=1)]
-        codes = code_cohort(protocol.randomization.factors, frame)
+        codes = code_cohort(factors, frame)
         aspects = frame["aspects"].astype(float).fillna(8.0) if "aspects" in frame else np.full(len(frame), 8.0)
         covariates = np.column_stack([frame["age"].astype(float), frame["nihss"].astype(float), aspects])
         _POOLS[protocol.id] = (codes.codes, [len(lv) for lv in codes.levels], covariates)
@@ -94,7 +102,7 @@ def run_chunk(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedS
     codes, cov = codes_pool[pick], cov_pool[pick]
     arms = ArmSlots.of(protocol.arms)
     u, v = rng.random((trials, n)), rng.random((trials, n))
-    slots = simulate_slots(protocol.randomization, arms, codes, n_levels, u, v)
+    slots = simulate_slots(_scheme(protocol), arms, codes, n_levels, u, v)
     treatment = next(i for i, a in enumerate(protocol.arms) if a.role == "experimental")
     treated = (np.asarray(arms.slot_arm)[slots] == treatment).astype(float)
     eta = sum(effect * (cov[..., j] - centre) for j, (effect, centre) in enumerate(COVARIATE_EFFECTS.values()))

@@ -16,9 +16,11 @@ from .samplesize import ordinal_shift, two_proportions
 
 def derivation(protocol: Protocol) -> dict:
     ss = protocol.sample_size
-    out = {"trial": protocol.id, "stated_total": ss.total, "stated_per_arm": ss.per_arm, "method": ss.method,
-           "missing_assumptions": ss.missing_assumptions, "steps": [], "reproduced": None, "implied": []}
-    steps = out["steps"]
+    steps: list[str] = []
+    implied: list[dict] = []
+    out: dict[str, object] = {
+        "trial": protocol.id, "stated_total": ss.total, "stated_per_arm": ss.per_arm, "method": ss.method,
+        "missing_assumptions": ss.missing_assumptions, "steps": steps, "reproduced": None, "implied": implied}
     if protocol.id == "impact-lvo":
         evaluable = ss.assumptions["evaluable_per_arm"]
         rate = ss.assumptions["non_adherence"]
@@ -29,12 +31,12 @@ def derivation(protocol: Protocol) -> dict:
                   f"taken as {round(per_arm)} per arm, {2 * round(per_arm)} in all (the registry rounds to the "
                   f"nearest; rounding up would give {2 * int(-(-per_arm // 1))})"]
         out["reproduced"] = 2 * round(per_arm) == ss.total
-        out["implied"].append(_implied_or(1010, "the 1010 evaluable patients"))
+        implied.append(_implied_or(1010, "the 1010 evaluable patients"))
     elif protocol.id in ("amass-2", "angel-rescue"):
         control = 0.40 if protocol.id == "amass-2" else 0.25
         steps.append(f"stated: {ss.total} in all, 1:1; the source gives no control rate, effect, alpha or power")
         out["reproduced"] = None
-        out["implied"].append(_implied_difference(ss.total, control, protocol.id))
+        implied.append(_implied_difference(ss.total, control, protocol.id))
     else:
         steps.append(f"stated: {ss.total}; {ss.method}")
     return out
@@ -46,7 +48,8 @@ def _implied_or(total: int, label: str) -> dict:
                "assumption": "control-arm mRS distribution close to the thrombectomy arms of HERMES (Goyal M et al., "
                              "Lancet 2016); two-sided alpha 0.05; Whitehead's formula. Not stated by the registry."}
     for power in (0.8, 0.9):
-        common_or = optimize.brentq(lambda o: ordinal_shift(CONTROL_MRS, o, power=power).n_total - total, 1.01, 5)
+        common_or = optimize.brentq(lambda o, power=power: ordinal_shift(CONTROL_MRS, o, power=power).n_total - total,
+                                    1.01, 5)
         implied[f"common_or_power_{int(power * 100)}"] = round(common_or, 3)
     return implied
 
@@ -60,7 +63,8 @@ def _implied_difference(total: int, control: float, trial: str) -> dict:
                               + "); two-sided alpha 0.05; 10% dropout; normal approximation. Not stated by the "
                                 "registry.")}
     for power in (0.8, 0.9):
-        p_t = optimize.brentq(lambda p: two_proportions(control, p, power=power, dropout=0.10).n_total - total,
+        p_t = optimize.brentq(lambda p, power=power: two_proportions(control, p, power=power,
+                                                                     dropout=0.10).n_total - total,
                               control + 0.01, 0.99)
         implied[f"p_treatment_power_{int(power * 100)}"] = round(p_t, 3)
     return implied

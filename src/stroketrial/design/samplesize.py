@@ -58,7 +58,8 @@ def _arms(n_control: float, ratio: float, steps: list[str], dropout: float, non_
 
 
 def two_proportions(p_control: float, p_treatment: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1,
-                    sided: int = 2, continuity: bool = False, dropout: float = 0, non_adherence: float = 0) -> SampleSize:
+                    sided: int = 2, continuity: bool = False, dropout: float = 0,
+                    non_adherence: float = 0) -> SampleSize:
     """Normal approximation with the pooled variance under H0 (Fleiss, Levin and Paik 2003, eq. 4.19);
     the continuity correction of Fleiss, Tytun and Ury (Biometrics 1980;36:343-6)."""
     for name, p in (("--p-control", p_control), ("--p-treatment", p_treatment)):
@@ -82,7 +83,7 @@ def two_proportions(p_control: float, p_treatment: float, alpha: float = 0.05, p
                   "sided": sided, "continuity": continuity})
 
 
-def treatment_distribution(control: Sequence[float], common_or: float) -> np.ndarray:
+def treatment_distribution(control: Sequence[float] | np.ndarray, common_or: float) -> np.ndarray:
     """The treatment arm's mRS distribution: cumulative odds of mRS <= j multiplied by the common OR."""
     p = np.asarray(control, dtype=float)
     cumulative = np.cumsum(p)[:-1]

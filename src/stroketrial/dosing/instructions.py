@@ -69,9 +69,6 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
                              "(same volume and appearance)")
                 out.append(Administration(intervention.id, intervention.name, step.route, step.timing, notes=notes))
                 continue
-            if amount is None and not step.amount_choices:
-                amount = _level_dose(protocol, level)
-                notes.append(f"escalation level {level}: {amount:g} {protocol.dose_escalation.unit}")
             if step.amount_choices:
                 if dose_choice is None:
                     choices = ", ".join(f"{c:g}" for c in step.amount_choices)
@@ -83,6 +80,9 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
                     raise DoseError(f"dose {dose_choice:g} {step.unit} is not a registered dose group "
                                     f"({', '.join(f'{c:g}' for c in step.amount_choices)})")
                 amount = dose_choice
+            elif amount is None:
+                amount, level_unit = _level_dose(protocol, level)
+                notes.append(f"escalation level {level}: {amount:g} {level_unit}")
             if step.per_kg:
                 weight = _weight(weight_kg)
                 per_kg = amount
@@ -111,7 +111,8 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
     return out
 
 
-def _level_dose(protocol: Protocol, level: int | None) -> float:
+def _level_dose(protocol: Protocol, level: int | None) -> tuple[float, str]:
+    """The dose of an escalation level and its unit."""
     escalation = protocol.dose_escalation
     if escalation is None:
         raise DoseError(f"{protocol.id}: a dose step states no amount and the trial has no dose levels")
@@ -121,7 +122,7 @@ def _level_dose(protocol: Protocol, level: int | None) -> float:
                         f"({', '.join(f'{k}: {v:g} {escalation.unit}' for k, v in levels.items())})")
     if level not in levels:
         raise DoseError(f"level {level} is not a dose level of {protocol.id} (levels 1 to {max(levels)})")
-    return levels[level]
+    return levels[level], escalation.unit
 
 
 def _weight(weight_kg: float | None) -> float:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from .model import Protocol
 
@@ -76,7 +77,7 @@ def _path(loc: tuple) -> str:
     return text or "(top level)"
 
 
-def _reason(err: dict) -> str:
+def _reason(err: ErrorDetails) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return "unknown key"

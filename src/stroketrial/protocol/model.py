@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .rules import Rule
-from .schemes import Randomization
+from .schemes import PermutedBlocks, Randomization, RandomizationScheme
 
 Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 
@@ -175,7 +175,7 @@ class CrmSettings(_Frozen):
 
     @model_validator(mode="after")
     def _increasing(self) -> CrmSettings:
-        if self.skeleton is not None and any(b <= a for a, b in zip(self.skeleton, self.skeleton[1:])):
+        if self.skeleton is not None and any(b <= a for a, b in zip(self.skeleton, self.skeleton[1:], strict=False)):
             raise ValueError(f"skeleton {self.skeleton} must increase strictly from level to level")
         return self
 
@@ -250,21 +250,21 @@ class Protocol(_Frozen):
                 raise ValueError(f"arm {arm.id!r} names unknown interventions {missing}")
         arm_ids = {a.id for a in self.arms}
         if set(self.sample_size.per_arm) - arm_ids:
-            raise ValueError(f"sample_size.per_arm names unknown arms {sorted(set(self.sample_size.per_arm) - arm_ids)}")
+            unknown = sorted(set(self.sample_size.per_arm) - arm_ids)
+            raise ValueError(f"sample_size.per_arm names unknown arms {unknown}")
         if (self.design.allocation == "randomized") != (self.randomization is not None):
             raise ValueError("a randomized design needs a `randomization` section, and only a randomized one")
         if self.randomization is not None:
-            self._check_randomization()
+            self._check_randomization(self.randomization)
         if not any(e.role == "primary" for e in self.endpoints):
             raise ValueError("at least one endpoint has role: primary")
         return self
 
-    def _check_randomization(self) -> None:
-        r = self.randomization
+    def _check_randomization(self, r: RandomizationScheme) -> None:
         slots = sum(a.ratio for a in self.arms)
         if len(self.arms) < 2:
             raise ValueError("a randomized trial has at least two arms")
-        if r.method == "permuted_blocks":
+        if isinstance(r, PermutedBlocks):  # method: permuted_blocks
             bad = [b for b in r.block_sizes if b % slots]
             if bad:
                 raise ValueError(f"randomization.block_sizes {bad} are not multiples of {slots}, the sum of the "

@@ -50,6 +50,10 @@ _OP_WORDS = {">=": ("is at least", "is below"), ">": ("is above", "is not above"
 class _Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
+    def evaluate(self, table: Table) -> Masks:
+        """(true, false) masks over the table's rows; neither where the data do not decide."""
+        raise NotImplementedError
+
     def outcome(self, table: Table, row: int = 0) -> bool | None:
         is_true, is_false = self.evaluate(table)
         return True if is_true[row] else False if is_false[row] else None
@@ -60,7 +64,7 @@ def _screenable(name: str) -> Variable:
     if var is None:
         raise ValueError(f"unknown variable {name!r}; see `stroketrial dictionary`")
     if not var.screenable:
-        hint = ", ".join(v.name for v in VARIABLES.values() if v.kind == "interval" and name in v.derived_from)
+        hint = ", ".join(v.name for v in VARIABLES.values() if v.kind == "interval" and name in v.interval_ends())
         raise ValueError(f"{name!r} cannot be compared directly; use an interval such as {hint}")
     return var
 
@@ -88,7 +92,7 @@ class Compare(_Rule):
             if var.quantity is None:
                 raise ValueError(f"{self.field} has no unit to convert")
             units.factor(var.quantity, self.unit)  # raises UnitError for an unknown unit
-        if var.kind not in ("grade",) and not var.low <= self.threshold <= var.high:
+        if var.kind not in ("grade",) and not var.bounds()[0] <= self.threshold <= var.bounds()[1]:
             raise ValueError(f"threshold {format_number(self.threshold)} is outside the allowed range: {var.allowed()}")
         return self
 
@@ -103,6 +107,7 @@ class Compare(_Rule):
             return float(ETICI.parse(self.value).ranks[0])
         if self.unit is None:
             return float(self.value)
+        assert var.quantity is not None  # _check refuses a unit for a variable without a quantity
         return units.to_canonical(var.quantity, float(self.value), self.unit)
 
     def evaluate(self, table: Table) -> Masks:
@@ -149,14 +154,14 @@ class InSet(_Rule):
         var = _screenable(self.field)
         if var.kind != "category":
             raise ValueError(f"`in` applies to categories; {self.field} is {var.kind}")
-        allowed = {m.value for m in var.scale}
+        allowed = {m.value for m in var.enum_scale()}
         bad = [v for v in self.values if v not in allowed]
         if bad:
             raise ValueError(f"{bad} not allowed; {var.allowed()}")
         return self
 
     def codes(self) -> list[float]:
-        members = list(VARIABLES[self.field].scale)
+        members = list(VARIABLES[self.field].enum_scale())
         return [float(i) for i, m in enumerate(members) if m.value in self.values]
 
     def evaluate(self, table: Table) -> Masks:
@@ -170,7 +175,7 @@ class InSet(_Rule):
         value = table.value(self.field, row)
         if value is None:
             return var.describe(None)
-        labels = ", ".join(var.scale(v).label for v in self.values)
+        labels = ", ".join(var.enum_scale()(v).label for v in self.values)
         return f"{var.describe(value)} {'is' if self.outcome(table, row) else 'is not'} one of: {labels}"
 
     def text(self) -> str:
@@ -309,7 +314,9 @@ def _rule_tag(data: Any) -> str | None:
 
 
 Rule = Annotated[
-    Annotated[Compare, Tag("Compare")] | Annotated[InSet, Tag("InSet")] | Annotated[Flag, Tag("Flag")] | Annotated[AllOf, Tag("AllOf")] | Annotated[AnyOf, Tag("AnyOf")] | Annotated[Not, Tag("Not")] | Annotated[If, Tag("If")],
+    Annotated[Compare, Tag("Compare")] | Annotated[InSet, Tag("InSet")] | Annotated[Flag, Tag("Flag")]
+    | Annotated[AllOf, Tag("AllOf")] | Annotated[AnyOf, Tag("AnyOf")] | Annotated[Not, Tag("Not")]
+    | Annotated[If, Tag("If")],
     Discriminator(_rule_tag, custom_error_type="rule_form", custom_error_message=(
         "a rule is {field, op, value}, {field, in: [...]}, {flag}, {all_of}, {any_of}, {not} or {if, then}")),
 ]

@@ -65,7 +65,7 @@ class Factor(_Frozen):
             if self.levels != FLAG_LEVELS or self.cutpoints or self.groups:
                 raise ValueError(f"factor {self.name!r}: a yes/no field has levels [no, yes]")
         elif var.kind in ("category", "grade"):
-            allowed = [m.value for m in var.scale]
+            allowed = [m.value for m in var.enum_scale()]
             if self.cutpoints:
                 raise ValueError(f"factor {self.name!r}: cutpoints are for numbers, not categories")
             if self.groups:

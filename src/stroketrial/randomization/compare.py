@@ -10,6 +10,7 @@ between them are the methods', not the dice's. The same seed gives the same tabl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -51,7 +52,7 @@ class Comparison:
     def to_json(self) -> list[dict]:
         return [{**r.to_json(), "protocol_method": c.is_protocol,
                  "scheme": c.scheme.model_dump(mode="json", exclude={"timing", "factors", "assumption"})}
-                for r, c in zip(self.results, self.candidates)]
+                for r, c in zip(self.results, self.candidates, strict=True)]
 
 
 def _same(a: RandomizationScheme, b: RandomizationScheme) -> bool:
@@ -66,33 +67,43 @@ def candidates(protocol: Protocol) -> list[Candidate]:
         raise RandomizationError(f"{protocol.id} is not randomized; nothing to compare")
     arms = ArmSlots.of(protocol.arms)
     s = arms.n_slots
-    common = {"timing": own.timing, "factors": own.factors}
-    names = [f.name for f in own.factors]
-    out: list[Candidate] = [Candidate("simple", SimpleRandomization(method="simple", **common))]
+    timing, factors = own.timing, own.factors  # every candidate keeps the protocol's timing and factors
+    names = [f.name for f in factors]
+    out: list[Candidate] = [Candidate("simple", SimpleRandomization(method="simple", timing=timing,
+                                                                    factors=factors))]
     sizes = [s, 2 * s] if s > 2 else [2, 4]
     if "site" in names:
         out.append(Candidate(f"blocks {','.join(map(str, sizes))} by site", PermutedBlocks(
-            method="permuted_blocks", block_sizes=sizes, stratify_by=["site"], **common)))
+            method="permuted_blocks", block_sizes=sizes, stratify_by=["site"], timing=timing, factors=factors)))
     if names:
         out.append(Candidate(f"blocks {','.join(map(str, sizes))} by all factors", PermutedBlocks(
-            method="permuted_blocks", block_sizes=sizes, stratify_by=names, **common)))
+            method="permuted_blocks", block_sizes=sizes, stratify_by=names, timing=timing, factors=factors)))
     if s == 2:
-        out.append(Candidate("efron p=2/3", EfronBiasedCoin(method="efron", **common)))
-    out.append(Candidate("big stick b=3", BigStick(method="big_stick", max_imbalance=3, **common)))
+        out.append(Candidate("efron p=2/3", EfronBiasedCoin(method="efron", timing=timing, factors=factors)))
+    out.append(Candidate("big stick b=3", BigStick(method="big_stick", max_imbalance=3, timing=timing,
+                                                   factors=factors)))
     if names:
-        for measure, p, mti in (("range", 0.8, None), ("range", 1.0, None), ("variance", 0.8, None),
-                                ("range", 0.8, 3)):
+        settings: tuple[tuple[Literal["range", "variance"], float, int | None], ...] = (
+            ("range", 0.8, None), ("range", 1.0, None), ("variance", 0.8, None), ("range", 0.8, 3))
+        for measure, p, mti in settings:
             label = f"minimization {measure} p={p:g}" + (f" mti={mti}" if mti else "")
             out.append(Candidate(label, Minimization(method="minimization", imbalance=measure, p_preferred=p,
-                                                     max_imbalance=mti, **common)))
+                                                     max_imbalance=mti, timing=timing, factors=factors)))
         if len(set(arms.ratio)) > 1:
             out.append(Candidate("minimization range p=0.8 naive ratio weights", Minimization(
-                method="minimization", imbalance="range", p_preferred=0.8, **common), naive_unequal=True))
+                method="minimization", imbalance="range", p_preferred=0.8, timing=timing, factors=factors),
+                naive_unequal=True))
     marked = [Candidate(c.label + " (protocol)", c.scheme, c.naive_unequal, True)
               if not c.naive_unequal and _same(c.scheme, own) else c for c in out]
     if not any(c.is_protocol for c in marked):
         marked.append(Candidate(f"{own.method} (protocol)", own, False, True))
     return marked
+
+
+def _scheme(protocol: Protocol) -> RandomizationScheme:
+    if protocol.randomization is None:
+        raise RandomizationError(f"{protocol.id} is not randomized; it has no randomization to simulate")
+    return protocol.randomization
 
 
 def eligible_pool(protocol: Protocol, seed: np.random.SeedSequence, size: int = POOL_SIZE) -> CodedCohort:
@@ -101,7 +112,8 @@ def eligible_pool(protocol: Protocol, seed: np.random.SeedSequence, size: int = 
     Trials with narrow criteria (ANGEL-RESCUE takes only failed thrombectomies) get a
     larger synthetic cohort, until at least MIN_POOL eligible patients are drawn from.
     """
-    fields = [f.field for f in protocol.randomization.factors]
+    factors = _scheme(protocol).factors
+    fields = [f.field for f in factors]
     while True:
         frame = synthesize(size, int(seed.generate_state(1)[0]), protocol)
         frame = frame[statuses(protocol, encode_cohort(protocol, frame)) == "eligible"]
@@ -112,7 +124,7 @@ def eligible_pool(protocol: Protocol, seed: np.random.SeedSequence, size: int = 
     if len(frame) < 100:
         raise RandomizationError(f"only {len(frame)} of {size} synthetic patients are eligible for {protocol.id} "
                                  "with every factor recorded; too few to simulate its cohorts")
-    return code_cohort(protocol.randomization.factors, frame)
+    return code_cohort(factors, frame)
 
 
 def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = None,
@@ -127,12 +139,13 @@ def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = N
     methods = list(methods) if methods is not None else candidates(protocol)
     arms = ArmSlots.of(protocol.arms)
     slot_arm = np.asarray(arms.slot_arm, dtype=np.int8)
-    factors = protocol.randomization.factors
+    factors = _scheme(protocol).factors
     root = np.random.SeedSequence(seed)
     pool_seed, *chunk_seeds = root.spawn(1 + -(-trials // chunk))
     pool = eligible_pool(protocol, pool_seed)
     n_levels = [len(lv) for lv in pool.levels]
-    all_codes, allocated = [], {c.label: [] for c in methods}
+    all_codes: list[np.ndarray] = []
+    allocated: dict[str, list[np.ndarray]] = {c.label: [] for c in methods}
     for k, chunk_seed in enumerate(chunk_seeds):
         n = min(chunk, trials - k * chunk)
         rng = np.random.default_rng(chunk_seed)

@@ -80,7 +80,8 @@ class CodedCohort:
         return self.codes.shape[0]
 
 
-def code_cohort(factors: Sequence[Factor], frame: pd.DataFrame, site_levels: Sequence[str] | None = None) -> CodedCohort:
+def code_cohort(factors: Sequence[Factor], frame: pd.DataFrame,
+                site_levels: Sequence[str] | None = None) -> CodedCohort:
     """Code a cohort table (raw values, canonical units); rows with a missing factor value are refused."""
     columns, names = [], []
     for factor in factors:

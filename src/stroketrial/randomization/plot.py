@@ -29,9 +29,10 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
                                         ("Worst factor-level imbalance (patients)", "worst_margin"))):
         ax = fig.add_subplot(grid[0, col])
         data = [getattr(r, key) for r in results]
-        box = ax.boxplot(data, orientation="horizontal", whis=(2.5, 97.5), showfliers=False, patch_artist=True, widths=0.6,
+        box = ax.boxplot(data, orientation="horizontal", whis=(2.5, 97.5), showfliers=False, patch_artist=True,
+                         widths=0.6,
                          medianprops={"color": "black"})
-        for patch, colour in zip(box["boxes"], colours):
+        for patch, colour in zip(box["boxes"], colours, strict=False):
             patch.set_facecolor((*colour[:3], 0.45))
         ax.scatter([d.mean() for d in data], np.arange(1, n + 1), marker="D", color="black", s=14, zorder=3,
                    label="mean")
@@ -50,7 +51,7 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     for col, (title, key) in enumerate((("Mean imbalance, whole trial", "running"),
                                         ("Mean worst factor-level imbalance", "running_worst_margin"))):
         ax = fig.add_subplot(grid[1, col])
-        for r, colour in zip(results, colours):
+        for r, colour in zip(results, colours, strict=False):
             ax.plot(enrolled, getattr(r, key)[enrolled - 1], color=colour,
                     lw=2.2 if "(protocol)" in r.method else 1.2, label=r.method)
         ax.set_title(title, fontsize=11)

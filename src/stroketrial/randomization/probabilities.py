@@ -24,7 +24,7 @@ import numpy as np
 EPS = 1e-9
 
 
-def choose(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+def choose(p: np.ndarray, u: np.ndarray | float) -> np.ndarray:
     """The slot a uniform draw u in [0, 1) picks from probabilities p (last axis).
 
     The cumulative sum is normalised so its last entry is exactly 1; a slot of

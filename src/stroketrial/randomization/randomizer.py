@@ -84,7 +84,7 @@ class Randomizer:
         """The block design's stratum key, e.g. 'site=S1|circulation=anterior' (one list when unstratified)."""
         if not isinstance(self.scheme, PermutedBlocks):
             return None
-        return "|".join(f"{n}={levels[n]}" for n in self.scheme.stratify_by) or "all"
+        return _stratum_key(self.scheme, levels)
 
     def strata_for_sites(self, sites: Sequence[str]) -> list[str]:
         """Every stratum key a block design can meet at these sites (the lists to make in advance)."""
@@ -136,6 +136,7 @@ class Randomizer:
         if isinstance(self.scheme, PermutedBlocks):
             if block_list is None:
                 raise RandomizationError("a block design allocates from its concealed list; pass block_list")
+            stratum = _stratum_key(self.scheme, levels)
             entry = block_list.entry(stratum, sum(state.strata.get(stratum, {}).values()))
             slot, scores = entry.slot, None
             probabilities = {a: float(a == entry.arm) for a in self.arms.arms}
@@ -156,7 +157,7 @@ class Randomizer:
             levels=levels, site=site, stratum=stratum,
             list_position=entry.position if entry else None, block=entry.block if entry else None, kit=kit,
             probabilities=probabilities,
-            scores={s: float(v) for s, v in zip(self.arms.slots, scores)} if scores is not None else {})
+            scores={s: float(v) for s, v in zip(self.arms.slots, scores, strict=True)} if scores is not None else {})
         return allocation, self.advance(state, allocation)
 
     def advance(self, state: RandomizationState, allocation: Allocation) -> RandomizationState:
@@ -183,6 +184,9 @@ class Randomizer:
             strata[allocation.stratum] = counts
         kits = dict(state.kits)
         if allocation.kit is not None:
+            if allocation.site is None:
+                raise RandomizationError(f"allocation {allocation.sequence}: kit {allocation.kit} was dispensed "
+                                         "without a site; kits are dispensed by site")
             counts = dict(kits.get(allocation.site, {}))
             counts[allocation.arm] = counts.get(allocation.arm, 0) + 1
             kits[allocation.site] = counts
@@ -208,7 +212,8 @@ class Randomizer:
             block_list = BlockList()
         for patient_id, levels, site in patients:
             if isinstance(self.scheme, PermutedBlocks):
-                key = self.stratum(self._check_levels(levels))
+                assert block_list is not None  # made above for a block design when none was passed
+                key = _stratum_key(self.scheme, self._check_levels(levels))
                 used = sum(state.strata.get(key, {}).values())
                 if used >= len(block_list.strata.get(key, ())):
                     block_list = block_list.extended(self.arms, self.scheme.block_sizes, key, used + 1,
@@ -217,3 +222,8 @@ class Randomizer:
                                               kit_list=kit_list, site=site)
             allocations.append(allocation)
         return allocations, state, block_list
+
+
+def _stratum_key(scheme: PermutedBlocks, levels: Mapping[str, str]) -> str:
+    """A block design's stratum key, e.g. 'site=S1|circulation=anterior' ('all' when unstratified)."""
+    return "|".join(f"{n}={levels[n]}" for n in scheme.stratify_by) or "all"

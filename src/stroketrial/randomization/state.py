@@ -39,7 +39,7 @@ class ArmSlots:
 
     @property
     def slots(self) -> tuple[str, ...]:
-        return tuple(arm if r == 1 else f"{arm}.{i}" for arm, r in zip(self.arms, self.ratio)
+        return tuple(arm if r == 1 else f"{arm}.{i}" for arm, r in zip(self.arms, self.ratio, strict=True)
                      for i in range(1, r + 1))
 
     @property

@@ -6,7 +6,7 @@ Each returns a matplotlib Figure; `save` writes it as PNG (300 dpi), SVG and PDF
 from __future__ import annotations
 
 from pathlib import Path
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import matplotlib.ticker
@@ -34,7 +34,7 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", 
     return paths
 
 
-def grotta_bars(counts: dict[str, Sequence[int]], title: str = "Modified Rankin Scale at 90 days") -> Figure:
+def grotta_bars(counts: Mapping[str, Sequence[int]], title: str = "Modified Rankin Scale at 90 days") -> Figure:
     """One horizontal bar per arm, split into mRS 0-6 with the percentage printed in each segment."""
     arms = list(counts)
     fig, ax = plt.subplots(figsize=(8.5, 1.1 + 0.75 * len(arms)))
@@ -66,7 +66,7 @@ def consort(boxes: dict) -> Figure:
     """CONSORT 2010 flow: enrolment, allocation, follow-up and analysis, one column per arm."""
     arms = boxes["arms"]
     fig = plt.figure(figsize=(8.5, 9.5))
-    ax = fig.add_axes([0, 0, 1, 1])
+    ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.axis("off")
@@ -93,7 +93,7 @@ def consort(boxes: dict) -> Figure:
     ax.plot([35, 58], [80, 80], color="black", lw=1.1)
     box(35, 70, 34, 6, f"Randomized (n = {boxes['randomized']})", True)
     xs = np.linspace(22, 78, len(arms)) if len(arms) > 1 else [50]
-    for x, arm in zip(xs, arms):
+    for x, arm in zip(xs, arms, strict=True):
         a = boxes["by_arm"][arm]
         arrow(35, 67, x, 59)
         box(x, 54, 30, 9, f"Allocated to {arm}\n(n = {a['allocated']})\nreceived as allocated: {a['received']}")
@@ -124,7 +124,7 @@ def forest(results: Sequence[Result], overall: Result | None = None, title: str 
         labels.append("Overall")
     fig, ax = plt.subplots(figsize=(8.5, 0.9 + 0.42 * len(rows)))
     y = np.arange(len(rows))[::-1]
-    for yi, r, label in zip(y, rows, labels):
+    for yi, r, label in zip(y, rows, labels, strict=True):
         marker = "D" if label == "Overall" else "s"
         ax.plot([r.ci_low, r.ci_high], [yi, yi], color="black", lw=1.2)
         ax.plot(r.estimate, yi, marker, color="#0b57a4" if label != "Overall" else "black",
@@ -140,7 +140,7 @@ def forest(results: Sequence[Result], overall: Result | None = None, title: str 
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     text_x = ax.get_xlim()[1] * 1.08
-    for yi, r in zip(y, rows):
+    for yi, r in zip(y, rows, strict=True):
         ax.text(text_x, yi, f"{r.estimate:.2f} ({r.ci_low:.2f}-{r.ci_high:.2f})", va="center", fontsize=9)
     ax.text(text_x, y[0] + 0.9, "OR (95% CI)", fontsize=9, weight="bold", va="center")
     ax.text(0.98, 1.0, f"← {favours[0]}", transform=ax.get_xaxis_transform(), ha="right", va="bottom", fontsize=8.5)

@@ -90,9 +90,10 @@ def _derive(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _safe(section: Section, label: str, call) -> None:
+def _safe(section: Section, label: str, analysis, *args, **kwargs) -> None:
+    """Run one analysis of the plan; what cannot be analysed becomes a note, never a failed report."""
     try:
-        produced = call()
+        produced = analysis(*args, **kwargs)
     except AnalysisInputError as exc:
         section.notes.append(f"{label}: not analysed ({exc})")
         return
@@ -128,35 +129,35 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
         if endpoint.measure == "mrs" and endpoint.type == "ordinal" and (endpoint.timepoint_days or 0) <= 120:
             column = "mrs_90d"
             handled.add(column)
-            _safe(section, "unadjusted shift", lambda: ordinal.proportional_odds(df, column, *args))
+            _safe(section, "unadjusted shift", ordinal.proportional_odds, df, column, *args)
             if adjust:
-                _safe(section, "adjusted shift", lambda: ordinal.proportional_odds(df, column, *args, adjust=adjust))
-            _safe(section, "proportional-odds test", lambda: ordinal.proportional_odds_test(df, column, *args))
-            _safe(section, "win odds", lambda: ordinal.win_odds(df, column, *args))
-            _safe(section, "Wilcoxon-Mann-Whitney", lambda: ordinal.mann_whitney(df, column, *args))
-            _safe(section, "utility-weighted mRS", lambda: ordinal.utility_weighted(df, column, *args))
-            _safe(section, "multiple imputation", lambda: sensitivity.multiple_imputation(
-                df, column, *args, adjust=adjust, imputations=imputations))
-            _safe(section, "worst case", lambda: sensitivity.worst_case(df, column, *args, adjust=adjust))
+                _safe(section, "adjusted shift", ordinal.proportional_odds, df, column, *args, adjust=adjust)
+            _safe(section, "proportional-odds test", ordinal.proportional_odds_test, df, column, *args)
+            _safe(section, "win odds", ordinal.win_odds, df, column, *args)
+            _safe(section, "Wilcoxon-Mann-Whitney", ordinal.mann_whitney, df, column, *args)
+            _safe(section, "utility-weighted mRS", ordinal.utility_weighted, df, column, *args)
+            _safe(section, "multiple imputation", sensitivity.multiple_imputation, df, column, *args, adjust=adjust,
+                  imputations=imputations)
+            _safe(section, "worst case", sensitivity.worst_case, df, column, *args, adjust=adjust)
         elif endpoint.measure == "mrs" and endpoint.type == "binary":
             hi = 1 if "0_1" in endpoint.id else 3 if "0_3" in endpoint.id else 2
             column = f"mrs_90d_0_{hi}"
-            _safe(section, column, lambda: binary.binary(df, column, *args, adjust=adjust, bootstrap=bootstrap))
+            _safe(section, column, binary.binary, df, column, *args, adjust=adjust, bootstrap=bootstrap)
         elif endpoint.type == "binary" and EVENT_COLUMNS.get(endpoint.measure, endpoint.measure) in df.columns:
             column = EVENT_COLUMNS.get(endpoint.measure, endpoint.measure)
-            _safe(section, column, lambda: binary.binary(df, column, *args))
+            _safe(section, column, binary.binary, df, column, *args)
         elif endpoint.measure == "infarct_volume_ml" and "infarct_volume_ml" in df.columns:
-            _safe(section, "Hodges-Lehmann", lambda: continuous.hodges_lehmann(df, "infarct_volume_ml", *args))
+            _safe(section, "Hodges-Lehmann", continuous.hodges_lehmann, df, "infarct_volume_ml", *args)
             cov = [c for c in ("nihss", "aspects") if c in df.columns]
-            _safe(section, "log ANCOVA", lambda: continuous.log_ancova(df, "infarct_volume_ml", *args, adjust=cov))
+            _safe(section, "log ANCOVA", continuous.log_ancova, df, "infarct_volume_ml", *args, adjust=cov)
         elif long is not None and endpoint.measure in long.columns:
-            _safe(section, "mixed model", lambda: longitudinal.mixed_model(long, endpoint.measure, *args))
+            _safe(section, "mixed model", longitudinal.mixed_model, long, endpoint.measure, *args)
         else:
             section.notes.append(f"no column for {endpoint.measure!r} in the dataset; not analysed")
         sections.append(section)
     if long is not None and "nihss" in long.columns and not any(e.measure == "nihss" for e in protocol.endpoints):
         section = Section("Repeated NIHSS (exploratory)")
-        _safe(section, "mixed model", lambda: longitudinal.mixed_model(long, "nihss", *args))
+        _safe(section, "mixed model", longitudinal.mixed_model, long, "nihss", *args)
         sections.append(section)
     subgroup_results, overall = [], None
     if "mrs_90d" in df.columns and df["mrs_90d"].notna().sum() >= 20:
@@ -179,24 +180,29 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
                     grotta, _consort(full, funnel, treatment, control), methods)
 
 
+# None as np.where takes it (a 0-d object array, which is what np.where makes of None; numpy's ArrayLike
+# type leaves None out).
+_NONE = np.array(None, dtype=object)
+
+
 def _subgroup_labels(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    by = {}
+    by: dict[str, np.ndarray] = {}
     if "age" in df.columns:
         by["Age"] = np.where(pd.to_numeric(df["age"]) >= 70, "70 or older", "under 70")
     if "nihss" in df.columns:
         by["Baseline NIHSS"] = np.where(pd.to_numeric(df["nihss"]) >= 16, "16 or more", "under 16")
     if "aspects" in df.columns and df["aspects"].notna().any():
         aspects = pd.to_numeric(df["aspects"])
-        by["ASPECTS"] = np.where(aspects.isna(), None, np.where(aspects >= 8, "8-10", "under 8"))
+        by["ASPECTS"] = np.where(aspects.isna(), _NONE, np.where(aspects >= 8, "8-10", "under 8"))
     if "occlusion_site" in df.columns:
         by["Occlusion site"] = df["occlusion_site"].astype(object).where(df["occlusion_site"].notna(), None).to_numpy()
     if "lkw_to_puncture_h" in df.columns:
         hours = pd.to_numeric(df["lkw_to_puncture_h"], errors="coerce")
-        by["Onset to puncture"] = np.where(hours.isna(), None, np.where(hours < 6, "under 6 h", "6 h or more"))
+        by["Onset to puncture"] = np.where(hours.isna(), _NONE, np.where(hours < 6, "under 6 h", "6 h or more"))
     if "bridging_thrombolysis" in df.columns:
         ivt = df["bridging_thrombolysis"].astype(str).str.lower()
         by["Bridging thrombolysis"] = np.where(ivt.isin(["true", "1", "yes"]), "yes",
-                                               np.where(ivt.isin(["false", "0", "no"]), "no", None))
+                                               np.where(ivt.isin(["false", "0", "no"]), "no", _NONE))
     return by
 
 
@@ -337,7 +343,7 @@ def _pdf(a: Analysis, figures: dict[str, list[Path]], path: Path) -> None:
         fig = plt.figure(figsize=(8.27, 11.69))
         fig.text(0.06, 0.96, "Baseline characteristics (Table 1)", va="top", fontsize=11, weight="bold")
         table = a.table1
-        ax = fig.add_axes([0.04, 0.05, 0.92, 0.86])
+        ax = fig.add_axes((0.04, 0.05, 0.92, 0.86))
         ax.axis("off")
         tbl = ax.table(cellText=table.values, colLabels=list(table.columns), loc="upper left", cellLoc="left")
         tbl.auto_set_font_size(False)
@@ -349,7 +355,7 @@ def _pdf(a: Analysis, figures: dict[str, list[Path]], path: Path) -> None:
             if name in figures:
                 image = plt.imread(figures[name][0])
                 fig = plt.figure(figsize=(8.27, 11.69))
-                ax = fig.add_axes([0.05, 0.05, 0.9, 0.9])
+                ax = fig.add_axes((0.05, 0.05, 0.9, 0.9))
                 ax.imshow(image)
                 ax.axis("off")
                 pdf.savefig(fig)

@@ -160,7 +160,7 @@ class Boin:
 
     def select_mtd(self, n: np.ndarray, y: np.ndarray, eliminated: np.ndarray | None = None) -> np.ndarray:
         """The selected dose per trial (0-based), -1 when none."""
-        trials, k = n.shape
+        k = n.shape[1]
         lowest = self._eliminated(n, y)
         if eliminated is not None:
             lowest = np.minimum(lowest, eliminated)
@@ -199,7 +199,7 @@ class Boin:
         selected = self.select_mtd(n, y, eliminated)
         return self._summary(p, n, y, selected, None, "simulation", trials)
 
-    def final_states(self, tox: Sequence[float], start: int = 0,
+    def final_states(self, tox: Sequence[float] | np.ndarray, start: int = 0,
                      max_states: int = MAX_EXACT_STATES) -> FinalStates:
         """Every end of the trial and its exact probability: each cohort's 0..c DLTs branch
         every open trial state; identical states are merged, so the work grows with the

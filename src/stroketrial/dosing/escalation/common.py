@@ -64,7 +64,7 @@ class OperatingCharacteristics:
         return data
 
 
-def check_tox(tox: Sequence[float]) -> np.ndarray:
+def check_tox(tox: Sequence[float] | np.ndarray) -> np.ndarray:
     p = np.asarray(tox, dtype=float)
     if p.ndim != 1 or len(p) < 1:
         raise EscalationInputError("give one true toxicity probability per dose level, e.g. 0.05,0.10,0.20,0.35")

@@ -27,7 +27,7 @@ def plot_oc(results: Sequence[OperatingCharacteristics], path: str | Path) -> Pa
         axes[1].bar(x + offset, r.expected_n, width, label=label)
     for ax, title, ylabel in ((axes[0], "Probability of selecting each level as the MTD", "% of trials"),
                               (axes[1], "Patients treated per level", "mean patients per trial")):
-        ax.set_xticks(x, [f"{j}\n(p={p:g})" for j, p in zip(x, results[0].tox)])
+        ax.set_xticks(x, [f"{j}\n(p={p:g})" for j, p in zip(x, results[0].tox, strict=True)])
         ax.set_xlabel("dose level (true DLT probability)")
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=11)

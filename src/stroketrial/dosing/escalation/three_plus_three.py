@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from scipy.special import comb
 
 from .common import Cohort, Decision, OperatingCharacteristics, check_tox
@@ -39,11 +40,11 @@ RULES = {
 }
 
 
-def step(n_here: np.ndarray, dlt_here: np.ndarray) -> np.ndarray:
+def step(n_here: npt.ArrayLike, dlt_here: npt.ArrayLike) -> np.ndarray:
     """What the data at the current level call for: TREAT_SAME, ESCALATE or STOP_MTD_BELOW."""
-    n_here, dlt_here = np.asarray(n_here), np.asarray(dlt_here)
-    escalate = ((n_here == 3) & (dlt_here == 0)) | ((n_here == 6) & (dlt_here <= 1))
-    same = (n_here == 3) & (dlt_here == 1)
+    n, dlt = np.asarray(n_here), np.asarray(dlt_here)
+    escalate = ((n == 3) & (dlt == 0)) | ((n == 6) & (dlt <= 1))
+    same = (n == 3) & (dlt == 1)
     return np.where(escalate, ESCALATE, np.where(same, TREAT_SAME, STOP_MTD_BELOW))
 
 
