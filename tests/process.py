@@ -1,4 +1,5 @@
-"""Run the platform server as a separate process: for the crash, concurrency and browser tests, and the server benchmarks."""
+"""Run the platform server as a separate process: for the crash, concurrency and browser tests, and the server
+benchmarks."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "ServerProcess":
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        # The child holds the log open for its whole life, so no `with` here; the file closes when it ends.
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen([sys.executable, "-m", "stroketrial.cli", "serve", "--db", self.db_url,
                                          "--port", str(self.port)], stdout=log, stderr=log,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -61,7 +63,7 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -107,7 +107,7 @@ def test_hodges_lehmann_is_the_median_pairwise_difference():
 def test_mixed_model_matches_lme4():
     results = longitudinal.mixed_model(LONG, "nihss", *ARMS, order=["baseline", "24 h", "7 days"])
     assert [r.details["visit"] for r in results] == ["baseline", "24 h", "7 days"]
-    for r, visit in zip(results, ("baseline", "24_h", "7_days")):
+    for r, visit in zip(results, ("baseline", "24_h", "7_days"), strict=False):
         assert r.estimate == pytest.approx(R[f"lmer_effect_{visit}"], abs=1e-4)
         assert r.details["se"] == pytest.approx(R[f"lmer_se_{visit}"], abs=1e-4)
 

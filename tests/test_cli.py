@@ -65,7 +65,8 @@ def test_screen_a_list_of_patients(tmp_path):
 
 def test_cohort_synth_then_funnel(tmp_path):
     cohort = tmp_path / "c.csv"
-    assert run("cohort", "synth", "--n", "800", "--seed", "4", "--trial", "amass-2", "--out", str(cohort)).exit_code == 0
+    synth = run("cohort", "synth", "--n", "800", "--seed", "4", "--trial", "amass-2", "--out", str(cohort))
+    assert synth.exit_code == 0
     result = run("screen", "amass-2", str(cohort), "--funnel", "--json")
     assert result.exit_code == 0
     f = json.loads(result.stdout)
@@ -131,8 +132,9 @@ def test_dictionary_documents_every_field():
     assert all(r["description"] for r in rows)
 
 
-@pytest.mark.parametrize("command", [["--help"], ["screen", "--help"], ["trials", "--help"], ["trial", "show", "--help"],
-                                     ["cohort", "synth", "--help"], ["dictionary", "--help"]])
+@pytest.mark.parametrize("command", [["--help"], ["screen", "--help"], ["trials", "--help"],
+                                     ["trial", "show", "--help"], ["cohort", "synth", "--help"],
+                                     ["dictionary", "--help"]])
 def test_every_command_has_help_with_an_example(command):
     result = run(*command)
     assert result.exit_code == 0

@@ -113,7 +113,8 @@ def test_kits_and_a_packing_list_without_arms(tmp_path):
 
 def test_run_randomizes_a_cohort_and_rebuilds_the_same_state(tmp_path):
     cohort, allocations = tmp_path / "cohort.csv", tmp_path / "allocations.csv"
-    assert run("cohort", "synth", "--n", "2000", "--seed", "3", "--trial", "amass-2", "--out", str(cohort)).exit_code == 0
+    synth = run("cohort", "synth", "--n", "2000", "--seed", "3", "--trial", "amass-2", "--out", str(cohort))
+    assert synth.exit_code == 0
     result = run("randomization", "run", "amass-2", str(cohort), "--seed", "4", "--limit", "120", "--out",
                  str(allocations), "--json")
     assert result.exit_code == 0, result.output

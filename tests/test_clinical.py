@@ -100,7 +100,7 @@ class TestRecords:
         assert record["puncture_to_recanalization_min"] == 45
 
     def test_a_puncture_before_last_known_well_is_refused(self):
-        with pytest.raises(PatientDataError, match="arterial_puncture .* is before last_known_well"):
+        with pytest.raises(PatientDataError, match=r"arterial_puncture .* is before last_known_well"):
             parse_patient({"last_known_well": "2026-01-01T10:00", "arterial_puncture": "2026-01-01T09:00"})
 
     def test_time_zones_must_be_consistent(self):

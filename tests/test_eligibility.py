@@ -74,7 +74,8 @@ def test_a_bare_etici_2b_is_refused_where_the_protocol_names_2b50():
 
 
 def test_a_bare_2b_against_a_2b67_threshold_cannot_be_decided():
-    text = MINIMAL.replace("rule: {field: nihss, op: \">=\", value: 6}", "rule: {field: etici, op: \">=\", value: 2b67}")
+    text = MINIMAL.replace("rule: {field: nihss, op: \">=\", value: 6}",
+                           "rule: {field: etici, op: \">=\", value: 2b67}")
     protocol = parse_protocol(text.replace("population: adults", "population: adults\netici_2b_accepted: true"), "t")
     result = screen(protocol, {"etici": "2b"})
     assert result.status == "incomplete"

@@ -19,6 +19,7 @@ from stroketrial.cli import app
 from stroketrial.dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts, three_plus_three as T
 from stroketrial.dosing.escalation.boin import Boin, isotonic
 from stroketrial.dosing.escalation.crm import Crm, calibrated_skeleton
+import itertools
 
 runner = CliRunner()
 REFERENCE = Path(__file__).parent / "reference"
@@ -90,7 +91,7 @@ def test_simulated_three_plus_three_agrees_with_exact_within_monte_carlo_error()
     exact = T.exact(tox)
     trials = 200_000
     sim = T.simulate(tox, trials, np.random.default_rng(7))
-    for e, s in zip([*exact.p_select, exact.p_none], [*sim.p_select, sim.p_none]):
+    for e, s in zip([*exact.p_select, exact.p_none], [*sim.p_select, sim.p_none], strict=False):
         assert abs(e - s) < 4.5 * np.sqrt(e * (1 - e) / trials) + 1e-9
     assert sim.expected_n == pytest.approx(exact.expected_n, abs=0.03)
     assert sim.expected_dlt == pytest.approx(exact.expected_dlt, abs=0.02)
@@ -113,7 +114,7 @@ def test_boin_elimination_follows_the_beta_posterior():
     for n in range(3, 13):
         y = table[n]
         # Pr(p > 0.3 | y DLTs in n, Beta(1, 1) prior) by direct integration of the posterior density
-        def tail(k):
+        def tail(k, n=n):
             density = lambda p: p ** k * (1 - p) ** (n - k)  # noqa: E731
             return integrate.quad(density, 0.3, 1)[0] / integrate.quad(density, 0, 1)[0]
         assert tail(y) > 0.95 and (y == 0 or tail(y - 1) <= 0.95)
@@ -137,7 +138,7 @@ def test_boin_live_decisions():
 
 def _pava(values, weights):
     """Pool-adjacent-violators, the textbook algorithm, to check the vectorised max-min formula."""
-    blocks = [[v, w, 1] for v, w in zip(values, weights)]
+    blocks = [[v, w, 1] for v, w in zip(values, weights, strict=False)]
     i = 0
     while i < len(blocks) - 1:
         if blocks[i][0] > blocks[i + 1][0]:
@@ -211,7 +212,7 @@ def test_boin_simulation_agrees_with_exact_enumeration():
     exact = design.exact(tox)
     trials = 200_000
     sim = design.simulate(tox, trials, np.random.default_rng(3))
-    for e, s in zip([*exact.p_select, exact.p_none], [*sim.p_select, sim.p_none]):
+    for e, s in zip([*exact.p_select, exact.p_none], [*sim.p_select, sim.p_none], strict=False):
         assert abs(e - s) < 4.5 * np.sqrt(e * (1 - e) / trials) + 1e-9
     assert sum(sim.expected_n) == pytest.approx(sum(exact.expected_n), abs=0.1)
 
@@ -419,7 +420,7 @@ def test_crm_operating_characteristics_match_dfcrm(scenario):
 
 def test_calibrated_skeleton_puts_the_prior_mtd_at_the_target():
     sk = calibrated_skeleton(0.25, 5, 0.05)
-    assert sk[2] == 0.25 and all(a < b for a, b in zip(sk, sk[1:]))
+    assert sk[2] == 0.25 and all(a < b for a, b in itertools.pairwise(sk))
     # at the boundary between levels 3 and 4 the same exp(a) gives target -/+ halfwidth
     e = np.log(0.20) / np.log(sk[2])
     assert sk[3] ** e == pytest.approx(0.30, abs=1e-3)

@@ -74,10 +74,12 @@ def test_a_minimal_protocol_parses():
 
 @pytest.mark.parametrize("change, expected", [
     (("{field: nihss,", "{field: nihs,"), "mini.yaml: inclusion[0].rule: Value error, unknown variable 'nihs'"),
-    (('">=", value: 6}', '">=", value: 60}'), "inclusion[0].rule: threshold 60 is outside the allowed range: NIHSS is a whole number from 0 to 42"),
+    (('">=", value: 6}', '">=", value: 60}'),
+     "inclusion[0].rule: threshold 60 is outside the allowed range: NIHSS is a whole number from 0 to 42"),
     (('op: ">="', 'op: "=>"'), "inclusion[0].rule.op: Input should be"),
     (("rule: {field", "rul: {field"), "inclusion[0].rul: unknown key"),
-    (("registry_id: NCT00000001", "registry_id: NCT123"), "registry_id: String should match pattern '^NCT\\d{8}$' (got 'NCT123')"),
+    (("registry_id: NCT00000001", "registry_id: NCT123"),
+     "registry_id: String should match pattern '^NCT\\d{8}$' (got 'NCT123')"),
     (("rule: {field: nihss, op: \">=\", value: 6}", "rule: {flag: nihss}"),
      "inclusion[0].rule.flag: Value error, 'nihss' is not a yes/no variable"),
     (("rule: {field: nihss, op: \">=\", value: 6}", "rule: {field: creatinine_umol_l, op: '>', value: 2, unit: mg/L}"),

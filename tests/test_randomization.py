@@ -261,7 +261,7 @@ def test_a_block_design_allocates_from_its_list_and_says_when_it_runs_out():
         arms.append(allocation.arm)
         assert allocation.list_position == i and allocation.probabilities[allocation.arm] == 1.0
     assert arms == [e.arm for e in blocks.strata[key]]
-    with pytest.raises(ListExhausted, match="site=S1\\|circulation=posterior.*all are used"):
+    with pytest.raises(ListExhausted, match=r"site=S1\|circulation=posterior.*all are used"):
         randomizer.allocate(state, "P2", levels, SystemDraw(), block_list=blocks)
     with pytest.raises(ListExhausted, match="has 0 entries"):
         randomizer.allocate(state, "P3", {**levels, "site": "S2"}, SystemDraw(), block_list=blocks)
@@ -319,7 +319,7 @@ def test_the_packing_list_order_tells_nothing_of_the_dispensing_order():
 def test_a_site_out_of_kits_is_told_to_resupply():
     arms = ONE_TO_ONE
     kits = generate_kit_list(arms, ["S1"], 2, [2], SeededDraw(1))
-    with pytest.raises(ListExhausted, match="site 'S1' has no kit left.*resupply"):
+    with pytest.raises(ListExhausted, match=r"site 'S1' has no kit left.*resupply"):
         kits.next_kit("S1", "treatment", 1)
 
 

@@ -67,7 +67,8 @@ def test_sixteen_clients_randomizing_at_once_with_retries(database_url, tmp_path
                     path = f"/api/v1/trials/amass-2/patients/{code}/randomization"
                     # the same request twice at once (a double click), then once more (a retry after a lost answer)
                     with ThreadPoolExecutor(2) as pair:
-                        first = list(pair.map(lambda _: http.post(path, headers={"Idempotency-Key": key}), range(2)))
+                        first = list(pair.map(lambda _, path=path, key=key: http.post(
+                            path, headers={"Idempotency-Key": key}), range(2)))
                     retry = http.post(path, headers={"Idempotency-Key": key})
                     other_key = http.post(path, headers={"Idempotency-Key": key + "-new"})
                     assert other_key.status_code == 409, other_key.text
@@ -134,14 +135,14 @@ def test_killing_the_server_loses_no_acknowledged_allocation(database_url, tmp_p
     assert _chain_ok(database_url)
 
     # After a restart, clients retry what they never heard back about, with the same keys.
-    with ServerProcess(database_url, log_path=str(tmp_path / "server2.log")) as again:
-        with httpx.Client(base_url=again.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
-            for code, key in attempted.items():
-                response = http.post(f"/api/v1/trials/amass-2/patients/{code}/randomization",
-                                     headers={"Idempotency-Key": key})
-                assert response.status_code == 201, response.text
-                if code in acknowledged:
-                    assert response.json() == acknowledged[code]
+    with ServerProcess(database_url, log_path=str(tmp_path / "server2.log")) as again, \
+            httpx.Client(base_url=again.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        for code, key in attempted.items():
+            response = http.post(f"/api/v1/trials/amass-2/patients/{code}/randomization",
+                                 headers={"Idempotency-Key": key})
+            assert response.status_code == 201, response.text
+            if code in acknowledged:
+                assert response.json() == acknowledged[code]
     final = _allocations(database_url)
     assert [a.sequence for a in final] == list(range(1, len(attempted) + 1))
     assert len({a.patient_id for a in final}) == len(attempted)

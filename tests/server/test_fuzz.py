@@ -18,7 +18,7 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_
                     | st.text(max_size=20),
                     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children,
                                                                                      max_size=3), max_leaves=6)
-FIELDS = st.sampled_from(sorted(VARIABLES) + ["attestations", "nihs", ""])
+FIELDS = st.sampled_from([*sorted(VARIABLES), "attestations", "nihs", ""])
 
 
 @pytest.fixture(scope="module")

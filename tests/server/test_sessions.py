@@ -115,7 +115,7 @@ def test_the_default_lifetime_is_12_hours_measured_in_the_database(platform):
     client = signed_in(platform.db)
     with platform.db.engine.begin() as conn:
         conn.execute(text("UPDATE user_sessions SET created_at = :t"),
-                     {"t": dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=12, minutes=1)})
+                     {"t": dt.datetime.now(dt.UTC) - dt.timedelta(hours=12, minutes=1)})
     location = refused(client)
     assert "12-hour" in location.replace("%20", " ").replace("+", " ")
     with platform.db.engine.connect() as conn:
@@ -135,7 +135,7 @@ def test_last_seen_is_written_at_most_once_a_minute(platform):
     assert last_seen() == first
     with platform.db.engine.begin() as conn:
         conn.execute(text("UPDATE user_sessions SET last_seen_at = :t"),
-                     {"t": dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2)})
+                     {"t": dt.datetime.now(dt.UTC) - dt.timedelta(minutes=2)})
     moved = last_seen()
     assert client.get("/").status_code == 200
     assert last_seen() > moved

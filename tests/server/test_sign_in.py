@@ -91,7 +91,7 @@ def test_password_hashing_does_not_stall_other_requests(platform, monkeypatch):
         began = time.perf_counter()
         logins = [asyncio.create_task(b.post("/login", data={"csrf": t, "name": "coordinator",
                                                               "password": f"guess-{i}", "next": "/"}))
-                  for i, (b, t) in enumerate(zip(browsers, tokens))]
+                  for i, (b, t) in enumerate(zip(browsers, tokens, strict=False))]
         await asyncio.sleep(0.2)  # the first hashes are running
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
             answer = await api.get("/api/v1/trials/amass-2/patients", headers=platform.headers("coordinator"))

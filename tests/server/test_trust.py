@@ -249,14 +249,14 @@ def test_a_forged_emergency_unblinding_event_is_caught(platform):
     _enrol(platform, "impact-lvo", 2)
     with platform.db.engine.begin() as conn:  # INSERT needs no trigger bypass
         head = conn.execute(text("SELECT seq, hash FROM audit_head")).one()
-        forged = {"seq": head.seq + 1, "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": "investigator",
+        forged = {"seq": head.seq + 1, "at": dt.datetime.now(dt.UTC).isoformat(), "actor": "investigator",
                   "action": "emergency_unblinding", "entity": "patient", "entity_id": "impact-lvo/P0",
                   "trial_id": "impact-lvo", "before_json": None, "after_json": '{"kit":null,"sequence":1}',
                   "reason": "forged to cover an unblinding done outside the platform", "prev_hash": head.hash}
         _append(conn, forged, chain=2)
         patient = conn.execute(text("SELECT id FROM patients WHERE code = 'P0' AND trial_id = 'impact-lvo'")).scalar()
         conn.execute(text("INSERT INTO unblindings (patient_id, reason, created_at, created_by) VALUES "
-                          "(:p, 'forged', :t, 'investigator')"), {"p": patient, "t": dt.datetime.now(dt.timezone.utc)})
+                          "(:p, 'forged', :t, 'investigator')"), {"p": patient, "t": dt.datetime.now(dt.UTC)})
     result = _check(platform)
     assert not result.ok and f"event {forged['seq']}" in result.message
     assert _cli_verify(platform).returncode == 1
@@ -266,7 +266,7 @@ def test_an_unkeyed_event_after_keyed_ones_is_caught(platform):
     _enrol(platform, "amass-2", 1)
     with platform.db.engine.begin() as conn:
         head = conn.execute(text("SELECT seq, hash FROM audit_head")).one()
-        forged = {"seq": head.seq + 1, "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": "admin",
+        forged = {"seq": head.seq + 1, "at": dt.datetime.now(dt.UTC).isoformat(), "actor": "admin",
                   "action": "create", "entity": "user", "entity_id": "backdoor", "trial_id": None,
                   "before_json": None, "after_json": '{"role":"admin"}', "reason": None, "prev_hash": head.hash}
         _append(conn, forged, chain=1)
@@ -378,8 +378,8 @@ def test_the_application_role_cannot_alter_or_disable_the_audit_triggers(two_rol
                    "ALTER FUNCTION audit_events_append_only() RENAME TO gone",
                    "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$ BEGIN RETURN NEW; "
                    "END $$ LANGUAGE plpgsql", "SET session_replication_role = replica"):
-        with pytest.raises(Exception, match="permission denied|must be owner|append-only|must be superuser"):
-            with app.engine.begin() as conn:
+        with pytest.raises(Exception, match=r"permission denied|must be owner|append-only|must be superuser"), \
+                app.engine.begin() as conn:
                 conn.execute(text(attack))
     with app.read() as session:
         assert check_trail(session).ok
@@ -400,7 +400,7 @@ def test_a_stroke_onset_or_puncture_in_the_future_is_refused(platform):
 
 def test_the_window_that_ends_at_randomization_is_measured_by_the_server_clock(platform):
     """Last known well 30 h ago; the form's planned time of randomization says 22.5 h after it."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
     lkw = now - dt.timedelta(hours=30)
     times = {"last_known_well": lkw.isoformat(), "arterial_puncture": (lkw + dt.timedelta(hours=21)).isoformat(),
              "recanalization": (lkw + dt.timedelta(hours=22)).isoformat(),
@@ -444,7 +444,8 @@ def test_randomization_records_the_server_time_in_the_site_zone(platform):
         accounts.create_site(session, SYSTEM, "MARS", "Mars", "Mars/Olympus_Mons")
 
 
-@pytest.mark.parametrize("onset, fragment", [("2099-05-01", "after today"), ("1900-01-01", "before the patient was born")])
+@pytest.mark.parametrize("onset, fragment", [("2099-05-01", "after today"),
+                                             ("1900-01-01", "before the patient was born")])
 def test_an_sae_onset_after_today_or_before_birth_is_refused(platform, onset, fragment):
     _enrol(platform, "amass-2", 1)
     response = platform.call("POST", "/trials/amass-2/patients/P0/saes", json={

@@ -30,7 +30,7 @@ def happening_now(record: dict) -> dict:
     the test sites' zone), since the platform measures windows that end at randomization to its own clock."""
     if "randomization" not in record:
         return dict(record)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, second=0, microsecond=0)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, second=0, microsecond=0)
     shift = now - dt.datetime.fromisoformat(record["randomization"])
     return {k: (dt.datetime.fromisoformat(v) + shift).isoformat() if k in CLOCK_TIMES and v else v
             for k, v in record.items()}
