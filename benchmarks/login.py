@@ -44,17 +44,10 @@ from stroketrial.service.accounts import Actor
 from stroketrial.service.passwords import hashing_slots
 from stroketrial.store import Database
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test harness's server process
-from tests.process import ServerProcess  # noqa: E402
+from tests.process import ServerProcess
 
-PATIENT = {"age": 67, "sex": "female", "weight_kg": 64, "nihss": 14, "aspects": 8, "prestroke_mrs": 0,
-           "occlusion_site": "m1", "etici": "2b67", "thrombectomy_passes": 2, "sbp": 152, "dbp": 84,
-           "glucose_mmol_l": 7.1, "creatinine_umol_l": 80, "hematocrit_pct": 39.5, "intracranial_hemorrhage": False,
-           "midline_shift_mass_effect": False, "heart_failure_or_severe_cardiovascular_disease": False,
-           "unstable_arrhythmia": False, "acute_myocardial_infarction": False, "albumin_allergy": False,
-           "pregnant": False, "other_trial_participation": False, "severe_pulmonary_disease": False,
-           "last_known_well": "2026-03-01T08:00", "arterial_puncture": "2026-03-01T11:30",
-           "recanalization": "2026-03-01T12:10", "randomization": "2026-03-01T12:20"}
-ATTESTATIONS = {"informed_consent": True, "life_expectancy": False, "investigator_judgement": False}
+from platform_data import ATTESTATIONS, PATIENT  # benchmarks/, beside this script
+
 LIFTED = {"STROKETRIAL_LOGIN_MAX_FAILURES": "1000000", "STROKETRIAL_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

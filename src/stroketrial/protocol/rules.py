@@ -51,7 +51,9 @@ class _Rule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     def evaluate(self, table: Table) -> Masks:
-        """(true, false) masks over the table's rows; neither where the data do not decide."""
+        """(true, false) masks over the table's rows; neither where the data do not decide.
+
+        Abstract: each rule form (Compare, InSet, Flag, AllOf, AnyOf, Not, If) overrides it."""
         raise NotImplementedError
 
     def outcome(self, table: Table, row: int = 0) -> bool | None:
