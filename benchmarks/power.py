@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from stroketrial.design import pofit
+from stroketrial.design import batched_po_fit
 from stroketrial.design.power import PowerSettings, simulate_power
 from stroketrial.protocol import load_builtin
 
@@ -63,7 +63,7 @@ def main() -> None:
 
     y, X = datasets(args.compare, 1060)
     started = time.perf_counter()
-    batch = pofit.fit(y, X, 7)
+    batch = batched_po_fit.fit(y, X, 7)
     t_batch = (time.perf_counter() - started) / args.compare
     warnings.simplefilter("ignore")
     started = time.perf_counter()

@@ -18,7 +18,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from stroketrial.clinical.table import records_from_frame
+from stroketrial.clinical.cohort_records import records_from_frame
 from stroketrial.cohort import synthesize, write_cohort
 from stroketrial.eligibility import encode_cohort, funnel, read_cohort, screen
 from stroketrial.protocol import load_builtin

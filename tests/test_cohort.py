@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from stroketrial.clinical import VARIABLES
-from stroketrial.clinical.table import TableDataError
+from stroketrial.clinical.cohort_table import TableDataError
 from stroketrial.cohort import synthesize, write_cohort
 from stroketrial.eligibility import encode_cohort, read_cohort
 from stroketrial.protocol import load_builtin

@@ -15,9 +15,9 @@ from statsmodels.miscmodels.ordinal_model import OrderedModel
 from typer.testing import CliRunner
 
 from stroketrial.cli import app
-from stroketrial.design import groupseq, pofit, samplesize
+from stroketrial.design import groupseq, batched_po_fit, samplesize
 from stroketrial.design.power import PowerSettings, simulate_power
-from stroketrial.design.protocols import derivation
+from stroketrial.design.seed_sample_sizes import derivation
 from stroketrial.design.samplesize import treatment_distribution
 from stroketrial.protocol import load_builtin
 
@@ -148,7 +148,7 @@ def test_batched_fits_equal_statsmodels():
     eta = X @ np.array([-0.4, 0.03, 0.08])
     cuts = np.array([-2.2, -1.2, -0.4, 0.3, 1.1, 1.6])
     y = (rng.random((trials, n))[..., None] > 1 / (1 + np.exp(-(cuts - eta[..., None])))).sum(axis=-1)
-    batch = pofit.fit(y, X, 7)
+    batch = batched_po_fit.fit(y, X, 7)
     assert batch.converged.all()
     warnings.simplefilter("ignore")
     for t in range(5):

@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from stroketrial.clinical.table import TableDataError, records_from_frame
+from stroketrial.clinical.cohort_table import TableDataError
+from stroketrial.clinical.cohort_records import records_from_frame
 from stroketrial.cohort import synthesize
 from stroketrial.eligibility import (ScreeningInputError, encode_cohort, first_failing, funnel, screen, statuses)
 from stroketrial.protocol import BUILTIN_IDS, load_builtin, parse_protocol

@@ -2,7 +2,7 @@
 #   apt-get install r-base-core r-cran-mass r-cran-ordinal r-cran-lme4
 #   Rscript tests/reference/make_reference.R   (run from the repository root)
 # It reads the committed datasets amass2_trial.csv and amass2_nihss_long.csv (made once by
-# stroketrial.analysis.simulate.simulate_trial(amass-2, seed=11, common_or=1.5)) and writes
+# stroketrial.analysis.simulated_trial.simulate_trial(amass-2, seed=11, common_or=1.5)) and writes
 # tests/reference/r_reference.csv: name,value with 10 significant digits. make test never runs R.
 suppressPackageStartupMessages({library(MASS); library(ordinal); library(lme4)})
 d <- read.csv("tests/reference/amass2_trial.csv")

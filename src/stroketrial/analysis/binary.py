@@ -19,7 +19,7 @@ from scipy import stats
 from scipy.stats.contingency import odds_ratio
 from statsmodels.stats.proportion import confint_proportions_2indep
 
-from .data import Contrast, contrast
+from .dataset import Contrast, contrast
 from .result import AnalysisInputError, Result
 
 Z95 = stats.norm.ppf(0.975)

@@ -9,7 +9,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from .data import contrast
+from .dataset import contrast
 from .result import AnalysisInputError, Result
 
 Z95 = stats.norm.ppf(0.975)

@@ -17,7 +17,7 @@ from scipy import optimize, stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .data import Contrast, contrast
+from .dataset import Contrast, contrast
 from .result import AnalysisInputError, Result
 
 Z95 = stats.norm.ppf(0.975)

@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from .data import require_columns
+from .dataset import require_columns
 from .ordinal import proportional_odds
 from .result import AnalysisInputError, Result
 

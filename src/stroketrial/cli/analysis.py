@@ -145,7 +145,7 @@ def demo(trial: str = typer.Argument(..., help="Built-in trial with two arms (am
          common_or: float = typer.Option(1.5, "--common-or", help="True common odds ratio for a better mRS."),
          as_json: bool = JsonOption) -> None:
     """Simulate a complete trial with a stated true effect and write its report: a first look at the platform."""
-    from ..analysis.simulate import simulate_trial
+    from ..analysis.simulated_trial import simulate_trial
     from ..report.report import analyse, write_report
 
     protocol = resolve(trial)

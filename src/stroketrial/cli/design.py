@@ -63,7 +63,7 @@ def design(what: str = typer.Argument(..., help="samplesize, boundaries, power, 
     """Plan a trial: sample size, group-sequential boundaries, simulated power, or a built-in trial's derivation."""
     from ..design import groupseq, samplesize  # SciPy and the simulators load when a design is asked for
     from ..design.power import CONTROL_MRS, PowerSettings, simulate_power
-    from ..design.protocols import derivation
+    from ..design.seed_sample_sizes import derivation
 
     if what == "samplesize":
         if kind == "binary":

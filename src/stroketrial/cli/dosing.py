@@ -281,7 +281,7 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
         seconds[name] = time.perf_counter() - started
         results.append(result)
     if plot is not None:
-        from ..dosing.escalation.plot import plot_oc
+        from ..dosing.escalation.oc_figure import plot_oc
         plot_oc(results, plot)
     if as_json:
         payload = [r.to_json() | {"seconds": round(seconds[r.design], 3)} for r in results]

@@ -126,7 +126,7 @@ def compare_cmd(trial: str = TrialArgument,
         result = compare(protocol, trials, seed, patients, methods, progress=advance)
     elapsed = time.perf_counter() - started
     if plot is not None:
-        from ..randomization.plot import plot_comparison
+        from ..randomization.imbalance_figure import plot_comparison
         plot_comparison(result, plot)
     if as_json:
         emit_json(result.to_json())

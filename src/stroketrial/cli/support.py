@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from ..clinical import PatientDataError
-from ..clinical.table import TableDataError
+from ..clinical.cohort_table import TableDataError
 from ..eligibility import CohortFileError, ScreeningInputError
 from ..protocol import ProtocolError
 from ..service.errors import ServiceError

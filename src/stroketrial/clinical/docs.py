@@ -1,7 +1,7 @@
 """The data dictionary as Markdown, for docs/data-dictionary.md (kept in step by a test)."""
 
 from .dictionary import VARIABLES
-from .table import alternate_columns
+from .encoded_table import alternate_columns
 
 
 def dictionary_markdown() -> str:

@@ -10,7 +10,7 @@ the same however the chunks are spread over processes or a Dask cluster):
    average baseline, covariate effects for age, NIHSS and ASPECTS, the true common OR
    for treatment), or mRS 0-2 for a binary primary endpoint; then dropout;
 4. analysis: covariate-adjusted proportional odds by the batched Newton fitter
-   (`pofit`), or adjusted logistic regression (the same fitter with two categories);
+   (`batched_po_fit`), or adjusted logistic regression (the same fitter with two categories);
    rejection when the two-sided p < alpha in the direction of benefit.
 """
 
@@ -25,7 +25,7 @@ from scipy import stats
 from ..protocol import Protocol
 from ..protocol.schemes import RandomizationScheme
 from ..randomization import ArmSlots, simulate_slots
-from . import pofit
+from . import batched_po_fit
 from .samplesize import DesignInputError, check_distribution
 
 CONTROL_MRS = (0.10, 0.14, 0.16, 0.17, 0.15, 0.08, 0.20)  # thrombectomy arms, close to HERMES (Goyal 2016)
@@ -121,7 +121,7 @@ def run_chunk(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedS
     columns = [take(treated)] + [take(cov[..., j]) - centre for j, (name, (_, centre)) in
                                  enumerate(COVARIATE_EFFECTS.items()) if name in settings.adjust]
     X = np.stack(columns, axis=2)
-    fitted = pofit.fit(y, X, k)
+    fitted = batched_po_fit.fit(y, X, k)
     beta, se = fitted.beta[:, 0], fitted.se[:, 0]
     z = -beta / se  # above 0 favours treatment (shift toward lower mRS / more mRS 0-2)
     reject = (2 * stats.norm.sf(np.abs(z)) < settings.alpha) & (z > 0) & fitted.converged

@@ -9,19 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
 from .rules import Rule
 from .schemes import PermutedBlocks, Randomization, RandomizationScheme
-
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+from .base import FrozenModel, Identifier
 
 
-class Assumption(_Frozen):
+
+
+class Assumption(FrozenModel):
     """A choice made where the source document is silent."""
 
     topic: str
@@ -29,7 +26,7 @@ class Assumption(_Frozen):
     reason: str
 
 
-class Design(_Frozen):
+class Design(FrozenModel):
     allocation: Literal["randomized", "non_randomized"]
     model: Literal["parallel", "dose_escalation_then_expansion"]
     masking: Literal["open_label", "open_label_blinded_endpoint", "single_blind", "double_blind"]
@@ -37,7 +34,7 @@ class Design(_Frozen):
     summary: str
 
 
-class Criterion(_Frozen):
+class Criterion(FrozenModel):
     """One inclusion or exclusion criterion, with the source document's wording.
 
     A computable criterion has a `rule` over the data dictionary; a judgement
@@ -62,7 +59,7 @@ class Criterion(_Frozen):
         return self.rule.fields() if self.rule is not None else set()
 
 
-class DoseStep(_Frozen):
+class DoseStep(FrozenModel):
     """One administration of an intervention: amount, route, infusion and timing."""
 
     route: Literal["intra_arterial", "intravenous", "procedure"]
@@ -78,7 +75,7 @@ class DoseStep(_Frozen):
     assumption: str | None = None
 
 
-class Intervention(_Frozen):
+class Intervention(FrozenModel):
     id: Identifier
     name: str
     kind: Literal["drug", "biological", "procedure", "placebo", "none"]
@@ -86,7 +83,7 @@ class Intervention(_Frozen):
     steps: list[DoseStep] = Field(default_factory=list)
 
 
-class Arm(_Frozen):
+class Arm(FrozenModel):
     id: Identifier
     name: str
     role: Literal["experimental", "control", "placebo_control", "active_comparator"]
@@ -95,7 +92,7 @@ class Arm(_Frozen):
     interventions: list[Identifier] = Field(default_factory=list)
 
 
-class Endpoint(_Frozen):
+class Endpoint(FrozenModel):
     id: Identifier
     name: str
     role: Literal["primary", "secondary", "safety", "exploratory"]
@@ -107,7 +104,7 @@ class Endpoint(_Frozen):
     assumption: str | None = None
 
 
-class Visit(_Frozen):
+class Visit(FrozenModel):
     id: Identifier
     name: str
     day: float = Field(ge=0, description="days after randomization (0 = the day of treatment)")
@@ -116,7 +113,7 @@ class Visit(_Frozen):
     assessments: list[str] = Field(default_factory=list)
 
 
-class SampleSize(_Frozen):
+class SampleSize(FrozenModel):
     total: int = Field(gt=0)
     per_arm: dict[Identifier, int] = Field(default_factory=dict)
     method: str
@@ -127,12 +124,12 @@ class SampleSize(_Frozen):
                                                        "re-derived")
 
 
-class DoseLevel(_Frozen):
+class DoseLevel(FrozenModel):
     level: int = Field(ge=1)
     dose: float = Field(gt=0)
 
 
-class BoinSettings(_Frozen):
+class BoinSettings(FrozenModel):
     """BOIN fixed in advance (Liu S, Yuan Y. J R Stat Soc C 2015), with the options of the BOIN software."""
 
     target: float = Field(gt=0, lt=1, description="target DLT rate")
@@ -161,7 +158,7 @@ class BoinSettings(_Frozen):
         return self
 
 
-class CrmSettings(_Frozen):
+class CrmSettings(FrozenModel):
     """The CRM fixed in advance (O'Quigley 1990, power model; dfcrm's conventions)."""
 
     target: float = Field(gt=0, lt=1, description="target DLT rate")
@@ -180,7 +177,7 @@ class CrmSettings(_Frozen):
         return self
 
 
-class DoseEscalation(_Frozen):
+class DoseEscalation(FrozenModel):
     design: Literal["3+3", "boin", "crm"]
     unit: str
     levels: list[DoseLevel] = Field(min_length=1)
@@ -214,7 +211,7 @@ class DoseEscalation(_Frozen):
         return self
 
 
-class Protocol(_Frozen):
+class Protocol(FrozenModel):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     acronym: str
     title: str

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from ..clinical.dictionary import VARIABLES
+from .base import FrozenModel, Identifier
 
-Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 FLAG_LEVELS = ["no", "yes"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class Factor(_Frozen):
+class Factor(FrozenModel):
     """A stratification or minimization factor: one variable cut into named levels.
 
     - numeric variables (age, NIHSS, ASPECTS): `cutpoints`; a value below the first
@@ -86,7 +83,7 @@ class Factor(_Frozen):
         return self
 
 
-class _Scheme(_Frozen):
+class _Scheme(FrozenModel):
     timing: str = Field(description="when in the patient's course randomization happens")
     factors: list[Factor] = Field(default_factory=list)
     blinded_kits: bool = Field(False, description="double-blind: sites dispense numbered kits; arms stay hidden")

@@ -11,7 +11,7 @@ from .draws import ArrayDraw, Draw, SeededDraw, SystemDraw
 from .factors import CodedCohort, FactorValueError, code_cohort, level_of, patient_levels
 from .lists import BlockList, Kit, KitList, ListEntry, ListExhausted, generate_kit_list, permuted_block
 from .randomizer import RandomizationError, Randomizer
-from .simulate import simulate_slots
+from .batch_simulation import simulate_slots
 from .state import Allocation, ArmSlots, RandomizationState
 
 __all__ = [

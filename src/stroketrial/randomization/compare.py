@@ -23,7 +23,7 @@ from ..protocol.schemes import (BigStick, EfronBiasedCoin, Minimization, Permute
 from .diagnostics import BalanceSummary, summarize
 from .factors import CodedCohort, code_cohort
 from .randomizer import RandomizationError
-from .simulate import simulate_slots
+from .batch_simulation import simulate_slots
 from .state import ArmSlots
 
 POOL_SIZE = 40_000

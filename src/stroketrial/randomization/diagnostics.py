@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .simulate import stratum_index
+from .batch_simulation import stratum_index
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import pandas as pd
 from ..clinical import PatientRecord
 from ..clinical.dictionary import VARIABLES
 from ..clinical.record import parse_patient
-from ..clinical.table import decode_flag
+from ..clinical.cohort_table import decode_flag
 from ..protocol.schemes import FLAG_LEVELS, Factor
 
 

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict
+
+from pydantic import Field
 
 from .draws import Draw
 from .state import ArmSlots
+from ..protocol.base import FrozenModel
 
 
 class ListExhausted(ValueError):
     """A stratum's or a site's concealed list has no entry left; generate more before randomizing."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
-
-class ListEntry(_Frozen):
+class ListEntry(FrozenModel):
     position: int  # 0-based, within the stratum
     block: int  # 1-based block number within the stratum
     block_size: int
@@ -33,8 +32,8 @@ class ListEntry(_Frozen):
     arm: str
 
 
-class BlockList(_Frozen):
-    strata: dict[str, tuple[ListEntry, ...]] = {}
+class BlockList(FrozenModel):
+    strata: dict[str, tuple[ListEntry, ...]] = Field(default_factory=dict)
 
     def entry(self, stratum: str, position: int) -> ListEntry:
         entries = self.strata.get(stratum, ())
@@ -79,14 +78,14 @@ def permuted_block(arms: ArmSlots, block_sizes: Sequence[int], draw: Draw, block
     return entries
 
 
-class Kit(_Frozen):
+class Kit(FrozenModel):
     kit_number: str
     site: str
     arm: str
     block: int
 
 
-class KitList(_Frozen):
+class KitList(FrozenModel):
     kits: tuple[Kit, ...] = ()
 
     def next_kit(self, site: str, arm: str, dispensed: int) -> Kit:

@@ -13,7 +13,8 @@ from functools import reduce
 from typing import Any
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+from ..protocol.base import FrozenModel
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,11 @@ class ArmSlots:
         return ":".join(str(r) for r in self.ratio)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
 
 Counts = dict[str, int]
 
 
-class RandomizationState(_Frozen):
+class RandomizationState(FrozenModel):
     """Counts so far: per slot, per factor level, per stratum, and kits dispensed per site."""
 
     allocated: int = 0
@@ -76,7 +74,7 @@ class RandomizationState(_Frozen):
     kits: dict[str, Counts] = Field(default_factory=dict, description="site -> arm -> kits dispensed")
 
 
-class Allocation(_Frozen):
+class Allocation(FrozenModel):
     """One patient's randomization, as the audit trail keeps it."""
 
     sequence: int = Field(ge=1)

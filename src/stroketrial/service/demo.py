@@ -14,7 +14,7 @@ import uuid
 from sqlalchemy import select
 
 from ..clinical.record import ATTESTATIONS_KEY
-from ..clinical.table import records_from_frame
+from ..clinical.cohort_records import records_from_frame
 from ..cohort import synthesize
 from ..eligibility import encode_cohort, statuses
 from ..protocol import load_builtin

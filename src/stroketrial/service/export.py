@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..clinical import VARIABLES
-from ..clinical.followup import ASSESSMENTS
+from ..clinical.assessments import ASSESSMENTS
 from ..store.models import Allocation, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
 from .accounts import Actor
 from .audit_trail import audit_rows

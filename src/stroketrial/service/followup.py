@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..clinical.followup import ASSESSMENTS, VisitDataError, parse_visit_values
+from ..clinical.assessments import ASSESSMENTS, VisitDataError, parse_visit_values
 from ..dosing import DoseError, dose_instructions
 from ..store import canonical, record
 from ..store.models import Allocation, Patient, SeriousAdverseEvent, Unblinding, VisitRecord

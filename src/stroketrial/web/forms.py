@@ -14,7 +14,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from ..clinical import VARIABLES
-from ..clinical.followup import ASSESSMENTS
+from ..clinical.assessments import ASSESSMENTS
 from ..protocol import Protocol
 
 UNIT_SUFFIX = "__unit"

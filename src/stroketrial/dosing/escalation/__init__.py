@@ -1,5 +1,5 @@
 """Dose escalation: 3+3 (as AMASS-1 ran it), BOIN and CRM, live decisions and operating characteristics."""
 
-from .common import Cohort, Decision, EscalationInputError, OperatingCharacteristics, parse_dlt_counts
+from .decisions import Cohort, Decision, EscalationInputError, OperatingCharacteristics, parse_dlt_counts
 
 __all__ = ["Cohort", "Decision", "EscalationInputError", "OperatingCharacteristics", "parse_dlt_counts"]

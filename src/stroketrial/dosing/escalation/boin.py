@@ -36,7 +36,7 @@ import numpy as np
 from scipy.special import comb
 from scipy.stats import beta
 
-from .common import Decision, EscalationInputError, OperatingCharacteristics, check_tox, treat_next_cohorts
+from .decisions import Decision, EscalationInputError, OperatingCharacteristics, check_tox, treat_next_cohorts
 
 MAX_EXACT_STATES = 250_000  # about 3 s; 6 levels x 15 cohorts of 3 needs 130,000
 

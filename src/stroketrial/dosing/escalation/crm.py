@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .common import Decision, EscalationInputError, OperatingCharacteristics, check_tox, treat_next_cohorts
+from .decisions import Decision, EscalationInputError, OperatingCharacteristics, check_tox, treat_next_cohorts
 
 GRID = np.linspace(-6, 6, 241)
 

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import comb
 
-from .common import Cohort, Decision, OperatingCharacteristics, check_tox
+from .decisions import Cohort, Decision, OperatingCharacteristics, check_tox
 
 COHORT = 3
 

@@ -1,27 +1,23 @@
-"""Patients as columns of floats, the form the vectorised screen works on.
+"""A cohort table (CSV or Parquet, read as a DataFrame) validated column by column and encoded.
 
-Every screenable variable becomes a float64 column with NaN for "not recorded":
-numbers in their canonical unit, flags 1/0, categories by position, eTICI by
-rank. eTICI also has a high column because a bare mTICI "2b" is a range
-(2b50 or 2b67). A cohort table (CSV or Parquet, loaded as a DataFrame) is
-validated column by column, vectorised, with the same ranges as a single record.
+The checks are vectorised and use the same ranges as a single record; every problem in
+the file is collected (up to MAX_ERRORS) and reported with row, field, value and what is allowed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
-from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from . import units
 from .dictionary import INTERVALS, VARIABLES, Variable, format_number
-from .record import ATTESTATIONS_KEY, FieldError, PatientRecord
+from .encoded_table import ATTESTATION_PREFIX, EncodedTable, alternate_columns
+from .record import FieldError
 from .scales import ETICI
 
-ATTESTATION_PREFIX = f"{ATTESTATIONS_KEY}."
 MAX_ERRORS = 20
 
 
@@ -30,63 +26,6 @@ class TableDataError(ValueError):
         self.errors, self.more = errors, more
         extra = f" (and {more} more)" if more else ""
         super().__init__("; ".join(str(e) for e in errors) + extra)
-
-
-@dataclass
-class EncodedTable:
-    n: int
-    low: dict[str, np.ndarray]
-    high: dict[str, np.ndarray] = field(default_factory=dict)
-    records: Sequence[PatientRecord] | None = None
-
-    def bounds(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        low = self.low.get(name)
-        if low is None:
-            low = np.full(self.n, np.nan)
-        return low, self.high.get(name, low)
-
-    def value(self, name: str, row: int) -> Any:
-        """The typed value, for reasons quoted to people (records only)."""
-        if self.records is None:
-            raise ValueError("values are quoted only for tables built from records")
-        return self.records[row][name]
-
-    def attestation(self, criterion_id: str) -> np.ndarray:
-        return self.bounds(ATTESTATION_PREFIX + criterion_id)[0]
-
-
-def alternate_columns() -> dict[str, tuple[Variable, str]]:
-    """CSV columns for labs in another unit: creatinine_mg_dl -> (creatinine_umol_l, mg/dL)."""
-    out = {}
-    for var in VARIABLES.values():
-        for unit in var.alternate_units:
-            base = var.name.removesuffix("_" + _slug(var.conversion()[0]))
-            out[f"{base}_{_slug(unit)}"] = (var, unit)
-    return out
-
-
-def _slug(unit: str) -> str:
-    return unit.lower().replace("µ", "u").replace("/", "_")
-
-
-def encode_records(records: Sequence[PatientRecord]) -> EncodedTable:
-    n = len(records)
-    low: dict[str, np.ndarray] = {}
-    high: dict[str, np.ndarray] = {}
-    for name, var in VARIABLES.items():
-        if not var.screenable:
-            continue
-        values = [r[name] for r in records]
-        if all(v is None for v in values):
-            continue
-        low[name] = np.array([var.encode(v) for v in values], dtype=float)
-        if var.kind == "grade":
-            high[name] = np.array([np.nan if v is None else v.ranks[1] for v in values], dtype=float)
-    ids = {key for r in records for key in r.attestations}
-    for key in ids:
-        answers = [r.attestations.get(key) for r in records]
-        low[ATTESTATION_PREFIX + key] = np.array([np.nan if a is None else float(a) for a in answers])
-    return EncodedTable(n, low, high, records)
 
 
 def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> EncodedTable:
@@ -314,30 +253,3 @@ def _is_number(raw: Any) -> bool:
         return True
     except (TypeError, ValueError):
         return False
-
-
-def records_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each row as the JSON patient record it stands for (missing values left out)."""
-    records = []
-    for row in frame.to_dict(orient="records"):
-        record: dict[str, Any] = {}
-        attestations: dict[str, bool] = {}
-        for key, value in row.items():
-            if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-                continue
-            if isinstance(value, pd.Timestamp):
-                value = value.isoformat()
-            elif isinstance(value, (np.bool_, bool)):
-                value = bool(value)
-            elif isinstance(value, (np.integer,)):
-                value = int(value)
-            elif isinstance(value, (np.floating,)):
-                value = float(value)
-            if key.startswith(ATTESTATION_PREFIX):
-                attestations[key.removeprefix(ATTESTATION_PREFIX)] = value
-            else:
-                record[key] = value
-        if attestations:
-            record[ATTESTATIONS_KEY] = attestations
-        records.append(record)
-    return records

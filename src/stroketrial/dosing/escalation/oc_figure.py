@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import OperatingCharacteristics
+from .decisions import OperatingCharacteristics
 
 
 def plot_oc(results: Sequence[OperatingCharacteristics], path: str | Path) -> Path:

@@ -30,9 +30,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .clinical.scales import ETICI, OcclusionSite
-from .clinical.table import ATTESTATION_PREFIX
-from .protocol.model import Protocol
+from ..clinical.scales import ETICI, OcclusionSite
+from ..clinical.encoded_table import ATTESTATION_PREFIX
+from ..protocol.model import Protocol
 
 _OCCLUSION_P = {
     OcclusionSite.ICA_INTRACRANIAL: 0.14, OcclusionSite.ICA_CERVICAL: 0.03, OcclusionSite.TANDEM_ICA_M1: 0.10,

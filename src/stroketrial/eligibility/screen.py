@@ -1,0 +1,94 @@
+"""One patient screened against the protocol, each criterion with a reason that quotes the values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from ..clinical.encoded_table import encode_records
+from ..clinical.record import ATTESTATIONS_KEY, FieldError, PatientRecord, parse_patient
+from ..clinical.scales import ETICI
+from ..protocol.model import Protocol
+from .outcomes import outcomes
+
+Status = Literal["met", "not_met", "missing_data", "needs_attestation"]
+Overall = Literal["eligible", "ineligible", "incomplete"]
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    id: str
+    kind: Literal["inclusion", "exclusion"]
+    text: str
+    status: Status
+    excludes: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class ScreeningResult:
+    trial: str
+    status: Overall
+    criteria: tuple[CriterionResult, ...]
+
+    @property
+    def failing(self) -> list[CriterionResult]:
+        return [c for c in self.criteria if c.excludes]
+
+    @property
+    def outstanding(self) -> list[CriterionResult]:
+        return [c for c in self.criteria if c.status in ("missing_data", "needs_attestation")]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trial": self.trial, "status": self.status, "criteria": [asdict(c) for c in self.criteria]}
+
+
+class ScreeningInputError(ValueError):
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+def screen(protocol: Protocol, patient: PatientRecord | Mapping[str, Any]) -> ScreeningResult:
+    """Screen one patient against the protocol, each criterion with a reason quoting the values."""
+    record = patient if isinstance(patient, PatientRecord) else parse_patient(patient)
+    _check_against_protocol(protocol, record)
+    table = encode_records([record])
+    results = []
+    for criterion, inclusion, outcome in outcomes(protocol, table):
+        holds, fails, unknown = bool(outcome.holds[0]), bool(outcome.fails[0]), bool(outcome.unknown[0])
+        if criterion.attestation is not None:
+            status: Status = "needs_attestation" if unknown else "met" if holds else "not_met"
+            reason = (f"awaiting the screener's answer: {criterion.attestation}" if unknown
+                      else f"attested {'yes' if holds else 'no'}: {criterion.attestation}")
+        else:
+            status = "missing_data" if unknown else "met" if holds else "not_met"
+            assert criterion.rule is not None  # Criterion._rule_or_attestation: a rule when no attestation
+            reason = criterion.rule.explain(table, 0)
+        results.append(CriterionResult(criterion.id, "inclusion" if inclusion else "exclusion", criterion.text,
+                                       status, fails, reason))
+    if any(r.excludes for r in results):
+        overall: Overall = "ineligible"
+    elif any(r.status in ("missing_data", "needs_attestation") for r in results):
+        overall = "incomplete"
+    else:
+        overall = "eligible"
+    return ScreeningResult(protocol.id, overall, tuple(results))
+
+
+def _check_against_protocol(protocol: Protocol, record: PatientRecord) -> None:
+    errors = []
+    allowed = protocol.attestation_ids
+    for key in record.attestations:
+        if key not in allowed:
+            errors.append(FieldError(f"{ATTESTATIONS_KEY}.{key}", key,
+                                     f"no attestation {key!r} in {protocol.id}; allowed: {', '.join(allowed)}"))
+    if record["etici"] is ETICI.G2B and not protocol.etici_2b_accepted:
+        errors.append(FieldError("etici", "2b", bare_2b_refused(protocol)))
+    if errors:
+        raise ScreeningInputError(errors)
+
+
+def bare_2b_refused(protocol: Protocol) -> str:
+    return f"a bare 2b is not an eTICI grade in {protocol.id}; record 2b50 or 2b67"
