@@ -19,6 +19,7 @@ from ..protocol.schemes import PermutedBlocks
 from ..randomization import (ArmSlots, BlockList, RandomizationError, Randomizer, SeededDraw, SystemDraw,
                             code_cohort, compare, generate_kit_list)
 from ..randomization.compare import candidates
+from ..randomization.lists import kit_block_sizes
 
 randomization_app = typer.Typer(help="Central randomization: methods, concealed lists, balance diagnostics.",
                                 no_args_is_help=True)
@@ -201,7 +202,7 @@ def kits_cmd(trial: str = TrialArgument,
         fail(f"{protocol.id} is {protocol.design.masking.replace('_', ' ')}: it dispenses no blinded kits")
     if not 1 <= per_site <= 100_000:
         fail(f"--per-site is {per_site}; allowed: 1 to 100000")
-    sizes = scheme.block_sizes if isinstance(scheme, PermutedBlocks) else [2 * randomizer.arms.n_slots]
+    sizes = kit_block_sizes(scheme, randomizer.arms)
     kits = generate_kit_list(randomizer.arms, sites, per_site, sizes, _draw(seed))
     _write_csv(out_path, [k.model_dump() for k in kits.kits])
     if packing is not None:
@@ -266,8 +267,7 @@ def run_cmd(trial: str = TrialArgument,
         if "site" not in frame.columns or frame["site"].isna().any():
             fail(f"{cohort}: a blinded trial dispenses kits by site; every patient needs a site")
         per_site = int(frame["site"].value_counts().max()) * 2 + 8
-        sizes = (protocol.randomization.block_sizes if isinstance(protocol.randomization, PermutedBlocks)
-                 else [2 * randomizer.arms.n_slots])
+        sizes = kit_block_sizes(protocol.randomization, randomizer.arms)
         kit_list = generate_kit_list(randomizer.arms, sorted(frame["site"].astype(str).unique()), per_site, sizes,
                                      draw)
     allocations, state, _ = randomizer.run(patients, draw, kit_list=kit_list)

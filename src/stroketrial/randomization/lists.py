@@ -17,6 +17,10 @@ from pydantic import Field
 from .draws import Draw
 from .state import ArmSlots
 from ..protocol.base import FrozenModel
+from ..protocol.schemes import PermutedBlocks, RandomizationScheme
+
+LIST_LENGTH_PER_STRATUM = 40  # entries made in advance per stratum; more are added, concealed, when used up
+RESUPPLY_KITS = 2 * LIST_LENGTH_PER_STRATUM  # kits added to a site's list when its last kit is dispensed
 
 
 class ListExhausted(ValueError):
@@ -131,3 +135,15 @@ def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, 
             used.add(number)
             kits.append(Kit(kit_number=number, site=site, arm=entry.arm, block=entry.block))
     return KitList(kits=tuple(kits))
+
+
+def kit_block_sizes(scheme: RandomizationScheme, arms: ArmSlots) -> list[int]:
+    """Kits are packed in the allocation list's own block sizes; a trial not randomized in blocks
+    (minimization, biased coins) packs them in blocks of two rounds of its ratio, so a site's
+    shelf never runs short of one arm's packs."""
+    return list(scheme.block_sizes) if isinstance(scheme, PermutedBlocks) else [2 * arms.n_slots]
+
+
+def initial_kits_per_site(planned_total: int) -> int:
+    """Kits listed for a site when it joins: a quarter of the planned sample, and never fewer than a resupply."""
+    return max(RESUPPLY_KITS, planned_total // 4)

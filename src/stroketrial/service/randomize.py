@@ -25,7 +25,8 @@ from .accounts import RANDOMIZERS, Actor
 from .clock import local_now, site_zone
 from .errors import Conflict, Invalid
 from .patients import allocation_of, allocation_view, find_patient, validated_screening
-from .trials import LIST_LENGTH_PER_STRATUM, get_trial
+from ..randomization.lists import LIST_LENGTH_PER_STRATUM, RESUPPLY_KITS, kit_block_sizes
+from .trials import get_trial
 
 MAX_KEY = 200
 
@@ -137,8 +138,8 @@ def _resupply(randomizer: Randomizer, protocol, state: RandomizationState, level
         if used >= len(blocks.strata.get(stratum, ())):
             blocks = blocks.extended(randomizer.arms, scheme.block_sizes, stratum, used + LIST_LENGTH_PER_STRATUM, draw)
     if scheme.blinded_kits:
-        sizes = scheme.block_sizes if isinstance(scheme, PermutedBlocks) else [2 * randomizer.arms.n_slots]
-        kits = generate_kit_list(randomizer.arms, [site], 2 * LIST_LENGTH_PER_STRATUM, sizes, draw, existing=kits)
+        sizes = kit_block_sizes(scheme, randomizer.arms)
+        kits = generate_kit_list(randomizer.arms, [site], RESUPPLY_KITS, sizes, draw, existing=kits)
     return blocks, kits
 
 

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from ..protocol import Protocol, ProtocolError, resolve
 from ..protocol.schemes import PermutedBlocks
 from ..randomization import BlockList, KitList, Randomizer, SystemDraw, generate_kit_list
+from ..randomization.lists import LIST_LENGTH_PER_STRATUM, initial_kits_per_site, kit_block_sizes
 from ..store import record
 from ..store.models import RandomizationStateRow, Site, Trial, TrialSite
 from .accounts import Actor, create_site
 from .errors import Conflict, Forbidden, Invalid, NotFound
 
-LIST_LENGTH_PER_STRATUM = 40  # entries made in advance per stratum; more are added, concealed, when used up
 
 
 @lru_cache(maxsize=64)
@@ -112,8 +112,8 @@ def prepare_lists(session: Session, protocol: Protocol, site: str) -> None:
         row.block_list_json = blocks.model_dump_json()
     if scheme.blinded_kits:
         kits = KitList.model_validate_json(row.kit_list_json)
-        sizes = scheme.block_sizes if isinstance(scheme, PermutedBlocks) else [2 * randomizer.arms.n_slots]
-        per_site = max(2 * LIST_LENGTH_PER_STRATUM, protocol.sample_size.total // 4)
+        sizes = kit_block_sizes(scheme, randomizer.arms)
+        per_site = initial_kits_per_site(protocol.sample_size.total)
         row.kit_list_json = generate_kit_list(randomizer.arms, [site], per_site, sizes, draw,
                                               existing=kits).model_dump_json()
 
