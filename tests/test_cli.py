@@ -163,3 +163,57 @@ def test_a_command_without_its_extra_names_the_extra_to_install(monkeypatch):
     result = run("audit", "verify", "--db", "sqlite:////tmp/no-such-dir/x.db")
     assert result.exit_code == 2
     assert "needs the server extra: pip install 'stroketrial[server]'" in result.output
+
+
+def _every_command() -> list[list[str]]:
+    import typer.main
+
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        else:
+            yield path
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+# Commands whose output is itself the machine-readable form, or a server / a file, not a report.
+NO_JSON = {("serve",), ("trial", "schema")}
+
+
+@pytest.mark.parametrize("command", _every_command(), ids=" ".join)
+def test_every_command_has_help_with_an_example_and_json(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.stdout, f"{' '.join(command)} --help shows no example"
+    assert tuple(command) in NO_JSON or "--json" in result.stdout, f"{' '.join(command)} has no --json"
+
+
+def test_bad_input_exits_2_but_a_bug_keeps_its_traceback(monkeypatch, patient_file):
+    """A ValueError that is not the user's input is a bug: it is not dressed up as exit 2."""
+    import stroketrial.eligibility as eligibility
+    from stroketrial import InputError
+
+    def broken(protocol, record):
+        raise ValueError("internal: this is a bug")
+
+    monkeypatch.setattr(eligibility, "screen", broken)
+    result = run("screen", "amass-2", str(patient_file))
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+
+    def refused(protocol, record):
+        raise InputError("nihss 43 is outside 0-42")
+
+    monkeypatch.setattr(eligibility, "screen", refused)
+    result = run("screen", "amass-2", str(patient_file))
+    assert result.exit_code == 2 and "nihss 43 is outside 0-42" in result.output
+
+
+def test_help_loads_neither_the_numerics_nor_the_database():
+    """`stroketrial --help` and the command tree load no pandas, NumPy, SciPy or SQLAlchemy (start-up time)."""
+    code = ("import sys; from stroketrial.cli import app; import typer.main; typer.main.get_command(app); "
+            "print(sorted(m for m in ('pandas', 'numpy', 'scipy', 'sqlalchemy', 'matplotlib', 'pydantic') "
+            "if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

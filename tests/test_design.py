@@ -200,6 +200,12 @@ def test_design_cli_json():
                                           "0.05,0.10,0.15,0.20,0.20,0.10,0.20", "--common-or", "1.5",
                                           "--json"]).stdout)
     assert data["n_total"] == EXAMPLE_N  # Hmisc::posamsize (make_design_reference.R)
+    data = json.loads(runner.invoke(app, ["design", "samplesize", "continuous", "--delta", "0.5", "--sd", "1.2",
+                                          "--power", "0.9", "--json"]).stdout)
+    assert data["n_total"] == 2 * math.ceil(RPACT["means_n"] / 2)  # rpact getSampleSizeMeans
+    data = json.loads(runner.invoke(app, ["design", "derivation", "impact-lvo", "--json"]).stdout)
+    # IMPACT-LVO (seed 002): "we planned to enrol n=1060 patients (n=530 per group)"
+    assert data["stated_total"] == 1060 and data["reproduced"] is True
 
 
 def test_design_power_dropout_zero_means_zero():
@@ -221,11 +227,13 @@ def test_design_power_dropout_zero_means_zero():
     (("design", "samplesize", "binary", "--p-control", "1.3", "--p-treatment", "0.3"), "between 0 and 1"),
     (("design", "samplesize", "ordinal", "--control-mrs", "0.5,0.2"), "summing to 1"),
     (("design", "samplesize", "ordinal", "--control-mrs", "0.5,0.5", "--common-or", "1"), "not 1"),
-    (("design", "samplesize", "weird"), "choose binary, ordinal or continuous"),
+    (("design", "samplesize", "weird"), "No such command 'weird'"),
+    (("design", "samplesize", "binary", "--p-control", "0.3"), "Missing option '--p-treatment'"),
+    (("design", "samplesize", "ordinal", "--control-mrs", "0.5,0.5", "--looks", "1"), "2 or more looks"),
     (("design", "boundaries", "--looks", "3", "--information", "0.5,0.4,1"), "increasing fractions"),
     (("design", "boundaries", "--spending", "hp"), "is not obf or pocock"),
     (("design", "power", "amass-1"), "not randomized"),
-    (("design", "amass-9"), "unknown trial"),
+    (("design", "derivation", "amass-9"), "unknown trial"),
 ])
 def test_bad_design_input_exits_2(args, message):
     result = runner.invoke(app, list(args))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from .. import InputError
+
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-class AnalysisInputError(ValueError):
+class AnalysisInputError(InputError):
     """A dataset or request an analysis cannot use; the message names the column and the problem."""
 
 

@@ -3,17 +3,20 @@ trial's report)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import io
 import time
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import typer
 
-from ..analysis.result import AnalysisInputError
 from .support import JsonOption, emit_json, err, fail, out
-from ..protocol import resolve
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 BINARY_MEASURES = ("risk_difference", "risk_ratio", "odds_ratio", "odds_ratio_exact", "odds_ratio_adjusted",
                    "risk_difference_adjusted")
@@ -30,6 +33,9 @@ def register(app: typer.Typer, command) -> None:
 
 def read_dataset(path: Path) -> pd.DataFrame:
     """A trial dataset: a CSV with one row per patient, or the platform's CSV export (zip of forms)."""
+    from ..analysis.result import AnalysisInputError
+    import pandas as pd
+
     if not path.exists():
         raise AnalysisInputError(f"{path}: no such file")
     if path.suffix.lower() == ".zip":
@@ -43,6 +49,9 @@ def read_dataset(path: Path) -> pd.DataFrame:
 
 
 def _from_export(path: Path) -> pd.DataFrame:
+    from ..analysis.result import AnalysisInputError
+    import pandas as pd
+
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
@@ -90,8 +99,11 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
                                                                           "visit (patient_id, arm, visit, scores)."),
             as_json: bool = JsonOption) -> None:
     """Analyse a trial dataset: the full report (HTML, PDF, figures), or one analysis printed as JSON."""
+    from ..protocol import resolve
+    import pandas as pd
+
     from ..analysis import binary, ordinal  # statsmodels: imported when used, so `--help` stays quick
-    from ..report.report import DEFAULT_ADJUST, analyse, write_report
+    from ..report import DEFAULT_ADJUST, analyse, write_report
 
     covariates = [c.strip() for c in adjust.split(",") if c.strip()]
     data = read_dataset(data_path)
@@ -128,8 +140,8 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
     long = read_dataset(long_path) if long_path else None
     started = time.perf_counter()
     with err.status(f"analysing {len(data)} patients of {protocol.id}"):
-        result = analyse(protocol, data, long, population, covariates or DEFAULT_ADJUST)
-        figures = write_report(result, out_dir)
+        analysis = analyse(protocol, data, long, population, covariates or DEFAULT_ADJUST)
+        figures = write_report(analysis, out_dir)
     summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
                "figures": {k: [str(p) for p in v] for k, v in figures.items()},
                "seconds": time.perf_counter() - started}
@@ -145,8 +157,10 @@ def demo(trial: str = typer.Argument(..., help="Built-in trial with two arms (am
          common_or: float = typer.Option(1.5, "--common-or", help="True common odds ratio for a better mRS."),
          as_json: bool = JsonOption) -> None:
     """Simulate a complete trial with a stated true effect and write its report: a first look at the platform."""
+    from ..protocol import resolve
+
     from ..analysis.simulated_trial import simulate_trial
-    from ..report.report import analyse, write_report
+    from ..report import analyse, write_report
 
     protocol = resolve(trial)
     if common_or <= 0:

@@ -11,16 +11,16 @@ import typer
 from .. import __version__
 from . import analysis, design, dosing, server, trials
 from .randomization import randomization_app
-from .support import command, out
+from .support import command, command_group, out
 
-app = typer.Typer(help="stroketrial: acute ischemic stroke trials from protocol to primary analysis.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+app = command_group("stroketrial: acute ischemic stroke trials from protocol to primary analysis.",
+                    pretty_exceptions_enable=False, add_completion=False)
 trials.register(app)
 app.add_typer(randomization_app, name="randomization")
 server.register(app)
 dosing.register(app)
 analysis.register(app, command)
-design.register(app, command)
+design.register(app)
 
 
 @app.callback(invoke_without_command=True)

@@ -3,25 +3,24 @@ characteristics)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from .support import JsonOption, command, emit_json, fail, out
-from ..dosing import dose_instructions
-from ..dosing.escalation import Cohort, EscalationInputError, parse_dlt_counts
-from ..protocol import resolve
+from .support import command_group, JsonOption, command, emit_json, fail, out
 
-LB_TO_KG = 0.45359237  # the international avoirdupois pound, exactly
+if TYPE_CHECKING:
+    pass
 
-escalation_app = typer.Typer(help="Dose escalation: 3+3, BOIN and CRM decisions and operating characteristics.",
-                             no_args_is_help=True)
+
+escalation_app = command_group("Dose escalation: 3+3, BOIN and CRM decisions and operating characteristics.")
 
 
 def register(app: typer.Typer) -> None:
@@ -43,13 +42,19 @@ def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml fi
                                                                                    "for dated repeat doses."),
          as_json: bool = JsonOption) -> None:
     """Print the dose sheet of an arm: dose, volume and pump rate, with the arithmetic and the rounding."""
+    from ..dosing import dose_instructions
+    from ..protocol import resolve
+
     protocol = resolve(trial)
     if weight_kg is not None and weight_lb is not None:
         fail("give --weight-kg or --weight-lb, not both")
     weight, conversion = weight_kg, None
     if weight_lb is not None:
-        weight = weight_lb * LB_TO_KG
-        conversion = f"{weight_lb:g} lb × 0.45359237 = {weight:.1f} kg"
+        from ..clinical.units import factor
+
+        pound = factor("weight", "lb")
+        weight = weight_lb * pound
+        conversion = f"{weight_lb:g} lb × {pound:.8g} = {weight:.1f} kg"
         weight = round(weight, 1)
     arm_id = arm or next(a.id for a in protocol.arms if a.role == "experimental")
     moment = None
@@ -86,23 +91,6 @@ def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml fi
 
 
 # ---- escalation: live decision ----------------------------------------------------------------
-def _cohorts_3_3(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
-    cohorts = []
-    for expected, level in enumerate(sorted(counts), 1):
-        if level != expected:
-            raise EscalationInputError(f"--dlt skips level {expected}: a 3+3 trial escalates one level at a time")
-        dlt, n = counts[level]
-        if n == 3:
-            cohorts.append(Cohort(level, 3, dlt))
-        elif n == 6:
-            if dlt == 0:
-                raise EscalationInputError(f"level {level}: 0/3 escalates, so 6 patients with 0 DLTs cannot happen")
-            cohorts += [Cohort(level, 3, 1), Cohort(level, 3, dlt - 1)]
-        else:
-            raise EscalationInputError(f"level {level}: {n} patients; a 3+3 level has 3 or 6")
-    return cohorts
-
-
 @dataclass(frozen=True)
 class _Planned:
     """BOIN/CRM settings from the command line, for planning; None where not given."""
@@ -123,9 +111,7 @@ class _Planned:
     def design(self, name: str, escalation, k: int):
         """The BOIN or CRM design: the protocol's when it fixes one (then no option may change
         it), otherwise from the options with BOIN's and dfcrm's defaults."""
-        from ..dosing.escalation.boin import Boin
-        from ..dosing.escalation.crm import Crm, calibrated_skeleton
-        from ..dosing.escalation.from_protocol import boin_design, crm_design
+        from ..dosing.escalation.from_protocol import boin_design, crm_design, planned_boin, planned_crm
 
         if escalation is not None and escalation.design == name:
             given = [f"--{o.replace('_', '-')}" for o in self.OPTIONS[name] if getattr(self, o) is not None]
@@ -133,14 +119,11 @@ class _Planned:
                 fail(f"{', '.join(given)}: the protocol fixes the {name} settings (dose_escalation.{name}); "
                      "change the protocol, not the command line")
             return boin_design(escalation) if name == "boin" else crm_design(escalation)
-        target = 0.25 if self.target is None else self.target
-        cohorts = 10 if self.cohorts is None else self.cohorts
         if name == "boin":
-            return Boin(target, n_cohorts=cohorts, n_earlystop=100 if self.n_earlystop is None else self.n_earlystop,
-                        extrasafe=bool(self.extrasafe), offset=0.05 if self.offset is None else self.offset,
-                        escalation_boundary=self.lambda_e, deescalation_boundary=self.lambda_d)
-        prior = tuple(_floats(self.skeleton, "--skeleton")) if self.skeleton else calibrated_skeleton(target, k)
-        return Crm(target, prior, n_cohorts=cohorts, stop_probability=None if self.safety_stop is False else 0.90)
+            return planned_boin(self.target, self.cohorts, self.n_earlystop, self.extrasafe, self.offset,
+                                self.lambda_e, self.lambda_d)
+        skeleton = tuple(_floats(self.skeleton, "--skeleton")) if self.skeleton else None
+        return planned_crm(k, self.target, skeleton, self.cohorts, self.safety_stop)
 
 
 TargetOption = typer.Option(None, "--target", help="BOIN/CRM target DLT rate (default 0.25).")
@@ -176,6 +159,9 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         lambda_d: float | None = LambdaDOption, safety_stop: bool | None = SafetyStopOption,
         as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
+    from ..dosing.escalation import parse_dlt_counts
+    from ..protocol import resolve
+
     from ..dosing.escalation import three_plus_three
 
     protocol = resolve(trial)
@@ -186,7 +172,8 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     k = len(escalation.levels)
     design = design or escalation.design
     if design == "3+3":
-        decision = three_plus_three.decide(_cohorts_3_3(counts), k, escalation.expansion_min)
+        decision = three_plus_three.decide(three_plus_three.cohorts_from_counts(counts), k,
+                                           escalation.expansion_min)
     elif design in ("boin", "crm"):
         planned = _Planned(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d, skeleton, safety_stop)
         chosen = planned.design(design, escalation, k)
@@ -246,6 +233,9 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
        plot: Path | None = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
+    from ..protocol import resolve
+    import numpy as np
+
     from ..dosing.escalation import boin as _loaded, crm as _also_loaded, three_plus_three  # noqa: F401
     # (imported before the clock starts, so the reported seconds are the computation's)
 

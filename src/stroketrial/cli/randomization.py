@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import csv
 import time
 from pathlib import Path
@@ -12,28 +14,32 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.console import Console
 from rich.table import Table
 
-from .support import JsonOption, command, emit_json, err, fail, out
-from ..eligibility import encode_cohort, read_cohort, statuses
-from ..protocol import Protocol, resolve
-from ..protocol.schemes import PermutedBlocks
-from ..randomization import (ArmSlots, BlockList, RandomizationError, Randomizer, SeededDraw, SystemDraw,
-                            code_cohort, compare, generate_kit_list)
-from ..randomization.compare import candidates
-from ..randomization.lists import kit_block_sizes
+from .support import command_group, JsonOption, command, emit_json, err, fail, out
 
-randomization_app = typer.Typer(help="Central randomization: methods, concealed lists, balance diagnostics.",
-                                no_args_is_help=True)
+if TYPE_CHECKING:
+    from ..protocol import Protocol
+    from ..protocol.schemes import RandomizationScheme
+    from ..randomization import Randomizer
+
+
+randomization_app = command_group("Central randomization: methods, concealed lists, balance diagnostics.")
 
 TrialArgument = typer.Argument(..., help="Built-in id (amass-2, ...) or a protocol .yaml file.")
 
 
 def _randomized(trial: str) -> tuple[Protocol, Randomizer]:
+    from ..protocol import resolve
+    from ..randomization import Randomizer
+
     protocol = resolve(trial)
     return protocol, Randomizer.for_protocol(protocol)
 
 
 def _draw(seed: int | None):
     """The operating system's CSPRNG for real lists; a seeded generator only when asked (tests, training)."""
+    from ..randomization import SeededDraw
+    from ..randomization import SystemDraw
+
     if seed is None:
         return SystemDraw()
     err.print(f"[yellow]note:[/] seeded with {seed}: reproducible, so for testing and training only, never for a "
@@ -41,8 +47,9 @@ def _draw(seed: int | None):
     return SeededDraw(seed)
 
 
-def _scheme_json(protocol: Protocol) -> dict[str, Any]:
-    r = protocol.randomization
+def _scheme_json(protocol: Protocol, r: RandomizationScheme) -> dict[str, Any]:
+    from ..randomization import ArmSlots
+
     arms = ArmSlots.of(protocol.arms)
     return {"trial": protocol.id, "ratio": arms.label, "arms": list(arms.arms), "slots": list(arms.slots),
             **r.model_dump(mode="json")}
@@ -52,12 +59,14 @@ def _scheme_json(protocol: Protocol) -> dict[str, Any]:
 @command(randomization_app, "show", epilog="Example: stroketrial randomization show amass-2")
 def show(trial: str = TrialArgument, as_json: bool = JsonOption) -> None:
     """Show how a trial randomizes: method, parameters, ratio, factors and their levels."""
+    from ..protocol.schemes import PermutedBlocks
+
     protocol, randomizer = _randomized(trial)
-    data = _scheme_json(protocol)
+    r = randomizer.scheme
+    data = _scheme_json(protocol, r)
     if as_json:
         emit_json(data)
         return
-    r = protocol.randomization
     out.print(f"[bold]{protocol.acronym}[/] randomizes by [bold]{r.method.replace('_', ' ')}[/], ratio "
               f"{data['ratio']} ({' : '.join(data['arms'])}), {r.timing}.")
     params = {k: v for k, v in data.items() if k not in ("trial", "ratio", "arms", "slots", "method", "timing",
@@ -108,6 +117,9 @@ def compare_cmd(trial: str = TrialArgument,
     level. Predictability is the chance a recruiter who has seen every earlier allocation
     at the site guesses the next arm (convergence strategy).
     """
+    from ..randomization import compare
+    from ..randomization.compare import candidates
+
     protocol, _ = _randomized(trial)
     if trials < 1 or trials > 1_000_000:
         fail(f"--trials is {trials}; allowed: 1 to 1000000")
@@ -164,8 +176,11 @@ def list_cmd(trial: str = TrialArgument,
              out_path: Path = typer.Option(..., "--out", help="CSV file for the concealed list."),
              as_json: bool = JsonOption) -> None:
     """Generate a block design's concealed allocation list, per stratum, in permuted blocks."""
+    from ..protocol.schemes import PermutedBlocks
+    from ..randomization import BlockList
+
     protocol, randomizer = _randomized(trial)
-    scheme = protocol.randomization
+    scheme = randomizer.scheme
     if not isinstance(scheme, PermutedBlocks):
         fail(f"{protocol.id} randomizes by {scheme.method.replace('_', ' ')}: each allocation is made when the "
              "patient is randomized, so there is no list to generate")
@@ -196,8 +211,11 @@ def kits_cmd(trial: str = TrialArgument,
                                                                                   "and sites, no arms."),
              as_json: bool = JsonOption) -> None:
     """Generate a double-blind trial's kit list: numbered packs per site in permuted blocks."""
+    from ..randomization import generate_kit_list
+    from ..randomization.lists import kit_block_sizes
+
     protocol, randomizer = _randomized(trial)
-    scheme = protocol.randomization
+    scheme = randomizer.scheme
     if not scheme.blinded_kits:
         fail(f"{protocol.id} is {protocol.design.masking.replace('_', ' ')}: it dispenses no blinded kits")
     if not 1 <= per_site <= 100_000:
@@ -235,55 +253,23 @@ def run_cmd(trial: str = TrialArgument,
     Prints the balance per factor level, and checks that the state rebuilt from the
     allocation history equals the state carried forward.
     """
-    protocol, randomizer = _randomized(trial)
-    frame = read_cohort(cohort)
-    eligible = statuses(protocol, encode_cohort(protocol, frame)) == "eligible"
-    frame = frame[eligible]
+    from ..eligibility import encode_cohort
+    from ..eligibility import read_cohort
+    from ..eligibility import statuses
+
+    from ..randomization.cohort_run import margins_by_arm, randomize_cohort
+
     if limit is not None and limit < 1:
         fail(f"--limit is {limit}; allowed: 1 or more")
-    if "patient_id" not in frame.columns:
-        fail(f"{cohort}: randomization needs a patient_id column")
-    # An eligible patient without a factor's value cannot be randomized until it is recorded;
-    # the others go ahead, as they would at the sites.
-    fields = [f.field for f in randomizer.factors if f.field in frame.columns]
-    absent = [f.field for f in randomizer.factors if f.field not in frame.columns]
-    if absent:
-        fail(f"{cohort}: randomization needs the factor columns {', '.join(absent)}")
-    missing = frame[fields].isna()
-    held_back = {field: int(n) for field, n in missing.sum().items() if n}
-    frame = frame[~missing.any(axis=1)]
-    if frame.empty:
-        fail(f"{cohort}: no eligible patient for {protocol.id} with every factor recorded")
-    if limit is not None:
-        frame = frame.iloc[:limit]
-    coded = code_cohort(randomizer.factors, frame)
-    names = [f.name for f in randomizer.factors]
-    sites = frame["site"].astype("string").fillna("") if "site" in frame.columns else [None] * len(frame)
-    patients = [(str(pid), {n: coded.levels[j][row[j]] for j, n in enumerate(names)}, (site or None))
-                for pid, row, site in zip(frame["patient_id"], coded.codes, sites, strict=True)]
-    draw = _draw(seed)
-    kit_list = None
-    if protocol.randomization.blinded_kits:
-        if "site" not in frame.columns or frame["site"].isna().any():
-            fail(f"{cohort}: a blinded trial dispenses kits by site; every patient needs a site")
-        per_site = int(frame["site"].value_counts().max()) * 2 + 8
-        sizes = kit_block_sizes(protocol.randomization, randomizer.arms)
-        kit_list = generate_kit_list(randomizer.arms, sorted(frame["site"].astype(str).unique()), per_site, sizes,
-                                     draw)
-    allocations, state, _ = randomizer.run(patients, draw, kit_list=kit_list)
-    rebuilt = randomizer.rebuild(allocations)
-    if rebuilt != state:
-        raise RandomizationError("the state rebuilt from the allocation history differs from the state carried "
-                                 "forward; this is a bug, please report it")
-    rows = [{"sequence": a.sequence, "patient_id": a.patient_id, "arm": a.arm, "kit": a.kit or "",
-             "site": a.site or "", "stratum": a.stratum or "", **a.levels,
-             **{f"p_{arm}": round(p, 4) for arm, p in a.probabilities.items()}} for a in allocations]
+    protocol, randomizer = _randomized(trial)
+    frame = read_cohort(cohort)
+    eligible = frame[statuses(protocol, encode_cohort(protocol, frame)) == "eligible"]
+    run = randomize_cohort(randomizer, eligible, _draw(seed), str(cohort), limit)
+    allocations, held_back = run.allocations, run.held_back
     if out_path is not None:
-        _write_csv(out_path, rows)
-    counts = {arm: sum(1 for a in allocations if a.arm == arm) for arm in randomizer.arms.arms}
-    margins = {f: {lv: {arm: sum(c for s, c in by_slot.items() if randomizer.arms.arm_of(s) == arm)
-                        for arm in randomizer.arms.arms} for lv, by_slot in by_level.items()}
-               for f, by_level in state.margins.items()}
+        _write_csv(out_path, run.rows())
+    counts = run.arm_counts(randomizer.arms.arms)
+    margins = margins_by_arm(randomizer, run.state)
     if as_json:
         emit_json({"trial": protocol.id, "method": randomizer.method, "randomized": len(allocations), "arms": counts,
                    "held_back_missing_factor": held_back, "margins": margins, "state_rebuilt_identical": True,
@@ -299,7 +285,7 @@ def run_cmd(trial: str = TrialArgument,
     for arm in randomizer.arms.arms:
         table.add_column(arm, justify="right")
     for f, by_level in margins.items():
-        factor = protocol.randomization.factor(f)
+        factor = randomizer.scheme.factor(f)
         order = factor.levels if factor.levels else sorted(by_level)
         for lv, by_arm in sorted(by_level.items(), key=lambda item: order.index(item[0])):
             table.add_row(f, lv, *(str(by_arm[a]) for a in randomizer.arms.arms))

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from ..service.roles import ROLE_DESCRIPTIONS, ROLES
-from .support import JsonOption, command, emit_json, err, out
+from .support import command_group, JsonOption, command, emit_json, err, fail, out
 
 if TYPE_CHECKING:
     from ..store import Database
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 DbOption = typer.Option(None, "--db", help="Database URL (sqlite:///file.db or postgresql+psycopg://user@host/db); "
                                            "default: $STROKETRIAL_DB, else sqlite:///stroketrial.db")
 
-admin_app = typer.Typer(help="Sites, trials and users on the platform.", no_args_is_help=True)
-audit_app = typer.Typer(help="The keyed, hash-chained audit trail and its checkpoints.", no_args_is_help=True)
-db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+admin_app = command_group("Sites, trials and users on the platform.")
+audit_app = command_group("The keyed, hash-chained audit trail and its checkpoints.")
+db_app = command_group("The database schema.")
 
 
 def open_db(url: str | None) -> Database:
@@ -86,13 +86,14 @@ def db_upgrade(db_url: str | None = DbOption,
                app_role: str | None = typer.Option(None, "--app-role", help="PostgreSQL: the login role the "
                                                       "server runs as; granted what the platform needs and no "
                                                       "more (it cannot alter or disable the audit triggers). "
-                                                      "Run this as the tables' owner.")) -> None:
+                                                      "Run this as the tables' owner."),
+               as_json: bool = JsonOption) -> None:
     """Create or migrate the schema to the newest revision (as the owner role on PostgreSQL)."""
     db = open_db(db_url)
     if app_role:
         db.grant_app_role(app_role)
-    out.print(f"{db.url}: schema up to date" + (f"; {app_role} may use it" if app_role else ""),
-              highlight=False)
+    _report({"database": str(db.url), "schema": "up to date", "app_role": app_role}, as_json,
+            f"{db.url}: schema up to date" + (f"; {app_role} may use it" if app_role else ""))
 
 
 @command(admin_app, "create-site", epilog="Example: stroketrial admin create-site S3 --name 'Huanhu Hospital' "
@@ -101,38 +102,39 @@ def create_site(code: str = typer.Argument(..., help="Site code."),
                 name: str | None = typer.Option(None, "--name", help="Site name."),
                 timezone: str | None = typer.Option(None, "--timezone", help="IANA time zone of the site's clocks "
                                                        "(default $STROKETRIAL_TIMEZONE, else UTC)."),
-                db_url: str | None = DbOption) -> None:
+                db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Create a site."""
     from ..service import SYSTEM, accounts
     db = open_db(db_url)
     with db.write() as session:
-        accounts.create_site(session, SYSTEM, code, name, timezone)
-    out.print(f"site {code} ready")
+        site = accounts.create_site(session, SYSTEM, code, name, timezone)
+        result = {"site": site.code, "name": site.name, "timezone": site.timezone}
+    _report(result, as_json, f"site {code} ready ({result['timezone']})")
 
 
 @command(admin_app, "create-trial", epilog="Example: stroketrial admin create-trial amass-2 --site S1 --site S2")
 def create_trial(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml file."),
                  sites: list[str] = typer.Option([], "--site", help="Site code (repeat); created if new."),
-                 db_url: str | None = DbOption) -> None:
+                 db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Create a trial at sites from a protocol; concealed lists and kits are made from the OS CSPRNG."""
     from ..service import SYSTEM, trials
     db = open_db(db_url)
     with db.write() as session:
-        row = trials.create_trial(session, SYSTEM, trial, sites)
-    out.print(f"trial {row.id} created at {', '.join(sites)}")
+        trial_id = trials.create_trial(session, SYSTEM, trial, sites).id
+    _report({"trial": trial_id, "sites": sites}, as_json, f"trial {trial_id} created at {', '.join(sites)}")
 
 
 @command(admin_app, "add-site", epilog="Example: stroketrial admin add-site amass-2 --site S3")
 def add_site(trial: str = typer.Argument(..., help="Trial id on the platform."),
              sites: list[str] = typer.Option(..., "--site", help="Site code (repeat)."),
-             db_url: str | None = DbOption) -> None:
+             db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Open more sites for a trial."""
     from ..service import SYSTEM, trials
     db = open_db(db_url)
     with db.write() as session:
         for site in sites:
             trials.add_site(session, SYSTEM, trial, site)
-    out.print(f"{trial}: sites {', '.join(sites)} open")
+    _report({"trial": trial, "sites_opened": sites}, as_json, f"{trial}: sites {', '.join(sites)} open")
 
 
 @command(admin_app, "create-user", epilog="Example: stroketrial admin create-user wang --role coordinator --site S1 "
@@ -142,13 +144,16 @@ def create_user(name: str = typer.Argument(..., help="User name."),
                 sites: list[str] = typer.Option([], "--site", help="Site code (repeat); none for an admin."),
                 password_stdin: bool = typer.Option(False, "--password-stdin",
                                                     help="Read a password for the web pages from stdin."),
-                db_url: str | None = DbOption) -> None:
+                db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Create a user; prints the new API token alone on the last line (send it as 'Authorization: Bearer TOKEN')."""
     from ..service import SYSTEM, accounts
     password = sys.stdin.readline().rstrip("\n") if password_stdin else None
     db = open_db(db_url)
     with db.write() as session:
         _user, token = accounts.create_user(session, SYSTEM, name, role, sites, password)
+    if as_json:
+        emit_json({"user": name, "role": role, "sites": sites, "api_token": token})
+        return
     err.print(f"user {name} ({role}: {ROLE_DESCRIPTIONS[role]}) at {', '.join(sites) or 'every site'}; "
               "API token (shown once):", highlight=False)
     sys.stdout.write(token + "\n")
@@ -191,7 +196,7 @@ def reset_password(name: str = typer.Argument(..., help="User name."),
     """Set a new password for the web pages: the user's sessions end and a lockout is lifted (audited)."""
     from ..service import SYSTEM, access
     if not password_stdin:
-        raise ValueError("give the new password on stdin with --password-stdin (never on the command line)")
+        fail("give the new password on stdin with --password-stdin (never on the command line)")
     password = sys.stdin.readline().rstrip("\n")
     db = open_db(db_url)
     with db.write() as session:
@@ -259,7 +264,7 @@ def audit_checkpoint(db_url: str | None = DbOption, as_json: bool = JsonOption) 
     with db.read() as session:
         head = session.get(AuditHead, 1)
         if head is None:
-            raise ValueError("the database has no audit head; run `stroketrial db upgrade` first")
+            fail("the database has no audit head; run `stroketrial db upgrade` first")
         checkpoint = db.keystore.checkpoint(head.seq, head.hash)
     if as_json:
         emit_json({"seq": checkpoint.seq, "hash": checkpoint.hash, "at": checkpoint.at,

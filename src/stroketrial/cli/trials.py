@@ -3,24 +3,26 @@ eligibility screening and synthetic cohorts."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import json
 import sys
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
 
-import numpy as np
 import typer
 from rich.table import Table
 
-from .support import JsonOption, command, emit_json, err, fail, out
-from ..clinical import VARIABLES
-from ..cohort import synthesize, write_cohort
-from ..eligibility import ScreeningResult, encode_cohort, first_failing, funnel, read_cohort, screen, statuses
-from ..protocol import BUILTIN_IDS, Protocol, load_builtin, load_protocol, protocol_json_schema, resolve
+from .support import command_group, JsonOption, command, emit_json, err, fail, out
 
-trial_app = typer.Typer(help="Inspect built-in or custom trial protocols.", no_args_is_help=True)
-cohort_app = typer.Typer(help="Synthetic cohorts for feasibility and simulation.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from ..eligibility import ScreeningResult
+    from ..protocol import Protocol
+
+
+trial_app = command_group("Inspect built-in or custom trial protocols.")
+cohort_app = command_group("Synthetic cohorts for feasibility and simulation.")
 _top_level: list[tuple[str, dict[str, Any], Callable]] = []
 
 
@@ -43,6 +45,9 @@ def register(app: typer.Typer) -> None:
 @_top("trials", epilog="Example: stroketrial trials --json")
 def trials(as_json: bool = JsonOption) -> None:
     """List the built-in trials."""
+    from ..protocol import BUILTIN_IDS
+    from ..protocol import load_builtin
+
     protocols = [load_builtin(t) for t in BUILTIN_IDS]
     if as_json:
         emit_json([_trial_summary(p) for p in protocols])
@@ -68,6 +73,8 @@ def _trial_summary(p: Protocol) -> dict[str, Any]:
 def trial_show(trial: str = typer.Argument(..., help="Built-in id (amass-2, ...) or a protocol .yaml file."),
                as_json: bool = JsonOption) -> None:
     """Show one protocol: criteria with their rules, arms, endpoints, visits, sample size."""
+    from ..protocol import resolve
+
     p = resolve(trial)
     if as_json:
         emit_json(p.model_dump(mode="json", by_alias=True, exclude_none=True))
@@ -115,13 +122,21 @@ def trial_show(trial: str = typer.Argument(..., help="Built-in id (amass-2, ...)
 @command(trial_app, "schema", epilog="Example: stroketrial trial schema > protocol.schema.json")
 def trial_schema() -> None:
     """Print the JSON Schema of a protocol file."""
+    from ..protocol import protocol_json_schema
+
     sys.stdout.write(protocol_json_schema() + "\n")
 
 
 @command(trial_app, "validate", epilog="Example: stroketrial trial validate my-trial.yaml")
-def trial_validate(path: Path = typer.Argument(..., help="Protocol YAML file.")) -> None:
+def trial_validate(path: Path = typer.Argument(..., help="Protocol YAML file."), as_json: bool = JsonOption) -> None:
     """Check a protocol file; errors give the file, the path inside it and the reason."""
+    from ..protocol import load_protocol
+
     p = load_protocol(path)
+    if as_json:
+        emit_json({"path": str(path), "valid": True, "trial": p.id, "inclusion": len(p.inclusion),
+                   "exclusion": len(p.exclusion)})
+        return
     out.print(f"{path}: valid protocol {p.id} ({len(p.inclusion)} inclusion, {len(p.exclusion)} exclusion criteria)")
 
 
@@ -129,6 +144,8 @@ def trial_validate(path: Path = typer.Argument(..., help="Protocol YAML file."))
 @_top("dictionary", epilog="Example: stroketrial dictionary --json")
 def dictionary(as_json: bool = JsonOption) -> None:
     """List every variable a patient record may hold, with unit and allowed values."""
+    from ..clinical import VARIABLES
+
     rows = [{"name": v.name, "kind": v.kind, "unit": v.unit, "allowed": v.allowed(), "description": v.description}
             for v in VARIABLES.values()]
     if as_json:
@@ -157,6 +174,12 @@ def screen_cmd(trial: str = typer.Argument(..., help="Built-in id or protocol .y
 
     Exit code 0 when screening ran, whatever the patients' status; 2 for bad input.
     """
+    from ..eligibility import encode_cohort
+    from ..eligibility import funnel
+    from ..eligibility import read_cohort
+    from ..eligibility import screen
+    from ..protocol import resolve
+
     protocol = resolve(trial)
     if path.suffix.lower() in (".csv", ".parquet"):
         frame = read_cohort(path)
@@ -216,9 +239,10 @@ def _print_funnel(f: dict[str, Any], as_json: bool) -> None:
     out.print(f"Assessed for eligibility: {f['assessed']}")
     out.print(f"Excluded: {f['excluded']}")
     table = Table()
-    for col, justify in (("criterion", "left"), ("kind", "left"), ("first reason", "right"),
-                         ("any reason", "right"), ("undecided", "right")):
-        table.add_column(col, justify=justify)
+    table.add_column("criterion")
+    table.add_column("kind")
+    for col in ("first reason", "any reason", "undecided"):
+        table.add_column(col, justify="right")
     for r in f["criteria"]:
         table.add_row(r["id"], r["kind"], str(r["excluded_first"]), str(r["excluded_any"]), str(r["missing"]))
     out.print(table)
@@ -228,6 +252,10 @@ def _print_funnel(f: dict[str, Any], as_json: bool) -> None:
 
 
 def _print_cohort_statuses(protocol: Protocol, table, frame, as_json: bool) -> None:
+    from ..eligibility import first_failing
+    from ..eligibility import statuses
+    import numpy as np
+
     status = statuses(protocol, table)
     first = first_failing(protocol, table)
     ids = frame["patient_id"].astype("string").to_numpy() if "patient_id" in frame.columns else \
@@ -241,7 +269,7 @@ def _print_cohort_statuses(protocol: Protocol, table, frame, as_json: bool) -> N
     for col in ("patient_id", "status", "first failing criterion"):
         t.add_column(col)
     for r in rows[:50]:
-        t.add_row(r["patient_id"], f"[{_STATUS_STYLE[r['status']]}]{r['status']}[/]", r["first_failing"] or "")
+        t.add_row(r["patient_id"], f"[{_STATUS_STYLE[str(r['status'])]}]{r['status']}[/]", r["first_failing"] or "")
     out.print(t)
     if len(rows) > 50:
         out.print(f"... {len(rows) - 50} more; use --json for all, or --funnel for counts")
@@ -256,6 +284,10 @@ def cohort_synth(n: int = typer.Option(1000, "--n", min=1, help="Number of patie
                  trial: str | None = typer.Option(None, "--trial", help="Also answer this trial's attestations."),
                  as_json: bool = JsonOption) -> None:
     """Write a synthetic large-vessel-occlusion cohort (sources in stroketrial.cohort)."""
+    from ..cohort import synthesize
+    from ..cohort import write_cohort
+    from ..protocol import resolve
+
     if out_path.suffix.lower() not in (".csv", ".parquet"):
         fail(f"{out_path}: --out must end in .csv or .parquet")
     protocol = resolve(trial) if trial else None

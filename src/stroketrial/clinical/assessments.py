@@ -7,6 +7,8 @@ number is not yes/no, and a value out of range is refused with the range.
 
 from __future__ import annotations
 
+from .. import InputError
+
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping
@@ -96,7 +98,7 @@ ASSESSMENTS: dict[str, Assessment] = {a.key: a for a in [
 ]}
 
 
-class VisitDataError(ValueError):
+class VisitDataError(InputError):
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))

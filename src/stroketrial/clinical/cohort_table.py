@@ -6,6 +6,8 @@ the file is collected (up to MAX_ERRORS) and reported with row, field, value and
 
 from __future__ import annotations
 
+from .. import InputError
+
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +23,7 @@ from .scales import ETICI
 MAX_ERRORS = 20
 
 
-class TableDataError(ValueError):
+class TableDataError(InputError):
     def __init__(self, errors: list[FieldError], more: int = 0):
         self.errors, self.more = errors, more
         extra = f" (and {more} more)" if more else ""

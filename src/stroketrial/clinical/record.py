@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .. import InputError
+
 import datetime as dt
 import enum
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ class FieldError:
         return f"{self.field}: {self.message}"
 
 
-class PatientDataError(ValueError):
+class PatientDataError(InputError):
     """Everything wrong with a patient record, each naming field, value and what is allowed."""
 
     def __init__(self, errors: list[FieldError]):

@@ -6,11 +6,13 @@ names the scale, the value and what is allowed.
 
 from __future__ import annotations
 
+from .. import InputError
+
 import enum
 from typing import ClassVar
 
 
-class ClinicalValueError(ValueError):
+class ClinicalValueError(InputError):
     """A value that a clinical variable does not allow."""
 
 

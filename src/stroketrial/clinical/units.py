@@ -11,6 +11,8 @@ land on the identical number of µmol/L):
 
 from __future__ import annotations
 
+from .. import InputError
+
 from fractions import Fraction
 
 CREATININE_MOLAR_MASS = Fraction("113.12")  # g/mol
@@ -40,7 +42,7 @@ _FACTORS: dict[str, dict[str, Fraction]] = {
 }
 
 
-class UnitError(ValueError):
+class UnitError(InputError):
     pass
 
 

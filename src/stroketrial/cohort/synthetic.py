@@ -27,6 +27,8 @@ answers (consent, investigator judgement) are added only for a named protocol.
 
 from __future__ import annotations
 
+from .. import InputError
+
 import numpy as np
 import pandas as pd
 
@@ -60,7 +62,7 @@ _WHOLE_NUMBERS = {"age", "nihss", "aspects", "pc_aspects", "prestroke_mrs", "thr
 def synthesize(n: int, seed: int, protocol: Protocol | None = None, start: str = "2026-01-01") -> pd.DataFrame:
     """`n` synthetic LVO patients; the same seed gives the same table."""
     if n < 1:
-        raise ValueError(f"n is {n}; a cohort has at least 1 patient")
+        raise InputError(f"n is {n}; a cohort has at least 1 patient")
     rng = np.random.default_rng(seed)
     col: dict[str, object] = {"patient_id": [f"P{i + 1:07d}" for i in range(n)]}
     col["site"] = rng.choice([f"S{i}" for i in range(1, 9)], size=n, p=[.25, .2, .15, .1, .1, .08, .07, .05])
@@ -161,4 +163,4 @@ def write_cohort(frame: pd.DataFrame, path: str) -> None:
     elif path.lower().endswith(".csv"):
         frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M")
     else:
-        raise ValueError(f"{path}: write a cohort as .csv or .parquet")
+        raise InputError(f"{path}: write a cohort as .csv or .parquet")

@@ -8,6 +8,8 @@ A weight outside 20-300 kg is refused: nothing is computed from a guess.
 
 from __future__ import annotations
 
+from .. import InputError
+
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +20,7 @@ WEIGHT_RANGE = (20.0, 300.0)
 _AMOUNT_STEP = {"g": 0.1, "mg": 1.0}
 
 
-class DoseError(ValueError):
+class DoseError(InputError):
     """A dose that cannot be computed; the message names the field, the value and what is allowed."""
 
 

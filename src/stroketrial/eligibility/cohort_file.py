@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from .. import InputError
+
 from pathlib import Path
 
 import pandas as pd
 
 
-class CohortFileError(ValueError):
+class CohortFileError(InputError):
     pass
 
 

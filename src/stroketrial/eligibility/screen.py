@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .. import InputError
+
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -44,7 +46,7 @@ class ScreeningResult:
         return {"trial": self.trial, "status": self.status, "criteria": [asdict(c) for c in self.criteria]}
 
 
-class ScreeningInputError(ValueError):
+class ScreeningInputError(InputError):
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("; ".join(str(e) for e in errors))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .. import InputError
+
 import json
 from functools import cache
 from importlib import resources
@@ -16,7 +18,7 @@ from .model import Protocol
 BUILTIN_IDS = ("amass-1", "amass-2", "impact-lvo", "isis-hermes", "angel-rescue")
 
 
-class ProtocolError(ValueError):
+class ProtocolError(InputError):
     """A protocol that cannot be loaded; the message names file, path and reason."""
 
 

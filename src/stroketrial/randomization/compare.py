@@ -132,10 +132,10 @@ def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = N
             progress: Callable[[str, int], None] | None = None) -> Comparison:
     """Simulate `trials` trials of `patients` (default: the protocol's sample size) under each method."""
     if trials < 1:
-        raise ValueError(f"--trials is {trials}; simulate at least 1 trial")
+        raise RandomizationError(f"--trials is {trials}; simulate at least 1 trial")
     patients = patients or protocol.sample_size.total
     if patients < 2:
-        raise ValueError(f"--patients is {patients}; a trial needs at least 2 patients")
+        raise RandomizationError(f"--patients is {patients}; a trial needs at least 2 patients")
     methods = list(methods) if methods is not None else candidates(protocol)
     arms = ArmSlots.of(protocol.arms)
     slot_arm = np.asarray(arms.slot_arm, dtype=np.int8)

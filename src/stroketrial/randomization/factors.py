@@ -8,6 +8,8 @@ message naming the factor, the field and the value: nobody is randomized on a gu
 
 from __future__ import annotations
 
+from .. import InputError
+
 import enum
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +25,7 @@ from ..clinical.cohort_table import decode_flag
 from ..protocol.schemes import FLAG_LEVELS, Factor
 
 
-class FactorValueError(ValueError):
+class FactorValueError(InputError):
     """A factor cannot be read from a patient; the message names factor, field and value."""
 
 

@@ -1,14 +1,15 @@
-"""Figure of a randomization comparison: imbalance distributions per method, and imbalance over time."""
+"""Figure of a randomization comparison: imbalance distributions per method, and imbalance over time.
+
+Matplotlib's object API (`Figure`), never pyplot: no global figure manager, no backend to choose.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from .compare import Comparison
 
@@ -21,9 +22,9 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     results = comparison.results
     labels = [r.method for r in results]
     n = len(results)
-    fig = plt.figure(figsize=(14, 0.45 * n + 5.2), constrained_layout=True)
+    fig = Figure(figsize=(14, 0.45 * n + 5.2), layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=[0.45 * n + 1, 4])
-    colours = plt.get_cmap("tab10")(np.arange(n) % 10)
+    colours = matplotlib.colormaps["tab10"](np.arange(n) % 10)
 
     for col, (title, key) in enumerate((("Final imbalance, whole trial (patients)", "final_imbalance"),
                                         ("Worst factor-level imbalance (patients)", "worst_margin"))):
@@ -66,5 +67,4 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     fig.suptitle(f"Randomization methods for {comparison.trial}: {comparison.trials:,} simulated trials of "
                  f"{comparison.patients} patients, ratio {comparison.ratio}, seed {comparison.seed}", fontsize=12)
     fig.savefig(path, dpi=150)
-    plt.close(fig)
     return path

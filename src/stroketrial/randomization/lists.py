@@ -9,6 +9,8 @@ order reveals the arm. The blinded user sees only the kit number.
 
 from __future__ import annotations
 
+from .. import InputError
+
 from collections.abc import Iterable, Sequence
 
 
@@ -23,7 +25,7 @@ LIST_LENGTH_PER_STRATUM = 40  # entries made in advance per stratum; more are ad
 RESUPPLY_KITS = 2 * LIST_LENGTH_PER_STRATUM  # kits added to a site's list when its last kit is dispensed
 
 
-class ListExhausted(ValueError):
+class ListExhausted(InputError):
     """A stratum's or a site's concealed list has no entry left; generate more before randomizing."""
 
 
@@ -67,7 +69,7 @@ def permuted_block(arms: ArmSlots, block_sizes: Sequence[int], draw: Draw, block
     """
     size = block_sizes[min(int(draw.random() * len(block_sizes)), len(block_sizes) - 1)]
     if size % arms.n_slots:
-        raise ValueError(f"block size {size} is not a multiple of {arms.n_slots} (ratio {arms.label})")
+        raise InputError(f"block size {size} is not a multiple of {arms.n_slots} (ratio {arms.label})")
     remaining = [size // arms.n_slots] * arms.n_slots
     entries = []
     for i in range(size):
@@ -119,7 +121,7 @@ def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, 
     existing = existing or KitList()
     used = {k.kit_number for k in existing.kits}
     if kits_per_site < 1:
-        raise ValueError(f"kits per site is {kits_per_site}; ship at least one kit")
+        raise InputError(f"kits per site is {kits_per_site}; ship at least one kit")
     kits = list(existing.kits)
     capacity = 9 * 10 ** (digits - 1)
     for site in sites:
@@ -127,7 +129,7 @@ def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, 
         blocks = blocks.extended(arms, block_sizes, site, kits_per_site, draw)
         for entry in blocks.strata[site]:
             if len(used) >= capacity:
-                raise ValueError(f"all {capacity} kit numbers of {digits} digits are used")
+                raise InputError(f"all {capacity} kit numbers of {digits} digits are used")
             while True:
                 number = str(10 ** (digits - 1) + int(draw.random() * capacity))
                 if number not in used:

@@ -8,6 +8,8 @@ back, in one transaction.
 
 from __future__ import annotations
 
+from .. import InputError
+
 import itertools
 from typing import Any
 from collections.abc import Iterable, Mapping, Sequence
@@ -25,7 +27,7 @@ from .lists import BlockList, KitList
 from .state import Allocation, ArmSlots, RandomizationState
 
 
-class RandomizationError(ValueError):
+class RandomizationError(InputError):
     """A patient who cannot be randomized as asked; the message says why."""
 
 

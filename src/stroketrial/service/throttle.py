@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from .. import InputError
 from ..store import record
 from ..store.models import LoginFailure, utcnow
 from .errors import ServiceError
@@ -50,7 +51,7 @@ class Limits:
             except ValueError:
                 value = 0
             if value <= 0:
-                raise ValueError(f"{name}={raw!r} is not allowed: a number above 0")
+                raise InputError(f"{name}={raw!r} is not allowed: a number above 0")
             return value
 
         return cls(per_name=number("STROKETRIAL_LOGIN_MAX_FAILURES", 5),

@@ -11,6 +11,8 @@ appended to the checkpoint log in the keystore, outside the database.
 
 from __future__ import annotations
 
+from .. import InputError
+
 import os
 import threading
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from .models import AuditHead
 DEFAULT_DB = "sqlite:///stroketrial.db"
 
 
-class DatabaseError(ValueError):
+class DatabaseError(InputError):
     """A database URL or state that cannot be used; the message says why."""
 
 

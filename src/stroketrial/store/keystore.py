@@ -17,6 +17,8 @@ Back the folder up with the database backups but store it apart from them (docs/
 
 from __future__ import annotations
 
+from .. import InputError
+
 import datetime as dt
 import hashlib
 import hmac
@@ -32,7 +34,7 @@ CHECKPOINT_FILE = "checkpoints"
 CHECKPOINT_PREFIX = "stroketrial-checkpoint"
 
 
-class KeystoreError(ValueError):
+class KeystoreError(InputError):
     """The keystore cannot be used; the message says why and what to do."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ... import InputError
+
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-class EscalationInputError(ValueError):
+class EscalationInputError(InputError):
     """Bad escalation input; the message names the value and what is allowed."""
 
 

@@ -1,15 +1,15 @@
-"""Operating characteristics side by side: selection probability and patients per dose level."""
+"""Operating characteristics side by side: selection probability and patients per dose level.
+
+Matplotlib's object API (`Figure`), never pyplot: no global figure manager, no backend to choose.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from collections.abc import Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
 from .decisions import OperatingCharacteristics
 
@@ -19,7 +19,8 @@ def plot_oc(results: Sequence[OperatingCharacteristics], path: str | Path) -> Pa
     k = len(results[0].tox)
     x = np.arange(1, k + 1)
     width = 0.8 / len(results)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
     for i, r in enumerate(results):
         offset = (i - (len(results) - 1) / 2) * width
         label = f"{r.design} ({'exact' if r.method == 'exact' else f'{r.trials:,} trials'})"
@@ -36,5 +37,4 @@ def plot_oc(results: Sequence[OperatingCharacteristics], path: str | Path) -> Pa
     nones = ", ".join(f"{r.design} {100 * r.p_none:.1f}%" for r in results)
     fig.suptitle(f"Dose-escalation operating characteristics (no level selected: {nones})", fontsize=12)
     fig.savefig(path, dpi=150)
-    plt.close(fig)
     return path

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import comb
 
-from .decisions import Cohort, Decision, OperatingCharacteristics, check_tox
+from .decisions import Cohort, Decision, EscalationInputError, OperatingCharacteristics, check_tox
 
 COHORT = 3
 
@@ -48,21 +48,43 @@ def step(n_here: npt.ArrayLike, dlt_here: npt.ArrayLike) -> np.ndarray:
     return np.where(escalate, ESCALATE, np.where(same, TREAT_SAME, STOP_MTD_BELOW))
 
 
+def cohorts_from_counts(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
+    """The cohorts a 3+3 trial treated, from its DLTs and patients per level ({level: (dlts, patients)}).
+
+    A level has 3 patients (one cohort) or 6 (a second cohort after 1/3); with 6 the first
+    cohort had exactly 1 DLT, since 0/3 escalates and 2/3 stops. Levels are treated in order.
+    """
+    cohorts = []
+    for expected, level in enumerate(sorted(counts), 1):
+        if level != expected:
+            raise EscalationInputError(f"--dlt skips level {expected}: a 3+3 trial escalates one level at a time")
+        dlt, n = counts[level]
+        if n == COHORT:
+            cohorts.append(Cohort(level, COHORT, dlt))
+        elif n == 2 * COHORT:
+            if dlt == 0:
+                raise EscalationInputError(f"level {level}: 0/3 escalates, so 6 patients with 0 DLTs cannot happen")
+            cohorts += [Cohort(level, COHORT, 1), Cohort(level, COHORT, dlt - 1)]
+        else:
+            raise EscalationInputError(f"level {level}: {n} patients; a 3+3 level has 3 or 6")
+    return cohorts
+
+
 def decide(cohorts: Sequence[Cohort], n_levels: int, expansion: int = 0) -> Decision:
     """The live decision after the cohorts so far (each at a level, with its DLT count)."""
     level, n_here, dlt_here = 1, 0, 0
     rule = "start"
     for i, cohort in enumerate(cohorts):
         if cohort.level != level:
-            raise ValueError(f"cohort {i + 1} was treated at level {cohort.level}, but the 3+3 rule called for "
-                             f"level {level}")
+            raise EscalationInputError(f"cohort {i + 1} was treated at level {cohort.level}, but the 3+3 rule "
+                                       f"called for level {level}")
         if cohort.n != COHORT:
-            raise ValueError(f"cohort {i + 1} has {cohort.n} patients; the 3+3 design treats cohorts of 3")
+            raise EscalationInputError(f"cohort {i + 1} has {cohort.n} patients; the 3+3 design treats cohorts of 3")
         n_here, dlt_here = n_here + cohort.n, dlt_here + cohort.dlt
         action = int(step(n_here, dlt_here))
         if action == STOP_MTD_BELOW:
             if i != len(cohorts) - 1:
-                raise ValueError(f"the trial stopped after cohort {i + 1}; later cohorts cannot follow")
+                raise EscalationInputError(f"the trial stopped after cohort {i + 1}; later cohorts cannot follow")
             key = "stop_2_plus_first" if level == 1 else "stop_2_plus"
             mtd = level - 1 or None
             return Decision("stop", None, mtd, key, RULES[key], _expansion(mtd, expansion))
@@ -70,7 +92,7 @@ def decide(cohorts: Sequence[Cohort], n_levels: int, expansion: int = 0) -> Deci
             key = "escalate_0_of_3" if n_here == 3 else "escalate_1_of_6"
             if level == n_levels:
                 if i != len(cohorts) - 1:
-                    raise ValueError(f"the trial stopped after cohort {i + 1}; later cohorts cannot follow")
+                    raise EscalationInputError(f"the trial stopped after cohort {i + 1}; later cohorts cannot follow")
                 return Decision("stop", None, level, "top_tolerated", RULES["top_tolerated"],
                                 _expansion(level, expansion))
             level, n_here, dlt_here, rule = level + 1, 0, 0, key
