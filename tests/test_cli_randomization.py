@@ -88,7 +88,7 @@ def test_list_writes_whole_blocks_for_every_stratum(tmp_path):
                  "--out", str(path), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["strata"] == 4  # 2 sites x anterior/posterior
-    rows = list(csv.DictReader(path.open()))
+    rows = list(csv.DictReader(path.read_text().splitlines()))
     strata = {r["stratum"] for r in rows}
     assert strata == {"site=S1|circulation=anterior", "site=S1|circulation=posterior",
                       "site=S2|circulation=anterior", "site=S2|circulation=posterior"}
@@ -104,8 +104,8 @@ def test_kits_and_a_packing_list_without_arms(tmp_path):
     result = run("randomization", "kits", "impact-lvo", "--site", "S1", "--site", "S2", "--per-site", "12",
                  "--out", str(kits), "--packing-list", str(packing))
     assert result.exit_code == 0, result.output
-    full = list(csv.DictReader(kits.open()))
-    blinded = list(csv.DictReader(packing.open()))
+    full = list(csv.DictReader(kits.read_text().splitlines()))
+    blinded = list(csv.DictReader(packing.read_text().splitlines()))
     assert len(full) == len(blinded) >= 24
     assert set(blinded[0]) == {"kit_number", "site"}
     assert {r["arm"] for r in full} == {"methylprednisolone", "placebo"}
@@ -121,6 +121,6 @@ def test_run_randomizes_a_cohort_and_rebuilds_the_same_state(tmp_path):
     data = json.loads(result.stdout)
     assert data["randomized"] == 120 and data["state_rebuilt_identical"]
     assert abs(data["arms"]["albumin"] - data["arms"]["control"]) <= 4
-    rows = list(csv.DictReader(allocations.open()))
+    rows = list(csv.DictReader(allocations.read_text().splitlines()))
     assert [int(r["sequence"]) for r in rows] == list(range(1, 121))
     assert len({r["patient_id"] for r in rows}) == 120
