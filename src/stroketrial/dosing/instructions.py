@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..protocol import Protocol
+from ..protocol.model import DoseStep
 
 WEIGHT_RANGE = (20.0, 300.0)
 _AMOUNT_STEP = {"g": 0.1, "mg": 1.0}
@@ -85,25 +86,7 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
             elif amount is None:
                 amount, level_unit = _level_dose(protocol, level)
                 notes.append(f"escalation level {level}: {amount:g} {level_unit}")
-            if step.per_kg:
-                weight = _weight(weight_kg)
-                per_kg = amount
-                amount = per_kg * weight
-                notes.append(f"{per_kg:g} {step.unit}/kg × {weight:g} kg = {amount:.4g} {step.unit}")
-            if step.max_amount is not None and amount > step.max_amount:
-                notes.append(f"capped at {step.max_amount:g} {step.unit} (protocol maximum per dose)")
-                amount = step.max_amount
-            step_size = _AMOUNT_STEP.get(step.unit or "")
-            if step_size:
-                amount = _round(amount, step_size)
-            volume = rate_min = rate_h = None
-            if step.concentration_pct and step.unit in ("g", "mg"):
-                grams = amount if step.unit == "g" else amount / 1000
-                volume = _round(grams / (step.concentration_pct / 100), 0.1)  # w/v: % = g per 100 mL
-                notes.append(f"{step.concentration_pct:g}% solution: {grams:g} g in {volume:g} mL")
-            if volume is not None and step.infusion_minutes:
-                rate_min = _round(volume / step.infusion_minutes, 0.1)
-                rate_h = _round(volume / step.infusion_minutes * 60, 0.1)
+            amount, volume, rate_min, rate_h = _prepared(step, amount, weight_kg, notes)
             due = []
             if randomized_at is not None and step.repeat_days > 1:
                 first = randomized_at + dt.timedelta(hours=24)
@@ -111,6 +94,32 @@ def dose_instructions(protocol: Protocol, arm_id: str, weight_kg: float | None,
             out.append(Administration(intervention.id, intervention.name, step.route, step.timing, amount, step.unit,
                                       volume, step.infusion_minutes, rate_min, rate_h, due, notes))
     return out
+
+
+def _prepared(step: DoseStep, amount: float, weight_kg: float | None,
+              notes: list[str]) -> tuple[float, float | None, float | None, float | None]:
+    """The dose of one step as given: per kg, capped, rounded, then its volume and pump rates.
+    Each piece of arithmetic is written into `notes`."""
+    if step.per_kg:
+        weight = _weight(weight_kg)
+        per_kg = amount
+        amount = per_kg * weight
+        notes.append(f"{per_kg:g} {step.unit}/kg × {weight:g} kg = {amount:.4g} {step.unit}")
+    if step.max_amount is not None and amount > step.max_amount:
+        notes.append(f"capped at {step.max_amount:g} {step.unit} (protocol maximum per dose)")
+        amount = step.max_amount
+    step_size = _AMOUNT_STEP.get(step.unit or "")
+    if step_size:
+        amount = _round(amount, step_size)
+    volume = rate_min = rate_h = None
+    if step.concentration_pct and step.unit in ("g", "mg"):
+        grams = amount if step.unit == "g" else amount / 1000
+        volume = _round(grams / (step.concentration_pct / 100), 0.1)  # w/v: % = g per 100 mL
+        notes.append(f"{step.concentration_pct:g}% solution: {grams:g} g in {volume:g} mL")
+    if volume is not None and step.infusion_minutes:
+        rate_min = _round(volume / step.infusion_minutes, 0.1)
+        rate_h = _round(volume / step.infusion_minutes * 60, 0.1)
+    return amount, volume, rate_min, rate_h
 
 
 def _level_dose(protocol: Protocol, level: int | None) -> tuple[float, str]:

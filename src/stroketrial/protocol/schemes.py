@@ -49,38 +49,43 @@ class Factor(FrozenModel):
             raise ValueError(f"factor {self.name!r}: field {self.field!r} is not a variable a factor can cut "
                              "(use a number, score, category or yes/no field of `stroketrial dictionary`, or site)")
         if var.kind in ("number", "integer", "score", "interval"):
-            if not self.cutpoints:
-                raise ValueError(f"factor {self.name!r}: numeric field {self.field!r} needs cutpoints")
-            if sorted(set(self.cutpoints)) != self.cutpoints:
-                raise ValueError(f"factor {self.name!r}: cutpoints must increase strictly (got {self.cutpoints})")
-            if len(self.levels) != len(self.cutpoints) + 1:
-                raise ValueError(f"factor {self.name!r}: {len(self.cutpoints)} cutpoints make "
-                                 f"{len(self.cutpoints) + 1} levels, but {len(self.levels)} level names are given")
-            if self.groups:
-                raise ValueError(f"factor {self.name!r}: groups are for categories, not numbers")
+            self._check_numeric_levels()
         elif var.kind == "flag":
             if self.levels != FLAG_LEVELS or self.cutpoints or self.groups:
                 raise ValueError(f"factor {self.name!r}: a yes/no field has levels [no, yes]")
         elif var.kind in ("category", "grade"):
-            allowed = [m.value for m in var.enum_scale()]
-            if self.cutpoints:
-                raise ValueError(f"factor {self.name!r}: cutpoints are for numbers, not categories")
-            if self.groups:
-                if list(self.groups) != self.levels:
-                    raise ValueError(f"factor {self.name!r}: levels must list the group names in order "
-                                     f"({list(self.groups)})")
-                values = [v for vs in self.groups.values() for v in vs]
-            else:
-                values = self.levels
-            unknown = [v for v in values if v not in allowed]
-            if unknown:
-                raise ValueError(f"factor {self.name!r}: {unknown} are not values of {self.field} "
-                                 f"(allowed: {', '.join(allowed)})")
-            if len(set(values)) != len(values):
-                raise ValueError(f"factor {self.name!r}: a value may be in only one level")
-            if not values:
-                raise ValueError(f"factor {self.name!r}: give the levels of {self.field}")
+            self._check_category_levels([m.value for m in var.enum_scale()])
         return self
+
+    def _check_numeric_levels(self) -> None:
+        if not self.cutpoints:
+            raise ValueError(f"factor {self.name!r}: numeric field {self.field!r} needs cutpoints")
+        if sorted(set(self.cutpoints)) != self.cutpoints:
+            raise ValueError(f"factor {self.name!r}: cutpoints must increase strictly (got {self.cutpoints})")
+        if len(self.levels) != len(self.cutpoints) + 1:
+            raise ValueError(f"factor {self.name!r}: {len(self.cutpoints)} cutpoints make "
+                             f"{len(self.cutpoints) + 1} levels, but {len(self.levels)} level names are given")
+        if self.groups:
+            raise ValueError(f"factor {self.name!r}: groups are for categories, not numbers")
+
+    def _check_category_levels(self, allowed: list[str]) -> None:
+        if self.cutpoints:
+            raise ValueError(f"factor {self.name!r}: cutpoints are for numbers, not categories")
+        if self.groups:
+            if list(self.groups) != self.levels:
+                raise ValueError(f"factor {self.name!r}: levels must list the group names in order "
+                                 f"({list(self.groups)})")
+            values = [v for vs in self.groups.values() for v in vs]
+        else:
+            values = self.levels
+        unknown = [v for v in values if v not in allowed]
+        if unknown:
+            raise ValueError(f"factor {self.name!r}: {unknown} are not values of {self.field} "
+                             f"(allowed: {', '.join(allowed)})")
+        if len(set(values)) != len(values):
+            raise ValueError(f"factor {self.name!r}: a value may be in only one level")
+        if not values:
+            raise ValueError(f"factor {self.name!r}: give the levels of {self.field}")
 
 
 class _Scheme(FrozenModel):

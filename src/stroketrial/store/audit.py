@@ -102,29 +102,15 @@ def verify(session: Session, extra_checkpoints: list[Checkpoint] | tuple[Checkpo
         key = keystore.key() if keystore is not None and keystore.exists() else None
     except KeystoreError as exc:
         return Verification(False, 0, str(exc))
-    previous, expected_seq, count, keyed_seen = GENESIS, 1, 0, False
+    previous, count, keyed_seen = GENESIS, 0, False
     hashes: dict[int, str] = {}
     for event in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
-        if event.seq != expected_seq:
-            return Verification(False, count, f"event {expected_seq} is missing (next found: {event.seq})",
-                                expected_seq)
-        if event.prev_hash != previous:
-            return Verification(False, count, f"event {event.seq} does not follow event {event.seq - 1}: its "
-                                              "previous-hash link is broken", event.seq)
-        if event.chain == KEYED:
-            keyed_seen = True
-            if key is None:
-                where = keystore.key_path if keystore is not None else "(no keystore configured)"
-                return Verification(False, count, f"the trail is keyed but the audit key is missing ({where}); "
-                                                  "restore the keystore folder from its backup", event.seq)
-        elif event.chain != UNKEYED or keyed_seen:
-            return Verification(False, count, f"event {event.seq} ({event.action} {event.entity} {event.entity_id}) "
-                                              "is not signed with the audit key: it was inserted", event.seq)
-        if not hmac.compare_digest(_hash_of(event, key), event.hash):
-            return Verification(False, count, f"event {event.seq} ({event.action} {event.entity} {event.entity_id}) "
-                                              "was changed or forged after it was written", event.seq)
+        keyed_seen = keyed_seen or event.chain == KEYED
+        problem = _event_break(event, count + 1, previous, key, keyed_seen, keystore)
+        if problem is not None:
+            return Verification(False, count, *problem)
         hashes[event.seq] = event.hash
-        previous, expected_seq, count = event.hash, expected_seq + 1, count + 1
+        previous, count = event.hash, count + 1
     head = session.get(AuditHead, 1)
     if head is None:
         return Verification(False, count, "the audit head is missing")
@@ -133,18 +119,46 @@ def verify(session: Session, extra_checkpoints: list[Checkpoint] | tuple[Checkpo
                                           "events were deleted from the end", count + 1)
     checkpoints = list(keystore.checkpoints()) if keystore is not None and key is not None else []
     for checkpoint in [*checkpoints, *extra_checkpoints]:
-        if key is None or not keystore.is_signed(checkpoint):  # type: ignore[union-attr]
-            return Verification(False, count, f"checkpoint {checkpoint.source} is not signed with this database's "
-                                              "audit key")
-        if checkpoint.seq > count:
-            return Verification(False, count, f"the trail ends at event {count}, but it held event {checkpoint.seq} "
-                                              f"at {checkpoint.at} (checkpoint {checkpoint.source}): events were "
-                                              "deleted from the end", count + 1)
-        if checkpoint.seq > 0 and hashes.get(checkpoint.seq) != checkpoint.hash:
-            return Verification(False, count, f"event {checkpoint.seq} differs from the one checkpointed at "
-                                              f"{checkpoint.at} ({checkpoint.source}): the trail was rewritten",
-                                checkpoint.seq)
+        signed = keystore is not None and key is not None and keystore.is_signed(checkpoint)
+        mismatch = _checkpoint_break(checkpoint, signed, count, hashes)
+        if mismatch is not None:
+            return Verification(False, count, *mismatch)
     latest = max((c.seq for c in checkpoints), default=0)
     return Verification(True, count, f"audit trail intact: {count} events, chain verified with the audit key, "
                                      f"{len(checkpoints) + len(extra_checkpoints)} checkpoints matched "
                                      f"(latest: event {latest})")
+
+
+def _event_break(event: AuditEvent, expected_seq: int, previous: str, key: bytes | None, keyed_seen: bool,
+                 keystore: Keystore | None) -> tuple[str, int] | None:
+    """Why this event breaks the chain (the message and the first bad event), or None when it holds."""
+    if event.seq != expected_seq:
+        return f"event {expected_seq} is missing (next found: {event.seq})", expected_seq
+    if event.prev_hash != previous:
+        return (f"event {event.seq} does not follow event {event.seq - 1}: its previous-hash link is broken",
+                event.seq)
+    described = f"event {event.seq} ({event.action} {event.entity} {event.entity_id})"
+    if event.chain == KEYED:
+        if key is None:
+            where = keystore.key_path if keystore is not None else "(no keystore configured)"
+            return (f"the trail is keyed but the audit key is missing ({where}); restore the keystore folder from "
+                    "its backup", event.seq)
+    elif event.chain != UNKEYED or keyed_seen:
+        return f"{described} is not signed with the audit key: it was inserted", event.seq
+    if not hmac.compare_digest(_hash_of(event, key), event.hash):
+        return f"{described} was changed or forged after it was written", event.seq
+    return None
+
+
+def _checkpoint_break(checkpoint: Checkpoint, signed: bool, count: int,
+                      hashes: dict[int, str]) -> tuple[str, int | None] | None:
+    """Why the trail does not match this checkpoint, or None when it does."""
+    if not signed:
+        return f"checkpoint {checkpoint.source} is not signed with this database's audit key", None
+    if checkpoint.seq > count:
+        return (f"the trail ends at event {count}, but it held event {checkpoint.seq} at {checkpoint.at} "
+                f"(checkpoint {checkpoint.source}): events were deleted from the end", count + 1)
+    if checkpoint.seq > 0 and hashes.get(checkpoint.seq) != checkpoint.hash:
+        return (f"event {checkpoint.seq} differs from the one checkpointed at {checkpoint.at} "
+                f"({checkpoint.source}): the trail was rewritten", checkpoint.seq)
+    return None
