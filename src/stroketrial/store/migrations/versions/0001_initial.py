@@ -13,6 +13,8 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+# A migration is frozen history: it keeps its own copy of the genesis hash rather than importing
+# store.audit, so a later change there can never change what this revision did.
 GENESIS = "0" * 64
 TZ = sa.DateTime(timezone=True)
 
