@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import html as html_lib
+import io
 import json
 import re
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 from typer.testing import CliRunner
 
-from stroketrial.analysis.result import Result
+from stroketrial.analysis import ordinal
+from stroketrial.analysis.result import Result, format_p
 from stroketrial.cli import app
-from stroketrial.protocol import load_builtin
 from stroketrial.report.figures import consort, forest, grotta_bars, save
 from stroketrial.report.tables import safety_table, table1
 from stroketrial.service import demo as demo_data
@@ -45,14 +49,30 @@ def svg_text(path: Path) -> list[str]:
     return [html_lib.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text())]
 
 
-def common_or(data: pd.DataFrame, treatment: str) -> tuple[float, float, float]:
-    """The unadjusted common OR for a lower mRS with its Wald interval, fitted here by statsmodels."""
-    complete = data.dropna(subset=["mrs_90d"])
-    treated = (complete["arm"] == treatment).astype(float).to_frame("treated")
+def pdf_text(path: Path) -> list[str]:
+    """Every line of text in a PDF that matplotlib wrote (Type 3 fonts: each line one BT...ET block of string
+    literals in a Flate-compressed content stream; a glyph from a second font reads as one byte)."""
+    lines = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", path.read_bytes(), re.S):
+        try:
+            content = zlib.decompress(stream)
+        except zlib.error:
+            continue
+        for block in re.findall(rb"\bBT\b(.*?)\bET\b", content, re.S):
+            strings = re.findall(rb"\(((?:\\.|[^\\)])*)\)", block)
+            lines.append(b"".join(re.sub(rb"\\(.)", rb"\1", s) for s in strings).decode("cp1252", "replace"))
+    return lines
+
+
+def common_or(data: pd.DataFrame, treatment: str, adjust: tuple[str, ...] = ()) -> tuple[float, float, float]:
+    """The common OR for a lower mRS with its Wald interval, fitted here by statsmodels (complete cases)."""
+    complete = data.dropna(subset=["mrs_90d", *adjust])
+    exog = pd.concat([(complete["arm"] == treatment).astype(float).rename("treated"),
+                      complete[list(adjust)].astype(float)], axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = OrderedModel(complete["mrs_90d"].astype(int), treated, distr="logit").fit(method="bfgs", disp=False,
-                                                                                          maxiter=2000)
+        fit = OrderedModel(complete["mrs_90d"].astype(int), exog, distr="logit").fit(method="bfgs", disp=False,
+                                                                                       maxiter=2000)
     beta, se = fit.params["treated"], fit.bse["treated"]  # on P(mRS > j): a better mRS is -beta
     return float(np.exp(-beta)), float(np.exp(-beta - Z95 * se)), float(np.exp(-beta + Z95 * se))
 
@@ -97,6 +117,25 @@ def test_demo_writes_the_report_the_dataset_and_every_figure(demo_report):
     assert unadjusted["estimate"] == f"{estimate:#.3g}"
     assert unadjusted["n"] == str(int(data["mrs_90d"].notna().sum()))
     assert f"{estimate:.2f} ({low:.2f}-{high:.2f})" in svg_text(out / "forest_subgroups.svg")  # Overall
+    # The interval printed beside it is the profile-likelihood one stroketrial.analysis computes from the same
+    # data, whose model is the one fitted above (the same Wald interval).
+    fit = ordinal.proportional_odds(data, "mrs_90d", "arm", "albumin", "control")
+    assert fit.details["wald_ci"] == pytest.approx([low, high], rel=1e-4)
+    assert unadjusted["ci"] == f"{fit.ci_low:#.3g} to {fit.ci_high:#.3g}"
+    assert unadjusted["p"] == format_p(fit.p_value)
+    # report.pdf prints the same line
+    assert (f"   ordinal shift (mRS), unadjusted: common odds ratio {unadjusted['estimate']} (95% CI "
+            f"{unadjusted['ci']}), p = {unadjusted['p']}, n = {unadjusted['n']}") in pdf_text(out / "report.pdf")
+    # The Grotta bars: n with a 90-day mRS per arm, and each segment's share of it in percent
+    bars = svg_text(out / "grotta_bars.svg")
+    expected = []
+    for arm in ("albumin", "control"):
+        mrs = data.loc[data["arm"] == arm, "mrs_90d"].dropna().astype(int)
+        assert f"(n={len(mrs)})" in bars
+        share = 100 * np.bincount(mrs, minlength=7) / len(mrs)
+        expected += [f"{width:.0f}" for width in share if width >= 3.5]
+    last_arm = f"(n={int(data.loc[data['arm'] == 'control', 'mrs_90d'].notna().sum())})"
+    assert bars[bars.index(last_arm) + 1:bars.index("Modified Rankin Scale at 90 days")] == expected
 
 
 @pytest.fixture(scope="module")
@@ -176,24 +215,66 @@ def test_analyze_reads_the_platform_export(tmp_path):
     result = runner.invoke(app, ["analyze", "amass-2", str(tmp_path / "unblinded.zip"), "--out", str(tmp_path / "r"),
                                  "--json"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "r" / "report.html").exists()
+    # The report counts the export's randomized patients and describes them from the export's screening form
+    archive = zipfile.ZipFile(tmp_path / "unblinded.zip")
+    forms = {Path(name).stem: pd.read_csv(io.BytesIO(archive.read(name))) for name in archive.namelist()
+             if name.endswith(".csv")}
+    randomized = forms["randomization"]
+    per_arm = randomized["arm"].value_counts()
+    assert set(per_arm.index) == {"albumin", "control"}
+    report_html = (tmp_path / "r" / "report.html").read_text()
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert results["n"] == len(randomized)
+    for arm in ("albumin", "control"):
+        assert f"<th>{arm} (n={per_arm[arm]})</th>" in report_html
+    screened = forms["screening"].merge(randomized[["patient_id", "arm"]], on="patient_id")
+    age = re.search(r"<td>age, years, median \(IQR\)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", report_html)
+    assert age is not None
+    for arm, printed in zip(("albumin", "control"), age.groups(), strict=True):
+        q1, median, q3 = screened.loc[screened["arm"] == arm, "age"].quantile([0.25, 0.5, 0.75])
+        assert printed == f"{median:.4g} ({q1:.4g}-{q3:.4g})"
+    flow = svg_text(tmp_path / "r" / "consort.svg")
+    assert f"Randomized (n = {len(randomized)})" in flow
+    for arm in ("albumin", "control"):
+        assert flow[flow.index(f"Allocated to {arm}") + 1] == f"(n = {per_arm[arm]})"
+    # The demo platform holds no 90-day visit yet: nothing is analysed, and each analysis says why
+    assert forms["visit_d90"].empty
+    assert all(not s["results"] and s["notes"] for s in results["sections"])
     refused = runner.invoke(app, ["analyze", "impact-lvo", str(tmp_path / "blinded.zip"), "--out", str(tmp_path)])
     assert refused.exit_code == 2 and "made by a blinded user" in refused.output
 
 
 def test_analyze_one_analysis_as_json(demo_report):
     out, _ = demo_report
+    data = pd.read_csv(out / "dataset.csv")
     result = runner.invoke(app, ["analyze", "ordinal", str(out / "dataset.csv"), "--outcome", "mrs_90d", "--arm",
                                  "arm", "--treatment", "albumin", "--control", "control", "--adjust",
                                  "age,nihss,aspects", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
-    assert {"estimate", "ci_low", "ci_high", "p_value", "method", "n"} <= set(data)
-    assert data["ci_low"] < data["estimate"] < data["ci_high"]
+    shift = json.loads(result.stdout)
+    # the adjusted shift the report printed for the same dataset ...
+    report = {r["name"]: r for s in json.loads((out / "results.json").read_text())["sections"] for r in s["results"]}
+    keys = ("estimate", "ci_low", "ci_high", "p_value", "n")
+    assert [shift[k] for k in keys] == pytest.approx([report["ordinal shift (mRS), adjusted"][k] for k in keys])
+    # ... which is the model statsmodels fits here, on the complete cases
+    adjust = ("age", "nihss", "aspects")
+    estimate, low, high = common_or(data, "albumin", adjust)
+    assert shift["estimate"] == pytest.approx(estimate, rel=1e-4)
+    assert shift["details"]["wald_ci"] == pytest.approx([low, high], rel=1e-4)
+    assert shift["n"] == len(data.dropna(subset=["mrs_90d", *adjust]))
     result = runner.invoke(app, ["analyze", "binary", str(out / "dataset.csv"), "--outcome", "death_90d",
                                  "--treatment", "albumin", "--control", "control", "--measure", "odds_ratio_exact",
                                  "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["method"].startswith("conditional")
+    assert result.exit_code == 0, result.output
+    exact = json.loads(result.stdout)
+    # the conditional MLE odds ratio of death, albumin against control, with its exact interval and Fisher's p
+    known = data.dropna(subset=["death_90d"])
+    table = [[int(d.sum()), int(len(d) - d.sum())] for d in (known.loc[known["arm"] == a, "death_90d"]
+                                                            for a in ("albumin", "control"))]
+    reference = stats.contingency.odds_ratio(table, kind="conditional")
+    ci = reference.confidence_interval(0.95)
+    assert [exact[k] for k in ("estimate", "ci_low", "ci_high", "p_value", "n")] == pytest.approx(
+        [reference.statistic, ci.low, ci.high, stats.fisher_exact(table).pvalue, len(known)])
 
 
 @pytest.mark.parametrize("args, message", [
@@ -256,4 +337,3 @@ def test_figures_and_tables_directly(tmp_path):
         "Age: under 70  (interaction p = 0.04)", "Age: 70 or older", "Overall"]
     assert [t for t in text if "(" in t and "-" in t and t[0].isdigit()] == [
         "1.50 (1.10-2.05)", "0.80 (0.50-1.28)", "1.20 (0.95-1.52)"]
-    assert load_builtin("amass-2").acronym == "AMASS-2"

@@ -1,43 +1,48 @@
 """The stroke trial figures: Grotta bars, the CONSORT flow diagram, the subgroup forest plot.
 
-Each returns a matplotlib Figure; `save` writes it as PNG (300 dpi), SVG and PDF.
+Each returns a matplotlib Figure; `save` writes it as PNG (300 dpi), SVG and PDF. Matplotlib's object API
+(`Figure`), never pyplot: no global figure manager, no backend to choose. The house style (`STYLE`) applies
+while a figure is drawn and saved, not to the process that imports this module.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.typing import RcKeyType
 
 from ..analysis.result import Result
 
 # mRS 0 (no symptoms) dark green through 5 (severe disability) orange-red, 6 (death) black:
 # the colour order stroke journals use, readable in greyscale print.
 MRS_COLOURS = ["#1a6b35", "#3f9a4f", "#8cc265", "#f2d45c", "#f0994a", "#d6452d", "#202020"]
-plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 10, "svg.fonttype": "none"})
+# SVG text stays text (svg.fonttype none): searchable, and what the tests read back.
+STYLE: dict[RcKeyType, Any] = {"font.family": "DejaVu Sans", "font.size": 10, "svg.fonttype": "none"}
 
 
+@matplotlib.rc_context(STYLE)
 def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", "pdf")) -> list[Path]:
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
         fig.savefig(path, dpi=300 if fmt == "png" else None, bbox_inches="tight")
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
+@matplotlib.rc_context(STYLE)
 def grotta_bars(counts: Mapping[str, Sequence[int]], title: str = "Modified Rankin Scale at 90 days") -> Figure:
     """One horizontal bar per arm, split into mRS 0-6 with the percentage printed in each segment."""
     arms = list(counts)
-    fig, ax = plt.subplots(figsize=(8.5, 1.1 + 0.75 * len(arms)))
+    fig = Figure(figsize=(8.5, 1.1 + 0.75 * len(arms)))
+    ax = fig.subplots()
     for row, arm in enumerate(arms):
         n = np.asarray(counts[arm], dtype=float)
         share = 100 * n / n.sum()
@@ -53,7 +58,7 @@ def grotta_bars(counts: Mapping[str, Sequence[int]], title: str = "Modified Rank
     ax.set_xlim(0, 100)
     ax.set_xlabel("patients (%)")
     ax.spines[["top", "right", "left"]].set_visible(False)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in MRS_COLOURS]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in MRS_COLOURS]
     ax.legend(handles, [str(s) for s in range(7)], title="mRS", ncol=7, loc="lower center",
               bbox_to_anchor=(0.5, 1.0), frameon=False, fontsize=9, title_fontsize=9, handlelength=1.2,
               columnspacing=1.0)
@@ -62,17 +67,18 @@ def grotta_bars(counts: Mapping[str, Sequence[int]], title: str = "Modified Rank
     return fig
 
 
+@matplotlib.rc_context(STYLE)
 def consort(boxes: dict) -> Figure:
     """CONSORT 2010 flow: enrolment, allocation, follow-up and analysis, one column per arm."""
     arms = boxes["arms"]
-    fig = plt.figure(figsize=(8.5, 9.5))
+    fig = Figure(figsize=(8.5, 9.5))
     ax = fig.add_axes((0, 0, 1, 1))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.axis("off")
 
     def box(x, y, w, h, text, bold=False):
-        ax.add_patch(plt.Rectangle((x - w / 2, y - h / 2), w, h, fill=False, linewidth=1.2))
+        ax.add_patch(Rectangle((x - w / 2, y - h / 2), w, h, fill=False, linewidth=1.2))
         ax.text(x, y, text, ha="center", va="center", fontsize=8.8, weight="bold" if bold else "normal", wrap=True)
 
     def arrow(x0, y0, x1, y1):
@@ -87,7 +93,7 @@ def consort(boxes: dict) -> Figure:
     side = (f"Excluded (n = {boxes['excluded'] + boxes['incomplete'] + waiting})\n"
             f"  not meeting criteria: {boxes['excluded']}\n{excluded}\n"
             f"  screening data incomplete: {boxes['incomplete']}\n  eligible, not randomized: {waiting}")
-    ax.add_patch(plt.Rectangle((58, 69), 40, 22, fill=False, linewidth=1.2))
+    ax.add_patch(Rectangle((58, 69), 40, 22, fill=False, linewidth=1.2))
     ax.text(59.5, 80, side, ha="left", va="center", fontsize=8.5)
     arrow(35, 91, 35, 73)
     ax.plot([35, 58], [80, 80], color="black", lw=1.1)
@@ -107,6 +113,7 @@ def consort(boxes: dict) -> Figure:
     return fig
 
 
+@matplotlib.rc_context(STYLE)
 def forest(results: Sequence[Result], overall: Result | None = None, title: str = "Common odds ratio (95% CI)",
            favours: tuple[str, str] = ("favours control", "favours treatment")) -> Figure:
     rows = list(results)
@@ -122,7 +129,8 @@ def forest(results: Sequence[Result], overall: Result | None = None, title: str 
     if overall is not None:
         rows.append(overall)
         labels.append("Overall")
-    fig, ax = plt.subplots(figsize=(8.5, 0.9 + 0.42 * len(rows)))
+    fig = Figure(figsize=(8.5, 0.9 + 0.42 * len(rows)))
+    ax = fig.subplots()
     y = np.arange(len(rows))[::-1]
     for yi, r, label in zip(y, rows, labels, strict=True):
         marker = "D" if label == "Overall" else "s"

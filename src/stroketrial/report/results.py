@@ -1,35 +1,24 @@
-"""The trial report: every analysis the protocol's endpoints name, the figures, Table 1, methods; HTML and PDF.
+"""The numbers the report shows: every analysis the protocol's endpoints name, run on one dataset.
 
-`analyse` runs the analyses on a dataset (one row per randomized patient, data-dictionary
-columns plus `arm` and outcome columns such as `mrs_90d`, `death_90d`, `sich`,
-`infarct_volume_ml`); `write_report` writes report.html (self-contained: figures are
-embedded), report.pdf, results.json and every figure as PNG, SVG and PDF.
+`analyse` runs the analysis plan on a dataset (one row per randomized patient, data-dictionary columns
+plus `arm` and outcome columns such as `mrs_90d`, `death_90d`, `sich`, `infarct_volume_ml`) and
+collects the results by endpoint, the subgroups, Table 1, the safety table, the Grotta counts, the
+CONSORT boxes and the methods text into an `Analysis`. An analysis the data cannot support becomes a
+note in its section, never a failed report. Nothing here draws or writes a file.
 """
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import html
-import json
-import textwrap
-from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_pdf import PdfPages
 
 from .. import __version__
 from ..analysis import binary, continuous, longitudinal, ordinal, sensitivity
 from ..analysis.result import AnalysisInputError, Result, format_p
 from ..protocol import Protocol
-from .figures import consort, forest, grotta_bars, save
 from .tables import safety_table, table1
 
 DEFAULT_ADJUST = ("age", "nihss", "aspects")
@@ -245,118 +234,9 @@ def _methods(protocol: Protocol, population: str, adjust: Sequence[str], imputat
     ]
 
 
-# ---- writing -----------------------------------------------------------------------------------------
-def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | None = None) -> dict[str, list[Path]]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, list[Path]] = {}
-    if analysis.grotta and any(sum(v) for v in analysis.grotta.values()):
-        figures["grotta"] = save(grotta_bars(analysis.grotta), out / "grotta_bars")
-    figures["consort"] = save(consort(analysis.consort), out / "consort")
-    if analysis.subgroups:
-        fig = forest(analysis.subgroups, analysis.overall,
-                     favours=(f"favours {analysis.control}", f"favours {analysis.treatment}"))
-        figures["forest"] = save(fig, out / "forest_subgroups")
-    if dataset is not None:
-        dataset.to_csv(out / "dataset.csv", index=False)
-    (out / "results.json").write_text(json.dumps(analysis.to_json(), indent=2, default=str))
-    (out / "report.html").write_text(_html(analysis, figures), encoding="utf-8")
-    _pdf(analysis, figures, out / "report.pdf")
-    return figures
-
-
-def _fmt(r: Result) -> tuple[str, str, str]:
+def printed(r: Result) -> tuple[str, str, str]:
+    """The estimate, its 95% CI and p as the report prints them (3 significant digits; blanks where none)."""
+    p = format_p(r.p_value) if r.p_value is not None else ""
     if np.isnan(r.ci_low):
-        return f"{r.estimate:#.3g}", "", format_p(r.p_value) if r.p_value is not None else ""
-    return (f"{r.estimate:#.3g}", f"{r.ci_low:#.3g} to {r.ci_high:#.3g}",
-            format_p(r.p_value) if r.p_value is not None else "")
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
-
-
-def _html(a: Analysis, figures: dict[str, list[Path]]) -> str:
-    e = html.escape
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{e(a.protocol.acronym)} report"
-             "</title><style>body{font:15px/1.45 system-ui,sans-serif;max-width:1000px;margin:2rem auto;"
-             "color:#1b1f24;padding:0 1rem}table{border-collapse:collapse;margin:.6rem 0 1.2rem}"
-             "td,th{border-bottom:1px solid #ccd;padding:.3rem .6rem;text-align:left;vertical-align:top}"
-             "th{background:#f3f5f7}img{max-width:100%}.small{color:#555;font-size:.9em}h2{margin-top:2rem}"
-             "</style></head><body>",
-             f"<h1>{e(a.protocol.acronym)}: {e(a.protocol.title)}</h1>",
-             f"<p class='small'>{e(a.protocol.registry_id)} · {a.population.upper()} population, n = {a.n} · "
-             f"{e(a.treatment)} vs {e(a.control)} · generated {dt.date.today().isoformat()} by stroketrial "
-             f"{__version__}</p>"]
-    if "consort" in figures:
-        parts.append("<h2>Flow of patients (CONSORT)</h2>" + _img(figures["consort"][0]))
-    parts.append("<h2>Baseline characteristics (Table 1)</h2>" + a.table1.to_html(index=False, border=0, escape=True))
-    if "grotta" in figures:
-        parts.append("<h2>Modified Rankin Scale at 90 days</h2>" + _img(figures["grotta"][0]))
-    for section in a.sections:
-        parts.append(f"<h2>{e(section.title)}</h2>")
-        if section.results:
-            parts.append("<table><tr><th>analysis</th><th>measure</th><th>estimate</th><th>95% CI</th><th>p</th>"
-                         "<th>n</th><th>method</th></tr>")
-            for r in section.results:
-                est, ci, p = _fmt(r)
-                parts.append(f"<tr><td>{e(r.name)}</td><td>{e(r.measure)}</td><td>{est}</td><td>{ci}</td><td>{p}</td>"
-                             f"<td>{r.n}</td><td class='small'>{e(r.method)}</td></tr>")
-            parts.append("</table>")
-        parts.extend(f"<p class='small'>{e(note)}</p>" for note in section.notes)
-    if "forest" in figures:
-        parts.append("<h2>Subgroups</h2>" + _img(figures["forest"][0]))
-        parts.append("<table><tr><th>subgroup</th><th>n</th><th>common OR (95% CI)</th><th>interaction p</th></tr>")
-        for r in a.subgroups:
-            parts.append(f"<tr><td>{e(r.name)}</td><td>{r.n}</td><td>{r.text()}</td>"
-                         f"<td>{format_p(r.details['interaction_p'])}</td></tr>")
-        parts.append("</table>")
-    if not a.safety.empty:
-        parts.append("<h2>Safety</h2>" + a.safety.to_html(index=False, border=0))
-    parts.append("<h2>Methods</h2>" + "".join(f"<p>{e(m)}</p>" for m in a.methods))
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def _pdf(a: Analysis, figures: dict[str, list[Path]], path: Path) -> None:
-    with PdfPages(path) as pdf:
-        lines = [f"{a.protocol.acronym}: {a.protocol.title}", f"{a.protocol.registry_id} · {a.population.upper()} "
-                 f"population, n = {a.n} · {a.treatment} vs {a.control}", ""]
-        for section in a.sections:
-            lines.append(section.title)
-            for r in section.results:
-                est, ci, p = _fmt(r)
-                lines.append(f"   {r.name}: {r.measure} {est}" + (f" (95% CI {ci})" if ci else "") +
-                             (f", p = {p}" if p else "") + f", n = {r.n}")
-            lines.extend(f"   {note}" for note in section.notes)
-            lines.append("")
-        lines.append("Methods")
-        for m in a.methods:
-            lines.extend(textwrap.wrap(m, 110, initial_indent="   ", subsequent_indent="   "))
-        for start in range(0, len(lines), 60):
-            fig = plt.figure(figsize=(8.27, 11.69))
-            fig.text(0.06, 0.96, "\n".join(lines[start:start + 60]), va="top", ha="left", fontsize=7.6,
-                     family="DejaVu Sans")
-            pdf.savefig(fig)
-            plt.close(fig)
-        fig = plt.figure(figsize=(8.27, 11.69))
-        fig.text(0.06, 0.96, "Baseline characteristics (Table 1)", va="top", fontsize=11, weight="bold")
-        table = a.table1
-        ax = fig.add_axes((0.04, 0.05, 0.92, 0.86))
-        ax.axis("off")
-        tbl = ax.table(cellText=table.values, colLabels=list(table.columns), loc="upper left", cellLoc="left")
-        tbl.auto_set_font_size(False)
-        tbl.set_fontsize(7)
-        tbl.scale(1, 1.15)
-        pdf.savefig(fig)
-        plt.close(fig)
-        for name in ("consort", "grotta", "forest"):
-            if name in figures:
-                image = plt.imread(figures[name][0])
-                fig = plt.figure(figsize=(8.27, 11.69))
-                ax = fig.add_axes((0.05, 0.05, 0.9, 0.9))
-                ax.imshow(image)
-                ax.axis("off")
-                pdf.savefig(fig)
-                plt.close(fig)
+        return f"{r.estimate:#.3g}", "", p
+    return f"{r.estimate:#.3g}", f"{r.ci_low:#.3g} to {r.ci_high:#.3g}", p
