@@ -33,11 +33,14 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
-        # The child holds the log open for its whole life, so no `with` here; the file closes when it ends.
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "stroketrial.cli", "serve", "--db", self.db_url,
-                                         "--port", str(self.port)], stdout=log, stderr=log,
-                                        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "stroketrial.cli", "serve", "--db", self.db_url,
+                                             "--port", str(self.port)], stdout=log, stderr=log,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # the child has its own copy of the file for its whole life
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -219,6 +219,22 @@ def test_visit_schedule_and_forms(platform):
     assert d90["status"] == "done" and d90["values"] == {"mrs": 3} and d90["in_window"] is False
 
 
+def test_the_day_90_window_on_the_schedule_is_day_76_to_day_104_from_the_randomization_date(platform):
+    register(platform)
+    randomize(platform)
+    body = platform.call("GET", "/trials/amass-2/patients/P1/visits").json()
+    randomized_on = dt.datetime.fromisoformat(body["randomized_at"]).astimezone(dt.UTC).date()
+    on_day = {n: (randomized_on + dt.timedelta(days=n)).isoformat() for n in (0, 76, 90, 104)}
+    baseline, d90 = body["visits"][0], body["visits"][3]
+    assert (d90["target_date"], d90["window"]) == (on_day[90], [on_day[76], on_day[104]])
+    assert baseline["window"] == [on_day[0], on_day[0]] and baseline["status"] == "due"
+    entered = platform.call("PUT", "/trials/amass-2/patients/P1/visits/baseline",
+                            json={"visit_date": on_day[0], "values": {"nihss": 12}})
+    assert entered.status_code == 200, entered.text
+    baseline = platform.call("GET", "/trials/amass-2/patients/P1/visits").json()["visits"][0]
+    assert baseline["status"] == "done" and baseline["in_window"] is True
+
+
 def test_isis_hermes_two_year_schedule(platform):
     register(platform, trial="isis-hermes")
     randomize(platform, trial="isis-hermes")

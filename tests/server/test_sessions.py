@@ -200,5 +200,5 @@ def test_bad_access_commands_exit_2_with_one_line(platform, args, stdin, message
 @pytest.mark.parametrize("name", ["deactivate-user", "revoke-token", "reset-password", "unlock-user"])
 def test_access_commands_have_help_with_an_example(name):
     result = admin(name, "--help")
-    assert result.exit_code == 0 and f"Example: stroketrial admin {name}" in result.output
+    assert result.exit_code == 0 and "Example:" in result.output and f"    stroketrial admin {name}" in result.output
     assert "--json" in result.output

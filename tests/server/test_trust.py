@@ -27,8 +27,8 @@ from stroketrial.service.audit_trail import audit_rows
 from stroketrial.service.blinding import ARM_KEYS, MACHINERY_KEYS
 from stroketrial.service.dashboard import balance, funnel
 from stroketrial.service.export import audit_csv
-from stroketrial.service.followup import safety
 from stroketrial.service.reconcile import check_trail
+from stroketrial.service.safety import safety
 from stroketrial.store import Database
 
 from .conftest import _pg_server_url

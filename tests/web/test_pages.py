@@ -119,3 +119,34 @@ def test_the_audit_trail_csv_is_for_admin_and_monitor(app_db):
     blinded = [r for r in rows if r["action"] == "randomize" and r["trial"] == "impact-lvo"]
     assert blinded and all('"arm"' not in r["after"] and '"block"' not in r["after"] for r in blinded)
     assert client_for(app_db, "coordinator").get("/audit.csv").status_code == 403
+
+
+def test_a_file_sent_as_the_csrf_token_is_refused_like_a_forged_token(app_db):
+    client = client_for(app_db, "coordinator")
+    response = client.post("/logout", files={"csrf": ("token.txt", csrf(client).encode())})
+    assert response.status_code == 403 and "CSRF check" in response.text
+    assert client.get("/trials/amass-2", follow_redirects=False).status_code == 200  # still signed in
+
+
+PAGE_URLS = [("GET", "/trials/amass-2"), ("GET", "/trials/amass-2/screen"), ("POST", "/trials/amass-2/screen/preview"),
+             ("POST", "/trials/amass-2/screen"), ("GET", "/trials/amass-2/patients/P1"),
+             ("GET", "/trials/amass-2/patients/P1/randomize"), ("POST", "/trials/amass-2/patients/P1/randomize"),
+             ("GET", "/trials/amass-2/patients/P1/allocation"), ("GET", "/trials/amass-2/patients/P1/dose"),
+             ("GET", "/trials/amass-2/patients/P1/visits"), ("POST", "/trials/amass-2/patients/P1/visits/d90"),
+             ("POST", "/trials/amass-2/patients/P1/sae"), ("GET", "/trials/amass-2/patients/P1/unblind"),
+             ("POST", "/trials/amass-2/patients/P1/unblind"), ("GET", "/trials/amass-2/dashboard"),
+             ("GET", "/trials/amass-2/export/csv"), ("GET", "/trials/amass-2/export/odm"), ("GET", "/audit.csv"),
+             ("GET", "/")]
+
+
+@pytest.mark.parametrize(("method", "url"), PAGE_URLS)
+def test_every_page_asks_a_signed_out_user_to_sign_in(app_db, method, url):
+    response = client_for(app_db, None).request(method, url, follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"].startswith("/login?next=")
+
+
+def test_signing_in_and_out_need_the_form_token(app_db):
+    client = client_for(app_db, None)
+    assert client.get("/login").status_code == 200
+    assert client.post("/login", data={"name": "coordinator", "password": demo.DEMO_PASSWORD}).status_code == 403
+    assert client.post("/logout").status_code == 403

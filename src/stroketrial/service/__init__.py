@@ -13,7 +13,8 @@ _FROM = {"ROLES": "roles", "ROLE_DESCRIPTIONS": "roles", "SYSTEM": "accounts", "
          "Conflict": "errors", "Forbidden": "errors", "Invalid": "errors", "NotFound": "errors",
          "ServiceError": "errors", "Unauthorized": "errors"}
 
-__all__ = ["accounts", "followup", "patients", "randomize", "trials", *_FROM]
+__all__ = ["accounts", "dose_sheet", "patients", "randomize", "safety", "serious_adverse_events", "trials",
+           "unblinding", "visits", *_FROM]
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,7 @@ def _user(session: Session, name: str) -> User:
 
 def deactivate_user(session: Session, actor: Actor, name: str) -> dict[str, Any]:
     """The user can no longer sign in; their sessions end and their API tokens are refused."""
-    actor.require("admin", doing="deactivating a user")
+    actor.require("deactivating a user")
     user = _user(session, name)
     was_active, user.active = user.active, False
     ended = sessions.end_for_user(session, user.id, "deactivated")
@@ -39,7 +39,7 @@ def deactivate_user(session: Session, actor: Actor, name: str) -> dict[str, Any]
 
 def revoke_tokens(session: Session, actor: Actor, name: str, token: str | None = None) -> dict[str, Any]:
     """Revoke one of the user's API tokens (given in clear), or all of them."""
-    actor.require("admin", doing="revoking API tokens")
+    actor.require("revoking API tokens")
     user = _user(session, name)
     query = select(ApiToken).where(ApiToken.user_id == user.id)
     if token is not None:
@@ -57,7 +57,7 @@ def revoke_tokens(session: Session, actor: Actor, name: str, token: str | None =
 
 def reset_password(session: Session, actor: Actor, name: str, password: str) -> dict[str, Any]:
     """A new password for the pages: the user's sessions end and any lockout of the name is lifted."""
-    actor.require("admin", doing="resetting a password")
+    actor.require("resetting a password")
     user = _user(session, name)
     if len(password) < 8:
         raise Invalid("a password has at least 8 characters", [{"field": "password", "value": "***",
@@ -72,7 +72,7 @@ def reset_password(session: Session, actor: Actor, name: str, password: str) -> 
 
 def unlock_user(session: Session, actor: Actor, name: str) -> dict[str, Any]:
     """Forget the name's failed sign-ins, so the user may try again at once."""
-    actor.require("admin", doing="unlocking a user")
+    actor.require("unlocking a user")
     user = _user(session, name)
     cleared = throttle.clear(session, user.name)
     record(session, actor.name, "unlock", "user", name, after={"failures_cleared": cleared})

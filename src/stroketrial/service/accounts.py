@@ -18,15 +18,11 @@ from sqlalchemy.orm import Session
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
 from .blinding import sees_arm
-from .roles import ROLE_DESCRIPTIONS, ROLES
+from .roles import PERMISSIONS, RANDOMIZERS, ROLE_DESCRIPTIONS, ROLES, SITE_STAFF
 from .clock import default_timezone, valid_timezone
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from .passwords import hash_password
 
-SITE_STAFF = ("admin", "investigator", "coordinator")
-# Only site staff randomize. The admin, who may read strata, block positions and minimization margins
-# (blinding.MACHINERY_READERS), must not also choose when the next patient is randomized.
-RANDOMIZERS = ("investigator", "coordinator")
 __all__ = ["RANDOMIZERS", "ROLES", "ROLE_DESCRIPTIONS", "SITE_STAFF", "SYSTEM", "Actor", "sees_arm"]
 
 
@@ -43,10 +39,14 @@ class Actor:
     def can_see_site(self, site: str) -> bool:
         return self.is_admin or site in self.sites
 
-    def require(self, *roles: str, doing: str) -> None:
-        if self.role not in roles:
-            allowed = ", ".join(roles)
-            raise Forbidden(f"{doing} is for {allowed}; {self.name} is {self.role}")
+    def may(self, operation: str) -> bool:
+        """Whether this user's role allows the operation (roles.PERMISSIONS)."""
+        return self.role in PERMISSIONS[operation]
+
+    def require(self, operation: str) -> None:
+        """Refuse (403) an operation this user's role does not allow, naming who may."""
+        if not self.may(operation):
+            raise Forbidden(f"{operation} is for {', '.join(PERMISSIONS[operation])}; {self.name} is {self.role}")
 
 
 SYSTEM = Actor("system", "admin", frozenset())
@@ -59,7 +59,7 @@ def hash_token(token: str) -> str:
 def create_site(session: Session, actor: Actor, code: str, name: str | None = None,
                 timezone: str | None = None) -> Site:
     """A site; its staff's clock times are read in its IANA time zone (default STROKETRIAL_TIMEZONE, else UTC)."""
-    actor.require("admin", doing="creating a site")
+    actor.require("creating a site")
     code = code.strip()
     if not code or len(code) > 40 or not all(ch.isalnum() or ch in "-_" for ch in code):
         raise Invalid(f"site code {code!r} is not allowed; use 1-40 letters, digits, '-' or '_'",
@@ -77,7 +77,7 @@ def create_site(session: Session, actor: Actor, code: str, name: str | None = No
 def create_user(session: Session, actor: Actor, name: str, role: str, sites: list[str],
                 password: str | None = None) -> tuple[User, str]:
     """A new user and their first API token (returned once, in clear)."""
-    actor.require("admin", doing="creating a user")
+    actor.require("creating a user")
     if role not in ROLES:
         raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}",
                       [{"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"}])

@@ -20,10 +20,9 @@ from .trials import get_trial
 def enrolment(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """Randomized patients per site per week (ISO week), cumulative."""
     get_trial(session, actor, trial_id)
-    rows = session.execute(select(Patient.site_code, Allocation.created_at)
-                           .join(Allocation, Allocation.patient_id == Patient.id)
-                           .where(Patient.trial_id == trial_id)).all()
-    rows = [(site, aware(at)) for site, at in rows if actor.can_see_site(site)]
+    query = (select(Patient.site_code, Allocation.created_at).join(Allocation, Allocation.patient_id == Patient.id)
+             .where(Patient.trial_id == trial_id))
+    rows = [(site, aware(at)) for site, at in session.execute(query).all() if actor.can_see_site(site)]
     by_site: dict[str, Counter] = defaultdict(Counter)
     for site, at in rows:
         by_site[site][at.date().isoformat()] += 1
@@ -42,9 +41,11 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """CONSORT-style counts: registered (assessed), excluded by first failing criterion, incomplete,
     eligible, randomized (per arm where the user may see arms), 90-day visit done."""
     _trial, protocol = get_trial(session, actor, trial_id)
-    rows = session.execute(select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
-                           .where(Patient.trial_id == trial_id)).all()
-    rows = [(p, a) for p, a in rows if actor.can_see_site(p.site_code)]
+    query = (select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
+             .where(Patient.trial_id == trial_id))
+    # An outer join: a patient not randomized yet comes with no allocation.
+    rows: list[tuple[Patient, Allocation | None]] = [(p, a) for p, a in session.execute(query).all()
+                                                     if actor.can_see_site(p.site_code)]
     excluded: Counter = Counter()
     for p, _ in rows:
         if p.status == "ineligible":

@@ -20,7 +20,7 @@ from ..eligibility import encode_cohort, statuses
 from ..protocol import load_builtin
 from ..store import Database
 from ..store.models import Trial
-from . import accounts, followup, patients, randomize, trials
+from . import accounts, patients, randomize, trials, visits
 from .accounts import SYSTEM
 
 DEMO_PASSWORD = "stroke-demo"
@@ -95,7 +95,8 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
                 randomize.randomize(session, actor, trial_id, code, str(uuid.uuid4()))
             with db.write() as session:
                 baseline = protocol.visits[0]
-                values = {a: True for a in baseline.assessments if a in ("vital_signs", "labs", "mri")}
+                values: dict[str, bool | int] = {a: True for a in baseline.assessments
+                                                 if a in ("vital_signs", "labs", "mri")}
                 if "nihss" in baseline.assessments and record.get("nihss") is not None:
                     values["nihss"] = int(record["nihss"])
-                followup.record_visit(session, actor, trial_id, code, baseline.id, now.date().isoformat(), values)
+                visits.record_visit(session, actor, trial_id, code, baseline.id, now.date().isoformat(), values)

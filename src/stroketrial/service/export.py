@@ -62,8 +62,9 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
             out["randomization"].append(row)
     for visit in protocol.visits:
         out[f"visit_{visit.id}"] = []
-    visit_rows = session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(list(ids)))
-                                 .order_by(VisitRecord.patient_id)).scalars() if ids else []
+    visit_rows: Iterable[VisitRecord] = session.execute(
+        select(VisitRecord).where(VisitRecord.patient_id.in_(list(ids))).order_by(VisitRecord.patient_id)
+    ).scalars() if ids else []
     for v in visit_rows:
         out.setdefault(f"visit_{v.visit_id}", []).append({"patient_id": ids[v.patient_id], "visit_date": v.visit_date,
                                                           **json.loads(v.values_json)})
@@ -168,9 +169,9 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
         for repeat, row in enumerate(rows, 1):
             key = str(row["patient_id"])
             subject = subjects.setdefault(key, ODM.SubjectData(SubjectKey=key, StudyEventData=[]))
-            items = [ODM.ItemData(ItemOID=_oid("IT", name, k), Value=_value(v)) for k, v in row.items()
-                     if k not in skip and v not in (None, "")]
-            group = ODM.ItemGroupData(ItemGroupOID=_oid("IG", name), ItemData=items)
+            values = [ODM.ItemData(ItemOID=_oid("IT", name, k), Value=_value(v)) for k, v in row.items()
+                      if k not in skip and v not in (None, "")]
+            group = ODM.ItemGroupData(ItemGroupOID=_oid("IG", name), ItemData=values)
             if name in ("sae", "eligibility"):
                 group.ItemGroupRepeatKey = str(repeat)
             event = next((e for e in subject.StudyEventData if e.StudyEventOID == _oid("SE", name)), None)

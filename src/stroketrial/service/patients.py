@@ -17,7 +17,7 @@ from ..eligibility import ScreeningInputError, screen
 from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Patient
-from .accounts import SITE_STAFF, Actor
+from .accounts import Actor
 from .blinding import sees_arm, sees_arm_counts
 from .clock import future_times, site_zone
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -49,7 +49,7 @@ def validated_screening(protocol: Protocol, data: Mapping[str, Any], zone: ZoneI
 def register(session: Session, actor: Actor, trial_id: str, code: str, site: str, data: Mapping[str, Any],
              attestations: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Register a patient with their screening data; answers with the eligibility result."""
-    actor.require(*SITE_STAFF, doing="registering a patient")
+    actor.require("registering a patient")
     _trial, protocol = get_trial(session, actor, trial_id)
     # Refused, not tidied: an id with a slash, a space or an invisible character could never be
     # reached again by URL or typed again at the bedside.
@@ -78,7 +78,7 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
 def update_screening(session: Session, actor: Actor, trial_id: str, code: str, changes: Mapping[str, Any],
                      reason: str | None) -> dict[str, Any]:
     """Correct screening data before randomization; the reason is required and audited."""
-    actor.require(*SITE_STAFF, doing="correcting screening data")
+    actor.require("correcting screening data")
     _trial, protocol = get_trial(session, actor, trial_id)
     row = find_patient(session, actor, trial_id, code)
     if not reason or not reason.strip():
@@ -113,6 +113,18 @@ def find_patient(session: Session, actor: Actor, trial_id: str, code: str) -> Pa
 
 def allocation_of(session: Session, row: Patient) -> Allocation | None:
     return session.execute(select(Allocation).where(Allocation.patient_id == row.id)).scalar_one_or_none()
+
+
+def randomized_patient(session: Session, actor: Actor, trial_id: str,
+                       code: str) -> tuple[Protocol, Patient, Allocation]:
+    """The trial's protocol, a patient this actor may see, and the patient's allocation; Conflict before randomization.
+    Everything after randomization (the dose sheet, visits, SAEs, unblinding) starts here."""
+    _trial, protocol = get_trial(session, actor, trial_id)
+    patient = find_patient(session, actor, trial_id, code)
+    allocation = allocation_of(session, patient)
+    if allocation is None:
+        raise Conflict(f"patient {code} is not randomized yet")
+    return protocol, patient, allocation
 
 
 def aware(moment: dt.datetime) -> dt.datetime:

@@ -10,23 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..clinical import parse_patient
+from ..protocol import Protocol
 from ..protocol.schemes import PermutedBlocks
-from ..randomization import (Allocation as AllocationRecord, BlockList, FactorValueError, KitList, ListExhausted,
+from ..randomization import (Allocation as AllocationRecord, BlockList, Draw, FactorValueError, KitList, ListExhausted,
                              RandomizationState, Randomizer, SystemDraw, generate_kit_list)
 from ..store import canonical, record
-from ..store.models import Allocation, Patient, RandomizationStateRow
-from .accounts import RANDOMIZERS, Actor
+from ..store.models import Allocation, Patient
+from .accounts import Actor
 from .clock import local_now, site_zone
 from .errors import Conflict, Invalid
 from .patients import allocation_of, allocation_view, find_patient, validated_screening
 from ..randomization.lists import LIST_LENGTH_PER_STRATUM, RESUPPLY_KITS, kit_block_sizes
-from .trials import get_trial
+from .trials import get_trial, randomization_state
 
 MAX_KEY = 200
 
@@ -34,7 +36,7 @@ MAX_KEY = 200
 def randomize(session: Session, actor: Actor, trial_id: str, code: str,
               idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
     """(the allocation as this actor may see it, whether it was created now)."""
-    actor.require(*RANDOMIZERS, doing="randomizing")
+    actor.require("randomizing")
     if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
         raise Invalid("randomization needs an Idempotency-Key header (1-200 characters, new for each request, "
                       "the same when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,
@@ -62,7 +64,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     except FactorValueError as exc:
         raise Invalid(f"cannot randomize {code}: {exc}", [{"field": "randomization factors", "value": None,
                                                             "message": str(exc)}]) from None
-    state_row = session.get(RandomizationStateRow, trial_id)
+    state_row = randomization_state(session, trial_id)
     state = RandomizationState.model_validate_json(state_row.state_json)
     blocks = BlockList.model_validate_json(state_row.block_list_json)
     kits = KitList.model_validate_json(state_row.kit_list_json)
@@ -129,11 +131,13 @@ def _require_eligible(patient: Patient) -> None:
                   status=patient.status)
 
 
-def _resupply(randomizer: Randomizer, protocol, state: RandomizationState, levels, site, blocks: BlockList,
-              kits: KitList, draw) -> tuple[BlockList, KitList]:
+def _resupply(randomizer: Randomizer, protocol: Protocol, state: RandomizationState, levels: Mapping[str, str],
+              site: str, blocks: BlockList, kits: KitList, draw: Draw) -> tuple[BlockList, KitList]:
     scheme = protocol.randomization
-    if isinstance(scheme, PermutedBlocks):
-        stratum = randomizer.stratum(levels)
+    if scheme is None:  # pragma: no cover - randomize() refuses a trial that is not randomized
+        return blocks, kits
+    # A block design always has a stratum (one list when unstratified); other designs have none.
+    if isinstance(scheme, PermutedBlocks) and (stratum := randomizer.stratum(levels)) is not None:
         used = sum(state.strata.get(stratum, {}).values())
         if used >= len(blocks.strata.get(stratum, ())):
             blocks = blocks.extended(randomizer.arms, scheme.block_sizes, stratum, used + LIST_LENGTH_PER_STRATUM, draw)

@@ -20,6 +20,7 @@ from ..store import Checkpoint, Verification, verify
 from ..store.models import Allocation, AuditEvent, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
 
 Key = tuple[str, ...]
+Rows = dict[Key, dict[str, Any]]  # a table's rows as the trail would have them, by key
 
 
 def _expected(session: Session) -> dict[str, dict[Key, Any]]:
@@ -32,7 +33,7 @@ def _expected(session: Session) -> dict[str, dict[Key, Any]]:
     for e in session.execute(select(AuditEvent).where(AuditEvent.action.in_(actions))
                              .order_by(AuditEvent.seq)).scalars():
         key = tuple(e.entity_id.split("/"))
-        after = json.loads(e.after_json) if e.after_json else None
+        after: Any = json.loads(e.after_json) if e.after_json else None  # a JSON document
         if e.action == "register":
             out["patient"][key] = after["data"]
         elif e.action in ("update_screening", "set_randomization_time"):
@@ -59,7 +60,7 @@ def reconcile(session: Session) -> list[str]:
     problems: list[str] = []
     codes = {p.id: (p.trial_id, p.code) for p in session.execute(select(Patient)).scalars()}
 
-    def check(table: str, label: str, rows: dict[Key, dict[str, Any]]) -> None:
+    def check(table: str, label: str, rows: Rows) -> None:
         trail = expected[table]
         for key, recorded in sorted(rows.items()):
             name = "/".join(key)
@@ -70,9 +71,9 @@ def reconcile(session: Session) -> list[str]:
         for key in sorted(set(trail) - set(rows)):
             problems.append(f"{label} {'/'.join(key)}: in the audit trail but not in the table (deleted unseen)")
 
-    patients = {(p.trial_id, p.code): json.loads(p.data_json) for p in session.execute(select(Patient)).scalars()}
+    patients: Rows = {(p.trial_id, p.code): json.loads(p.data_json) for p in session.execute(select(Patient)).scalars()}
     check("patient", "patient", patients)
-    allocations = {}
+    allocations: Rows = {}
     for a in session.execute(select(Allocation)).scalars():
         record = json.loads(a.record_json)
         # The columns the platform reads (arm, kit, sequence) must agree with the record the trail holds.
@@ -82,11 +83,12 @@ def reconcile(session: Session) -> list[str]:
     expected["allocation"] = {k: {**v, **{f"column {c}": v.get(c) for c in ("arm", "kit", "sequence")}}
                               for k, v in expected["allocation"].items()}
     check("allocation", "allocation of", allocations)
-    visits = {(*codes[v.patient_id], v.visit_id): {"visit_date": v.visit_date, "values": json.loads(v.values_json)}
-              for v in session.execute(select(VisitRecord)).scalars() if v.patient_id in codes}
+    visits: Rows = {(*codes[v.patient_id], v.visit_id):
+                    {"visit_date": v.visit_date, "values": json.loads(v.values_json)}
+                    for v in session.execute(select(VisitRecord)).scalars() if v.patient_id in codes}
     check("visit", "visit", visits)
-    saes = {(*codes[s.patient_id], str(s.id)): json.loads(s.data_json)
-            for s in session.execute(select(SeriousAdverseEvent)).scalars() if s.patient_id in codes}
+    saes: Rows = {(*codes[s.patient_id], str(s.id)): json.loads(s.data_json)
+                  for s in session.execute(select(SeriousAdverseEvent)).scalars() if s.patient_id in codes}
     check("sae", "SAE", saes)
     counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
                                if u.patient_id in codes)

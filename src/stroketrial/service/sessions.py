@@ -17,7 +17,7 @@ import secrets
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..store import Database, record
+from ..store import Database, record, rows_changed
 from ..store.models import User, UserSession, utcnow
 from . import accounts
 from .accounts import Actor, hash_token
@@ -46,9 +46,9 @@ def start(session: Session, user: User, now: dt.datetime | None = None) -> tuple
 
 
 def _end(session: Session, row_id: int, why: str, now: dt.datetime) -> bool:
-    result = session.execute(update(UserSession).where(UserSession.id == row_id, UserSession.ended_at.is_(None))
-                             .values(ended_at=now, ended_why=why))
-    return bool(result.rowcount)
+    ending = (update(UserSession).where(UserSession.id == row_id, UserSession.ended_at.is_(None))
+              .values(ended_at=now, ended_why=why))
+    return bool(rows_changed(session, ending))
 
 
 def end(session: Session, token: str, why: str = "signed_out", now: dt.datetime | None = None) -> bool:
@@ -66,9 +66,9 @@ def end(session: Session, token: str, why: str = "signed_out", now: dt.datetime 
 
 def end_for_user(session: Session, user_id: int, why: str, now: dt.datetime | None = None) -> int:
     """End every open session of a user (deactivation, password reset); the caller's audit event says so."""
-    result = session.execute(update(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
-                             .values(ended_at=now or utcnow(), ended_why=why))
-    return result.rowcount or 0
+    ending = (update(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+              .values(ended_at=now or utcnow(), ended_why=why))
+    return rows_changed(session, ending)
 
 
 def resolve(db: Database, token: str, idle: dt.timedelta, lifetime: dt.timedelta,
@@ -84,17 +84,17 @@ def resolve(db: Database, token: str, idle: dt.timedelta, lifetime: dt.timedelta
         if not user.active:
             raise SessionEnded("this account is deactivated; ask an administrator")
         created, seen = _aware(row.created_at), _aware(row.last_seen_at)
+        ended: tuple[str, str] | None = None  # why (for the trail) and the message
         if now - created > lifetime:
-            why, message = "lifetime", (f"your session reached its {lifetime.total_seconds() / 3600:g}-hour limit; "
-                                        "sign in again")
+            ended = "lifetime", (f"your session reached its {lifetime.total_seconds() / 3600:g}-hour limit; "
+                                 "sign in again")
         elif now - seen > idle:
-            why, message = "idle", (f"your session expired after {idle.total_seconds() / 60:g} minutes without "
-                                    "activity; sign in again")
-        else:
-            why = message = None
+            ended = "idle", (f"your session expired after {idle.total_seconds() / 60:g} minutes without "
+                             "activity; sign in again")
         actor = accounts._actor(session, user)
         row_id, name = row.id, user.name
-    if why is not None:
+    if ended is not None:
+        why, message = ended
         with db.write() as session:
             if _end(session, row_id, why, now):
                 record(session, "system", "sign_out", "user", name, after={"session": row_id, "why": why})

@@ -7,7 +7,7 @@ Each check raises `Invalid` (HTTP 422, CLI exit 2) naming the field, the value a
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import Any, Literal, overload
 
 from .errors import Invalid
 
@@ -60,6 +60,11 @@ def identifier(field: str, value: Any, max_length: int = 60) -> str:
     return value
 
 
+@overload
+def plain_text(field: str, value: Any, max_length: int, *, required: Literal[True] = True,
+               min_length: int = 1) -> str: ...
+@overload
+def plain_text(field: str, value: Any, max_length: int, *, required: bool, min_length: int = 1) -> str | None: ...
 def plain_text(field: str, value: Any, max_length: int, *, required: bool = True, min_length: int = 1) -> str | None:
     """Free text (a reason, an SAE term or description): stripped of surrounding space, `min_length` to
     `max_length` characters, line breaks and tabs allowed, but no NUL or other control characters, no

@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .. import InputError
-from ..store import record
+from ..store import record, rows_changed
 from ..store.models import LoginFailure, utcnow
 from .errors import ServiceError
 
@@ -123,4 +123,4 @@ def record_failure(session: Session, name: str, address: str, limits: Limits, no
 
 def clear(session: Session, name: str) -> int:
     """Forget the name's failures (a success, an unlock, a password reset); how many there were."""
-    return session.execute(delete(LoginFailure).where(LoginFailure.user_name == key(name))).rowcount or 0
+    return rows_changed(session, delete(LoginFailure).where(LoginFailure.user_name == key(name)))

@@ -57,7 +57,7 @@ def list_trials(session: Session, actor: Actor) -> list[dict]:
 
 
 def create_trial(session: Session, actor: Actor, trial: str, sites: list[str]) -> Trial:
-    actor.require("admin", doing="creating a trial")
+    actor.require("creating a trial")
     try:
         protocol = resolve(trial)
     except ProtocolError as exc:
@@ -85,7 +85,7 @@ def create_trial(session: Session, actor: Actor, trial: str, sites: list[str]) -
 
 def add_site(session: Session, actor: Actor, trial_id: str, site: str) -> None:
     """Open a site for a trial; its concealed block lists and kits are made now, from the OS CSPRNG."""
-    actor.require("admin", doing="adding a site to a trial")
+    actor.require("adding a site to a trial")
     trial = session.get(Trial, trial_id)
     if trial is None:
         raise NotFound(f"no trial {trial_id!r}")
@@ -100,10 +100,21 @@ def add_site(session: Session, actor: Actor, trial_id: str, site: str) -> None:
     record(session, actor.name, "add_site", "trial", trial_id, trial_id=trial_id, site=site, after={"site": site})
 
 
+def randomization_state(session: Session, trial_id: str) -> RandomizationStateRow:
+    """The allocation state and the concealed lists of a randomized trial, made with the trial."""
+    row = session.get(RandomizationStateRow, trial_id)
+    if row is None:
+        raise Conflict(f"{trial_id} has no allocation state on this platform, so it cannot randomize")
+    return row
+
+
 def prepare_lists(session: Session, protocol: Protocol, site: str) -> None:
-    row = session.get(RandomizationStateRow, protocol.id)
-    randomizer = Randomizer.for_protocol(protocol)
+    """Make a new site's concealed block lists and kits (nothing for a trial that is not randomized)."""
     scheme = protocol.randomization
+    if scheme is None:
+        return
+    row = randomization_state(session, protocol.id)
+    randomizer = Randomizer.for_protocol(protocol)
     draw = SystemDraw()
     if isinstance(scheme, PermutedBlocks):
         blocks = BlockList.model_validate_json(row.block_list_json)

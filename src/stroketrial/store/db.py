@@ -19,9 +19,10 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from collections.abc import Iterator
+from typing import Any, cast
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import Delete, Update, create_engine, event, select
+from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -192,6 +193,13 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def rows_changed(session: Session, statement: Update | Delete) -> int:
+    """Run an UPDATE or DELETE (without RETURNING) in the session; how many rows it changed."""
+    # Session.execute() is typed to return a Result, which has no rowcount; for DML without RETURNING it returns
+    # a CursorResult, and SQLAlchemy (changelog 2.0.44, typing) says to cast to it to read the count.
+    return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
 
 
 def alembic_config(url: str):

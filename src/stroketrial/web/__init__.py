@@ -1,4 +1,4 @@
-"""The web shell: FastAPI app, JSON API under /api/v1."""
+"""The web shell: the FastAPI app, the JSON API under /api/v1 and the server-rendered pages."""
 
 from .app import create_app
 

@@ -1,4 +1,4 @@
-"""The FastAPI application: the JSON API (and, later, the pages), with errors that name the field."""
+"""The FastAPI application: the JSON API and the pages, with errors that name the field."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from ..service.throttle import Limits
 from ..service.text import refuse_unstorable_parameters
 from ..store import Database
 from . import pages, security
+from .pages.auth import LoginRequired
+from .pages.base import render
 from .api import router
 
 log = logging.getLogger("stroketrial.web")
@@ -91,8 +93,9 @@ def create_app(db: Database) -> FastAPI:
     # cookie is read or anything is parsed, and every answer (refusals included) gets the headers.
     app.add_middleware(security.RequestLimits, max_body=security.max_body_bytes())
     Limits.from_env()  # a malformed sign-in limit stops the server at start, naming the variable
+    docs_paths = (app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url)  # None where turned off
     policy = security.HeaderPolicy(https=os.environ.get("STROKETRIAL_HTTPS") == "1",
-                                   relaxed_paths=(app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url))
+                                   relaxed_paths=[p for p in docs_paths if p is not None])
     app.add_middleware(security.SecurityHeaders, policy=policy)
     # The last line against text the database cannot hold (NUL, unpaired surrogates) from any field
     # not validated on the way in: refused as 422 before the driver sees it, on SQLite as on PostgreSQL.
@@ -102,15 +105,15 @@ def create_app(db: Database) -> FastAPI:
     def is_page(request: Request) -> bool:
         return not request.url.path.startswith("/api/")
 
-    @app.exception_handler(pages.LoginRequired)
-    async def login_required(_request: Request, exc: pages.LoginRequired):
+    @app.exception_handler(LoginRequired)
+    async def login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse(f"/login?{urlencode({'next': exc.next_url, 'message': exc.message})}",
                                 status_code=303)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):
         if is_page(request):
-            return pages.render(request, "error.html", status=exc.status, error=exc)
+            return render(request, "error.html", status=exc.status, error=exc)
         return JSONResponse(json_safe(exc.to_json()), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)

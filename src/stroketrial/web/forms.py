@@ -35,8 +35,8 @@ class FormField:
 def _field_for(name: str, used_by: tuple[str, ...]) -> FormField:
     var = VARIABLES[name]
     kind = {"score": "integer"}.get(var.kind, var.kind)
-    choices = tuple(m.value for m in var.scale) if var.kind in ("category", "grade") else ()
-    units = (var.unit, *var.alternate_units) if var.alternate_units else ()
+    choices = tuple(m.value for m in var.enum_scale()) if var.kind in ("category", "grade") else ()
+    units = (var.unit, *var.alternate_units) if var.unit is not None and var.alternate_units else ()
     return FormField(name, var.label, kind, var.unit, units, choices, var.allowed(), used_by)
 
 
@@ -115,7 +115,7 @@ def visit_fields(assessments: list[str]) -> list[FormField]:
         if a is None:
             continue
         kind = {"grade": "category"}.get(a.kind, a.kind)
-        choices = a.choices if a.kind != "grade" else tuple(m.value for m in VARIABLES["etici"].scale)
+        choices = a.choices if a.kind != "grade" else tuple(m.value for m in VARIABLES["etici"].grade_scale())
         out.append(FormField(key, a.label, kind, a.unit, (), choices, a.allowed()))
     return out
 

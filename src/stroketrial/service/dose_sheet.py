@@ -1,0 +1,43 @@
+"""The dose sheet of a randomized patient: what to give, when and how much, as this user may see it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..dosing import DoseError, dose_instructions
+from .accounts import Actor
+from .blinding import sees_arm
+from .errors import Conflict, Invalid
+from .patients import aware, randomized_patient
+
+
+def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:
+    protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
+    weight = json.loads(patient.data_json).get("weight_kg")
+    blinded = not sees_arm(actor.role, protocol.design.masking)
+    # In a double-blind trial kits look alike and hold the same volume: a blinded user is given the
+    # experimental arm's instructions for "the study drug in kit N", whichever arm the kit holds.
+    if blinded and not allocation.kit:
+        # The protocol model refuses masking without kits; never fall back to showing one arm's dose.
+        raise Conflict(f"{trial_id} is {protocol.design.masking.replace('_', ' ')} without blinded kits: the dose "
+                       "sheet is for those who may see the arm")
+    arm = next(a.id for a in protocol.arms if a.role == "experimental") if blinded else allocation.arm
+    try:
+        steps = dose_instructions(protocol, arm, weight, aware(allocation.created_at))
+    except DoseError as exc:
+        raise Invalid(str(exc), [{"field": "weight_kg", "value": weight, "message": str(exc)}]) from None
+    out = []
+    for s in steps:
+        item = s.to_json()
+        if blinded and allocation.kit and s.route != "procedure":  # the thrombectomy is no study drug
+            item["name"] = f"study drug from kit {allocation.kit}"
+            item.pop("intervention", None)
+        out.append(item)
+    body = {"patient_id": code, "weight_kg": weight, "sequence": allocation.sequence, "kit": allocation.kit,
+            "administrations": out}
+    if not blinded:
+        body["arm"] = allocation.arm
+    return body

@@ -1,0 +1,45 @@
+"""The DSMB's safety counts: deaths, sICH and SAEs among randomized patients, per arm for those who may see counts
+per arm, else pooled."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..store.models import Allocation, Patient, SeriousAdverseEvent, VisitRecord
+from .accounts import Actor
+from .blinding import sees_arm_counts
+from .trials import get_trial
+
+
+def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
+    """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
+    _trial, protocol = get_trial(session, actor, trial_id)
+    rows = [(p, a) for p, a in session.execute(select(Patient, Allocation)
+                                               .join(Allocation, Allocation.patient_id == Patient.id)
+                                               .where(Patient.trial_id == trial_id)).all()
+            if actor.can_see_site(p.site_code)]
+    by_arm = sees_arm_counts(actor.role, protocol)
+    groups = [a.id for a in protocol.arms] if by_arm else ["all"]
+    counts = {g: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0} for g in groups}
+    ids = [p.id for p, _ in rows]
+    visits_by: dict[int, list[dict[str, Any]]] = {}
+    saes_by: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        for v in session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(ids))).scalars():
+            visits_by.setdefault(v.patient_id, []).append(json.loads(v.values_json))
+        for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))).scalars():
+            saes_by.setdefault(s.patient_id, []).append(json.loads(s.data_json))
+    for p, a in rows:
+        c = counts[a.arm if by_arm else "all"]
+        values = visits_by.get(p.id, [])
+        saes = saes_by.get(p.id, [])
+        c["randomized"] += 1
+        c["deaths"] += any(v.get("death") for v in values) or any(s["outcome"] == "fatal" for s in saes)
+        c["sich"] += any(v.get("sich") for v in values)
+        c["patients_with_sae"] += bool(saes)
+        c["saes"] += len(saes)
+    return {"trial": trial_id, "by_arm": by_arm, "groups": counts}

@@ -1,0 +1,34 @@
+"""Server-rendered pages for site staff, the DSMB and statisticians.
+
+Plain HTML from Jinja2 templates (`base.render`), a little plain JavaScript (live eligibility, one
+submit per button), no build step. Each page calls the same `service` operations as the JSON API and
+holds no trial logic. Every form carries a CSRF token tied to the session (`web/csrf.py`).
+
+    auth.py       signing in and out, the session's user (`signed_in`), LoginRequired
+    base.py       the templates, `render`, the application's database
+    trials.py     the trials list, a trial's patients, screening with live eligibility
+    patients.py   one patient, randomization, the allocation
+    followup.py   dose sheet, visits, SAEs, emergency unblinding
+    dashboard.py  enrolment, funnel, balance and safety of a trial
+    exports.py    CSV, ODM and audit-trail downloads
+
+The session lifetimes are set here and read at each request (`auth.page_actor`): a session ends after
+SESSION_MINUTES without activity and SESSION_MAX_HOURS after it began.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter
+
+from . import auth, dashboard, exports, followup, patients, trials
+
+SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
+SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
+
+router = APIRouter(include_in_schema=False)
+for _group in (auth, trials, patients, followup, dashboard, exports):
+    router.include_router(_group.router)
+
+__all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]

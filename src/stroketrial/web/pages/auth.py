@@ -1,0 +1,95 @@
+"""Signing in and out of the pages, and the signed-in user of a page request.
+
+Signing in (service/signin.py: lockouts, Argon2 off the event loop) starts a session kept on the server
+(service/sessions.py); the signed cookie carries only its random id and the CSRF token. A session ends on
+signing out, when an admin deactivates the user or resets the password, after `pages.SESSION_MINUTES`
+without activity, and `pages.SESSION_MAX_HOURS` after it began.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ...service import passwords, sessions, signin
+from ...service.accounts import Actor
+from ...service.errors import Unauthorized
+from .. import pages
+from ..csrf import check_csrf, new_token
+from .base import database, render
+
+passwords.dummy_hash()  # made now, so the first unknown user name costs no more than any other
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """No session, or one that has ended: the app answers with the sign-in page (`app.py`)."""
+
+    def __init__(self, next_url: str, message: str = ""):
+        self.next_url, self.message = next_url, message
+
+
+def page_actor(request: Request) -> Actor:
+    """The user of this request's session, or LoginRequired (saying why a session ended)."""
+    sid = request.session.get("sid")
+    if not sid:
+        raise LoginRequired(str(request.url.path))
+    try:
+        # The lifetimes are read from the package at each request, so that a change to them takes effect.
+        return sessions.resolve(database(request), sid, idle=dt.timedelta(minutes=pages.SESSION_MINUTES),
+                                lifetime=dt.timedelta(hours=pages.SESSION_MAX_HOURS))
+    except sessions.SessionEnded as exc:
+        request.session.clear()
+        raise LoginRequired(str(request.url.path), exc.message) from None
+
+
+def signed_in(request: Request) -> Actor:
+    """`page_actor`, kept on the request so that `render` (and an error page) names the user."""
+    actor = page_actor(request)
+    request.state.page_actor = actor
+    return actor
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/", message: str = "") -> HTMLResponse:
+    return render(request, "login.html", next=next, message=message)
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    target = str(form.get("next") or "/")
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    address = request.client.host if request.client else "unknown"
+    try:
+        sid = await signin.sign_in(database(request), name, password, address, replaces=request.session.get("sid"))
+    except signin.TooManyAttempts as exc:
+        response = render(request, "login.html", status=429, next=target, message=exc.message, name=name)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except Unauthorized as exc:
+        return render(request, "login.html", status=401, next=target, message=exc.message, name=name)
+    request.session.clear()
+    request.session.update({"sid": sid, "csrf": new_token()})
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> RedirectResponse:
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    sid = request.session.get("sid")
+    if sid:
+        def end() -> None:
+            with database(request).write() as session:
+                sessions.end(session, sid, "signed_out")
+
+        await anyio.to_thread.run_sync(end)
+    request.session.clear()
+    return RedirectResponse("/login?message=signed+out", status_code=303)

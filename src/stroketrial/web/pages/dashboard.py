@@ -1,0 +1,26 @@
+"""A trial's dashboard: enrolment (with its chart), the CONSORT funnel, balance and safety counts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from ...service import dashboard, safety, trials
+from ..charts import enrolment_chart
+from .auth import signed_in
+from .base import database, render
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/trials/{trial}/dashboard", response_class=HTMLResponse)
+def dashboard_page(request: Request, trial: str) -> HTMLResponse:
+    actor = signed_in(request)
+    with database(request).read() as session:
+        _, protocol = trials.get_trial(session, actor, trial)
+        enrolment = dashboard.enrolment(session, actor, trial)
+        consort = dashboard.funnel(session, actor, trial)
+        balance = dashboard.balance(session, actor, trial)
+        safety_counts = safety.safety(session, actor, trial)
+    return render(request, "dashboard.html", protocol=protocol, enrolment=enrolment, chart=enrolment_chart(enrolment),
+                  consort=consort, balance=balance, safety=safety_counts)
