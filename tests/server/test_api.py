@@ -204,6 +204,10 @@ def test_visit_schedule_and_forms(platform):
     assert {e["field"] for e in bad.json()["errors"]} == {"mrs", "nihss"}  # out of range; not a d90 assessment
     assert platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
                          json={"visit_date": "2020-01-01", "values": {"mrs": 2}}).status_code == 422
+    for spelling in (today.replace("-", ""), dt.date.today().strftime("%G-W%V-%u"), today + "T00:00"):
+        odd = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",
+                            json={"visit_date": spelling, "values": {"mrs": 2}})
+        assert odd.status_code == 422 and odd.json()["errors"][0]["field"] == "visit_date", (spelling, odd.text)
     assert platform.call("PUT", "/trials/amass-2/patients/P1/visits/d91",
                          json={"visit_date": today, "values": {"mrs": 2}}).status_code == 404
     ok = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90",

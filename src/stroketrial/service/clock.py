@@ -11,6 +11,7 @@ patient is randomized (windows that end at randomization are checked then, by th
 from __future__ import annotations
 
 import datetime as dt
+import re
 import os
 from typing import Any
 from collections.abc import Mapping
@@ -43,6 +44,17 @@ def valid_timezone(name: str) -> str:
         raise Invalid(f"time zone {name!r} is not an IANA time zone name (for example {examples})",
                       [{"field": "timezone", "value": name, "message": "an IANA time zone name"}]) from None
     return name
+
+
+def calendar_date(value: object) -> dt.date | None:
+    """A calendar date written YYYY-MM-DD, or None. Python's fromisoformat also takes 20250301 and
+    2025-W10-1, which a date field must not store as typed; one spelling keeps exports and the trail plain."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def site_zone(session: Session, site: str) -> ZoneInfo:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ..store import canonical, record
 from ..store.models import Patient, SeriousAdverseEvent
 from .accounts import Actor
-from .clock import local_now, site_zone
+from .clock import calendar_date, local_now, site_zone
 from .errors import Invalid
 from .patients import aware, randomized_patient
 from .text import plain_text
@@ -67,10 +67,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     if description is not None and description != "":
         errors.extend(_text_errors("description", description, MAX_SAE_DESCRIPTION))
     onset = data.get("onset_date")
-    try:
-        onset_day = dt.date.fromisoformat(onset) if isinstance(onset, str) else None
-    except ValueError:
-        onset_day = None
+    onset_day = calendar_date(onset)
     if onset_day is None:
         errors.append({"field": "onset_date", "value": onset, "message": "a date, YYYY-MM-DD"})
     else:

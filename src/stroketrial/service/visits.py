@@ -16,6 +16,7 @@ from ..protocol.visit_windows import visit_window
 from ..store import canonical, record
 from ..store.models import VisitRecord
 from .accounts import Actor
+from .clock import calendar_date
 from .errors import Invalid, NotFound
 from .patients import MAX_REASON, aware, randomized_patient
 from .text import plain_text
@@ -53,10 +54,7 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     visit = next((v for v in protocol.visits if v.id == visit_id), None)
     if visit is None:
         raise NotFound(f"{trial_id} has no visit {visit_id!r} ({', '.join(v.id for v in protocol.visits)})")
-    try:
-        day = dt.date.fromisoformat(visit_date) if isinstance(visit_date, str) else None
-    except ValueError:
-        day = None
+    day = calendar_date(visit_date)
     if day is None:
         raise Invalid(f"visit_date {visit_date!r} is not a date (YYYY-MM-DD)",
                       [{"field": "visit_date", "value": visit_date, "message": "a date, YYYY-MM-DD"}])
