@@ -99,6 +99,9 @@ def test_continuity_correction_and_inflation_steps():
     assert corrected.n_per_arm["control"] == math.ceil(expected) > plain.n_per_arm["control"]
     inflated = samplesize.two_proportions(0.30, 0.45, dropout=0.05)
     assert inflated.n_per_arm["control"] == math.ceil(163 / 0.95) and "dropout 0.05" in inflated.steps[-1]
+    # non-adherence as IMPACT-LVO's registry inflates for it (seed 002): n x (1 + r), not n / (1 - r)
+    adherent = samplesize.two_proportions(0.30, 0.45, non_adherence=0.2)
+    assert adherent.n_per_arm["control"] == math.ceil(163 * 1.2) and "x (1 + 0.2)" in adherent.steps[-1]
 
 
 def test_whitehead_sample_size_matches_hmisc():
