@@ -108,3 +108,20 @@ def _standardized_rd(params: np.ndarray, X: np.ndarray) -> float:
     as_treated[:, 1], as_control[:, 1] = 1.0, 0.0
     expit = lambda eta: 1 / (1 + np.exp(-eta))  # noqa: E731
     return float(expit(as_treated @ params).mean() - expit(as_control @ params).mean())
+
+
+def single_arm_proportion(df: pd.DataFrame, outcome: str, arm: str, which: str) -> Result:
+    """The proportion of yes in one arm with its exact (Clopper-Pearson) 95% interval."""
+    if outcome not in df.columns or arm not in df.columns:
+        missing = outcome if outcome not in df.columns else arm
+        raise AnalysisInputError(f"the dataset has no column {missing!r}")
+    values = pd.to_numeric(df.loc[df[arm].astype("string") == which, outcome], errors="coerce").dropna()
+    if values.empty:
+        raise AnalysisInputError(f"{outcome}: no patient of arm {which!r} has it recorded")
+    if not values.isin([0, 1]).all():
+        raise AnalysisInputError(f"{outcome}: a yes/no outcome holds 0 or 1 (or true/false)")
+    k, n = int(values.sum()), len(values)
+    ci = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+    return Result(f"{outcome}: proportion in {which}", k / n, float(ci.low), float(ci.high), None,
+                  "proportion with the exact (Clopper-Pearson) 95% interval", n, "proportion",
+                  {"events": k, "arm": which})

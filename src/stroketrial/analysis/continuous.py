@@ -52,3 +52,17 @@ def log_ancova(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control
     return Result(f"{outcome}: log-scale ANCOVA", float(np.exp(beta)), float(np.exp(lo)), float(np.exp(hi)),
                   float(fit.pvalues["treated"]), f"linear regression of log({outcome} + 1){label}; ratio of geometric "
                   "means", c.n, "ratio of geometric means", {"log_ratio": beta, "se": float(fit.bse["treated"])})
+
+
+def mean_difference(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str) -> Result:
+    """Difference in means (treatment - control) with Welch's t interval and test (unequal variances)."""
+    c = contrast(df, outcome, arm, treatment, control)
+    a, b = c.outcome[c.treated == 1], c.outcome[c.treated == 0]
+    if len(a) < 2 or len(b) < 2:
+        raise AnalysisInputError(f"{outcome}: each arm needs at least 2 values")
+    test = stats.ttest_ind(a, b, equal_var=False)
+    ci = test.confidence_interval(0.95)
+    return Result(f"{outcome}: difference in means", float(a.mean() - b.mean()), float(ci.low), float(ci.high),
+                  float(test.pvalue), "difference in means (treatment - control), Welch's t interval and test",
+                  c.n, "mean difference", {"mean_treatment": float(a.mean()), "sd_treatment": float(a.std(ddof=1)),
+                                           "mean_control": float(b.mean()), "sd_control": float(b.std(ddof=1))})

@@ -10,7 +10,11 @@ by the protocol's own method, and get outcomes from stated models:
 - death within 90 days: mRS 6; sICH: about 6% (more with higher NIHSS), no treatment effect;
 - 24-hour infarct volume: log-normal around 25 mL, larger with NIHSS and lower ASPECTS,
   multiplied by `volume_ratio` in the treatment arm;
-- NIHSS at 24 h and 7 days, 3% missing mRS, 5% protocol deviations, 2% crossovers.
+- NIHSS at 24 h and 7 days, 3% missing mRS, 5% protocol deviations, 2% crossovers;
+- every other outcome the protocol's analysis plan names, by its kind: repeated scores at each
+  visit that records them, drifting toward better and a little faster with treatment; yes/no
+  outcomes, counts and measurements with a modest benefit of treatment; eTICI grades as in
+  thrombectomy registries. These are for exercising the plan, not for estimating anything.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..clinical.assessments import ASSESSMENTS
 from ..cohort import synthesize
 from ..eligibility import encode_cohort, funnel, statuses
 from ..protocol import Protocol
@@ -90,10 +95,76 @@ def simulate_trial(protocol: Protocol, n: int | None = None, seed: int = 1, comm
     others = {a.id: next(b.id for b in protocol.arms if b.id != a.id) for a in protocol.arms}
     crossed = rng.random(n) < 0.02
     data["treated_arm"] = np.where(crossed, data["arm"].map(others), data["arm"])
-    long = pd.concat([pd.DataFrame({"patient_id": data["patient_id"], "arm": data["arm"], "visit": v,
-                                    "nihss": data[c]})
-                      for v, c in (("baseline", "nihss"), ("24 h", "nihss_24h"), ("7 days", "nihss_7d"))],
-                     ignore_index=True)
-    long["visit"] = pd.Categorical(long["visit"], ["baseline", "24 h", "7 days"])
+    long = _repeated_scores(protocol, data, treated, rng)
+    _fill_planned_outcomes(protocol, data, treated, rng)
     truth = {"common_or": common_or, "volume_ratio": volume_ratio, "control_mrs": list(CONTROL_MRS), "seed": seed}
     return SimulatedTrial(data, long, counts, truth)
+
+
+def _repeated_scores(protocol: Protocol, data: pd.DataFrame, treated: np.ndarray,
+                     rng: np.random.Generator) -> pd.DataFrame:
+    """Long data: one row per patient and visit, a column per score the plan analyses over visits (and
+    NIHSS), at the visits whose forms record it, labelled by the visit's name in the schedule's order."""
+    planned = {e.analysis.outcome.assessment: e.analysis.better for e in protocol.endpoints
+               if e.analysis is not None and e.analysis.method == "mixed_model"}
+    planned.setdefault("nihss", "lower")
+    n = len(data)
+    last_day = max(v.day for v in protocol.visits) or 1.0
+    start = {key: _start(key, data, rng) for key in planned}
+    rows = []
+    for visit in protocol.visits:
+        columns: dict[str, object] = {"patient_id": data["patient_id"], "arm": data["arm"], "visit": visit.name}
+        for key, better in planned.items():
+            if key not in visit.assessments:
+                continue
+            a = ASSESSMENTS[key]
+            span = float((a.high or 0) - (a.low or 0))
+            progress = np.sqrt(visit.day / last_day)  # most recovery comes early
+            toward = -1 if better == "lower" else 1
+            change = toward * span * (0.25 * progress + 0.05 * progress * treated) + rng.normal(0, 0.05 * span, n)
+            value = start[key] + (change if visit.day > 0 else 0)
+            columns[key] = np.clip(np.round(value), a.low, a.high)
+        if len(columns) > 3:
+            rows.append(pd.DataFrame(columns))
+    long = pd.concat(rows, ignore_index=True)
+    if "nihss_24h" in data:  # the NIHSS simulated with the 90-day outcome model, where the schedule has those days
+        for day, column in ((1, "nihss_24h"), (7, "nihss_7d")):
+            at_day = next((v for v in protocol.visits if v.day == day and "nihss" in v.assessments), None)
+            if at_day is not None:
+                at = (long["visit"] == at_day.name).to_numpy()
+                long.loc[at, "nihss"] = data[column].to_numpy()
+    long["visit"] = pd.Categorical(long["visit"], [v.name for v in protocol.visits if (long["visit"] == v.name).any()])
+    return long
+
+
+def _start(key: str, data: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    """The baseline of a repeated score: the cohort's own value where it has one, else a plausible spread."""
+    a = ASSESSMENTS[key]
+    if key in data.columns:
+        return data[key].astype(float).to_numpy()
+    low, high = float(a.low or 0), float(a.high or 0)
+    return np.clip(rng.normal(low + 0.45 * (high - low), 0.15 * (high - low), len(data)), low, high)
+
+
+def _fill_planned_outcomes(protocol: Protocol, data: pd.DataFrame, treated: np.ndarray,
+                           rng: np.random.Generator) -> None:
+    """Every single-value outcome the plan names that the models above did not make, by its kind."""
+    n = len(data)
+    for endpoint in protocol.endpoints:
+        a = endpoint.analysis
+        if a is None or a.method == "mixed_model" or a.outcome.column in data.columns:
+            continue
+        good = 1 if a.better == "higher" else -1
+        if isinstance(a.outcome.at_least, str):  # a grade: eTICI after the procedure, better with treatment
+            grades = np.array(["0", "1", "2a", "2b50", "2b67", "2c", "3"])
+            p = np.array([0.04, 0.03, 0.13, 0.25, 0.15, 0.10, 0.30])
+            shifted = np.clip(rng.choice(7, n, p=p) + (treated & (rng.random(n) < 0.15)), 0, 6)
+            data[a.outcome.column] = grades[shifted]
+        elif a.method in ("binary", "single_arm_proportion"):
+            base = 0.8 if a.method == "single_arm_proportion" else (0.5 if good > 0 else 0.1)
+            data[a.outcome.column] = (rng.random(n) < base * np.exp(0.15 * good * treated)).astype(float)
+        elif a.method == "count":
+            data[a.outcome.column] = rng.poisson(0.6 * np.exp(-0.2 * (good < 0) * treated + 0.2 * (good > 0)
+                                                                 * treated), n)
+        else:
+            data[a.outcome.column] = np.round(rng.normal(50 + 5 * good * treated, 15, n), 1)

@@ -16,6 +16,7 @@ from .support import JsonOption, emit_json, err, fail, out
 
 if TYPE_CHECKING:
     import pandas as pd
+    from ..protocol import Protocol
 
 
 BINARY_MEASURES = ("risk_difference", "risk_ratio", "odds_ratio", "odds_ratio_exact", "odds_ratio_adjusted",
@@ -31,15 +32,16 @@ def register(app: typer.Typer, command) -> None:
     command(app, "demo", epilog="Example: stroketrial demo amass-2 --out demo-report/ --common-or 1.5")(demo)
 
 
-def read_dataset(path: Path) -> pd.DataFrame:
-    """A trial dataset: a CSV with one row per patient, or the platform's CSV export (zip of forms)."""
+def read_dataset(path: Path, protocol: Protocol | None = None) -> pd.DataFrame:
+    """A trial dataset: a CSV with one row per patient, or the platform's CSV export (zip of forms), whose
+    visit forms fill the outcome columns the protocol's analysis plan names."""
     from ..analysis.result import AnalysisInputError
     import pandas as pd
 
     if not path.exists():
         raise AnalysisInputError(f"{path}: no such file")
     if path.suffix.lower() == ".zip":
-        return _from_export(path)
+        return _from_export(path, protocol)
     if path.suffix.lower() != ".csv":
         raise AnalysisInputError(f"{path}: give a .csv dataset or the platform's .zip export")
     try:
@@ -48,7 +50,7 @@ def read_dataset(path: Path) -> pd.DataFrame:
         raise AnalysisInputError(f"{path}: not a readable CSV ({exc})") from None
 
 
-def _from_export(path: Path) -> pd.DataFrame:
+def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
     from ..analysis.result import AnalysisInputError
     import pandas as pd
 
@@ -65,18 +67,15 @@ def _from_export(path: Path) -> pd.DataFrame:
         raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
                                  "the DSMB or an unblinded statistician after database lock")
     data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
-    renames = {"visit_d90": {"mrs": "mrs_90d", "death": "death_90d"}, "visit_h24": {"sich": "sich"},
-               "visit_h48": {"sich": "sich"}, "visit_d7": {"infection": "infection_7d"}}
-    for form, columns in renames.items():
-        if form in tables and not tables[form].empty:
-            keep = {k: v for k, v in columns.items() if k in tables[form].columns}
-            data = data.merge(tables[form][["patient_id", *keep]].rename(columns=keep), on="patient_id", how="left")
-    for form in ("visit_h24", "visit_h48"):
-        if form in tables and "infarct_volume_ml" in tables[form].columns and "infarct_volume_ml" not in data:
-            data = data.merge(tables[form][["patient_id", "infarct_volume_ml"]], on="patient_id", how="left")
-    for column in ("death_90d", "sich", "infection_7d"):
-        if column in data.columns:
-            data[column] = data[column].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0})
+    outcomes = [e.analysis.outcome for e in (protocol.endpoints if protocol else []) if e.analysis is not None]
+    for outcome in outcomes:
+        form = tables.get(f"visit_{outcome.visit}") if outcome.visit else None
+        if form is None or form.empty or outcome.assessment not in form.columns or outcome.column in data.columns:
+            continue
+        values = form[["patient_id", outcome.assessment]].rename(columns={outcome.assessment: outcome.column})
+        data = data.merge(values, on="patient_id", how="left")
+        if values[outcome.column].isin([True, False, "True", "False"]).all():  # a yes/no form field
+            data[outcome.column] = data[outcome.column].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0})
     return data
 
 
@@ -89,12 +88,13 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
             arm: str = typer.Option("arm", "--arm", help="Arm column."),
             treatment: str | None = typer.Option(None, "--treatment", help="Treatment arm label."),
             control: str | None = typer.Option(None, "--control", help="Control arm label."),
-            adjust: str = typer.Option("", "--adjust", help="Covariates, comma-separated, e.g. age,nihss,aspects."),
+            adjust: str = typer.Option("", "--adjust", help="Covariates, comma-separated, e.g. age,nihss,aspects "
+                                                            "(full report: default the plan's)."),
             success_max: int | None = typer.Option(None, "--success-max", help="binary from an mRS column: "
                                                                                   "success is mRS <= this, e.g. 2."),
             measure: str = typer.Option("risk_difference", "--measure", help=f"binary: {', '.join(BINARY_MEASURES)}."),
-            population: str = typer.Option("itt", "--population", help="itt, pp (per_protocol column) or at "
-                                                                       "(treated_arm column)."),
+            population: str | None = typer.Option(None, "--population", help="itt, pp (per_protocol column) or "
+                                                  "at (treated_arm column); default: the plan's primary population."),
             long_path: Path | None = typer.Option(None, "--long", help="Repeated scores, one row per patient and "
                                                                           "visit (patient_id, arm, visit, scores)."),
             as_json: bool = JsonOption) -> None:
@@ -103,10 +103,11 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
     import pandas as pd
 
     from ..analysis import binary, ordinal  # statsmodels: imported when used, so `--help` stays quick
-    from ..report import DEFAULT_ADJUST, analyse, write_report
+    from ..report import analyse, write_report
 
     covariates = [c.strip() for c in adjust.split(",") if c.strip()]
-    data = read_dataset(data_path)
+    protocol = None if first in ("ordinal", "binary") else resolve(first)
+    data = read_dataset(data_path, protocol)
     if first in ("ordinal", "binary"):
         if not treatment or not control:
             fail("give --treatment and --control, the two arm labels to compare")
@@ -134,13 +135,13 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
             out.print(f"{result.name}: {result.measure} {result.text()} (n = {result.n})")
             out.print(result.method, style="dim")
         return
-    protocol = resolve(first)
+    assert protocol is not None
     if out_dir is None:
         fail("give --out DIR for the report")
     long = read_dataset(long_path) if long_path else None
     started = time.perf_counter()
     with err.status(f"analysing {len(data)} patients of {protocol.id}"):
-        analysis = analyse(protocol, data, long, population, covariates or DEFAULT_ADJUST)
+        analysis = analyse(protocol, data, long, population, covariates or None)
         figures = write_report(analysis, out_dir)
     summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
                "figures": {k: [str(p) for p in v] for k, v in figures.items()},
@@ -149,8 +150,7 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
                                                  f"({summary['seconds']:.1f} s)")
 
 
-def demo(trial: str = typer.Argument(..., help="Built-in trial with two arms (amass-2, impact-lvo, angel-rescue, "
-                                              "isis-hermes)."),
+def demo(trial: str = typer.Argument(..., help="A randomized built-in trial (`stroketrial trials` lists them)."),
          out_dir: Path = typer.Option(..., "--out", help="Folder for the report, the dataset and the figures."),
          n: int | None = typer.Option(None, "--n", help="Patients (default: the protocol's sample size)."),
          seed: int = typer.Option(1, "--seed", help="Random seed."),

@@ -7,6 +7,7 @@ from .. import InputError
 import json
 from functools import cache
 from importlib import resources
+import re
 from pathlib import Path
 
 import yaml
@@ -15,7 +16,20 @@ from pydantic_core import ErrorDetails
 
 from .model import Protocol
 
-BUILTIN_IDS = ("amass-1", "amass-2", "impact-lvo", "isis-hermes", "angel-rescue")
+
+
+def _builtin_ids() -> tuple[str, ...]:
+    """The protocols shipped in builtin/, in the order of the seed documents they encode (their `source`)."""
+    found = []
+    for entry in resources.files(__package__).joinpath("builtin").iterdir():
+        if entry.name.endswith(".yaml"):
+            text = entry.read_text(encoding="utf-8")
+            source = re.search(r"^source: *(.+)$", text, re.M)
+            found.append((source.group(1) if source else entry.name, entry.name.removesuffix(".yaml")))
+    return tuple(trial for _, trial in sorted(found))
+
+
+BUILTIN_IDS = _builtin_ids()
 
 
 class ProtocolError(InputError):

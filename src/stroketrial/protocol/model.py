@@ -13,6 +13,8 @@ from pydantic import Field, StringConstraints, model_validator
 
 from .rules import Rule
 from .schemes import PermutedBlocks, Randomization, RandomizationScheme
+from ..clinical.dictionary import VARIABLES
+from .analysis_plan import METHODS_FOR_TYPE, AnalysisPlan, EndpointAnalysis
 from .base import FrozenModel, Identifier
 
 
@@ -102,6 +104,35 @@ class Endpoint(FrozenModel):
     window_days: float | None = Field(None, ge=0)
     definition: str
     assumption: str | None = None
+    analysis: EndpointAnalysis | None = Field(None, description="how the statistical analysis plan analyses it")
+
+
+def _analysis_problem(e: Endpoint, visits: dict[str, Visit], arms: set[str],
+                      filled_from: dict[str, tuple[str | None, str]]) -> str | None:
+    """What is wrong with an endpoint's declared analysis, or None."""
+    a = e.analysis
+    assert a is not None
+    if a.method not in METHODS_FOR_TYPE[e.type]:
+        return (f"analysis.method {a.method} does not suit an endpoint of type {e.type}; allowed: "
+                f"{', '.join(METHODS_FOR_TYPE[e.type]) or 'none yet'}")
+    o = a.outcome
+    if o.visit is not None:
+        if o.visit not in visits:
+            return f"analysis.outcome.visit {o.visit!r} is not a visit of the schedule ({', '.join(visits)})"
+        if o.assessment not in visits[o.visit].assessments:
+            return (f"analysis.outcome.assessment {o.assessment!r} is not on the {o.visit} form "
+                    f"({', '.join(visits[o.visit].assessments)})")
+    if o.derived and e.type != "binary":
+        return "analysis.outcome.at_most / at_least derive a yes/no outcome: the endpoint's type must be binary"
+    source = (o.visit, o.assessment)
+    if filled_from.setdefault(o.column, source) != source:
+        return f"analysis.outcome.column {o.column!r} is filled from another visit or assessment by another endpoint"
+    if a.method == "single_arm_proportion" and a.arm not in arms:
+        return f"analysis.arm {a.arm!r} is not an arm ({', '.join(sorted(arms))})"
+    unknown = [v for v in a.adjust or [] if v not in VARIABLES]
+    if unknown:
+        return f"analysis.adjust names {unknown}, which are not variables of the data dictionary"
+    return None
 
 
 class Visit(FrozenModel):
@@ -113,6 +144,19 @@ class Visit(FrozenModel):
     assessments: list[str] = Field(default_factory=list)
 
 
+class ImpliedEffect(FrozenModel):
+    """What the stated sample size implies under choices the source does not make, each labelled as such."""
+
+    assumption: str = Field(description="the choices made, ending with who did not state them")
+    alpha: float = Field(0.05, gt=0, lt=1, description="two-sided")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    patients: int | None = Field(None, gt=0, description="the patients the effect is for (default: the total)")
+    control_rate: float | None = Field(None, gt=0, lt=1, description="a binary primary endpoint: the control "
+                                                                      "arm's proportion")
+    control_mrs: list[float] | None = Field(None, description="an mRS shift: the control arm's mRS 0-6 "
+                                                              "distribution (default: HERMES-like)")
+
+
 class SampleSize(FrozenModel):
     total: int = Field(gt=0)
     per_arm: dict[Identifier, int] = Field(default_factory=dict)
@@ -122,6 +166,7 @@ class SampleSize(FrozenModel):
     missing_assumptions: list[str] = Field(default_factory=list,
                                            description="what the source does not state, so the number cannot be "
                                                        "re-derived")
+    implied: ImpliedEffect | None = None
 
 
 class DoseLevel(FrozenModel):
@@ -232,6 +277,7 @@ class Protocol(FrozenModel):
     visits: list[Visit] = Field(min_length=1)
     sample_size: SampleSize
     dose_escalation: DoseEscalation | None = None
+    analysis_plan: AnalysisPlan | None = None
     assumptions: list[Assumption] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -255,7 +301,24 @@ class Protocol(FrozenModel):
             self._check_randomization(self.randomization)
         if not any(e.role == "primary" for e in self.endpoints):
             raise ValueError("at least one endpoint has role: primary")
+        self._check_analysis_plan()
         return self
+
+    def _check_analysis_plan(self) -> None:
+        planned = [e for e in self.endpoints if e.analysis is not None]
+        if planned and self.analysis_plan is None:
+            raise ValueError("endpoints declare analyses but the protocol has no analysis_plan (alpha, populations)")
+        visits = {v.id: v for v in self.visits}
+        filled_from: dict[str, tuple[str | None, str]] = {}
+        for e in planned:
+            problem = _analysis_problem(e, visits, {a.id for a in self.arms}, filled_from)
+            if problem:
+                raise ValueError(f"endpoint {e.id!r}: {problem}")
+        plan = self.analysis_plan
+        if plan is not None:
+            unknown = [v for v in [*plan.adjust, *(s.field for s in plan.subgroups)] if v not in VARIABLES]
+            if unknown:
+                raise ValueError(f"analysis_plan names {unknown}, which are not variables of the data dictionary")
 
     def _check_randomization(self, r: RandomizationScheme) -> None:
         slots = sum(a.ratio for a in self.arms)

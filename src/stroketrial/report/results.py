@@ -9,20 +9,23 @@ note in its section, never a failed report. Nothing here draws or writes a file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..analysis import binary, continuous, longitudinal, ordinal, sensitivity
+from ..analysis import binary, continuous, counts, longitudinal, ordinal
+from ..analysis import sensitivity as sensitivity_
+from ..clinical.scales import ETICI
 from ..analysis.result import AnalysisInputError, Result, format_p
 from ..protocol import Protocol
+from ..protocol.analysis_plan import Subgroup
+from ..protocol.model import Endpoint
 from .tables import safety_table, table1
 
-DEFAULT_ADJUST = ("age", "nihss", "aspects")
-EVENT_COLUMNS = {"death": "death_90d", "sich": "sich", "infection": "infection_7d"}
 
 
 @dataclass
@@ -30,6 +33,9 @@ class Section:
     title: str
     results: list[Result] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    method: str | None = None  # the plan's method for this endpoint
+    better: str | None = None  # which direction of the outcome is better for the patient
+    ran: set[str] = field(default_factory=set)  # the analyses that produced a result
 
 
 @dataclass
@@ -51,7 +57,8 @@ class Analysis:
     def to_json(self) -> dict:
         return {"trial": self.protocol.id, "population": self.population, "n": self.n,
                 "treatment": self.treatment, "control": self.control,
-                "sections": [{"title": s.title, "results": [r.to_json() for r in s.results], "notes": s.notes}
+                "sections": [{"title": s.title, "method": s.method, "better": s.better,
+                              "results": [r.to_json() for r in s.results], "notes": s.notes}
                              for s in self.sections],
                 "subgroups": [r.to_json() for r in self.subgroups], "methods": self.methods}
 
@@ -64,19 +71,46 @@ def arms_of(protocol: Protocol) -> tuple[str, str]:
     return treatment, control
 
 
-def _derive(df: pd.DataFrame) -> pd.DataFrame:
+def _derive(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+    """The outcomes the plan derives (a yes/no from a score or grade, in a column named by the endpoint),
+    and the dictionary's derived intervals."""
     df = df.copy()
-    if "mrs_90d" in df.columns:
-        mrs = pd.to_numeric(df["mrs_90d"], errors="coerce")
-        for hi in (1, 2, 3):
-            df[f"mrs_90d_0_{hi}"] = (mrs <= hi).astype(float).where(mrs.notna())
-        if "death_90d" not in df.columns:
-            df["death_90d"] = (mrs == 6).astype(float).where(mrs.notna())
+    for endpoint in protocol.endpoints:
+        a = endpoint.analysis
+        if a is None or not a.outcome.derived or a.outcome.column not in df.columns:
+            continue
+        df[endpoint.id] = _at_cut(df[a.outcome.column], a.outcome.at_most, a.outcome.at_least)
     if "lkw_to_puncture_h" not in df.columns and {"last_known_well", "arterial_puncture"} <= set(df.columns):
         start = pd.to_datetime(df["last_known_well"], errors="coerce")
         end = pd.to_datetime(df["arterial_puncture"], errors="coerce")
         df["lkw_to_puncture_h"] = (end - start).dt.total_seconds() / 3600
     return df
+
+
+def _at_cut(values: pd.Series, at_most: float | None, at_least: float | str | None) -> pd.Series:
+    """1.0 where the score is at most / at least the cut, 0.0 where not, missing where not recorded.
+    A grade cut (eTICI 2b50) compares the grades' ranks."""
+    if isinstance(at_least, str):
+        grades = {g.value: g.ranks for g in ETICI}
+        ranks = values.astype("string").map(lambda v: grades.get(v, (np.nan, np.nan)) if isinstance(v, str)
+                                            else (np.nan, np.nan))
+        low = ranks.map(lambda r: r[0]).astype(float)
+        high = ranks.map(lambda r: r[1]).astype(float)
+        rank = grades[at_least][0]
+        # an ambiguous 2b (50-99%) is decided only when both of its readings agree
+        decided = (low >= rank) | (high < rank)
+        return (low >= rank).astype(float).where(decided & low.notna())
+    score = pd.to_numeric(values, errors="coerce")
+    cut = at_most if at_most is not None else at_least
+    assert isinstance(cut, (int, float)), "a grade cut is handled above"
+    hit = score <= cut if at_most is not None else score >= cut
+    return hit.astype(float).where(score.notna())
+
+
+def outcome_column(endpoint: Endpoint) -> str:
+    """The dataset column an endpoint's analysis reads: its own for a derived yes/no, else the outcome's."""
+    assert endpoint.analysis is not None
+    return endpoint.id if endpoint.analysis.outcome.derived else endpoint.analysis.outcome.column
 
 
 def _safe(section: Section, label: str, analysis, *args, **kwargs) -> None:
@@ -92,6 +126,7 @@ def _safe(section: Section, label: str, analysis, *args, **kwargs) -> None:
     except (ValueError, np.linalg.LinAlgError) as exc:  # a model that cannot be fitted on these data
         section.notes.append(f"{label}: the model could not be fitted ({exc})")
         return
+    section.ran.add(label)
     if isinstance(produced, Result):
         section.results.append(produced)
     elif isinstance(produced, dict):
@@ -100,73 +135,106 @@ def _safe(section: Section, label: str, analysis, *args, **kwargs) -> None:
         section.results.extend(produced)
 
 
-def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = None, population: str = "itt",
-            adjust: Sequence[str] = DEFAULT_ADJUST, funnel: dict | None = None, imputations: int = 20,
+@dataclass(frozen=True)
+class _Context:
+    df: pd.DataFrame
+    long: pd.DataFrame | None
+    treatment: str
+    control: str
+    adjust: list[str]
+    visit_order: list[str]
+    imputations: int
+    bootstrap: int
+
+
+def _run_endpoint(endpoint: Endpoint, ctx: _Context) -> Section:
+    """Every analysis the plan names for one endpoint."""
+    section = Section(f"{endpoint.name} ({endpoint.role})")
+    a = endpoint.analysis
+    if a is None:
+        section.notes.append("the protocol's analysis plan names no analysis for this endpoint")
+        return section
+    section.method, section.better = a.method, a.better
+    column = outcome_column(endpoint)
+    adjust = [c for c in (ctx.adjust if a.adjust is None else a.adjust) if c in ctx.df.columns]
+    args = (ctx.df, column, "arm", ctx.treatment, ctx.control)
+    if a.method == "ordinal_shift":
+        _safe(section, "unadjusted shift", ordinal.proportional_odds, *args)
+        if adjust:
+            _safe(section, "adjusted shift", ordinal.proportional_odds, *args, adjust=adjust)
+        sensitivity: dict[str, tuple[str, Callable[..., Any], dict[str, Any]]] = {
+                       "proportional_odds_test": ("proportional-odds test", ordinal.proportional_odds_test, {}),
+                       "win_odds": ("win odds", ordinal.win_odds, {}),
+                       "mann_whitney": ("Wilcoxon-Mann-Whitney", ordinal.mann_whitney, {}),
+                       "utility_weighted": ("utility-weighted mRS", ordinal.utility_weighted, {}),
+                       "multiple_imputation": ("multiple imputation", sensitivity_.multiple_imputation,
+                                               {"adjust": adjust, "imputations": ctx.imputations}),
+                       "worst_case": ("worst case", sensitivity_.worst_case, {"adjust": adjust})}
+        for name in a.sensitivity:
+            label, fn, kwargs = sensitivity[name]
+            _safe(section, label, fn, *args, **kwargs)
+    elif a.method == "binary":
+        _safe(section, column, binary.binary, *args, adjust=adjust, bootstrap=ctx.bootstrap)
+    elif a.method == "single_arm_proportion":
+        _safe(section, column, binary.single_arm_proportion, ctx.df, column, "arm", a.arm)
+    elif a.method == "continuous":
+        _safe(section, "Hodges-Lehmann", continuous.hodges_lehmann, *args)
+        _safe(section, "log ANCOVA", continuous.log_ancova, *args, adjust=adjust)
+    elif a.method == "mean_difference":
+        _safe(section, "difference in means", continuous.mean_difference, *args)
+    elif a.method == "count":
+        _safe(section, "rate ratio", counts.rate_ratio, *args)
+    elif a.method == "mixed_model":
+        if ctx.long is None:
+            section.notes.append("not analysed: the repeated measures need the long data (one row per visit)")
+        else:
+            known = set(ctx.long["visit"].astype(str)) <= set(ctx.visit_order) if "visit" in ctx.long else False
+            _safe(section, "mixed model", longitudinal.mixed_model, ctx.long, column, "arm", ctx.treatment,
+                  ctx.control, order=ctx.visit_order if known else None)
+    return section
+
+
+def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = None, population: str | None = None,
+            adjust: Sequence[str] | None = None, funnel: dict | None = None, imputations: int = 20,
             bootstrap: int = 500) -> Analysis:
+    """Run the protocol's analysis plan: every endpoint by its declared method, in the plan's population
+    (or `population`) with the plan's covariates (or `adjust`)."""
+    plan = protocol.analysis_plan
+    if plan is None:
+        raise AnalysisInputError(f"{protocol.id} declares no analysis plan (analysis_plan in the protocol)")
     treatment, control = arms_of(protocol)
     if "arm" not in data.columns:
         raise AnalysisInputError("the dataset has no column 'arm' (the randomized arm of each patient)")
-    full = _derive(data)
-    df = sensitivity.population(full, population)
-    adjust = [c for c in adjust if c in df.columns]
-    args = ("arm", treatment, control)
-    sections: list[Section] = []
-    handled: set[str] = set()
-    for endpoint in protocol.endpoints:
-        title = f"{endpoint.name} ({endpoint.role})"
-        section = Section(title)
-        if endpoint.measure == "mrs" and endpoint.type == "ordinal" and (endpoint.timepoint_days or 0) <= 120:
-            column = "mrs_90d"
-            handled.add(column)
-            _safe(section, "unadjusted shift", ordinal.proportional_odds, df, column, *args)
-            if adjust:
-                _safe(section, "adjusted shift", ordinal.proportional_odds, df, column, *args, adjust=adjust)
-            _safe(section, "proportional-odds test", ordinal.proportional_odds_test, df, column, *args)
-            _safe(section, "win odds", ordinal.win_odds, df, column, *args)
-            _safe(section, "Wilcoxon-Mann-Whitney", ordinal.mann_whitney, df, column, *args)
-            _safe(section, "utility-weighted mRS", ordinal.utility_weighted, df, column, *args)
-            _safe(section, "multiple imputation", sensitivity.multiple_imputation, df, column, *args, adjust=adjust,
-                  imputations=imputations)
-            _safe(section, "worst case", sensitivity.worst_case, df, column, *args, adjust=adjust)
-        elif endpoint.measure == "mrs" and endpoint.type == "binary":
-            hi = 1 if "0_1" in endpoint.id else 3 if "0_3" in endpoint.id else 2
-            column = f"mrs_90d_0_{hi}"
-            _safe(section, column, binary.binary, df, column, *args, adjust=adjust, bootstrap=bootstrap)
-        elif endpoint.type == "binary" and EVENT_COLUMNS.get(endpoint.measure, endpoint.measure) in df.columns:
-            column = EVENT_COLUMNS.get(endpoint.measure, endpoint.measure)
-            _safe(section, column, binary.binary, df, column, *args)
-        elif endpoint.measure == "infarct_volume_ml" and "infarct_volume_ml" in df.columns:
-            _safe(section, "Hodges-Lehmann", continuous.hodges_lehmann, df, "infarct_volume_ml", *args)
-            cov = [c for c in ("nihss", "aspects") if c in df.columns]
-            _safe(section, "log ANCOVA", continuous.log_ancova, df, "infarct_volume_ml", *args, adjust=cov)
-        elif long is not None and endpoint.measure in long.columns:
-            _safe(section, "mixed model", longitudinal.mixed_model, long, endpoint.measure, *args)
-        else:
-            section.notes.append(f"no column for {endpoint.measure!r} in the dataset; not analysed")
-        sections.append(section)
-    if long is not None and "nihss" in long.columns and not any(e.measure == "nihss" for e in protocol.endpoints):
-        section = Section("Repeated NIHSS (exploratory)")
-        _safe(section, "mixed model", longitudinal.mixed_model, long, "nihss", *args)
-        sections.append(section)
+    population = population or plan.primary_population
+    full = _derive(data, protocol)
+    df = sensitivity_.population(full, population)
+    covariates = [c for c in (plan.adjust if adjust is None else adjust) if c in df.columns]
+    order = [name for v in protocol.visits for name in (v.id, v.name)]
+    ctx = _Context(df, long, treatment, control, covariates, order, imputations, bootstrap)
+    sections = [_run_endpoint(endpoint, ctx) for endpoint in protocol.endpoints]
+    shift = next((e for e in protocol.endpoints if e.analysis and e.analysis.method == "ordinal_shift"), None)
     subgroup_results, overall = [], None
-    if "mrs_90d" in df.columns and df["mrs_90d"].notna().sum() >= 20:
-        by = _subgroup_labels(df)
+    shift_column = outcome_column(shift) if shift is not None else None
+    if shift_column and shift_column in df.columns and df[shift_column].notna().sum() >= 20:
         try:
-            subgroup_results = sensitivity.subgroups(df, "mrs_90d", *args, by)
-            overall = ordinal.proportional_odds(df, "mrs_90d", *args, profile=False)
+            subgroup_results = sensitivity_.subgroups(df, shift_column, "arm", treatment, control,
+                                                      _subgroup_labels(df, plan.subgroups))
+            overall = ordinal.proportional_odds(df, shift_column, "arm", treatment, control, profile=False)
         except (AnalysisInputError, ValueError):
             subgroup_results = []
     grotta = {}
-    if "mrs_90d" in df.columns:
+    if shift_column and shift_column in df.columns:
         for a in (treatment, control):
-            mrs = pd.to_numeric(df.loc[df["arm"] == a, "mrs_90d"], errors="coerce").dropna().astype(int)
-            grotta[a] = [int((mrs == s).sum()) for s in range(7)]
-    events = {c: label for c, label in (("death_90d", "Death within 90 days"), ("sich", "Symptomatic ICH"),
-                                        ("infection_7d", "Infection within 7 days"), ("sae", "Serious adverse event"))}
-    methods = _methods(protocol, population, adjust, imputations, len(df))
+            scores = pd.to_numeric(df.loc[df["arm"] == a, shift_column], errors="coerce").dropna().astype(int)
+            grotta[a] = [int((scores == s).sum()) for s in range(7)]
+    events = {outcome_column(e): e.name for e in protocol.endpoints
+              if e.analysis is not None and e.role == "safety" and e.analysis.method == "binary"}
+    primary = next(e for e in protocol.endpoints if e.role == "primary")
+    primary_column = outcome_column(primary) if primary.analysis is not None else None
+    methods = _methods(protocol, population, covariates, imputations, len(df), sections)
     return Analysis(protocol, treatment, control, population, len(df), sections, subgroup_results, overall,
                     table1(full, "arm", [treatment, control]), safety_table(full, "arm", [treatment, control], events),
-                    grotta, _consort(full, funnel, treatment, control), methods)
+                    grotta, _consort(full, funnel, treatment, control, primary_column), methods)
 
 
 # None as np.where takes it (a 0-d object array, which is what np.where makes of None; numpy's ArrayLike
@@ -174,33 +242,29 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
 _NONE = np.array(None, dtype=object)
 
 
-def _subgroup_labels(df: pd.DataFrame) -> dict[str, np.ndarray]:
+def _subgroup_labels(df: pd.DataFrame, subgroups: Sequence[Subgroup]) -> dict[str, np.ndarray]:
+    """Each planned subgroup as a label per patient (None where the variable is not recorded)."""
     by: dict[str, np.ndarray] = {}
-    if "age" in df.columns:
-        by["Age"] = np.where(pd.to_numeric(df["age"]) >= 70, "70 or older", "under 70")
-    if "nihss" in df.columns:
-        by["Baseline NIHSS"] = np.where(pd.to_numeric(df["nihss"]) >= 16, "16 or more", "under 16")
-    if "aspects" in df.columns and df["aspects"].notna().any():
-        aspects = pd.to_numeric(df["aspects"])
-        by["ASPECTS"] = np.where(aspects.isna(), _NONE, np.where(aspects >= 8, "8-10", "under 8"))
-    if "occlusion_site" in df.columns:
-        by["Occlusion site"] = df["occlusion_site"].astype(object).where(df["occlusion_site"].notna(), None).to_numpy()
-    if "lkw_to_puncture_h" in df.columns:
-        hours = pd.to_numeric(df["lkw_to_puncture_h"], errors="coerce")
-        by["Onset to puncture"] = np.where(hours.isna(), _NONE, np.where(hours < 6, "under 6 h", "6 h or more"))
-    if "bridging_thrombolysis" in df.columns:
-        ivt = df["bridging_thrombolysis"].astype(str).str.lower()
-        by["Bridging thrombolysis"] = np.where(ivt.isin(["true", "1", "yes"]), "yes",
-                                               np.where(ivt.isin(["false", "0", "no"]), "no", _NONE))
+    for s in subgroups:
+        if s.field not in df.columns:
+            continue
+        values = df[s.field]
+        if s.at_least is not None:
+            numbers = pd.to_numeric(values, errors="coerce").astype(float)  # nullable integers hold NA, not NaN
+            cut = f"{s.at_least:g}"
+            by[s.name] = np.where(numbers.isna(), _NONE, np.where(numbers >= s.at_least, f"{cut} or more",
+                                                                   f"under {cut}"))
+        else:
+            by[s.name] = values.astype(object).where(values.notna(), None).to_numpy()
     return by
 
 
-def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str) -> dict:
+def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str, primary: str | None) -> dict:
     by_arm = {}
     for a in (treatment, control):
         part = df[df["arm"] == a]
         received = (part["treated_arm"] == a).sum() if "treated_arm" in part else len(part)
-        missing = int(part["mrs_90d"].isna().sum()) if "mrs_90d" in part else 0
+        missing = int(part[primary].isna().sum()) if primary and primary in part else 0
         by_arm[a] = {"allocated": len(part), "received": int(received), "crossed": int(len(part) - received),
                      "missing": missing, "analysed": len(part) - missing}
     excluded_by = {}
@@ -211,27 +275,55 @@ def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str
             "randomized": len(df), "arms": [treatment, control], "by_arm": by_arm}
 
 
-def _methods(protocol: Protocol, population: str, adjust: Sequence[str], imputations: int, n: int) -> list[str]:
-    pop = {"itt": "intention-to-treat (as randomized)", "pp": "per-protocol", "at": "as-treated"}[population]
+# The Methods section says what ran: one sentence per method and per sensitivity analysis.
+_METHOD_TEXT = {
+    "ordinal_shift": "Ordinal shift: proportional-odds logistic regression (statsmodels OrderedModel), unadjusted "
+                     "and adjusted for {adjust}; the common odds ratio above 1 favours the treatment arm (a shift "
+                     "toward better scores); 95% profile-likelihood intervals.",
+    "binary": "Binary outcomes: risk difference with Newcombe's hybrid score interval, risk ratio (log interval), "
+              "odds ratio (Woolf, and conditional exact), Fisher's exact test; adjusted odds ratio by logistic "
+              "regression and adjusted risk difference by standardization with a bootstrap interval.",
+    "single_arm_proportion": "Single-arm proportions with exact (Clopper-Pearson) 95% intervals.",
+    "continuous": "Skewed continuous outcomes: median (IQR), Hodges-Lehmann shift with Moses interval, "
+                  "Mann-Whitney test; linear regression of log(value + 1) adjusted for {adjust}.",
+    "mean_difference": "Differences in means with Welch's t interval and test.",
+    "mixed_model": "Repeated scores: linear mixed model (REML) with a random intercept per patient and arm x visit "
+                   "terms, visits in the schedule's order; the arm effect at each visit with a Wald interval.",
+    "count": "Event counts: events per patient compared by Poisson regression with a robust (sandwich) interval, "
+             "reported as a rate ratio, with the patients who had at least one event.",
+}
+_SENSITIVITY_TEXT = {
+    "proportional-odds test": "likelihood-ratio test of proportional odds for the arm",
+    "win odds": "win odds with Brunner-Munzel variance",
+    "Wilcoxon-Mann-Whitney": "Wilcoxon-Mann-Whitney test",
+    "utility-weighted mRS": "utility-weighted mRS (weights 1.0, 0.91, 0.76, 0.65, 0.33, 0, 0; Chaisinanunkul et "
+                            "al., Stroke 2015)",
+    "multiple imputation": "multiple imputation of the missing outcome ({imputations} imputations from a "
+                           "proportional-odds model on arm and baseline covariates, Rubin's rules)",
+    "worst case": "a worst-case analysis (missing outcome worst in the treatment arm, best in the control arm)",
+}
+
+
+def _methods(protocol: Protocol, population: str, adjust: Sequence[str], imputations: int, n: int,
+             sections: Sequence[Section]) -> list[str]:
+    plan = protocol.analysis_plan
+    assert plan is not None
+    definition = plan.populations.get(population, population)  # type: ignore[call-overload]
     adj = ", ".join(adjust) if adjust else "no covariates"
-    return [
-        f"Population: {pop}, {n} patients. Arms as in the {protocol.acronym} protocol ({protocol.registry_id}).",
-        "Ordinal shift of the 90-day modified Rankin Scale: proportional-odds logistic regression (statsmodels "
-        f"OrderedModel), unadjusted and adjusted for {adj}; the common odds ratio above 1 favours the treatment arm; "
-        "95% profile-likelihood intervals; likelihood-ratio test of proportional odds for the arm; win odds with "
-        "Brunner-Munzel variance; Wilcoxon-Mann-Whitney test; utility-weighted mRS (weights 1.0, 0.91, 0.76, 0.65, "
-        "0.33, 0, 0; Chaisinanunkul et al., Stroke 2015).",
-        f"Missing 90-day mRS: complete-case primary analysis; multiple imputation ({imputations} imputations from a "
-        "proportional-odds model on arm and baseline covariates, Rubin's rules) and a worst-case analysis (missing "
-        "mRS 6 in the treatment arm, 0 in the control arm) as sensitivity analyses.",
-        "Binary outcomes: risk difference with Newcombe's hybrid score interval, risk ratio (log interval), odds "
-        "ratio (Woolf, and conditional exact), Fisher's exact test; adjusted odds ratio by logistic regression and "
-        "adjusted risk difference by standardization with a bootstrap interval.",
-        "Infarct volume: median (IQR), Hodges-Lehmann shift with Moses interval, Mann-Whitney test; linear "
-        "regression of log(volume + 1 mL) adjusted for baseline NIHSS and ASPECTS.",
-        "Subgroups: common odds ratio within each subgroup, interaction by likelihood-ratio test.",
-        f"All analyses by stroketrial {__version__}; methods checked against R (MASS, ordinal, lme4, stats).",
-    ]
+    lines = [f"Population: {population} ({definition}), {n} patients. Arms as in the {protocol.acronym} protocol "
+             f"({protocol.registry_id}). Alpha {plan.alpha:g}, {plan.sided}-sided; multiplicity: {plan.multiplicity}."]
+    ran_methods = [m for m in _METHOD_TEXT if any(s.method == m and s.results for s in sections)]
+    lines += [_METHOD_TEXT[m].format(adjust=adj) for m in ran_methods]
+    ran = [label for label in _SENSITIVITY_TEXT if any(label in s.ran for s in sections)]
+    if ran:
+        lines.append("Sensitivity analyses: " + "; ".join(_SENSITIVITY_TEXT[r].format(imputations=imputations)
+                                                          for r in ran) + ". Missing outcomes: complete-case "
+                     "primary analysis.")
+    if plan.subgroups:
+        lines.append("Subgroups (" + ", ".join(s.name for s in plan.subgroups) + "): common odds ratio within each "
+                     "subgroup, interaction by likelihood-ratio test.")
+    lines.append(f"All analyses by stroketrial {__version__}; methods checked against R (MASS, ordinal, lme4, stats).")
+    return lines
 
 
 def printed(r: Result) -> tuple[str, str, str]:

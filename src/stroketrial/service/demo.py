@@ -8,6 +8,10 @@ real use; the patients are synthetic (`stroketrial.cohort`).
 
 from __future__ import annotations
 
+from importlib import resources
+
+import yaml
+
 import datetime as dt
 import uuid
 
@@ -24,16 +28,15 @@ from . import accounts, patients, randomize, trials, visits
 from .accounts import SYSTEM
 
 DEMO_PASSWORD = "stroke-demo"
-SITES = {"S1": "Demo Stroke Centre 1", "S2": "Demo Stroke Centre 2", "S3": "Demo Stroke Centre 3"}
-TRIAL_SITES = {"amass-1": ["S1"], "amass-2": ["S1", "S2"], "impact-lvo": ["S1", "S2"], "isis-hermes": ["S3"],
-               "angel-rescue": ["S1", "S2"]}
+# Which trials run at which demo sites, and how far each has got, is data, not code.
+_PLATFORM = yaml.safe_load(resources.files(__package__).joinpath("demo_platform.yaml").read_text(encoding="utf-8"))
+SITES: dict[str, str] = _PLATFORM["sites"]
+TRIAL_SITES: dict[str, list[str]] = {trial: spec["sites"] for trial, spec in _PLATFORM["trials"].items()}
 USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "S3"]),
          ("coordinator", "coordinator", ["S1", "S2", "S3"]), ("pharmacist", "unblinded_pharmacist", ["S1", "S2", "S3"]),
          ("statistician", "blinded_statistician", ["S1", "S2", "S3"]),
          ("unblinded_stat", "unblinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
          ("monitor", "monitor", ["S1", "S2", "S3"])]
-RANDOMIZED = {"amass-2": 30, "impact-lvo": 24, "isis-hermes": 12, "angel-rescue": 20, "amass-1": 9}
-AWAITING = {"amass-2": 24}
 
 
 def has_data(db: Database) -> bool:
@@ -62,7 +65,8 @@ def load(db: Database, seed: int = 2026) -> list[dict]:
 def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> None:
     protocol = load_builtin(trial_id)
     sites = TRIAL_SITES[trial_id]
-    n_randomized, n_waiting = RANDOMIZED.get(trial_id, 0), AWAITING.get(trial_id, 0)
+    spec = _PLATFORM["trials"][trial_id]
+    n_randomized, n_waiting = spec.get("randomized", 0), spec.get("awaiting", 0)
     frame = synthesize(6000, seed, protocol)
     status = statuses(protocol, encode_cohort(protocol, frame))
     if protocol.randomization is not None:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..protocol import BUILTIN_IDS, load_builtin
 from ..service import accounts, dose_sheet, patients, randomize, safety, serious_adverse_events, trials, unblinding, \
     visits
 from ..service.accounts import Actor
@@ -46,9 +47,10 @@ router = APIRouter(prefix="/api/v1", responses={status: {"model": ErrorBody, "de
                                                 for status, description in _ERRORS.items()})
 bearer = HTTPBearer(auto_error=False, description="an API token: `stroketrial admin create-user` prints one")
 
-Trial = Annotated[str, Path(description="the trial's id (`GET /api/v1/trials`)", examples=["amass-2"])]
+Trial = Annotated[str, Path(description="the trial's id (`GET /api/v1/trials`)", examples=[BUILTIN_IDS[0]])]
 PatientCode = Annotated[str, Path(description="the patient's screening identifier", examples=["P1"])]
-VisitId = Annotated[str, Path(description="the visit's id in the protocol", examples=["d90"])]
+VisitId = Annotated[str, Path(description="the visit's id in the protocol's schedule (`GET .../visits`)",
+                               examples=[load_builtin(BUILTIN_IDS[0]).visits[-1].id])]
 
 
 class _Body(BaseModel):

@@ -1,0 +1,107 @@
+"""The statistical analysis plan, as part of the protocol.
+
+Each endpoint says which column of the analysis dataset holds its outcome (and which visit form
+and assessment fill it), how a yes/no outcome is derived from a score, the method, the direction
+that is better for the patient, the covariates, the missing-data strategy and the sensitivity
+analyses. The trial's plan says alpha, the multiplicity rule, the populations and their
+definitions, the covariates and the subgroups. `report` and `analyze` run exactly this.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..clinical.scales import ETICI
+from .base import FrozenModel, Identifier
+
+# What each method does (the report's Methods section is written from the methods that ran):
+# - ordinal_shift: common odds ratio by proportional-odds regression, unadjusted and adjusted;
+# - binary: risk difference, risk ratio and odds ratio (unadjusted; adjusted OR and RD when covariates);
+# - single_arm_proportion: the proportion in one arm with its exact (Clopper-Pearson) interval;
+# - continuous: Hodges-Lehmann shift and, with covariates, linear regression of log(value + 1);
+# - mean_difference: difference in means with Welch's interval;
+# - mixed_model: the arm effect at each visit of a linear mixed model on the repeated scores;
+# - count: events per patient, rate ratio by Poisson regression with a robust (sandwich) interval.
+Method = Literal["ordinal_shift", "binary", "single_arm_proportion", "continuous", "mean_difference",
+                 "mixed_model", "count"]
+SensitivityAnalysis = Literal["proportional_odds_test", "win_odds", "mann_whitney", "utility_weighted",
+                              "multiple_imputation", "worst_case"]
+PopulationId = Literal["itt", "pp", "at", "safety"]
+
+# Which methods suit which endpoint type (Endpoint.type).
+METHODS_FOR_TYPE: dict[str, tuple[str, ...]] = {
+    "ordinal": ("ordinal_shift", "mixed_model"),
+    "binary": ("binary", "single_arm_proportion"),
+    "continuous": ("continuous", "mean_difference", "mixed_model"),
+    "count": ("count",),
+    "time_to_event": (),
+}
+
+
+class Outcome(FrozenModel):
+    """Where the outcome is in the data: a column of the analysis dataset, filled from a visit's form."""
+
+    column: Identifier = Field(description="the analysis dataset's column, e.g. mrs_90d")
+    visit: Identifier | None = Field(None, description="the visit whose form records it; none when it is "
+                                                       "recorded outside the visit forms (e.g. an SAE count)")
+    assessment: Identifier = Field(description="the assessment key on that form, e.g. mrs")
+    at_most: float | None = Field(None, description="a yes/no outcome from a score: yes when the score is at most "
+                                                    "this (mRS 0-2: 2)")
+    at_least: float | str | None = Field(None, description="a yes/no outcome from a score or grade: yes when it is "
+                                                           "at least this (eTICI 2b50-3: 2b50)")
+
+    @model_validator(mode="after")
+    def _one_cut(self) -> Outcome:
+        if self.at_most is not None and self.at_least is not None:
+            raise ValueError("give at_most or at_least, not both")
+        if isinstance(self.at_least, str):
+            grades = [g.value for g in ETICI if not g.is_ambiguous]
+            if self.at_least not in grades:
+                raise ValueError(f"at_least {self.at_least!r} is neither a number nor an eTICI grade "
+                                 f"({', '.join(grades)})")
+        return self
+
+    @property
+    def derived(self) -> bool:
+        return self.at_most is not None or self.at_least is not None
+
+
+class EndpointAnalysis(FrozenModel):
+    outcome: Outcome
+    method: Method
+    better: Literal["higher", "lower"] = Field(description="which direction of the outcome (or of the proportion of "
+                                                          "yes) is better for the patient")
+    adjust: list[Identifier] | None = Field(None, description="covariates; none: the plan's covariates")
+    missing_data: Literal["complete_case"] = "complete_case"
+    sensitivity: list[SensitivityAnalysis] = Field(default_factory=list)
+    arm: Identifier | None = Field(None, description="single_arm_proportion: the arm whose proportion is estimated")
+    wording: str | None = Field(None, description="the seed document's words for this analysis")
+    assumption: str | None = None
+
+
+class Subgroup(FrozenModel):
+    name: str
+    field: Identifier = Field(description="a baseline variable of the data dictionary")
+    at_least: float | None = Field(None, description="numbers: the cut; patients at or above it form one subgroup")
+    wording: str | None = None
+
+
+class AnalysisPlan(FrozenModel):
+    alpha: float = Field(gt=0, lt=1, description="the type I error of the primary analysis")
+    sided: Literal[1, 2] = 2
+    multiplicity: str = Field(description="how more than one primary comparison is handled")
+    populations: dict[PopulationId, str] = Field(description="each analysis population and its definition")
+    primary_population: PopulationId = "itt"
+    adjust: list[Identifier] = Field(default_factory=list, description="covariates of the adjusted analyses")
+    subgroups: list[Subgroup] = Field(default_factory=list)
+    wording: str | None = None
+    assumption: str | None = None
+
+    @model_validator(mode="after")
+    def _primary_population_defined(self) -> AnalysisPlan:
+        if self.primary_population not in self.populations:
+            raise ValueError(f"primary_population {self.primary_population!r} is not among the populations "
+                             f"defined ({', '.join(self.populations)})")
+        return self
