@@ -202,3 +202,26 @@ def test_the_id_check_finds_an_id_where_one_is_used():
               for m in literal.finditer(line)]
     hits = [t for t in tokens for i in _ids() if re.search(rf"(?<![a-z0-9]){re.escape(i)}(?![a-z0-9])", t)]
     assert hits == ["visit_d90"]
+
+
+def test_as_treated_mixed_models_analyse_patients_in_the_arm_they_received():
+    """ISIS-HERMES compared "treated" and "control" as treated: a patient allocated MSCs who did not receive them
+    counts as control in the repeated-measures models too (they once kept the allocated arm)."""
+    from stroketrial.analysis import longitudinal
+
+    protocol = load_builtin("isis-hermes")
+    sim = simulate_trial(protocol, n=60, seed=4)
+    data = sim.data.copy()
+    crossed = data.index[data["arm"] == "msc"][:4]
+    data.loc[crossed, "treated_arm"] = "control"
+    itt = analyse(protocol, data, sim.long, population="itt", imputations=2, bootstrap=20)
+    at = analyse(protocol, data, sim.long, population="at", imputations=2, bootstrap=20)
+    column = next(e for e in protocol.endpoints if e.analysis and e.analysis.method == "mixed_model").analysis.outcome
+    first = next(s for s in at.sections if s.method == "mixed_model")
+    received = dict(zip(data["patient_id"], data["treated_arm"], strict=True))
+    long = sim.long.assign(arm=sim.long["patient_id"].map(received))
+    order = [v.name for v in protocol.visits]
+    expected = longitudinal.mixed_model(long, column.column, "arm", "msc", "control", order=order)
+    assert [r.estimate for r in first.results] == pytest.approx([r.estimate for r in expected], rel=1e-9)
+    itt_first = next(s for s in itt.sections if s.method == "mixed_model")
+    assert [r.estimate for r in first.results] != pytest.approx([r.estimate for r in itt_first.results], rel=1e-6)

@@ -35,13 +35,13 @@ def population(df: pd.DataFrame, which: str, arm: str = "arm") -> pd.DataFrame:
             raise AnalysisInputError("a per-protocol analysis needs a per_protocol column (true/false)")
         flag = df["per_protocol"].astype(str).str.lower().isin(["true", "1", "yes"])
         return df[flag]
-    if which == "at":
+    if which in ("at", "safety"):  # by the treatment received (safety: every patient who received one)
         if "treated_arm" not in df.columns:
             raise AnalysisInputError("an as-treated analysis needs a treated_arm column (the arm received)")
         out = df[df["treated_arm"].notna()].copy()
         out[arm] = out["treated_arm"]
         return out
-    raise AnalysisInputError(f"population {which!r} is not one of itt, pp, at")
+    raise AnalysisInputError(f"population {which!r} is not one of itt, pp, at, safety")
 
 
 def worst_case(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,

@@ -210,7 +210,7 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     df = sensitivity_.population(full, population)
     covariates = [c for c in (plan.adjust if adjust is None else adjust) if c in df.columns]
     order = [name for v in protocol.visits for name in (v.id, v.name)]
-    ctx = _Context(df, long, treatment, control, covariates, order, imputations, bootstrap)
+    ctx = _Context(df, _same_population(long, df), treatment, control, covariates, order, imputations, bootstrap)
     sections = [_run_endpoint(endpoint, ctx) for endpoint in protocol.endpoints]
     shift = next((e for e in protocol.endpoints if e.analysis and e.analysis.method == "ordinal_shift"), None)
     subgroup_results, overall = [], None
@@ -235,6 +235,18 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     return Analysis(protocol, treatment, control, population, len(df), sections, subgroup_results, overall,
                     table1(full, "arm", [treatment, control]), safety_table(full, "arm", [treatment, control], events),
                     grotta, _consort(full, funnel, treatment, control, primary_column), methods)
+
+
+def _same_population(long: pd.DataFrame | None, df: pd.DataFrame) -> pd.DataFrame | None:
+    """The repeated measures of the analysis population's patients, each in the arm that population gives them
+    (as treated: the arm received), so the mixed models analyse the same patients in the same arms."""
+    if long is None or "patient_id" not in long.columns or "patient_id" not in df.columns:
+        return long
+    arm_of = dict(zip(df["patient_id"].astype(str), df["arm"], strict=True))
+    patient = long["patient_id"].astype(str)
+    kept = long[patient.isin(arm_of)].copy()
+    kept["arm"] = patient[patient.isin(arm_of)].map(arm_of)
+    return kept
 
 
 # None as np.where takes it (a 0-d object array, which is what np.where makes of None; numpy's ArrayLike
