@@ -171,3 +171,38 @@ def test_vectorised_and_single_screens_agree_on_any_records(patients):
     rows = pd.DataFrame(patients) if any(patients) else pd.DataFrame(index=range(len(patients)))
     table = encode_cohort(AMASS2, rows)
     assert list(statuses(AMASS2, table)) == [screen(AMASS2, p).status for p in patients]
+
+
+def test_a_blank_randomization_factor_leaves_the_screen_incomplete_not_eligible():
+    """AMASS-2 minimizes on bridging thrombolysis: a patient without it cannot be randomized, so the screen must
+    not call them eligible (it once did, and randomization then refused them)."""
+    from .trials import amass2
+
+    protocol = load_builtin("amass-2")
+    record = {k: v for k, v in amass2.ELIGIBLE.items() if k != "bridging_thrombolysis"}
+    result = screen(protocol, record)
+    assert result.status == "incomplete"
+    gap = criterion(result, "randomization_factor_bridging_ivt")
+    assert gap.status == "missing_data" and "bridging_thrombolysis is not recorded" in gap.reason
+    assert screen(protocol, amass2.ELIGIBLE).status == "eligible"
+
+
+@pytest.mark.parametrize("trial", [t for t in BUILTIN_IDS if load_builtin(t).randomization is not None])
+def test_every_patient_the_screen_calls_eligible_can_be_randomized(trial):
+    from stroketrial.randomization import Randomizer, SeededDraw, code_cohort, generate_kit_list
+    from stroketrial.randomization.lists import kit_block_sizes
+
+    protocol = load_builtin(trial)
+    frame = synthesize(3000, seed=9, protocol=protocol)
+    eligible = frame[statuses(protocol, encode_cohort(protocol, frame)) == "eligible"]
+    assert len(eligible) > 20
+    randomizer = Randomizer.for_protocol(protocol)
+    coded = code_cohort(randomizer.factors, eligible)  # refuses a row with a factor missing
+    names = [f.name for f in randomizer.factors]
+    patients = [(str(pid), {n: coded.levels[j][row[j]] for j, n in enumerate(names)}, str(site))
+                for pid, row, site in zip(eligible["patient_id"], coded.codes, eligible["site"], strict=True)]
+    kits = generate_kit_list(randomizer.arms, sorted(set(eligible["site"])), len(eligible) + 8,
+                             kit_block_sizes(randomizer.scheme, randomizer.arms), SeededDraw(1)) \
+        if randomizer.scheme.blinded_kits else None
+    allocations, _, _ = randomizer.run(patients, SeededDraw(2), kit_list=kits)
+    assert len(allocations) == len(eligible)

@@ -7,6 +7,7 @@ TRIAL = "amass-2"
 ELIGIBLE = {
     "age": 67, "sex": "female", "weight_kg": 64, "nihss": 14, "aspects": 8, "prestroke_mrs": 0,
     "occlusion_site": "m1", "etici": "2b67", "thrombectomy_passes": 2, **times(lkw_to_puncture_h=3.5),
+    "bridging_thrombolysis": True,
     "sbp": 152, "dbp": 84, "glucose_mmol_l": 7.1, "creatinine_umol_l": 80, "hematocrit_pct": 39.5,
     "intracranial_hemorrhage": False, "midline_shift_mass_effect": False,
     "heart_failure_or_severe_cardiovascular_disease": False, "unstable_arrhythmia": False,

@@ -7,6 +7,7 @@ TRIAL = "angel-rescue"
 ELIGIBLE = {
     "age": 65, "weight_kg": 70, "nihss": 14, "aspects": 7, "prestroke_mrs": 0, "occlusion_site": "m1",
     "etici": "1", "thrombectomy_passes": 3, "contact_aspiration_attempted": True, "stent_retriever_attempted": True,
+    "bridging_thrombolysis": False,
     **times(lkw_to_puncture_h=8), "platelets_10e9_l": 200, "aptt_s": 30, "inr": 1.0, "egfr": 70,
     "creatinine_umol_l": 80, "intracranial_hemorrhage": False, "intraprocedural_hemorrhage": False,
     "recent_major_bleeding": False, "major_surgery_within_14d": False, "doac_within_48h": False,

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 from ..clinical.cohort_table import TableDataError, encode_frame
+from ..clinical.dictionary import VARIABLES
 from ..clinical.encoded_table import EncodedTable
 from ..clinical.record import FieldError
 from ..protocol.model import Protocol
-from .outcomes import outcomes
+from .outcomes import factors_missing, outcomes
 from .screen import bare_2b_refused
 
 
@@ -59,6 +60,12 @@ def funnel(protocol: Protocol, table: EncodedTable) -> Funnel:
             attest_unknown |= outcome.unknown
         rows.append(FunnelRow(criterion.id, "inclusion" if inclusion else "exclusion", criterion.text,
                               int(first.sum()), int(outcome.fails.sum()), int(outcome.unknown.sum())))
+    for factor, missing in factors_missing(protocol, table):
+        data_unknown |= missing
+        if missing.any():
+            rows.append(FunnelRow(f"randomization_factor_{factor.name}", "inclusion",
+                                  f"{VARIABLES[factor.field].label} recorded (a randomization factor)", 0, 0,
+                                  int(missing.sum())))
     undecided = ~any_fail
     return Funnel(
         trial=protocol.id,
@@ -78,6 +85,8 @@ def statuses(protocol: Protocol, table: EncodedTable) -> np.ndarray:
     for _, _, outcome in outcomes(protocol, table):
         fails |= outcome.fails
         unknown |= outcome.unknown
+    for _, missing in factors_missing(protocol, table):
+        unknown |= missing
     return np.where(fails, "ineligible", np.where(unknown, "incomplete", "eligible"))
 
 

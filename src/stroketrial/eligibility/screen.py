@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from ..clinical.dictionary import VARIABLES
 from ..clinical.encoded_table import encode_records
 from ..clinical.record import ATTESTATIONS_KEY, FieldError, PatientRecord, parse_patient
 from ..clinical.scales import ETICI
 from ..protocol.model import Protocol
-from .outcomes import outcomes
+from .outcomes import factors_missing, outcomes
 
 Status = Literal["met", "not_met", "missing_data", "needs_attestation"]
 Overall = Literal["eligible", "ineligible", "incomplete"]
@@ -70,6 +71,13 @@ def screen(protocol: Protocol, patient: PatientRecord | Mapping[str, Any]) -> Sc
             reason = criterion.rule.explain(table, 0)
         results.append(CriterionResult(criterion.id, "inclusion" if inclusion else "exclusion", criterion.text,
                                        status, fails, reason))
+    for factor, missing in factors_missing(protocol, table):
+        if missing[0]:
+            label = VARIABLES[factor.field].label
+            results.append(CriterionResult(
+                f"randomization_factor_{factor.name}", "inclusion", f"{label} recorded (a randomization factor)",
+                "missing_data", False, f"{factor.field} is not recorded; randomization needs it (factor "
+                f"{factor.name})"))
     if any(r.excludes for r in results):
         overall: Overall = "ineligible"
     elif any(r.status in ("missing_data", "needs_attestation") for r in results):
