@@ -64,3 +64,51 @@ def test_every_lab_threshold_is_tested_in_both_units(trial):
                  if (c, f) == (criterion, field)]
         assert any(isinstance(i, dict) for i, _ in cases), f"{criterion}: no case in mg/dL"
         assert any(not isinstance(i, dict) for i, _ in cases), f"{criterion}: no case in the canonical unit"
+
+
+def test_a_value_entered_in_mg_dl_keeps_its_threshold_when_stored_and_read_back():
+    """The platform stores the record and re-screens it at randomization: 50 mg/dL must stay eligible then."""
+    from stroketrial.clinical import parse_patient
+
+    protocol = load_builtin("impact-lvo")
+    patient = with_changes(impact_lvo.ELIGIBLE, {"glucose_mmol_l": {"value": 50, "unit": "mg/dL"}})
+    stored = parse_patient(patient).to_json()
+    assert stored["glucose_mmol_l"] == {"value": 50.0, "unit": "mg/dL"}
+    assert screen(protocol, stored).status == "eligible"
+
+
+def test_a_cohort_column_in_mg_dl_meets_the_mg_dl_threshold():
+    import pandas as pd
+
+    from stroketrial.clinical.cohort_records import records_from_frame
+    from stroketrial.eligibility import encode_cohort, statuses
+
+    protocol = load_builtin("impact-lvo")
+    base = {k: v for k, v in impact_lvo.ELIGIBLE.items() if k not in ("glucose_mmol_l", "attestations")}
+    frame = pd.DataFrame([{**base, "glucose_mg_dl": g} for g in (49, 50, 400, 401)])
+    for key, answer in impact_lvo.ELIGIBLE.get("attestations", {}).items():
+        frame[f"attestations.{key}"] = answer
+    got = list(statuses(protocol, encode_cohort(protocol, frame)))
+    assert got == ["ineligible", "eligible", "eligible", "ineligible"]
+    assert records_from_frame(frame)  # the same rows read as records by the API
+
+
+def test_a_threshold_in_another_unit_must_match_the_protocols_own():
+    from stroketrial.protocol import ProtocolError, parse_protocol
+    from .test_protocol import MINIMAL
+
+    rule = '{field: glucose_mmol_l, op: "<", value: 2.8, also: [{value: 5, unit: mg/dL}]}'
+    with pytest.raises(ProtocolError, match=r"also: 5 mg/dL is 0\.2775 mmol/L, more than 5% from the threshold 2\.8"):
+        parse_protocol(_with_rule(MINIMAL, rule), "t.yaml")
+    rule = '{field: glucose_mmol_l, op: "<", value: 2.8, also: [{value: 50, unit: g/L}]}'
+    with pytest.raises(ProtocolError, match=r"also: 'g/L' is not a unit glucose_mmol_l may be entered in \(mg/dL\)"):
+        parse_protocol(_with_rule(MINIMAL, rule), "t.yaml")
+
+
+def _with_rule(text: str, rule: str) -> str:
+    import yaml
+
+    document = yaml.safe_load(text)
+    document["exclusion"] = [{"id": "glucose", "text": "Blood glucose < 2.8mmol/L (50mg/dl)",
+                              "rule": yaml.safe_load(rule)}]
+    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False)

@@ -128,9 +128,11 @@ def test_ineligible_or_incomplete_patients_are_not_randomized(platform):
     response = randomize(platform, code="P2", key="k2")
     assert response.status_code == 422 and response.json()["status"] == "incomplete"
     assert [e["field"] for e in response.json()["errors"]] == ["nihss"]
-    register(platform, code="P3", bridging_thrombolysis=None)  # eligible, but a minimization factor is missing
+    register(platform, code="P3", bridging_thrombolysis=None)  # every criterion met, a minimization factor missing
     response = randomize(platform, code="P3", key="k3")
-    assert response.status_code == 422 and "bridging_thrombolysis is missing" in response.json()["detail"]
+    assert response.status_code == 422 and response.json()["status"] == "incomplete"
+    [error] = response.json()["errors"]
+    assert error["field"] == "randomization_factor_bridging_ivt" and "bridging_thrombolysis" in error["message"]
     assert platform.call("POST", "/trials/amass-2/patients/P1/randomization").status_code == 422  # no key
     assert randomize(platform, trial="amass-1", code="X").status_code in (404, 409)
 

@@ -31,14 +31,16 @@ BOUNDARIES = [
     ("hemorrhagic_diathesis", "inr", {**ANTICOAGULATED, "inr": 1.7}, {**ANTICOAGULATED, "inr": 1.71}),
     ("renal_insufficiency", "egfr", {"egfr": 30}, {"egfr": 29.9}),
     ("renal_insufficiency", "creatinine_umol_l", {"creatinine_umol_l": 220}, {"creatinine_umol_l": 221}),
-    # 2.5 mg/dL is 221.0 µmol/L: above the 220 µmol/L threshold
-    ("renal_insufficiency", "creatinine_umol_l", {"creatinine_umol_l": mg_dl(2.48)},
-     {"creatinine_umol_l": mg_dl(2.5)}),
+    # "serum creatinine > 220μmol/L (2.5mg/dl)": a value entered in mg/dL meets the mg/dL threshold, so 2.5 mg/dL
+    # (221.0 µmol/L once converted) is not above it
+    ("renal_insufficiency", "creatinine_umol_l", {"creatinine_umol_l": mg_dl(2.5)},
+     {"creatinine_umol_l": mg_dl(2.51)}),
     ("glucose", "glucose_mmol_l", {"glucose_mmol_l": 2.8}, {"glucose_mmol_l": 2.79}),
     ("glucose", "glucose_mmol_l", {"glucose_mmol_l": 22.2}, {"glucose_mmol_l": 22.3}),
-    # 50 mg/dL is 2.775 mmol/L (below 2.8); 400 mg/dL is 22.203 mmol/L (above 22.2)
-    ("glucose", "glucose_mmol_l", {"glucose_mmol_l": mg_dl(51)}, {"glucose_mmol_l": mg_dl(50)}),
-    ("glucose", "glucose_mmol_l", {"glucose_mmol_l": mg_dl(399)}, {"glucose_mmol_l": mg_dl(400)}),
+    # "Blood glucose < 2.8mmol/L (50mg/dl) or > 22.2mmol/L (400mg/dl)": 50 and 400 mg/dL are inside, though they
+    # convert to 2.775 and 22.203 mmol/L
+    ("glucose", "glucose_mmol_l", {"glucose_mmol_l": mg_dl(50)}, {"glucose_mmol_l": mg_dl(49)}),
+    ("glucose", "glucose_mmol_l", {"glucose_mmol_l": mg_dl(400)}, {"glucose_mmol_l": mg_dl(401)}),
     ("puncture_to_recanalization", "puncture_to_recanalization_min",
      times(lkw_to_puncture_h=6, puncture_to_recanalization_min=90),
      times(lkw_to_puncture_h=6, puncture_to_recanalization_min=91)),

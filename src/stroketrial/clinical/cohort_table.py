@@ -39,6 +39,7 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
     low: dict[str, np.ndarray] = {}
     high: dict[str, np.ndarray] = {}
     timestamps: dict[str, pd.Series] = {}
+    entered: dict[str, np.ndarray] = {}
     for column in frame.columns:
         name = str(column)
         series = frame[column]
@@ -58,6 +59,7 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
             numbers = checker.numbers(name, series, base_var) * units.factor(base_var.conversion()[1], unit)
             checker.range(name, series, numbers, base_var)
             low[base_var.name] = numbers
+            entered[base_var.name] = np.full(n, units.normalise_unit(unit), dtype=object)
             continue
         var = VARIABLES.get(name)
         if var is None or var.kind == "interval":
@@ -82,7 +84,7 @@ def encode_frame(frame: pd.DataFrame, attestation_ids: Iterable[str] = ()) -> En
         if start is not None and end is not None:
             low[interval.name] = checker.interval(interval, start, end)
     checker.raise_if_any()
-    return EncodedTable(n, low, high)
+    return EncodedTable(n, low, high, entered_units=entered)
 
 
 def _unknown_column(name: str, var: Variable | None) -> str:

@@ -26,6 +26,12 @@ class EncodedTable:
     low: dict[str, np.ndarray]
     high: dict[str, np.ndarray] = field(default_factory=dict)
     records: Sequence[PatientRecord] | None = None
+    entered_units: dict[str, np.ndarray] = field(default_factory=dict)  # per row: the unit entered, or None
+
+    def entered_in(self, name: str, unit: str) -> np.ndarray:
+        """Rows whose value of `name` was entered in `unit`."""
+        given = self.entered_units.get(name)
+        return np.zeros(self.n, dtype=bool) if given is None else given == unit
 
     def bounds(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         low = self.low.get(name)
@@ -74,4 +80,6 @@ def encode_records(records: Sequence[PatientRecord]) -> EncodedTable:
     for key in ids:
         answers = [r.attestations.get(key) for r in records]
         low[ATTESTATION_PREFIX + key] = np.array([np.nan if a is None else float(a) for a in answers])
-    return EncodedTable(n, low, high, records)
+    entered = {name: np.array([r.entered_units.get(name) for r in records], dtype=object)
+               for name in {k for r in records for k in r.entered_units}}
+    return EncodedTable(n, low, high, records, entered)

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 from collections.abc import Mapping
 
+from . import units
 from .dictionary import INTERVALS, VARIABLES, Variable
 from .scales import ClinicalValueError, Score
 
@@ -41,6 +42,9 @@ class PatientRecord:
 
     values: Mapping[str, Any] = field(default_factory=dict)
     attestations: Mapping[str, bool] = field(default_factory=dict)
+    # The unit a lab value was entered in, where it is not the canonical one (glucose in mg/dL): a
+    # criterion the protocol states in that unit too is then compared at that unit's threshold.
+    entered_units: Mapping[str, str] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Any:
         return self.values.get(name)
@@ -56,6 +60,12 @@ class PatientRecord:
                 out[name] = value.value
             elif isinstance(value, Score):
                 out[name] = int(value)
+            elif name in self.entered_units:
+                # as entered, so the record read back compares at the same unit's threshold; rounded to undo the
+                # float round trip (50 mg/dL -> mmol/L -> 50.000000000000007)
+                unit = self.entered_units[name]
+                quantity = VARIABLES[name].conversion()[1]
+                out[name] = {"value": round(value / units.factor(quantity, unit), 9), "unit": unit}
             else:
                 out[name] = value
         if self.attestations:
@@ -74,6 +84,7 @@ def parse_patient(data: Mapping[str, Any]) -> PatientRecord:
     errors: list[FieldError] = []
     values: dict[str, Any] = {}
     attestations: dict[str, bool] = {}
+    entered_units: dict[str, str] = {}
     for key, raw in data.items():
         if key == ATTESTATIONS_KEY:
             attestations = _parse_attestations(raw, errors)
@@ -88,11 +99,16 @@ def parse_patient(data: Mapping[str, Any]) -> PatientRecord:
             values[key] = var.parse(raw)
         except ClinicalValueError as exc:
             errors.append(FieldError(key, raw, str(exc)))
+            continue
+        if isinstance(raw, Mapping) and var.unit is not None:
+            unit = units.normalise_unit(raw["unit"])
+            if unit is not None and unit != var.conversion()[0]:
+                entered_units[key] = unit
     for interval in INTERVALS:
         _derive_interval(interval, values, errors)
     if errors:
         raise PatientDataError(errors)
-    return PatientRecord(MappingProxyType(values), MappingProxyType(attestations))
+    return PatientRecord(MappingProxyType(values), MappingProxyType(attestations), MappingProxyType(entered_units))
 
 
 def _parse_attestations(raw: Any, errors: list[FieldError]) -> dict[str, bool]:

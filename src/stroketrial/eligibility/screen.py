@@ -71,8 +71,11 @@ def screen(protocol: Protocol, patient: PatientRecord | Mapping[str, Any]) -> Sc
             reason = criterion.rule.explain(table, 0)
         results.append(CriterionResult(criterion.id, "inclusion" if inclusion else "exclusion", criterion.text,
                                        status, fails, reason))
+    # a field a criterion already asks for is not asked for twice
+    asked = {f for criterion, _, outcome in outcomes(protocol, table) if criterion.rule is not None
+             and outcome.unknown[0] for f in criterion.rule.fields()}
     for factor, missing in factors_missing(protocol, table):
-        if missing[0]:
+        if missing[0] and factor.field not in asked:
             label = VARIABLES[factor.field].label
             results.append(CriterionResult(
                 f"randomization_factor_{factor.name}", "inclusion", f"{label} recorded (a randomization factor)",

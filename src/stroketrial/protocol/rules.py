@@ -37,6 +37,8 @@ class Table(TypingProtocol):
 
     def value(self, name: str, row: int) -> Any: ...
 
+    def entered_in(self, name: str, unit: str) -> np.ndarray: ...
+
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt,
         "==": operator.eq, "!=": operator.ne}
@@ -71,11 +73,21 @@ def _screenable(name: str) -> Variable:
     return var
 
 
+class UnitThreshold(BaseModel):
+    """The same threshold as the source states it in another unit ("< 2.8 mmol/L (50 mg/dL)")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: float
+    unit: str
+
+
 class Compare(_Rule):
     field: str
     op: Literal[">=", ">", "<=", "<", "==", "!="]
     value: float | str
     unit: str | None = Field(None, description="unit of `value` when it is not the variable's own")
+    also: list[UnitThreshold] = Field(default_factory=list, description="the threshold as the source states it "
+                                      "in other units: a value entered in that unit is compared with it")
 
     @model_validator(mode="after")
     def _check(self) -> Compare:
@@ -96,7 +108,18 @@ class Compare(_Rule):
             units.factor(var.quantity, self.unit)  # raises UnitError for an unknown unit
         if var.kind not in ("grade",) and not var.bounds()[0] <= self.threshold <= var.bounds()[1]:
             raise ValueError(f"threshold {format_number(self.threshold)} is outside the allowed range: {var.allowed()}")
+        self._check_also(var)
         return self
+
+    def _check_also(self, var: Variable) -> None:
+        for other in self.also:
+            if var.quantity is None or units.normalise_unit(other.unit) not in var.alternate_units:
+                raise ValueError(f"also: {other.unit!r} is not a unit {self.field} may be entered in "
+                                 f"({', '.join(var.alternate_units) or 'none'})")
+            converted = units.to_canonical(var.quantity, other.value, other.unit)
+            if abs(converted - self.threshold) > 0.05 * abs(self.threshold):  # a typo, not a rounding
+                raise ValueError(f"also: {other.value:g} {other.unit} is {format_number(converted)} {var.unit}, "
+                                 f"more than 5% from the threshold {format_number(self.threshold)} {var.unit}")
 
     @property
     def variable(self) -> Variable:
@@ -112,9 +135,28 @@ class Compare(_Rule):
         assert var.quantity is not None  # _check refuses a unit for a variable without a quantity
         return units.to_canonical(var.quantity, float(self.value), self.unit)
 
+    def thresholds(self, table: Table) -> np.ndarray:
+        """Per row, the threshold in canonical units: the source's own for a value entered in one of the
+        `also` units (50 mg/dL, not 2.8 mmol/L converted), else `value`."""
+        threshold = np.full(table.n, self.threshold)
+        var = self.variable
+        for other in self.also:
+            assert var.quantity is not None  # _check_also
+            unit = units.normalise_unit(other.unit)
+            assert unit is not None
+            threshold[table.entered_in(self.field, unit)] = units.to_canonical(var.quantity, other.value, unit)
+        return threshold
+
+    def _row_threshold(self, table: Table, row: int) -> UnitThreshold | None:
+        for other in self.also:
+            unit = units.normalise_unit(other.unit)
+            if unit is not None and table.entered_in(self.field, unit)[row]:
+                return other
+        return None
+
     def evaluate(self, table: Table) -> Masks:
         low, high = table.bounds(self.field)
-        op, threshold = _OPS[self.op], self.threshold
+        op, threshold = _OPS[self.op], self.thresholds(table)
         with np.errstate(invalid="ignore"):
             at_low, at_high = op(low, threshold), op(high, threshold)
         known = ~np.isnan(low)
@@ -129,6 +171,10 @@ class Compare(_Rule):
         if result is None:  # a bare eTICI 2b against 2b67
             return f"{var.describe(value)} cannot be compared with {self.value} (record 2b50 or 2b67)"
         words = _OP_WORDS[self.op][0 if result else 1]
+        other = self._row_threshold(table, row)
+        if other is not None and var.quantity is not None:
+            entered = value / units.factor(var.quantity, other.unit)
+            return f"{var.label} {format_number(round(entered, 6))} {other.unit} {words} {other.value:g} {other.unit}"
         return f"{var.describe(value)} {words} {self.describe_threshold()}"
 
     def describe_threshold(self) -> str:
@@ -138,6 +184,8 @@ class Compare(_Rule):
         text = format_number(self.threshold) + (f" {var.unit}" if var.unit else "")
         if self.unit is not None and units.normalise_unit(self.unit) != var.unit:
             text += f" ({self.value} {self.unit})"
+        if self.also:
+            text += " (" + ", ".join(f"{o.value:g} {o.unit}" for o in self.also) + ")"
         return text
 
     def text(self) -> str:
