@@ -225,3 +225,28 @@ def test_as_treated_mixed_models_analyse_patients_in_the_arm_they_received():
     assert [r.estimate for r in first.results] == pytest.approx([r.estimate for r in expected], rel=1e-9)
     itt_first = next(s for s in itt.sections if s.method == "mixed_model")
     assert [r.estimate for r in first.results] != pytest.approx([r.estimate for r in itt_first.results], rel=1e-6)
+
+
+def test_the_export_reader_fills_the_plans_outcomes_from_the_visit_forms_and_counts_the_sae_reports(tmp_path):
+    import zipfile
+
+    from stroketrial.cli.analysis import read_dataset
+
+    protocol = load_builtin("amass-2")
+    tables = {
+        "screening": "patient_id,age\nP1,70\nP2,60\nP3,55\n",
+        "randomization": "patient_id,arm,sequence\nP1,albumin,1\nP2,control,2\nP3,albumin,3\n",
+        "visit_d90": "patient_id,visit_date,mrs,death\nP1,2026-06-01,2,False\nP2,2026-06-02,6,True\n",
+        "sae": "patient_id,term\nP1,pneumonia\nP1,seizure\nP2,death\n",
+    }
+    path = tmp_path / "export.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in tables.items():
+            archive.writestr(f"{name}.csv", text)
+    data = read_dataset(path, protocol).set_index("patient_id")
+    shift = next(e for e in protocol.endpoints if e.analysis and e.analysis.method == "ordinal_shift")
+    death = next(e for e in protocol.endpoints if e.analysis and e.analysis.outcome.assessment == "death")
+    count = next(e for e in protocol.endpoints if e.analysis and e.analysis.method == "count")
+    assert data[shift.analysis.outcome.column].tolist()[:2] == [2, 6]
+    assert data[death.analysis.outcome.column].tolist()[:2] == [0.0, 1.0]
+    assert data[count.analysis.outcome.column].tolist() == [2, 1, 0]

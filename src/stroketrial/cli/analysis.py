@@ -67,7 +67,14 @@ def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
         raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
                                  "the DSMB or an unblinded statistician after database lock")
     data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
-    outcomes = [e.analysis.outcome for e in (protocol.endpoints if protocol else []) if e.analysis is not None]
+    planned = [e.analysis for e in (protocol.endpoints if protocol else []) if e.analysis is not None]
+    for analysis in planned:  # events per patient: the rows of the export's log of that record (the SAE reports)
+        log = tables.get(analysis.outcome.assessment)
+        if analysis.method == "count" and analysis.outcome.visit is None and log is not None \
+                and "patient_id" in log.columns and analysis.outcome.column not in data.columns:
+            per_patient = log.groupby("patient_id").size()
+            data[analysis.outcome.column] = data["patient_id"].map(per_patient).fillna(0).astype(int)
+    outcomes = [a.outcome for a in planned]
     for outcome in outcomes:
         form = tables.get(f"visit_{outcome.visit}") if outcome.visit else None
         if form is None or form.empty or outcome.assessment not in form.columns or outcome.column in data.columns:
