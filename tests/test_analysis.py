@@ -2,6 +2,7 @@
 
 tests/reference/make_reference.R made r_reference.csv from amass2_trial.csv and
 amass2_nihss_long.csv; the tests compare to at least 4 decimal places and never run R.
+make_hodges_lehmann_reference.R made hodges_lehmann_data.csv and hodges_lehmann_reference.csv (wilcox.test).
 """
 
 from __future__ import annotations
@@ -102,6 +103,40 @@ def test_hodges_lehmann_is_the_median_pairwise_difference():
     assert r.estimate == pytest.approx(np.median(np.subtract.outer(a, b)))
     assert r.ci_low <= r.estimate <= r.ci_high
     assert r.p_value == pytest.approx(stats.mannwhitneyu(a, b).pvalue)
+
+
+HL_DATA = pd.read_csv(REF / "hodges_lehmann_data.csv")
+HL_R = pd.read_csv(REF / "hodges_lehmann_reference.csv")
+
+
+@pytest.mark.parametrize("row", HL_R.to_dict("records"), ids=HL_R["dataset"].tolist())
+def test_hodges_lehmann_interval_matches_r_wilcox_test(row):
+    # make_hodges_lehmann_reference.R: wilcox.test(treatment, control, conf.int = TRUE) with R's defaults, the
+    # exact distribution below 50 per arm without ties, the normal approximation otherwise
+    data = HL_DATA[HL_DATA["dataset"] == row["dataset"]]
+    r = continuous.hodges_lehmann(data, "value", "arm", "treatment", "control")
+    assert r.details["interval"] == ("exact" if row["exact"] else "normal approximation")
+    assert ("exact Moses interval" in r.method) == bool(row["exact"])
+    assert ("normal approximation" in r.method) != bool(row["exact"])
+    assert r.estimate == pytest.approx(row["median_difference"], abs=1e-6)
+    if row["exact"]:  # R's estimate is then the median difference too (with the approximation, a root near it)
+        assert r.estimate == pytest.approx(row["estimate"], abs=1e-6)
+    assert (r.ci_low, r.ci_high) == pytest.approx((row["ci_low"], row["ci_high"]), abs=1e-6)
+    assert r.p_value == pytest.approx(row["p_value"], abs=1e-9)
+    assert r.n == row["n_treatment"] + row["n_control"]
+
+
+def test_hodges_lehmann_exact_interval_is_wider_than_the_old_approximation_for_12_vs_10():
+    # the order statistic floor(n1 n2 / 2 - 1.96 sd) + 1 (the normal approximation used before) is the 31st; the
+    # exact 2.5% quantile of the Mann-Whitney distribution for 12 and 10 (R: qwilcox(0.025, 12, 10)) is 30
+    data = HL_DATA[HL_DATA["dataset"] == "twelve_vs_ten"]
+    a = data.loc[data.arm == "treatment", "value"].to_numpy()
+    b = data.loc[data.arm == "control", "value"].to_numpy()
+    diffs = np.sort(np.subtract.outer(a, b).ravel())
+    r = continuous.hodges_lehmann(data, "value", "arm", "treatment", "control")
+    assert (r.ci_low, r.ci_high) == (diffs[29], diffs[120 - 30])
+    assert r.ci_low < diffs[30] and r.ci_high > diffs[120 - 31]
+    assert r.details["achieved_confidence"] >= 0.95
 
 
 def test_mixed_model_matches_lme4():

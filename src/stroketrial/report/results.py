@@ -163,7 +163,8 @@ def _run_endpoint(endpoint: Endpoint, ctx: _Context) -> Section:
         if adjust:
             _safe(section, "adjusted shift", ordinal.proportional_odds, *args, adjust=adjust)
         sensitivity: dict[str, tuple[str, Callable[..., Any], dict[str, Any]]] = {
-                       "proportional_odds_test": ("proportional-odds test", ordinal.proportional_odds_test, {}),
+                       "proportional_odds_test": ("proportional-odds test", ordinal.proportional_odds_test,
+                                                  {"adjust": adjust}),
                        "win_odds": ("win odds", ordinal.win_odds, {}),
                        "mann_whitney": ("Wilcoxon-Mann-Whitney", ordinal.mann_whitney, {}),
                        "utility_weighted": ("utility-weighted mRS", ordinal.utility_weighted, {}),
