@@ -26,6 +26,10 @@ RPACT = pd.read_csv(REFERENCE / "rpact_reference.csv").set_index("name")["value"
 # Hmisc (posamsize, popower, pomodm: Whitehead's formula) and rpact values made by make_design_reference.R
 DESIGN = pd.read_csv(REFERENCE / "design_reference.csv").set_index("name")["value"].to_dict()
 RATES_GRID = pd.read_csv(REFERENCE / "rpact_rates_grid.csv")
+# rpact getSampleSizeMeans (t-test and normal approximation) and getSampleSizeRates, fixed and group-sequential
+# (make_samplesize_reference.R)
+SAMPLESIZE = pd.read_csv(REFERENCE / "samplesize_reference.csv")
+SAMPLESIZE["normal"] = SAMPLESIZE["normal"].map({True: "TRUE", False: "FALSE"}).fillna("")  # "": rates
 EXAMPLE_MRS = [0.05, 0.10, 0.15, 0.20, 0.20, 0.10, 0.20]  # the control mRS distribution of the CLI example
 # Hmisc::posamsize's total for EXAMPLE_MRS and common OR 1.5, rounded up to whole patients per arm
 EXAMPLE_N = 2 * math.ceil(DESIGN["whitehead_example_n"] / 2)
@@ -89,6 +93,56 @@ def test_two_proportions_match_rpact_over_a_grid(row):
     r = samplesize.two_proportions(row["pi2"], row["pi1"], alpha=row["alpha"], power=row["power"],
                                    ratio=row["ratio"], sided=int(row["sided"]))
     assert r.n_per_arm == {"treatment": math.ceil(row["n1"] - 1e-9), "control": math.ceil(row["n2"] - 1e-9)}
+
+
+def _rpact_case(row: dict) -> tuple[samplesize.SampleSize, samplesize.SampleSize]:
+    """(the fixed design, its group-sequential maximum) for a row of samplesize_reference.csv."""
+    if row["endpoint"] == "means":
+        fixed = samplesize.continuous(row["delta"], row["sd"], row["alpha"], row["power"], row["ratio"],
+                                      int(row["sided"]), normal_approximation=row["normal"] == "TRUE")
+    else:
+        fixed = samplesize.two_proportions(row["pi2"], row["pi1"], row["alpha"], row["power"], row["ratio"],
+                                           int(row["sided"]))
+    if row["looks"] == 1:
+        return fixed, fixed
+    b = groupseq.boundaries(int(row["looks"]), row["alpha"], int(row["sided"]), row["spending"])
+    return fixed, samplesize.group_sequential_max(fixed, groupseq.inflation(b, row["power"])["inflation_factor"])
+
+
+@pytest.mark.parametrize("row", SAMPLESIZE.to_dict("records"),
+                         ids=lambda r: f"{r['id']}-{ {'TRUE': 'normal', 'FALSE': 't'}.get(r['normal'], 'rates')}")
+def test_fixed_and_group_sequential_sample_sizes_match_rpact_per_arm(row):
+    """rpact's nFixed and maxNumberOfSubjects1/2 (= nFixed x inflation factor x r/(1+r), 1/(1+r)): each arm
+    rounded up, then added. The t-test's n is rpact's root to its tolerance of 1e-4 per arm."""
+    fixed, maximum = _rpact_case(row)
+    t_test = row["normal"] == "FALSE"
+    assert sum(fixed.unrounded.values()) == pytest.approx(float(row["n_fixed"]), abs=2e-3 if t_test else 1e-7)
+    for arm in ("treatment", "control"):
+        assert maximum.unrounded[arm] == pytest.approx(float(row[f"n_max_{arm}"]), abs=2e-3, rel=1e-6)
+        assert maximum.n_per_arm[arm] == math.ceil(float(row[f"n_max_{arm}"]) - 1e-9), arm
+    assert maximum.n_total == row["n_max_rounded"]
+
+
+def test_t_test_sample_size_has_the_power_asked_for():
+    """At the unrounded n the two-sample t-test's power (noncentral t) is the power asked for; the normal
+    approximation's n is smaller."""
+    from scipy import stats
+
+    r = samplesize.continuous(10, 30, alpha=0.05, power=0.9, ratio=2, normal_approximation=False)
+    n_c = r.unrounded["control"]
+    df, ncp = 3 * n_c - 2, 10 / (30 * math.sqrt(1 / n_c + 1 / (2 * n_c)))
+    assert stats.nct.sf(stats.t.ppf(0.975, df), df, ncp) == pytest.approx(0.9, abs=1e-9)
+    assert samplesize.continuous(10, 30, alpha=0.05, power=0.9, ratio=2).unrounded["control"] < n_c
+    assert "t-test" in r.steps[1] and r.inputs["normal_approximation"] is False
+
+
+def test_group_sequential_maximum_rounds_each_arm_then_inflates_for_dropout():
+    fixed = samplesize.continuous(0.5, 1.2, dropout=0.1, non_adherence=0.05)
+    maximum = samplesize.group_sequential_max(fixed, 1.0127948)
+    per_arm = math.ceil(fixed.unrounded["control"] * 1.0127948)  # 91.58 -> 92
+    inflated = math.ceil(math.ceil(per_arm * 1.05 - 1e-9) / 0.9 - 1e-9)
+    assert maximum.n_per_arm == {"treatment": inflated, "control": inflated} and maximum.n_total == 2 * inflated
+    assert maximum.steps[0].startswith("group-sequential maximum") and "dropout 0.1" in maximum.steps[-1]
 
 
 def test_continuity_correction_and_inflation_steps():
@@ -264,6 +318,46 @@ def test_group_sequential_sample_size_for_an_ordinal_endpoint():
                                           "0.05,0.10,0.15,0.20,0.20,0.10,0.20", "--common-or", "1.5", "--looks", "3",
                                           "--spending", "obf", "--json"]).stdout)
     gs = data["group_sequential"]
-    assert gs["n_max"] == math.ceil(EXAMPLE_N * gs["inflation_factor"])
+    half = math.ceil(DESIGN["whitehead_example_n"] / 2 * gs["inflation_factor"])  # each arm rounded up
+    assert gs["n_max"] == 2 * half and gs["n_max_per_arm"] == {"treatment": half, "control": half}
     assert gs["expected_n_h1"] < EXAMPLE_N < gs["n_max"]
     assert gs["z"] == pytest.approx([3.710303, 2.511427, 1.993047], abs=1e-5)
+
+
+def _gs_row(case_id: str, normal: str) -> dict:
+    return SAMPLESIZE[(SAMPLESIZE["id"] == case_id) & (SAMPLESIZE["normal"] == normal)].iloc[0].to_dict()
+
+
+def test_group_sequential_maximum_on_the_command_line_is_rounded_per_arm():
+    """1:1, delta 0.5, sd 1.2, 3 looks (O'Brien-Fleming type): rpact's maximum is 183.15, 91.58 per arm: 92 + 92
+    = 184 (rounding the fixed total 182 x 1.0128 = 184.3 gave an odd 185)."""
+    def run(*args, looks="3"):
+        result = runner.invoke(app, ["design", "samplesize", *args, "--looks", looks, "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["group_sequential"]
+
+    normal = run("continuous", "--delta", "0.5", "--sd", "1.2")
+    assert normal["n_max"] == _gs_row("G1", "TRUE")["n_max_rounded"] == 184
+    assert normal["n_max_per_arm"] == {"treatment": 92, "control": 92}
+    assert run("continuous", "--delta", "0.5", "--sd", "1.2", "--t")["n_max"] == _gs_row("G1", "FALSE")[
+        "n_max_rounded"]
+    unequal = run("continuous", "--delta", "10", "--sd", "30", "--ratio", "2", "--power", "0.9", "--spending",
+                  "pocock", looks="4")
+    row = _gs_row("G2", "TRUE")
+    assert unequal["n_max_per_arm"] == {"treatment": math.ceil(float(row["n_max_treatment"])),
+                                        "control": math.ceil(float(row["n_max_control"]))}
+    assert run("binary", "--p-control", "0.30", "--p-treatment", "0.45")["n_max"] == _gs_row("R1", "")[
+        "n_max_rounded"]
+
+
+def test_continuous_t_option_on_the_command_line():
+    def n_total(*extra):
+        result = runner.invoke(app, ["design", "samplesize", "continuous", "--delta", "0.5", "--sd", "1.2", "--json",
+                                     *extra])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    t_row = SAMPLESIZE[(SAMPLESIZE["id"] == "M1") & (SAMPLESIZE["normal"] == "FALSE")].iloc[0]
+    assert n_total("--t")["n_total"] == t_row["n_max_rounded"] == 184  # rpact's default, the t-test
+    assert n_total("--normal")["n_total"] == n_total()["n_total"] == 182  # the default: the normal approximation
+    assert n_total("--t")["inputs"]["normal_approximation"] is False

@@ -97,6 +97,131 @@ def test_simulated_three_plus_three_agrees_with_exact_within_monte_carlo_error()
     assert sim.expected_dlt == pytest.approx(exact.expected_dlt, abs=0.02)
 
 
+# ---- 3+3, classic (the MTD has 6 patients) -------------------------------------------------------------
+def classic(counts, levels=4, expansion=0):
+    return T.decide_classic(counts, levels, expansion)
+
+
+def test_classic_three_plus_three_rules_one_by_one():
+    assert (classic({}).level, classic({}).rule) == (1, "start")
+    assert (classic({1: (0, 3)}).level, classic({1: (0, 3)}).rule) == (2, "escalate_0_of_3")
+    assert (classic({1: (1, 3)}).level, classic({1: (1, 3)}).rule) == (1, "expand_1_of_3")
+    assert (classic({1: (1, 6)}).level, classic({1: (1, 6)}).rule) == (2, "escalate_1_of_6")
+    # 2/3 at level 2 after 0/3 at level 1: level 1 has 3 patients, so 3 more there before it is the MTD
+    back = classic({1: (0, 3), 2: (2, 3)})
+    assert (back.action, back.level, back.rule) == ("treat", 1, "expand_candidate_to_6")
+    done = classic({1: (1, 6), 2: (0, 3), 3: (2, 6)}, expansion=12)  # the candidate had 0/3: expand it
+    assert (done.action, done.level) == ("treat", 2)
+    mtd = classic({1: (1, 6), 2: (1, 6), 3: (2, 6)}, expansion=12)  # the candidate already has 6: the MTD
+    assert (mtd.action, mtd.mtd, mtd.rule) == ("stop", 2, "mtd_at_most_1_of_6")
+    assert mtd.expansion == "then a dose-expansion cohort of 12 patients at level 2"
+    # its 3 more had 2 DLTs: 2/6, so the candidacy passes down to level 1, which has 3 patients
+    down = classic({1: (0, 3), 2: (2, 6), 3: (2, 3)})
+    assert (down.level, down.rule) == (1, "expand_candidate_to_6") and "levels 2, 3" in down.text
+    assert classic({1: (1, 6), 2: (2, 6), 3: (2, 3)}).mtd == 1
+    none = classic({1: (2, 6), 2: (3, 3)})
+    assert (none.action, none.mtd, none.rule) == ("stop", None, "no_level_tolerated")
+    assert classic({1: (2, 3)}).rule == "no_level_tolerated"
+    # the top level tolerated after 0/3 is expanded to 6 before it is declared
+    top = classic({1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (0, 3)})
+    assert (top.action, top.level, top.rule) == ("treat", 4, "expand_top_to_6")
+    assert classic({1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (1, 6)}).mtd == 4
+    assert classic({1: (0, 3), 2: (0, 3), 3: (0, 3), 4: (2, 6)}).level == 3
+
+
+@pytest.mark.parametrize("counts, message", [
+    ({1: (0, 3), 3: (0, 3)}, "skips level 2"),
+    ({1: (0, 6), 2: (0, 3)}, "cannot be followed"),  # 0/6 at level 1 only as a candidate, after escalation stopped
+    ({1: (1, 3), 2: (0, 3)}, "cannot be followed"),  # 1/3 treats 3 more at the same level
+    ({1: (0, 6)}, "0/3 escalates"),
+    ({1: (0, 4)}, "a 3+3 level has 3 or 6"),
+    ({1: (0, 3), 2: (1, 3), 3: (2, 3)}, "cannot be followed"),
+    ({5: (0, 3)}, "levels 1 to 4"),
+])
+def test_classic_three_plus_three_refuses_counts_the_rules_could_not_produce(counts, message):
+    with pytest.raises(EscalationInputError, match=re.escape(message)):
+        classic(counts)
+
+
+def _every_classic_path(tox):
+    """Follow the live rule (decide_classic) through every outcome of every cohort: exact characteristics
+    by brute force, to hold the closed form to the rule."""
+    k = len(tox)
+    select, n_sum, dlt_sum = np.zeros(k + 1), np.zeros(k), np.zeros(k)
+
+    def walk(counts, prob):
+        decision = T.decide_classic({lv: c for lv, c in counts.items() if c[1]}, k)
+        if decision.action == "stop":
+            select[decision.mtd or 0] += prob
+            for lv, (d, m) in counts.items():
+                n_sum[lv - 1] += prob * m
+                dlt_sum[lv - 1] += prob * d
+            return
+        lv = decision.level
+        d, m = counts.get(lv, (0, 0))
+        for x in range(4):
+            p = math.comb(3, x) * tox[lv - 1] ** x * (1 - tox[lv - 1]) ** (3 - x)
+            if p > 0:
+                walk(counts | {lv: (d + x, m + 3)}, prob * p)
+
+    walk({}, 1.0)
+    return select, n_sum, dlt_sum
+
+
+@settings(max_examples=40, deadline=None)
+@given(tox=st.lists(st.floats(0, 1), min_size=1, max_size=5).map(sorted))
+def test_classic_exact_equals_following_every_path_of_the_live_rule(tox):
+    oc = T.exact(tox, "classic")
+    select, n_sum, dlt_sum = _every_classic_path(tox)
+    assert oc.p_none == pytest.approx(select[0], abs=1e-12)
+    assert oc.p_select == pytest.approx(select[1:].tolist(), abs=1e-12)
+    assert oc.expected_n == pytest.approx(n_sum.tolist(), abs=1e-11)
+    assert oc.expected_dlt == pytest.approx(dlt_sum.tolist(), abs=1e-11)
+    assert sum(oc.p_select) + oc.p_none == pytest.approx(1, abs=1e-12)
+
+
+def _three_plus_three_reference():
+    with open(REFERENCE / "three_plus_three_reference.csv") as f:
+        rows = list(csv.DictReader(f))
+    cases: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        cases.setdefault((row["scenario"], row["variant"]), []).append(row)
+    return cases
+
+
+THREE_PLUS_THREE_R = _three_plus_three_reference()
+
+
+@pytest.mark.parametrize("case", sorted(THREE_PLUS_THREE_R), ids=lambda c: f"{c[0]}-{c[1]}")
+def test_exact_three_plus_three_matches_the_r_enumeration(case):
+    """Every trial path enumerated in R (tests/reference/make_three_plus_three_reference.R), both variants."""
+    rows = THREE_PLUS_THREE_R[case]
+    oc = T.exact([float(r["tox"]) for r in rows], case[1])
+    assert oc.settings == {"variant": case[1]}
+    assert oc.p_none == pytest.approx(float(rows[0]["p_none"]), abs=1e-9)
+    for key in ("p_select", "expected_n", "expected_dlt"):
+        assert getattr(oc, key) == pytest.approx([float(r[key]) for r in rows], abs=1e-9), key
+
+
+def test_classic_three_plus_three_on_the_command_line():
+    tox = "0.05,0.10,0.20,0.35"
+    data = json.loads(runner.invoke(app, ["escalation", "oc", "--design", "3+3", "--variant", "classic", "--tox", tox,
+                                          "--json"]).stdout)
+    rows = THREE_PLUS_THREE_R[("S1", "classic")]
+    assert data["settings"] == {"variant": "classic"} and data["method"] == "exact"
+    assert data["p_select"] == pytest.approx([float(r["p_select"]) for r in rows], abs=1e-9)
+    default = json.loads(runner.invoke(app, ["escalation", "oc", "--design", "3+3", "--tox", tox, "--json"]).stdout)
+    assert default["settings"] == {"variant": "expansion"}
+    assert default["p_select"] == pytest.approx(T.exact([0.05, 0.10, 0.20, 0.35]).p_select)
+    live = json.loads(runner.invoke(app, ["escalation", "run", "amass-1", "--variant", "classic", "--dlt",
+                                          "1:0/3,2:0/3,3:2/3", "--json"]).stdout)
+    assert (live["action"], live["level"], live["rule"], live["variant"]) == ("treat", 2, "expand_candidate_to_6",
+                                                                              "classic")
+    amass = json.loads(runner.invoke(app, ["escalation", "run", "amass-1", "--dlt", "1:0/3,2:0/3,3:2/3",
+                                           "--json"]).stdout)
+    assert (amass["action"], amass["mtd"], amass["variant"]) == ("stop", 2, "expansion")
+
+
 # ---- BOIN ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("target, lambda_e, lambda_d", [
     # Yuan Y, Hess KR, Hilsenbeck SG, Gilbert MR. Clin Cancer Res 2016;22:4291-301, Table 1
@@ -361,7 +486,57 @@ def test_crm_posterior_matches_direct_integration(n, y):
     z = integrate.quad(likelihood, -20, 20)[0]
     assert beta[0] == pytest.approx(integrate.quad(lambda a: a * likelihood(a), -20, 20)[0] / z, abs=1e-4)
     cut = np.log(np.log(0.25) / np.log(0.05))
-    assert p_over[0] == pytest.approx(integrate.quad(likelihood, -20, cut)[0] / z, abs=2e-3)
+    assert p_over[0] == pytest.approx(integrate.quad(likelihood, -20, cut)[0] / z, abs=1e-8)
+
+
+def _crm_stop_reference():
+    with open(REFERENCE / "crm_stop_reference.csv") as f:
+        return list(csv.DictReader(f))
+
+
+CRM_STOP = _crm_stop_reference()
+
+
+def _semicolons(text: str) -> list[float]:
+    return [float(x) for x in text.split(";")]
+
+
+@pytest.mark.parametrize("row", CRM_STOP, ids=lambda r: r["id"])
+def test_crm_safety_stop_probability_matches_r_integrate(row):
+    """Pr(p_1 > target | data) against R's integrate() on the same posterior, over the whole line
+    (tests/reference/make_crm_stop_reference.R); the grid sum it replaces was low by up to 0.018 here."""
+    design = Crm(float(row["target"]), tuple(_semicolons(row["skeleton"])),
+                 prior_variance=float(row["prior_variance"]))
+    n, y = np.array([_semicolons(row["n"])], dtype=int), np.array([_semicolons(row["y"])], dtype=int)
+    beta, p_over = design.posterior(n, y)
+    assert p_over[0] == pytest.approx(float(row["p_first_too_toxic"]), abs=1e-9)
+    assert beta[0] == pytest.approx(float(row["posterior_mean"]), abs=1e-5)  # the mean stays on the grid
+
+
+def test_crm_safety_stop_decision_follows_the_integral():
+    """2/3 at level 1 of a calibrated 5-level skeleton, target 0.20: R puts Pr(p_1 > 0.20) at 0.9024, above
+    0.90, so the trial stops; the grid sum (0.896) had let it go on."""
+    row = next(r for r in CRM_STOP if r["id"] == "t20_two_of_three")
+    assert float(row["p_first_too_toxic"]) > 0.90
+    design = Crm(0.20, tuple(_semicolons(row["skeleton"])))
+    decision = design.decide({1: (2, 3)}, 5)
+    assert (decision.action, decision.rule) == ("stop", "safety_stop")
+    assert "= 0.902 > 0.9" in decision.text
+    # simulated trials stop by the same integral: after one cohort at p_1 = 0.5, exactly those with 2 or 3 DLTs
+    one_cohort = Crm(0.20, tuple(_semicolons(row["skeleton"])), n_cohorts=1)
+    oc = one_cohort.simulate([0.5, 0.6, 0.7, 0.8, 0.9], 20_000, np.random.default_rng(3))
+    assert abs(oc.p_none - 0.5) < 4.5 * math.sqrt(0.25 / 20_000)  # P(2 or 3 of 3) = 0.5; the grid stopped 3/3 only
+
+
+def test_crm_safety_stop_probability_for_many_trials_at_once():
+    """All the datasets of one design in one call (as a simulation asks, with repeated histories)."""
+    rows = [r for r in CRM_STOP if r["skeleton"] == "0.05;0.12;0.25;0.4" and r["target"] == "0.25"]
+    design = Crm(0.25, (0.05, 0.12, 0.25, 0.40))
+    order = [*range(len(rows)), 0, 3, 0]
+    n = np.array([_semicolons(rows[i]["n"]) for i in order], dtype=int)
+    y = np.array([_semicolons(rows[i]["y"]) for i in order], dtype=int)
+    expected = [float(rows[i]["p_first_too_toxic"]) for i in order]
+    assert design.prob_first_too_toxic(n, y) == pytest.approx(expected, abs=1e-9)
 
 
 def test_crm_live_rules():
@@ -525,6 +700,9 @@ def test_escalation_run_for_amass1_names_the_dose_and_the_rule():
     (("escalation", "oc", "--tox", "0.1,1.2"), "between 0 and 1"),
     (("escalation", "oc", "--tox", "a,b"), "comma-separated list of numbers"),
     (("escalation", "oc", "--tox", "0.1,0.2", "--design", "mtpi"), "is not one of"),
+    (("escalation", "oc", "--tox", "0.1,0.2", "--variant", "storer"), "is not one of expansion, classic"),
+    (("escalation", "oc", "--tox", "0.1,0.2", "--design", "boin", "--variant", "classic"), "chooses the 3+3 variant"),
+    (("escalation", "run", "amass-1", "--variant", "classic", "--dlt", "1:0/3,2:1/3,3:0/3"), "cannot be followed"),
     (("escalation", "oc", "--tox", "0.1,0.2", "--design", "crm", "--skeleton", "0.3,0.2"), "strictly increasing"),
     (("escalation", "oc", "--tox", "0.1,0.2", "--design", "boin", "--offset", "0.7"), "--offset 0.7"),
     (("escalation", "oc", "--tox", "0.1,0.2", "--design", "boin", "--lambda-e", "0.5"), "lambda_e"),

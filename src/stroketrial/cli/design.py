@@ -50,7 +50,7 @@ FutilityOption = typer.Option(None, "--futility", help="Non-binding futility z p
 
 def _report_sample_size(result: SampleSize, as_json: bool, looks: int | None, alpha: float, power: float,
                         sided: int, spending: str, information: str | None, futility: str | None) -> None:
-    from ..design import groupseq
+    from ..design import groupseq, samplesize
 
     data: dict[str, Any] = result.to_json()
     if looks is not None:
@@ -59,8 +59,10 @@ def _report_sample_size(result: SampleSize, as_json: bool, looks: int | None, al
         b = groupseq.boundaries(looks, alpha, sided, spending, _optional_floats(information, "--information"),
                                 _optional_floats(futility, "--futility"))
         info = groupseq.inflation(b, power)
+        # the maximum is rounded up per arm (rpact's maxNumberOfSubjects1 and 2), not as a total
+        maximum = samplesize.group_sequential_max(result, info["inflation_factor"])
         data["group_sequential"] = b.to_json() | info | {
-            "n_max": int(-(-result.n_total * info["inflation_factor"] // 1)),
+            "n_max": maximum.n_total, "n_max_per_arm": maximum.n_per_arm, "n_max_steps": maximum.steps,
             "expected_n_h0": round(result.n_total * info["expected_fraction_h0"], 1),
             "expected_n_h1": round(result.n_total * info["expected_fraction_h1"], 1)}
     if as_json:
@@ -73,9 +75,12 @@ def _report_sample_size(result: SampleSize, as_json: bool, looks: int | None, al
     if "group_sequential" in data:
         gs = data["group_sequential"]
         out.print(f"  group-sequential, {looks} looks, {spending} spending: z = "
-                  + ", ".join(f"{z:.3f}" for z in gs["z"]) + f"; maximum n = {gs['n_max']} (x "
+                  + ", ".join(f"{z:.3f}" for z in gs["z"]) + f"; maximum n = {gs['n_max']} "
+                  f"({gs['n_max_per_arm']['treatment']} treatment, {gs['n_max_per_arm']['control']} control; x "
                   f"{gs['inflation_factor']:.4f}), expected n {gs['expected_n_h0']:g} under H0 and "
                   f"{gs['expected_n_h1']:g} under H1")
+        for step in gs["n_max_steps"]:
+            out.print(f"    {step}")
 
 
 @command(samplesize_app, "binary", epilog="Example: stroketrial design samplesize binary --p-control 0.30 "
@@ -114,9 +119,15 @@ def samplesize_ordinal(control_mrs: str = typer.Option(..., "--control-mrs", hel
     _report_sample_size(result, as_json, looks, alpha, power, sided, spending, information, futility)
 
 
-@command(samplesize_app, "continuous", epilog="Example: stroketrial design samplesize continuous --delta 10 --sd 30")
+@command(samplesize_app, "continuous", epilog="Examples: stroketrial design samplesize continuous --delta 10 "
+                                              "--sd 30  ·  stroketrial design samplesize continuous --delta 10 "
+                                              "--sd 30 --t --looks 3")
 def samplesize_continuous(delta: float = typer.Option(..., "--delta", help="Difference in means."),
                           sd: float = typer.Option(..., "--sd", help="Standard deviation."),
+                          t_test: bool = typer.Option(False, "--t/--normal",
+                                                      help="--t: from the t-test's power (noncentral t), as "
+                                                           "rpact's default; --normal (the default): the normal "
+                                                           "approximation, a patient or two fewer per arm."),
                           alpha: float = AlphaOption, power: float = PowerOption, ratio: float = RatioOption,
                           sided: int = SidedOption, dropout: float = DropoutOption,
                           non_adherence: float = NonAdherenceOption, looks: int | None = LooksOption,
@@ -125,7 +136,8 @@ def samplesize_continuous(delta: float = typer.Option(..., "--delta", help="Diff
     """Patients for a difference in means (e.g. infarct volume)."""
     from ..design import samplesize
 
-    result = samplesize.continuous(delta, sd, alpha, power, ratio, sided, dropout, non_adherence)
+    result = samplesize.continuous(delta, sd, alpha, power, ratio, sided, dropout, non_adherence,
+                                   normal_approximation=not t_test)
     _report_sample_size(result, as_json, looks, alpha, power, sided, spending, information, futility)
 
 

@@ -137,6 +137,10 @@ ExtrasafeOption = typer.Option(None, "--extrasafe/--no-extrasafe",
 OffsetOption = typer.Option(None, "--offset", help="BOIN: offset of the --extrasafe rule (default 0.05).")
 LambdaEOption = typer.Option(None, "--lambda-e", help="BOIN: escalation boundary (default from 0.6 x target).")
 LambdaDOption = typer.Option(None, "--lambda-d", help="BOIN: de-escalation boundary (default from 1.4 x target).")
+VariantOption = typer.Option(None, "--variant", help="3+3: expansion (as AMASS-1 ran it: the level below the "
+                                                      "stopping level is the MTD, confirmed in an expansion cohort; "
+                                                      "the default) or classic (the MTD must have 6 patients: "
+                                                      "expansion to 6, with de-escalation).")
 SafetyStopOption = typer.Option(None, "--safety-stop/--no-safety-stop",
                                 help="CRM: stop when Pr(level 1 too toxic) > 0.90 (default on; dfcrm has no "
                                      "such rule).")
@@ -157,7 +161,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         n_earlystop: int | None = NEarlystopOption, extrasafe: bool | None = ExtrasafeOption,
         offset: float | None = OffsetOption, lambda_e: float | None = LambdaEOption,
         lambda_d: float | None = LambdaDOption, safety_stop: bool | None = SafetyStopOption,
-        as_json: bool = JsonOption) -> None:
+        variant: str | None = VariantOption, as_json: bool = JsonOption) -> None:
     """The live decision: the next cohort's dose level, or the final decision, with the rule that fired."""
     from ..dosing.escalation import parse_dlt_counts
     from ..protocol import resolve
@@ -171,7 +175,10 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     counts = parse_dlt_counts(dlt)
     k = len(escalation.levels)
     design = design or escalation.design
-    if design == "3+3":
+    _check_variant(variant, [design])
+    if design == "3+3" and three_plus_three.check_variant(variant or "expansion") == "classic":
+        decision = three_plus_three.decide_classic(counts, k, escalation.expansion_min)
+    elif design == "3+3":
         decision = three_plus_three.decide(three_plus_three.cohorts_from_counts(counts), k,
                                            escalation.expansion_min)
     elif design in ("boin", "crm"):
@@ -185,6 +192,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
         fail(f"--design {design!r} is not one of 3+3, boin, crm")
     doses = {lv.level: lv.dose for lv in escalation.levels}
     data = decision.to_json() | {"trial": protocol.id, "design": design,
+                                 **({"variant": variant or "expansion"} if design == "3+3" else {}),
                                  "dose": doses.get(decision.level or decision.mtd or 0), "unit": escalation.unit,
                                  "dlt_definition": escalation.dlt_definition}
     if as_json:
@@ -200,6 +208,11 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     if decision.expansion:
         out.print(decision.expansion)
     out.print("DLT (protocol): " + "; ".join(escalation.dlt_definition), style="dim")
+
+
+def _check_variant(variant: str | None, designs: list[str]) -> None:
+    if variant is not None and "3+3" not in designs:
+        fail(f"--variant {variant}: it chooses the 3+3 variant, and the design is {', '.join(designs)}")
 
 
 def _floats(text: str, option: str) -> list[float]:
@@ -230,6 +243,7 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
        n_earlystop: int | None = NEarlystopOption, extrasafe: bool | None = ExtrasafeOption,
        offset: float | None = OffsetOption, lambda_e: float | None = LambdaEOption,
        lambda_d: float | None = LambdaDOption, safety_stop: bool | None = SafetyStopOption,
+       variant: str | None = VariantOption,
        plot: Path | None = typer.Option(None, "--plot", help="Figure of selection and allocation (.png/.svg/.pdf)."),
        as_json: bool = JsonOption) -> None:
     """Operating characteristics for a true toxicity curve: selection per level, patients and DLTs per level."""
@@ -255,12 +269,13 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
     design = design or (escalation.design if escalation is not None else "3+3")
     planned = _Planned(target, cohorts, n_earlystop, extrasafe, offset, lambda_e, lambda_d, skeleton, safety_stop)
     designs = ["3+3", "boin", "crm"] if design == "all" else [design]
+    _check_variant(variant, designs)
     results, seconds = [], {}
     for name in designs:
         rng = np.random.default_rng(seed)
         started = time.perf_counter()
         if name == "3+3":
-            result = three_plus_three.exact(p)
+            result = three_plus_three.exact(p, variant or "expansion")
         elif name == "boin":
             boin = planned.design("boin", escalation, len(p))
             result = boin.exact(p) if exact else boin.simulate(p, trials, rng)
@@ -284,7 +299,8 @@ def oc(tox: str = typer.Option(..., "--tox", help="True DLT probability per leve
         table.add_column(f"level {j + 1}", justify="right")
     table.add_column("none / total", justify="right")
     for r in results:
-        label = r.design + (" (exact)" if r.method == "exact" else f" ({r.trials:,} trials, {seconds[r.design]:.1f} s)")
+        label = r.design + (" classic" if r.settings.get("variant") == "classic" else "") + (
+            " (exact)" if r.method == "exact" else f" ({r.trials:,} trials, {seconds[r.design]:.1f} s)")
         table.add_row(label, "P(select) %", *(f"{100 * x:.1f}" for x in r.p_select), f"{100 * r.p_none:.1f}")
         table.add_row("", "patients", *(f"{x:.2f}" for x in r.expected_n), f"{sum(r.expected_n):.1f}")
         table.add_row("", "DLTs", *(f"{x:.2f}" for x in r.expected_dlt), f"{sum(r.expected_dlt):.2f}",

@@ -1,7 +1,9 @@
-"""Sample size for a two-arm trial: two proportions, the mRS shift (Whitehead 1993), a continuous outcome,
-with every inflation step reported.
+"""Sample size for a two-arm trial: two proportions, the mRS shift (Whitehead 1993), a continuous outcome
+(normal approximation or the t-test), with every inflation step reported, and the maximum sample size of a
+group-sequential design.
 
-Allocation ratio r = n_treatment / n_control. Two-sided alpha unless stated.
+Allocation ratio r = n_treatment / n_control. Two-sided alpha unless stated. Rounding is per arm: each arm's
+unrounded n is rounded up, then the arms are added, as rpact's sample sizes are read.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 from .errors import DesignInputError
 
@@ -23,6 +25,7 @@ class SampleSize:
     n_per_arm: dict[str, int]
     steps: list[str] = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
+    unrounded: dict[str, float] = field(default_factory=dict)  # each arm's n before rounding up and inflating
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -44,6 +47,7 @@ def _arms(n_control: float, ratio: float, steps: list[str], dropout: float, non_
         raise DesignInputError(f"--ratio {ratio:g} must be positive (n treatment / n control)")
     if not 0 <= dropout < 1 or not 0 <= non_adherence < 1:
         raise DesignInputError("--dropout and --non-adherence are proportions from 0 to below 1")
+    unrounded = {"treatment": float(n_control * ratio), "control": float(n_control)}
     control = math.ceil(n_control - 1e-9)
     treatment = math.ceil(n_control * ratio - 1e-9)
     steps.append(f"rounded up: {treatment} treatment + {control} control = {treatment + control}")
@@ -54,7 +58,23 @@ def _arms(n_control: float, ratio: float, steps: list[str], dropout: float, non_
     if dropout:
         treatment, control = (math.ceil(x / (1 - dropout) - 1e-9) for x in (treatment, control))
         steps.append(f"dropout {dropout:g}: each arm / (1 - {dropout:g}) = {treatment} + {control}")
-    return SampleSize(endpoint, treatment + control, {"treatment": treatment, "control": control}, steps, inputs)
+    inputs = inputs | {"dropout": dropout, "non_adherence": non_adherence}
+    return SampleSize(endpoint, treatment + control, {"treatment": treatment, "control": control}, steps, inputs,
+                      unrounded)
+
+
+def group_sequential_max(fixed: SampleSize, inflation_factor: float) -> SampleSize:
+    """The maximum sample size of a group-sequential design: each arm's unrounded fixed-design n times the
+    inflation factor, rounded up per arm (rpact: maxNumberOfSubjects1 and 2 = nFixed x inflationFactor x
+    r / (1 + r) and / (1 + r)), then the fixed design's non-adherence and dropout inflation, per arm."""
+    if not inflation_factor > 0:
+        raise DesignInputError(f"inflation factor {inflation_factor:g} must be positive")
+    ratio = fixed.inputs["ratio"]
+    control = fixed.unrounded["control"] * inflation_factor
+    steps = [f"group-sequential maximum: each arm's unrounded n x inflation factor {inflation_factor:.6f} = "
+             f"{control * ratio:.2f} treatment, {control:.2f} control"]
+    return _arms(control, ratio, steps, fixed.inputs.get("dropout", 0), fixed.inputs.get("non_adherence", 0),
+                 fixed.endpoint, fixed.inputs | {"inflation_factor": inflation_factor})
 
 
 def two_proportions(p_control: float, p_treatment: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1,
@@ -119,11 +139,41 @@ def ordinal_shift(control_mrs: Sequence[float], common_or: float, alpha: float =
 
 
 def continuous(delta: float, sd: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1, sided: int = 2,
-               dropout: float = 0, non_adherence: float = 0) -> SampleSize:
+               dropout: float = 0, non_adherence: float = 0, normal_approximation: bool = True) -> SampleSize:
+    """A difference in means. normal_approximation=True (the default, as before): the z formula.
+    False: the two-sample t-test's own power, from the noncentral t with n_t + n_c - 2 degrees of freedom,
+    solved for n, as rpact's getSampleSizeMeans does by default (normalApproximation = FALSE; power from
+    the upper tail only, twoSidedPower = FALSE); it needs a patient or two more per arm."""
     if sd <= 0 or delta == 0:
         raise DesignInputError("--sd must be positive and --delta non-zero")
+    if ratio <= 0:
+        raise DesignInputError(f"--ratio {ratio:g} must be positive (n treatment / n control)")
     za, zb = _z(alpha, power, sided)
-    n_c = (1 + 1 / ratio) * sd ** 2 * (za + zb) ** 2 / delta ** 2
-    steps = [f"control arm n = (1 + 1/r) sd^2 (z_a + z_b)^2 / delta^2 = {n_c:.2f}"]
+    n_z = (1 + 1 / ratio) * sd ** 2 * (za + zb) ** 2 / delta ** 2
+    if normal_approximation:
+        n_c = n_z
+        steps = [f"control arm n = (1 + 1/r) sd^2 (z_a + z_b)^2 / delta^2 = {n_c:.2f}"]
+    else:
+        n_c = _t_test_control_n(abs(delta) / sd, alpha / sided, power, ratio, n_z)
+        steps = [f"normal approximation: control arm n = (1 + 1/r) sd^2 (z_a + z_b)^2 / delta^2 = {n_z:.2f}",
+                 f"t-test: control arm n = {n_c:.2f}, where the noncentral t (df = n (1 + r) - 2, noncentrality "
+                 f"|delta| / (sd sqrt(1/n + 1/(r n)))) exceeds t(1-alpha/{sided}, df) with probability {power:g}"]
     return _arms(n_c, ratio, steps, dropout, non_adherence, "continuous",
-                 {"delta": delta, "sd": sd, "alpha": alpha, "power": power, "ratio": ratio, "sided": sided})
+                 {"delta": delta, "sd": sd, "alpha": alpha, "power": power, "ratio": ratio, "sided": sided,
+                  "normal_approximation": normal_approximation})
+
+
+def _t_test_control_n(effect: float, alpha_one_side: float, power: float, ratio: float, n_z: float) -> float:
+    """The control arm's (unrounded) n at which the two-sample t-test has the power asked for."""
+    def gap(n: float) -> float:
+        df = n * (1 + ratio) - 2
+        ncp = effect * math.sqrt(n * ratio / (1 + ratio))
+        return float(stats.nct.sf(stats.t.ppf(1 - alpha_one_side, df), df, ncp)) - power
+
+    low = max(n_z, 2 / (1 + ratio)) + 1e-9  # the t-test needs at least the normal approximation's n (df > 0)
+    high = max(2 * low, low + 4)
+    while gap(high) < 0:
+        high *= 2
+    if gap(low) >= 0:
+        return low
+    return float(optimize.brentq(gap, low, high, xtol=1e-10, rtol=1e-14))

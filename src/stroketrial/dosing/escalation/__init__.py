@@ -1,4 +1,5 @@
-"""Dose escalation: 3+3 (as AMASS-1 ran it), BOIN and CRM, live decisions and operating characteristics."""
+"""Dose escalation: 3+3 (as AMASS-1 ran it, or the classic with 6 patients at the MTD), BOIN and CRM, live
+decisions and operating characteristics."""
 
 from .decisions import Cohort, Decision, EscalationInputError, OperatingCharacteristics, parse_dlt_counts
 

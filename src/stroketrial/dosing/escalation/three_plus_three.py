@@ -1,6 +1,7 @@
-"""The 3+3 design as AMASS-1 ran it, live and in simulation, and its exact operating characteristics.
+"""The 3+3 design, live and in simulation, and its exact operating characteristics, in two variants.
 
-Cohorts of 3 at the current level, escalation only:
+variant="expansion" (the default everywhere), as AMASS-1 ran it, the MTD then confirmed in an expansion
+cohort. Cohorts of 3 at the current level, escalation only:
 
 - 0/3 with a DLT: escalate;
 - 1/3: treat 3 more at the same level;
@@ -14,11 +15,31 @@ Cohorts of 3 at the current level, escalation only:
 live trial's cohorts, and `simulate` to many simulated trials, so the two cannot
 disagree. `exact` enumerates the outcomes of each level (0-3 DLTs in the first three,
 0-3 in the next three) and multiplies along the escalation path: no simulation.
+
+variant="classic": the traditional 3+3 in which the MTD must have six patients treated
+(Storer BE, Biometrics 1989;45:925-37, the "standard" design; as an algorithm, the 3+3 with
+dose de-escalation of Lin Y, Shih WJ, Biostatistics 2001;2:203-15, A = B = 3, C = D = E = 1:
+the MTD is the highest level at which at most 1 of 6 patients had a DLT). Escalation runs as
+above; when it stops (2 or more DLTs at a level) the level below is the candidate MTD:
+
+- if it had 6 patients (1/3 then 0/3), it is the MTD;
+- if it had 3 (0/3), 3 more are treated there: at most 1/6 makes it the MTD, 2 or more of 6
+  make the level below it the candidate, and so on down;
+- no candidate left: no level is tolerated.
+
+The top level tolerated (0/3 or at most 1/6) is the candidate in the same way: with only
+3 patients it is expanded to 6 before it is declared. (bcrm's threep3, another common
+implementation, declares the top level after 0/3 without expanding it; this module follows
+the rule that the MTD has six patients.) `decide_classic` is the live rule, from the DLTs
+and patients per level; `exact(tox, "classic")` is in closed form, and the tests check it
+against every path through `decide_classic` and against an enumeration in R
+(tests/reference/make_three_plus_three_reference.R).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +48,8 @@ from scipy.special import comb
 from .decisions import Cohort, Decision, EscalationInputError, OperatingCharacteristics, check_tox
 
 COHORT = 3
+Variant = Literal["expansion", "classic"]
+VARIANTS: tuple[Variant, ...] = ("expansion", "classic")
 
 # rule codes returned by `step`
 TREAT_SAME, ESCALATE, STOP_MTD_BELOW, STOP_TOP = 0, 1, 2, 3
@@ -108,8 +131,17 @@ def _expansion(mtd: int | None, size: int) -> str | None:
     return f"then a dose-expansion cohort of {size} patients at level {mtd}"
 
 
-def exact(tox: Sequence[float]) -> OperatingCharacteristics:
-    """Exact operating characteristics by enumerating each level's outcomes."""
+def check_variant(variant: str) -> Variant:
+    for known in VARIANTS:
+        if variant == known:
+            return known
+    raise EscalationInputError(f"3+3 variant {variant!r} is not one of {', '.join(VARIANTS)}")
+
+
+def exact(tox: Sequence[float], variant: str = "expansion") -> OperatingCharacteristics:
+    """Exact operating characteristics by enumerating each level's outcomes, for either variant."""
+    if check_variant(variant) == "classic":
+        return _exact_classic(tox)
     p = check_tox(tox)
     k = len(p)
     # Binomial(3, p) probabilities written out: scipy's binom.pmf overflows for subnormal p.
@@ -125,7 +157,110 @@ def exact(tox: Sequence[float]) -> OperatingCharacteristics:
     expected_n = reach * (COHORT + COHORT * first[1])
     expected_dlt = reach * (COHORT * p + first[1] * COHORT * p)
     return OperatingCharacteristics("3+3", p.tolist(), p_select.tolist(), float(stop_here[0]),
-                                    expected_n.tolist(), expected_dlt.tolist(), method="exact")
+                                    expected_n.tolist(), expected_dlt.tolist(), method="exact",
+                                    settings={"variant": "expansion"})
+
+
+def _exact_classic(tox: Sequence[float]) -> OperatingCharacteristics:
+    """The classic 3+3 in closed form. With b0, b1 the chances of 0 and 1 DLTs in 3 patients at a level:
+
+    - escalate past level j once reached: e_j = b0_j + b1_j b0_j (0/3, or 1/3 then 0/3);
+    - arrive at level j as the candidate MTD, having escalated past it: G_top = 1 (the top level
+      tolerated) and G_j = (1 - e_j+1) + b0_j+1 G_j+1 (1 - b0_j+1 - b1_j+1): escalation stopped at
+      j + 1, or j + 1 was a candidate after 0/3 and its 3 more patients had 2 or more DLTs;
+    - declared the MTD: reach_j G_j (b1_j b0_j + b0_j (b0_j + b1_j)), six patients either way.
+
+    Patients at j: 3 on reaching it, 3 more after 1/3, 3 more as a candidate after 0/3. Each cohort is
+    treated on the data before it, so the expected DLTs per level are p_j x the expected patients.
+    """
+    p = check_tox(tox)
+    k = len(p)
+    q = 1 - p
+    b0, b1 = q ** COHORT, COHORT * p * q ** (COHORT - 1)  # written out, as in `exact`
+    at_most_one = b0 + b1
+    escalate = b0 + b1 * b0
+    reach = np.concatenate([[1.0], np.cumprod(escalate)[:-1]])
+    arrive = np.ones(k)
+    for j in range(k - 2, -1, -1):
+        arrive[j] = (1 - escalate[j + 1]) + b0[j + 1] * arrive[j + 1] * (1 - at_most_one[j + 1])
+    p_select = reach * arrive * (b1 * b0 + b0 * at_most_one)
+    # no level: escalation stopped at level 1, or level 1 was the candidate after 0/3 and failed its 3 more
+    p_none = (1 - escalate[0]) + b0[0] * arrive[0] * (1 - at_most_one[0])
+    expected_n = COHORT * reach * (1 + b1 + b0 * arrive)
+    return OperatingCharacteristics("3+3", p.tolist(), p_select.tolist(), float(p_none),
+                                    expected_n.tolist(), (p * expected_n).tolist(), method="exact",
+                                    settings={"variant": "classic"})
+
+
+def decide_classic(counts: Mapping[int, tuple[int, int]], n_levels: int, expansion: int = 0) -> Decision:
+    """The classic 3+3's live decision from the DLTs and patients per level so far ({level: (dlts, patients)}).
+
+    The rule depends on these counts only: the highest level with patients is where escalation is (or
+    stopped), and the levels below it, from the top down, are the candidates once it stopped."""
+    top = _highest_level(counts, n_levels)
+    if top == 0:
+        return Decision("treat", 1, None, "start", "treat the first cohort at level 1")
+    dlt, n = counts[top]
+    if dlt <= 1:  # escalation goes on, or the top level is the candidate
+        if n == 2 * COHORT and dlt == 0 and top < n_levels:
+            raise EscalationInputError(f"level {top}: 6 patients with 0 DLTs cannot happen (0/3 escalates)")
+        _check_escalated_below(counts, top, top)
+        if n == COHORT and dlt == 1:
+            return Decision("treat", top, None, "expand_1_of_3", RULES["expand_1_of_3"])
+        if top < n_levels:
+            key = "escalate_0_of_3" if n == COHORT else "escalate_1_of_6"
+            return Decision("treat", top + 1, None, key, RULES[key])
+        if n == COHORT:
+            return Decision("treat", top, None, "expand_top_to_6",
+                            f"0/3 with a DLT at the top level {top}: treat 3 more there (the MTD needs 6 patients)")
+        return Decision("stop", None, top, "mtd_at_most_1_of_6", f"at most 1/6 with a DLT at the top level {top}: "
+                        "it is the MTD", _expansion(top, expansion))
+    # Escalation stopped at `top` (2 or more DLTs there): the candidates are the levels below it, from the top
+    # down. One that had 0/3 and then 2 or more DLTs in its 3 more patients has failed; the next is below it.
+    failed = [top]
+    for level in range(top - 1, 0, -1):
+        dlt, n = counts[level]
+        if n == 2 * COHORT and 2 <= dlt <= COHORT:
+            failed.append(level)
+            continue
+        if (n == COHORT and dlt > 0) or dlt > COHORT:
+            raise EscalationInputError(f"level {level}: {dlt}/{n} with a DLT cannot be followed by patients at "
+                                       f"level {top} under the classic 3+3 rule")
+        _check_escalated_below(counts, level, top)
+        above = ("levels " if len(failed) > 1 else "level ") + ", ".join(str(f) for f in sorted(failed))
+        if n == COHORT:
+            return Decision("treat", level, None, "expand_candidate_to_6",
+                            f"2 or more with a DLT at {above}: level {level} is the candidate MTD with 3 "
+                            "patients; treat 3 more there (the MTD needs 6)")
+        return Decision("stop", None, level, "mtd_at_most_1_of_6",
+                        f"2 or more with a DLT at {above}; at most 1/6 at level {level}: it is the MTD",
+                        _expansion(level, expansion))
+    return Decision("stop", None, None, "no_level_tolerated",
+                    "2 or more of at most 6 patients with a DLT at every level treated: no level is tolerated")
+
+
+def _highest_level(counts: Mapping[int, tuple[int, int]], n_levels: int) -> int:
+    """The highest level with patients (0: none yet), once the counts are checked level by level."""
+    for level, (dlt, n) in counts.items():
+        if not 1 <= level <= n_levels:
+            raise EscalationInputError(f"--dlt names level {level}; the trial has levels 1 to {n_levels}")
+        if n not in (COHORT, 2 * COHORT):
+            raise EscalationInputError(f"level {level}: {n} patients; a 3+3 level has 3 or 6")
+        Cohort(level, n, dlt)
+    top = max(counts, default=0)
+    for expected in range(1, top + 1):
+        if expected not in counts:
+            raise EscalationInputError(f"--dlt skips level {expected}: a 3+3 trial escalates one level at a time")
+    return top
+
+
+def _check_escalated_below(counts: Mapping[int, tuple[int, int]], level: int, top: int) -> None:
+    """Every level below `level` was escalated from: 0/3 or 1/6 (1/3 then 0/3), nothing else."""
+    for below in range(1, level):
+        dlt, n = counts[below]
+        if (n, dlt) not in ((COHORT, 0), (2 * COHORT, 1)):
+            raise EscalationInputError(f"level {below}: {dlt}/{n} with a DLT cannot be followed by patients at "
+                                       f"level {top} under the classic 3+3 rule")
 
 
 def simulate(tox: Sequence[float], trials: int, rng: np.random.Generator) -> OperatingCharacteristics:
