@@ -290,8 +290,25 @@ def test_design_power_dropout_zero_means_zero():
     assert power("--dropout", "0")["settings"]["dropout"] == 0.0
     assert power("--dropout", "0.2")["settings"]["dropout"] == 0.2
     assert power()["settings"]["dropout"] == 0.05  # the default when --dropout is not given
-    direct = simulate_power(load_builtin("amass-2"), PowerSettings("amass-2", 306, 60, 4, 1.5, dropout=0.0))
+    direct = simulate_power(load_builtin("amass-2"), PowerSettings("amass-2", 306, 60, 4, 1.5, endpoint="binary",
+                                                                   dropout=0.0))
     assert power("--dropout", "0")["power"] == direct.power  # the CLI ran the trial without dropout
+
+
+def test_design_power_simulates_the_primary_endpoint_the_plan_declares():
+    """AMASS-2's primary endpoint is mRS 0-2 (binary); IMPACT-LVO's is the mRS shift; ISIS-HERMES's is neither."""
+    def settings(trial, *extra):
+        result = runner.invoke(app, ["design", "power", trial, "--trials", "20", "--seed", "2", "--json", *extra])
+        return result.exit_code, (json.loads(result.stdout)["settings"] if result.exit_code == 0 else result.output)
+
+    code, amass2 = settings("amass-2")
+    assert code == 0 and (amass2["endpoint"], amass2["mrs_at_most"]) == ("binary", 2)
+    code, impact = settings("impact-lvo")
+    assert code == 0 and impact["endpoint"] == "ordinal"
+    code, forced = settings("amass-2", "--endpoint", "ordinal")
+    assert code == 0 and forced["endpoint"] == "ordinal"
+    code, message = settings("isis-hermes")
+    assert code == 2 and "is not an mRS shift or an mRS cut" in message
 
 
 @pytest.mark.parametrize("args, message", [

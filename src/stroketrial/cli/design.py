@@ -173,7 +173,8 @@ def power_cmd(trial: str = typer.Argument(..., help="Built-in id or protocol .ya
               common_or: float = typer.Option(1.5, "--common-or", help="True common OR for a better mRS."),
               control_mrs: str | None = typer.Option(None, "--control-mrs", help="Control arm's mRS 0-6 "
                                                      "proportions (default: the HERMES thrombectomy arms)."),
-              endpoint: str = typer.Option("ordinal", "--endpoint", help="ordinal (shift) or binary (mRS 0-2)."),
+              endpoint: str | None = typer.Option(None, "--endpoint", help="ordinal (shift) or binary (mRS 0-2); "
+                                                  "default: the primary endpoint as the protocol's plan declares it."),
               alpha: float = AlphaOption,
               dropout: float = typer.Option(0.05, "--dropout", help="Proportion lost to follow-up."),
               seed: int = typer.Option(1, "--seed", help="Root seed."),
@@ -185,15 +186,18 @@ def power_cmd(trial: str = typer.Argument(..., help="Built-in id or protocol .ya
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
         TimeRemainingColumn
 
-    from ..design.power import CONTROL_MRS, PowerSettings, simulate_power
+    from ..design.power import CONTROL_MRS, PowerSettings, primary_endpoint, simulate_power
     from ..protocol import resolve
 
-    if endpoint not in ("ordinal", "binary"):
+    if endpoint not in (None, "ordinal", "binary"):
         fail(f"--endpoint {endpoint!r} is not ordinal or binary")
     protocol = resolve(trial)
+    # (an unrandomized trial is refused by the simulation itself, naming that)
+    declared, at_most = (primary_endpoint(protocol) if endpoint is None and protocol.randomization is not None
+                         else (endpoint or "ordinal", 2))
     mrs = tuple(_floats(control_mrs, "--control-mrs")) if control_mrs else CONTROL_MRS
-    settings = PowerSettings(protocol.id, n or protocol.sample_size.total, trials, seed, common_or, mrs, endpoint,
-                             alpha, dropout)
+    settings = PowerSettings(protocol.id, n or protocol.sample_size.total, trials, seed, common_or, mrs, declared,
+                             alpha, dropout, mrs_at_most=at_most)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=err, transient=True) as bar:
         task = bar.add_task(f"simulating {protocol.id}", total=trials)

@@ -32,6 +32,21 @@ CONTROL_MRS = (0.10, 0.14, 0.16, 0.17, 0.15, 0.08, 0.20)  # thrombectomy arms, c
 COVARIATE_EFFECTS = {"age": (0.035, 67.0), "nihss": (0.08, 16.0), "aspects": (-0.15, 8.0)}  # per unit, centre
 
 
+def primary_endpoint(protocol: Protocol) -> tuple[str, float]:
+    """What `design power` simulates for the protocol's primary endpoint, as its analysis plan declares it: the
+    mRS shift, or a yes/no cut of the mRS (mRS 0-2: at most 2). Other primary endpoints are not simulated."""
+    primary = protocol.primary_endpoints[0]
+    a = primary.analysis
+    if a is not None and a.outcome.assessment == "mrs":
+        if a.method == "ordinal_shift":
+            return "ordinal", 2
+        if a.method == "binary" and a.outcome.at_most is not None:
+            return "binary", a.outcome.at_most
+    method = a.method if a is not None else "none declared"
+    raise DesignInputError(f"{protocol.id}'s primary endpoint {primary.name!r} (analysis: {method}) is not an mRS "
+                           "shift or an mRS cut; design power simulates those (give --endpoint to choose one)")
+
+
 @dataclass(frozen=True)
 class PowerSettings:
     trial: str
@@ -40,11 +55,12 @@ class PowerSettings:
     seed: int
     common_or: float
     control_mrs: tuple[float, ...] = CONTROL_MRS
-    endpoint: str = "ordinal"  # or "binary" (mRS 0-2)
+    endpoint: str = "ordinal"  # or "binary": mRS 0 to `mrs_at_most`
     alpha: float = 0.05
     dropout: float = 0.05
     adjust: tuple[str, ...] = ("age", "nihss", "aspects")
     chunk: int = 500
+    mrs_at_most: float = 2
 
 
 @dataclass(frozen=True)
@@ -116,7 +132,7 @@ def run_chunk(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedS
     keep = int(observed.sum(axis=1).min())
     order = np.argsort(~observed, axis=1, kind="stable")[:, :keep]
     take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
-    y = take(mrs) if settings.endpoint == "ordinal" else (take(mrs) > 2).astype(int)
+    y = take(mrs) if settings.endpoint == "ordinal" else (take(mrs) > settings.mrs_at_most).astype(int)
     k = 7 if settings.endpoint == "ordinal" else 2
     columns = [take(treated)] + [take(cov[..., j]) - centre for j, (name, (_, centre)) in
                                  enumerate(COVARIATE_EFFECTS.items()) if name in settings.adjust]

@@ -191,7 +191,7 @@ def _run_endpoint(endpoint: Endpoint, ctx: _Context) -> Section:
         else:
             known = set(ctx.long["visit"].astype(str)) <= set(ctx.visit_order) if "visit" in ctx.long else False
             _safe(section, "mixed model", longitudinal.mixed_model, ctx.long, column, "arm", ctx.treatment,
-                  ctx.control, order=ctx.visit_order if known else None)
+                  ctx.control, order=ctx.visit_order if known else None, df="satterthwaite")
     return section
 
 
@@ -301,7 +301,8 @@ _METHOD_TEXT = {
                   "Mann-Whitney test; linear regression of log(value + 1) adjusted for {adjust}.",
     "mean_difference": "Differences in means with Welch's t interval and test.",
     "mixed_model": "Repeated scores: linear mixed model (REML) with a random intercept per patient and arm x visit "
-                   "terms, visits in the schedule's order; the arm effect at each visit with a Wald interval.",
+                   "terms, visits in the schedule's order; the arm effect at each visit with a t interval on "
+                   "Satterthwaite degrees of freedom (as lmerTest).",
     "count": "Event counts: events per patient compared by Poisson regression with a robust (sandwich) interval, "
              "reported as a rate ratio, with the patients who had at least one event.",
 }
