@@ -110,7 +110,7 @@ def test_demo_writes_the_report_the_dataset_and_every_figure(demo_report):
         at = flow.index(f"Allocated to {arm}")
         assert flow[at + 1] == f"(n = {per_arm[arm]})"
         missing = int(data.loc[data["arm"] == arm, "mrs_90d"].isna().sum())
-        assert f"lost or mRS missing: {missing}" in flow[at:at + 8]
+        assert f"primary outcome missing: {missing}" in flow[at:at + 8]
         assert f"n = {per_arm[arm] - missing}" in flow[at:at + 8]
     estimate, low, high = common_or(data, "albumin")
     unadjusted = result_rows(html)["ordinal shift (mRS), unadjusted"]
@@ -197,7 +197,7 @@ def test_table1_and_consort_count_the_dataset(reference_report):
         assert flow[at:at + 8] == [
             f"Allocated to {arm}", f"(n = {len(part)})",
             f"received as allocated: {int((part['treated_arm'] == arm).sum())}",
-            "Follow-up at 90 days", f"lost or mRS missing: {missing}",
+            "Follow-up", f"primary outcome missing: {missing}",
             f"crossed over: {int((part['treated_arm'] != arm).sum())}",
             "Analysed (intention to treat)", f"n = {len(part) - missing}"]
 
@@ -314,19 +314,21 @@ def test_figures_and_tables_directly(tmp_path):
     safety = safety_table(data, "arm", ["a", "b"], {"death_90d": "Death"})
     # Fisher's exact test of 0/10 against 10/10: p = 2 / C(20, 10) = 1.1e-5
     assert safety.iloc[0].tolist() == ["Death", "0/10 (0.0%)", "10/10 (100.0%)", "0.000"]
-    flow = consort({"assessed": 120, "excluded": 11, "incomplete": 4, "excluded_by": {"nihss": 7, "age": 4},
-                    "randomized": 100, "arms": ["albumin", "control"],
-                    "by_arm": {"albumin": {"allocated": 51, "received": 50, "crossed": 1, "missing": 2,
-                                           "analysed": 49},
-                               "control": {"allocated": 49, "received": 49, "crossed": 0, "missing": 3,
-                                           "analysed": 46}}})
+    flow_boxes = {"assessed": 120, "excluded": 11, "incomplete": 4, "excluded_by": {"nihss": 7, "age": 4},
+                  "randomized": 100, "arms": ["albumin", "control"],
+                  "by_arm": {"albumin": {"allocated": 51, "received": 50, "crossed": 1, "missing": 2, "analysed": 49},
+                             "control": {"allocated": 49, "received": 49, "crossed": 0, "missing": 3,
+                                         "analysed": 46}}}
+    flow = consort(flow_boxes)
     text = svg_text(save(flow, tmp_path / "consort")[1])
     assert text[:6] == ["Assessed for eligibility (n = 120)", "Excluded (n = 20)", "  not meeting criteria: 11",
                         "      nihss: 7", "      age: 4", "  screening data incomplete: 4"]
     assert "  eligible, not randomized: 5" in text and "Randomized (n = 100)" in text
     assert text[text.index("Allocated to control"):][:8] == [
-        "Allocated to control", "(n = 49)", "received as allocated: 49", "Follow-up at 90 days",
-        "lost or mRS missing: 3", "crossed over: 0", "Analysed (intention to treat)", "n = 46"]
+        "Allocated to control", "(n = 49)", "received as allocated: 49", "Follow-up",
+        "primary outcome missing: 3", "crossed over: 0", "Analysed (intention to treat)", "n = 46"]
+    as_treated = svg_text(save(consort({**flow_boxes, "population": "as treated"}), tmp_path / "at")[1])
+    assert "Analysed (as treated)" in as_treated and "Analysed (intention to treat)" not in as_treated
     young = Result("Age: under 70", 1.5, 1.1, 2.05, 0.01, "po", 150, "common odds ratio",
                    {"subgroup": "Age", "interaction_p": 0.04})
     old = Result("Age: 70 or older", 0.8, 0.5, 1.28, 0.35, "po", 140, "common odds ratio",
@@ -334,6 +336,6 @@ def test_figures_and_tables_directly(tmp_path):
     overall = Result("overall", 1.2, 0.95, 1.52, 0.12, "po", 290, "common odds ratio", {})
     text = svg_text(save(forest([young, old], overall), tmp_path / "forest")[1])
     assert [t for t in text if t.startswith(("Age", "Overall"))] == [
-        "Age: under 70  (interaction p = 0.04)", "Age: 70 or older", "Overall"]
+        "Age: under 70  (interaction p = 0.040)", "Age: 70 or older", "Overall"]
     assert [t for t in text if "(" in t and "-" in t and t[0].isdigit()] == [
         "1.50 (1.10-2.05)", "0.80 (0.50-1.28)", "1.20 (0.95-1.52)"]

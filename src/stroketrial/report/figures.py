@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.typing import RcKeyType
 
-from ..analysis.result import Result
+from ..analysis.result import Result, format_p
 
 # mRS 0 (no symptoms) dark green through 5 (severe disability) orange-red, 6 (death) black:
 # the colour order stroke journals use, readable in greyscale print.
@@ -104,9 +104,10 @@ def consort(boxes: dict) -> Figure:
         arrow(35, 67, x, 59)
         box(x, 54, 30, 9, f"Allocated to {arm}\n(n = {a['allocated']})\nreceived as allocated: {a['received']}")
         arrow(x, 49.5, x, 42)
-        box(x, 36, 30, 11, f"Follow-up at 90 days\nlost or mRS missing: {a['missing']}\ncrossed over: {a['crossed']}")
+        box(x, 36, 30, 11, f"Follow-up\nprimary outcome missing: {a['missing']}\ncrossed over: {a['crossed']}")
         arrow(x, 30.5, x, 23)
-        box(x, 17, 30, 11, f"Analysed (intention to treat)\nn = {a['analysed']}\nexcluded from analysis: "
+        box(x, 17, 30, 11, f"Analysed ({boxes.get('population', 'intention to treat')})\nn = {a['analysed']}\n"
+                           "excluded from analysis: "
                            f"{a['allocated'] - a['analysed']}")
     for y, label in ((94, "Enrolment"), (54, "Allocation"), (36, "Follow-up"), (17, "Analysis")):
         ax.text(1.5, y, label, rotation=90, va="center", fontsize=9, color="#0b57a4", weight="bold")
@@ -123,7 +124,7 @@ def forest(results: Sequence[Result], overall: Result | None = None, title: str 
         p = r.details.get("interaction_p")
         if factor is not None and factor not in seen and p is not None:
             seen.add(factor)
-            labels.append(f"{r.name}  (interaction p = {p:.2f})")
+            labels.append(f"{r.name}  (interaction p = {format_p(p)})")
         else:
             labels.append(r.name)
     if overall is not None:
@@ -151,8 +152,9 @@ def forest(results: Sequence[Result], overall: Result | None = None, title: str 
     for yi, r in zip(y, rows, strict=True):
         ax.text(text_x, yi, f"{r.estimate:.2f} ({r.ci_low:.2f}-{r.ci_high:.2f})", va="center", fontsize=9)
     ax.text(text_x, y[0] + 0.9, "OR (95% CI)", fontsize=9, weight="bold", va="center")
-    ax.text(0.98, 1.0, f"← {favours[0]}", transform=ax.get_xaxis_transform(), ha="right", va="bottom", fontsize=8.5)
-    ax.text(1.02, 1.0, f"{favours[1]} →", transform=ax.get_xaxis_transform(), ha="left", va="bottom", fontsize=8.5)
+    # a gap either side of OR 1 so the two labels never run into each other
+    ax.text(0.92, 1.0, f"← {favours[0]}", transform=ax.get_xaxis_transform(), ha="right", va="bottom", fontsize=8.5)
+    ax.text(1.08, 1.0, f"{favours[1]} →", transform=ax.get_xaxis_transform(), ha="left", va="bottom", fontsize=8.5)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig

@@ -57,7 +57,8 @@ def _text(a: Analysis) -> list[str]:
         lines.append(section.title)
         for r in section.results:
             est, ci, p = printed(r)
-            lines.append(f"   {r.name}: {r.measure} {est}" + (f" (95% CI {ci})" if ci else "") +
+            measure = "" if r.name.endswith(r.measure) else f" {r.measure}"  # "x: risk difference" says it already
+            lines.append(f"   {r.name}:{measure} {est}" + (f" (95% CI {ci})" if ci else "") +
                          (f", p = {p}" if p else "") + f", n = {r.n}")
         lines.extend(f"   {note}" for note in section.notes)
         lines.append("")

@@ -19,7 +19,8 @@ import pandas as pd
 from .. import __version__
 from ..analysis import binary, continuous, counts, longitudinal, ordinal
 from ..analysis import sensitivity as sensitivity_
-from ..clinical.scales import ETICI
+from ..clinical.dictionary import VARIABLES, Variable
+from ..clinical.scales import ETICI, LabelledEnum
 from ..analysis.result import AnalysisInputError, Result, format_p
 from ..protocol import Protocol
 from ..protocol.analysis_plan import Subgroup
@@ -235,7 +236,8 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     methods = _methods(protocol, population, covariates, imputations, len(df), sections)
     return Analysis(protocol, treatment, control, population, len(df), sections, subgroup_results, overall,
                     table1(full, "arm", [treatment, control]), safety_table(full, "arm", [treatment, control], events),
-                    grotta, _consort(full, funnel, treatment, control, primary_column), methods)
+                    grotta, _consort(full, funnel, treatment, control, primary_column)
+                    | {"population": _POPULATION_LABELS.get(population, population)}, methods)
 
 
 def _same_population(long: pd.DataFrame | None, df: pd.DataFrame) -> pd.DataFrame | None:
@@ -262,14 +264,31 @@ def _subgroup_labels(df: pd.DataFrame, subgroups: Sequence[Subgroup]) -> dict[st
         if s.field not in df.columns:
             continue
         values = df[s.field]
+        var = VARIABLES.get(s.field)
         if s.at_least is not None:
             numbers = pd.to_numeric(values, errors="coerce").astype(float)  # nullable integers hold NA, not NaN
-            cut = f"{s.at_least:g}"
+            cut = f"{s.at_least:g}" + (f" {var.unit}" if var is not None and var.unit else "")
             by[s.name] = np.where(numbers.isna(), _NONE, np.where(numbers >= s.at_least, f"{cut} or more",
                                                                    f"under {cut}"))
         else:
-            by[s.name] = values.astype(object).where(values.notna(), None).to_numpy()
+            by[s.name] = values.map(lambda v, var=var: _label(var, v)).to_numpy()
     return by
+
+
+_POPULATION_LABELS = {"itt": "intention to treat", "pp": "per protocol", "at": "as treated", "safety": "safety"}
+
+
+def _label(var: Variable | None, value: object) -> object:
+    """A category as people read it (MCA M1, not m1); None where not recorded."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return None
+    scale = var.scale if var is not None else None
+    if isinstance(scale, type) and issubclass(scale, LabelledEnum):
+        try:
+            return scale(value).label
+        except ValueError:
+            return value
+    return value
 
 
 def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str, primary: str | None) -> dict:
