@@ -3,7 +3,6 @@ characteristics)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import datetime as dt
 import time
@@ -16,8 +15,6 @@ from rich.table import Table
 
 from .support import command_group, JsonOption, command, emit_json, fail, out
 
-if TYPE_CHECKING:
-    pass
 
 
 escalation_app = command_group("Dose escalation: 3+3, BOIN and CRM decisions and operating characteristics.")

@@ -10,7 +10,7 @@ import pandas as pd
 
 
 class CohortFileError(InputError):
-    pass
+    """A cohort file that does not exist, is not .csv or .parquet, or cannot be read; the message names it."""
 
 
 def read_cohort(path: str | Path) -> pd.DataFrame:
