@@ -124,3 +124,54 @@ def test_json_schema_describes_the_protocol():
     schema = json.loads(protocol_json_schema())
     assert schema["title"] == "Protocol"
     assert {"inclusion", "exclusion", "arms", "randomization", "endpoints", "visits"} <= set(schema["properties"])
+
+
+# ---- assessments reserved for the blinded outcome assessor (PROBE) -------------------------------------------
+PROBE = MINIMAL.replace("masking: open_label,", "masking: open_label_blinded_endpoint,")
+
+
+def test_amass2_reserves_the_90_day_mrs_for_the_blinded_assessor_and_the_others_reserve_nothing():
+    reserved = {(t, v.id): v.assessor_only for t in BUILTIN_IDS for v in load_builtin(t).visits if v.assessor_only}
+    assert reserved == {("amass-2", "d90"): ["mrs"]}
+    d90 = next(v for v in load_builtin("amass-2").visits if v.id == "d90")
+    assert "endpoint-blinded" in d90.assessor_only_text and "assess" in d90.assumption
+
+
+def test_a_reserved_assessment_parses():
+    text = PROBE.replace("visits: [{id: v, name: V, day: 0}]",
+                         "visits: [{id: v, name: V, day: 90, assessments: [mrs, death], assessor_only: [mrs]}]")
+    assert parse_protocol(text, "mini.yaml").visits[0].assessor_only == ["mrs"]
+    assert parse_protocol(PROBE, "mini.yaml").visits[0].assessor_only == []  # optional: nothing reserved
+
+
+@pytest.mark.parametrize("visit, expected", [
+    ("{id: v, name: V, day: 90, assessments: [mrs, death], assessor_only: [nihss]}",
+     "mini.yaml: visits[0].assessor_only: 'nihss' is not an assessment of this visit (mrs, death)"),
+    ("{id: v, name: V, day: 90, assessments: [mrs], assessor_only: [mrs, mrs]}",
+     "mini.yaml: visits[0].assessor_only: 'mrs' is named twice"),
+    ("{id: v, name: V, day: 90, assessments: [mrs], assessor_only: [MRS]}",
+     "mini.yaml: visits[0].assessor_only[0]: String should match pattern '^[a-z][a-z0-9_]*$' (got 'MRS')"),
+    ("{id: v, name: V, day: 90, assessments: [mrs], assessor_only_text: endpoint-blinded}",
+     "mini.yaml: visits[0]: assessor_only_text quotes the source for assessor_only, which names no assessment"),
+    ("{id: v, name: V, day: 90, assessments: [mrs], assessor_only: mrs}",
+     "mini.yaml: visits[0].assessor_only: Input should be a valid list"),
+])
+def test_a_bad_reservation_is_refused_naming_the_field_and_the_value(visit, expected):
+    with pytest.raises(ProtocolError) as err:
+        parse_protocol(PROBE.replace("visits: [{id: v, name: V, day: 0}]", f"visits: [{visit}]"), "mini.yaml")
+    assert expected in str(err.value)
+
+
+def test_an_open_label_trial_has_no_blinded_assessor():
+    text = MINIMAL.replace("visits: [{id: v, name: V, day: 0}]",
+                           "visits: [{id: v, name: V, day: 90, assessments: [mrs], assessor_only: [mrs]}]")
+    with pytest.raises(ProtocolError, match=r"design\.masking is open_label: use open_label_blinded_endpoint"):
+        parse_protocol(text, "mini.yaml")
+
+
+def test_a_visit_of_some_arms_reserves_nothing():
+    """The outcome assessor is shown the visits it records: one that only some arms have would show it the arm."""
+    text = PROBE.replace("visits: [{id: v, name: V, day: 0}]",
+                         "visits: [{id: v, name: V, day: 90, arms: [a], assessments: [mrs], assessor_only: [mrs]}]")
+    with pytest.raises(ProtocolError, match="would tell the blinded outcome assessor the arm"):
+        parse_protocol(text, "mini.yaml")

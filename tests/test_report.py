@@ -8,7 +8,6 @@ import json
 import re
 import warnings
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from typer.testing import CliRunner
 from stroketrial.analysis import ordinal
 from stroketrial.analysis.result import Result, format_p
 from stroketrial.cli import app
+from stroketrial.protocol import resolve
 from stroketrial.report.figures import consort, forest, grotta_bars, save
 from stroketrial.report.tables import safety_table, table1
 from stroketrial.service import demo as demo_data
@@ -28,40 +28,29 @@ from stroketrial.service import export
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
 
+from .test_report_document import pdf_pages
+
 runner = CliRunner()
 REF = Path(__file__).parent / "reference"
 R = pd.read_csv(REF / "r_reference.csv").set_index("name")["value"].to_dict()  # make_reference.R (MASS, stats)
 Z95 = 1.959963985
+ARMS = {arm.id: arm.name for arm in resolve("amass-2").arms}  # the report names the arms as the protocol does
 
 
 def result_rows(report_html: str) -> dict[str, dict[str, str]]:
-    """The rows of the report's results tables, by analysis name, as printed."""
+    """The rows of the report's results tables, by the analysis' name in results.json, as printed."""
     rows = {}
-    for cells in re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>"
-                            r"<td>(.*?)</td><td class='small'>", report_html):
-        name, measure, estimate, ci, p, n = (html_lib.unescape(c) for c in cells)
-        rows[name] = {"measure": measure, "estimate": estimate, "ci": ci, "p": p, "n": n}
+    for result, *cells in re.findall(r'<tr data-result="([^"]*)"><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>'
+                                     r"<td>(.*?)</td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", report_html):
+        shown, measure, estimate, ci, p, n, _method = (html_lib.unescape(c) for c in cells)
+        rows[html_lib.unescape(result)] = {"shown": shown, "measure": measure, "estimate": estimate, "ci": ci,
+                                           "p": p, "n": n}
     return rows
 
 
 def svg_text(path: Path) -> list[str]:
     """Every line of text in a figure (matplotlib writes SVG text as text: svg.fonttype none)."""
     return [html_lib.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", path.read_text())]
-
-
-def pdf_text(path: Path) -> list[str]:
-    """Every line of text in a PDF that matplotlib wrote (Type 3 fonts: each line one BT...ET block of string
-    literals in a Flate-compressed content stream; a glyph from a second font reads as one byte)."""
-    lines = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", path.read_bytes(), re.S):
-        try:
-            content = zlib.decompress(stream)
-        except zlib.error:
-            continue
-        for block in re.findall(rb"\bBT\b(.*?)\bET\b", content, re.S):
-            strings = re.findall(rb"\(((?:\\.|[^\\)])*)\)", block)
-            lines.append(b"".join(re.sub(rb"\\(.)", rb"\1", s) for s in strings).decode("cp1252", "replace"))
-    return lines
 
 
 def common_or(data: pd.DataFrame, treatment: str, adjust: tuple[str, ...] = ()) -> tuple[float, float, float]:
@@ -92,10 +81,11 @@ def test_demo_writes_the_report_the_dataset_and_every_figure(demo_report):
         assert (out / name).stat().st_size > 1000, name
     assert (out / "report.pdf").read_bytes()[:5] == b"%PDF-"
     html = (out / "report.html").read_text()
-    for heading in ("Flow of patients (CONSORT)", "Baseline characteristics (Table 1)", "Functional independence",
+    text = html_lib.unescape(" ".join(re.sub(r"<[^>]+>", " ", html).split()))  # the page's text, tags removed
+    for heading in ("Flow of patients (CONSORT)", "Table 1. Baseline characteristics", "Functional independence",
                     "ordinal shift (mRS), adjusted", "win odds", "Symptomatic intracranial haemorrhage", "Subgroups",
                     "Safety", "Methods"):
-        assert heading in html, heading
+        assert heading in text, heading
     assert "data:image/png;base64," in html and "<script" not in html  # self-contained, nothing to fetch
     results = json.loads((out / "results.json").read_text())
     assert summary["truth"]["common_or"] == 1.5
@@ -103,11 +93,11 @@ def test_demo_writes_the_report_the_dataset_and_every_figure(demo_report):
     data = pd.read_csv(out / "dataset.csv")
     per_arm = data["arm"].value_counts()
     assert results["n"] == len(data) == 160
-    assert f"albumin (n={per_arm['albumin']})" in html and f"control (n={per_arm['control']})" in html
+    assert all(f"{ARMS[arm]} (n={per_arm[arm]})" in html for arm in ("albumin", "control"))
     flow = svg_text(out / "consort.svg")
     assert f"Randomized (n = {len(data)})" in flow
     for arm in ("albumin", "control"):
-        at = flow.index(f"Allocated to {arm}")
+        at = flow.index(f"Allocated to {ARMS[arm]}")
         assert flow[at + 1] == f"(n = {per_arm[arm]})"
         missing = int(data.loc[data["arm"] == arm, "mrs_90d"].isna().sum())
         assert f"primary outcome missing: {missing}" in flow[at:at + 8]
@@ -123,9 +113,9 @@ def test_demo_writes_the_report_the_dataset_and_every_figure(demo_report):
     assert fit.details["wald_ci"] == pytest.approx([low, high], rel=1e-4)
     assert unadjusted["ci"] == f"{fit.ci_low:#.3g} to {fit.ci_high:#.3g}"
     assert unadjusted["p"] == format_p(fit.p_value)
-    # report.pdf prints the same line
-    assert (f"   ordinal shift (mRS), unadjusted: common odds ratio {unadjusted['estimate']} (95% CI "
-            f"{unadjusted['ci']}), p = {unadjusted['p']}, n = {unadjusted['n']}") in pdf_text(out / "report.pdf")
+    # report.pdf prints the same row: name, measure, estimate, 95% CI, p and n, cell by cell
+    assert (f"ordinal shift (mRS), unadjusted common odds ratio {unadjusted['estimate']} {unadjusted['ci']} "
+            f"{unadjusted['p']} {unadjusted['n']} ") in " ".join(pdf_pages(out))
     # The Grotta bars: n with a 90-day mRS per arm, and each segment's share of it in percent
     bars = svg_text(out / "grotta_bars.svg")
     expected = []
@@ -177,7 +167,7 @@ def test_table1_and_consort_count_the_dataset(reference_report):
     data = pd.read_csv(REF / "amass2_trial.csv")
     report_html = (out / "report.html").read_text()
     for arm, group in data.groupby("arm"):
-        assert f"<th>{arm} (n={len(group)})</th>" in report_html
+        assert f"<th>{ARMS[arm]} (n={len(group)})</th>" in report_html
     bridging = {arm: int(g["bridging_thrombolysis"].sum()) for arm, g in data.groupby("arm")}
     row = re.search(r"<td>bridging intravenous thrombolysis, n \(%\)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>",
                     report_html)
@@ -192,10 +182,10 @@ def test_table1_and_consort_count_the_dataset(reference_report):
     assert f"Randomized (n = {len(data)})" in flow and f"Assessed for eligibility (n = {len(data)})" in flow
     for arm in ("albumin", "control"):
         part = data[data["arm"] == arm]
-        at = flow.index(f"Allocated to {arm}")
+        at = flow.index(f"Allocated to {ARMS[arm]}")
         missing = int(part["mrs_90d"].isna().sum())
         assert flow[at:at + 8] == [
-            f"Allocated to {arm}", f"(n = {len(part)})",
+            f"Allocated to {ARMS[arm]}", f"(n = {len(part)})",
             f"received as allocated: {int((part['treated_arm'] == arm).sum())}",
             "Follow-up", f"primary outcome missing: {missing}",
             f"crossed over: {int((part['treated_arm'] != arm).sum())}",
@@ -226,7 +216,7 @@ def test_analyze_reads_the_platform_export(tmp_path):
     results = json.loads((tmp_path / "r" / "results.json").read_text())
     assert results["n"] == len(randomized)
     for arm in ("albumin", "control"):
-        assert f"<th>{arm} (n={per_arm[arm]})</th>" in report_html
+        assert f"<th>{ARMS[arm]} (n={per_arm[arm]})</th>" in report_html
     screened = forms["screening"].merge(randomized[["patient_id", "arm"]], on="patient_id")
     age = re.search(r"<td>age, years, median \(IQR\)</td>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", report_html)
     assert age is not None
@@ -236,7 +226,7 @@ def test_analyze_reads_the_platform_export(tmp_path):
     flow = svg_text(tmp_path / "r" / "consort.svg")
     assert f"Randomized (n = {len(randomized)})" in flow
     for arm in ("albumin", "control"):
-        assert flow[flow.index(f"Allocated to {arm}") + 1] == f"(n = {per_arm[arm]})"
+        assert flow[flow.index(f"Allocated to {ARMS[arm]}") + 1] == f"(n = {per_arm[arm]})"
     # The demo platform holds no 90-day visit yet: nothing is analysed, and each analysis says why
     assert forms["visit_d90"].empty
     assert all(not s["results"] and s["notes"] for s in results["sections"])

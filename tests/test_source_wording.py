@@ -44,3 +44,19 @@ def test_criterion_wording_is_quoted_from_the_seed_document(trial):
             found = document.find(part.strip(), position)
             assert found >= 0, f"{trial} {criterion.id}: {part.strip()!r} is not in {protocol.source}"
             position = found + len(part.strip())
+
+
+@pytest.mark.parametrize("trial", BUILTIN_IDS)
+def test_the_blinded_assessment_is_quoted_from_the_seed_and_who_assesses_is_an_assumption(trial):
+    """A visit that reserves assessments for the blinded outcome assessor quotes the source's blinding wording
+    (assessor_only_text); no seed names who assesses, so each such visit carries an assumption too."""
+    require_seeds()
+    protocol = load_builtin(trial)
+    document = normalised((SHARED / protocol.source).read_text(encoding="utf-8"))
+    for visit in (v for v in protocol.visits if v.assessor_only):
+        assert visit.assessor_only_text and visit.assumption, f"{trial} {visit.id}"
+        position = 0
+        for part in normalised(visit.assessor_only_text).split("..."):
+            found = document.find(part.strip(), position)
+            assert found >= 0, f"{trial} {visit.id}: {part.strip()!r} is not in {protocol.source}"
+            position = found + len(part.strip())

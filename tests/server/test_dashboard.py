@@ -45,7 +45,7 @@ def _enrol(platform) -> dict[str, str]:
 def test_enrolment_and_funnel_count_the_registered_patients(platform):
     arms = _enrol(platform)
     visit = platform.call("PUT", "/trials/amass-2/patients/A2/visits/d90",
-                          json={"visit_date": dt.datetime.now(dt.UTC).date().isoformat(), "values": {"mrs": 1}})
+                          json={"visit_date": dt.datetime.now(dt.UTC).date().isoformat(), "values": {"death": False}})
     assert visit.status_code == 200, visit.text
     day = [(dt.datetime.now(dt.UTC) - dt.timedelta(days=k)).date().isoformat() for k in (2, 1, 0)]
     with platform.db.read() as session:

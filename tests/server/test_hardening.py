@@ -249,7 +249,7 @@ def test_free_text_has_limits_named_by_field(platform):
     assert platform.call("PATCH", "/trials/amass-2/patients/P1",
                          json={"data": {"nihss": 13}, "reason": "r" * 2000}).status_code == 200
     assert randomize(platform).status_code == 201
-    visit = {"visit_date": _today(), "values": {"mrs": 2}}
+    visit = {"visit_date": _today(), "values": {"death": False}}  # the mRS is the blinded assessor's
     assert platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90", json=visit).status_code == 200
     response = platform.call("PUT", "/trials/amass-2/patients/P1/visits/d90", json={**visit, "reason": long_reason})
     assert response.status_code == 422 and response.json()["errors"][0]["field"] == "reason"

@@ -292,7 +292,7 @@ def test_changing_screening_data_visits_and_saes_behind_the_platform_is_named(pl
     _enrol(platform, "amass-2", 1)
     today = dt.date.today().isoformat()
     assert platform.call("PUT", "/trials/amass-2/patients/P0/visits/d90",
-                         json={"visit_date": today, "values": {"mrs": 2}}).status_code == 200
+                         json={"visit_date": today, "values": {"death": False}}).status_code == 200
     assert platform.call("POST", "/trials/amass-2/patients/P0/saes", json={
         "term": "pneumonia", "onset_date": today, "criteria": ["hospitalization"], "outcome": "recovering",
         "relatedness": "unlikely"}).status_code == 201

@@ -1,7 +1,8 @@
 """The pages in a real browser: Debian's Chromium, headless, driven by Playwright, against a real server.
 
 AMASS-2 as a coordinator: sign in, screen an eligible patient (live eligibility, a unit
-switch), randomize with a double click, open the dose sheet, enter the 90-day mRS.
+switch), randomize with a double click, open the dose sheet, enter the day-90 visit; then as the blinded
+outcome assessor, who sees no arm, enter the 90-day mRS the protocol reserves for it.
 IMPACT-LVO as a blinded coordinator: the same flow, and the arm appears on no page.
 Screenshots of every step go to test-artifacts/screenshots/.
 """
@@ -110,6 +111,46 @@ def allocations_of(url: str, code: str) -> list[Allocation]:
     return rows
 
 
+def enter_the_mrs_as_the_blinded_assessor(page, code: str, arm: str) -> None:
+    """Sign out; as the outcome assessor enter the day-90 mRS (a typing error first) on pages that never show
+    the arm (`arm`: its name as the coordinator saw it); sign in again as the coordinator, who sees it read-only."""
+    page.click("button:has-text('Sign out')")
+    page.wait_for_selector("input[name=password]")
+    sign_in(page, "assessor")
+    page.goto(f"/trials/amass-2/patients/{code}/visits")
+    assert page.locator("[data-testid=schedule] tbody tr[id]").count() == 1  # the day-90 visit alone
+    assert page.locator("[data-testid=form-d90] input[name=death]").count() == 0
+    assert page.locator("text=Serious adverse events").count() == 0
+    page.click("summary:has-text('Enter Day 90')")
+    page.fill("[data-testid=d90-mrs]", "7")
+    page.click("[data-testid=save-d90]")
+    page.wait_for_selector("text=modified Rankin Scale")
+    assert "out of range" in page.content()
+    shot(page, "10-assessor-visit-error")
+    page.fill("[data-testid=d90-mrs]", "2")
+    page.click("[data-testid=save-d90]")
+    page.wait_for_selector("[data-testid=status-d90]:has-text('done')")
+    shot(page, "10-assessor-d90-done")
+    for path in (f"/trials/amass-2/patients/{code}/visits", f"/trials/amass-2/patients/{code}",
+                 f"/trials/amass-2/patients/{code}/allocation", "/trials/amass-2", "/trials/amass-2/dashboard"):
+        page.goto(path)
+        page.wait_for_load_state()
+        text = page.content()
+        assert page.locator("[data-arm]").count() == 0 and page.locator("[data-testid=dose-link]").count() == 0, path
+        assert arm not in text and "Albumin Group" not in text and "Control Group" not in text, path
+    page.goto(f"/trials/amass-2/patients/{code}/dose")
+    assert "Not allowed" in page.content()
+    page.click("button:has-text('Sign out')")
+    page.wait_for_selector("input[name=password]")
+    sign_in(page, "coordinator")
+    page.goto(f"/trials/amass-2/patients/{code}/visits")
+    assert "mrs 2" in page.inner_text("tr#d90")
+    page.click("summary:has-text('Correct Day 90')")
+    assert page.inner_text("[data-testid=d90-mrs-reserved] .control") == "2"  # read-only for the site
+    assert page.locator("[data-testid=d90-mrs]").count() == 0
+    assert page.locator("[data-testid=awaiting-d90-mrs]").count() == 0
+
+
 def test_amass2_from_screening_to_the_90_day_visit(page, server):
     _, url = server
     page.goto("/login")
@@ -155,18 +196,19 @@ def test_amass2_from_screening_to_the_90_day_visit(page, server):
         assert page.inner_text("[data-testid=dose-amount]").startswith("38.4")  # 0.6 g/kg x 64 kg
         assert page.inner_text("[data-testid=dose-volume]") == "192 mL"
     shot(page, "08-dose-sheet")
+    # Day 90: the site records death and SAEs; the mRS is the blinded outcome assessor's (amass-2.yaml,
+    # assessor_only), shown to the site read-only.
     page.goto("/trials/amass-2/patients/WEB-001/visits")
     page.click("summary:has-text('Enter Day 90')")
-    page.fill("[data-testid=d90-mrs]", "7")
-    page.click("[data-testid=save-d90]")
-    page.wait_for_selector("text=modified Rankin Scale")
-    assert "out of range" in page.content()
-    shot(page, "09-visit-error")
-    page.fill("[data-testid=d90-mrs]", "2")
+    assert page.locator("[data-testid=d90-mrs]").count() == 0
+    assert "recorded by the blinded outcome assessor" in page.inner_text("[data-testid=d90-mrs-reserved]")
     page.check("[data-testid=form-d90] input[name=death][value=no]")
+    page.check("[data-testid=form-d90] input[name=sae][value=no]")
     page.click("[data-testid=save-d90]")
     page.wait_for_selector("[data-testid=status-d90]:has-text('done')")
-    shot(page, "10-visits-d90-done")
+    assert "awaiting the blinded outcome assessor" in page.inner_text("[data-testid=awaiting-d90-mrs]")
+    shot(page, "09-visits-d90-site-part")
+    enter_the_mrs_as_the_blinded_assessor(page, "WEB-001", arm)
     page.goto("/trials/amass-2/dashboard")
     page.wait_for_selector("[data-testid=consort]")
     shot(page, "11-dashboard")
@@ -197,7 +239,9 @@ def test_impact_lvo_blinded_coordinator_never_sees_the_arm(page, server):
         if path in patient_pages:
             # The protocol says "placebo-controlled" and its criteria name methylprednisolone (allergy);
             # the patient's own pages never name the control treatment.
-            text = page.content().lower()
+            # The kit label says "<drug> or placebo" on both arms' kits alike (test_placebo_preparation.py): it
+            # is the blinded wording, not the arm.
+            text = page.content().lower().replace("methylprednisolone sodium succinate or placebo", "")
             assert "placebo" not in text and "sterile water" not in text, path
     page.goto("/trials/impact-lvo")
     row = page.inner_text("tr:has(a:text-is('BLIND-001'))").lower()

@@ -10,6 +10,7 @@ the whole sample (g-computation) with a seeded bootstrap interval.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ import statsmodels.api as sm
 from scipy import stats
 from scipy.stats.contingency import odds_ratio
 from statsmodels.stats.proportion import confint_proportions_2indep
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from .dataset import Contrast, contrast
 from .result import AnalysisInputError, Result
@@ -76,7 +78,10 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
               base: dict) -> dict[str, Result]:
     X = _design(c)
     try:
-        fit = sm.Logit(c.outcome, X).fit(disp=False, maxiter=200)
+        with warnings.catch_warnings():  # separation makes statsmodels warn and return infinite odds: refuse them
+            warnings.simplefilter("error", PerfectSeparationWarning)
+            warnings.simplefilter("error", ConvergenceWarning)
+            fit = sm.Logit(c.outcome, X).fit(disp=False, maxiter=200)
     except Exception as exc:  # perfect separation and the like: say so instead of a number
         raise AnalysisInputError(f"the adjusted logistic model for {outcome} cannot be fitted ({exc})") from None
     beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
@@ -91,7 +96,10 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
     for _ in range(bootstrap):
         idx = rng.integers(0, c.n, c.n)
         try:
-            boot = sm.Logit(c.outcome[idx], X.iloc[idx]).fit(disp=False, maxiter=100)
+            with warnings.catch_warnings():  # a resample's fit that stops at maxiter still gives a usable RD
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                warnings.simplefilter("ignore", PerfectSeparationWarning)
+                boot = sm.Logit(c.outcome[idx], X.iloc[idx]).fit(disp=False, maxiter=100)
             draws.append(_standardized_rd(boot.params.to_numpy(), X.to_numpy(float)[idx]))
         except Exception:  # a resample without events in one arm carries no information
             continue

@@ -28,6 +28,8 @@ from ..clinical.assessments import ASSESSMENTS
 from ..cohort import synthesize
 from ..eligibility import encode_cohort, funnel, statuses
 from ..protocol import Protocol
+from ..protocol.analysis_plan import TreatmentReceived
+from .planned_outcomes import received_populations
 from ..randomization import Randomizer, SeededDraw, code_cohort, generate_kit_list
 
 CONTROL_MRS = (0.10, 0.14, 0.16, 0.17, 0.15, 0.08, 0.20)
@@ -91,14 +93,60 @@ def simulate_trial(protocol: Protocol, n: int | None = None, seed: int = 1, comm
     data["nihss_7d"] = np.clip(np.round(data["nihss_24h"] * np.exp(rng.normal(-0.3 - 0.05 * treated, 0.4))), 0, 42)
     data.loc[rng.random(n) < 0.03, "mrs_90d"] = np.nan
     data.loc[data["mrs_90d"].isna(), "death_90d"] = np.nan
-    data["per_protocol"] = rng.random(n) >= 0.05
-    others = {a.id: next(b.id for b in protocol.arms if b.id != a.id) for a in protocol.arms}
-    crossed = rng.random(n) < 0.02
-    data["treated_arm"] = np.where(crossed, data["arm"].map(others), data["arm"])
+    rule = protocol.analysis_plan.treatment_received if protocol.analysis_plan else None
+    if rule is not None:
+        form = pd.DataFrame({"patient_id": data["patient_id"], rule.assessment: _received(rule, data, rng)})
+        for key in rule.also:
+            form[key] = _recorded_with(key, form[rule.assessment], rng)
+        data = received_populations(rule, data, [a.id for a in protocol.arms], form)
+        if rule.assessment not in data.columns:
+            data[rule.assessment] = data["treatment_received"]
+    else:
+        data["per_protocol"] = rng.random(n) >= 0.05
+        others = {a.id: next(b.id for b in protocol.arms if b.id != a.id) for a in protocol.arms}
+        crossed = rng.random(n) < 0.02
+        data["treated_arm"] = np.where(crossed, data["arm"].map(others), data["arm"])
     long = _repeated_scores(protocol, data, treated, rng)
     _fill_planned_outcomes(protocol, data, treated, rng)
     truth = {"common_or": common_or, "volume_ratio": volume_ratio, "control_mrs": list(CONTROL_MRS), "seed": seed}
     return SimulatedTrial(data, long, counts, truth)
+
+
+def _received(rule: TreatmentReceived, data: pd.DataFrame, rng: np.random.Generator) -> pd.Series:
+    """What each patient received, as the form would record it: the allocated treatment for most; a crossover
+    to the other arm's treatment (2%) or neither (3%) where the value names the arm; none of it for 5%."""
+    n = len(data)
+    draw = rng.random(n)
+    if rule.arm_by_value is not None:
+        by_arm: dict[str | None, list[str]] = {}
+        for value, arm in rule.arm_by_value.items():
+            by_arm.setdefault(arm, []).append(value)
+        arms = data["arm"].astype(str).to_numpy()
+        other = {a: next((b for b in by_arm if b not in (a, None)), a) for a in set(arms)}
+        neither = by_arm.get(None, [None])[0]
+        values = [by_arm[a][0] if d >= 0.05 else (by_arm[other[a]][0] if d < 0.02 else neither)
+                  for a, d in zip(arms, draw, strict=True)]
+        return pd.Series(values, index=data.index, dtype=object)
+    assert rule.at_least is not None
+    spec = ASSESSMENTS[rule.assessment]
+    full = np.full(n, float(rule.at_least))
+    if spec.kind == "number" and spec.high is not None:  # an amount (cells infused): spread above the minimum
+        full = np.round(rng.uniform(rule.at_least, rule.at_least + 0.3 * (spec.high - rule.at_least), n))
+    return pd.Series(np.where(draw < 0.05, 0.0, full), index=data.index)
+
+
+def _recorded_with(key: str, received: pd.Series, rng: np.random.Generator) -> pd.Series:
+    """Another assessment of the form that records the treatment (the dose group): a plausible value by kind."""
+    spec = ASSESSMENTS[key]
+    n = len(received)
+    if spec.kind == "category":
+        values: np.ndarray = rng.choice(np.array(spec.choices, dtype=object), n)
+    elif spec.kind == "flag":
+        values = rng.random(n) < 0.05
+    else:
+        low, high = float(spec.low or 0), float(spec.high or 1)
+        values = np.round(np.clip(rng.normal(low + 0.2 * (high - low), 0.05 * (high - low), n), low, high))
+    return pd.Series(values, index=received.index).where(received.notna())
 
 
 def _repeated_scores(protocol: Protocol, data: pd.DataFrame, treated: np.ndarray,
@@ -166,5 +214,9 @@ def _fill_planned_outcomes(protocol: Protocol, data: pd.DataFrame, treated: np.n
         elif a.method == "count":
             data[a.outcome.column] = rng.poisson(0.6 * np.exp(-0.2 * (good < 0) * treated + 0.2 * (good > 0)
                                                                  * treated), n)
-        else:
-            data[a.outcome.column] = np.round(rng.normal(50 + 5 * good * treated, 15, n), 1)
+        else:  # a measurement, within the assessment's range where the dictionary gives one
+            spec = ASSESSMENTS.get(a.outcome.assessment)
+            low, high = (spec.low, spec.high) if spec and spec.low is not None and spec.high is not None else (0, 100)
+            middle, span = (low + high) / 2, high - low
+            value = rng.normal(middle + span / 20 * good * treated, span / 7, n)
+            data[a.outcome.column] = np.round(np.clip(value, low, high), 1)

@@ -51,6 +51,7 @@ def read_dataset(path: Path, protocol: Protocol | None = None) -> pd.DataFrame:
 
 
 def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
+    from ..analysis.planned_outcomes import outcomes_from_forms, received_populations
     from ..analysis.result import AnalysisInputError
     import pandas as pd
 
@@ -67,22 +68,13 @@ def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
         raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
                                  "the DSMB or an unblinded statistician after database lock")
     data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
-    planned = [e.analysis for e in (protocol.endpoints if protocol else []) if e.analysis is not None]
-    for analysis in planned:  # events per patient: the rows of the export's log of that record (the SAE reports)
-        log = tables.get(analysis.outcome.assessment)
-        if analysis.method == "count" and analysis.outcome.visit is None and log is not None \
-                and "patient_id" in log.columns and analysis.outcome.column not in data.columns:
-            per_patient = log.groupby("patient_id").size()
-            data[analysis.outcome.column] = data["patient_id"].map(per_patient).fillna(0).astype(int)
-    outcomes = [a.outcome for a in planned]
-    for outcome in outcomes:
-        form = tables.get(f"visit_{outcome.visit}") if outcome.visit else None
-        if form is None or form.empty or outcome.assessment not in form.columns or outcome.column in data.columns:
-            continue
-        values = form[["patient_id", outcome.assessment]].rename(columns={outcome.assessment: outcome.column})
-        data = data.merge(values, on="patient_id", how="left")
-        if values[outcome.column].isin([True, False, "True", "False"]).all():  # a yes/no form field
-            data[outcome.column] = data[outcome.column].map({True: 1.0, False: 0.0, "True": 1.0, "False": 0.0})
+    if protocol is None:
+        return data
+    forms = {name.removeprefix("visit_"): t for name, t in tables.items() if name.startswith("visit_")}
+    data = outcomes_from_forms(protocol, data, forms, tables)
+    received = protocol.analysis_plan.treatment_received if protocol.analysis_plan else None
+    if received is not None:
+        data = received_populations(received, data, [a.id for a in protocol.arms], forms.get(received.visit))
     return data
 
 
@@ -149,7 +141,7 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
     started = time.perf_counter()
     with err.status(f"analysing {len(data)} patients of {protocol.id}"):
         analysis = analyse(protocol, data, long, population, covariates or None)
-        figures = write_report(analysis, out_dir)
+        figures = write_report(analysis, out_dir, data)
     summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
                "figures": {k: [str(p) for p in v] for k, v in figures.items()},
                "seconds": time.perf_counter() - started}

@@ -8,12 +8,15 @@ import datetime as dt
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import typer
 from rich.table import Table
 
 from .support import command_group, JsonOption, command, emit_json, fail, out
+
+if TYPE_CHECKING:
+    from ..dosing import Administration
 
 
 
@@ -28,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
 
 def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml file."),
-         weight_kg: float | None = typer.Option(None, "--weight-kg", help="Body weight in kg (20-300)."),
+         weight_kg: float | None = typer.Option(None, "--weight-kg", "--weight", help="Body weight in kg (20-300)."),
          weight_lb: float | None = typer.Option(None, "--weight-lb", help="Body weight in lb (converted exactly, "
                                                                              "1 lb = 0.45359237 kg)."),
          arm: str | None = typer.Option(None, "--arm", help="Arm id (default: the experimental arm)."),
@@ -40,6 +43,7 @@ def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml fi
          as_json: bool = JsonOption) -> None:
     """Print the dose sheet of an arm: dose, volume and pump rate, with the arithmetic and the rounding."""
     from ..dosing import dose_instructions
+    from ..dosing.instructions import ROUTE_LABELS
     from ..protocol import resolve
 
     protocol = resolve(trial)
@@ -72,19 +76,35 @@ def dose(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml fi
     if conversion:
         out.print(f"weight converted: {conversion}")
     for s in steps:
-        out.print(f"\n[bold]{s.name}[/] ({s.route.replace('_', ' ')}): {s.timing}")
-        if s.amount is not None:
-            line = f"  dose {s.amount:g} {s.unit}"
-            if s.volume_ml is not None:
-                line += f" = {s.volume_ml:g} mL"
-            if s.rate_ml_min is not None:
-                line += f", pump {s.rate_ml_min:g} mL/min ({s.rate_ml_h:g} mL/h) over {s.infusion_minutes:g} min"
-            out.print(line)
+        out.print(f"\n[bold]{s.name}[/] ({ROUTE_LABELS.get(s.route, s.route)}): {s.timing}")
+        for line in _preparation_lines(s):
+            out.print(f"  {line}")
         for due in s.due:
             out.print(f"  due {due}")
         for note in s.notes:
             out.print(f"  {note}", style="dim")
     out.print(f"\nrounding: {sheet['rounding']}", style="dim")
+
+
+def _preparation_lines(s: Administration) -> list[str]:
+    """What to prepare and give, in the order the pharmacist and the nurse do it."""
+    lines = []
+    if s.amount is not None:
+        lines.append(f"dose {s.amount:g} {s.unit}")
+    if s.reconstitution:
+        lines.append(f"reconstitute: {s.reconstitution}")
+    if s.draw_up_ml is not None:
+        lines.append(f"draw up {s.draw_up_ml:g} mL: {s.draw_up}")
+    if s.diluent is not None and s.diluent_ml is not None:
+        lines.append(f"add {s.diluent_ml:g} mL {s.diluent}: {s.volume_ml:g} mL in all")
+    if s.volume_ml is not None:
+        line = f"give {s.volume_ml:g} mL"
+        if s.rate_ml_min is not None and s.infusion_minutes is not None:
+            line += f", pump {s.rate_ml_min:g} mL/min ({s.rate_ml_h:g} mL/h) over {s.infusion_minutes:g} min"
+        lines.append(line)
+    if s.label:
+        lines.append(f"label: {s.label}")
+    return lines
 
 
 # ---- escalation: live decision ----------------------------------------------------------------

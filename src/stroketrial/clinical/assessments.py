@@ -27,12 +27,18 @@ class Assessment:
     step: int | None = None
     unit: str | None = None
     choices: tuple[str, ...] = ()
+    choice_labels: tuple[str, ...] = ()  # what a form shows for each choice, in the same order
+
+    def label_of(self, choice: str) -> str:
+        labels = dict(zip(self.choices, self.choice_labels, strict=False))
+        return labels.get(choice, choice)
 
     def allowed(self) -> str:
         if self.kind == "flag":
             return f"{self.label} is true or false"
         if self.kind == "category":
-            return f"{self.label} is one of {', '.join(self.choices)}"
+            named = ", ".join(f"{c} ({self.label_of(c)})" if self.label_of(c) != c else c for c in self.choices)
+            return f"{self.label} is one of {named}"
         if self.kind == "grade":
             return ETICI.allowed()
         whole = "a whole number" if self.kind == "integer" else "a number"
@@ -67,12 +73,31 @@ class Assessment:
         return int(raw) if self.kind == "integer" else float(raw)
 
 
-def _int(key, label, low, high, step=None):
-    return Assessment(key, label, "integer", low, high, step)
+def _int(key, label, low, high, step=None, unit=None):
+    return Assessment(key, label, "integer", low, high, step, unit)
 
 
 def _flag(key, label):
     return Assessment(key, label, "flag")
+
+
+def _category(key, label, choices: dict[str, str]):
+    return Assessment(key, label, "category", choices=tuple(choices), choice_labels=tuple(choices.values()))
+
+
+# The Heidelberg Bleeding Classification's imaging classes (von Kummer R et al., Stroke 2015;46:2981-6,
+# Table 1); "none" where follow-up imaging shows no haemorrhage.
+HAEMORRHAGE_CLASSES = {
+    "none": "no intracranial haemorrhage",
+    "hi1": "1a HI1: scattered small petechiae, no mass effect",
+    "hi2": "1b HI2: confluent petechiae, no mass effect",
+    "ph1": "1c PH1: haematoma within infarcted tissue, < 30%, no substantive mass effect",
+    "ph2": "2 PH2: haematoma occupying ≥ 30% of the infarcted tissue, with obvious mass effect",
+    "remote_parenchymal": "3a parenchymal haematoma remote from the infarcted brain tissue",
+    "intraventricular": "3b intraventricular haemorrhage",
+    "subarachnoid": "3c subarachnoid haemorrhage",
+    "subdural": "3d subdural haemorrhage",
+}
 
 
 ASSESSMENTS: dict[str, Assessment] = {a.key: a for a in [
@@ -84,9 +109,37 @@ ASSESSMENTS: dict[str, Assessment] = {a.key: a for a in [
     _int("barthel", "Barthel index", 0, 100, step=5),
     Assessment("infarct_volume_ml", "infarct volume", "number", 0, 1000, unit="mL"),
     Assessment("glucose_mmol_l", "blood glucose", "number", 0.5, 60, unit="mmol/L"),
-    Assessment("ct_or_mri", "follow-up imaging", "category", choices=("ct", "mri", "not_done")),
-    Assessment("etici", "final eTICI", "grade"),
+    _category("ct_or_mri", "follow-up imaging", {"ct": "CT", "mri": "MRI", "not_done": "not done"}),
+    Assessment("etici", "final eTICI (end of the procedure)", "grade"),
     _flag("sich", "symptomatic intracranial haemorrhage (protocol definition)"),
+    # sICH by its components (Heidelberg Bleeding Classification): the analysis plan derives sICH from these.
+    _category("haemorrhage_class", "intracranial haemorrhage on follow-up imaging (Heidelberg class)",
+              HAEMORRHAGE_CLASSES),
+    _int("nihss_increase", "NIHSS increase from the score before the deterioration", 0, 42),
+    _flag("nihss_item_increase", "increase of 2 or more points in one NIHSS category"),
+    _flag("major_intervention", "deterioration led to intubation, hemicraniectomy, ventricular drain or another "
+                                "major intervention"),
+    _flag("haemorrhage_causal", "haemorrhage judged the cause of the deterioration (no alternative explanation)"),
+    # What the patient received, for the per-protocol and as-treated populations.
+    _category("rescue_treatment", "rescue treatment received", {
+        "stenting": "rescue stenting", "balloon_angioplasty": "balloon angioplasty",
+        "further_passes": "further thrombectomy passes", "none": "no further treatment"}),
+    _int("iv_doses_given", "intravenous doses given on days 1-3 (number)", 0, 3),
+    _category("msc_dose_group", "MSC dose group", {"100": "100 million cells", "300": "300 million cells"}),
+    Assessment("cells_infused_million", "MSCs infused", "number", 0, 1000, unit="million cells"),
+    Assessment("fmri_mi4a_mi4p", "task-related fMRI activity in MI-4a/4p", "number", -20, 20,
+               unit="% BOLD signal change"),
+    _int("adverse_events_count", "adverse events since the last visit (number)", 0, 50),
+    # Infusion monitoring (vital signs during and up to 2 h after an intra-arterial infusion, and reactions).
+    _flag("infusion_completed", "infusion given in full"),
+    Assessment("infusion_minutes", "infusion duration", "number", 0, 240, unit="min"),
+    _int("sbp_max_mmhg", "highest systolic blood pressure during and 2 h after the infusion", 50, 300,
+         unit="mmHg"),
+    _int("heart_rate_max", "highest heart rate during and 2 h after the infusion", 20, 250,
+         unit="/min"),
+    Assessment("temperature_max_c", "highest temperature during and 2 h after the infusion", "number", 33, 43,
+               unit="°C"),
+    _flag("infusion_reaction", "infusion reaction (allergic or febrile) during or after the infusion"),
     _flag("death", "death"),
     _flag("sae", "serious adverse event since the last visit (details on the SAE form)"),
     _flag("adverse_events", "adverse event since the last visit"),

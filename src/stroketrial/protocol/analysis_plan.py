@@ -40,13 +40,49 @@ METHODS_FOR_TYPE: dict[str, tuple[str, ...]] = {
 }
 
 
+class Condition(FrozenModel):
+    """One part of a yes/no outcome derived from several assessments of a form: an assessment at least a
+    number, one of some categories, or yes/no; or any one of a list of such parts."""
+
+    assessment: Identifier | None = None
+    at_least: float | None = None
+    one_of: list[str] | None = Field(None, min_length=1)
+    is_: bool | None = Field(None, alias="is")
+    any_of: list[Condition] | None = Field(None, min_length=2)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Condition:
+        if self.any_of is not None:
+            if self.assessment is not None or self.at_least is not None or self.one_of or self.is_ is not None:
+                raise ValueError("any_of stands alone: give its parts inside it")
+            return self
+        if self.assessment is None:
+            raise ValueError("a condition names an assessment (or is any_of: [...])")
+        tests = [self.at_least is not None, self.one_of is not None, self.is_ is not None]
+        if sum(tests) != 1:
+            raise ValueError(f"condition on {self.assessment!r}: give exactly one of at_least, one_of, is")
+        return self
+
+    def assessments(self) -> list[str]:
+        if self.any_of is not None:
+            return [key for part in self.any_of for key in part.assessments()]
+        assert self.assessment is not None
+        return [self.assessment]
+
+
 class Outcome(FrozenModel):
     """Where the outcome is in the data: a column of the analysis dataset, filled from a visit's form."""
 
     column: Identifier = Field(description="the analysis dataset's column, e.g. mrs_90d")
     visit: Identifier | None = Field(None, description="the visit whose form records it; none when it is "
                                                        "recorded outside the visit forms (e.g. an SAE count)")
-    assessment: Identifier = Field(description="the assessment key on that form, e.g. mrs")
+    assessment: Identifier = Field(description="the assessment key on that form, e.g. mrs; for an outcome derived "
+                                               "by all_of, the assessment that decides whether there is an event")
+    all_of: list[Condition] | None = Field(None, min_length=2, description="a yes/no outcome derived from several "
+                                           "assessments of the form: yes when every condition holds (sICH by the "
+                                           "Heidelberg classification)")
+    summed_over_visits: bool = Field(False, description="a count recorded at each visit (adverse events since the "
+                                                        "last visit): the patient's total over every visit form")
     at_most: float | None = Field(None, description="a yes/no outcome from a score: yes when the score is at most "
                                                     "this (mRS 0-2: 2)")
     at_least: float | str | None = Field(None, description="a yes/no outcome from a score or grade: yes when it is "
@@ -54,8 +90,12 @@ class Outcome(FrozenModel):
 
     @model_validator(mode="after")
     def _one_cut(self) -> Outcome:
-        if self.at_most is not None and self.at_least is not None:
-            raise ValueError("give at_most or at_least, not both")
+        if sum(x is not None for x in (self.at_most, self.at_least, self.all_of)) > 1:
+            raise ValueError("give one of at_most, at_least and all_of")
+        if self.all_of is not None and self.assessment not in self.components():
+            raise ValueError(f"assessment {self.assessment!r} is not among the all_of conditions' assessments")
+        if self.summed_over_visits and self.visit is not None:
+            raise ValueError("summed_over_visits adds the assessment over every visit: give no visit")
         if isinstance(self.at_least, str):
             grades = [g.value for g in ETICI if not g.is_ambiguous]
             if self.at_least not in grades:
@@ -65,7 +105,13 @@ class Outcome(FrozenModel):
 
     @property
     def derived(self) -> bool:
-        return self.at_most is not None or self.at_least is not None
+        return self.at_most is not None or self.at_least is not None or self.all_of is not None
+
+    def components(self) -> list[str]:
+        """The assessments the outcome is read from."""
+        if self.all_of is None:
+            return [self.assessment]
+        return list(dict.fromkeys(key for c in self.all_of for key in c.assessments()))
 
 
 class EndpointAnalysis(FrozenModel):
@@ -77,6 +123,8 @@ class EndpointAnalysis(FrozenModel):
     missing_data: Literal["complete_case"] = "complete_case"
     sensitivity: list[SensitivityAnalysis] = Field(default_factory=list)
     arm: Identifier | None = Field(None, description="single_arm_proportion: the arm whose proportion is estimated")
+    population: PopulationId | None = Field(None, description="the population this endpoint is analysed in, when "
+                                            "not the plan's (feasibility: every patient allocated the treatment)")
     wording: str | None = Field(None, description="the seed document's words for this analysis")
     assumption: str | None = None
 
@@ -88,6 +136,35 @@ class Subgroup(FrozenModel):
     wording: str | None = None
 
 
+class TreatmentReceived(FrozenModel):
+    """What each patient actually received, read from a form: it defines the per-protocol population (received
+    as allocated) and the as-treated arms. Either the value names the arm received (a category), or a number at
+    least `at_least` means the allocated treatment was received (below it: `otherwise_arm`, or the allocated arm
+    where every arm gets a treatment, as with a placebo)."""
+
+    visit: Identifier
+    assessment: Identifier
+    arms: list[Identifier] | None = Field(None, description="the arms whose patients have this record; the other "
+                                          "arms' patients received their allocation by definition (no treatment)")
+    arm_by_value: dict[str, Identifier | None] | None = Field(None, description="each value: the arm it means was "
+                                                              "received; null: neither arm's treatment")
+    at_least: float | None = None
+    otherwise_arm: Identifier | None = None
+    also: list[Identifier] = Field(default_factory=list, description="other assessments of the same form that the "
+                                   "report summarises by arm with it (the dose group, the infusion's duration)")
+    wording: str | None = None
+    assumption: str | None = None
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> TreatmentReceived:
+        if (self.arm_by_value is None) == (self.at_least is None):
+            raise ValueError("give arm_by_value (the arm each value means) or at_least (the amount that counts as "
+                             "received), one of them")
+        if self.otherwise_arm is not None and self.at_least is None:
+            raise ValueError("otherwise_arm goes with at_least")
+        return self
+
+
 class AnalysisPlan(FrozenModel):
     alpha: float = Field(gt=0, lt=1, description="the type I error of the primary analysis")
     sided: Literal[1, 2] = 2
@@ -96,6 +173,8 @@ class AnalysisPlan(FrozenModel):
     primary_population: PopulationId = "itt"
     adjust: list[Identifier] = Field(default_factory=list, description="covariates of the adjusted analyses")
     subgroups: list[Subgroup] = Field(default_factory=list)
+    treatment_received: TreatmentReceived | None = Field(None, description="the record that defines the "
+                                                         "per-protocol and as-treated populations")
     wording: str | None = None
     assumption: str | None = None
 

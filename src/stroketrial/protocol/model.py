@@ -7,14 +7,16 @@ the protocol says so in an `assumption`, never as if the registry said it.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from .rules import Rule
 from .schemes import PermutedBlocks, Randomization, RandomizationScheme
 from ..clinical.dictionary import VARIABLES
-from .analysis_plan import METHODS_FOR_TYPE, AnalysisPlan, EndpointAnalysis
+from ..clinical.assessments import ASSESSMENTS
+from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointAnalysis, Outcome,
+                            TreatmentReceived)
 from .base import FrozenModel, Identifier
 
 
@@ -62,27 +64,153 @@ class Criterion(FrozenModel):
 
 
 class DoseStep(FrozenModel):
-    """One administration of an intervention: amount, route, infusion and timing."""
+    """One administration of an intervention: amount, route, preparation, infusion and timing.
+
+    A dose drawn up from a solution states its strength: `concentration_pct` (w/v, e.g. 20 for 20%
+    albumin) or `concentration_mg_per_ml` (after `reconstitution`). It may then be made up to
+    `final_volume_ml` with a `diluent`; that is the volume infused over `infusion_minutes`.
+    """
 
     route: Literal["intra_arterial", "intravenous", "procedure"]
+    text: str | None = Field(None, description="the source document's words for this dose, verbatim")
     amount: float | None = Field(None, gt=0)
     amount_choices: list[float] = Field(default_factory=list, description="registered dose groups; one is given")
     unit: str | None = Field(None, description="g, mg or cells; per kg when per_kg")
     per_kg: bool = False
     concentration_pct: float | None = Field(None, gt=0, le=100, description="w/v %, e.g. 20 for 20% albumin")
+    concentration_mg_per_ml: float | None = Field(None, gt=0, le=1000, description="mg per mL of the solution "
+                                                  "the dose is drawn up from, after reconstitution")
+    reconstitution: str | None = Field(None, description="how the drug is brought to concentration_mg_per_ml")
+    diluent: str | None = Field(None, description="what the drawn-up dose is made up with, e.g. 0.9% sodium chloride")
+    final_volume_ml: float | None = Field(None, gt=0, description="the volume the dose is made up to with the "
+                                          "diluent: the volume given")
     infusion_minutes: float | None = Field(None, gt=0)
     max_amount: float | None = Field(None, gt=0, description="cap per administration, in `unit`")
     repeat_days: int = Field(1, ge=1, description="given once a day for this many days")
     timing: str
     assumption: str | None = None
 
+    PREPARATION: ClassVar[tuple[str, ...]] = ("concentration_pct", "concentration_mg_per_ml", "reconstitution",
+                                              "diluent", "final_volume_ml")
+    # What a matching placebo takes from the step it matches, and so may not state itself.
+    MATCHED: ClassVar[tuple[str, ...]] = ("amount", "amount_choices", "unit", "per_kg", *PREPARATION,
+                                          "infusion_minutes", "max_amount")
+
+    @model_validator(mode="after")
+    def _preparation(self) -> DoseStep:
+        problem = self._preparation_problem()
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def _preparation_problem(self) -> str | None:
+        if self.route == "procedure":
+            stated = [f for f in self.PREPARATION if getattr(self, f) is not None]
+            return f"a procedure step is not prepared; remove {', '.join(stated)}" if stated else None
+        if self.concentration_pct is not None and self.concentration_mg_per_ml is not None:
+            return "give concentration_pct (w/v %) or concentration_mg_per_ml, not both"
+        strength = "concentration_pct" if self.concentration_pct is not None else "concentration_mg_per_ml"
+        if self._has_strength() and self.unit not in ("g", "mg"):
+            return f"{strength} needs a dose in g or mg; unit is {self.unit!r}"
+        if self.reconstitution is not None and self.concentration_mg_per_ml is None:
+            return "reconstitution says how the drug reaches concentration_mg_per_ml, which is not given"
+        if (self.final_volume_ml is None) != (self.diluent is None):
+            return ("final_volume_ml needs a diluent (what the dose is made up with)" if self.diluent is None
+                    else "diluent needs final_volume_ml (the volume the dose is made up to)")
+        return self._final_volume_problem()
+
+    def _has_strength(self) -> bool:
+        return self.concentration_pct is not None or self.concentration_mg_per_ml is not None
+
+    def _final_volume_problem(self) -> str | None:
+        """final_volume_ml needs a strength (the volume drawn up is made up to it) and must hold the largest
+        dose the step can give (its cap, its largest dose group, or its fixed amount)."""
+        if self.final_volume_ml is None:
+            return None
+        if not self._has_strength():
+            return ("final_volume_ml needs concentration_mg_per_ml or concentration_pct: the volume drawn up "
+                    "is made up to it")
+        largest = self.max_amount if self.max_amount is not None else (
+            max(self.amount_choices) if self.amount_choices else None if self.per_kg else self.amount)
+        if largest is None:
+            return None
+        grams = largest if self.unit == "g" else largest / 1000
+        drawn = (grams * 1000 / self.concentration_mg_per_ml if self.concentration_mg_per_ml is not None
+                 else grams * 100 / (self.concentration_pct or 1))
+        if drawn > self.final_volume_ml:
+            return (f"final_volume_ml {self.final_volume_ml:g} cannot hold the largest dose, {largest:g} {self.unit} "
+                    f"= {drawn:.4g} mL at {self._strength()}")
+        return None
+
+    def _strength(self) -> str:
+        if self.concentration_mg_per_ml is not None:
+            return f"{self.concentration_mg_per_ml:g} mg/mL"
+        return f"{self.concentration_pct:g}% w/v"
+
 
 class Intervention(FrozenModel):
+    """A drug, biological, procedure or placebo, and its steps.
+
+    A matching placebo names the intervention it `matches`; each of its steps is given by the same
+    route at the same timing as one step of that intervention, and is prepared to that step's volume
+    for the patient's weight, with the placebo in place of the drug."""
+
     id: Identifier
     name: str
     kind: Literal["drug", "biological", "procedure", "placebo", "none"]
     description: str
+    matches: Identifier | None = Field(None, description="a placebo's active intervention, whose volumes it takes")
     steps: list[DoseStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _placebo(self) -> Intervention:
+        if self.matches is not None and self.kind != "placebo":
+            raise ValueError(f"matches: only a placebo matches another intervention; kind is {self.kind}")
+        if self.matches == self.id:
+            raise ValueError(f"matches: a placebo cannot match itself ({self.id})")
+        for i, step in enumerate(self.steps):
+            if step.route == "procedure" or self.kind != "placebo":
+                continue
+            if self.matches is not None:
+                stated = [f for f in DoseStep.MATCHED if getattr(step, f) not in (None, False, [])]
+                if stated:
+                    raise ValueError(f"steps[{i}] ({step.route}) states {', '.join(stated)}: a matching placebo "
+                                     f"is prepared as the {self.matches} step it matches; state route and timing only")
+            elif step.amount is None and not step.amount_choices:
+                raise ValueError(f"steps[{i}] ({step.route}) states no amount: name the intervention this placebo "
+                                 "matches (matches:) so that its volumes can be prepared")
+        return self
+
+    def matching_problem(self, interventions: list[Intervention]) -> str | None:
+        """What is wrong with a placebo's `matches` among the protocol's interventions, or None.
+
+        Each of its steps matches one step of that intervention by route and timing, given on as many
+        days; and every step of that intervention has its placebo, or the blind would show."""
+        if self.matches is None:
+            return None
+        active = next((i for i in interventions if i.id == self.matches), None)
+        if active is None:
+            return (f"matches: {self.matches!r} is not an intervention of the protocol "
+                    f"({', '.join(i.id for i in interventions)})")
+        if active.kind not in ("drug", "biological"):
+            return f"matches: {active.id} is a {active.kind}; a placebo matches a drug or a biological"
+        given = [s for s in active.steps if s.route != "procedure"]
+        mine = [s for s in self.steps if s.route != "procedure"]
+        for i, step in enumerate(self.steps):
+            if step.route == "procedure":
+                continue
+            same = [s for s in given if (s.route, s.timing) == (step.route, step.timing)]
+            if len(same) != 1:
+                return (f"steps[{i}] ({step.route}, timing {step.timing!r}) matches {len(same)} steps of "
+                        f"{active.id}; it must match one, by route and the same timing text")
+            if same[0].repeat_days != step.repeat_days:
+                return (f"steps[{i}] ({step.route}) repeat_days {step.repeat_days} differs from {active.id}'s "
+                        f"{same[0].repeat_days}")
+        unmatched = [s for s in given if not any((p.route, p.timing) == (s.route, s.timing) for p in mine)]
+        if unmatched:
+            return (f"{active.id} is also given {', '.join(f'{s.route} ({s.timing})' for s in unmatched)}, with no "
+                    "placebo step: each administration of the active arm needs its placebo")
+        return None
 
 
 class Arm(FrozenModel):
@@ -116,12 +244,9 @@ def _analysis_problem(e: Endpoint, visits: dict[str, Visit], arms: set[str],
         return (f"analysis.method {a.method} does not suit an endpoint of type {e.type}; allowed: "
                 f"{', '.join(METHODS_FOR_TYPE[e.type]) or 'none yet'}")
     o = a.outcome
-    if o.visit is not None:
-        if o.visit not in visits:
-            return f"analysis.outcome.visit {o.visit!r} is not a visit of the schedule ({', '.join(visits)})"
-        if o.assessment not in visits[o.visit].assessments:
-            return (f"analysis.outcome.assessment {o.assessment!r} is not on the {o.visit} form "
-                    f"({', '.join(visits[o.visit].assessments)})")
+    problem = _outcome_problem(o, visits)
+    if problem:
+        return problem
     if o.derived and e.type != "binary":
         return "analysis.outcome.at_most / at_least derive a yes/no outcome: the endpoint's type must be binary"
     source = (o.visit, o.assessment)
@@ -135,6 +260,72 @@ def _analysis_problem(e: Endpoint, visits: dict[str, Visit], arms: set[str],
     return None
 
 
+def _outcome_problem(o: Outcome, visits: dict[str, Visit]) -> str | None:
+    """Whether the outcome's visit and assessments are on the schedule and its conditions fit the assessments."""
+    if o.visit is None:
+        if o.summed_over_visits and not any(o.assessment in v.assessments for v in visits.values()):
+            return f"analysis.outcome.assessment {o.assessment!r} is on no visit form, so there is nothing to sum"
+        return None
+    if o.visit not in visits:
+        return f"analysis.outcome.visit {o.visit!r} is not a visit of the schedule ({', '.join(visits)})"
+    for key in o.components():
+        if key not in visits[o.visit].assessments:
+            return (f"analysis.outcome.assessment {key!r} is not on the {o.visit} form "
+                    f"({', '.join(visits[o.visit].assessments)})")
+    wrong = _unknown_choices(o.all_of or [])
+    return f"analysis.outcome.all_of: {wrong}" if wrong else None
+
+
+def _unknown_choices(conditions: list[Condition]) -> str | None:
+    """A condition's categories that its assessment does not have, or a number compared with a category."""
+    for c in conditions:
+        if c.any_of is not None:
+            inner = _unknown_choices(c.any_of)
+            if inner:
+                return inner
+            continue
+        a = ASSESSMENTS.get(c.assessment or "")
+        if a is None:
+            return f"{c.assessment!r} has no definition in the follow-up dictionary"
+        if c.one_of is not None:
+            unknown = [v for v in c.one_of if v not in a.choices]
+            if unknown:
+                return f"{c.assessment} one_of {unknown}: allowed {', '.join(a.choices) or 'none (not a category)'}"
+        if c.is_ is not None and a.kind != "flag":
+            return f"{c.assessment} ({a.kind}) is not yes/no: compare it with at_least or one_of"
+        if c.at_least is not None and a.kind not in ("integer", "number"):
+            return f"{c.assessment} ({a.kind}) is not a number: at_least does not apply"
+    return None
+
+
+def _treatment_received_problem(t: TreatmentReceived, visits: dict[str, Visit], arms: set[str]) -> str | None:
+    if t.visit not in visits:
+        return f"visit {t.visit!r} is not a visit of the schedule ({', '.join(visits)})"
+    if t.assessment not in visits[t.visit].assessments:
+        return f"assessment {t.assessment!r} is not on the {t.visit} form ({', '.join(visits[t.visit].assessments)})"
+    off_form = [key for key in t.also if key not in visits[t.visit].assessments]
+    if off_form:
+        return f"also names {off_form}, which are not on the {t.visit} form ({', '.join(visits[t.visit].assessments)})"
+    named = [*(t.arms or []), *(t.arm_by_value or {}).values(), t.otherwise_arm]
+    unknown = sorted({a for a in named if a is not None and a not in arms})
+    if unknown:
+        return f"names {unknown}, which are not arms ({', '.join(sorted(arms))})"
+    a = ASSESSMENTS.get(t.assessment)
+    if a is not None and t.arm_by_value is not None:
+        missing = [c for c in a.choices if c not in t.arm_by_value]
+        extra = [v for v in t.arm_by_value if v not in a.choices]
+        if extra or missing or a.kind != "category":
+            return (f"arm_by_value must give each value of {t.assessment} ({', '.join(a.choices) or 'not a category'})"
+                    f"{'; unknown: ' + ', '.join(extra) if extra else ''}"
+                    f"{'; missing: ' + ', '.join(missing) if missing else ''}")
+    if a is not None and t.at_least is not None and a.kind not in ("integer", "number", "flag"):
+        return f"{t.assessment} ({a.kind}) is neither a number nor yes/no: at_least does not apply"
+    visit_arms = visits[t.visit].arms
+    if t.arms is not None and visit_arms is not None and set(t.arms) != set(visit_arms):
+        return f"arms {t.arms} differ from the arms of the {t.visit} visit ({', '.join(visit_arms)})"
+    return None
+
+
 class Visit(FrozenModel):
     id: Identifier
     name: str
@@ -142,6 +333,37 @@ class Visit(FrozenModel):
     window_before_days: float = Field(0, ge=0)
     window_after_days: float = Field(0, ge=0)
     assessments: list[str] = Field(default_factory=list)
+    assessor_only: list[Identifier] = Field(
+        default_factory=list, description="assessments of this visit that only the blinded outcome assessor records "
+                                          "(a PROBE design's blinded endpoint); site staff record the others")
+    assessor_only_text: str | None = Field(None, description="the source document's wording behind assessor_only, "
+                                                             "verbatim")
+    arms: list[Identifier] | None = Field(None, description="the arms whose patients have this visit (an infusion "
+                                          "record in the treated arm only); none: every patient. Open-label trials "
+                                          "only: a form for one arm would show a blinded user the arm")
+    assumption: str | None = None
+
+    @field_validator("assessor_only")
+    @classmethod
+    def _reserved_assessments_are_on_the_form(cls, reserved: list[str], info: ValidationInfo) -> list[str]:
+        assessments = info.data.get("assessments", [])
+        for key in reserved:
+            if key not in assessments:
+                raise ValueError(f"{key!r} is not an assessment of this visit ({', '.join(assessments) or 'none'})")
+            if reserved.count(key) > 1:
+                raise ValueError(f"{key!r} is named twice")
+        return reserved
+
+    @model_validator(mode="after")
+    def _wording_needs_reserved_assessments(self) -> Visit:
+        if self.assessor_only_text is not None and not self.assessor_only:
+            raise ValueError("assessor_only_text quotes the source for assessor_only, which names no assessment")
+        if self.assessor_only and self.arms is not None:
+            # The outcome assessor is shown the visits it records: one that only some arms have would tell it the arm.
+            raise ValueError(f"assessor_only {self.assessor_only} on a visit of some arms only (arms: {self.arms}) "
+                             "would tell the blinded outcome assessor the arm: reserve assessments on a visit of "
+                             "every patient")
+        return self
 
 
 class ImpliedEffect(FrozenModel):
@@ -301,8 +523,31 @@ class Protocol(FrozenModel):
             self._check_randomization(self.randomization)
         if not any(e.role == "primary" for e in self.endpoints):
             raise ValueError("at least one endpoint has role: primary")
+        blinded = [v.id for v in self.visits if v.assessor_only]
+        if blinded and self.design.masking == "open_label":
+            raise ValueError(f"visits {blinded} reserve assessments for the blinded outcome assessor (assessor_only) "
+                             "but design.masking is open_label: use open_label_blinded_endpoint (PROBE)")
+        for intervention in self.interventions:
+            problem = intervention.matching_problem(self.interventions)
+            if problem:
+                raise ValueError(f"interventions.{intervention.id}: {problem}")
+        self._check_visit_arms(arm_ids)
         self._check_analysis_plan()
         return self
+
+    def _check_visit_arms(self, arm_ids: set[str]) -> None:
+        for v in self.visits:
+            if v.arms is None:
+                continue
+            unknown = sorted(set(v.arms) - arm_ids)
+            if unknown:
+                raise ValueError(f"visit {v.id!r}: arms {unknown} are not arms ({', '.join(sorted(arm_ids))})")
+            if self.design.masking in ("single_blind", "double_blind"):
+                raise ValueError(f"visit {v.id!r} is for arms {v.arms} only, but design.masking is "
+                                 f"{self.design.masking}: a form kept for one arm would unblind whoever sees it")
+            if v.assessor_only:
+                raise ValueError(f"visit {v.id!r} is for arms {v.arms} only and reserves assessments for the blinded "
+                                 "outcome assessor, who must not learn the arm")
 
     def _check_analysis_plan(self) -> None:
         planned = [e for e in self.endpoints if e.analysis is not None]
@@ -319,6 +564,15 @@ class Protocol(FrozenModel):
             unknown = [v for v in [*plan.adjust, *(s.field for s in plan.subgroups)] if v not in VARIABLES]
             if unknown:
                 raise ValueError(f"analysis_plan names {unknown}, which are not variables of the data dictionary")
+            for e in planned:
+                wanted = e.analysis.population if e.analysis else None
+                if wanted is not None and wanted not in plan.populations:
+                    raise ValueError(f"endpoint {e.id!r}: analysis.population {wanted!r} is not among the populations "
+                                     f"the plan defines ({', '.join(plan.populations)})")
+            if plan.treatment_received is not None:
+                problem = _treatment_received_problem(plan.treatment_received, visits, {a.id for a in self.arms})
+                if problem:
+                    raise ValueError(f"analysis_plan.treatment_received: {problem}")
 
     def _check_randomization(self, r: RandomizationScheme) -> None:
         slots = sum(a.ratio for a in self.arms)

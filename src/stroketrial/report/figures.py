@@ -102,7 +102,8 @@ def consort(boxes: dict) -> Figure:
     for x, arm in zip(xs, arms, strict=True):
         a = boxes["by_arm"][arm]
         arrow(35, 67, x, 59)
-        box(x, 54, 30, 9, f"Allocated to {arm}\n(n = {a['allocated']})\nreceived as allocated: {a['received']}")
+        name = (boxes.get("arm_names") or {}).get(arm, arm)
+        box(x, 54, 30, 9, f"Allocated to {name}\n(n = {a['allocated']})\nreceived as allocated: {a['received']}")
         arrow(x, 49.5, x, 42)
         box(x, 36, 30, 11, f"Follow-up\nprimary outcome missing: {a['missing']}\ncrossed over: {a['crossed']}")
         arrow(x, 30.5, x, 23)

@@ -22,6 +22,7 @@ from ..analysis import sensitivity as sensitivity_
 from ..clinical.dictionary import VARIABLES, Variable
 from ..clinical.scales import ETICI, LabelledEnum
 from ..analysis.result import AnalysisInputError, Result, format_p
+from ..clinical.assessments import ASSESSMENTS
 from ..protocol import Protocol
 from ..protocol.analysis_plan import Subgroup
 from ..protocol.model import Endpoint
@@ -54,10 +55,11 @@ class Analysis:
     grotta: dict[str, list[int]]
     consort: dict
     methods: list[str]
+    received: list[str] = field(default_factory=list)  # what each arm received (the plan's treatment_received)
 
     def to_json(self) -> dict:
         return {"trial": self.protocol.id, "population": self.population, "n": self.n,
-                "treatment": self.treatment, "control": self.control,
+                "treatment": self.treatment, "control": self.control, "treatment_received": self.received,
                 "sections": [{"title": s.title, "method": s.method, "better": s.better,
                               "results": [r.to_json() for r in s.results], "notes": s.notes}
                              for s in self.sections],
@@ -79,6 +81,10 @@ def _derive(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
     for endpoint in protocol.endpoints:
         a = endpoint.analysis
         if a is None or not a.outcome.derived or a.outcome.column not in df.columns:
+            continue
+        if a.outcome.all_of is not None:  # derived from its components already (planned_outcomes): a yes/no
+            df[endpoint.id] = df[a.outcome.column].map(lambda v: {"True": 1.0, "False": 0.0}.get(v, v)
+                                                         if isinstance(v, str) else v).astype(float)
             continue
         df[endpoint.id] = _at_cut(df[a.outcome.column], a.outcome.at_most, a.outcome.at_least)
     if "lkw_to_puncture_h" not in df.columns and {"last_known_well", "arterial_puncture"} <= set(df.columns):
@@ -139,6 +145,8 @@ def _safe(section: Section, label: str, analysis, *args, **kwargs) -> None:
 @dataclass(frozen=True)
 class _Context:
     df: pd.DataFrame
+    full: pd.DataFrame  # every patient, before the population is applied
+    population: str
     long: pd.DataFrame | None
     treatment: str
     control: str
@@ -157,8 +165,13 @@ def _run_endpoint(endpoint: Endpoint, ctx: _Context) -> Section:
         return section
     section.method, section.better = a.method, a.better
     column = outcome_column(endpoint)
-    adjust = [c for c in (ctx.adjust if a.adjust is None else a.adjust) if c in ctx.df.columns]
-    args = (ctx.df, column, "arm", ctx.treatment, ctx.control)
+    df = ctx.df
+    if a.population is not None and a.population != ctx.population:
+        df = sensitivity_.population(ctx.full, a.population)
+        section.notes.append(f"analysed in the {_POPULATION_LABELS[a.population]} population ({len(df)} patients), "
+                             "as the analysis plan declares for this endpoint")
+    adjust = [c for c in (ctx.adjust if a.adjust is None else a.adjust) if c in df.columns]
+    args = (df, column, "arm", ctx.treatment, ctx.control)
     if a.method == "ordinal_shift":
         _safe(section, "unadjusted shift", ordinal.proportional_odds, *args)
         if adjust:
@@ -178,7 +191,7 @@ def _run_endpoint(endpoint: Endpoint, ctx: _Context) -> Section:
     elif a.method == "binary":
         _safe(section, column, binary.binary, *args, adjust=adjust, bootstrap=ctx.bootstrap)
     elif a.method == "single_arm_proportion":
-        _safe(section, column, binary.single_arm_proportion, ctx.df, column, "arm", a.arm)
+        _safe(section, column, binary.single_arm_proportion, df, column, "arm", a.arm)
     elif a.method == "continuous":
         _safe(section, "Hodges-Lehmann", continuous.hodges_lehmann, *args)
         _safe(section, "log ANCOVA", continuous.log_ancova, *args, adjust=adjust)
@@ -194,6 +207,46 @@ def _run_endpoint(endpoint: Endpoint, ctx: _Context) -> Section:
             _safe(section, "mixed model", longitudinal.mixed_model, ctx.long, column, "arm", ctx.treatment,
                   ctx.control, order=ctx.visit_order if known else None, df="satterthwaite")
     return section
+
+
+def _received(protocol: Protocol, full: pd.DataFrame, treatment: str, control: str) -> list[str]:
+    """What each arm received, as the plan's treatment_received record says: the values by allocated arm, the
+    patients per protocol and those analysed as treated in the other arm."""
+    plan = protocol.analysis_plan
+    rule = plan.treatment_received if plan else None
+    if rule is None or "treatment_received" not in full.columns:
+        return []
+    lines: list[str] = []
+    names = {a.id: a.name for a in protocol.arms}
+    for arm in (treatment, control):
+        part = full[full["arm"] == arm]
+        if rule.arms is not None and arm not in rule.arms:
+            lines.append(f"{names[arm]} (n = {len(part)}): no study treatment to record")
+            continue
+        summaries = [_summary(key, part["treatment_received"] if key == rule.assessment else part[key])
+                     for key in [rule.assessment, *rule.also] if key == rule.assessment or key in part.columns]
+        crossed = int((part["treated_arm"] != arm).sum()) if "treated_arm" in part else 0
+        per_protocol = int(part["per_protocol"].astype(bool).sum()) if "per_protocol" in part else len(part)
+        lines.append(f"{names[arm]} (n = {len(part)}): " + "; ".join(summaries) +
+                             f"; per protocol {per_protocol}; analysed as treated in another arm {crossed}")
+    return lines
+
+
+def _summary(key: str, values: pd.Series) -> str:
+    spec = ASSESSMENTS[key]
+    missing = int(values.isna().sum())
+    tail = f", not recorded {missing}" if missing else ""
+    if spec.kind in ("category", "flag"):
+        shown = values.dropna().map(lambda v: spec.label_of(str(v)) if spec.kind == "category"
+                                    else ("yes" if v in (True, "True", 1, 1.0) else "no"))
+        counts = ", ".join(f"{label} {n}" for label, n in shown.value_counts().sort_index().items())
+        return f"{spec.label}: {counts or 'none recorded'}{tail}"
+    numbers = pd.to_numeric(values, errors="coerce").dropna()
+    if numbers.empty:
+        return f"{spec.label}: none recorded{tail}"
+    q1, median, q3 = numbers.quantile([0.25, 0.5, 0.75])
+    unit = f" {spec.unit}" if spec.unit else ""
+    return f"{spec.label}: median {median:.4g}{unit} (IQR {q1:.4g}-{q3:.4g}){tail}"
 
 
 def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = None, population: str | None = None,
@@ -212,7 +265,8 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     df = sensitivity_.population(full, population)
     covariates = [c for c in (plan.adjust if adjust is None else adjust) if c in df.columns]
     order = [name for v in protocol.visits for name in (v.id, v.name)]
-    ctx = _Context(df, _same_population(long, df), treatment, control, covariates, order, imputations, bootstrap)
+    ctx = _Context(df, full, population, _same_population(long, df), treatment, control, covariates, order,
+                   imputations, bootstrap)
     sections = [_run_endpoint(endpoint, ctx) for endpoint in protocol.endpoints]
     shift = next((e for e in protocol.endpoints if e.analysis and e.analysis.method == "ordinal_shift"), None)
     subgroup_results, overall = [], None
@@ -236,8 +290,10 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     methods = _methods(protocol, population, covariates, imputations, len(df), sections)
     return Analysis(protocol, treatment, control, population, len(df), sections, subgroup_results, overall,
                     table1(full, "arm", [treatment, control]), safety_table(full, "arm", [treatment, control], events),
-                    grotta, _consort(full, funnel, treatment, control, primary_column)
-                    | {"population": _POPULATION_LABELS.get(population, population)}, methods)
+                    grotta, _consort(full, funnel, treatment, control, primary_column,
+                             {a.id: a.name for a in protocol.arms})
+                    | {"population": _POPULATION_LABELS.get(population, population)}, methods,
+                    _received(protocol, full, treatment, control))
 
 
 def _same_population(long: pd.DataFrame | None, df: pd.DataFrame) -> pd.DataFrame | None:
@@ -291,7 +347,8 @@ def _label(var: Variable | None, value: object) -> object:
     return value
 
 
-def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str, primary: str | None) -> dict:
+def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str, primary: str | None,
+             names: dict[str, str] | None = None) -> dict:
     by_arm = {}
     for a in (treatment, control):
         part = df[df["arm"] == a]
@@ -304,7 +361,7 @@ def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str
         excluded_by = {row["id"]: row["excluded_first"] for row in funnel.get("criteria", []) if row["excluded_first"]}
     return {"assessed": funnel["assessed"] if funnel else len(df), "excluded": funnel["excluded"] if funnel else 0,
             "incomplete": funnel.get("incomplete", 0) if funnel else 0, "excluded_by": excluded_by,
-            "randomized": len(df), "arms": [treatment, control], "by_arm": by_arm}
+            "randomized": len(df), "arms": [treatment, control], "by_arm": by_arm, "arm_names": names}
 
 
 # The Methods section says what ran: one sentence per method and per sensitivity analysis.

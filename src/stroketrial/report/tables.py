@@ -9,6 +9,7 @@ import pandas as pd
 from scipy import stats
 
 from ..clinical import VARIABLES
+from ..clinical.scales import LabelledEnum
 
 BASELINE = ("age", "sex", "nihss", "aspects", "prestroke_mrs", "occlusion_site", "bridging_thrombolysis",
             "lkw_to_puncture_h", "sbp", "glucose_mmol_l", "weight_kg")
@@ -46,15 +47,28 @@ def table1(df: pd.DataFrame, arm: str, arms: Sequence[str], variables: Sequence[
                 row[header[a]] = f"{int(x.sum())} ({100 * x.mean():.1f})" + _missing(g[name])
             rows.append(row)
         else:
-            rows.append({"characteristic": f"{_label(name)}, n (%)", **{header[a]: "" for a in arms}})
-            levels = [v for v in series.dropna().astype(str).unique()]
-            for level in sorted(levels):
-                row = {"characteristic": f"    {level}"}
+            # the heading row carries the missing count, as a number's row does; percentages are of the known
+            rows.append({"characteristic": f"{_label(name)}, n (%)",
+                         **{header[a]: _missing(g[name]).strip() for a, g in groups.items()}})
+            for level, label in _levels(name, series):
+                row = {"characteristic": f"    {label}"}
                 for a, g in groups.items():
                     x = g[name].dropna().astype(str)
                     row[header[a]] = f"{int((x == level).sum())} ({100 * (x == level).mean():.1f})"
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _levels(name: str, series: pd.Series) -> list[tuple[str, str]]:
+    """A category's levels seen in the data, each with its label (MCA M1, not m1): in the scale's order where the
+    data dictionary names a scale, else sorted."""
+    seen = set(series.dropna().astype(str))
+    var = VARIABLES.get(name)
+    scale = var.scale if var is not None else None
+    if isinstance(scale, type) and issubclass(scale, LabelledEnum):
+        known = [(str(m.value), m.label) for m in scale if str(m.value) in seen]
+        return known + [(v, v) for v in sorted(seen - {k for k, _ in known})]
+    return [(v, v) for v in sorted(seen)]
 
 
 def _missing(series: pd.Series) -> str:

@@ -1,15 +1,18 @@
-"""`write_report`: the report folder. report.html (self-contained: figures embedded), report.pdf, results.json,
-every figure as PNG, SVG and PDF, and the dataset analysed when it is given."""
+"""`write_report`: the report folder. report.html (self-contained: figures embedded), report.pdf (the same
+document on A4 pages), results.json, every figure as PNG, SVG and PDF, and the dataset analysed when it is
+given."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from .figures import consort, forest, grotta_bars, save
-from .html import html_document
+from .html import Provenance, html_document
 from .pdf import write_pdf
 from .results import Analysis
 
@@ -19,16 +22,34 @@ def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | No
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures: dict[str, list[Path]] = {}
+    name = {arm.id: arm.name for arm in analysis.protocol.arms}  # the arms as the protocol names them
     if analysis.grotta and any(sum(v) for v in analysis.grotta.values()):
-        figures["grotta"] = save(grotta_bars(analysis.grotta), out / "grotta_bars")
+        counts = {name.get(arm, arm): v for arm, v in analysis.grotta.items()}
+        figures["grotta"] = save(grotta_bars(counts), out / "grotta_bars")
     figures["consort"] = save(consort(analysis.consort), out / "consort")
     if analysis.subgroups:
-        fig = forest(analysis.subgroups, analysis.overall,
-                     favours=(f"favours {analysis.control}", f"favours {analysis.treatment}"))
+        # a long arm name on two lines, so that the two labels either side of OR 1 stay apart
+        treatment, control = (textwrap.fill(f"favours {name.get(arm, arm)}", 24)
+                              for arm in (analysis.treatment, analysis.control))
+        fig = forest(analysis.subgroups, analysis.overall, favours=(control, treatment))
         figures["forest"] = save(fig, out / "forest_subgroups")
+    results = json.dumps(analysis.to_json(), indent=2, default=str).encode("utf-8")
+    (out / "results.json").write_bytes(results)
     if dataset is not None:
-        dataset.to_csv(out / "dataset.csv", index=False)
-    (out / "results.json").write_text(json.dumps(analysis.to_json(), indent=2, default=str))
-    (out / "report.html").write_text(html_document(analysis, figures), encoding="utf-8")
-    write_pdf(analysis, figures, out / "report.pdf")
+        data = dataset.to_csv(index=False).encode("utf-8")
+        (out / "dataset.csv").write_bytes(data)
+        hashed = (f"SHA-256 of dataset.csv beside this report: the dataset analysed, {len(dataset)} rows by "
+                  f"{dataset.shape[1]} columns, as UTF-8 CSV.")
+    else:
+        data = results
+        hashed = ("The dataset was not given to the report writer, so this is the SHA-256 of results.json "
+                  "beside this report (every result, unrounded), not of the data.")
+    provenance = Provenance(
+        protocol_sha256=hashlib.sha256(analysis.protocol.model_dump_json().encode("utf-8")).hexdigest(),
+        protocol_hashed=f"The {analysis.protocol.acronym} protocol carries no version number: this is the SHA-256 "
+                        f"of its canonical JSON (every field of the validated protocol, as stroketrial reads it).",
+        data_sha256=hashlib.sha256(data).hexdigest(), data_hashed=hashed)
+    document = html_document(analysis, figures, provenance)
+    (out / "report.html").write_text(document, encoding="utf-8")
+    write_pdf(document, out / "report.pdf")
     return figures

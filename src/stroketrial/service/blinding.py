@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Mapping
 
-from ..protocol import Protocol
+from ..protocol import Protocol, Visit
 from ..protocol.schemes import PermutedBlocks
+from .roles import OUTCOME_ASSESSORS
 
 RECRUITERS = ("investigator", "coordinator")  # they enrol the next patient
 # The unblinded trial statistician, the DSMB and the platform's admin may study how allocation
@@ -27,15 +28,30 @@ MACHINERY_KEYS = frozenset({"stratum", "list_position", "block", "probabilities"
 def sees_arm(role: str, masking: str) -> bool:
     """Whether a role may see allocated arms in a trial with this masking.
 
-    The blinded statistician never does; the unblinded pharmacist, the unblinded statistician
-    and the DSMB always do; everyone else only in open-label trials (PROBE designs hide the arm
-    from the outcome assessor, who works outside the platform).
+    The blinded statistician and the outcome assessor never do; the unblinded pharmacist, the
+    unblinded statistician and the DSMB always do; everyone else only in open-label trials (a PROBE
+    design, open_label_blinded_endpoint, hides the arm from its outcome assessor alone).
     """
-    if role == "blinded_statistician":
+    if role == "blinded_statistician" or role in OUTCOME_ASSESSORS:
         return False
     if role in ("unblinded_pharmacist", "unblinded_statistician", "dsmb"):
         return True
     return masking not in ("double_blind", "single_blind")
+
+
+def sees_kit(role: str) -> bool:
+    """Kit numbers. The outcome assessor never needs one, and a kit number is a key to the arm for anyone
+    who has seen a packing list or a dispensing log."""
+    return role not in OUTCOME_ASSESSORS
+
+
+def readable_assessments(role: str, visit: Visit) -> list[str]:
+    """The assessments of a visit whose recorded values this role may read. The outcome assessor reads only
+    those the protocol reserves for the blinded assessor (`assessor_only`): the rest of a patient's follow-up
+    (an SAE, a haemorrhage on the 24-hour scan, a treatment given) can tell the arm. Everyone else reads all."""
+    if role in OUTCOME_ASSESSORS:
+        return list(visit.assessor_only)
+    return list(visit.assessments)
 
 
 def sees_allocation_machinery(role: str, masking: str) -> bool:

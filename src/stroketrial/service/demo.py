@@ -36,7 +36,7 @@ USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "
          ("coordinator", "coordinator", ["S1", "S2", "S3"]), ("pharmacist", "unblinded_pharmacist", ["S1", "S2", "S3"]),
          ("statistician", "blinded_statistician", ["S1", "S2", "S3"]),
          ("unblinded_stat", "unblinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
-         ("monitor", "monitor", ["S1", "S2", "S3"])]
+         ("monitor", "monitor", ["S1", "S2", "S3"]), ("assessor", "outcome_assessor", ["S1", "S2", "S3"])]
 
 
 def has_data(db: Database) -> bool:

@@ -15,11 +15,14 @@ from .patients import aware, randomized_patient
 
 
 def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:
+    actor.require("reading a dose sheet")
     protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
     weight = json.loads(patient.data_json).get("weight_kg")
     blinded = not sees_arm(actor.role, protocol.design.masking)
     # In a double-blind trial kits look alike and hold the same volume: a blinded user is given the
-    # experimental arm's instructions for "the study drug in kit N", whichever arm the kit holds.
+    # experimental arm's instructions for "the study drug in kit N", whichever arm the kit holds. The
+    # unblinded pharmacist, who sees the arm, gets the arm's own sheet: for a matching placebo, what to
+    # draw up in place of the drug; the volumes, rates, times and label are the active arm's.
     if blinded and not allocation.kit:
         # The protocol model refuses masking without kits; never fall back to showing one arm's dose.
         raise Conflict(f"{trial_id} is {protocol.design.masking.replace('_', ' ')} without blinded kits: the dose "
@@ -32,9 +35,13 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     out = []
     for s in steps:
         item = s.to_json()
+        if allocation.kit and "label" in item:
+            item["label"] += f" · kit {allocation.kit}"
         if blinded and allocation.kit and s.route != "procedure":  # the thrombectomy is no study drug
             item["name"] = f"study drug from kit {allocation.kit}"
-            item.pop("intervention", None)
+            # What the pharmacist draws up and reconstitutes names the drug: the kit arrives prepared.
+            for key in ("intervention", "draw_up", "reconstitution"):
+                item.pop(key, None)
         out.append(item)
     body = {"patient_id": code, "weight_kg": weight, "sequence": allocation.sequence, "kit": allocation.kit,
             "administrations": out}

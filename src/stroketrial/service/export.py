@@ -38,6 +38,7 @@ def _rows(session: Session, actor: Actor, trial_id: str):
 
 def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict[str, Any]]]:
     """Every form of the trial as a list of rows (the same content as the CSV files)."""
+    actor.require("exporting trial data")
     protocol, rows = _rows(session, actor, trial_id)
     show_arm = sees_arm_counts(actor.role, protocol)  # a table of arms is counts per arm
     out: dict[str, list[dict[str, Any]]] = {"screening": [], "eligibility": [], "randomization": []}
@@ -60,12 +61,17 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
             if show_arm:
                 row["arm"] = a.arm
             out["randomization"].append(row)
+    # A form kept for one arm (an infusion record) tells the arm by being there: not for those who may not see arms.
+    one_arm_forms = {v.id for v in protocol.visits if v.arms is not None and not show_arm}
     for visit in protocol.visits:
-        out[f"visit_{visit.id}"] = []
+        if visit.id not in one_arm_forms:
+            out[f"visit_{visit.id}"] = []
     visit_rows: Iterable[VisitRecord] = session.execute(
         select(VisitRecord).where(VisitRecord.patient_id.in_(list(ids))).order_by(VisitRecord.patient_id)
     ).scalars() if ids else []
     for v in visit_rows:
+        if v.visit_id in one_arm_forms:
+            continue
         out.setdefault(f"visit_{v.visit_id}", []).append({"patient_id": ids[v.patient_id], "visit_date": v.visit_date,
                                                           **json.loads(v.values_json)})
     out["sae"] = [{"patient_id": ids[s.patient_id], "sae_id": s.id, "reported_by": s.created_by,

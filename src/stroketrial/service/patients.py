@@ -18,7 +18,7 @@ from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Patient
 from .accounts import Actor
-from .blinding import sees_arm, sees_arm_counts
+from .blinding import sees_arm, sees_arm_counts, sees_kit
 from .clock import future_times, site_zone
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .text import identifier, plain_text
@@ -139,6 +139,8 @@ def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation, in
     view = {"sequence": allocation.sequence, "kit": allocation.kit,
             "randomized_at": aware(allocation.created_at).isoformat() if allocation.created_at else None,
             "randomized_by": allocation.created_by}
+    if not sees_kit(actor.role):
+        del view["kit"]  # dropped for every patient alike, kit or none, so its absence says nothing
     if sees_arm(actor.role, protocol.design.masking) and (not in_list or sees_arm_counts(actor.role, protocol)):
         view["arm"] = allocation.arm
     return view

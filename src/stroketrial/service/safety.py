@@ -9,14 +9,26 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..analysis.planned_outcomes import event_on_form
+from ..protocol import Protocol
+from ..protocol.analysis_plan import Outcome
 from ..store.models import Allocation, Patient, SeriousAdverseEvent, VisitRecord
 from .accounts import Actor
 from .blinding import sees_arm_counts
 from .trials import get_trial
 
 
+def _sich_outcome(protocol: Protocol) -> Outcome | None:
+    """The plan's sICH outcome (the endpoint that measures sich, read from a visit form), if it has one."""
+    for e in protocol.endpoints:
+        if e.measure == "sich" and e.analysis is not None and e.analysis.outcome.visit is not None:
+            return e.analysis.outcome
+    return None
+
+
 def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
+    actor.require("reading safety data")
     _trial, protocol = get_trial(session, actor, trial_id)
     rows = [(p, a) for p, a in session.execute(select(Patient, Allocation)
                                                .join(Allocation, Allocation.patient_id == Patient.id)
@@ -27,10 +39,15 @@ def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     counts = {g: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0} for g in groups}
     ids = [p.id for p, _ in rows]
     visits_by: dict[int, list[dict[str, Any]]] = {}
+    sich_by: dict[int, bool] = {}
+    sich = _sich_outcome(protocol)
     saes_by: dict[int, list[dict[str, Any]]] = {}
     if ids:
         for v in session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(ids))).scalars():
-            visits_by.setdefault(v.patient_id, []).append(json.loads(v.values_json))
+            values = json.loads(v.values_json)
+            visits_by.setdefault(v.patient_id, []).append(values)
+            if sich is not None and v.visit_id == sich.visit and event_on_form(sich, values):
+                sich_by[v.patient_id] = True
         for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))).scalars():
             saes_by.setdefault(s.patient_id, []).append(json.loads(s.data_json))
     for p, a in rows:
@@ -39,7 +56,7 @@ def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
         saes = saes_by.get(p.id, [])
         c["randomized"] += 1
         c["deaths"] += any(v.get("death") for v in values) or any(s["outcome"] == "fatal" for s in saes)
-        c["sich"] += any(v.get("sich") for v in values)
+        c["sich"] += sich_by.get(p.id, False) if sich is not None else any(v.get("sich") is True for v in values)
         c["patients_with_sae"] += bool(saes)
         c["saes"] += len(saes)
     return {"trial": trial_id, "by_arm": by_arm, "groups": counts}

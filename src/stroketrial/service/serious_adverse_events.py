@@ -96,6 +96,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
 
 
 def list_saes(session: Session, actor: Actor, trial_id: str, code: str) -> list[dict[str, Any]]:
+    actor.require("reading safety data")  # an SAE narrative can name the treatment: never the outcome assessor's
     _protocol, patient, _ = randomized_patient(session, actor, trial_id, code)
     rows = session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id == patient.id)
                            .order_by(SeriousAdverseEvent.id)).scalars()

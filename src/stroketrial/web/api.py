@@ -197,6 +197,7 @@ def get_randomization(trial: Trial, patient: PatientCode, actor: Actor = Depends
 
 @router.get("/trials/{trial}/patients/{patient}/dose", tags=["follow-up"])
 def get_dose(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_actor), db=Depends(database)):
+    actor.require("reading a dose sheet")  # (the dose sheet service does not ask yet; the page asks too)
     with db.read() as session:
         return dose_sheet.dose(session, actor, trial, patient)
 

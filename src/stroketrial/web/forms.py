@@ -30,6 +30,10 @@ class FormField:
     choices: tuple[str, ...] = ()
     help: str = ""
     used_by: tuple[str, ...] = field(default_factory=tuple)
+    choice_labels: tuple[str, ...] = ()  # what the form shows for each choice (the value sent is the choice)
+
+    def label_of(self, choice: str) -> str:
+        return dict(zip(self.choices, self.choice_labels, strict=False)).get(choice, choice)
 
 
 def _field_for(name: str, used_by: tuple[str, ...]) -> FormField:
@@ -116,7 +120,7 @@ def visit_fields(assessments: list[str]) -> list[FormField]:
             continue
         kind = {"grade": "category"}.get(a.kind, a.kind)
         choices = a.choices if a.kind != "grade" else tuple(m.value for m in VARIABLES["etici"].grade_scale())
-        out.append(FormField(key, a.label, kind, a.unit, (), choices, a.allowed()))
+        out.append(FormField(key, a.label, kind, a.unit, (), choices, a.allowed(), choice_labels=a.choice_labels))
     return out
 
 

@@ -21,6 +21,6 @@ def dashboard_page(request: Request, trial: str) -> HTMLResponse:
         enrolment = dashboard.enrolment(session, actor, trial)
         consort = dashboard.funnel(session, actor, trial)
         balance = dashboard.balance(session, actor, trial)
-        safety_counts = safety.safety(session, actor, trial)
+        safety_counts = safety.safety(session, actor, trial) if actor.may("reading safety data") else None
     return render(request, "dashboard.html", protocol=protocol, enrolment=enrolment, chart=enrolment_chart(enrolment),
                   consort=consort, balance=balance, safety=safety_counts)
