@@ -56,7 +56,7 @@ def pytest_generate_tests(metafunc):
 SITES = ["S1", "S2"]
 ROLE_USERS = {"admin": [], "investigator": ["S1"], "coordinator": ["S1"], "unblinded_pharmacist": ["S1"],
               "blinded_statistician": ["S1", "S2"], "dsmb": ["S1", "S2"], "monitor": ["S1"],
-              "outcome_assessor": ["S1", "S2"]}
+              "outcome_assessor": ["S1", "S2"], "safety_review_committee": ["S1", "S2"]}
 
 
 class Platform:

@@ -211,7 +211,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     data = decision.to_json() | {"trial": protocol.id, "design": design,
                                  **({"variant": variant or "expansion"} if design == "3+3" else {}),
                                  "dose": doses.get(decision.level or decision.mtd or 0), "unit": escalation.unit,
-                                 "dlt_definition": escalation.dlt_definition}
+                                 "dlt_definition": [d.model_dump() for d in escalation.dlt_definition]}
     if as_json:
         emit_json(data)
         return
@@ -224,7 +224,7 @@ def run(trial: str = typer.Argument(..., help="Built-in id or protocol .yaml wit
     out.print(f"rule: {decision.text}")
     if decision.expansion:
         out.print(decision.expansion)
-    out.print("DLT (protocol): " + "; ".join(escalation.dlt_definition), style="dim")
+    out.print("DLT (protocol): " + "; ".join(d.text for d in escalation.dlt_definition), style="dim")
 
 
 def _check_variant(variant: str | None, designs: list[str]) -> None:

@@ -444,6 +444,16 @@ class CrmSettings(FrozenModel):
         return self
 
 
+class DoseLimitingToxicity(FrozenModel):
+    """One event the protocol counts as a dose-limiting toxicity, in the protocol's words, with the hours after
+    the start of the infusion in which it counts."""
+
+    id: Identifier
+    text: str
+    window_hours: int = Field(ge=1, le=24 * 90)
+    assumption: str | None = None
+
+
 class DoseEscalation(FrozenModel):
     design: Literal["3+3", "boin", "crm"]
     unit: str
@@ -454,14 +464,31 @@ class DoseEscalation(FrozenModel):
     expansion_max: int = Field(0, ge=0)
     boin: BoinSettings | None = None
     crm: CrmSettings | None = None
-    dlt_definition: list[str]
+    dlt_definition: list[DoseLimitingToxicity] = Field(min_length=1)
+    review_role: Literal["safety_review_committee"] = Field(
+        "safety_review_committee", description="who confirms each escalation decision, with a signature and a reason")
     assumption: str | None = None
+
+    @property
+    def dlt_window_hours(self) -> int:
+        """A patient's DLT observation ends when the longest window of the DLT definition has passed."""
+        return max(d.window_hours for d in self.dlt_definition)
+
+    @property
+    def expansion_size(self) -> int:
+        """The expansion cohort enrols up to the protocol's maximum."""
+        return self.expansion_max
 
     @model_validator(mode="after")
     def _settings_match_the_design(self) -> DoseEscalation:
         numbers = [lv.level for lv in self.levels]
         if numbers != list(range(1, len(numbers) + 1)):
             raise ValueError(f"levels must be numbered 1, 2, 3, ... in order (got {numbers})")
+        if self.expansion_min > self.expansion_max:
+            raise ValueError(f"expansion_min {self.expansion_min} is more than expansion_max {self.expansion_max}")
+        dlt_ids = [d.id for d in self.dlt_definition]
+        if len(set(dlt_ids)) != len(dlt_ids):
+            raise ValueError(f"dlt_definition repeats an id ({', '.join(dlt_ids)})")
         for design in ("boin", "crm"):
             settings = getattr(self, design)
             if self.design == design and settings is None:

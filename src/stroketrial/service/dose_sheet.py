@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..dosing import DoseError, dose_instructions
 from .accounts import Actor
 from .blinding import sees_arm
+from .escalation import dose_level_of
 from .errors import Conflict, Invalid
 from .patients import aware, randomized_patient
 
@@ -29,7 +30,8 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
                        "sheet is for those who may see the arm")
     arm = next(a.id for a in protocol.arms if a.role == "experimental") if blinded else allocation.arm
     try:
-        steps = dose_instructions(protocol, arm, weight, aware(allocation.created_at))
+        steps = dose_instructions(protocol, arm, weight, aware(allocation.created_at),
+                                  level=dose_level_of(session, patient))
     except DoseError as exc:
         raise Invalid(str(exc), [{"field": "weight_kg", "value": weight, "message": str(exc)}]) from None
     out = []

@@ -123,7 +123,8 @@ def randomized_patient(session: Session, actor: Actor, trial_id: str,
     patient = find_patient(session, actor, trial_id, code)
     allocation = allocation_of(session, patient)
     if allocation is None:
-        raise Conflict(f"patient {code} is not randomized yet")
+        raise Conflict(f"patient {code} is not randomized yet" if protocol.randomization is not None
+                       else f"patient {code} is not enrolled in a dose cohort yet")
     return protocol, patient, allocation
 
 

@@ -56,8 +56,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     if existing is not None:
         raise Conflict(f"patient {code} was randomized already (sequence {existing.sequence}); a patient is "
                        "randomized once", sequence=existing.sequence)
-    _require_eligible(patient)
-    _screen_at_server_time(session, actor, protocol, patient)
+    require_eligible(patient)
+    screen_at_server_time(session, actor, protocol, patient)
     randomizer = Randomizer.for_protocol(protocol)
     try:
         levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
@@ -94,7 +94,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
 
 
-def _screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient) -> None:
+def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient) -> None:
     """Windows that end at randomization are measured to the server's clock, not to a time typed on the form:
     the planned time of randomization is replaced by now (in the site's zone) and the patient screened again."""
     zone = site_zone(session, patient.site_code)
@@ -119,7 +119,7 @@ def _screen_at_server_time(session: Session, actor: Actor, protocol, patient: Pa
                reason="time of randomization: the server's clock")
 
 
-def _require_eligible(patient: Patient) -> None:
+def require_eligible(patient: Patient) -> None:
     if patient.status == "eligible":
         return
     screening = json.loads(patient.screening_json)

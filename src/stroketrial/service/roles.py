@@ -1,7 +1,7 @@
 """The platform's roles and what each does (no imports: the CLI's help text reads them)."""
 
 ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician",
-         "unblinded_statistician", "dsmb", "monitor", "outcome_assessor")
+         "unblinded_statistician", "dsmb", "monitor", "outcome_assessor", "safety_review_committee")
 ROLE_DESCRIPTIONS = {
     "admin": "runs the platform: trials, sites, users; sees every site",
     "investigator": "screens, randomizes, enters follow-up and SAEs, may request emergency unblinding",
@@ -13,6 +13,9 @@ ROLE_DESCRIPTIONS = {
     "monitor": "reads data and the audit trail for source verification",
     "outcome_assessor": "blinded: finds a patient's visit and records the assessments the protocol reserves for the "
                         "blinded assessor (the 90-day mRS of a PROBE trial); never an arm, a kit or a dose sheet",
+    "safety_review_committee": "confirms each dose-escalation decision (escalate, stay, de-escalate, stop, the MTD) "
+                               "with a signature and a reason, or departs from the rule with a reason; reads safety "
+                               "data",
 }
 
 SITE_STAFF = ("admin", "investigator", "coordinator")
@@ -47,6 +50,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "reporting a serious adverse event": SITE_STAFF,
     "emergency unblinding": ("investigator",),
     "reading the unblinding log": ("dsmb", "admin"),
+    "enrolling in a dose-escalation cohort": RANDOMIZERS,
+    # Whether an event is a dose-limiting toxicity is the investigator's medical judgement.
+    "recording a DLT assessment": ("investigator",),
+    "confirming an escalation decision": ("safety_review_committee",),
     "reading the audit trail": ("admin", "monitor"),
     "checking the audit trail": ("admin", "monitor"),
 }

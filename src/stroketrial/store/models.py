@@ -191,3 +191,67 @@ class UserSession(Base):
     last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ended_why: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class EscalationAssignment(Base):
+    """A dose-escalation trial's enrolment: the patient's cohort and dose level (service/escalation.py). The
+    patient's Allocation row (the trial's one arm) is written in the same transaction."""
+
+    __tablename__ = "escalation_assignments"
+    __table_args__ = (UniqueConstraint("trial_id", "idempotency_key", name="uq_escalation_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    cohort: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in order of treatment; the expansion cohort last
+    level: Mapped[int] = mapped_column(Integer)  # 1-based dose level
+    phase: Mapped[str] = mapped_column(String(20))  # "escalation" or "expansion"
+    enrolled_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class DltAssessment(Base):
+    """The investigator's dose-limiting-toxicity assessment of one patient: yes (with the protocol's DLT it
+    meets and the event) or no. Corrections overwrite it, with before, after and reason in the audit trail."""
+
+    __tablename__ = "dlt_assessments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), unique=True)
+    dlt: Mapped[bool] = mapped_column(Boolean)
+    criterion: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1-based, in dlt_definition
+    event: Mapped[str | None] = mapped_column(Text, nullable=True)
+    onset: Mapped[str | None] = mapped_column(String(10), nullable=True)  # ISO date
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_by: Mapped[str] = mapped_column(String(80))
+
+
+class EscalationDecision(Base):
+    """The safety review committee's signed confirmation of the decision after a cohort: the decision the rule
+    computed, the one that takes effect (different only as a deviation, with its reason), who signed, when."""
+
+    __tablename__ = "escalation_decisions"
+    __table_args__ = (UniqueConstraint("trial_id", "after_cohort", name="uq_escalation_decision"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    after_cohort: Mapped[int] = mapped_column(Integer)
+    computed_json: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(20))  # treat | stop
+    level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    mtd: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    deviation: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    signed_by: Mapped[str] = mapped_column(String(80))
+    signed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RegistryPatient(Base):
+    """A thrombectomy patient of the prospective registry (screening variables and outcomes, in the data
+    dictionary's columns): the pool of matched controls. Imported a file at a time, all rows or none."""
+
+    __tablename__ = "registry_patients"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(60), unique=True)
+    data_json: Mapped[str] = mapped_column(Text)
+    source_sha256: Mapped[str] = mapped_column(String(64))
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    imported_by: Mapped[str] = mapped_column(String(80))

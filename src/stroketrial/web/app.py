@@ -28,6 +28,7 @@ from . import pages, security
 from .pages.auth import LoginRequired
 from .pages.base import render
 from .api import router
+from . import api_escalation  # noqa: F401  (its routes join `router`)
 
 log = logging.getLogger("stroketrial.web")
 

@@ -93,9 +93,12 @@ def cohorts_from_counts(counts: dict[int, tuple[int, int]]) -> list[Cohort]:
     return cohorts
 
 
-def decide(cohorts: Sequence[Cohort], n_levels: int, expansion: int = 0) -> Decision:
-    """The live decision after the cohorts so far (each at a level, with its DLT count)."""
-    level, n_here, dlt_here = 1, 0, 0
+def decide(cohorts: Sequence[Cohort], n_levels: int, expansion: int = 0, start_level: int = 1) -> Decision:
+    """The live decision after the cohorts so far (each at a level, with its DLT count). `start_level`: where
+    these cohorts began (1, or the level a safety review committee chose when it departed from the rule)."""
+    if not 1 <= start_level <= n_levels:
+        raise EscalationInputError(f"start level {start_level} is not a level from 1 to {n_levels}")
+    level, n_here, dlt_here = start_level, 0, 0
     rule = "start"
     for i, cohort in enumerate(cohorts):
         if cohort.level != level:
@@ -121,7 +124,7 @@ def decide(cohorts: Sequence[Cohort], n_levels: int, expansion: int = 0) -> Deci
             level, n_here, dlt_here, rule = level + 1, 0, 0, key
         else:
             rule = "expand_1_of_3"
-    text = "treat the first cohort at level 1" if rule == "start" else RULES[rule]
+    text = f"treat the first cohort at level {level}" if rule == "start" else RULES[rule]
     return Decision("treat", level, None, rule, text, None)
 
 
