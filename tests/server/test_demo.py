@@ -1,4 +1,5 @@
-"""`stroketrial serve --demo`: five trials, a user per role, and AMASS-2 patients waiting to be randomized."""
+"""`stroketrial serve --demo`: five trials, a user per role, AMASS-2 patients waiting to be randomized, and
+AMASS-1's escalation done (27 patients, the MTD declared) with its expansion cohort open."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
     response = client.post(f"/api/v1/trials/amass-2/patients/{waiting[0]['patient_id']}/randomization",
                            headers={**headers, "Idempotency-Key": "demo-try"})
     assert response.status_code == 201, response.text
+    escalation = client.get("/api/v1/trials/amass-1/escalation", headers=headers).json()
+    escalated = [c for c in escalation["cohorts"] if c["phase"] == "escalation"]
+    assert sum(len(c["patients"]) for c in escalated) == 27
+    assert all(c["confirmation"] for c in escalated) and escalation["mtd"] == 7
+    assert (escalation["status"], escalation["open_level"]) == ("expansion", 7) and escalation["free_places"] > 0
+    amass1 = client.get("/api/v1/trials/amass-1/patients", headers=headers).json()
+    newcomer = next(p for p in amass1 if p["status"] == "eligible" and not p["randomized"])
+    enrolled = client.post(f"/api/v1/trials/amass-1/patients/{newcomer['patient_id']}/enrolment",
+                           headers={**headers, "Idempotency-Key": "demo-enrol"})
+    assert enrolled.status_code == 201 and enrolled.json()["phase"] == "expansion", enrolled.text
     with db.read() as session:
         assert verify(session).ok
     db.dispose()

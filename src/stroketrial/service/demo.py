@@ -24,7 +24,7 @@ from ..eligibility import encode_cohort, statuses
 from ..protocol import load_builtin
 from ..store import Database
 from ..store.models import Trial
-from . import accounts, patients, randomize, trials, visits
+from . import accounts, escalation, patients, randomize, trials, visits
 from .accounts import SYSTEM
 
 DEMO_PASSWORD = "stroke-demo"
@@ -36,7 +36,8 @@ USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "
          ("coordinator", "coordinator", ["S1", "S2", "S3"]), ("pharmacist", "unblinded_pharmacist", ["S1", "S2", "S3"]),
          ("statistician", "blinded_statistician", ["S1", "S2", "S3"]),
          ("unblinded_stat", "unblinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
-         ("monitor", "monitor", ["S1", "S2", "S3"]), ("assessor", "outcome_assessor", ["S1", "S2", "S3"])]
+         ("monitor", "monitor", ["S1", "S2", "S3"]), ("assessor", "outcome_assessor", ["S1", "S2", "S3"]),
+         ("committee", "safety_review_committee", ["S1", "S2", "S3"])]
 
 
 def has_data(db: Database) -> bool:
@@ -66,7 +67,10 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
     protocol = load_builtin(trial_id)
     sites = TRIAL_SITES[trial_id]
     spec = _PLATFORM["trials"][trial_id]
-    n_randomized, n_waiting = spec.get("randomized", 0), spec.get("awaiting", 0)
+    cohorts = spec.get("escalation_dlts", [])
+    n_escalation = len(cohorts) * (protocol.dose_escalation.cohort_size if protocol.dose_escalation else 0)
+    n_randomized = spec.get("randomized", 0) + n_escalation + spec.get("expansion", 0)
+    n_waiting = spec.get("awaiting", 0)
     frame = synthesize(6000, seed, protocol)
     status = statuses(protocol, encode_cohort(protocol, frame))
     if protocol.randomization is not None:
@@ -77,6 +81,8 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
     eligible = frame[(status == "eligible") & complete].head(n_randomized + n_waiting)
     ineligible = frame[status == "ineligible"].head(4)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    enrolment = (_EscalationRun(db, actor, trial_id, cohorts, spec.get("expansion", 0), now)
+                 if protocol.dose_escalation else None)
     for i, record in enumerate(records_from_frame(eligible) + records_from_frame(ineligible)):
         code = f"{protocol.acronym.split('-')[0][:5]}-{i + 1:03d}"
         site = sites[i % len(sites)]
@@ -87,20 +93,73 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
         clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization")
                  if record.get(k)]
         latest = max((dt.datetime.fromisoformat(record[k]) for k in clock), default=None)
-        shift = now - latest.replace(tzinfo=dt.UTC) if latest is not None else dt.timedelta(0)
+        ends = enrolment.moment(i) if enrolment and i < n_randomized else now
+        shift = ends - latest.replace(tzinfo=dt.UTC) if latest is not None else dt.timedelta(0)
         for key in clock:
             if key in record:
                 moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.UTC) + shift
                 record[key] = moment.isoformat()
         with db.write() as session:
             patients.register(session, actor, trial_id, code, site, record, attestations)
-        if i < n_randomized and protocol.randomization is not None and i < len(eligible):
+        if i >= n_randomized or i >= len(eligible):
+            continue
+        if enrolment is not None:
+            enrolment.enrol(i, code)
+        elif protocol.randomization is not None:
             with db.write() as session:
                 randomize.randomize(session, actor, trial_id, code, str(uuid.uuid4()))
-            with db.write() as session:
-                baseline = protocol.visits[0]
-                values: dict[str, bool | int] = {a: True for a in baseline.assessments
-                                                 if a in ("vital_signs", "labs", "mri")}
-                if "nihss" in baseline.assessments and record.get("nihss") is not None:
-                    values["nihss"] = int(record["nihss"])
-                visits.record_visit(session, actor, trial_id, code, baseline.id, now.date().isoformat(), values)
+        else:
+            continue
+        with db.write() as session:
+            baseline = protocol.visits[0]
+            values: dict[str, bool | int] = {a: True for a in baseline.assessments
+                                             if a in ("vital_signs", "labs", "mri")}
+            if "nihss" in baseline.assessments and record.get("nihss") is not None:
+                values["nihss"] = int(record["nihss"])
+            day = enrolment.moment(i) if enrolment is not None else now
+            visits.record_visit(session, actor, trial_id, code, baseline.id, day.date().isoformat(), values)
+
+class _EscalationRun:
+    """A dose-escalation trial as far as the demo takes it: each cohort enrolled a week after the one before,
+    its DLTs recorded by the investigator, the rule's decision confirmed by the safety review committee, the
+    MTD declared and the expansion cohort begun, through the same operations (and audit trail) as real use."""
+
+    def __init__(self, db: Database, actor: accounts.Actor, trial_id: str, dlts: list[int], expansion: int,
+                 now: dt.datetime):
+        protocol = load_builtin(trial_id)
+        assert protocol.dose_escalation is not None
+        self.db, self.actor, self.trial_id, self.dlts = db, actor, trial_id, dlts
+        self.size = protocol.dose_escalation.cohort_size
+        self.start = now - dt.timedelta(days=7 * len(dlts) + 2 * expansion + 3)
+        self.now = now
+        self.investigator = accounts.Actor("investigator", "investigator", actor.sites)
+        self.committee = accounts.Actor("committee", "safety_review_committee", actor.sites)
+
+    def moment(self, i: int) -> dt.datetime:
+        cohort, place = divmod(i, self.size)
+        if cohort >= len(self.dlts):  # the expansion cohort: from a week after the last cohort, every other day
+            return self.start + dt.timedelta(days=7 * len(self.dlts) + 2 * (i - self.size * len(self.dlts)))
+        return self.start + dt.timedelta(days=7 * cohort, hours=4 * place)
+
+    def enrol(self, i: int, code: str) -> None:
+        moment = self.moment(i)
+        with self.db.write() as session:
+            escalation.enrol(session, self.actor, self.trial_id, code, str(uuid.uuid4()), now=moment)
+        cohort, place = divmod(i, self.size)
+        if cohort >= len(self.dlts):
+            return
+        with self.db.write() as session:
+            dlt = place < self.dlts[cohort]
+            escalation.record_dlt(session, self.investigator, self.trial_id, code, dlt,
+                                  "infusion_reaction" if dlt else None,
+                                  "urticaria and fever during the infusion, treated" if dlt else None,
+                                  moment.date().isoformat() if dlt else None)
+        if place == self.size - 1:
+            with self.db.write() as session:
+                state = escalation.current_state(session, self.trial_id, escalation.escalation_of(
+                    load_builtin(self.trial_id), self.trial_id))
+                pending = state.pending
+                assert pending is not None, state.waiting
+                escalation.confirm_decision(session, self.committee, self.trial_id, cohort + 1, pending.action,
+                                            pending.level, pending.mtd, "no safety concern beyond the rule's "
+                                            "count; the committee follows the rule", DEMO_PASSWORD)
