@@ -68,6 +68,9 @@ def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
         raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
                                  "the DSMB or an unblinded statistician after database lock")
     data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
+    if "escalation" in tables:  # a dose-escalation trial: each patient's cohort, level, phase and DLT
+        data = data.merge(tables["escalation"][["patient_id", "cohort", "dose_level", "dose", "phase", "dlt"]],
+                          on="patient_id", how="left")
     if protocol is None:
         return data
     forms = {name.removeprefix("visit_"): t for name, t in tables.items() if name.startswith("visit_")}

@@ -165,6 +165,25 @@ class TreatmentReceived(FrozenModel):
         return self
 
 
+class MatchedControls(FrozenModel):
+    """A single-arm trial's comparison with controls from a registry of patients treated without the study drug:
+    propensity-score matching (logistic model on `covariates`; nearest neighbour 1:`ratio` on the logit within
+    `caliper` standard deviations, without replacement; exact on `exact`), the `outcomes` (endpoint ids: their
+    analysis columns are the registry's outcome columns) compared in the matched sample, and an inverse-probability
+    weighted (ATT) analysis with the same model as the sensitivity analysis."""
+
+    controls: str = Field(description="where the controls come from, in words")
+    covariates: list[Identifier] = Field(min_length=1, description="data-dictionary variables of the propensity "
+                                         "model")
+    exact: list[Identifier] = Field(default_factory=list, description="variables matched exactly")
+    ratio: int = Field(1, ge=1, le=10, description="controls per treated patient")
+    caliper: float | None = Field(0.2, gt=0, description="in standard deviations of the logit of the propensity "
+                                  "score; none: no caliper")
+    outcomes: list[Identifier] = Field(min_length=1, description="endpoints compared with the matched controls")
+    wording: str | None = None
+    assumption: str | None = None
+
+
 class AnalysisPlan(FrozenModel):
     alpha: float = Field(gt=0, lt=1, description="the type I error of the primary analysis")
     sided: Literal[1, 2] = 2
@@ -175,6 +194,8 @@ class AnalysisPlan(FrozenModel):
     subgroups: list[Subgroup] = Field(default_factory=list)
     treatment_received: TreatmentReceived | None = Field(None, description="the record that defines the "
                                                          "per-protocol and as-treated populations")
+    matched_controls: MatchedControls | None = Field(None, description="a single-arm trial's comparison with "
+                                                     "matched registry controls")
     wording: str | None = None
     assumption: str | None = None
 

@@ -15,7 +15,7 @@ from .rules import Rule
 from .schemes import PermutedBlocks, Randomization, RandomizationScheme
 from ..clinical.dictionary import VARIABLES
 from ..clinical.assessments import ASSESSMENTS
-from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointAnalysis, Outcome,
+from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointAnalysis, MatchedControls, Outcome,
                             TreatmentReceived)
 from .base import FrozenModel, Identifier
 
@@ -600,6 +600,22 @@ class Protocol(FrozenModel):
                 problem = _treatment_received_problem(plan.treatment_received, visits, {a.id for a in self.arms})
                 if problem:
                     raise ValueError(f"analysis_plan.treatment_received: {problem}")
+            if plan.matched_controls is not None:
+                self._check_matched_controls(plan.matched_controls, planned)
+
+    def _check_matched_controls(self, m: MatchedControls, planned: list[Endpoint]) -> None:
+        unknown = [v for v in [*m.covariates, *m.exact] if v not in VARIABLES]
+        if unknown:
+            raise ValueError(f"analysis_plan.matched_controls names {unknown}, which are not variables of the data "
+                             "dictionary")
+        if len(self.arms) != 1:
+            raise ValueError("analysis_plan.matched_controls is for a single-arm trial; a randomized trial compares "
+                             "its own arms")
+        analysed = {e.id for e in planned}
+        missing = [o for o in m.outcomes if o not in analysed]
+        if missing:
+            raise ValueError(f"analysis_plan.matched_controls.outcomes {missing} are not endpoints with an analysis "
+                             f"(those with one: {', '.join(sorted(analysed))})")
 
     def _check_randomization(self, r: RandomizationScheme) -> None:
         slots = sum(a.ratio for a in self.arms)

@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from ..clinical import VARIABLES
 from ..clinical.assessments import ASSESSMENTS
-from ..store.models import Allocation, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
+from ..protocol.model import DoseEscalation
+from ..store.models import (Allocation, DltAssessment, EscalationAssignment, Patient, SeriousAdverseEvent, Unblinding,
+                            VisitRecord)
 from .accounts import Actor
 from .audit_trail import audit_rows
 from .blinding import sees_arm_counts
@@ -78,12 +80,30 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
                    **json.loads(s.data_json)}
                   for s in (session.execute(select(SeriousAdverseEvent).where(
                       SeriousAdverseEvent.patient_id.in_(list(ids)))).scalars() if ids else [])]
+    if protocol.dose_escalation is not None:
+        out["escalation"] = _escalation_rows(session, protocol.dose_escalation, ids)
     if actor.role in ("dsmb", "admin"):
         out["unblinding"] = [{"patient_id": ids[u.patient_id], "at": aware(u.created_at).isoformat(),
                               "by": u.created_by, "reason": u.reason}
                              for u in (session.execute(select(Unblinding).where(
                                  Unblinding.patient_id.in_(list(ids)))).scalars() if ids else [])]
     return out
+
+
+def _escalation_rows(session: Session, escalation: DoseEscalation, ids: dict[int, str]) -> list[dict[str, Any]]:
+    """Each enrolled patient's cohort, dose level and phase, with the investigator's DLT assessment."""
+    if not ids:
+        return []
+    dose = {lv.level: lv.dose for lv in escalation.levels}
+    rows = session.execute(select(EscalationAssignment, DltAssessment)
+                           .outerjoin(DltAssessment, DltAssessment.patient_id == EscalationAssignment.patient_id)
+                           .where(EscalationAssignment.patient_id.in_(list(ids)))
+                           .order_by(EscalationAssignment.cohort, EscalationAssignment.enrolled_at)).all()
+    return [{"patient_id": ids[a.patient_id], "cohort": a.cohort, "dose_level": a.level, "dose": dose[a.level],
+             "dose_unit": escalation.unit, "phase": a.phase, "enrolled_at": aware(a.enrolled_at).isoformat(),
+             "dlt": "" if d is None else d.dlt,
+             "dlt_criterion": escalation.dlt_definition[d.criterion - 1].id if d is not None and d.criterion else "",
+             "dlt_event": d.event or "" if d is not None else ""} for a, d in rows]
 
 
 def _csv(rows: list[dict[str, Any]], columns: Iterable[str] | None = None) -> str:
