@@ -369,7 +369,7 @@ def _population(sample: _Sample, what: str) -> str:
 
 
 def _missing_note(dropped: int, outcome: str, unit: str = "patient") -> str:
-    """'; 3 patients without mrs_90d left out', or for pairs '; 1 pair missing infarct_volume_24h_ml left out'."""
+    """'; 3 patients without mrs_90d left out', or for pairs '; 1 pair missing infarct_volume_ml left out'."""
     if dropped == 0:
         return ""
     plural = "" if dropped == 1 else "s"

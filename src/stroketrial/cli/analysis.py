@@ -28,8 +28,11 @@ def register(app: typer.Typer, command) -> None:
         "Examples: stroketrial analyze amass-2 data.csv --out report/  ·  stroketrial analyze ordinal data.csv "
         "--outcome mrs_90d --arm arm --treatment albumin --control control --adjust age,nihss,aspects --json  ·  "
         "stroketrial analyze binary data.csv --outcome mrs_90d --success-max 2 --treatment albumin --control control"
+        "  ·  stroketrial analyze amass-1 export.zip --controls registry.csv --out report/ (a dose-escalation trial "
+        "against matched registry controls)"
     ))(analyze)
-    command(app, "demo", epilog="Example: stroketrial demo amass-2 --out demo-report/ --common-or 1.5")(demo)
+    command(app, "demo", epilog="Examples: stroketrial demo amass-2 --out demo-report/ --common-or 1.5  ·  "
+                                "stroketrial demo amass-1 --out amass1-report/ --volume-ratio 0.7")(demo)
 
 
 def read_dataset(path: Path, protocol: Protocol | None = None) -> pd.DataFrame:
@@ -97,6 +100,8 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
             measure: str = typer.Option("risk_difference", "--measure", help=f"binary: {', '.join(BINARY_MEASURES)}."),
             population: str | None = typer.Option(None, "--population", help="itt, pp (per_protocol column) or "
                                                   "at (treated_arm column); default: the plan's primary population."),
+            controls_path: Path | None = typer.Option(None, "--controls", help="A single-arm trial: the registry's "
+                                                      "controls (.csv or .parquet, `stroketrial registry export`)."),
             long_path: Path | None = typer.Option(None, "--long", help="Repeated scores, one row per patient and "
                                                                           "visit (patient_id, arm, visit, scores)."),
             as_json: bool = JsonOption) -> None:
@@ -140,6 +145,11 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
     assert protocol is not None
     if out_dir is None:
         fail("give --out DIR for the report")
+    if protocol.dose_escalation is not None:
+        _escalation_report(protocol, data, controls_path, out_dir, as_json)
+        return
+    if controls_path is not None:
+        fail(f"--controls is for a single-arm trial compared with registry controls; {protocol.id} compares its arms")
     long = read_dataset(long_path) if long_path else None
     started = time.perf_counter()
     with err.status(f"analysing {len(data)} patients of {protocol.id}"):
@@ -152,11 +162,37 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
                                                  f"({summary['seconds']:.1f} s)")
 
 
+def _escalation_report(protocol: Protocol, data: pd.DataFrame, controls_path: Path | None, out_dir: Path,
+                       as_json: bool) -> None:
+    from ..clinical.registry_columns import read_registry, registry_table
+    from ..report import analyse_escalation, write_escalation_report
+
+    controls = None
+    if controls_path is not None:
+        if not controls_path.exists():
+            fail(f"--controls {controls_path}: no such file")
+        controls = registry_table(read_registry(controls_path.read_bytes(), controls_path.name))
+    started = time.perf_counter()
+    with err.status(f"analysing {len(data)} patients of {protocol.id}"):
+        report = analyse_escalation(protocol, data, controls)
+        figures = write_escalation_report(report, out_dir, data)
+    summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
+               "figures": {k: [str(p) for p in v] for k, v in figures.items()},
+               "matched": report.matching.n_matched_treated if report.matching else None,
+               "seconds": time.perf_counter() - started}
+    emit_json(summary) if as_json else out.print(f"report written to {out_dir}/report.html and report.pdf "
+                                                 f"({summary['seconds']:.1f} s)")
+
+
 def demo(trial: str = typer.Argument(..., help="A randomized built-in trial (`stroketrial trials` lists them)."),
          out_dir: Path = typer.Option(..., "--out", help="Folder for the report, the dataset and the figures."),
          n: int | None = typer.Option(None, "--n", help="Patients (default: the protocol's sample size)."),
          seed: int = typer.Option(1, "--seed", help="Random seed."),
          common_or: float = typer.Option(1.5, "--common-or", help="True common odds ratio for a better mRS."),
+         volume_ratio: float = typer.Option(0.7, "--volume-ratio", help="A dose-escalation trial: the true ratio of "
+                                            "24-h infarct volumes, treated to untreated."),
+         controls: int = typer.Option(600, "--controls", help="A dose-escalation trial: registry controls to "
+                                      "simulate (100 to 20000)."),
          as_json: bool = JsonOption) -> None:
     """Simulate a complete trial with a stated true effect and write its report: a first look at the platform."""
     from ..protocol import resolve
@@ -169,6 +205,9 @@ def demo(trial: str = typer.Argument(..., help="A randomized built-in trial (`st
         fail(f"--common-or {common_or:g} must be positive")
     if n is not None and not 20 <= n <= 20000:
         fail(f"--n {n} is not allowed; 20 to 20000 patients")
+    if protocol.dose_escalation is not None:
+        _escalation_demo(protocol, out_dir, seed, volume_ratio, controls, as_json)
+        return
     if protocol.randomization is None:
         fail(f"{protocol.id} is not randomized; a demo report compares two randomized arms")
     with err.status(f"simulating {protocol.id} (true common OR {common_or:g}) and writing the report"):
@@ -184,3 +223,33 @@ def demo(trial: str = typer.Argument(..., help="A randomized built-in trial (`st
         out.print(f"simulated {len(sim.data)} patients of {protocol.acronym} (true common OR {common_or:g}, seed "
                   f"{seed}); report: {out_dir}/report.html, {out_dir}/report.pdf; figures: "
                   + ", ".join(sorted(figures)))
+
+
+def _escalation_demo(protocol: Protocol, out_dir: Path, seed: int, volume_ratio: float, controls: int,
+                     as_json: bool) -> None:
+    """Escalation, expansion, registry, matching and the report: the whole single-arm trial, simulated."""
+    from ..analysis.simulated_escalation import simulate_escalation_trial
+    from ..report import analyse_escalation, write_escalation_report
+
+    if not 0 < volume_ratio <= 10:
+        fail(f"--volume-ratio {volume_ratio:g} is not allowed; above 0 and at most 10 (1: no effect)")
+    if not 100 <= controls <= 20000:
+        fail(f"--controls {controls} is not allowed; 100 to 20000 registry patients")
+    with err.status(f"simulating {protocol.id} (escalation, expansion, {controls} registry controls) and writing "
+                    "the report"):
+        sim = simulate_escalation_trial(protocol, seed, volume_ratio=volume_ratio, n_controls=controls)
+        report = analyse_escalation(protocol, sim.data, sim.controls, seed)
+        figures = write_escalation_report(report, out_dir, sim.data)
+        sim.controls.to_csv(out_dir / "registry_controls.csv", index=False)
+    escalated = int((sim.data["phase"] == "escalation").sum())
+    summary = {"out": str(out_dir), "truth": sim.truth, "patients": len(sim.data), "escalation": escalated,
+               "expansion": len(sim.data) - escalated, "mtd": report.mtd,
+               "matched": report.matching.n_matched_treated if report.matching else None,
+               "files": sorted(str(p) for p in out_dir.iterdir())}
+    if as_json:
+        emit_json(summary)
+    else:
+        out.print(f"simulated {protocol.acronym}: {escalated} patients in dose escalation, MTD level {report.mtd}, "
+                  f"{len(sim.data) - escalated} in expansion, {summary['matched']} matched to registry controls "
+                  f"(true volume ratio {volume_ratio:g}, seed {seed}); report: {out_dir}/report.html, "
+                  f"{out_dir}/report.pdf; figures: " + ", ".join(sorted(figures)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import analysis, design, dosing, server, trials
+from . import analysis, design, dosing, registry, server, trials
 from .randomization import randomization_app
 from .support import command, command_group, out
 
@@ -21,6 +21,7 @@ server.register(app)
 dosing.register(app)
 analysis.register(app, command)
 design.register(app)
+registry.register(app)
 
 
 @app.callback(invoke_without_command=True)

@@ -2,6 +2,7 @@
 
 from .dictionary import VARIABLES
 from .encoded_table import alternate_columns
+from .registry_columns import OUTCOMES, REQUIRED_COLUMNS
 
 
 def dictionary_markdown() -> str:
@@ -19,6 +20,21 @@ def dictionary_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for v in VARIABLES.values():
+        lines.append(f"| `{v.name}` | {v.kind} | {v.unit or ''} | {v.allowed()} | {v.description} |")
+    lines += [
+        "",
+        "## Registry",
+        "",
+        "A thrombectomy registry file (`stroketrial registry import`), the pool of matched controls, is a cohort",
+        "table: its baseline columns are those above (not the derived intervals, which are computed from the times",
+        "when the registry is read; no attestations), checked as a cohort table's are, and these outcome columns",
+        "follow. " + " and ".join(f"`{c}`" for c in REQUIRED_COLUMNS) + " is required in every row, once per",
+        "registry; any other cell may be blank. `death_90d` must agree with `mrs_90d` = 6 where both are given.",
+        "",
+        "| name | kind | unit | allowed | description |",
+        "|---|---|---|---|---|",
+    ]
+    for v in OUTCOMES.values():
         lines.append(f"| `{v.name}` | {v.kind} | {v.unit or ''} | {v.allowed()} | {v.description} |")
     return "\n".join(lines) + "\n"
 

@@ -180,6 +180,8 @@ class MatchedControls(FrozenModel):
     caliper: float | None = Field(0.2, gt=0, description="in standard deviations of the logit of the propensity "
                                   "score; none: no caliper")
     outcomes: list[Identifier] = Field(min_length=1, description="endpoints compared with the matched controls")
+    good_outcome_at_most: int | None = Field(2, ge=0, description="an ordinal outcome (the mRS) is also compared as "
+                                             "yes/no at this score or better (mRS 0-2); none: the shift only")
     wording: str | None = None
     assumption: str | None = None
 

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..protocol import Protocol
+from .balance_figure import love_plot
+from .escalation_figure import escalation_history
+from .escalation_html import escalation_document
+from .escalation_report import EscalationReport, term_labels
 from .figures import consort, forest, grotta_bars, save
 from .html import Provenance, html_document
 from .pdf import write_pdf
@@ -34,6 +39,33 @@ def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | No
         fig = forest(analysis.subgroups, analysis.overall, favours=(control, treatment))
         figures["forest"] = save(fig, out / "forest_subgroups")
     results = json.dumps(analysis.to_json(), indent=2, default=str).encode("utf-8")
+    provenance = _write_data(analysis.protocol, out, results, dataset)
+    document = html_document(analysis, figures, provenance)
+    (out / "report.html").write_text(document, encoding="utf-8")
+    write_pdf(document, out / "report.pdf")
+    return figures
+
+
+def write_escalation_report(report: EscalationReport, out: str | Path,
+                            dataset: pd.DataFrame | None = None) -> dict[str, list[Path]]:
+    """The dose-escalation trial's report folder: the same files as write_report's."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    escalation = report.escalation
+    figures = {"history": save(escalation_history(report.history, {lv.level: lv.dose for lv in escalation.levels},
+                                                  escalation.unit, report.mtd), out / "escalation_history")}
+    if report.matching is not None:
+        figures["love"] = save(love_plot(report.matching, term_labels(report.matching)), out / "love_plot")
+    results = json.dumps(report.to_json(), indent=2, default=str).encode("utf-8")
+    provenance = _write_data(report.protocol, out, results, dataset)
+    document = escalation_document(report, figures, provenance)
+    (out / "report.html").write_text(document, encoding="utf-8")
+    write_pdf(document, out / "report.pdf")
+    return figures
+
+
+def _write_data(protocol: Protocol, out: Path, results: bytes, dataset: pd.DataFrame | None) -> Provenance:
+    """results.json and dataset.csv written; the title page's hashes of the protocol and the data."""
     (out / "results.json").write_bytes(results)
     if dataset is not None:
         data = dataset.to_csv(index=False).encode("utf-8")
@@ -44,12 +76,8 @@ def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | No
         data = results
         hashed = ("The dataset was not given to the report writer, so this is the SHA-256 of results.json "
                   "beside this report (every result, unrounded), not of the data.")
-    provenance = Provenance(
-        protocol_sha256=hashlib.sha256(analysis.protocol.model_dump_json().encode("utf-8")).hexdigest(),
-        protocol_hashed=f"The {analysis.protocol.acronym} protocol carries no version number: this is the SHA-256 "
+    return Provenance(
+        protocol_sha256=hashlib.sha256(protocol.model_dump_json().encode("utf-8")).hexdigest(),
+        protocol_hashed=f"The {protocol.acronym} protocol carries no version number: this is the SHA-256 "
                         f"of its canonical JSON (every field of the validated protocol, as stroketrial reads it).",
         data_sha256=hashlib.sha256(data).hexdigest(), data_hashed=hashed)
-    document = html_document(analysis, figures, provenance)
-    (out / "report.html").write_text(document, encoding="utf-8")
-    write_pdf(document, out / "report.pdf")
-    return figures
