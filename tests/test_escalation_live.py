@@ -49,7 +49,7 @@ def run(escalation, dlt_at_level, cohorts, follow=True):
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=14))
 def test_3_3_live_decisions_are_the_rule_computed_on_the_same_cohorts(dlts):
     escalation = AMASS1.dose_escalation
-    patients, _, decisions = run(escalation, lambda level, i: None, 0)
+    patients: list[EnrolledPatient] = []
     history: list[Cohort] = []
     confirmations: list[Confirmation] = []
     for count in dlts:
@@ -106,7 +106,7 @@ def test_boin_and_crm_run_live_from_the_protocol_with_their_own_decide(tmp_path,
     escalation = protocol.dose_escalation
     rng = np.random.default_rng(3)
     tox = [0.05, 0.1, 0.2, 0.3, 0.45, 0.55, 0.6]
-    patients, confirmations, decisions = run(escalation, lambda level, i: bool(rng.random() < tox[level - 1]), 12)
+    patients, _confirmed, decisions = run(escalation, lambda level, i: bool(rng.random() < tox[level - 1]), 12)
     counts: dict[int, tuple[int, int]] = {}
     by_cohort: dict[int, list[EnrolledPatient]] = {}
     for p in patients:
