@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from importlib import resources
 
+import numpy as np
+import pandas as pd
 import yaml
 
 import datetime as dt
@@ -20,6 +22,7 @@ from sqlalchemy import select
 from ..clinical.record import ATTESTATIONS_KEY
 from ..clinical.cohort_records import records_from_frame
 from ..cohort import synthesize
+from ..cohort.registry import simulate_outcomes
 from ..eligibility import encode_cohort, statuses
 from ..protocol import load_builtin
 from ..store import Database
@@ -81,8 +84,8 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
     eligible = frame[(status == "eligible") & complete].head(n_randomized + n_waiting)
     ineligible = frame[status == "ineligible"].head(4)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    enrolment = (_EscalationRun(db, actor, trial_id, cohorts, spec.get("expansion", 0), now)
-                 if protocol.dose_escalation else None)
+    enrolment = (_EscalationRun(db, actor, trial_id, spec, now, simulate_outcomes(
+        eligible, np.random.default_rng(seed), volume_ratio=0.7)) if protocol.dose_escalation else None)
     for i, record in enumerate(records_from_frame(eligible) + records_from_frame(ineligible)):
         code = f"{protocol.acronym.split('-')[0][:5]}-{i + 1:03d}"
         site = sites[i % len(sites)]
@@ -118,19 +121,25 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
                 values["nihss"] = int(record["nihss"])
             day = enrolment.moment(i) if enrolment is not None else now
             visits.record_visit(session, actor, trial_id, code, baseline.id, day.date().isoformat(), values)
+        if enrolment is not None:
+            enrolment.follow_up(i, code, record)
 
 class _EscalationRun:
     """A dose-escalation trial as far as the demo takes it: each cohort enrolled a week after the one before,
     its DLTs recorded by the investigator, the rule's decision confirmed by the safety review committee, the
     MTD declared and the expansion cohort begun, through the same operations (and audit trail) as real use."""
 
-    def __init__(self, db: Database, actor: accounts.Actor, trial_id: str, dlts: list[int], expansion: int,
-                 now: dt.datetime):
-        protocol = load_builtin(trial_id)
-        assert protocol.dose_escalation is not None
-        self.db, self.actor, self.trial_id, self.dlts = db, actor, trial_id, dlts
-        self.size = protocol.dose_escalation.cohort_size
-        self.start = now - dt.timedelta(days=7 * len(dlts) + 2 * expansion + 3)
+    def __init__(self, db: Database, actor: accounts.Actor, trial_id: str, spec: dict, now: dt.datetime,
+                 outcomes: pd.DataFrame):
+        self.protocol = load_builtin(trial_id)
+        assert self.protocol.dose_escalation is not None
+        self.db, self.actor, self.trial_id = db, actor, trial_id
+        self.dlts: list[int] = spec["escalation_dlts"]
+        self.dlt_criterion, self.dlt_event = spec["dlt"]["criterion"], spec["dlt"]["event"]
+        self.size = self.protocol.dose_escalation.cohort_size
+        self.start = now - dt.timedelta(days=7 * len(self.dlts) + 2 * spec.get("expansion", 0) + 3)
+        self.outcomes = outcomes.reset_index(drop=True)
+        self.had_dlt: set[str] = set()
         self.now = now
         self.investigator = accounts.Actor("investigator", "investigator", actor.sites)
         self.committee = accounts.Actor("committee", "safety_review_committee", actor.sites)
@@ -150,9 +159,10 @@ class _EscalationRun:
             return
         with self.db.write() as session:
             dlt = place < self.dlts[cohort]
+            if dlt:
+                self.had_dlt.add(code)
             escalation.record_dlt(session, self.investigator, self.trial_id, code, dlt,
-                                  "infusion_reaction" if dlt else None,
-                                  "urticaria and fever during the infusion, treated" if dlt else None,
+                                  self.dlt_criterion if dlt else None, self.dlt_event if dlt else None,
                                   moment.date().isoformat() if dlt else None)
         if place == self.size - 1:
             with self.db.write() as session:
@@ -163,3 +173,30 @@ class _EscalationRun:
                 escalation.confirm_decision(session, self.committee, self.trial_id, cohort + 1, pending.action,
                                             pending.level, pending.mtd, "no safety concern beyond the rule's "
                                             "count; the committee follows the rule", DEMO_PASSWORD)
+
+    def follow_up(self, i: int, code: str, record: dict) -> None:
+        """Every follow-up form whose day has come, filled from the synthetic outcomes of this patient."""
+        enrolled = self.moment(i).date()
+        today = self.now.date()
+        outcome = self.outcomes.iloc[i]
+        for visit in self.protocol.visits[1:]:
+            day = enrolled + dt.timedelta(days=visit.day)
+            if day > today:
+                continue
+            values = {a: v for a in visit.assessments
+                      if (v := _demo_value(a, visit.day, record, outcome, code in self.had_dlt)) is not None}
+            with self.db.write() as session:
+                visits.record_visit(session, self.actor, self.trial_id, code, visit.id, day.isoformat(), values)
+
+
+def _demo_value(assessment: str, day: float, record: dict, outcome: pd.Series, dlt: bool) -> object:
+    """A plausible value of one follow-up assessment for the demo (None: left blank)."""
+    nihss = int(record.get("nihss") or 10)
+    mrs = int(outcome["mrs_90d"])
+    values: dict[str, object] = {
+        "nihss": max(0, round(nihss * (0.7 if day <= 1 else 0.5))), "ct_or_mri": "ct",
+        "infarct_volume_ml": float(outcome["infarct_volume_ml"]), "sich": bool(outcome["sich"]), "dlt": dlt,
+        "infusion_completed": True, "infusion_minutes": 30.0, "sbp_max_mmhg": 150, "heart_rate_max": 88,
+        "temperature_max_c": 38.1 if dlt else 37.0, "infusion_reaction": dlt, "sae": mrs == 6,
+        "mrs": mrs, "death": mrs == 6}
+    return values.get(assessment)
