@@ -121,3 +121,18 @@ def test_boin_and_crm_run_live_from_the_protocol_with_their_own_decide(tmp_path,
                     else crm_design(escalation).decide(counts, k, level, dlt))
         assert decision == expected
     assert decisions[-1].action == "stop" or len(decisions) == 12
+
+
+def test_a_blinded_or_randomized_escalation_is_refused(tmp_path):
+    from importlib import resources
+
+    import yaml
+
+    from stroketrial.protocol.loader import ProtocolError
+
+    data = yaml.safe_load(resources.files("stroketrial.protocol").joinpath("builtin", "amass-1.yaml").read_text())
+    data["design"]["masking"] = "open_label_blinded_endpoint"
+    path = tmp_path / "blinded.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(ProtocolError, match="single-arm, open-label, non-randomized"):
+        resolve(str(path))

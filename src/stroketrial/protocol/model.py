@@ -560,6 +560,12 @@ class Protocol(FrozenModel):
                 raise ValueError(f"interventions.{intervention.id}: {problem}")
         self._check_visit_arms(arm_ids)
         self._check_analysis_plan()
+        if self.dose_escalation is not None and (len(self.arms) != 1 or self.randomization is not None
+                                                 or self.design.masking != "open_label"):
+            # The escalation table shows every patient's dose level: it cannot be kept from anyone blinded, and
+            # the platform enrols into cohorts, not arms.
+            raise ValueError("dose_escalation is for a single-arm, open-label, non-randomized trial (the escalation "
+                             "table shows every patient's dose level)")
         return self
 
     def _check_visit_arms(self, arm_ids: set[str]) -> None:
