@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from stroketrial.service import accounts, demo
+from stroketrial.service.reconcile import reconcile
 from stroketrial.store import Database, verify
 from stroketrial.web import create_app
 
@@ -42,4 +43,5 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
     assert enrolled.status_code == 201 and enrolled.json()["phase"] == "expansion", enrolled.text
     with db.read() as session:
         assert verify(session).ok
+        assert reconcile(session) == []  # every table, the escalation's included, agrees with the trail
     db.dispose()

@@ -264,3 +264,26 @@ def test_ten_clients_at_once_fill_a_cohort_of_three_exactly(database_url, tmp_pa
         rows = session.execute(select(EscalationAssignment)).scalars().all()
         assert [r.cohort for r in rows] == [1, 1, 1] and verify(session).ok
     check.db.dispose()
+
+
+def test_the_escalation_tables_agree_with_the_audit_trail_and_an_edit_is_named(platform):
+    from sqlalchemy import text
+
+    from stroketrial.service.reconcile import reconcile
+
+    for code in ("R1", "R2", "R3"):  # (no time travel here: moving enrolled_at is itself an edit around the trail)
+        register(platform, code)
+        assert enrol(platform, code).status_code == 201
+        assert dlt(platform, code, yes=True).status_code == 200
+    assert confirm(platform, 1, "stop", mtd=None).status_code == 201
+    with platform.db.read() as session:
+        assert reconcile(session) == []
+    with platform.db.write() as session:  # someone with database access, around the platform
+        session.execute(text("UPDATE dlt_assessments SET dlt = false"))
+        session.execute(text("UPDATE escalation_assignments SET level = 2"))
+        session.execute(text("UPDATE escalation_decisions SET reason = 'nothing to see'"))
+    with platform.db.read() as session:
+        problems = reconcile(session)
+    assert any(p.startswith("DLT assessment of amass-1/R2: dlt differ") for p in problems), problems
+    assert any(p.startswith("dose cohort of amass-1/R1: level differ") for p in problems), problems
+    assert any(p.startswith("escalation decision amass-1/after-cohort-1: reason differ") for p in problems), problems

@@ -142,7 +142,7 @@ def enrol(session: Session, actor: Actor, trial_id: str, code: str, idempotency_
     session.flush()
     body = _enrolment_json(protocol, escalation, row, code)
     record(session, actor.name, "enrol_dose_cohort", "patient", f"{trial_id}/{code}", trial_id=trial_id,
-           site=patient.site_code, after=body | {"sequence": sequence})
+           site=patient.site_code, after=body | {"allocation": json.loads(allocation.model_dump_json())})
     return body, True
 
 
@@ -228,7 +228,23 @@ def _dlt_json(escalation: DoseEscalation, row: DltAssessment) -> dict[str, Any]:
     definition = escalation.dlt_definition[row.criterion - 1] if row.criterion else None
     return {"dlt": row.dlt, "criterion": definition.id if definition else None,
             "criterion_text": definition.text if definition else None, "event": row.event, "onset": row.onset,
-            "recorded_by": row.recorded_by}
+            "recorded_by": row.recorded_by, "stored": dlt_row(row)}
+
+
+def dlt_row(row: DltAssessment) -> dict[str, Any]:
+    """The stored assessment as the audit trail keeps it, for reconcile.py."""
+    return {"dlt": row.dlt, "criterion": row.criterion, "event": row.event, "onset": row.onset}
+
+
+def assignment_row(row: EscalationAssignment) -> dict[str, Any]:
+    """The stored cohort, level and phase as the audit trail keeps them, for reconcile.py."""
+    return {"cohort": row.cohort, "level": row.level, "phase": row.phase,
+            "enrolled_at": aware(row.enrolled_at).isoformat()}
+
+
+def decision_row(row: EscalationDecision) -> dict[str, Any]:
+    """The stored decision as the audit trail keeps it, for reconcile.py."""
+    return _decision_json(row)
 
 
 def confirm_decision(session: Session, actor: Actor, trial_id: str, after_cohort: int, action: str,

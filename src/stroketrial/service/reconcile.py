@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import replace
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import Checkpoint, Verification, verify
-from ..store.models import Allocation, AuditEvent, Patient, SeriousAdverseEvent, Unblinding, VisitRecord
+from ..store.models import (Allocation, AuditEvent, DltAssessment, EscalationAssignment, EscalationDecision, Patient,
+                            SeriousAdverseEvent, Unblinding, VisitRecord)
+from .escalation import assignment_row, decision_row, dlt_row
 
 Key = tuple[str, ...]
 Rows = dict[Key, dict[str, Any]]  # a table's rows as the trail would have them, by key
@@ -25,11 +28,12 @@ Rows = dict[Key, dict[str, Any]]  # a table's rows as the trail would have them,
 
 def _expected(session: Session) -> dict[str, dict[Key, Any]]:
     """What the trail says each table holds, by (trial, patient[, visit or SAE id])."""
-    out: dict[str, dict[Key, Any]] = {"patient": {}, "allocation": {}, "visit": {}, "sae": {}}
+    out: dict[str, dict[Key, Any]] = {"patient": {}, "allocation": {}, "visit": {}, "sae": {}, "escalation": {},
+                                      "dlt": {}, "decision": {}}
     unblindings: Counter = Counter()
     actions = ("register", "update_screening", "set_randomization_time", "randomize", "enter_visit", "correct_visit",
-               "report_sae",
-               "emergency_unblinding")
+               "report_sae", "emergency_unblinding", "enrol_dose_cohort", "record_dlt", "correct_dlt",
+               "confirm_escalation", "deviate_escalation")
     for e in session.execute(select(AuditEvent).where(AuditEvent.action.in_(actions))
                              .order_by(AuditEvent.seq)).scalars():
         key = tuple(e.entity_id.split("/"))
@@ -44,6 +48,13 @@ def _expected(session: Session) -> dict[str, dict[Key, Any]]:
             out["visit"][key] = after
         elif e.action == "report_sae":
             out["sae"][key] = after
+        elif e.action == "enrol_dose_cohort":
+            out["allocation"][key] = after["allocation"]
+            out["escalation"][key] = {k: after[k] for k in ("cohort", "level", "phase", "enrolled_at")}
+        elif e.action in ("record_dlt", "correct_dlt"):
+            out["dlt"][key] = after["stored"]
+        elif e.action in ("confirm_escalation", "deviate_escalation"):
+            out["decision"][key] = {k: v for k, v in after.items() if k != "signature_meaning"}
         else:
             unblindings[key] += 1
     out["unblinding"] = dict(unblindings)
@@ -90,6 +101,7 @@ def reconcile(session: Session) -> list[str]:
     saes: Rows = {(*codes[s.patient_id], str(s.id)): json.loads(s.data_json)
                   for s in session.execute(select(SeriousAdverseEvent)).scalars() if s.patient_id in codes}
     check("sae", "SAE", saes)
+    _check_escalation(session, codes, check)
     counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
                                if u.patient_id in codes)
     for key in sorted(set(counted) | set(expected["unblinding"])):
@@ -97,6 +109,17 @@ def reconcile(session: Session) -> list[str]:
         if in_table != in_trail:
             problems.append(f"unblinding of {'/'.join(key)}: {in_table} in the table, {in_trail} in the audit trail")
     return problems
+
+
+def _check_escalation(session: Session, codes: dict[int, tuple[str, str]], check: Callable[[str, str, Rows], None]
+                      ) -> None:
+    """A dose-escalation trial's cohorts and levels, DLT assessments and the committee's decisions."""
+    check("escalation", "dose cohort of", {codes[a.patient_id]: assignment_row(a) for a in session.execute(
+        select(EscalationAssignment)).scalars() if a.patient_id in codes})
+    check("dlt", "DLT assessment of", {codes[d.patient_id]: dlt_row(d) for d in session.execute(
+        select(DltAssessment)).scalars() if d.patient_id in codes})
+    check("decision", "escalation decision", {(d.trial_id, f"after-cohort-{d.after_cohort}"): decision_row(d)
+                                              for d in session.execute(select(EscalationDecision)).scalars()})
 
 
 def check_trail(session: Session, checkpoints: tuple[Checkpoint, ...] = ()) -> Verification:
