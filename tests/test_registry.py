@@ -337,3 +337,30 @@ def test_the_cli_refuses_a_bad_file_with_exit_code_2_and_one_line(tmp_path):
     assert missing.exit_code == 2 and "absent.csv: no such file" in missing.output
     assert run("registry", "export", tmp_path / "out.txt", "--db", url).exit_code == 2
     assert run("registry", "synthesize", "--out", tmp_path / "r.xlsx").exit_code == 2
+
+
+def test_a_registry_row_changed_around_the_platform_is_named(tmp_path):
+    from sqlalchemy import text
+
+    from stroketrial.cohort.registry import synthesize_registry, write_registry
+    from stroketrial.service import registry
+    from stroketrial.service.accounts import SYSTEM
+    from stroketrial.service.reconcile import reconcile
+    from stroketrial.store import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'r.db'}")
+    db.migrate()
+    write_registry(synthesize_registry(50, 1), tmp_path / "registry.csv")
+    with db.write() as session:
+        registry.import_registry(session, SYSTEM, tmp_path / "registry.csv")
+    with db.read() as session:
+        assert reconcile(session) == []
+    with db.write() as session:
+        session.execute(text("UPDATE registry_patients SET data_json = replace(data_json, :was, :now)"),
+                        {"was": '"sich":true', "now": '"sich":false'})
+        session.execute(text("DELETE FROM registry_patients WHERE id = 3"))
+    with db.read() as session:
+        problems = reconcile(session)
+    assert problems == [f"registry file {tmp_path / 'registry.csv'}: its 49 rows differ from the 50 the audit trail recorded "
+                        "(changed unseen)"]
+    db.dispose()

@@ -31,6 +31,9 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
     response = client.post(f"/api/v1/trials/amass-2/patients/{waiting[0]['patient_id']}/randomization",
                            headers={**headers, "Idempotency-Key": "demo-try"})
     assert response.status_code == 201, response.text
+    from stroketrial.service import registry
+    with db.read() as session:
+        assert registry.registry_summary(session, accounts.SYSTEM)["patients"] == 600  # the matched-control pool
     escalation = client.get("/api/v1/trials/amass-1/escalation", headers=headers).json()
     escalated = [c for c in escalation["cohorts"] if c["phase"] == "escalation"]
     assert sum(len(c["patients"]) for c in escalated) == 27

@@ -15,6 +15,8 @@ import pandas as pd
 import yaml
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 import uuid
 
 from sqlalchemy import select
@@ -22,12 +24,12 @@ from sqlalchemy import select
 from ..clinical.record import ATTESTATIONS_KEY
 from ..clinical.cohort_records import records_from_frame
 from ..cohort import synthesize
-from ..cohort.registry import simulate_outcomes
+from ..cohort.registry import simulate_outcomes, synthesize_registry, write_registry
 from ..eligibility import encode_cohort, statuses
 from ..protocol import load_builtin
 from ..store import Database
 from ..store.models import Trial
-from . import accounts, escalation, patients, randomize, trials, visits
+from . import accounts, escalation, patients, randomize, registry, trials, visits
 from .accounts import SYSTEM
 
 DEMO_PASSWORD = "stroke-demo"
@@ -60,6 +62,11 @@ def load(db: Database, seed: int = 2026) -> list[dict]:
             _, token = accounts.create_user(session, SYSTEM, name, role, sites, password=DEMO_PASSWORD)
             logins.append({"name": name, "role": role, "password": DEMO_PASSWORD, "token": token,
                            "sites": sites or "all"})
+    with tempfile.TemporaryDirectory() as folder:  # the registry of matched controls, as a site would send it
+        path = Path(folder) / "demo-registry.csv"
+        write_registry(synthesize_registry(_PLATFORM["registry"], seed), path)
+        with db.write() as session:
+            registry.import_registry(session, SYSTEM, path)
     coordinator = accounts.Actor("coordinator", "coordinator", frozenset(SITES))
     for k, trial_id in enumerate(TRIAL_SITES):
         _enrol(db, coordinator, trial_id, seed + k)

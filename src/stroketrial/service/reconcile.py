@@ -8,6 +8,7 @@ patient, visit, SAE or unblinding that has no event, and an event whose row is g
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from dataclasses import replace
@@ -17,10 +18,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..store import Checkpoint, Verification, verify
+from ..store import Checkpoint, Verification, canonical, verify
 from ..store.models import (Allocation, AuditEvent, DltAssessment, EscalationAssignment, EscalationDecision, Patient,
-                            SeriousAdverseEvent, Unblinding, VisitRecord)
+                            RegistryPatient, SeriousAdverseEvent, Unblinding, VisitRecord)
 from .escalation import assignment_row, decision_row, dlt_row
+from .registry import IMPORT_ACTION
 
 Key = tuple[str, ...]
 Rows = dict[Key, dict[str, Any]]  # a table's rows as the trail would have them, by key
@@ -102,6 +104,7 @@ def reconcile(session: Session) -> list[str]:
                   for s in session.execute(select(SeriousAdverseEvent)).scalars() if s.patient_id in codes}
     check("sae", "SAE", saes)
     _check_escalation(session, codes, check)
+    problems += _registry_problems(session)
     counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
                                if u.patient_id in codes)
     for key in sorted(set(counted) | set(expected["unblinding"])):
@@ -120,6 +123,25 @@ def _check_escalation(session: Session, codes: dict[int, tuple[str, str]], check
         select(DltAssessment)).scalars() if d.patient_id in codes})
     check("decision", "escalation decision", {(d.trial_id, f"after-cohort-{d.after_cohort}"): decision_row(d)
                                               for d in session.execute(select(EscalationDecision)).scalars()})
+
+
+def _registry_problems(session: Session) -> list[str]:
+    """Each imported registry file's stored rows against the digest its import event recorded."""
+    imports = {e.entity_id: json.loads(e.after_json or "{}") for e in session.execute(
+        select(AuditEvent).where(AuditEvent.action == IMPORT_ACTION)).scalars()}
+    stored: dict[str, list[Any]] = {}
+    for row in session.execute(select(RegistryPatient).order_by(RegistryPatient.id)).scalars():
+        stored.setdefault(row.source_sha256, []).append(json.loads(row.data_json))
+    problems = []
+    for sha256 in sorted(set(imports) | set(stored)):
+        rows, event = stored.get(sha256, []), imports.get(sha256)
+        if event is None:
+            problems.append(f"registry rows from file {sha256[:12]}: in the table but not in the audit trail "
+                            "(inserted unseen)")
+        elif hashlib.sha256(canonical(rows).encode("utf-8")).hexdigest() != event.get("data_sha256"):
+            problems.append(f"registry file {event.get('file', sha256[:12])}: its {len(rows)} rows differ from the "
+                            f"{event.get('rows')} the audit trail recorded (changed unseen)")
+    return problems
 
 
 def check_trail(session: Session, checkpoints: tuple[Checkpoint, ...] = ()) -> Verification:
