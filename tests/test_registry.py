@@ -361,6 +361,6 @@ def test_a_registry_row_changed_around_the_platform_is_named(tmp_path):
         session.execute(text("DELETE FROM registry_patients WHERE id = 3"))
     with db.read() as session:
         problems = reconcile(session)
-    assert problems == [f"registry file {tmp_path / 'registry.csv'}: its 49 rows differ from the 50 the audit trail recorded "
-                        "(changed unseen)"]
+    assert problems == [f"registry file {tmp_path / 'registry.csv'}: its 49 rows differ from the 50 the audit trail "
+                        "recorded (changed unseen)"]
     db.dispose()
