@@ -287,3 +287,14 @@ def test_the_escalation_tables_agree_with_the_audit_trail_and_an_edit_is_named(p
     assert any(p.startswith("DLT assessment of amass-1/R2: dlt differ") for p in problems), problems
     assert any(p.startswith("dose cohort of amass-1/R1: level differ") for p in problems), problems
     assert any(p.startswith("escalation decision amass-1/after-cohort-1: reason differ") for p in problems), problems
+
+
+def test_guessing_the_signature_password_locks_the_account_as_at_sign_in(platform):
+    run_cohort(platform, ["L1", "L2", "L3"])
+    for _ in range(5):
+        assert confirm(platform, 1, "treat", level=2, password="guess").status_code == 401
+    locked = confirm(platform, 1, "treat", level=2)  # the right password, too late
+    assert locked.status_code == 429 and "Too many failed" in locked.json()["detail"]
+    with platform.db.read() as session:
+        failed = session.execute(select(AuditEvent).where(AuditEvent.action == "login_failed")).scalars().all()
+        assert len(failed) == 5 and {e.entity_id for e in failed} == {SRC}

@@ -29,7 +29,7 @@ from ..eligibility import encode_cohort, statuses
 from ..protocol import load_builtin
 from ..store import Database
 from ..store.models import Trial
-from . import accounts, escalation, patients, randomize, registry, trials, visits
+from . import accounts, escalation, patients, randomize, registry, signatures, trials, visits
 from .accounts import SYSTEM
 
 DEMO_PASSWORD = "stroke-demo"
@@ -172,6 +172,7 @@ class _EscalationRun:
                                   self.dlt_criterion if dlt else None, self.dlt_event if dlt else None,
                                   moment.date().isoformat() if dlt else None)
         if place == self.size - 1:
+            signature = signatures.sign(self.db, self.committee, DEMO_PASSWORD, "demo")
             with self.db.write() as session:
                 state = escalation.current_state(session, self.trial_id, escalation.escalation_of(
                     load_builtin(self.trial_id), self.trial_id))
@@ -179,7 +180,7 @@ class _EscalationRun:
                 assert pending is not None, state.waiting
                 escalation.confirm_decision(session, self.committee, self.trial_id, cohort + 1, pending.action,
                                             pending.level, pending.mtd, "no safety concern beyond the rule's "
-                                            "count; the committee follows the rule", DEMO_PASSWORD)
+                                            "count; the committee follows the rule", signature)
 
     def follow_up(self, i: int, code: str, record: dict) -> None:
         """Every follow-up form whose day has come, filled from the synthetic outcomes of this patient."""

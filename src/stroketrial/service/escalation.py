@@ -23,12 +23,12 @@ from ..protocol import Protocol
 from ..protocol.model import DoseEscalation
 from ..randomization import Allocation as AllocationRecord
 from ..store import record
-from ..store.models import (Allocation, DltAssessment, EscalationAssignment, EscalationDecision, Patient, User)
-from . import passwords
+from ..store.models import Allocation, DltAssessment, EscalationAssignment, EscalationDecision, Patient
 from .accounts import Actor
 from .errors import Conflict, Invalid, Unauthorized
 from .patients import MAX_REASON, aware, find_patient
 from .randomize import MAX_KEY, require_eligible, screen_at_server_time
+from .signatures import Signature
 from .trials import get_trial
 
 PHASE_TEXT = {"escalation": "dose escalation", "expansion": "dose expansion"}
@@ -248,16 +248,15 @@ def decision_row(row: EscalationDecision) -> dict[str, Any]:
 
 
 def confirm_decision(session: Session, actor: Actor, trial_id: str, after_cohort: int, action: str,
-                     level: int | None, mtd: int | None, reason: str | None, password: str | None) -> dict[str, Any]:
-    """The committee member signs the decision after a cohort: the rule's, or a departure from it. The signature
-    is the member's password entered again with the meaning stated (21 CFR 11.200: two components at the first
-    signing of a session); the reason is required either way, and a deviation is marked in the trail."""
+                     level: int | None, mtd: int | None, reason: str | None, signature: Signature) -> dict[str, Any]:
+    """The committee member signs the decision after a cohort: the rule's, or a departure from it. `signature`
+    (signatures.sign: the member's password entered again) is the electronic signature; the reason is required
+    either way, and a departure is marked in the trail."""
     actor.require("confirming an escalation decision")
     _trial, protocol = get_trial(session, actor, trial_id)
     escalation = escalation_of(protocol, trial_id)
-    user = session.execute(select(User).where(User.name == actor.name)).scalar_one_or_none()
-    if user is None or not password or not passwords.verify(user.password_hash, password):
-        raise Unauthorized("the signature needs your password; it did not match")
+    if signature.name != actor.name:
+        raise Unauthorized(f"the signature is {signature.name}'s, not {actor.name}'s")
     if not reason or not reason.strip() or len(reason) > MAX_REASON:
         raise Invalid(f"the committee's reason is required (1-{MAX_REASON} characters)",
                       [{"field": "reason", "value": reason, "message": "required"}])
@@ -275,11 +274,10 @@ def confirm_decision(session: Session, actor: Actor, trial_id: str, after_cohort
         raise Invalid(str(exc), [{"field": "decision", "value": {"action": action, "level": level, "mtd": mtd},
                                   "message": str(exc)}]) from None
     assert state.pending is not None
-    now = dt.datetime.now(dt.UTC)
     row = EscalationDecision(trial_id=trial_id, after_cohort=after_cohort, computed_json=json.dumps(
         state.pending.to_json(), sort_keys=True), action=confirmation.action, level=confirmation.level,
         mtd=confirmation.mtd, deviation=confirmation.deviation, reason=reason.strip(), signed_by=actor.name,
-        signed_at=now)
+        signed_at=signature.at)
     session.add(row)
     session.flush()
     body = _decision_json(row)

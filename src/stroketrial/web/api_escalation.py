@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi import Depends, Request, Response
 from pydantic import Field
 
-from ..service import escalation
+from ..service import escalation, signatures
 from ..service.accounts import Actor
 from .api import IDEMPOTENCY_KEY, PatientCode, Trial, _Body, current_actor, database, router
 
@@ -69,9 +69,12 @@ def put_dlt(trial: Trial, patient: PatientCode, body: DltIn, actor: Actor = Depe
 
 
 @router.post("/trials/{trial}/escalation/decisions", status_code=201, tags=["dose escalation"])
-def post_decision(trial: Trial, body: DecisionIn, actor: Actor = Depends(current_actor),
+def post_decision(trial: Trial, body: DecisionIn, request: Request, actor: Actor = Depends(current_actor),
                   db=Depends(database)) -> dict[str, Any]:
-    """The safety review committee signs the pending decision: the rule's, or a departure with its reason."""
+    """The safety review committee signs the pending decision: the rule's, or a departure with its reason. A wrong
+    password counts as a failed sign-in (429 after too many)."""
+    actor.require("confirming an escalation decision")
+    signature = signatures.sign(db, actor, body.password, request.client.host if request.client else "unknown")
     with db.write() as session:
         return escalation.confirm_decision(session, actor, trial, body.after_cohort, body.action, body.level,
-                                           body.mtd, body.reason, body.password)
+                                           body.mtd, body.reason, signature)

@@ -9,6 +9,7 @@ holds no trial logic. Every form carries a CSRF token tied to the session (`web/
     trials.py     the trials list, a trial's patients, screening with live eligibility
     patients.py   one patient, randomization, the allocation
     followup.py   dose sheet, visits, SAEs, emergency unblinding
+    escalation.py a dose-escalation trial: the escalation table, enrolment, DLTs, the committee's decision
     dashboard.py  enrolment, funnel, balance and safety of a trial
     exports.py    CSV, ODM and audit-trail downloads
 
@@ -22,13 +23,13 @@ import os
 
 from fastapi import APIRouter
 
-from . import auth, dashboard, exports, followup, patients, trials
+from . import auth, dashboard, escalation, exports, followup, patients, trials
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
 
 router = APIRouter(include_in_schema=False)
-for _group in (auth, trials, patients, followup, dashboard, exports):
+for _group in (auth, trials, patients, followup, escalation, dashboard, exports):
     router.include_router(_group.router)
 
 __all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]

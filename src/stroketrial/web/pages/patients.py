@@ -33,9 +33,12 @@ def patient_context(request: Request, trial: str, patient: str) -> tuple[Actor, 
 
 @router.get("/trials/{trial}/patients/{patient}", response_class=HTMLResponse)
 def patient_page(request: Request, trial: str, patient: str) -> HTMLResponse:
+    from .escalation import escalation_table_for  # here: escalation.py builds on this module
+
     actor, protocol, view = patient_context(request, trial, patient)
     return render(request, "patient.html", protocol=protocol, p=view, can_randomize=actor.may("randomizing"),
-                  shows_arm=sees_arm(actor.role, protocol.design.masking))
+                  shows_arm=sees_arm(actor.role, protocol.design.masking),
+                  escalation=escalation_table_for(request, actor, trial, protocol))
 
 
 @router.get("/trials/{trial}/patients/{patient}/randomize", response_class=HTMLResponse)

@@ -18,6 +18,7 @@ from ..csrf import check_csrf
 from ..forms import UNIT_SUFFIX, FormField, parse_screening_form, screening_fields
 from .auth import signed_in
 from .base import database, render
+from .escalation import escalation_table_for
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,7 +43,8 @@ def trial_page(request: Request, trial: str) -> HTMLResponse:
         _, protocol = trials.get_trial(session, actor, trial)
         rows = patients.list_patients(session, actor, trial)
     return render(request, "trial.html", protocol=protocol, patients=rows, can_screen=actor.may("screening"),
-                  shows_arm=sees_arm(actor.role, protocol.design.masking))
+                  shows_arm=sees_arm(actor.role, protocol.design.masking),
+                  escalation=escalation_table_for(request, actor, trial, protocol))
 
 
 def _screen_context(protocol: Protocol, actor: Actor, sites: list[str]) -> dict[str, Any]:
