@@ -354,3 +354,19 @@ def test_the_pages_ask_a_signed_out_user_to_sign_in_and_posts_need_the_form_toke
                 response = client.post(url, data={"csrf": "forged", "confirm": "yes", "dlt": "no"})
                 assert response.status_code == 403 and "CSRF check" in response.text, (user, url)
     assert count(db, DltAssessment) == 0 and count(db, EscalationAssignment) == 1
+
+
+def test_a_correction_starts_from_what_is_recorded_and_is_not_offered_once_signed(db):
+    investigator = client_for(db, "investigator")
+    register(db, "K1", "K2", "K3")
+    enrol(db, "K1", "K2", "K3")
+    with db.write() as session:
+        for code in ("K1", "K2", "K3"):
+            escalation.record_dlt(session, INVESTIGATOR, TRIAL, code, True, "infusion_reaction", "urticaria",
+                                  dt.date.today().isoformat())
+    assert 'data-testid="event">urticaria</textarea>' in investigator.get(f"/trials/{TRIAL}/patients/K1/dlt").text
+    assert "Correct the DLT assessment" in investigator.get(f"/trials/{TRIAL}/patients/K1").text
+    signature = signatures.sign(db, COMMITTEE, PASSWORD, "test")
+    with db.write() as session:
+        escalation.confirm_decision(session, COMMITTEE, TRIAL, 1, "stop", None, None, "3 of 3 with a DLT", signature)
+    assert 'data-testid="dlt-link"' not in investigator.get(f"/trials/{TRIAL}/patients/K1").text

@@ -69,12 +69,21 @@ def escalation_view(session: Session, actor: Actor, trial_id: str) -> dict[str, 
     _trial, protocol = get_trial(session, actor, trial_id)
     escalation = escalation_of(protocol, trial_id)
     state = current_state(session, trial_id, escalation)
-    signed = session.execute(select(EscalationDecision).where(EscalationDecision.trial_id == trial_id)
-                             .order_by(EscalationDecision.after_cohort)).scalars()
+    signed = list(session.execute(select(EscalationDecision).where(EscalationDecision.trial_id == trial_id)
+                                  .order_by(EscalationDecision.after_cohort)).scalars())
+    decided = max((d.after_cohort for d in signed), default=0)
+    details = {code: _dlt_json(escalation, row) for row, code in session.execute(
+        select(DltAssessment, Patient.code).join(Patient, Patient.id == DltAssessment.patient_id)
+        .where(Patient.trial_id == trial_id)).all()}
     dose = {lv.level: lv.dose for lv in escalation.levels}
     body = state.to_json()
     for cohort in body["cohorts"]:
         cohort["dose"] = dose[cohort["level"]]
+        for patient in cohort["patients"]:
+            detail = details.get(patient["patient_id"])
+            patient["dlt_assessment"] = {k: v for k, v in detail.items() if k != "stored"} if detail else None
+            # once the committee has signed a decision that counted it, an assessment is the committee's matter
+            patient["correctable"] = cohort["phase"] == "expansion" or cohort["cohort"] > decided
     return body | {
         "trial": trial_id, "design": escalation.design, "unit": escalation.unit,
         "levels": [{"level": lv.level, "dose": lv.dose} for lv in escalation.levels],

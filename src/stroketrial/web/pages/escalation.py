@@ -244,6 +244,10 @@ def _dlt_form(request: Request, trial: str, patient: str, status: int = 200, err
     definitions = dose_escalation.dlt_definition
     last = {d.id: (start + dt.timedelta(hours=d.window_hours)).date().isoformat() for d in definitions}
     windows = [{"id": d.id, "text": d.text, "hours": d.window_hours, "last": last[d.id]} for d in definitions]
+    recorded = enrolled["patient"].get("dlt_assessment")
+    if values is None and recorded:  # a correction starts from what is recorded
+        values = {"dlt": "yes" if recorded["dlt"] else "no", "criterion": recorded["criterion"] or "",
+                  "event": recorded["event"] or "", "onset": recorded["onset"] or ""}
     return render(request, "dlt.html", status=status, protocol=protocol, p=view, t=table, cohort=enrolled["cohort"],
                   e=enrolled["patient"], windows=windows, first_day=start.date().isoformat(),
                   last_day=max(last.values()), errors=errors or {}, values=values or {},
