@@ -275,7 +275,7 @@ def test_analyze_one_analysis_as_json(demo_report):
      "a binary outcome is 0 or 1"),
     (("analyze", "amass-2", "DATA", "--out", "OUT", "--population", "xx"), "population 'xx'"),
     (("analyze", "amass-2", "missing.csv", "--out", "OUT"), "no such file"),
-    (("demo", "amass-1", "--out", "OUT"), "not randomized"),
+    (("demo", "amass-1", "--out", "OUT", "--controls", "5"), "--controls 5 is not allowed"),
 ])
 def test_bad_analysis_input_exits_2(demo_report, tmp_path, args, message):
     out, _ = demo_report
