@@ -255,3 +255,165 @@ class RegistryPatient(Base):
     source_sha256: Mapped[str] = mapped_column(String(64))
     imported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     imported_by: Mapped[str] = mapped_column(String(80))
+
+
+# ---- GCP workflow (issue 18): consent, adverse events and expedited reporting, data management ------------------
+class Consent(Base):
+    """One consent of a patient: who consented (route), on which form version, when, taken by whom; a deferred
+    consent's confirmation and its deadline; a withdrawal and what it withdraws. A re-consent on a new form
+    version is a new row; the one it replaces points to it."""
+
+    __tablename__ = "consents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    form_version: Mapped[str] = mapped_column(String(40))
+    route: Mapped[str] = mapped_column(String(30))  # patient | representative | deferred
+    consented_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    obtained_by: Mapped[str] = mapped_column(String(80))
+    signer: Mapped[str | None] = mapped_column(String(200), nullable=True)  # the representative, in words
+    confirmation_due: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    confirmed_route: Mapped[str | None] = mapped_column(String(30), nullable=True)
+    confirmed_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    withdrawn_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawal: Mapped[str | None] = mapped_column(String(30), nullable=True)  # treatment | follow_up | data_use
+    withdrawal_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    superseded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class AdverseEvent(Base):
+    """A non-serious adverse event in the patient's AE log (the fields checked by service/adverse_events.py)."""
+
+    __tablename__ = "adverse_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    data_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    updated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+
+class SaeReport(Base):
+    """An SAE's initial or follow-up report, with the facts known then (expedited reporting keeps every one)."""
+
+    __tablename__ = "sae_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sae_id: Mapped[int] = mapped_column(ForeignKey("serious_adverse_events.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # initial | follow_up | sponsor_assessment
+    data_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class NotificationRecipient(Base):
+    """An address a trial sends its safety notifications to, and whether its holder may see arms."""
+
+    __tablename__ = "notification_recipients"
+    __table_args__ = (UniqueConstraint("trial_id", "email", name="uq_notification_recipient"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(40))  # the recipient's role: decides what the message may carry
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+
+
+class Notification(Base):
+    """A notification (new or upgraded SAE, emergency unblinding, overdue report): in the in-app inbox of the
+    users it is for, and sent by email; `sent_at` or `send_error` records the SMTP outcome."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str | None] = mapped_column(String(60), nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    audience_json: Mapped[str] = mapped_column(Text)  # roles and addresses it is for
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    send_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class NotificationRead(Base):
+    __tablename__ = "notification_reads"
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    read_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DataQuery(Base):
+    """A data query on one field of one form: raised (by a monitor or data manager, or by an edit check the
+    protocol declares), answered by the site, closed or re-opened by whoever raised it."""
+
+    __tablename__ = "data_queries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    form: Mapped[str] = mapped_column(String(60))  # a visit id, or "screening"
+    field: Mapped[str] = mapped_column(String(60))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # open | answered | closed
+    origin: Mapped[str] = mapped_column(String(20))  # manual | edit_check
+    check_id: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    raised_by: Mapped[str] = mapped_column(String(80))
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answered_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reopened: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SourceVerification(Base):
+    """The monitor's mark that a form (field None) or one field matches the source, over the value's SHA-256 then;
+    a later change clears it (cleared_at, with why), and the monitor's list shows it again."""
+
+    __tablename__ = "source_verifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    form: Mapped[str] = mapped_column(String(60))
+    field: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    value_sha256: Mapped[str] = mapped_column(String(64))
+    verified_by: Mapped[str] = mapped_column(String(80))
+    verified_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cleared_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    cleared_why: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RecordSignature(Base):
+    """The investigator's electronic signature of a form (or, form None, of the patient's whole casebook), with
+    its meaning and the SHA-256 of what was signed; a later change to signed data invalidates it visibly."""
+
+    __tablename__ = "record_signatures"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    form: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    meaning: Mapped[str] = mapped_column(String(300))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    signed_by: Mapped[str] = mapped_column(String(80))
+    signed_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    invalidated_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    invalidated_why: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class DataLock(Base):
+    """A freeze or lock of one form of a patient, a whole patient (form None) or the whole trial (patient None);
+    released with a reason by a role allowed to."""
+
+    __tablename__ = "data_locks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True, index=True)
+    form: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    level: Mapped[str] = mapped_column(String(10))  # freeze | lock
+    reason: Mapped[str] = mapped_column(Text)
+    locked_by: Mapped[str] = mapped_column(String(80))
+    locked_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    released_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
