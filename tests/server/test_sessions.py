@@ -187,7 +187,7 @@ def test_reset_password_ends_sessions_and_clears_a_lockout(platform):
     (("revoke-token", "coordinator", "--token", "st_not-a-token"), None, "not one of coordinator's tokens"),
     (("reset-password", "nobody", "--password-stdin"), "long-enough-1\n", "no user 'nobody'"),
     (("reset-password", "coordinator"), None, "--password-stdin"),
-    (("reset-password", "coordinator", "--password-stdin"), "short\n", "at least 8 characters"),
+    (("reset-password", "coordinator", "--password-stdin"), "short\n", "at least 10 characters"),
     (("unlock-user", "nobody"), None, "no user 'nobody'"),
 ])
 def test_bad_access_commands_exit_2_with_one_line(platform, args, stdin, message):

@@ -78,7 +78,9 @@ def outcomes_from_forms(protocol: Protocol, data: pd.DataFrame, forms: Mapping[s
                         logs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """`data` (one row per patient, with patient_id) with a column for each planned outcome the forms hold.
     `forms`: each visit's form by visit id (patient_id, assessments); `logs`: other records by name (the SAE
-    reports as `sae`), one row per event. A column already in `data` is kept as it is."""
+    reports as `sae`, the non-serious adverse-event log as `adverse_event`: the export's tables of those names),
+    one row per event; an endpoint counted (`method: count`) with that name as its assessment counts each
+    patient's rows. A column already in `data` is kept as it is."""
     data = data.copy()
     for endpoint in protocol.endpoints:
         a = endpoint.analysis

@@ -66,14 +66,17 @@ def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
               if name.endswith(".csv")}
     if "screening" not in tables or "randomization" not in tables:
         raise AnalysisInputError(f"{path}: not a stroketrial export (screening.csv and randomization.csv expected)")
+    data_lock = _data_lock(tables.pop("export_info", None))  # the title page says whether the data are locked
     rand = tables["randomization"]
     if "arm" not in rand.columns:
         raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
-                                 "the DSMB or an unblinded statistician after database lock")
+                                 "the DSMB or an unblinded statistician (for the final analysis: after the "
+                                 "database lock, which the report's title page then states)")
     data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
     if "escalation" in tables:  # a dose-escalation trial: each patient's cohort, level, phase and DLT
         data = data.merge(tables["escalation"][["patient_id", "cohort", "dose_level", "dose", "phase", "dlt"]],
                           on="patient_id", how="left")
+    data.attrs["data_lock"] = data_lock
     if protocol is None:
         return data
     forms = {name.removeprefix("visit_"): t for name, t in tables.items() if name.startswith("visit_")}
@@ -81,7 +84,17 @@ def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
     received = protocol.analysis_plan.treatment_received if protocol.analysis_plan else None
     if received is not None:
         data = received_populations(received, data, [a.id for a in protocol.arms], forms.get(received.visit))
+    data.attrs["data_lock"] = data_lock
     return data
+
+
+def _data_lock(info: pd.DataFrame | None) -> str:
+    """The export's lock in force, as the report's title page states it (service/locks.py: export_info)."""
+    from ..service.locks import lock_statement
+
+    rows = None if info is None else {str(f): "" if v != v else str(v)  # NaN: an empty cell
+                                      for f, v in zip(info["field"], info["value"], strict=True)}
+    return lock_statement(rows)
 
 
 def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for the full report, or `ordinal` / "
@@ -157,9 +170,10 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
         figures = write_report(analysis, out_dir, data)
     summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
                "figures": {k: [str(p) for p in v] for k, v in figures.items()},
-               "seconds": time.perf_counter() - started}
+               "seconds": time.perf_counter() - started, "data_lock": data.attrs.get("data_lock")}
     emit_json(summary) if as_json else out.print(f"report written to {out_dir}/report.html and report.pdf "
-                                                 f"({summary['seconds']:.1f} s)")
+                                                 f"({summary['seconds']:.1f} s)"
+                                                 + (f"; {summary['data_lock']}" if summary["data_lock"] else ""))
 
 
 def _escalation_report(protocol: Protocol, data: pd.DataFrame, controls_path: Path | None, out_dir: Path,
@@ -179,9 +193,10 @@ def _escalation_report(protocol: Protocol, data: pd.DataFrame, controls_path: Pa
     summary = {"out": str(out_dir), "html": str(out_dir / "report.html"), "pdf": str(out_dir / "report.pdf"),
                "figures": {k: [str(p) for p in v] for k, v in figures.items()},
                "matched": report.matching.n_matched_treated if report.matching else None,
-               "seconds": time.perf_counter() - started}
+               "seconds": time.perf_counter() - started, "data_lock": data.attrs.get("data_lock")}
     emit_json(summary) if as_json else out.print(f"report written to {out_dir}/report.html and report.pdf "
-                                                 f"({summary['seconds']:.1f} s)")
+                                                 f"({summary['seconds']:.1f} s)"
+                                                 + (f"; {summary['data_lock']}" if summary["data_lock"] else ""))
 
 
 def demo(trial: str = typer.Argument(..., help="A randomized built-in trial (`stroketrial trials` lists them)."),

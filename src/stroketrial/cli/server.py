@@ -124,6 +124,32 @@ def create_trial(trial: str = typer.Argument(..., help="Built-in id or protocol 
     _report({"trial": trial_id, "sites": sites}, as_json, f"trial {trial_id} created at {', '.join(sites)}")
 
 
+@command(admin_app, "amend-protocol", epilog="Example: stroketrial admin amend-protocol amass-2 amass-2-v2.yaml "
+                                              "--effective 2027-01-15 --dry-run  (then again without --dry-run)")
+def amend_protocol(trial: str = typer.Argument(..., help="Trial id on the platform."),
+                   path: Path = typer.Argument(..., help="The amended protocol .yaml (the same trial id)."),
+                   effective: str = typer.Option(..., "--effective", help="Date it comes into force, YYYY-MM-DD "
+                                                                           "(00:00 UTC; today or later)."),
+                   dry_run: bool = typer.Option(False, "--dry-run", help="Show what changes; record nothing."),
+                   db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Check an amended protocol against the version in force, show what changes, and record it as the next
+    version from its effective date. Patients keep the version they were screened under."""
+    import datetime as dt
+
+    from ..service import SYSTEM, amendments
+    try:
+        day = dt.date.fromisoformat(effective)
+    except ValueError:
+        fail(f"--effective {effective!r} is not a date; give YYYY-MM-DD")
+    db = open_db(db_url)
+    with db.write() as session:
+        result = amendments.amend_protocol(session, SYSTEM, trial, path, day, apply=not dry_run)
+    lines = [f"{part}: {line}" for part, changed in result["changes"].items() for line in changed]
+    verb = "would become" if dry_run else "is now"
+    _report(result, as_json, f"{trial}: version {result['version']} {verb} in force from "
+                             f"{result['effective_from'][:10]}\n  " + "\n  ".join(lines))
+
+
 @command(admin_app, "add-site", epilog="Example: stroketrial admin add-site amass-2 --site S3")
 def add_site(trial: str = typer.Argument(..., help="Trial id on the platform."),
              sites: list[str] = typer.Option(..., "--site", help="Site code (repeat)."),
@@ -135,6 +161,21 @@ def add_site(trial: str = typer.Argument(..., help="Trial id on the platform."),
         for site in sites:
             trials.add_site(session, SYSTEM, trial, site)
     _report({"trial": trial, "sites_opened": sites}, as_json, f"{trial}: sites {', '.join(sites)} open")
+
+
+@command(admin_app, "notify-add", epilog="Example: stroketrial admin notify-add TRIAL dsmb@example.org --role dsmb")
+def notify_add(trial: str = typer.Argument(..., help="Trial id on the platform."),
+               email: str = typer.Argument(..., help="The address the trial's safety notifications go to."),
+               role: str = typer.Option(..., "--role", help="The recipient's role: which notifications it gets and "
+                                                          "whether they may name the arm (as for a user)."),
+               db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Send a trial's safety notifications (new or upgraded SAEs, emergency unblindings, overdue reports) to an
+    address; adding it again changes its role."""
+    from ..service import SYSTEM, notifications
+    db = open_db(db_url)
+    with db.write() as session:
+        result = notifications.add_recipient(session, SYSTEM, trial, email, role)
+    _report(result, as_json, f"{trial}: notifications to {result['email']} as {result['role']}")
 
 
 @command(admin_app, "create-user", epilog="Example: stroketrial admin create-user wang --role coordinator --site S1 "
@@ -203,6 +244,35 @@ def reset_password(name: str = typer.Argument(..., help="User name."),
         result = access.reset_password(session, SYSTEM, name, password)
     _report(result, as_json, f"password of {name} reset; {result['sessions_ended']} session(s) ended, "
                              f"{result['failures_cleared']} failed sign-in(s) cleared")
+
+
+@command(admin_app, "change-role", epilog="Example: stroketrial admin change-role wang --role investigator "
+                                          "--reason 'appointed sub-investigator (delegation log 2026-12-01)'")
+def change_role(name: str = typer.Argument(..., help="User name."),
+                role: str = typer.Option(..., "--role", help=f"The new role, one of: {', '.join(ROLES)}."),
+                reason: str = typer.Option(..., "--reason", help="Why (the delegation log's entry)."),
+                db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Change a user's role (audited with the reason); their page sessions end so it applies at once."""
+    from ..service import SYSTEM, access
+    db = open_db(db_url)
+    with db.write() as session:
+        result = access.change_role(session, SYSTEM, name, role, reason)
+    _report(result, as_json, f"{name} is now {role} (was {result['was']}); {result['sessions_ended']} session(s) "
+                             "ended")
+
+
+@command(admin_app, "set-sites", epilog="Example: stroketrial admin set-sites wang --site S1 --site S3 "
+                                        "--reason 'moved to site S3'")
+def set_sites(name: str = typer.Argument(..., help="User name."),
+              sites: list[str] = typer.Option(..., "--site", help="Site code (repeat): every site the user works at."),
+              reason: str = typer.Option(..., "--reason", help="Why."),
+              db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Set the sites a user works at (audited with the reason); their page sessions end."""
+    from ..service import SYSTEM, access
+    db = open_db(db_url)
+    with db.write() as session:
+        result = access.set_sites(session, SYSTEM, name, sites, reason)
+    _report(result, as_json, f"{name} works at {', '.join(result['sites'])} (was {', '.join(result['was'])})")
 
 
 @command(admin_app, "unlock-user", epilog="Example: stroketrial admin unlock-user wang")

@@ -366,6 +366,75 @@ class Visit(FrozenModel):
         return self
 
 
+class FieldIs(FrozenModel):
+    """One assessment of a visit form holding one value: the `if` and the `then` of a cross-field edit check."""
+
+    assessment: Identifier
+    is_: bool | int | float | str = Field(alias="is")
+
+
+class EditCheck(FrozenModel):
+    """A check on the visit forms, run after each entry or correction: one that fails opens a data query saying
+    `text` (with the values found), and one that passes again closes it. `range`: an assessment outside a plausible
+    range narrower than the dictionary's hard limits; `cross_field`: `if` one value then another on the same form;
+    `visit_timing`: the visit dated outside its window; `before_randomization`: dated before randomization.
+    `form` is the visit checked; none: every visit whose form holds what the check reads."""
+
+    id: Identifier
+    kind: Literal["range", "cross_field", "visit_timing", "before_randomization"]
+    text: str = Field(description="what the query says: the source document's wording, or the check in words")
+    assumption: str | None = None
+    form: Identifier | None = None
+    assessment: Identifier | None = Field(None, description="range: the assessment checked")
+    low: float | None = None
+    high: float | None = None
+    if_: FieldIs | None = Field(None, alias="if")
+    then: FieldIs | None = None
+
+    @property
+    def reads(self) -> list[str]:
+        """The assessments the check reads (none: it reads the visit date)."""
+        if self.kind == "range" and self.assessment is not None:
+            return [self.assessment]
+        return [c.assessment for c in (self.if_, self.then) if c is not None]
+
+    def problem(self, visits: list[Visit]) -> str | None:
+        """Why the check cannot run on these visits (fields of another kind, an unknown form, assessment or value)."""
+        given = {k for k in ("assessment", "low", "high", "if_", "then") if getattr(self, k) is not None}
+        wanted = {"range": {"assessment", "low", "high"}, "cross_field": {"if_", "then"}}.get(self.kind, set())
+        if given != wanted:
+            return (f"a {self.kind} check takes {', '.join(sorted(w.rstrip('_') for w in wanted)) or 'no values'}"
+                    f" (given: {', '.join(sorted(g.rstrip('_') for g in given)) or 'none'})")
+        forms = [v for v in visits if self.form in (None, v.id)]
+        if not forms:
+            return f"form {self.form!r} is not a visit ({', '.join(v.id for v in visits)})"
+        if not any(all(a in v.assessments for a in self.reads) for v in forms):
+            return f"no visit form{'' if self.form is None else ' ' + self.form} holds {', '.join(self.reads)}"
+        if unknown := [a for a in self.reads if a not in ASSESSMENTS]:
+            return f"{', '.join(unknown)} not in the follow-up dictionary"
+        if self.kind == "range":
+            a = ASSESSMENTS[str(self.assessment)]
+            if a.low is None or a.high is None or self.low is None or self.high is None:
+                return f"{self.assessment} is not a number with a range ({a.kind})"
+            if not a.low <= self.low <= self.high <= a.high or (self.low, self.high) == (a.low, a.high):
+                return (f"the plausible range {self.low:g}-{self.high:g} must lie within {a.label}'s limits "
+                        f"{a.low:g}-{a.high:g} and be narrower")
+        for c in (self.if_, self.then):
+            if c is not None:
+                try:
+                    ASSESSMENTS[c.assessment].parse(c.is_)
+                except ValueError as exc:
+                    return f"{c.assessment} is {c.is_!r}: {exc}"
+        return None
+
+
+def _edit_checks_problem(checks: list[EditCheck], visits: list[Visit]) -> str | None:
+    ids = [c.id for c in checks]
+    if len(set(ids)) != len(ids):
+        return f"edit_checks repeat an id ({', '.join(ids)})"
+    return next((f"edit_checks.{c.id}: {p}" for c in checks if (p := c.problem(visits)) is not None), None)
+
+
 class ImpliedEffect(FrozenModel):
     """What the stated sample size implies under choices the source does not make, each labelled as such."""
 
@@ -505,6 +574,54 @@ class DoseEscalation(FrozenModel):
         return self
 
 
+class ConsentPolicy(FrozenModel):
+    """How the trial takes informed consent: the routes it allows, the consent form versions the ethics committee
+    approved (the last is the current one), and for deferred consent the hours within which the patient or a
+    representative must confirm it. `criterion` is the attestation criterion a consent record meets."""
+
+    text: str = Field(description="the source document's (or the ethics approval's) wording on consent")
+    criterion: Identifier = Field(description="the inclusion criterion (an attestation) a consent record meets")
+    routes: list[Literal["patient", "representative", "deferred"]] = Field(min_length=1)
+    form_versions: list[Annotated[str, StringConstraints(min_length=1, max_length=40)]] = Field(
+        min_length=1, description="the approved consent form versions, oldest first; the last is current")
+    deferred_confirmation_hours: int | None = Field(
+        None, ge=1, le=24 * 30, description="deferred consent: hours from enrolment to the confirmation deadline")
+    deferred_text: str | None = Field(None, description="the source's wording on deferred consent and its deadline")
+    data_use_withdrawal: bool = Field(
+        False, description="whether a patient may withdraw the use of their data (where the law allows)")
+    assumption: str | None = None
+
+    @model_validator(mode="after")
+    def _deferred_has_a_deadline(self) -> ConsentPolicy:
+        if len(set(self.routes)) != len(self.routes) or len(set(self.form_versions)) != len(self.form_versions):
+            raise ValueError("consent.routes and consent.form_versions list each entry once")
+        if ("deferred" in self.routes) != (self.deferred_confirmation_hours is not None):
+            raise ValueError("deferred consent needs deferred_confirmation_hours (the confirmation deadline), and "
+                             "only deferred consent has one")
+        return self
+
+    @property
+    def current_form(self) -> str:
+        return self.form_versions[-1]
+
+
+class ExpectedEvent(FrozenModel):
+    """An event the reference safety information (investigator's brochure, SmPC or protocol) lists as expected for
+    the treatment: a serious, related SAE that matches it is expected, not a SUSAR. Its `text` quotes the source;
+    `assumption` marks an entry the source does not make."""
+
+    term: str = Field(min_length=1, description="the event, as an SAE's term or coded term would name it")
+    synonyms: list[str] = Field(default_factory=list, description="other words for it an SAE form may carry")
+    text: str | None = Field(None, description="the source document's wording")
+    assumption: str | None = None
+
+    @model_validator(mode="after")
+    def _sourced(self) -> ExpectedEvent:
+        if (self.text is None) == (self.assumption is None):
+            raise ValueError(f"expected event {self.term!r}: give the source's text or an assumption (one of them)")
+        return self
+
+
 class Protocol(FrozenModel):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     acronym: str
@@ -526,7 +643,11 @@ class Protocol(FrozenModel):
     visits: list[Visit] = Field(min_length=1)
     sample_size: SampleSize
     dose_escalation: DoseEscalation | None = None
+    consent: ConsentPolicy | None = None
     analysis_plan: AnalysisPlan | None = None
+    edit_checks: list[EditCheck] = Field(default_factory=list)
+    reference_safety_information: list[ExpectedEvent] = Field(
+        default_factory=list, description="the events expected for the treatment (expectedness of SAEs)")
     assumptions: list[Assumption] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -559,6 +680,8 @@ class Protocol(FrozenModel):
             if problem:
                 raise ValueError(f"interventions.{intervention.id}: {problem}")
         self._check_visit_arms(arm_ids)
+        if (problem := _edit_checks_problem(self.edit_checks, self.visits)) is not None:
+            raise ValueError(problem)
         self._check_analysis_plan()
         if self.dose_escalation is not None and (len(self.arms) != 1 or self.randomization is not None
                                                  or self.design.masking != "open_label"):

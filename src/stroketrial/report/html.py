@@ -35,6 +35,7 @@ class Provenance:
     data_sha256: str
     data_hashed: str  # what the data hash covers, in words
     created: dt.date = field(default_factory=dt.date.today)
+    data_lock: str | None = None  # from the platform's export: 'Data locked on DATE by NAME (lock #id)' or interim
 
 
 @dataclass(frozen=True)

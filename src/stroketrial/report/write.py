@@ -80,4 +80,5 @@ def _write_data(protocol: Protocol, out: Path, results: bytes, dataset: pd.DataF
         protocol_sha256=hashlib.sha256(protocol.model_dump_json().encode("utf-8")).hexdigest(),
         protocol_hashed=f"The {protocol.acronym} protocol carries no version number: this is the SHA-256 "
                         f"of its canonical JSON (every field of the validated protocol, as stroketrial reads it).",
-        data_sha256=hashlib.sha256(data).hexdigest(), data_hashed=hashed)
+        data_sha256=hashlib.sha256(data).hexdigest(), data_hashed=hashed,
+        data_lock=dataset.attrs.get("data_lock") if dataset is not None else None)

@@ -13,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..store import record
-from ..store.models import ApiToken, User
+from ..store.models import ApiToken, Site, User, UserSite
 from . import passwords, sessions, throttle
 from .accounts import Actor, hash_token
+from .roles import ROLES
 from .errors import Invalid, NotFound
+from .password_policy import check_password
 
 
 def _user(session: Session, name: str) -> User:
@@ -59,9 +61,10 @@ def reset_password(session: Session, actor: Actor, name: str, password: str) -> 
     """A new password for the pages: the user's sessions end and any lockout of the name is lifted."""
     actor.require("resetting a password")
     user = _user(session, name)
-    if len(password) < 8:
-        raise Invalid("a password has at least 8 characters", [{"field": "password", "value": "***",
-                                                                 "message": "at least 8 characters"}])
+    check_password(password, name)
+    if user.password_hash and passwords.verify(user.password_hash, password):
+        raise Invalid("the new password is the user's current one; choose another",
+                      [{"field": "password", "value": "***", "message": "not the current password"}])
     user.password_hash = passwords.hash_password(password)
     ended = sessions.end_for_user(session, user.id, "password_reset")
     cleared = throttle.clear(session, name)
@@ -77,3 +80,59 @@ def unlock_user(session: Session, actor: Actor, name: str) -> dict[str, Any]:
     cleared = throttle.clear(session, user.name)
     record(session, actor.name, "unlock", "user", name, after={"failures_cleared": cleared})
     return {"user": name, "failures_cleared": cleared}
+
+
+def change_role(session: Session, actor: Actor, name: str, role: str, reason: str) -> dict[str, Any]:
+    """A user's new role, with the reason; their page sessions end so the new role applies at once (API tokens
+    read the role at each request)."""
+    actor.require("changing a user's role or sites")
+    user = _user(session, name)
+    if role not in ROLES:
+        raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}",
+                      [{"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"}])
+    if role == user.role:
+        raise Invalid(f"{name} is {role} already", [{"field": "role", "value": role, "message": "a different role"}])
+    if (role == "admin") != (user.role == "admin"):
+        # An admin has no sites and sees every site; a site role has sites: a change between them is a new account.
+        raise Invalid("a change to or from admin changes what the user sees everywhere; create a new account",
+                      [{"field": "role", "value": role, "message": "not to or from admin"}])
+    reason = _reason(reason)
+    before, user.role = user.role, role
+    ended = sessions.end_for_user(session, user.id, "role_changed")
+    record(session, actor.name, "change_role", "user", name, before={"role": before},
+           after={"role": role, "sessions_ended": ended}, reason=reason)
+    return {"user": name, "role": role, "was": before, "sessions_ended": ended}
+
+
+def set_sites(session: Session, actor: Actor, name: str, sites: list[str], reason: str) -> dict[str, Any]:
+    """The sites a (non-admin) user works at, with the reason; their page sessions end."""
+    actor.require("changing a user's role or sites")
+    user = _user(session, name)
+    if user.role == "admin":
+        raise Invalid("an admin sees every site; an admin has no sites to set",
+                      [{"field": "site", "value": sites, "message": "none for an admin"}])
+    if not sites:
+        raise Invalid("a user works at one or more sites", [{"field": "site", "value": sites,
+                                                               "message": "at least one site"}])
+    unknown = sorted(s for s in set(sites) if session.get(Site, s) is None)
+    if unknown:
+        raise NotFound(f"no site {', '.join(unknown)}; create it first (stroketrial admin create-site)")
+    reason = _reason(reason)
+    rows = list(session.execute(select(UserSite).where(UserSite.user_id == user.id)).scalars())
+    before = sorted(r.site_code for r in rows)
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    for site in sorted(set(sites)):
+        session.add(UserSite(user_id=user.id, site_code=site))
+    ended = sessions.end_for_user(session, user.id, "sites_changed")
+    record(session, actor.name, "set_sites", "user", name, before={"sites": before},
+           after={"sites": sorted(set(sites)), "sessions_ended": ended}, reason=reason)
+    return {"user": name, "sites": sorted(set(sites)), "was": before, "sessions_ended": ended}
+
+
+def _reason(reason: str | None) -> str:
+    if not reason or not reason.strip() or len(reason) > 2000:
+        raise Invalid("a change to a user's access needs a reason (1-2000 characters)",
+                      [{"field": "reason", "value": reason, "message": "required"}])
+    return reason.strip()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
 from .blinding import sees_arm
+from .password_policy import check_password
 from .roles import PERMISSIONS, RANDOMIZERS, ROLE_DESCRIPTIONS, ROLES, SITE_STAFF
 from .clock import default_timezone, valid_timezone
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -95,9 +96,8 @@ def create_user(session: Session, actor: Actor, name: str, role: str, sites: lis
     unknown = [s for s in sites if session.get(Site, s) is None]
     if unknown:
         raise NotFound(f"no site {', '.join(unknown)}; create it first (stroketrial admin create-site)")
-    if password is not None and len(password) < 8:
-        raise Invalid("a password has at least 8 characters", [{"field": "password", "value": "***",
-                                                                 "message": "at least 8 characters"}])
+    if password is not None:
+        check_password(password, name)
     user = User(name=name, role=role, password_hash=hash_password(password) if password else None, active=True)
     session.add(user)
     session.flush()

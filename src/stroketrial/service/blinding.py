@@ -39,6 +39,13 @@ def sees_arm(role: str, masking: str) -> bool:
     return masking not in ("double_blind", "single_blind")
 
 
+def sees_susar_arm(role: str, masking: str) -> bool:
+    """The arm of a patient whose SAE is a SUSAR: whoever sees arms, and the sponsor's pharmacovigilance, which
+    unblinds a SUSAR alone because the expedited report to the authorities must name the treatment; it sees no
+    other arm of a blinded trial, and what it sees never reaches the blinded trial team."""
+    return sees_arm(role, masking) or role == "pharmacovigilance"
+
+
 def sees_kit(role: str) -> bool:
     """Kit numbers. The outcome assessor never needs one, and a kit number is a key to the arm for anyone
     who has seen a packing list or a dispensing log."""

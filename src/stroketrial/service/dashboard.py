@@ -14,6 +14,7 @@ from ..store.models import Allocation, Patient, VisitRecord
 from .accounts import Actor
 from .blinding import sees_arm_counts
 from .patients import aware
+from .queries import query_counts
 from .trials import get_trial
 
 
@@ -69,7 +70,8 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
             "eligible": sum(p.status == "eligible" for p, _ in rows), "randomized": len(randomized),
             "awaiting_randomization": sum(p.status == "eligible" and a is None for p, a in rows),
             "by_arm": by_arm, "allocated": allocated, "completed_last_visit": completed,
-            "last_visit": protocol.visits[-1].name}
+            "last_visit": protocol.visits[-1].name,
+            "queries": query_counts(session, actor, trial_id)}  # unresolved data queries by site and age
 
 
 def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:

@@ -42,7 +42,9 @@ USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "
          ("statistician", "blinded_statistician", ["S1", "S2", "S3"]),
          ("unblinded_stat", "unblinded_statistician", ["S1", "S2", "S3"]), ("dsmb", "dsmb", ["S1", "S2", "S3"]),
          ("monitor", "monitor", ["S1", "S2", "S3"]), ("assessor", "outcome_assessor", ["S1", "S2", "S3"]),
-         ("committee", "safety_review_committee", ["S1", "S2", "S3"])]
+         ("committee", "safety_review_committee", ["S1", "S2", "S3"]),
+         ("data_manager", "data_manager", ["S1", "S2", "S3"]),
+         ("pharmacovigilance", "pharmacovigilance", ["S1", "S2", "S3"])]
 
 
 def has_data(db: Database) -> bool:

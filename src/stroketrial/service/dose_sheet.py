@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..dosing import DoseError, dose_instructions
 from .accounts import Actor
 from .blinding import sees_arm
+from .consent import refuse_treatment_after_withdrawal
 from .escalation import dose_level_of
 from .errors import Conflict, Invalid
 from .patients import aware, randomized_patient
@@ -18,6 +19,7 @@ from .patients import aware, randomized_patient
 def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:
     actor.require("reading a dose sheet")
     protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
+    refuse_treatment_after_withdrawal(session, patient)
     weight = json.loads(patient.data_json).get("weight_kg")
     blinded = not sees_arm(actor.role, protocol.design.masking)
     # In a double-blind trial kits look alike and hold the same volume: a blinded user is given the

@@ -25,11 +25,12 @@ from ..randomization import Allocation as AllocationRecord
 from ..store import record
 from ..store.models import Allocation, DltAssessment, EscalationAssignment, EscalationDecision, Patient
 from .accounts import Actor
+from .consent import require_consent
 from .errors import Conflict, Invalid, Unauthorized
 from .patients import MAX_REASON, aware, find_patient
 from .randomize import MAX_KEY, require_eligible, screen_at_server_time
 from .signatures import Signature
-from .trials import get_trial
+from .trials import get_trial, patient_protocol
 
 PHASE_TEXT = {"escalation": "dose escalation", "expansion": "dose expansion"}
 
@@ -126,6 +127,7 @@ def enrol(session: Session, actor: Actor, trial_id: str, code: str, idempotency_
         raise Conflict(f"patient {code} was enrolled already (cohort {existing.cohort}, level {existing.level}); "
                        "a patient is enrolled once", cohort=existing.cohort, level=existing.level)
     require_eligible(patient)
+    require_consent(session, protocol, patient, "enrolled")
     moment = now or dt.datetime.now(dt.UTC)
     state = current_state(session, trial_id, escalation, moment)
     try:
@@ -134,7 +136,7 @@ def enrol(session: Session, actor: Actor, trial_id: str, code: str, idempotency_
         raise Conflict(str(exc), status=state.status, open_cohort=state.open_cohort,
                        open_level=state.open_level) from None
     if now is None:
-        screen_at_server_time(session, actor, protocol, patient)
+        screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient)
     number, dose_level, phase = place
     arm = protocol.arms[0].id
     sequence = 1 + len(session.execute(select(Allocation.id).where(Allocation.trial_id == trial_id)).all())

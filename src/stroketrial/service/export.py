@@ -23,13 +23,15 @@ from sqlalchemy.orm import Session
 from ..clinical import VARIABLES
 from ..clinical.assessments import ASSESSMENTS
 from ..protocol.model import DoseEscalation
-from ..store.models import (Allocation, DltAssessment, EscalationAssignment, Patient, SeriousAdverseEvent, Unblinding,
-                            VisitRecord)
+from ..store.models import (AdverseEvent, Allocation, DltAssessment, EscalationAssignment, Patient,
+                            SeriousAdverseEvent, Unblinding, VisitRecord)
+from . import locks
 from .accounts import Actor
 from .audit_trail import audit_rows
 from .blinding import sees_arm_counts
+from .consent import export_flags
 from .patients import aware
-from .trials import get_trial
+from .trials import get_trial, protocol_in_force
 
 def _rows(session: Session, actor: Actor, trial_id: str):
     _trial, protocol = get_trial(session, actor, trial_id)
@@ -45,14 +47,17 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
     show_arm = sees_arm_counts(actor.role, protocol)  # a table of arms is counts per arm
     out: dict[str, list[dict[str, Any]]] = {"screening": [], "eligibility": [], "randomization": []}
     ids = {p.id: p.code for p, _ in rows}
+    withdrawn = export_flags(session, protocol, list(ids))  # consent withdrawals, flagged on the screening row
     for p, a in rows:
         data = json.loads(p.data_json)
         attestations = data.pop("attestations", {})
         data.pop("patient_id", None)
         data.pop("site", None)
         out["screening"].append({"patient_id": p.code, "site": p.site_code, "status": p.status,
-                                 "registered_at": aware(p.created_at).isoformat(), **data,
+                                 "registered_at": aware(p.created_at).isoformat(),
+                                 "protocol_version": p.protocol_version or 1, **data,
                                  **{f"attest_{k}": v for k, v in attestations.items()}})
+        out["screening"][-1].update(withdrawn.get(p.id, {}))
         for c in json.loads(p.screening_json)["criteria"]:
             out["eligibility"].append({"patient_id": p.code, "criterion": c["id"], "kind": c["kind"],
                                        "status": c["status"], "excludes": c.get("excludes", False),
@@ -80,6 +85,12 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
                    **json.loads(s.data_json)}
                   for s in (session.execute(select(SeriousAdverseEvent).where(
                       SeriousAdverseEvent.patient_id.in_(list(ids)))).scalars() if ids else [])]
+    # The non-serious AE log (service/adverse_events.py), one row per event: the analysis counts it by this name.
+    out["adverse_event"] = [{"patient_id": ids[e.patient_id], "ae_id": e.id, "recorded_by": e.created_by,
+                             **json.loads(e.data_json)}
+                            for e in (session.execute(select(AdverseEvent).where(
+                                AdverseEvent.patient_id.in_(list(ids))).order_by(AdverseEvent.id)).scalars()
+                                if ids else [])]
     if protocol.dose_escalation is not None:
         out["escalation"] = _escalation_rows(session, protocol.dose_escalation, ids)
     if actor.role in ("dsmb", "admin"):
@@ -131,6 +142,7 @@ def csv_zip(session: Session, actor: Actor, trial_id: str) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, rows in tables(session, actor, trial_id).items():
             archive.writestr(f"{trial_id}/{name}.csv", _csv(rows))
+        archive.writestr(f"{trial_id}/export_info.csv", _csv(locks.export_info(session, trial_id, actor.name)))
     return buffer.getvalue()
 
 
@@ -154,14 +166,18 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+REPEATING = ("sae", "eligibility", "adverse_event")  # tables with many rows per patient
+
+
 def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
     """The trial's metadata (events, forms, items) and clinical data as one ODM 1.3.2 Snapshot."""
     data = tables(session, actor, trial_id)
     protocol, _ = _rows(session, actor, trial_id)
     study_oid = _oid("ST", protocol.id)
-    mdv_oid = _oid("MDV", protocol.id, "1")
+    version = protocol_in_force(session, get_trial(session, actor, trial_id)[0])[0]
+    mdv_oid = _oid("MDV", protocol.id, str(version))
     forms: dict[str, list[str]] = {}  # form name -> item names, in order
-    skip = {"patient_id", "sae_id"}
+    skip = {"patient_id", "sae_id", "ae_id"}
     for name, rows in data.items():
         forms[name] = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in skip]
     item_defs, group_defs, form_defs, event_defs, event_refs = [], [], [], [], []
@@ -175,7 +191,7 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
             if item_oid not in seen_items:
                 seen_items.add(item_oid)
                 item_defs.append(ODM.ItemDef(OID=item_oid, Name=item, DataType=_odm_type(item)))
-        group_defs.append(ODM.ItemGroupDef(OID=group_oid, Name=name, Repeating="Yes" if name in ("sae", "eligibility")
+        group_defs.append(ODM.ItemGroupDef(OID=group_oid, Name=name, Repeating="Yes" if name in REPEATING
                                            else "No", ItemRef=refs))
         form_defs.append(ODM.FormDef(OID=form_oid, Name=name, Repeating="No",
                                      ItemGroupRef=[ODM.ItemGroupRef(ItemGroupOID=group_oid, Mandatory="Yes")]))
@@ -183,7 +199,8 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
         event_defs.append(ODM.StudyEventDef(OID=event_oid, Name=name, Repeating="No", Type="Scheduled",
                                             FormRef=[ODM.FormRef(FormOID=form_oid, Mandatory="No")]))
         event_refs.append(ODM.StudyEventRef(StudyEventOID=event_oid, OrderNumber=order, Mandatory="No"))
-    mdv = ODM.MetaDataVersion(OID=mdv_oid, Name=f"{protocol.acronym} as exported by stroketrial",
+    mdv = ODM.MetaDataVersion(OID=mdv_oid, Name=f"{protocol.acronym} protocol version {version}, as exported by "
+                                                f"stroketrial",
                               Protocol=ODM.Protocol(StudyEventRef=event_refs), StudyEventDef=event_defs,
                               FormDef=form_defs, ItemGroupDef=group_defs, ItemDef=item_defs)
     study = ODM.Study(OID=study_oid, GlobalVariables=ODM.GlobalVariables(
@@ -198,7 +215,7 @@ def odm_xml(session: Session, actor: Actor, trial_id: str) -> bytes:
             values = [ODM.ItemData(ItemOID=_oid("IT", name, k), Value=_value(v)) for k, v in row.items()
                       if k not in skip and v not in (None, "")]
             group = ODM.ItemGroupData(ItemGroupOID=_oid("IG", name), ItemData=values)
-            if name in ("sae", "eligibility"):
+            if name in REPEATING:
                 group.ItemGroupRepeatKey = str(repeat)
             event = next((e for e in subject.StudyEventData if e.StudyEventOID == _oid("SE", name)), None)
             if event is None:

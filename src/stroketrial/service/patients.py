@@ -17,12 +17,13 @@ from ..eligibility import ScreeningInputError, screen
 from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Patient
+from . import locks, record_signatures
 from .accounts import Actor
 from .blinding import sees_arm, sees_arm_counts, sees_kit
 from .clock import future_times, site_zone
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .text import identifier, plain_text
-from .trials import get_trial, trial_sites
+from .trials import get_trial, patient_protocol, protocol_in_force, trial_sites
 
 MAX_REASON = 2000  # characters of a correction or unblinding reason
 
@@ -51,6 +52,7 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
     """Register a patient with their screening data; answers with the eligibility result."""
     actor.require("registering a patient")
     _trial, protocol = get_trial(session, actor, trial_id)
+    locks.refuse_if_locked(session, trial_id)  # no new patient while the whole trial is frozen or locked
     # Refused, not tidied: an id with a slash, a space or an invisible character could never be
     # reached again by URL or typed again at the bedside.
     code = identifier("patient_id", code, max_length=60)
@@ -67,11 +69,14 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
     patient, result = validated_screening(protocol, document, site_zone(session, site))
     stored = patient.to_json()
     row = Patient(trial_id=trial_id, code=code, site_code=site, data_json=canonical(stored), status=result.status,
-                  screening_json=canonical(result.to_json()), created_by=actor.name)
+                  screening_json=canonical(result.to_json()), created_by=actor.name,
+                  protocol_version=protocol_in_force(session, _trial)[0])
     session.add(row)
     session.flush()
     record(session, actor.name, "register", "patient", f"{trial_id}/{code}", trial_id=trial_id, site=site,
            after={"data": stored, "status": result.status})
+    from .consent import consent_from_attestation  # consent.py builds on this module
+    consent_from_attestation(session, actor, protocol, row)
     return patient_view(session, actor, protocol, row)
 
 
@@ -79,14 +84,18 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
                      reason: str | None) -> dict[str, Any]:
     """Correct screening data before randomization; the reason is required and audited."""
     actor.require("correcting screening data")
-    _trial, protocol = get_trial(session, actor, trial_id)
+    get_trial(session, actor, trial_id)
     row = find_patient(session, actor, trial_id, code)
+    locks.refuse_if_locked(session, row, locks.SCREENING_FORM)
+    protocol = patient_protocol(session, trial_id, row.protocol_version)  # screened under it, corrected under it
     if not reason or not reason.strip():
         raise Invalid("a change to recorded data needs a reason", [{"field": "reason", "value": reason,
                                                                      "message": "required"}])
     reason = plain_text("reason", reason, MAX_REASON)
     if allocation_of(session, row) is not None:
-        raise Conflict(f"patient {code} is randomized; screening data are locked (raise a data query instead)")
+        raise Conflict(f"patient {code} is randomized; screening data are locked: a monitor or data manager raises "
+                       f"a data query on the field (POST /api/v1/trials/{trial_id}/patients/{code}/queries with form "
+                       "screening, or the patient's Data queries page), which the site answers with an explanation")
     if not isinstance(changes, Mapping):
         raise Invalid("changes must be an object of field: value", [{"field": "data", "value": changes,
                                                                       "message": "an object"}])
@@ -99,6 +108,7 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
     record(session, actor.name, "update_screening", "patient", f"{trial_id}/{code}", trial_id=trial_id,
            site=row.site_code,
            before=before, after=after, reason=reason.strip())
+    record_signatures.after_change(session, actor, row, locks.SCREENING_FORM)
     return patient_view(session, actor, protocol, row)
 
 

@@ -25,10 +25,11 @@ from ..store import canonical, record
 from ..store.models import Allocation, Patient
 from .accounts import Actor
 from .clock import local_now, site_zone
+from .consent import require_consent
 from .errors import Conflict, Invalid
 from .patients import allocation_of, allocation_view, find_patient, validated_screening
 from ..randomization.lists import LIST_LENGTH_PER_STRATUM, RESUPPLY_KITS, kit_block_sizes
-from .trials import get_trial, randomization_state
+from .trials import get_trial, patient_protocol, randomization_state
 
 MAX_KEY = 200
 
@@ -57,7 +58,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
         raise Conflict(f"patient {code} was randomized already (sequence {existing.sequence}); a patient is "
                        "randomized once", sequence=existing.sequence)
     require_eligible(patient)
-    screen_at_server_time(session, actor, protocol, patient)
+    require_consent(session, protocol, patient, "randomized")
+    screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient)
     randomizer = Randomizer.for_protocol(protocol)
     try:
         levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))

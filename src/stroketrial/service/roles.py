@@ -1,7 +1,8 @@
 """The platform's roles and what each does (no imports: the CLI's help text reads them)."""
 
 ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician",
-         "unblinded_statistician", "dsmb", "monitor", "outcome_assessor", "safety_review_committee")
+         "unblinded_statistician", "dsmb", "monitor", "outcome_assessor", "safety_review_committee", "data_manager",
+         "pharmacovigilance")
 ROLE_DESCRIPTIONS = {
     "admin": "runs the platform: trials, sites, users; sees every site",
     "investigator": "screens, randomizes, enters follow-up and SAEs, may request emergency unblinding",
@@ -11,6 +12,10 @@ ROLE_DESCRIPTIONS = {
     "unblinded_statistician": "prepares the DSMB's closed reports; sees arms and how allocation ran",
     "dsmb": "reads unblinded safety data",
     "monitor": "reads data and the audit trail for source verification",
+    "pharmacovigilance": "the sponsor's safety desk: assesses the causality and expectedness of each SAE and "
+                         "submits SUSARs to the authorities; in a blinded trial sees an arm only for a SUSAR "
+                         "(unblinded alone, for the expedited report)",
+    "data_manager": "raises, closes and re-opens data queries; reads data, never an arm in a blinded trial",
     "outcome_assessor": "blinded: finds a patient's visit and records the assessments the protocol reserves for the "
                         "blinded assessor (the 90-day mRS of a PROBE trial); never an arm, a kit or a dose sheet",
     "safety_review_committee": "confirms each dose-escalation decision (escalate, stay, de-escalate, stop, the MTD) "
@@ -26,6 +31,8 @@ RANDOMIZERS = ("investigator", "coordinator")
 # `assessor_only`), and reads nothing that could tell the arm: no dose sheet, SAE narrative, export or audit trail.
 OUTCOME_ASSESSORS = ("outcome_assessor",)
 NOT_OUTCOME_ASSESSORS = tuple(role for role in ROLES if role not in OUTCOME_ASSESSORS)
+# Who freezes and locks data, and releases a freeze: the data manager and the admin.
+DATA_MANAGERS = ("data_manager", "admin")
 
 # Who may do what: every operation the platform guards, and the roles allowed to do it. The service
 # checks these, and the pages and templates ask the same table whether to offer the button.
@@ -33,8 +40,10 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "creating a site": ("admin",),
     "creating a user": ("admin",),
     "creating a trial": ("admin",),
+    "amending a protocol": ("admin",),
     "adding a site to a trial": ("admin",),
     "deactivating a user": ("admin",),
+    "changing a user's role or sites": ("admin",),
     "revoking API tokens": ("admin",),
     "resetting a password": ("admin",),
     "unlocking a user": ("admin",),
@@ -55,5 +64,29 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "recording a DLT assessment": ("investigator",),
     "confirming an escalation decision": ("safety_review_committee",),
     "reading the audit trail": ("admin", "monitor"),
+    # Adverse events, expedited SAE reporting, notifications (service/adverse_events.py, notifications.py).
+    "recording an adverse event": SITE_STAFF,
+    "assessing an SAE for the sponsor": ("pharmacovigilance",),
+    "managing notification recipients": ("admin",),
     "checking the audit trail": ("admin", "monitor"),
+    # Informed consent (service/consent.py): taken, confirmed and withdrawn at the bedside by site staff.
+    "recording consent": RANDOMIZERS,
+    "confirming deferred consent": RANDOMIZERS,
+    "recording a consent withdrawal": RANDOMIZERS,
+    "reading consent records": ("investigator", "coordinator", "monitor", "admin"),
+    # Data queries and source data verification (service/queries.py, service/verification.py): monitors and data
+    # managers raise and close queries, the site answers them; only the monitor verifies against the source.
+    "raising a data query": ("monitor", "data_manager"),
+    "answering a data query": ("investigator", "coordinator"),
+    "closing a data query": ("monitor", "data_manager"),
+    "reading data queries": ("admin", "investigator", "coordinator", "monitor", "data_manager"),
+    "verifying source data": ("monitor",),
+    "reading source data verification": ("admin", "monitor", "data_manager"),
+    # Record signatures (21 CFR 11) and data freeze/lock (service/record_signatures.py, service/locks.py).
+    "signing a record": ("investigator",),
+    "reading record signatures": NOT_OUTCOME_ASSESSORS,
+    "freezing or locking data": DATA_MANAGERS,
+    "releasing a freeze": DATA_MANAGERS,
+    "releasing a lock": ("admin",),  # a database lock is released by the admin alone, with a reason
+    "reading data locks": NOT_OUTCOME_ASSESSORS,
 }

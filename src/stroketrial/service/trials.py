@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import lru_cache
 
@@ -13,7 +14,7 @@ from ..protocol.schemes import PermutedBlocks
 from ..randomization import BlockList, KitList, Randomizer, SystemDraw, generate_kit_list
 from ..randomization.lists import LIST_LENGTH_PER_STRATUM, initial_kits_per_site, kit_block_sizes
 from ..store import record
-from ..store.models import RandomizationStateRow, Site, Trial, TrialSite
+from ..store.models import ProtocolVersion, RandomizationStateRow, Site, Trial, TrialSite
 from .accounts import Actor, create_site
 from .errors import Conflict, Forbidden, Invalid, NotFound
 
@@ -24,17 +25,44 @@ def _parse(protocol_json: str) -> Protocol:
     return Protocol.model_validate_json(protocol_json)
 
 
+def stored_protocol(protocol: Protocol) -> str:
+    """The protocol as the database keeps it: JSON that reads back as the same protocol (aliases, no nulls)."""
+    return protocol.model_dump_json(by_alias=True, exclude_none=True)
+
+
 def protocol_of(trial: Trial) -> Protocol:
     return _parse(trial.protocol_json)
 
 
 def get_trial(session: Session, actor: Actor, trial_id: str) -> tuple[Trial, Protocol]:
+    """The trial and the protocol version in force now."""
     trial = session.get(Trial, trial_id)
     if trial is None:
         raise NotFound(f"no trial {trial_id!r} on this platform")
     if not actor.is_admin and not (actor.sites & set(trial_sites(session, trial_id))):
         raise Forbidden(f"{actor.name} works at no site of {trial_id}")
-    return trial, protocol_of(trial)
+    return trial, protocol_in_force(session, trial)[1]
+
+
+def protocol_in_force(session: Session, trial: Trial, at: dt.datetime | None = None) -> tuple[int, Protocol]:
+    """(version, protocol) in force at `at` (now): the latest amendment already effective, else version 1."""
+    moment = at or dt.datetime.now(dt.UTC)
+    row = session.execute(select(ProtocolVersion).where(ProtocolVersion.trial_id == trial.id,
+                                                        ProtocolVersion.effective_from <= moment)
+                          .order_by(ProtocolVersion.version.desc()).limit(1)).scalar_one_or_none()
+    return (row.version, _parse(row.protocol_json)) if row is not None else (1, protocol_of(trial))
+
+
+def patient_protocol(session: Session, trial_id: str, version: int | None) -> Protocol:
+    """The protocol version a patient was screened under (None: version 1): their eligibility stays its."""
+    trial = session.get(Trial, trial_id)
+    if trial is None:  # pragma: no cover - a patient's trial exists
+        raise NotFound(f"no trial {trial_id!r} on this platform")
+    if version is None or version == 1:
+        return protocol_of(trial)
+    row = session.execute(select(ProtocolVersion).where(ProtocolVersion.trial_id == trial_id,
+                                                        ProtocolVersion.version == version)).scalar_one()
+    return _parse(row.protocol_json)
 
 
 def trial_sites(session: Session, trial_id: str) -> list[str]:
@@ -67,7 +95,7 @@ def create_trial(session: Session, actor: Actor, trial: str, sites: list[str]) -
                                                                           "message": "at least one site"}])
     if session.get(Trial, protocol.id) is not None:
         raise Conflict(f"trial {protocol.id} exists already; add sites with `stroketrial admin add-site`")
-    row = Trial(id=protocol.id, protocol_json=protocol.model_dump_json(by_alias=True, exclude_none=True))
+    row = Trial(id=protocol.id, protocol_json=stored_protocol(protocol))
     session.add(row)
     session.flush()
     record(session, actor.name, "create", "trial", protocol.id, trial_id=protocol.id,

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ..store import record
 from ..store.models import Allocation, Patient, Unblinding
+from . import notifications
 from .accounts import Actor
 from .blinding import sees_arm
 from .errors import Invalid
@@ -32,6 +33,7 @@ def unblind(session: Session, actor: Actor, trial_id: str, code: str, reason: st
     record(session, actor.name, "emergency_unblinding", "patient", f"{trial_id}/{code}", trial_id=trial_id,
            site=patient.site_code,
            after={"sequence": allocation.sequence, "kit": allocation.kit}, reason=reason.strip())
+    notifications.emergency_unblinding(session, _protocol, trial_id, patient, allocation, actor.name, reason.strip())
     return {"patient_id": code, "sequence": allocation.sequence, "kit": allocation.kit, "arm": allocation.arm,
             "unblinded_by": actor.name, "reason": reason.strip()}
 

@@ -24,9 +24,12 @@ from ..protocol import Visit
 from ..protocol.visit_windows import visit_window
 from ..store import canonical, record
 from ..store.models import VisitRecord
+from . import locks, record_signatures
+from . import edit_checks, verification
 from .accounts import Actor
 from .blinding import readable_assessments, sees_arm
 from .clock import calendar_date
+from .consent import refuse_visit_after_withdrawal
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .roles import PERMISSIONS
 from .patients import MAX_REASON, aware, randomized_patient
@@ -123,6 +126,7 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     if not actor.may(BLINDED_ENTRY):
         actor.require(SITE_ENTRY)
     protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
+    locks.refuse_if_locked(session, patient, visit_id)
     visit = next((v for v in protocol.visits if v.id == visit_id), None)
     if visit is None:
         raise NotFound(f"{trial_id} has no visit {visit_id!r} ({', '.join(v.id for v in protocol.visits)})")
@@ -143,6 +147,7 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     if day > dt.datetime.now(dt.UTC).date():
         raise Invalid(f"visit_date {visit_date} is in the future",
                       [{"field": "visit_date", "value": visit_date, "message": "today or earlier"}])
+    refuse_visit_after_withdrawal(session, patient, day)
     try:
         parsed = parse_visit_values(visit.id, visit.assessments, values)
     except VisitDataError as exc:
@@ -171,6 +176,9 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
         record(session, actor.name, "correct_visit", "visit", entity, trial_id=trial_id, site=patient.site_code,
                before=before, after=after,
                reason=reason.strip())
+    record_signatures.after_change(session, actor, patient, visit.id)
+    verification.clear_changed(session, actor, trial_id, patient, visit.id, reason)  # source verification
+    edit_checks.run_on_visit(session, actor, protocol, trial_id, patient, allocation, visit)  # automatic queries
     readable = readable_assessments(actor.role, visit)
     shown = {k: v for k, v in after["values"].items() if k in readable}
     return {"visit_date": after["visit_date"], "values": shown, "visit": visit.id, "patient_id": code}

@@ -79,6 +79,8 @@ class Patient(Base):
     screening_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(80))
+    # the protocol version the patient was screened under (None: version 1, before amendments were recorded)
+    protocol_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Allocation(Base):
@@ -417,3 +419,19 @@ class DataLock(Base):
     released_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     released_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     release_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ProtocolVersion(Base):
+    """An amendment of a trial's protocol (version 2 onwards; version 1 is trials.protocol_json): the validated
+    protocol, when it comes into force, and what changed from the version before."""
+
+    __tablename__ = "protocol_versions"
+    __table_args__ = (UniqueConstraint("trial_id", "version", name="uq_protocol_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    protocol_json: Mapped[str] = mapped_column(Text)
+    effective_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    changes_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))

@@ -12,6 +12,7 @@ from ..protocol import BUILTIN_IDS, load_builtin
 from ..service import accounts, dose_sheet, patients, randomize, safety, serious_adverse_events, trials, unblinding, \
     visits
 from ..service.accounts import Actor
+from ..service import notifications
 from ..service.audit_trail import trail_check
 from ..service.errors import Unauthorized
 
@@ -90,6 +91,10 @@ class SaeIn(_Body):
                                            "unknown")
     relatedness: Any = Field(None, description="not_related, unlikely, possible, probable, definite")
     description: Any = Field(None, description="narrative (at most 4000 characters)")
+    awareness_at: Any = Field(None, description="when the site learned of the SAE, YYYY-MM-DDTHH:MM (site clock, or "
+                                                 "with a UTC offset): the 24-h clock runs from it; default now")
+    coded_term: Any = Field(None, description="optional MedDRA-style preferred term (free text)")
+    system_organ_class: Any = Field(None, description="optional MedDRA-style system organ class (free text)")
 
 
 class UnblindingIn(_Body):
@@ -219,7 +224,9 @@ def put_visit(trial: Trial, patient: PatientCode, visit: VisitId, body: VisitIn,
 def post_sae(trial: Trial, patient: PatientCode, body: SaeIn, actor: Actor = Depends(current_actor),
              db=Depends(database)):
     with db.write() as session:
-        return serious_adverse_events.report_sae(session, actor, trial, patient, body.model_dump(exclude_none=True))
+        result = serious_adverse_events.report_sae(session, actor, trial, patient, body.model_dump(exclude_none=True))
+    notifications.deliver(db)  # after the commit: emails never go out for a report that was not stored
+    return result
 
 
 @router.get("/trials/{trial}/patients/{patient}/saes", tags=["safety"])
@@ -233,7 +240,9 @@ def post_unblinding(trial: Trial, patient: PatientCode, body: UnblindingIn, acto
                     db=Depends(database)):
     """Emergency unblinding by the treating investigator, with the clinical reason; audited."""
     with db.write() as session:
-        return unblinding.unblind(session, actor, trial, patient, body.reason)
+        result = unblinding.unblind(session, actor, trial, patient, body.reason)
+    notifications.deliver(db)
+    return result
 
 
 @router.get("/trials/{trial}/unblindings", tags=["safety"])

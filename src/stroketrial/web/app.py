@@ -29,6 +29,11 @@ from .pages.auth import LoginRequired
 from .pages.base import render
 from .api import router
 from . import api_escalation  # noqa: F401  (its routes join `router`)
+from . import api_safety  # noqa: F401  (its routes join `router`)
+from . import api_data_management  # noqa: F401  (its routes join `router`)
+from . import api_consent  # noqa: F401  (its routes join `router`)
+from . import api_signatures_locks  # noqa: F401  (its routes join `router`)
+from . import api_amendments  # noqa: F401  (its routes join `router`)
 
 log = logging.getLogger("stroketrial.web")
 

@@ -10,6 +10,10 @@ holds no trial logic. Every form carries a CSRF token tied to the session (`web/
     patients.py   one patient, randomization, the allocation
     followup.py   dose sheet, visits, SAEs, emergency unblinding
     escalation.py a dose-escalation trial: the escalation table, enrolment, DLTs, the committee's decision
+    signatures_locks.py  the casebook's signatures on the patient page, signing it; the trial's freezes and locks
+    consent.py    the patient page's consent card (record, confirm, withdraw) and deferred consents to confirm
+    data_management.py  data queries (a trial's, a patient's with their forms) and source data verification
+    safety_reporting.py  a patient's AE log, SAE follow-ups, the trial's SAEs with their clocks, the inbox
     dashboard.py  enrolment, funnel, balance and safety of a trial
     exports.py    CSV, ODM and audit-trail downloads
 
@@ -24,6 +28,10 @@ import os
 from fastapi import APIRouter
 
 from . import auth, dashboard, escalation, exports, followup, patients, trials
+from . import consent
+from . import signatures_locks
+from . import data_management
+from . import safety_reporting
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
@@ -31,5 +39,9 @@ SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
 router = APIRouter(include_in_schema=False)
 for _group in (auth, trials, patients, followup, escalation, dashboard, exports):
     router.include_router(_group.router)
+router.include_router(consent.router)  # informed consent: the card's forms, the to-do list
+router.include_router(signatures_locks.router)  # record signatures, freezes and locks
+router.include_router(data_management.router)  # data queries and source data verification
+router.include_router(safety_reporting.router)  # the AE log, SAE follow-up and clocks, the inbox
 
 __all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ...dosing.instructions import ROUTE_LABELS
-from ...service import dose_sheet, serious_adverse_events, trials, unblinding, visits
+from ...service import dose_sheet, notifications, serious_adverse_events, trials, unblinding, visits
 from ...service.errors import Forbidden, ServiceError
 from ..csrf import check_csrf
 from ..forms import parse_visit_form, visit_fields
@@ -90,6 +90,7 @@ async def sae_submit(request: Request, trial: str, patient: str) -> RedirectResp
     data["criteria"] = [str(c) for c in form.getlist("criteria")]
     with database(request).write() as session:
         serious_adverse_events.report_sae(session, actor, trial, patient, data)
+    notifications.deliver(database(request))  # after the commit
     return RedirectResponse(f"/trials/{trial}/patients/{patient}/visits#saes", status_code=303)
 
 
@@ -107,6 +108,7 @@ async def unblind_submit(request: Request, trial: str, patient: str) -> HTMLResp
     check_csrf(request, form.get("csrf"))
     with database(request).write() as session:
         revealed = unblinding.unblind(session, actor, trial, patient, str(form.get("reason", "")))
+    notifications.deliver(database(request))  # after the commit: the DSMB and the admin are told
     _, protocol, view = patient_context(request, trial, patient)
     arm = next(a for a in protocol.arms if a.id == revealed["arm"])
     return render(request, "unblind.html", protocol=protocol, p=view, revealed=revealed, arm=arm)

@@ -1,0 +1,360 @@
+"""Safety notifications: a new or upgraded SAE, an emergency unblinding, an overdue report.
+
+Each is stored (a Notification row, in the write transaction of the event that caused it, with its audit event)
+and shown in the in-app inbox of the users whose roles it is for (at their sites); it is emailed to the trial's
+notification recipients of those roles *after* the transaction commits (`send_pending`, which the API routes and
+pages call after their write): a failure to send never loses the stored notification, it is recorded in
+`send_error` and shown in the inbox. With no SMTP server configured (STROKETRIAL_SMTP_HOST, STROKETRIAL_SMTP_PORT,
+default 25, STROKETRIAL_SMTP_FROM, default stroketrial@localhost) notifications are stored and not sent, and the
+inbox says so. The standard library's smtplib and email.message build and send a plain-text message; nothing more
+is needed (no templates, attachments or HTML), so no extra library is.
+
+Blinding: a message never carries an arm (or a kit, the key to an arm) to a role that may not see arms in the
+trial (`blinding.sees_arm`). An event whose message would name the arm (an emergency unblinding) becomes two
+notifications, one with the arm for the roles that see arms, one without it for the others; each recipient and
+each inbox reader gets only the one for its role, and a notification that carries the arm is checked again
+against the reader's role when shown or sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import smtplib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..protocol import Protocol
+from ..store import Database, canonical, record
+from ..store.models import Allocation, Notification, NotificationRead, NotificationRecipient, Patient, Trial, User
+from .accounts import Actor
+from .blinding import sees_arm
+from .clock import utcnow
+from .errors import Invalid, NotFound
+from .patients import aware
+from .roles import ROLES
+from .trials import get_trial, protocol_in_force, trial_sites
+
+log = logging.getLogger("stroketrial.notifications")
+SYSTEM_NAME = "system"
+UNBLINDING_AUDIENCE = ("dsmb", "admin")  # the unblinding page tells the investigator these are informed
+CLAIM = "sending since "
+CLAIM_STALE = dt.timedelta(minutes=15)
+NO_ADDRESSES = "no notification recipients of these roles in this trial"
+EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                   r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    sender: str
+
+
+def smtp_settings() -> SmtpSettings | None:
+    """The SMTP server from the environment; None when STROKETRIAL_SMTP_HOST is not set."""
+    host = os.environ.get("STROKETRIAL_SMTP_HOST", "").strip()
+    if not host:
+        return None
+    port_text = os.environ.get("STROKETRIAL_SMTP_PORT", "25").strip() or "25"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise Invalid(f"STROKETRIAL_SMTP_PORT={port_text!r} is not a port number (1-65535)",
+                      [{"field": "STROKETRIAL_SMTP_PORT", "value": port_text, "message": "a port number, 1-65535"}])
+    return SmtpSettings(host, int(port_text), os.environ.get("STROKETRIAL_SMTP_FROM", "").strip()
+                        or "stroketrial@localhost")
+
+
+# ---- recipients ---------------------------------------------------------------------------------------------
+def _email(value: Any) -> str:
+    if not isinstance(value, str) or len(value.strip()) > 254 or not EMAIL.fullmatch(value.strip()):
+        raise Invalid(f"{value!r} is not an email address",
+                      [{"field": "email", "value": value, "message": "an email address, name@example.org "
+                                                                     "(at most 254 characters)"}])
+    return value.strip()
+
+
+def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, role: Any) -> dict[str, Any]:
+    """An address the trial's safety notifications go to; its role decides which ones and whether they may carry
+    an arm. Adding an address again changes its role."""
+    actor.require("managing notification recipients")
+    get_trial(session, actor, trial_id)
+    errors = []
+    try:
+        email = _email(email)
+    except Invalid as exc:
+        errors.extend(exc.errors)
+    if role not in ROLES:
+        errors.append({"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"})
+    if errors:
+        raise Invalid("notification recipient refused: " + "; ".join(f"{e['field']}: {e['message']}"
+                                                                      for e in errors), errors)
+    row = session.execute(select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id,
+                                                              NotificationRecipient.email == email)
+                          ).scalar_one_or_none()
+    before = None
+    if row is None:
+        row = NotificationRecipient(trial_id=trial_id, email=email, role=role, created_by=actor.name)
+        session.add(row)
+    else:
+        before = {"email": row.email, "role": row.role}
+        row.role = role
+    session.flush()
+    after = {"email": email, "role": role}
+    record(session, actor.name, "add_notification_recipient", "notification_recipient", f"{trial_id}/{email}",
+           trial_id=trial_id, before=before, after=after)
+    return {"id": row.id, "trial_id": trial_id, **after}
+
+
+def remove_recipient(session: Session, actor: Actor, trial_id: str, email: str) -> None:
+    actor.require("managing notification recipients")
+    get_trial(session, actor, trial_id)
+    row = session.execute(select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id,
+                                                              NotificationRecipient.email == email)
+                          ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"{email} is not a notification recipient of {trial_id}")
+    session.delete(row)
+    record(session, actor.name, "remove_notification_recipient", "notification_recipient", f"{trial_id}/{email}",
+           trial_id=trial_id, before={"email": row.email, "role": row.role})
+
+
+def recipients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
+    actor.require("managing notification recipients")
+    get_trial(session, actor, trial_id)
+    rows = session.execute(select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id)
+                           .order_by(NotificationRecipient.email)).scalars()
+    return [{"id": r.id, "trial_id": trial_id, "email": r.email, "role": r.role} for r in rows]
+
+
+# ---- making notifications ---------------------------------------------------------------------------------------
+def exists(session: Session, trial_id: str, about: str) -> bool:
+    """Whether the trial has a notification about this (e.g. `sae/12/susar_overdue`): notify once."""
+    pattern = '%"about":' + json.dumps(about) + "%"
+    return session.execute(select(Notification.id).where(Notification.trial_id == trial_id,
+                                                         Notification.audience_json.like(pattern)).limit(1)
+                           ).first() is not None
+
+
+def notify(session: Session, trial_id: str, kind: str, subject: str, body: str, roles: Sequence[str], *,
+           site: str | None = None, about: str | None = None, carries_arm: bool = False) -> Notification:
+    """Store one notification for these roles (at `site`, or the whole trial), addressed to the trial's recipients of
+    those roles. A message that carries an arm must only be for roles that see arms."""
+    trial = session.get(Trial, trial_id)
+    assert trial is not None
+    masking = protocol_in_force(session, trial)[1].design.masking
+    if carries_arm and any(not sees_arm(role, masking) for role in roles):
+        raise AssertionError(f"a notification naming the arm is for roles that see arms, not {list(roles)}")
+    emails = sorted(r.email for r in session.execute(
+        select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id,
+                                            NotificationRecipient.role.in_(list(roles)))).scalars())
+    audience = {"roles": list(roles), "emails": emails, "site": site, "carries_arm": carries_arm, "about": about}
+    row = Notification(trial_id=trial_id, kind=kind, subject=subject[:300], body=body,
+                       audience_json=canonical(audience), created_at=utcnow(),
+                       send_error=None if emails else NO_ADDRESSES)
+    session.add(row)
+    session.flush()
+    # The trail keeps what was sent to whom, never the body (it may carry an arm; monitors read the trail).
+    record(session, SYSTEM_NAME, "notify", "notification", row.id, trial_id=trial_id, site=site,
+           after={"kind": kind, "subject": row.subject, **audience})
+    return row
+
+
+def emergency_unblinding(session: Session, protocol: Protocol, trial_id: str, patient: Patient,
+                         allocation: Allocation, by: str, reason: str) -> list[Notification]:
+    """Tell the DSMB and the admin that a patient was unblinded: with the arm and kit for those who see arms in the
+    trial, without them for the others."""
+    masking = protocol.design.masking
+    seeing = [r for r in UNBLINDING_AUDIENCE if sees_arm(r, masking)]
+    blind = [r for r in UNBLINDING_AUDIENCE if not sees_arm(r, masking)]
+    subject = f"[{protocol.acronym}] Emergency unblinding: patient {patient.code} (site {patient.site_code})"
+    common = [f"Trial: {protocol.acronym} ({trial_id})", f"Patient: {patient.code} at site {patient.site_code}",
+              f"Unblinded by: {by}", f"At: {utcnow().isoformat(timespec='seconds')} (UTC)",
+              f"Clinical reason: {reason}"]
+    made = []
+    if seeing:
+        arm = next((a for a in protocol.arms if a.id == allocation.arm), None)
+        lines = [*common, f"Arm: {allocation.arm}" + (f" ({arm.name})" if arm is not None else "")]
+        if allocation.kit:
+            lines.append(f"Kit: {allocation.kit}")
+        made.append(notify(session, trial_id, "emergency_unblinding", subject,
+                           "\n".join([*lines, f"The unblinding log: /trials/{trial_id}/unblindings"]), seeing,
+                           site=patient.site_code, about=f"unblinding/{patient.code}", carries_arm=True))
+    if blind:
+        lines = [*common, "The treatment is not given here: your role does not see treatment allocations in this "
+                          "trial."]
+        made.append(notify(session, trial_id, "emergency_unblinding", subject, "\n".join(lines), blind,
+                           site=patient.site_code, about=f"unblinding/{patient.code}"))
+    return made
+
+
+# ---- the inbox ------------------------------------------------------------------------------------------------
+def _user_id(session: Session, actor: Actor) -> int:
+    user_id = session.execute(select(User.id).where(User.name == actor.name)).scalar_one_or_none()
+    if user_id is None:
+        raise NotFound(f"no user {actor.name}")
+    return user_id
+
+
+def _for(actor: Actor, audience: dict[str, Any], masking: str | None, trial_sites_: Sequence[str]) -> bool:
+    if actor.role not in audience.get("roles", ()):
+        return False
+    if audience.get("carries_arm") and (masking is None or not sees_arm(actor.role, masking)):
+        return False
+    site = audience.get("site")
+    if site is not None:
+        return actor.can_see_site(site)
+    return actor.is_admin or bool(actor.sites & set(trial_sites_))
+
+
+def delivery(row: Notification, audience: dict[str, Any], settings_configured: bool) -> str:
+    """What happened to the email, in words."""
+    count = len(audience.get("emails", ()))
+    if row.sent_at is not None:
+        return f"emailed to {count} address{'es' if count != 1 else ''} at {aware(row.sent_at).isoformat()}"
+    if row.send_error == NO_ADDRESSES:
+        return "not emailed: " + NO_ADDRESSES
+    if row.send_error is not None and row.send_error.startswith(CLAIM):
+        return "email being sent"
+    if row.send_error is not None:
+        return f"email failed: {row.send_error}"
+    if not settings_configured:
+        return "stored, not emailed: no SMTP server is configured (STROKETRIAL_SMTP_HOST)"
+    return "email pending"
+
+
+def inbox(session: Session, actor: Actor, unread_only: bool = False) -> list[dict[str, Any]]:
+    """The notifications for the actor's role at its sites, newest first, each with whether the actor has read it
+    and what happened to its email."""
+    user_id = _user_id(session, actor)
+    read = {n: at for n, at in session.execute(select(NotificationRead.notification_id, NotificationRead.read_at)
+                                               .where(NotificationRead.user_id == user_id)).all()}
+    configured = os.environ.get("STROKETRIAL_SMTP_HOST", "").strip() != ""
+    maskings: dict[str, str | None] = {}
+    sites: dict[str, list[str]] = {}
+    out = []
+    for row in session.execute(select(Notification).order_by(Notification.id.desc())).scalars():
+        audience = json.loads(row.audience_json)
+        trial_id = row.trial_id or ""
+        if trial_id not in maskings:
+            trial = session.get(Trial, trial_id) if row.trial_id else None
+            maskings[trial_id] = protocol_in_force(session, trial)[1].design.masking if trial is not None else None
+            sites[trial_id] = trial_sites(session, trial_id) if trial is not None else []
+        if not _for(actor, audience, maskings[trial_id], sites[trial_id]):
+            continue
+        if unread_only and row.id in read:
+            continue
+        out.append({"id": row.id, "trial_id": row.trial_id, "kind": row.kind, "subject": row.subject,
+                    "body": row.body, "created_at": aware(row.created_at).isoformat(timespec="seconds"),
+                    "read": row.id in read,
+                    "read_at": aware(read[row.id]).isoformat(timespec="seconds") if row.id in read else None,
+                    "email": delivery(row, audience, configured)})
+    return out
+
+
+def mark_read(session: Session, actor: Actor, notification_id: int) -> dict[str, Any]:
+    row = session.get(Notification, notification_id)
+    visible = {n["id"] for n in inbox(session, actor)} if row is not None else set()
+    if row is None or notification_id not in visible:
+        raise NotFound(f"no notification {notification_id} in {actor.name}'s inbox")
+    user_id = _user_id(session, actor)
+    if session.get(NotificationRead, (notification_id, user_id)) is None:
+        session.add(NotificationRead(notification_id=notification_id, user_id=user_id, read_at=utcnow()))
+        session.flush()
+        record(session, actor.name, "read_notification", "notification", notification_id, trial_id=row.trial_id)
+    return {"id": notification_id, "read": True}
+
+
+# ---- sending -------------------------------------------------------------------------------------------------
+def _claimable(row: Notification, now: dt.datetime) -> bool:
+    if row.sent_at is not None:
+        return False
+    if row.send_error is None:
+        return True
+    if row.send_error.startswith(CLAIM):
+        try:
+            return now - dt.datetime.fromisoformat(row.send_error.removeprefix(CLAIM)) > CLAIM_STALE
+        except ValueError:
+            return True
+    return False
+
+
+def _message(settings: SmtpSettings, row: Notification, to: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = to
+    message["Subject"] = row.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
+    message.set_content(row.body)
+    return message
+
+
+def deliver(db: Database) -> int:
+    """`send_pending` after a write, for the API routes and pages: a misconfigured SMTP setting is logged, never
+    turned into an error answer for a write that has committed (the notifications wait, unsent)."""
+    try:
+        return send_pending(db)
+    except Invalid as exc:
+        log.warning("notifications not sent: %s", exc.message)
+        return 0
+
+
+def send_pending(db: Database, settings: SmtpSettings | None = None) -> int:
+    """Email every stored notification not yet sent, after the write that made it has committed; returns how many
+    were sent. Each is claimed in one transaction (so two servers do not both send it), sent one message per
+    address, and its outcome (sent_at, or send_error) recorded in another. Without an SMTP server nothing is
+    claimed: the notifications wait, and the inbox says they are not emailed."""
+    settings = settings or smtp_settings()
+    if settings is None:
+        return 0
+    now = utcnow()
+    with db.read() as session:
+        candidates = [r.id for r in session.execute(select(Notification).where(Notification.sent_at.is_(None))
+                                                    ).scalars() if _claimable(r, now)]
+    if not candidates:
+        return 0
+    claimed: list[tuple[int, list[str], Notification]] = []
+    with db.write() as session:
+        for row in session.execute(select(Notification).where(Notification.id.in_(candidates))).scalars():
+            if _claimable(row, now):
+                row.send_error = CLAIM + now.isoformat()
+                claimed.append((row.id, json.loads(row.audience_json).get("emails", []), row))
+        if claimed:
+            record(session, SYSTEM_NAME, "claim_notifications", "notification", f"{len(claimed)} to send",
+                   after={"ids": [c[0] for c in claimed]})
+    outcomes: dict[int, str | None] = {}
+    for notification_id, emails, row in claimed:
+        errors = []
+        try:
+            with smtplib.SMTP(settings.host, settings.port, timeout=10) as smtp:
+                for to in emails:
+                    try:
+                        smtp.send_message(_message(settings, row, to), from_addr=settings.sender, to_addrs=[to])
+                    except smtplib.SMTPException as exc:
+                        errors.append(f"{to}: {exc}")
+        except (OSError, smtplib.SMTPException) as exc:
+            errors.append(f"{settings.host}:{settings.port}: {exc}")
+        outcomes[notification_id] = "; ".join(errors)[:2000] if errors else None
+    sent = 0
+    with db.write() as session:
+        for notification_id, error in outcomes.items():
+            stored = session.get(Notification, notification_id)
+            assert stored is not None
+            if error is None:
+                stored.sent_at, stored.send_error = utcnow(), None
+                sent += 1
+            else:
+                stored.send_error = error
+            record(session, SYSTEM_NAME, "send_notification", "notification", notification_id,
+                   trial_id=stored.trial_id, after={"sent": error is None, "error": error})
+    return sent

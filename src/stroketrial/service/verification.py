@@ -1,0 +1,203 @@
+"""Source data verification: the monitor marks a patient's form (or one field of it) as matching the source.
+
+The mark keeps the SHA-256 of what was verified: the canonical JSON of the form (a visit's date and values, or the
+screening data) or of the one field's value. A later change to the form clears the mark, saying who changed it,
+when and why (`clear_changed`, called by `visits.record_visit` once the change is stored); a mark whose hash no
+longer matches what is stored is shown as cleared even where no correction path cleared it. The monitor's list
+shows, per patient and form, what is verified, what was cleared and waits to be verified again, and what was
+never verified. Each mark and each clearing is one audit event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clinical.assessments import ASSESSMENTS
+from ..clinical.dictionary import VARIABLES
+from ..protocol import Protocol
+from ..store import canonical, record
+from ..store.models import Allocation, Patient, SourceVerification, VisitRecord
+from .accounts import Actor
+from .blinding import sees_arm
+from .errors import Invalid
+from .patients import aware, find_patient
+from .trials import get_trial
+
+SCREENING = "screening"  # the screening form's name; every other form is a visit of the protocol
+VISIT_DATE = "visit_date"
+
+
+def digest(document: Any) -> str:
+    return hashlib.sha256(canonical(document).encode("utf-8")).hexdigest()
+
+
+def form_name(protocol: Protocol, form: str) -> str:
+    """A form as people call it: the visit's name, or screening."""
+    if form == SCREENING:
+        return "Screening"
+    return next((v.name for v in protocol.visits if v.id == form), form)
+
+
+def field_label(protocol: Protocol, form: str, field: str | None) -> str:
+    """A field's label: the dictionary's for screening, the follow-up dictionary's for a visit form."""
+    if field is None:
+        return "whole form"
+    if field == VISIT_DATE:
+        return "visit date"
+    if form == SCREENING:
+        variable = VARIABLES.get(field)
+        return variable.label if variable is not None else field
+    assessment = ASSESSMENTS.get(field)
+    return assessment.label if assessment is not None else field
+
+
+def forms_of(session: Session, actor: Actor, protocol: Protocol, patient: Patient,
+             allocation: Allocation | None) -> dict[str, Any]:
+    """What is stored on each form of the patient this actor may see: screening, then each visit entered (a form
+    kept for some arms only is left out for those who may not know the arm)."""
+    out: dict[str, Any] = {SCREENING: json.loads(patient.data_json)}
+    if allocation is None:
+        return out
+    rows = {r.visit_id: r for r in session.execute(select(VisitRecord).where(VisitRecord.patient_id == patient.id))
+            .scalars()}
+    for visit in protocol.visits:
+        row = rows.get(visit.id)
+        if row is None:
+            continue
+        if visit.arms is not None and not sees_arm(actor.role, protocol.design.masking):
+            continue
+        out[visit.id] = {VISIT_DATE: row.visit_date, "values": json.loads(row.values_json)}
+    return out
+
+
+def _value(form: str, content: Any, field: str | None) -> Any:
+    if field is None:
+        return content
+    if form == SCREENING:
+        return content.get(field)
+    return content[VISIT_DATE] if field == VISIT_DATE else content["values"].get(field)
+
+
+def _allowed_fields(protocol: Protocol, form: str) -> list[str]:
+    if form == SCREENING:
+        return list(VARIABLES)
+    visit = next(v for v in protocol.visits if v.id == form)
+    return [VISIT_DATE, *visit.assessments]
+
+
+def _mark_view(protocol: Protocol, mark: SourceVerification, current: str | None) -> dict[str, Any]:
+    changed = mark.cleared_at is not None or current != mark.value_sha256
+    return {"id": mark.id, "form": mark.form, "field": mark.field,
+            "field_label": field_label(protocol, mark.form, mark.field),
+            "status": "cleared" if changed else "verified", "verified_by": mark.verified_by,
+            "verified_at": aware(mark.verified_at).isoformat(),
+            "cleared_at": aware(mark.cleared_at).isoformat() if mark.cleared_at else None,
+            "cleared_why": mark.cleared_why or ("changed since it was verified" if changed else None)}
+
+
+def verify_form(session: Session, actor: Actor, trial_id: str, code: str, form: str,
+                field: str | None = None) -> dict[str, Any]:
+    """Mark a form (field None) or one of its fields as verified against the source; answers with the mark."""
+    actor.require("verifying source data")
+    _trial, protocol = get_trial(session, actor, trial_id)
+    patient = find_patient(session, actor, trial_id, code)
+    allocation = session.execute(select(Allocation).where(Allocation.patient_id == patient.id)).scalar_one_or_none()
+    forms = forms_of(session, actor, protocol, patient, allocation)
+    if form not in forms:
+        entered = ", ".join(forms)
+        raise Invalid(f"patient {code} has no form {form!r} to verify (entered: {entered})",
+                      [{"field": "form", "value": form, "message": f"one of {entered}"}])
+    if field is not None and field not in _allowed_fields(protocol, form):
+        raise Invalid(f"{field!r} is not a field of the {form_name(protocol, form)} form",
+                      [{"field": "field", "value": field,
+                        "message": f"one of {', '.join(_allowed_fields(protocol, form))}, or none for the form"}])
+    value_sha256 = digest(_value(form, forms[form], field))
+    active = list(session.execute(select(SourceVerification).where(
+        SourceVerification.patient_id == patient.id, SourceVerification.form == form,
+        SourceVerification.field.is_(None) if field is None else SourceVerification.field == field,
+        SourceVerification.cleared_at.is_(None))).scalars())
+    same = next((m for m in active if m.value_sha256 == value_sha256), None)
+    if same is not None:
+        return _mark_view(protocol, same, value_sha256) | {"patient_id": code}  # verified already: nothing changes
+    now = dt.datetime.now(dt.UTC)
+    for old in active:  # a mark over values since changed by a path that did not clear it
+        old.cleared_at, old.cleared_why = now, f"changed since it was verified; verified again by {actor.name}"
+    mark = SourceVerification(patient_id=patient.id, form=form, field=field, value_sha256=value_sha256,
+                              verified_by=actor.name, verified_at=now)
+    session.add(mark)
+    session.flush()
+    record(session, actor.name, "verify_source", "source_verification", f"{trial_id}/{code}/{mark.id}",
+           trial_id=trial_id, site=patient.site_code,
+           after={"form": form, "field": field, "value_sha256": value_sha256})
+    return _mark_view(protocol, mark, value_sha256) | {"patient_id": code}
+
+
+def clear_changed(session: Session, actor: Actor, trial_id: str, patient: Patient, form: str,
+                  reason: str | None) -> None:
+    """After a change to a patient's form is stored: clear each mark on it whose verified value(s) changed."""
+    marks = list(session.execute(select(SourceVerification).where(
+        SourceVerification.patient_id == patient.id, SourceVerification.form == form,
+        SourceVerification.cleared_at.is_(None))).scalars())
+    if not marks:
+        return
+    if form == SCREENING:
+        content: Any = json.loads(patient.data_json)
+    else:
+        row = session.execute(select(VisitRecord).where(VisitRecord.patient_id == patient.id,
+                                                        VisitRecord.visit_id == form)).scalar_one()
+        content = {VISIT_DATE: row.visit_date, "values": json.loads(row.values_json)}
+    now = dt.datetime.now(dt.UTC)
+    why = (f"changed by {actor.name} on {now:%Y-%m-%d %H:%M} UTC "
+           f"({reason.strip() if reason and reason.strip() else 'entered without a correction reason'})")
+    for mark in marks:
+        if digest(_value(form, content, mark.field)) == mark.value_sha256:
+            continue
+        mark.cleared_at, mark.cleared_why = now, why
+        record(session, actor.name, "clear_source_verification", "source_verification",
+               f"{trial_id}/{patient.code}/{mark.id}", trial_id=trial_id, site=patient.site_code,
+               before={"form": form, "field": mark.field, "value_sha256": mark.value_sha256},
+               after={"cleared_why": why})
+
+
+def verification_list(session: Session, actor: Actor, trial_id: str, code: str | None = None) -> dict[str, Any]:
+    """Per patient (one, or all at the actor's sites) and form: verified, cleared (to verify again) or never
+    verified, with each mark on a single field beside its form."""
+    actor.require("reading source data verification")
+    _trial, protocol = get_trial(session, actor, trial_id)
+    if code is not None:
+        patients = [find_patient(session, actor, trial_id, code)]
+    else:
+        patients = [p for p in session.execute(select(Patient).where(Patient.trial_id == trial_id)
+                                               .order_by(Patient.id)).scalars() if actor.can_see_site(p.site_code)]
+    ids = [p.id for p in patients]
+    allocations = {a.patient_id: a for a in session.execute(select(Allocation).where(Allocation.patient_id.in_(ids)))
+                   .scalars()} if ids else {}
+    marks: dict[int, list[SourceVerification]] = {}
+    if ids:
+        for m in session.execute(select(SourceVerification).where(SourceVerification.patient_id.in_(ids))
+                                 .order_by(SourceVerification.id)).scalars():
+            marks.setdefault(m.patient_id, []).append(m)
+    out = []
+    counts = {"verified": 0, "cleared": 0, "never": 0}
+    for patient in patients:
+        forms = forms_of(session, actor, protocol, patient, allocations.get(patient.id))
+        rows = []
+        for form, content in forms.items():
+            mine = [m for m in marks.get(patient.id, []) if m.form == form]
+            latest = {}
+            for m in mine:  # the latest mark per field (None: the whole form)
+                latest[m.field] = m
+            views = {f: _mark_view(protocol, m, digest(_value(form, content, f))) for f, m in latest.items()}
+            whole = views.get(None)
+            status = whole["status"] if whole else "never"
+            counts[status] += 1
+            rows.append({"form": form, "form_name": form_name(protocol, form), "status": status, "mark": whole,
+                         "fields": [v for f, v in views.items() if f is not None]})
+        out.append({"patient_id": patient.code, "site": patient.site_code, "forms": rows})
+    return {"trial": trial_id, "patients": out, "counts": counts}

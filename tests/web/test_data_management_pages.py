@@ -1,0 +1,148 @@
+"""The data management pages without a browser: a monitor raises a query on the patient's queries page, the
+coordinator sees it beside the field on the visits page and answers it with a correction, the data manager closes
+and re-opens it; the trial's list counts unresolved queries by site and age, the dashboard shows them; the monitor
+verifies a form, a correction clears it and the list asks for it again. Labels, not codes; no arm anywhere for a
+data manager of a double-blind trial."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from stroketrial.protocol import load_builtin
+from stroketrial.service import SYSTEM, accounts
+from stroketrial.web import create_app
+
+from ..server.conftest import Platform
+from ..server.test_api import randomize, register
+
+TRIAL = "impact-lvo"
+PROTOCOL = load_builtin(TRIAL)
+ARM_WORDS = sorted({*(a.id for a in PROTOCOL.arms), *(a.name for a in PROTOCOL.arms)})
+
+
+@pytest.fixture
+def platform(tmp_path):
+    p = Platform(f"sqlite:///{tmp_path / 'pages.db'}")
+    with p.db.write() as session:
+        _, p.tokens["data_manager"] = accounts.create_user(session, SYSTEM, "data_manager", "data_manager", ["S1"],
+                                                           password="password-1")
+    assert register(p, trial=TRIAL).status_code == 201
+    assert randomize(p, trial=TRIAL).status_code == 201
+    with p.db.engine.begin() as conn:  # randomized 90 days ago: today is in the day-90 window
+        conn.execute(text("UPDATE allocations SET created_at = :at"),
+                     {"at": (dt.datetime.now(dt.UTC) - dt.timedelta(days=90)).replace(tzinfo=None)})
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert p.call("PUT", f"/trials/{TRIAL}/patients/P1/visits/d90",
+                  json={"visit_date": today, "values": {"mrs": 3, "sae": False, "death": False}}).status_code == 200
+    yield p
+    p.db.dispose()
+
+
+def signed_in(platform, user: str) -> TestClient:
+    client = TestClient(create_app(platform.db), raise_server_exceptions=False)
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    response = client.post("/login", data={"csrf": token, "name": user, "password": "password-1", "next": "/"})
+    assert response.status_code == 200 and "Your trials" in response.text, response.text
+    return client
+
+
+def csrf(client: TestClient) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', client.get("/").text).group(1)
+
+
+def post(client: TestClient, url: str, **data) -> object:
+    return client.post(url, data={"csrf": csrf(client), **data}, follow_redirects=False)
+
+
+def test_a_query_from_raising_to_closing_on_the_pages(platform):
+    monitor = signed_in(platform, "monitor")
+    page = monitor.get(f"/trials/{TRIAL}/patients/P1/queries")
+    assert page.status_code == 200 and "No data query." in page.text
+    assert "modified Rankin Scale" in page.text and ">Day 90<" not in page.text  # labels in the field list
+    raised = post(monitor, f"/trials/{TRIAL}/patients/P1/queries", target="d90/mrs", text="source says mRS 4")
+    assert raised.status_code == 303, raised.text
+    qid = int(raised.headers["location"].rsplit("-", 1)[1])
+    refused = post(monitor, f"/trials/{TRIAL}/patients/P1/queries", target="d90/nihss", text="x")
+    assert refused.status_code == 422 and "not a field of the Day 90 form" in refused.text
+    # The coordinator sees the query beside the field on the visits page, and answers it with a correction.
+    coordinator = signed_in(platform, "coordinator")
+    visits = coordinator.get(f"/trials/{TRIAL}/patients/P1/visits")
+    assert f'data-testid="query-d90-mrs">Data query {qid} (open): source says mRS 4' in visits.text
+    page = coordinator.get(f"/trials/{TRIAL}/patients/P1/queries")
+    assert f'data-testid="answer-{qid}"' in page.text and f'data-testid="close-{qid}"' not in page.text
+    assert 'data-testid="raise"' not in page.text
+    bad = post(coordinator, f"/trials/{TRIAL}/queries/{qid}/answer", patient="P1", answer="typo", correct="yes",
+               value="four")
+    assert bad.status_code == 422 and "not a whole number" in bad.text
+    answered = post(coordinator, f"/trials/{TRIAL}/queries/{qid}/answer", patient="P1", answer="typo", correct="yes",
+                    value="4")
+    assert answered.status_code == 303, answered.text
+    schedule = platform.call("GET", f"/trials/{TRIAL}/patients/P1/visits").json()["visits"]
+    assert next(v for v in schedule if v["visit"] == "d90")["values"]["mrs"] == 4
+    assert post(coordinator, f"/trials/{TRIAL}/queries/{qid}/close", patient="P1").status_code == 403
+    visits = coordinator.get(f"/trials/{TRIAL}/patients/P1/visits")
+    assert f"Data query {qid} (answered, awaiting review)" in visits.text
+    # The data manager closes it, re-opens it with a reason, and the site sees it open again beside the field.
+    manager = signed_in(platform, "data_manager")
+    assert post(manager, f"/trials/{TRIAL}/queries/{qid}/close", patient="P1", note="fine").status_code == 303
+    page = manager.get(f"/trials/{TRIAL}/patients/P1/queries")
+    assert f'data-testid="status-{qid}">closed' in page.text and f'data-testid="reopen-{qid}"' in page.text
+    assert post(manager, f"/trials/{TRIAL}/queries/{qid}/reopen", patient="P1", reason="see the day-90 call") \
+        .status_code == 303
+    visits = coordinator.get(f"/trials/{TRIAL}/patients/P1/visits")
+    assert f"Data query {qid} (open)" in visits.text and "see the day-90 call" in visits.text
+    # The trial's list and the dashboard count it by site and age.
+    listed = manager.get(f"/trials/{TRIAL}/queries")
+    assert listed.status_code == 200 and "<td>S1</td><td class=\"num\">1</td>" in listed.text
+    assert "0-7 days</td><td class=\"num\">1" in listed.text
+    assert "No data query." in manager.get(f"/trials/{TRIAL}/queries?status=closed").text
+    dashboard = manager.get(f"/trials/{TRIAL}/dashboard")
+    assert 'data-testid="queries"' in dashboard.text and "Open <b>1</b>" in dashboard.text
+    for page in (listed, dashboard, manager.get(f"/trials/{TRIAL}/patients/P1/queries"),
+                 manager.get(f"/trials/{TRIAL}/verification")):
+        assert "data-arm" not in page.text
+        assert not any(re.search(rf">\s*{re.escape(w)}\s*<", page.text, re.I) for w in ARM_WORDS), page.url
+
+
+def test_the_monitor_verifies_a_form_and_a_correction_asks_for_it_again(platform):
+    monitor = signed_in(platform, "monitor")
+    page = monitor.get(f"/trials/{TRIAL}/verification")
+    assert 'data-testid="sdv-status-P1-d90">never verified' in page.text
+    assert 'data-testid="sdv-status-P1-screening">never verified' in page.text
+    assert post(monitor, f"/trials/{TRIAL}/patients/P1/verify", form="d90").status_code == 303
+    page = monitor.get(f"/trials/{TRIAL}/verification")
+    assert 'data-testid="sdv-status-P1-d90">verified' in page.text and 'data-testid="verify-P1-d90"' not in page.text
+    coordinator = signed_in(platform, "coordinator")
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    corrected = post(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="2", sae="no",
+                     death="no", reason="source: mRS 2")
+    assert corrected.status_code == 303, corrected.text
+    page = monitor.get(f"/trials/{TRIAL}/verification")
+    assert 'data-testid="sdv-status-P1-d90">changed since: verify again' in page.text
+    assert "changed by coordinator on" in page.text and "(source: mRS 2)" in page.text
+    assert 'data-testid="verify-P1-d90"' in page.text
+    assert coordinator.get(f"/trials/{TRIAL}/verification").status_code == 403
+    assert post(coordinator, f"/trials/{TRIAL}/patients/P1/verify", form="d90").status_code == 403
+    manager = signed_in(platform, "data_manager")
+    page = manager.get(f"/trials/{TRIAL}/verification")
+    assert page.status_code == 200 and 'data-testid="verify-P1-d90"' not in page.text  # reads, never verifies
+
+
+def test_an_edit_check_query_shows_beside_the_field(platform):
+    coordinator = signed_in(platform, "coordinator")
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert post(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6", sae="no",
+                death="no", reason="died").status_code == 303
+    visits = coordinator.get(f"/trials/{TRIAL}/patients/P1/visits")
+    assert 'data-testid="query-d90-death">Data query' in visits.text
+    assert "modified Rankin Scale is 6 and death is no" in visits.text
+    assert post(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6", sae="no",
+                death="yes", reason="died on day 80").status_code == 303
+    assert 'data-testid="query-d90-death"' not in coordinator.get(f"/trials/{TRIAL}/patients/P1/visits").text
+    page = coordinator.get(f"/trials/{TRIAL}/patients/P1/queries")
+    assert "edit check" in page.text and ">closed<" in page.text
