@@ -117,3 +117,19 @@ def test_the_refusals_name_each_part_an_amendment_may_not_change():
     assert any("masking changes (open_label_blinded_endpoint to double_blind)" in p for p in problems)
     assert any("randomization changes" in p for p in problems)
     assert refusals(old, old) == []
+
+
+def test_an_amendment_of_consent_edit_checks_or_safety_reference_alone_is_an_amendment():
+    from stroketrial.protocol import load_builtin
+    from stroketrial.protocol.amendments import compare
+
+    old = load_builtin("angel-rescue")
+    assert old.consent is not None and old.edit_checks and old.reference_safety_information
+    deferred = old.consent.model_copy(update={"routes": [*old.consent.routes, "deferred"],
+                                              "deferred_confirmation_hours": 72, "form_versions": ["1.0", "2.0"]})
+    changes = compare(old, old.model_copy(update={"consent": deferred})).to_json()
+    assert changes == {"consent": ["deferred_confirmation_hours changed", "form_versions changed", "routes changed"]}
+    fewer = compare(old, old.model_copy(update={"edit_checks": old.edit_checks[1:]})).to_json()
+    assert fewer == {"edit checks": [f"check {old.edit_checks[0].id} removed"]}
+    safety = compare(old, old.model_copy(update={"reference_safety_information": []})).to_json()
+    assert safety == {"reference safety information": ["expected events changed"]}

@@ -44,7 +44,32 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
     enrolled = client.post(f"/api/v1/trials/amass-1/patients/{newcomer['patient_id']}/enrolment",
                            headers={**headers, "Idempotency-Key": "demo-enrol"})
     assert enrolled.status_code == 201 and enrolled.json()["phase"] == "expansion", enrolled.text
+    _the_demo_shows_a_trial_run_under_gcp(client, logins)
     with db.read() as session:
         assert verify(session).ok
         assert reconcile(session) == []  # every table, the escalation's included, agrees with the trail
     db.dispose()
+
+
+def _the_demo_shows_a_trial_run_under_gcp(client, logins):
+    """Open queries, a pending deferred consent, an overdue SAE report, a signed casebook, an amendment with
+    patients on two versions: each through the API the pages read."""
+    def get(role, path):
+        token = next(login["token"] for login in logins if login["role"] == role)
+        answer = client.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200, (path, answer.text)
+        return answer.json()
+
+    queries = get("monitor", "/trials/amass-1/queries")
+    assert sum(q["status"] == "open" for q in queries["queries"]) >= 2
+    assert {q["status"] for q in queries["queries"]} == {"open", "answered", "closed"}
+    pending = get("coordinator", "/trials/angel-rescue/consents/pending")["pending"]
+    assert [(c["route"], c["status"]) for c in pending] == [("deferred", "awaiting_confirmation")]
+    saes = get("pharmacovigilance", "/trials/amass-1/saes")
+    assert [s["overdue"] for s in saes] == [True]
+    casebooks = get("investigator", "/trials/amass-1/patients/AMASS-003/signatures")
+    assert [(s["form"], s["state"]) for s in casebooks] == [("casebook", "valid")]
+    versions = get("coordinator", "/trials/angel-rescue/protocol/versions")
+    assert [(v["version"], v["patients_screened"] > 0, v["in_force"]) for v in versions] == [(1, True, False),
+                                                                                               (2, True, True)]
+    assert versions[1]["changes"]["consent"]

@@ -58,6 +58,12 @@ def sae(platform, code="P1"):
                                "outcome": "recovering", "relatedness": "unlikely"})
 
 
+def ae(platform, code="P1"):
+    return platform.call("POST", f"/trials/{TRIAL}/patients/{code}/adverse-events", "coordinator",
+                         json={"term": "headache", "onset_date": TODAY, "severity": "mild", "relatedness": "unlikely",
+                               "action_taken": "none", "outcome": "recovered"})
+
+
 def sign(platform, code="P1", form=None, meaning="review", password=PASSWORD, role="investigator"):
     return platform.call("POST", f"/trials/{TRIAL}/patients/{code}/signatures", role,
                          json={"form": form, "meaning": meaning, "password": password})
@@ -124,6 +130,12 @@ def test_a_signed_casebook_is_invalidated_by_a_later_visit_change_visibly_and_in
     assert sae(platform).status_code == 201
     states = {(s["form"], s["state"]) for s in signatures(platform)}
     assert states == {("casebook", "invalidated"), ("d7", "valid")}
+    # so does a non-serious adverse event recorded in the AE log
+    assert sign(platform).status_code == 201
+    assert ae(platform).status_code == 201
+    books = [s for s in signatures(platform) if s["form"] == "casebook"]
+    assert [b["state"] for b in books] == ["invalidated"] * 3
+    assert sum("the adverse event log of patient P1 was changed" in b["invalidated_why"] for b in books) == 1
     with platform.db.read() as session:
         assert verify(session).ok
 
@@ -172,7 +184,11 @@ def test_a_locked_patient_refuses_writes_naming_the_lock_until_the_admin_unlocks
     detail = refused.json()["detail"]
     assert f"lock #{locked['id']} of patient P1 by admin on" in detail and "casebook reviewed and signed" in detail
     assert refused.json()["lock"]["id"] == locked["id"]
-    assert sae(platform).status_code == 409
+    assert ae(platform).status_code == 409  # the non-serious AE log is data like any form
+    # an SAE must still reach the sponsor within 24 hours: taken, and marked as received under the lock
+    reported = sae(platform)
+    assert reported.status_code == 201, reported.text
+    assert reported.json()["received_under_lock"].startswith(f"lock #{locked['id']} of patient P1 by admin")
     assert visit(platform, "P2").status_code == 200  # another patient is not locked
     assert lock(platform, patient_id="P1").status_code == 409  # locked already
     manager = with_data_manager(platform)
@@ -213,7 +229,10 @@ def test_a_locked_trial_refuses_registration_and_every_write_and_the_export_says
     new = register(platform, "P3")
     assert new.status_code == 409 and f"lock #{trial_lock['id']}" in new.json()["detail"]
     assert visit(platform).status_code == 409
-    assert sae(platform).status_code == 409
+    assert ae(platform).status_code == 409
+    reported = sae(platform)
+    assert reported.status_code == 201 and f"lock #{trial_lock['id']}" in reported.json()["received_under_lock"]
+    assert ["received_under_lock" in json.loads(e.after_json) for e in events(platform, "report_sae")] == [True]
     correction = platform.call("PATCH", f"/trials/{TRIAL}/patients/P2", "coordinator",
                                json={"data": {"nihss": 14}, "reason": "typo"})
     assert correction.status_code == 409 and "the data are locked" in correction.json()["detail"]

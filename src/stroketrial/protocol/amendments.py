@@ -1,10 +1,11 @@
 """A protocol amendment checked against the version in force: what changes (criteria, visits and their forms,
 endpoints and the analysis plan, dosing), and what an amendment may not change in a running trial.
 
-An amendment may change eligibility, the visit schedule and its forms, endpoints, the analysis plan, doses
-and the text. It may not change the trial's identity, its arms, how patients are allocated (randomization
-method, ratio, factors) or its masking: patients already allocated were allocated under those, and a change
-there is a new trial, not an amendment.
+An amendment may change eligibility, the visit schedule and its forms, endpoints, the analysis plan, doses,
+consent (routes, form versions), edit checks, the reference safety information and the text. It may not change
+the trial's identity, its arms, how patients are allocated (randomization method, ratio, factors) or its
+masking: patients already allocated were allocated under those, and a change there is a new trial, not an
+amendment.
 """
 
 from __future__ import annotations
@@ -88,6 +89,12 @@ def compare(old: Protocol, new: Protocol) -> Changes:
     escalations = [p.dose_escalation.model_dump(mode="json") if p.dose_escalation else {} for p in (old, new)]
     parts["dose escalation"] = [f"{k} changed" for k in sorted(escalations[0].keys() | escalations[1].keys())
                                 if escalations[0].get(k) != escalations[1].get(k)]
+    consents = [p.consent.model_dump(mode="json") if p.consent else {} for p in (old, new)]
+    parts["consent"] = [f"{k} changed" for k in sorted(consents[0].keys() | consents[1].keys())
+                        if consents[0].get(k) != consents[1].get(k)]
+    parts["edit checks"] = _compare("check", _by_id(old.edit_checks), _by_id(new.edit_checks))
+    safety = [[e.model_dump(mode="json") for e in p.reference_safety_information] for p in (old, new)]
+    parts["reference safety information"] = ["expected events changed"] if safety[0] != safety[1] else []
     rest = [k for k in ("title", "population", "sample_size", "sponsor", "phase", "etici_2b_accepted")
             if getattr(old, k) != getattr(new, k)]
     parts["other"] = [f"{k} changed" for k in rest]

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..store import canonical, record
 from ..store.models import AdverseEvent, Patient
+from . import locks, record_signatures
 from .accounts import Actor
 from .errors import Invalid, NotFound
 from .patients import MAX_REASON, aware, randomized_patient
@@ -61,12 +62,14 @@ def _view(row: AdverseEvent, code: str) -> dict[str, Any]:
 def record_ae(session: Session, actor: Actor, trial_id: str, code: str, data: Mapping[str, Any]) -> dict[str, Any]:
     actor.require("recording an adverse event")
     _protocol, patient, _ = randomized_patient(session, actor, trial_id, code)
+    locks.refuse_if_locked(session, patient, locks.AE_FORM)
     document = _checked(session, patient, data)
     row = AdverseEvent(patient_id=patient.id, data_json=canonical(document), created_by=actor.name)
     session.add(row)
     session.flush()
     record(session, actor.name, "record_ae", "adverse_event", f"{trial_id}/{code}/{row.id}", trial_id=trial_id,
            site=patient.site_code, after=document)
+    record_signatures.after_change(session, actor, patient, locks.AE_FORM)
     return _view(row, code)
 
 
@@ -78,6 +81,7 @@ def correct_ae(session: Session, actor: Actor, trial_id: str, code: str, ae_id: 
     row = session.get(AdverseEvent, ae_id)
     if row is None or row.patient_id != patient.id:
         raise NotFound(f"no adverse event {ae_id} of patient {code} in {trial_id}")
+    locks.refuse_if_locked(session, patient, locks.AE_FORM)
     problems: list[dict[str, Any]] = []
     try:
         why = plain_text("reason", reason, MAX_REASON)
@@ -95,6 +99,7 @@ def correct_ae(session: Session, actor: Actor, trial_id: str, code: str, ae_id: 
     session.flush()
     record(session, actor.name, "correct_ae", "adverse_event", f"{trial_id}/{code}/{row.id}", trial_id=trial_id,
            site=patient.site_code, before=before, after=document, reason=why)
+    record_signatures.after_change(session, actor, patient, locks.AE_FORM)
     return _view(row, code)
 
 

@@ -71,11 +71,40 @@ def load(db: Database, seed: int = 2026) -> list[dict]:
             registry.import_registry(session, SYSTEM, path)
     coordinator = accounts.Actor("coordinator", "coordinator", frozenset(SITES))
     for k, trial_id in enumerate(TRIAL_SITES):
-        _enrol(db, coordinator, trial_id, seed + k)
+        later = _enrol(db, coordinator, trial_id, seed + k)
+        spec = _PLATFORM["trials"][trial_id]
+        if "workflow" in spec:
+            from .demo_workflow import run_workflow  # the GCP records built on the patients above
+            run_workflow(db, trial_id, spec["workflow"], later, DEMO_PASSWORD)
     return logins
 
 
-def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> None:
+def patient_code(protocol_acronym: str, number: int) -> str:
+    """The demo's patient numbers: the acronym's first word and the place in the trial, from 1."""
+    return f"{protocol_acronym.split('-')[0][:5]}-{number:03d}"
+
+
+def register_demo_patient(db: Database, actor: accounts.Actor, trial_id: str, code: str, site: str, record: dict,
+                          ends: dt.datetime) -> None:
+    """Register a synthetic patient screened just now: the timeline's intervals kept, ending at `ends`."""
+    attestations = record.pop(ATTESTATIONS_KEY, None)
+    record.pop("patient_id", None)
+    record.pop("site", None)
+    clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization")
+             if record.get(k)]
+    latest = max((dt.datetime.fromisoformat(record[k]) for k in clock), default=None)
+    shift = ends - latest.replace(tzinfo=dt.UTC) if latest is not None else dt.timedelta(0)
+    for key in clock:
+        if key in record:
+            moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.UTC) + shift
+            record[key] = moment.isoformat()
+    with db.write() as session:
+        patients.register(session, actor, trial_id, code, site, record, attestations)
+
+
+def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> list[dict]:
+    """The trial's demo patients; returns the screening records of the eligible patients kept for later (the
+    workflow's `later` count: screened after a demo amendment, for instance)."""
     protocol = load_builtin(trial_id)
     sites = TRIAL_SITES[trial_id]
     spec = _PLATFORM["trials"][trial_id]
@@ -90,29 +119,17 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
         complete = frame[fields].notna().all(axis=1).to_numpy()
     else:
         complete = status == status
-    eligible = frame[(status == "eligible") & complete].head(n_randomized + n_waiting)
+    n_later = spec.get("workflow", {}).get("later", 0)
+    kept = frame[(status == "eligible") & complete].head(n_randomized + n_waiting + n_later)
+    eligible, later = kept.head(n_randomized + n_waiting), kept.iloc[n_randomized + n_waiting:]
     ineligible = frame[status == "ineligible"].head(4)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     enrolment = (_EscalationRun(db, actor, trial_id, spec, now, simulate_outcomes(
         eligible, np.random.default_rng(seed), volume_ratio=0.7)) if protocol.dose_escalation else None)
     for i, record in enumerate(records_from_frame(eligible) + records_from_frame(ineligible)):
-        code = f"{protocol.acronym.split('-')[0][:5]}-{i + 1:03d}"
-        site = sites[i % len(sites)]
-        attestations = record.pop(ATTESTATIONS_KEY, None)
-        record.pop("patient_id", None)
-        record.pop("site", None)
-        # Screening happens today; keep the timeline's intervals, ending now.
-        clock = [k for k in ("last_known_well", "arterial_puncture", "recanalization", "randomization")
-                 if record.get(k)]
-        latest = max((dt.datetime.fromisoformat(record[k]) for k in clock), default=None)
+        code = patient_code(protocol.acronym, i + 1)
         ends = enrolment.moment(i) if enrolment and i < n_randomized else now
-        shift = ends - latest.replace(tzinfo=dt.UTC) if latest is not None else dt.timedelta(0)
-        for key in clock:
-            if key in record:
-                moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.UTC) + shift
-                record[key] = moment.isoformat()
-        with db.write() as session:
-            patients.register(session, actor, trial_id, code, site, record, attestations)
+        register_demo_patient(db, actor, trial_id, code, sites[i % len(sites)], record, ends)
         if i >= n_randomized or i >= len(eligible):
             continue
         if enrolment is not None:
@@ -122,16 +139,21 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> Non
                 randomize.randomize(session, actor, trial_id, code, str(uuid.uuid4()))
         else:
             continue
-        with db.write() as session:
-            baseline = protocol.visits[0]
-            values: dict[str, bool | int] = {a: True for a in baseline.assessments
-                                             if a in ("vital_signs", "labs", "mri")}
-            if "nihss" in baseline.assessments and record.get("nihss") is not None:
-                values["nihss"] = int(record["nihss"])
-            day = enrolment.moment(i) if enrolment is not None else now
-            visits.record_visit(session, actor, trial_id, code, baseline.id, day.date().isoformat(), values)
+        record_baseline(db, actor, trial_id, code, record, enrolment.moment(i) if enrolment is not None else now)
         if enrolment is not None:
             enrolment.follow_up(i, code, record)
+    return records_from_frame(later)
+
+def record_baseline(db: Database, actor: accounts.Actor, trial_id: str, code: str, record: dict,
+                    day: dt.datetime) -> None:
+    """The first visit of the schedule, filled from the screening record (NIHSS) and done (vital signs, labs)."""
+    baseline = load_builtin(trial_id).visits[0]
+    values: dict[str, bool | int] = {a: True for a in baseline.assessments if a in ("vital_signs", "labs", "mri")}
+    if "nihss" in baseline.assessments and record.get("nihss") is not None:
+        values["nihss"] = int(record["nihss"])
+    with db.write() as session:
+        visits.record_visit(session, actor, trial_id, code, baseline.id, day.date().isoformat(), values)
+
 
 class _EscalationRun:
     """A dose-escalation trial as far as the demo takes it: each cohort enrolled a week after the one before,

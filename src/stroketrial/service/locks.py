@@ -9,10 +9,17 @@ level, who set it, when and why). They differ in who releases them:
   by the admin alone, with a reason.
 
 The write paths ask `refuse_if_locked` first, inside their transaction: entering or correcting a visit form,
-correcting screening data, reporting an SAE, and registering a patient (refused while the whole trial is frozen or
-locked). Setting and releasing are audited (`freeze`, `lock`, `release_freeze`, `unlock`).
+correcting screening data, recording or correcting a non-serious adverse event, and registering a patient
+(refused while the whole trial is frozen or locked). Setting and releasing are audited (`freeze`, `lock`,
+`release_freeze`, `unlock`).
 
-The forms a lock may name: `screening`, `sae` (the patient's SAE reports) and the protocol's visit forms. A lock
+A serious adverse event is the exception: the duty to report it within 24 hours of awareness (and a SUSAR within
+7 or 15 days) does not end at database lock, so an SAE report or follow-up under a lock is accepted and marked
+`received_under_lock` (`lock_over_safety_report`), in the audit trail and on the SAE, for the statistician to
+reconcile against the locked data set.
+
+The forms a lock may name: `screening`, `ae` (the non-serious AE log), `sae` (the patient's SAE reports: a lock
+on them marks what arrives later, it does not refuse it) and the protocol's visit forms. A lock
 on a form kept for some arms (an infusion record) tells the arm by being there: it is set only by a user who sees
 arms, and listed only to them.
 """
@@ -36,7 +43,7 @@ from .text import plain_text
 from .trials import get_trial
 
 LEVELS = ("freeze", "lock")
-SCREENING_FORM, SAE_FORM = "screening", "sae"
+SCREENING_FORM, AE_FORM, SAE_FORM = "screening", "ae", "sae"
 MAX_LOCK_REASON = 2000
 SETTING = "freezing or locking data"
 RELEASING = {"freeze": "releasing a freeze", "lock": "releasing a lock"}
@@ -107,13 +114,21 @@ def refuse_if_locked(session: Session, target: Patient | str, form: str | None =
                    f"{release}", lock=lock_json(lock, code))
 
 
+def lock_over_safety_report(session: Session, patient: Patient) -> dict[str, Any] | None:
+    """The freeze or lock in force over the patient's SAE reports (a lock before a freeze), as `lock_json`, or None.
+    An SAE report is never refused for it (expedited reporting outlives the lock): the caller marks the report."""
+    found = _in_force(session, patient.trial_id, patient, SAE_FORM)
+    chosen = next((lk for lk in found if lk.level == "lock"), next(iter(found), None))
+    return None if chosen is None else lock_json(chosen, patient.code) | {"described": describe(chosen, patient.code)}
+
+
 def _form_of(session: Session, protocol: Protocol, actor: Actor, patient: Patient, form: str) -> str:
     """A form a lock may name, checked against the protocol (404 naming the forms there are)."""
-    if form in (SCREENING_FORM, SAE_FORM):
+    if form in (SCREENING_FORM, AE_FORM, SAE_FORM):
         return form
     visit = next((v for v in protocol.visits if v.id == form), None)
     if visit is None:
-        forms = ", ".join([SCREENING_FORM, SAE_FORM, *(v.id for v in protocol.visits)])
+        forms = ", ".join([SCREENING_FORM, AE_FORM, SAE_FORM, *(v.id for v in protocol.visits)])
         raise NotFound(f"{protocol.id} has no form {form!r} ({forms})")
     if visit.arms is not None:
         if not sees_arm(actor.role, protocol.design.masking):

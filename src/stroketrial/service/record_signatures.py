@@ -5,7 +5,7 @@ with a stated meaning (`MEANINGS`: review, approval, authorship), by entering th
 (`signatures.sign`, throttled as sign-in). The signature keeps the SHA-256 of the canonical JSON of what was
 signed (`content`), so it stays linked to exactly those data:
 
-- a change made through the platform to signed data (a visit entered or corrected, screening corrected, an SAE
+- a change made through the platform to signed data (a visit entered or corrected, screening corrected, an AE or SAE
   reported) invalidates each signature over them at once, visibly: `invalidated_at` and `invalidated_why` (which
   form, what was done, by whom, when), with an `invalidate_signature` event in the audit trail beside the change's
   own event (`after_change`, called by the write paths after the change is stored);
@@ -13,10 +13,10 @@ signed (`content`), so it stays linked to exactly those data:
   invalidation recorded means the data were changed around the platform, and the signature is reported as such
   (state `mismatch`).
 
-The casebook is the screening data, every visit form that is not kept for some arms, and the SAE reports. A form
-kept for some arms (an infusion record) tells the arm by being there: it is signed on its own, by an investigator
-who sees arms, and its signatures are listed only to users who see arms; a change to it never touches the
-casebook's signature, whose state must tell a blinded reader nothing.
+The casebook is the screening data, every visit form that is not kept for some arms, the AE log and the SAE
+reports. A form kept for some arms (an infusion record) tells the arm by being there: it is signed on its own, by
+an investigator who sees arms, and its signatures are listed only to users who see arms; a change to it never
+touches the casebook's signature, whose state must tell a blinded reader nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from ..protocol import Protocol, Visit
 from ..store import canonical, record
-from ..store.models import Patient, RecordSignature, SaeReport, SeriousAdverseEvent, Trial, VisitRecord
+from ..store.models import (AdverseEvent, Patient, RecordSignature, SaeReport, SeriousAdverseEvent, Trial,
+                            VisitRecord)
 from . import locks, patients as patient_records
 from .accounts import Actor
 from .blinding import sees_arm
@@ -97,7 +98,10 @@ def content(session: Session, protocol: Protocol, patient: Patient, form: str | 
     # the site's SAE reports, initial and follow-up (the sponsor's assessment is not the site's casebook)
     saes = [{"id": s.id, **json.loads(s.data_json), "reports": [[r.kind, json.loads(r.data_json)] for r in reports]}
             for s, reports in _sae_reports(session, patient)]
-    return head | {"form": CASEBOOK, "screening": json.loads(patient.data_json), "visits": visits, "saes": saes}
+    aes = [{"id": a.id, **json.loads(a.data_json)} for a in session.execute(
+        select(AdverseEvent).where(AdverseEvent.patient_id == patient.id).order_by(AdverseEvent.id)).scalars()]
+    return head | {"form": CASEBOOK, "screening": json.loads(patient.data_json), "visits": visits, "saes": saes,
+                   "adverse_events": aes}
 
 
 def _sae_reports(session: Session, patient: Patient) -> list[tuple[SeriousAdverseEvent, list[SaeReport]]]:
@@ -209,7 +213,7 @@ def after_change(session: Session, actor: Actor, patient: Patient, form: str) ->
     protocol = protocol_of(trial)
     in_casebook = _arm_form(protocol, form) is None
     now = dt.datetime.now(dt.UTC)
-    label = "the SAE reports" if form == locks.SAE_FORM else f"form {form}"
+    label = {locks.SAE_FORM: "the SAE reports", locks.AE_FORM: "the adverse event log"}.get(form, f"form {form}")
     hashes: dict[str | None, str] = {}
     for row in rows:
         if not (row.form == form or (row.form is None and in_casebook)):

@@ -269,11 +269,18 @@ def _document(data: Mapping[str, Any], awareness: str, keys: Sequence[str]) -> d
     return document
 
 
+def _mark_under_lock(session: Session, patient: Patient, document: dict[str, Any]) -> None:
+    """An SAE report is taken under a freeze or lock (expedited reporting does not stop at database lock) and
+    says so, naming the lock, for the reconciliation of the locked data set with the safety database."""
+    lock = locks.lock_over_safety_report(session, patient)
+    if lock is not None:
+        document["received_under_lock"] = lock["described"]
+
+
 def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: Mapping[str, Any]) -> dict[str, Any]:
     """The initial SAE report. Without `awareness_at` the site became aware at the time of this report."""
     actor.require("reporting a serious adverse event")
     protocol, patient, _allocation = randomized_patient(session, actor, trial_id, code)
-    locks.refuse_if_locked(session, patient, locks.SAE_FORM)
     if not isinstance(data, Mapping):
         raise Invalid("an SAE report is an object", [{"field": "sae", "value": data, "message": "an object"}])
     now = utcnow()
@@ -282,6 +289,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     document = _document(data, awareness or now.isoformat(timespec="seconds"),
                          ("term", "coded_term", "system_organ_class", "onset_date", "criteria", "outcome",
                           "relatedness"))
+    _mark_under_lock(session, patient, document)
     row = SeriousAdverseEvent(patient_id=patient.id, data_json=canonical(document), created_by=actor.name,
                               created_at=now)
     session.add(row)
@@ -332,7 +340,6 @@ def follow_up_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_
     with `description` saying what it adds. An upgrade (now fatal or life-threatening, or now a SUSAR) notifies."""
     actor.require("reporting a serious adverse event")
     protocol, patient, sae = _sae_of(session, actor, trial_id, code, sae_id)
-    locks.refuse_if_locked(session, patient, locks.SAE_FORM)
     if not isinstance(data, Mapping):
         raise Invalid("a follow-up report is an object", [{"field": "follow_up", "value": data,
                                                             "message": "an object"}])
@@ -342,6 +349,7 @@ def follow_up_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_
     before = status_of(session, protocol, sae, now)
     document = _document(data, awareness or now.isoformat(timespec="seconds"),
                          [k for k in SAE_FIELDS if k not in ("description", "awareness_at")])
+    _mark_under_lock(session, patient, document)
     session.add(SaeReport(sae_id=sae.id, kind="follow_up", data_json=canonical(document), created_by=actor.name,
                           created_at=now))
     session.flush()
