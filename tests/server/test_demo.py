@@ -3,6 +3,8 @@ AMASS-1's escalation done (27 patients, the MTD declared) with its expansion coh
 
 from __future__ import annotations
 
+import re
+
 from fastapi.testclient import TestClient
 
 from stroketrial.service import accounts, demo
@@ -73,3 +75,29 @@ def _the_demo_shows_a_trial_run_under_gcp(client, logins):
     assert [(v["version"], v["patients_screened"] > 0, v["in_force"]) for v in versions] == [(1, True, False),
                                                                                                (2, True, True)]
     assert versions[1]["changes"]["consent"]
+    _the_trial_pages_show_what_waits(client)
+
+
+def _the_trial_pages_show_what_waits(client):
+    """Each role's to-do list on the trial page, with links to where the work is done, and the versions page."""
+    def page(user, path):
+        client.cookies.clear()
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+        signed = client.post("/login", data={"csrf": token, "name": user, "password": demo.DEMO_PASSWORD, "next": "/"},
+                             follow_redirects=False)
+        assert signed.status_code == 303, signed.text
+        answer = client.get(path)
+        assert answer.status_code == 200, answer.text
+        return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", answer.text))
+
+    monitor = page("monitor", "/trials/amass-1")
+    assert "3 data queries open (the site answers) or answered (the monitor closes) 2 open" in monitor
+    assert "1 SAE with a report overdue or made late 1 overdue" in monitor
+    coordinator = page("coordinator", "/trials/angel-rescue")
+    assert "1 deferred consent awaiting confirmation" in coordinator and "Protocol version 2 in force" in coordinator
+    assert "data queries open" not in coordinator  # nothing is queried in ANGEL-RESCUE
+    assessor = page("assessor", "/trials/amass-1")
+    assert "SAE" not in assessor.split("To do")[1].split("Protocol version")[0]  # no safety data for the assessor
+    versions = page("coordinator", "/trials/angel-rescue/protocol")
+    assert "2 in force" in versions and "routes changed" in versions
+    assert "the protocol the trial was created with" in versions

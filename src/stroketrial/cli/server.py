@@ -128,8 +128,9 @@ def create_trial(trial: str = typer.Argument(..., help="Built-in id or protocol 
                                               "--effective 2027-01-15 --dry-run  (then again without --dry-run)")
 def amend_protocol(trial: str = typer.Argument(..., help="Trial id on the platform."),
                    path: Path = typer.Argument(..., help="The amended protocol .yaml (the same trial id)."),
-                   effective: str = typer.Option(..., "--effective", help="Date it comes into force, YYYY-MM-DD "
-                                                                           "(00:00 UTC; today or later)."),
+                   effective: str = typer.Option(..., "--effective", help=(
+                       "Date it comes into force, YYYY-MM-DD, today or later (from 00:00 UTC; from now when it is "
+                       "today).")),
                    dry_run: bool = typer.Option(False, "--dry-run", help="Show what changes; record nothing."),
                    db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Check an amended protocol against the version in force, show what changes, and record it as the next

@@ -32,7 +32,10 @@ def _effective(effective: dt.date, last: dt.datetime | None) -> dt.datetime:
         raise Invalid(f"effective date {effective.isoformat()} is in the past; an amendment comes into force today "
                       f"({today.isoformat()}) or later, never for patients already screened",
                       [{"field": "effective", "value": effective.isoformat(), "message": "today or later"}])
-    start = dt.datetime.combine(effective, dt.time(), tzinfo=dt.UTC)
+    # in force from the start of that day, or from now when that is today: never before it was applied, so that
+    # no patient screened earlier today is counted under a version that did not yet exist
+    now = dt.datetime.now(dt.UTC)
+    start = max(dt.datetime.combine(effective, dt.time(), tzinfo=dt.UTC), now)
     if last is not None and start <= last:
         raise Conflict(f"the latest amendment comes into force on {last.date().isoformat()}; this one must come after")
     return start
@@ -41,7 +44,7 @@ def _effective(effective: dt.date, last: dt.datetime | None) -> dt.datetime:
 def amend_protocol(session: Session, actor: Actor, trial_id: str, path: str | Path, effective: dt.date,
                    apply: bool = True) -> dict[str, Any]:
     """Check the protocol file against the latest version and, with `apply`, record it as the next version in
-    force from `effective` (00:00 UTC). Returns the version, its date and what changes."""
+    force from `effective` (00:00 UTC; from now when it is today). Returns the version, its date and what changes."""
     actor.require("amending a protocol")
     trial, _ = get_trial(session, actor, trial_id)
     latest = session.execute(select(ProtocolVersion).where(ProtocolVersion.trial_id == trial_id)

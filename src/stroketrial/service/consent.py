@@ -154,7 +154,7 @@ def consent_json(row: Consent, now: dt.datetime | None = None) -> dict[str, Any]
             "status": status, "status_label": STATUS_LABELS[status]}
 
 
-def _stored(row: Consent) -> dict[str, Any]:
+def stored_consent(row: Consent) -> dict[str, Any]:
     """What the trail keeps of a consent: its columns, no derived labels."""
     view = consent_json(row)
     return {k: view[k] for k in ("id", "route", "form_version", "consented_at", "obtained_by", "signer",
@@ -216,12 +216,12 @@ def record_consent(session: Session, actor: Actor, trial_id: str, code: str, rou
     entity = _entity(trial_id, code, row)
     if current is None:
         record(session, actor.name, "record_consent", "consent", entity, trial_id=trial_id, site=patient.site_code,
-               after=_stored(row))
+               after=stored_consent(row))
     else:
-        before = _stored(current)
+        before = stored_consent(current)
         current.superseded_by = row.id
         record(session, actor.name, "reconsent", "consent", entity, trial_id=trial_id, site=patient.site_code,
-               before=before, after={"new": _stored(row), "superseded": _stored(current)},
+               before=before, after={"new": stored_consent(row), "superseded": stored_consent(current)},
                reason=f"re-consent on form version {form_version} (was {before['form_version']})")
     _meet_criterion(session, actor, trial_id, policy, patient, row)
     return consent_json(row, now) | {"patient_id": code}
@@ -285,14 +285,14 @@ def confirm(session: Session, actor: Actor, trial_id: str, code: str, consent_id
                       [{"field": "confirmed_at", "value": str(confirmed_at),
                         "message": f"on or after {_iso(row.consented_at)}"}])
     signer = _signer(str(route), signer_name, signer_relationship)
-    before = _stored(row)
+    before = stored_consent(row)
     row.confirmed_at, row.confirmed_route, row.confirmed_by = moment, route, actor.name
     if signer is not None:
         row.signer = signer
     session.flush()
     view = consent_json(row, now)
     record(session, actor.name, "confirm_consent", "consent", _entity(trial_id, code, row), trial_id=trial_id,
-           site=patient.site_code, before=before, after=_stored(row) | {"late": view["late"]})
+           site=patient.site_code, before=before, after=stored_consent(row) | {"late": view["late"]})
     return view | {"patient_id": code}
 
 
@@ -326,11 +326,11 @@ def withdraw(session: Session, actor: Actor, trial_id: str, code: str, consent_i
         raise Invalid(f"withdrawn_at {moment.isoformat()} is before the consent ({_iso(row.consented_at)})",
                       [{"field": "withdrawn_at", "value": str(withdrawn_at),
                         "message": f"on or after {_iso(row.consented_at)}"}])
-    before = _stored(row)
+    before = stored_consent(row)
     row.withdrawn_at, row.withdrawal, row.withdrawal_reason = moment, scope, reason
     session.flush()
     record(session, actor.name, "withdraw_consent", "consent", _entity(trial_id, code, row), trial_id=trial_id,
-           site=patient.site_code, before=before, after=_stored(row), reason=reason)
+           site=patient.site_code, before=before, after=stored_consent(row), reason=reason)
     return consent_json(row, now) | {"patient_id": code}
 
 
@@ -394,7 +394,7 @@ def consent_from_attestation(session: Session, actor: Actor, protocol: Protocol,
     session.add(row)
     session.flush()
     record(session, actor.name, "record_consent", "consent", _entity(patient.trial_id, patient.code, row),
-           trial_id=patient.trial_id, site=patient.site_code, after=_stored(row),
+           trial_id=patient.trial_id, site=patient.site_code, after=stored_consent(row),
            reason=f"from the registration attestation {policy.criterion!r} (answered yes)")
 
 

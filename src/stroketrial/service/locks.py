@@ -213,8 +213,21 @@ def list_locks(session: Session, actor: Actor, trial_id: str, patient_code: str 
         query = query.where(or_(DataLock.patient_id.is_(None), DataLock.patient_id == patient.id))
     if in_force_only:
         query = query.where(DataLock.released_at.is_(None))
-    return [lock_json(lock, patient.code if patient else None) for lock, patient in session.execute(query).all()
-            if _visible(protocol, actor, lock, patient)]
+    return [lock_json(lock, patient.code if patient else None) | {"covers": _covers(protocol, lock, patient)}
+            for lock, patient in session.execute(query).all() if _visible(protocol, actor, lock, patient)]
+
+
+FORM_NAMES = {SCREENING_FORM: "Screening", AE_FORM: "the adverse event log", SAE_FORM: "the SAE reports"}
+
+
+def _covers(protocol: Protocol, lock: DataLock, patient: Patient | None) -> str:
+    """What the lock covers as people say it: 'the whole trial', 'patient P1', 'Day 7 or discharge of P1'."""
+    if patient is None:
+        return "the whole trial"
+    if lock.form is None:
+        return f"patient {patient.code}"
+    name = FORM_NAMES.get(lock.form) or next((v.name for v in protocol.visits if v.id == lock.form), lock.form)
+    return f"{name} of patient {patient.code}"
 
 
 def trial_lock_in_force(session: Session, trial_id: str) -> DataLock | None:

@@ -13,7 +13,7 @@ Blinding: a message never carries an arm (or a kit, the key to an arm) to a role
 trial (`blinding.sees_arm`). An event whose message would name the arm (an emergency unblinding) becomes two
 notifications, one with the arm for the roles that see arms, one without it for the others; each recipient and
 each inbox reader gets only the one for its role, and a notification that carries the arm is checked again
-against the reader's role when shown or sent.
+against the reader's role when shown, and each address against its recipient's role when sent.
 """
 
 from __future__ import annotations
@@ -299,6 +299,22 @@ def _message(settings: SmtpSettings, row: Notification, to: str) -> EmailMessage
     return message
 
 
+def _addresses_now(session: Session, row: Notification) -> list[str]:
+    """The stored addresses a notification still goes to when it is sent: each still a recipient of the trial in a
+    role of the audience, and, for a notification that carries the arm, in a role that sees arms now (an address
+    given a blinded role, or removed, after the notification was stored never receives the arm)."""
+    audience = json.loads(row.audience_json)
+    trial = session.get(Trial, row.trial_id) if row.trial_id else None
+    if trial is None:
+        return []
+    masking = protocol_in_force(session, trial)[1].design.masking
+    roles = {r.email: r.role for r in session.execute(
+        select(NotificationRecipient).where(NotificationRecipient.trial_id == trial.id)).scalars()}
+    return [email for email in audience.get("emails", [])
+            if roles.get(email) in audience.get("roles", ())
+            and (not audience.get("carries_arm") or sees_arm(roles[email], masking))]
+
+
 def deliver(db: Database) -> int:
     """`send_pending` after a write, for the API routes and pages: a misconfigured SMTP setting is logged, never
     turned into an error answer for a write that has committed (the notifications wait, unsent)."""
@@ -328,7 +344,7 @@ def send_pending(db: Database, settings: SmtpSettings | None = None) -> int:
         for row in session.execute(select(Notification).where(Notification.id.in_(candidates))).scalars():
             if _claimable(row, now):
                 row.send_error = CLAIM + now.isoformat()
-                claimed.append((row.id, json.loads(row.audience_json).get("emails", []), row))
+                claimed.append((row.id, _addresses_now(session, row), row))
         if claimed:
             record(session, SYSTEM_NAME, "claim_notifications", "notification", f"{len(claimed)} to send",
                    after={"ids": [c[0] for c in claimed]})

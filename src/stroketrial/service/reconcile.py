@@ -4,13 +4,21 @@ The chain proves the trail was not edited; this proves the tables say what the t
 Someone with write access to the database can change `allocations.arm` without touching the
 trail (and the pharmacist would then be shown another arm): that row is named here. So is a
 patient, visit, SAE or unblinding that has no event, and an event whose row is gone.
+
+The GCP workflow's tables are checked the same way (`_expected_gcp`, `_check_gcp`): consents, the AE log, the
+SAE reports, data queries, source verification marks, record signatures, freezes and locks, protocol versions.
+Their events carry what the site or monitor decided, not the server's clock readings around it: the times a
+row keeps of its own (`created_at`, `updated_at`, `raised_at`, `answered_at`, `closed_at`, `verified_at`,
+`cleared_at`) are not in the trail and are not compared; the times that are decisions (consented, signed,
+locked, released, in force from) are.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +26,20 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..protocol import Protocol
 from ..store import Checkpoint, Verification, canonical, verify
-from ..store.models import (Allocation, AuditEvent, DltAssessment, EscalationAssignment, EscalationDecision, Patient,
-                            RegistryPatient, SeriousAdverseEvent, Unblinding, VisitRecord)
+from ..store.models import (AdverseEvent, Allocation, AuditEvent, Consent, DataLock, DataQuery, DltAssessment,
+                            EscalationAssignment, EscalationDecision, Patient, ProtocolVersion, RecordSignature,
+                            RegistryPatient, SaeReport, SeriousAdverseEvent, SourceVerification, Unblinding,
+                            VisitRecord)
+from .consent import stored_consent
+from .edit_checks import EDIT_CHECK
 from .escalation import assignment_row, decision_row, dlt_row
+from .locks import lock_json
+from .patients import aware
+from .record_signatures import CASEBOOK
 from .registry import IMPORT_ACTION
+from .verification import reverified_why
 
 Key = tuple[str, ...]
 Rows = dict[Key, dict[str, Any]]  # a table's rows as the trail would have them, by key
@@ -69,7 +86,7 @@ def _differing(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
 
 def reconcile(session: Session) -> list[str]:
     """One line per row that differs from the trail; an empty list when every table agrees."""
-    expected = _expected(session)
+    expected = _expected(session) | _expected_gcp(session)
     problems: list[str] = []
     codes = {p.id: (p.trial_id, p.code) for p in session.execute(select(Patient)).scalars()}
 
@@ -104,6 +121,7 @@ def reconcile(session: Session) -> list[str]:
                   for s in session.execute(select(SeriousAdverseEvent)).scalars() if s.patient_id in codes}
     check("sae", "SAE", saes)
     _check_escalation(session, codes, check)
+    _check_gcp(session, codes, expected, check)
     problems += _registry_problems(session)
     counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
                                if u.patient_id in codes)
@@ -123,6 +141,191 @@ def _check_escalation(session: Session, codes: dict[int, tuple[str, str]], check
         select(DltAssessment)).scalars() if d.patient_id in codes})
     check("decision", "escalation decision", {(d.trial_id, f"after-cohort-{d.after_cohort}"): decision_row(d)
                                               for d in session.execute(select(EscalationDecision)).scalars()})
+
+
+SAE_REPORT_KINDS = {"report_sae": "initial", "follow_up_sae": "follow_up", "assess_sae": "sponsor_assessment"}
+CONSENT_TIMES = ("consented_at", "confirmation_due", "confirmed_at", "withdrawn_at")
+LOCK_TIMES = ("locked_at", "released_at")
+
+
+def _utc(moment: Any) -> str | None:
+    """A time as UTC ISO text: the trail has it as the service wrote it, PostgreSQL returns it in the connection's
+    zone and SQLite with none."""
+    if moment is None:
+        return None
+    parsed = moment if isinstance(moment, dt.datetime) else dt.datetime.fromisoformat(moment)
+    return aware(parsed).astimezone(dt.UTC).isoformat()
+
+
+def _with_utc(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return row | {k: _utc(row.get(k)) for k in keys}
+
+
+class _GcpReplay:
+    """The GCP workflow's events replayed in order, one method per table: what the trail says each row holds.
+    `out["sae_report"]` holds each SAE's reports as a list (their events name the SAE, not the report row)."""
+
+    def __init__(self) -> None:
+        self.out: dict[str, dict[Key, Any]] = {t: {} for t in ("consent", "ae", "sae_report", "query", "sdv",
+                                                               "signature", "lock", "protocol")}
+        self.signed: dict[str, Key] = {}  # a signature's id -> its key (the invalidation does not name the patient)
+        self.marks: defaultdict[tuple[Any, ...], list[Key]] = defaultdict(list)  # (trial, patient, form, field)
+
+    def consent(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        trial, code = parts[0], parts[1]  # entity trial/code/consent/id
+        if e.action == "reconsent":
+            old = after["superseded"]
+            self.out["consent"][(trial, code, str(old["id"]))] = _with_utc(old, CONSENT_TIMES) | {"trial": trial}
+            after = after["new"]
+        stored = {k: v for k, v in after.items() if k != "late"}  # (late: derived, for the reader)
+        self.out["consent"][(trial, code, parts[-1])] = _with_utc(stored, CONSENT_TIMES) | {"trial": trial}
+
+    def ae(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        corrected = e.action == "correct_ae"
+        recorded_by = self.out["ae"].get(parts, {}).get("recorded_by") if corrected else e.actor
+        self.out["ae"][parts] = {**after, "recorded_by": recorded_by, "corrected_by": e.actor if corrected else None}
+
+    def sae_report(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        self.out["sae_report"].setdefault(parts, []).append({"kind": SAE_REPORT_KINDS[e.action],
+                                                             "created_by": e.actor, **after})
+
+    def query(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        if e.action == "raise_query":
+            self.out["query"][parts] = {
+                "trial": parts[0], "form": after["form"], "field": after["field"], "text": after["text"],
+                "origin": after["origin"], "check_id": after.get("check"), "status": "open",
+                "raised_by": EDIT_CHECK if after["origin"] == "edit_check" else e.actor, "answer": None,
+                "answered_by": None, "closed_by": None, "reopened": 0}
+            return
+        query = self.out["query"].setdefault(parts, {})
+        if e.action == "answer_query":
+            query.update(status="answered", answer=after["answer"], answered_by=e.actor)
+        elif e.action == "close_query":
+            query.update(status="closed", closed_by=after["closed_by"])
+        else:
+            query.update(status="open", text=after["text"], closed_by=None, reopened=query.get("reopened", 0) + 1)
+
+    def sdv(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        if e.action == "clear_source_verification":
+            self.out["sdv"].setdefault(parts, {}).update(cleared=True, cleared_why=after["cleared_why"])
+            return
+        scope = (parts[0], parts[1], after["form"], after["field"])
+        for key in self.marks[scope]:  # verifying again clears the marks still standing (verification.verify_form)
+            if not self.out["sdv"][key].get("cleared"):
+                self.out["sdv"][key].update(cleared=True, cleared_why=reverified_why(e.actor))
+        self.marks[scope].append(parts)
+        self.out["sdv"][parts] = {"form": after["form"], "field": after["field"],
+                                  "value_sha256": after["value_sha256"], "verified_by": e.actor, "cleared": False,
+                                  "cleared_why": None}
+
+    def signature(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        if e.action == "invalidate_signature":
+            key = self.signed.get(e.entity_id, (str(e.trial_id), "?", e.entity_id))
+            self.out["signature"].setdefault(key, {}).update(invalidated_at=_utc(after["invalidated_at"]),
+                                                             invalidated_why=after["why"])
+            return
+        key = self.signed[e.entity_id] = (str(e.trial_id), after["patient_id"], e.entity_id)
+        self.out["signature"][key] = {"form": after["form"], "meaning": after["meaning_text"],
+                                      "content_sha256": after["content_sha256"], "signed_by": after["signed_by"],
+                                      "signed_at": _utc(after["signed_at"]), "invalidated_at": None,
+                                      "invalidated_why": None}
+
+    def lock(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        self.out["lock"][(str(e.trial_id), e.entity_id)] = _with_utc(after, LOCK_TIMES)
+
+    def protocol(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        """An amendment: version 2 onwards (version 1 is the trial's own protocol_json, not a row here)."""
+        self.out["protocol"][(after["trial"], f"version-{after['version']}")] = {
+            "effective_from": _utc(after["effective_from"]), "changes": after["changes"],
+            "protocol_sha256": after["protocol_sha256"], "created_by": e.actor}
+
+
+_REPLAY: dict[str, Callable[[_GcpReplay, AuditEvent, Key, Any], None]] = {
+    **dict.fromkeys(("record_consent", "reconsent", "confirm_consent", "withdraw_consent"), _GcpReplay.consent),
+    **dict.fromkeys(("record_ae", "correct_ae"), _GcpReplay.ae),
+    **dict.fromkeys(SAE_REPORT_KINDS, _GcpReplay.sae_report),
+    **dict.fromkeys(("raise_query", "answer_query", "close_query", "reopen_query"), _GcpReplay.query),
+    **dict.fromkeys(("verify_source", "clear_source_verification"), _GcpReplay.sdv),
+    **dict.fromkeys(("sign_record", "invalidate_signature"), _GcpReplay.signature),
+    **dict.fromkeys(("freeze", "lock", "release_freeze", "unlock"), _GcpReplay.lock),
+    "amend_protocol": _GcpReplay.protocol,
+}
+
+
+def _expected_gcp(session: Session) -> dict[str, dict[Key, Any]]:
+    """What the trail says the GCP workflow's tables hold (`_check_gcp` compares)."""
+    replay = _GcpReplay()
+    for e in session.execute(select(AuditEvent).where(AuditEvent.action.in_(_REPLAY))
+                             .order_by(AuditEvent.seq)).scalars():
+        _REPLAY[e.action](replay, e, tuple(e.entity_id.split("/")), json.loads(e.after_json or "{}"))
+    return replay.out
+
+
+def _check_gcp(session: Session, codes: dict[int, tuple[str, str]], expected: dict[str, dict[Key, Any]],
+               check: Callable[[str, str, Rows], None]) -> None:
+    """Consents, the AE log, SAE reports, data queries, source verification, record signatures, freezes and locks,
+    protocol versions: each row against the trail's last word on it."""
+    check("consent", "consent", {(*codes[c.patient_id], str(c.id)):
+                                 _with_utc(stored_consent(c), CONSENT_TIMES) | {"trial": c.trial_id}
+                                 for c in session.execute(select(Consent)).scalars() if c.patient_id in codes})
+    check("ae", "adverse event", {(*codes[a.patient_id], str(a.id)):
+                                  {**json.loads(a.data_json), "recorded_by": a.created_by, "corrected_by": a.updated_by}
+                                  for a in session.execute(select(AdverseEvent)).scalars() if a.patient_id in codes})
+    _check_sae_reports(session, codes, expected, check)
+    check("query", "data query", {(*codes[q.patient_id], str(q.id)): {
+        "trial": q.trial_id, "form": q.form, "field": q.field, "text": q.text, "origin": q.origin,
+        "check_id": q.check_id, "status": q.status, "raised_by": q.raised_by, "answer": q.answer,
+        "answered_by": q.answered_by, "closed_by": q.closed_by, "reopened": q.reopened}
+        for q in session.execute(select(DataQuery)).scalars() if q.patient_id in codes})
+    check("sdv", "source verification", {(*codes[m.patient_id], str(m.id)): {
+        "form": m.form, "field": m.field, "value_sha256": m.value_sha256, "verified_by": m.verified_by,
+        "cleared": m.cleared_at is not None, "cleared_why": m.cleared_why}
+        for m in session.execute(select(SourceVerification)).scalars() if m.patient_id in codes})
+    check("signature", "signature", {(*codes[r.patient_id], str(r.id)): {
+        "form": r.form or CASEBOOK, "meaning": r.meaning, "content_sha256": r.content_sha256,
+        "signed_by": r.signed_by, "signed_at": _utc(r.signed_at), "invalidated_at": _utc(r.invalidated_at),
+        "invalidated_why": r.invalidated_why}
+        for r in session.execute(select(RecordSignature)).scalars() if r.patient_id in codes})
+    check("lock", "freeze or lock", {(lk.trial_id, str(lk.id)): _with_utc(lock_json(
+        lk, None if lk.patient_id is None else codes.get(lk.patient_id, ("?", f"patient row {lk.patient_id}"))[1]),
+        LOCK_TIMES) for lk in session.execute(select(DataLock)).scalars()})
+    check("protocol", "protocol", {(v.trial_id, f"version-{v.version}"): {
+        "effective_from": _utc(v.effective_from), "changes": json.loads(v.changes_json),
+        "protocol_sha256": _protocol_sha256(v.protocol_json), "created_by": v.created_by}
+        for v in session.execute(select(ProtocolVersion)).scalars()})
+
+
+def _protocol_sha256(stored: str) -> str:
+    """The trail keeps the SHA-256 of the validated protocol, not its text: the stored text is read back and hashed
+    as amendments.amend_protocol hashed it."""
+    try:
+        protocol = Protocol.model_validate_json(stored)
+    except ValueError:
+        return "not a valid protocol"
+    return hashlib.sha256(protocol.model_dump_json().encode("utf-8")).hexdigest()
+
+
+def _check_sae_reports(session: Session, codes: dict[int, tuple[str, str]], expected: dict[str, dict[Key, Any]],
+                       check: Callable[[str, str, Rows], None]) -> None:
+    """Each SAE's reports in order (report-1 the initial one): their events name the SAE, not the report row,
+    and reports are only ever added, so the n-th event of an SAE is its n-th report row."""
+    stored: dict[Key, list[dict[str, Any]]] = {}
+    for report, patient_id in session.execute(select(SaeReport, SeriousAdverseEvent.patient_id)
+                                              .join(SeriousAdverseEvent, SeriousAdverseEvent.id == SaeReport.sae_id)
+                                              .order_by(SaeReport.id)).all():
+        if patient_id in codes:
+            stored.setdefault((*codes[patient_id], str(report.sae_id)), []).append(
+                {"kind": report.kind, "created_by": report.created_by, **json.loads(report.data_json)})
+    trail = expected["sae_report"]
+    for key, reports in trail.items():
+        # An SAE reported before the reports table existed has no initial report row: its SAE row stands for it
+        # (serious_adverse_events._history), and that row is checked against report_sae above.
+        if reports and reports[0]["kind"] == "initial" and not any(r["kind"] == "initial" for r in stored.get(key, ())):
+            trail[key] = reports[1:]
+    expected["sae_report"] = {(*key, f"report-{n}"): report for key, reports in trail.items()
+                              for n, report in enumerate(reports, 1)}
+    check("sae_report", "SAE", {(*key, f"report-{n}"): report for key, reports in stored.items()
+                                for n, report in enumerate(reports, 1)})
 
 
 def _registry_problems(session: Session) -> list[str]:

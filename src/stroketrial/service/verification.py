@@ -101,6 +101,12 @@ def _mark_view(protocol: Protocol, mark: SourceVerification, current: str | None
             "cleared_why": mark.cleared_why or ("changed since it was verified" if changed else None)}
 
 
+def reverified_why(verifier: str) -> str:
+    """Why an earlier mark was cleared when its form or field is verified again (no event of its own: the new
+    mark's `verify_source` event implies it, and reconcile.py replays it so)."""
+    return f"changed since it was verified; verified again by {verifier}"
+
+
 def verify_form(session: Session, actor: Actor, trial_id: str, code: str, form: str,
                 field: str | None = None) -> dict[str, Any]:
     """Mark a form (field None) or one of its fields as verified against the source; answers with the mark."""
@@ -127,7 +133,7 @@ def verify_form(session: Session, actor: Actor, trial_id: str, code: str, form: 
         return _mark_view(protocol, same, value_sha256) | {"patient_id": code}  # verified already: nothing changes
     now = dt.datetime.now(dt.UTC)
     for old in active:  # a mark over values since changed by a path that did not clear it
-        old.cleared_at, old.cleared_why = now, f"changed since it was verified; verified again by {actor.name}"
+        old.cleared_at, old.cleared_why = now, reverified_why(actor.name)
     mark = SourceVerification(patient_id=patient.id, form=form, field=field, value_sha256=value_sha256,
                               verified_by=actor.name, verified_at=now)
     session.add(mark)

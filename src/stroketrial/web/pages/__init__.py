@@ -14,6 +14,7 @@ holds no trial logic. Every form carries a CSRF token tied to the session (`web/
     consent.py    the patient page's consent card (record, confirm, withdraw) and deferred consents to confirm
     data_management.py  data queries (a trial's, a patient's with their forms) and source data verification
     safety_reporting.py  a patient's AE log, SAE follow-ups, the trial's SAEs with their clocks, the inbox
+    amendments.py the protocol's versions and what each amendment changed
     dashboard.py  enrolment, funnel, balance and safety of a trial
     exports.py    CSV, ODM and audit-trail downloads
 
@@ -32,6 +33,7 @@ from . import consent
 from . import signatures_locks
 from . import data_management
 from . import safety_reporting
+from . import amendments
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
@@ -43,5 +45,6 @@ router.include_router(consent.router)  # informed consent: the card's forms, the
 router.include_router(signatures_locks.router)  # record signatures, freezes and locks
 router.include_router(data_management.router)  # data queries and source data verification
 router.include_router(safety_reporting.router)  # the AE log, SAE follow-up and clocks, the inbox
+router.include_router(amendments.router)  # the protocol's versions
 
 __all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]

@@ -118,7 +118,9 @@ def _locks_page(request: Request, trial: str, status: int = 200, message: str | 
         lock["when"] = when(lock["locked_at"])
         lock["released_when"] = when(lock["released_at"]) if lock["released_at"] else ""
         lock["releasable"] = lock["in_force"] and actor.may(locks.RELEASING[lock["level"]])
-    forms = [locks.SCREENING_FORM, locks.SAE_FORM, *(v.id for v in protocol.visits if v.arms is None)]
+    forms = [(locks.SCREENING_FORM, "Screening"), (locks.AE_FORM, "Adverse event log"),
+             (locks.SAE_FORM, "SAE reports (a lock marks later reports; they are never refused)"),
+             *((v.id, v.name) for v in protocol.visits if v.arms is None)]
     return render(request, "locks.html", status=status, protocol=protocol, locks=found, message=message,
                   can_lock=actor.may(locks.SETTING), forms=forms, values=values or {})
 

@@ -14,6 +14,7 @@ from ...protocol import Protocol
 from ...service import patients, trials
 from ...service.accounts import Actor, sees_arm
 from ...service.errors import ServiceError
+from ...service.work_list import work_list
 from ..csrf import check_csrf
 from ..forms import UNIT_SUFFIX, FormField, parse_screening_form, screening_fields
 from .auth import signed_in
@@ -42,7 +43,9 @@ def trial_page(request: Request, trial: str) -> HTMLResponse:
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         rows = patients.list_patients(session, actor, trial)
+        to_do = work_list(session, actor, trial)
     return render(request, "trial.html", protocol=protocol, patients=rows, can_screen=actor.may("screening"),
+                  to_do=to_do,
                   shows_arm=sees_arm(actor.role, protocol.design.masking),
                   escalation=escalation_table_for(request, actor, trial, protocol))
 
