@@ -11,6 +11,8 @@ import typer
 from .. import __version__
 from . import analysis, design, dosing, registry, server, trials
 from .randomization import randomization_app
+from . import envelopes
+from . import supply
 from .support import command, command_group, out
 
 app = command_group("stroketrial: acute ischemic stroke trials from protocol to primary analysis.",
@@ -22,6 +24,8 @@ dosing.register(app)
 analysis.register(app, command)
 design.register(app)
 registry.register(app)
+envelopes.register(app)  # sealed emergency envelopes
+supply.register(app)  # investigational product supply
 
 
 @app.callback(invoke_without_command=True)

@@ -18,6 +18,8 @@ from ..clinical.assessments import ASSESSMENTS
 from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointAnalysis, MatchedControls, Outcome,
                             TreatmentReceived)
 from .base import FrozenModel, Identifier
+from .envelopes import EmergencyRandomization
+from .supply import Supply
 
 
 
@@ -648,6 +650,10 @@ class Protocol(FrozenModel):
     edit_checks: list[EditCheck] = Field(default_factory=list)
     reference_safety_information: list[ExpectedEvent] = Field(
         default_factory=list, description="the events expected for the treatment (expectedness of SAEs)")
+    supply: Supply | None = Field(None, description="investigational product supply: site stock levels, expiry, "
+                                                    "what happens when no kit is in stock")
+    emergency_randomization: EmergencyRandomization | None = Field(
+        None, description="sealed envelopes kept at each site for randomization while the platform cannot be reached")
     assumptions: list[Assumption] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -669,6 +675,9 @@ class Protocol(FrozenModel):
             raise ValueError("a randomized design needs a `randomization` section, and only a randomized one")
         if self.randomization is not None:
             self._check_randomization(self.randomization)
+        if self.emergency_randomization is not None and (problem := self.emergency_randomization.problem(
+                self.randomization, sum(a.ratio for a in self.arms))) is not None:
+            raise ValueError(problem)
         if not any(e.role == "primary" for e in self.endpoints):
             raise ValueError("at least one endpoint has role: primary")
         blinded = [v.id for v in self.visits if v.assessor_only]

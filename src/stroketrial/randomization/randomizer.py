@@ -12,7 +12,7 @@ from .. import InputError
 
 import itertools
 from typing import Any
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -125,8 +125,11 @@ class Randomizer:
     # ---- one allocation -----------------------------------------------------------------------
     def allocate(self, state: RandomizationState, patient_id: str, levels: Mapping[str, str], draw: Draw, *,
                  block_list: BlockList | None = None, kit_list: KitList | None = None,
-                 site: str | None = None) -> tuple[Allocation, RandomizationState]:
-        """Randomize one patient; the state is not changed, the next one is returned."""
+                 site: str | None = None, choose_kit: Callable[[str], str | None] | None = None,
+                 ) -> tuple[Allocation, RandomizationState]:
+        """Randomize one patient; the state is not changed, the next one is returned. `choose_kit(arm)`, when
+        given, names the physical kit of the allocated arm (None: allocated without a kit) in place of the
+        concealed kit list."""
         if not patient_id or not str(patient_id).strip():
             raise RandomizationError("patient_id is empty; every allocation belongs to a patient")
         if patient_id in state.patients:
@@ -148,7 +151,9 @@ class Randomizer:
             probabilities = {a: float(p[np.array(self.arms.slot_arm) == k].sum()) for k, a in enumerate(self.arms.arms)}
         arm = self.arms.arm_of(slot)
         kit = None
-        if self.scheme.blinded_kits:
+        if self.scheme.blinded_kits and choose_kit is not None:
+            kit = choose_kit(arm)
+        elif self.scheme.blinded_kits:
             if kit_list is None:
                 raise RandomizationError("a blinded trial dispenses kits; pass kit_list")
             if not site:
@@ -180,7 +185,9 @@ class Randomizer:
             counts = margins.setdefault(factor, {}).setdefault(level, {})
             counts[slot] = counts.get(slot, 0) + 1
         strata = dict(state.strata)
-        if allocation.stratum is not None:
+        # A stratum's count is its position in the concealed list; an envelope's allocation came from the site's
+        # own envelope blocks, not from that list, so it counts in the totals and margins but leaves the list alone.
+        if allocation.stratum is not None and allocation.envelope is None:
             counts = dict(strata.get(allocation.stratum, {}))
             counts[slot] = counts.get(slot, 0) + 1
             strata[allocation.stratum] = counts

@@ -70,7 +70,9 @@ class RandomizationState(FrozenModel):
     patients: tuple[str, ...] = ()
     slots: Counts = Field(default_factory=dict)
     margins: dict[str, dict[str, Counts]] = Field(default_factory=dict, description="factor -> level -> slot -> n")
-    strata: dict[str, Counts] = Field(default_factory=dict, description="stratum -> slot -> n (block designs)")
+    strata: dict[str, Counts] = Field(default_factory=dict, description="stratum -> slot -> n (block designs): "
+                                                                        "the allocations made from the concealed "
+                                                                        "list")
     kits: dict[str, Counts] = Field(default_factory=dict, description="site -> arm -> kits dispensed")
 
 
@@ -88,6 +90,8 @@ class Allocation(FrozenModel):
     list_position: int | None = Field(None, description="position in the stratum's concealed list (blocks)")
     block: int | None = None
     kit: str | None = None
+    envelope: str | None = Field(None, description="the sealed emergency envelope the allocation came from, when "
+                                                   "the platform could not be reached (site-number)")
     probabilities: dict[str, float] = Field(default_factory=dict, description="each arm's chance at this step")
     scores: dict[str, float] = Field(default_factory=dict, description="minimization: imbalance if allocated to "
                                                                         "each slot")

@@ -17,3 +17,11 @@ def write_pdf(document: str, path: Path) -> None:
 
     fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
     weasyprint.HTML(string=document, url_fetcher=fetcher).write_pdf(path)
+
+
+def pdf_bytes(document: str) -> bytes:
+    """The HTML `document` as PDF bytes, fetching nothing (as write_pdf)."""
+    import weasyprint  # imported when used: it loads Pango (the ignore above covers this module)
+
+    fetcher = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    return bytes(weasyprint.HTML(string=document, url_fetcher=fetcher).write_pdf())

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from ..protocol import Protocol, Visit
 from ..protocol.schemes import PermutedBlocks
-from .roles import OUTCOME_ASSESSORS
+from .roles import OUTCOME_ASSESSORS, SUPPLY_MANAGERS
 
 RECRUITERS = ("investigator", "coordinator")  # they enrol the next patient
 # The unblinded trial statistician, the DSMB and the platform's admin may study how allocation
@@ -48,8 +48,9 @@ def sees_susar_arm(role: str, masking: str) -> bool:
 
 def sees_kit(role: str) -> bool:
     """Kit numbers. The outcome assessor never needs one, and a kit number is a key to the arm for anyone
-    who has seen a packing list or a dispensing log."""
-    return role not in OUTCOME_ASSESSORS
+    who has seen a packing list or a dispensing log. The supply manager, who sees the arm of every kit, never
+    learns which patient was given which."""
+    return role not in OUTCOME_ASSESSORS and role not in SUPPLY_MANAGERS
 
 
 def readable_assessments(role: str, visit: Visit) -> list[str]:
@@ -92,3 +93,10 @@ def allocation_projection(record: Mapping[str, Any], role: str, masking: str) ->
     if not sees_allocation_machinery(role, masking):
         hidden |= MACHINERY_KEYS
     return {k: v for k, v in record.items() if k not in hidden}
+
+
+def sees_kit_arms(role: str, protocol: Protocol) -> bool:
+    """The arm of each kit and the stock per arm (service/supply.py): the supply manager and the unblinded
+    pharmacist, and whoever may see counts per arm (the stock dispensed per arm at a site is such a count).
+    Everyone else sees stock pooled over the arms."""
+    return role in SUPPLY_MANAGERS or sees_arm_counts(role, protocol)

@@ -44,7 +44,8 @@ USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "
          ("monitor", "monitor", ["S1", "S2", "S3"]), ("assessor", "outcome_assessor", ["S1", "S2", "S3"]),
          ("committee", "safety_review_committee", ["S1", "S2", "S3"]),
          ("data_manager", "data_manager", ["S1", "S2", "S3"]),
-         ("pharmacovigilance", "pharmacovigilance", ["S1", "S2", "S3"])]
+         ("pharmacovigilance", "pharmacovigilance", ["S1", "S2", "S3"]),
+         ("supply", "supply_manager", ["S1", "S2", "S3"])]
 
 
 def has_data(db: Database) -> bool:
@@ -76,6 +77,8 @@ def load(db: Database, seed: int = 2026) -> list[dict]:
         if "workflow" in spec:
             from .demo_workflow import run_workflow  # the GCP records built on the patients above
             run_workflow(db, trial_id, spec["workflow"], later, DEMO_PASSWORD)
+    from .demo_supply import stock_demo_sites  # kit stock at two sites, one at its trigger with a resupply request
+    stock_demo_sites(db, TRIAL_SITES)
     return logins
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..dosing import DoseError, dose_instructions
 from .accounts import Actor
 from .blinding import sees_arm
+from . import supply
 from .consent import refuse_treatment_after_withdrawal
 from .escalation import dose_level_of
 from .errors import Conflict, Invalid
@@ -22,11 +23,16 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     refuse_treatment_after_withdrawal(session, patient)
     weight = json.loads(patient.data_json).get("weight_kg")
     blinded = not sees_arm(actor.role, protocol.design.masking)
+    # A physical kit replaced after damage: the sheet names the kit the patient holds now.
+    kit = supply.current_kit(session, patient) or allocation.kit
+    if blinded and not kit and protocol.randomization is not None and protocol.randomization.blinded_kits:
+        raise Conflict(f"patient {code} was allocated without a kit (none was in stock); the unblinded pharmacist "
+                       "dispenses one when the urgent resupply arrives, and the dose sheet follows")
     # In a double-blind trial kits look alike and hold the same volume: a blinded user is given the
     # experimental arm's instructions for "the study drug in kit N", whichever arm the kit holds. The
     # unblinded pharmacist, who sees the arm, gets the arm's own sheet: for a matching placebo, what to
     # draw up in place of the drug; the volumes, rates, times and label are the active arm's.
-    if blinded and not allocation.kit:
+    if blinded and not kit:
         # The protocol model refuses masking without kits; never fall back to showing one arm's dose.
         raise Conflict(f"{trial_id} is {protocol.design.masking.replace('_', ' ')} without blinded kits: the dose "
                        "sheet is for those who may see the arm")
@@ -39,15 +45,15 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     out = []
     for s in steps:
         item = s.to_json()
-        if allocation.kit and "label" in item:
-            item["label"] += f" · kit {allocation.kit}"
-        if blinded and allocation.kit and s.route != "procedure":  # the thrombectomy is no study drug
-            item["name"] = f"study drug from kit {allocation.kit}"
+        if kit and "label" in item:
+            item["label"] += f" · kit {kit}"
+        if blinded and kit and s.route != "procedure":  # the thrombectomy is no study drug
+            item["name"] = f"study drug from kit {kit}"
             # What the pharmacist draws up and reconstitutes names the drug: the kit arrives prepared.
             for key in ("intervention", "draw_up", "reconstitution"):
                 item.pop(key, None)
         out.append(item)
-    body = {"patient_id": code, "weight_kg": weight, "sequence": allocation.sequence, "kit": allocation.kit,
+    body = {"patient_id": code, "weight_kg": weight, "sequence": allocation.sequence, "kit": kit,
             "administrations": out}
     if not blinded:
         body["arm"] = allocation.arm

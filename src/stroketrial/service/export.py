@@ -25,7 +25,7 @@ from ..clinical.assessments import ASSESSMENTS
 from ..protocol.model import DoseEscalation
 from ..store.models import (AdverseEvent, Allocation, DltAssessment, EscalationAssignment, Patient,
                             SeriousAdverseEvent, Unblinding, VisitRecord)
-from . import locks
+from . import envelopes, locks
 from .accounts import Actor
 from .audit_trail import audit_rows
 from .blinding import sees_arm_counts
@@ -64,7 +64,9 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
                                        "reason": c["reason"]})
         if a is not None:
             row = {"patient_id": p.code, "site": p.site_code, "sequence": a.sequence,
-                   "randomized_at": aware(a.created_at).isoformat(), "kit": a.kit or ""}
+                   "randomized_at": aware(a.created_at).isoformat(), "kit": a.kit or "",
+                   # a sealed emergency envelope's allocation (service/envelopes.py), reported apart below too
+                   "emergency_envelope": json.loads(a.record_json).get("envelope") or ""}
             if show_arm:
                 row["arm"] = a.arm
             out["randomization"].append(row)
@@ -91,6 +93,8 @@ def tables(session: Session, actor: Actor, trial_id: str) -> dict[str, list[dict
                             for e in (session.execute(select(AdverseEvent).where(
                                 AdverseEvent.patient_id.in_(list(ids))).order_by(AdverseEvent.id)).scalars()
                                 if ids else [])]
+    if protocol.emergency_randomization is not None:  # the fallback allocations, apart for the statistician
+        out["emergency_envelopes"] = envelopes.export_rows(session, trial_id, show_arm, ids)
     if protocol.dose_escalation is not None:
         out["escalation"] = _escalation_rows(session, protocol.dose_escalation, ids)
     if actor.role in ("dsmb", "admin"):

@@ -25,6 +25,7 @@ from ..store import canonical, record
 from ..store.models import Allocation, Patient
 from .accounts import Actor
 from .clock import local_now, site_zone
+from . import supply
 from .consent import require_consent
 from .errors import Conflict, Invalid
 from .patients import allocation_of, allocation_view, find_patient, validated_screening
@@ -66,6 +67,9 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     except FactorValueError as exc:
         raise Invalid(f"cannot randomize {code}: {exc}", [{"field": "randomization factors", "value": None,
                                                             "message": str(exc)}]) from None
+    # A trial with physical kits: whether a kit of every arm is on the site's shelf is asked before the
+    # allocation is made, so a refusal (or an allocation without a kit) never depends on the next arm.
+    dispensing = supply.before_randomizing(session, protocol, trial_id, patient.site_code)
     state_row = randomization_state(session, trial_id)
     state = RandomizationState.model_validate_json(state_row.state_json)
     blocks = BlockList.model_validate_json(state_row.block_list_json)
@@ -73,8 +77,11 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     draw = SystemDraw()
     for _ in range(3):
         try:
-            allocation, new_state = randomizer.allocate(state, code, levels, draw, block_list=blocks, kit_list=kits,
-                                                        site=patient.site_code)
+            allocation, new_state = randomizer.allocate(
+                state, code, levels, draw, block_list=blocks, kit_list=kits, site=patient.site_code,
+                choose_kit=None if dispensing is None else
+                (lambda arm: supply.pick_kit(session, protocol, trial_id, patient.site_code, arm)
+                 if dispensing == "kit" else None))
             break
         except ListExhausted:
             # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
@@ -93,6 +100,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
            site=patient.site_code,
            after=json.loads(allocation.model_dump_json()))
+    if dispensing is not None:
+        supply.dispense_at_randomization(session, actor, protocol, trial_id, patient, allocation.kit, allocation.arm)
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
 
 

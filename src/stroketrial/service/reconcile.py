@@ -52,7 +52,7 @@ def _expected(session: Session) -> dict[str, dict[Key, Any]]:
     unblindings: Counter = Counter()
     actions = ("register", "update_screening", "set_randomization_time", "randomize", "enter_visit", "correct_visit",
                "report_sae", "emergency_unblinding", "enrol_dose_cohort", "record_dlt", "correct_dlt",
-               "confirm_escalation", "deviate_escalation")
+               "confirm_escalation", "deviate_escalation", "randomize_by_envelope")
     for e in session.execute(select(AuditEvent).where(AuditEvent.action.in_(actions))
                              .order_by(AuditEvent.seq)).scalars():
         key = tuple(e.entity_id.split("/"))
@@ -61,7 +61,7 @@ def _expected(session: Session) -> dict[str, dict[Key, Any]]:
             out["patient"][key] = after["data"]
         elif e.action in ("update_screening", "set_randomization_time"):
             out["patient"][key] = after
-        elif e.action == "randomize":
+        elif e.action in ("randomize", "randomize_by_envelope"):  # (an envelope's: service/envelopes.py)
             out["allocation"][key] = after
         elif e.action in ("enter_visit", "correct_visit"):
             out["visit"][key] = after

@@ -2,7 +2,7 @@
 
 ROLES = ("admin", "investigator", "coordinator", "unblinded_pharmacist", "blinded_statistician",
          "unblinded_statistician", "dsmb", "monitor", "outcome_assessor", "safety_review_committee", "data_manager",
-         "pharmacovigilance")
+         "pharmacovigilance", "supply_manager")
 ROLE_DESCRIPTIONS = {
     "admin": "runs the platform: trials, sites, users; sees every site",
     "investigator": "screens, randomizes, enters follow-up and SAEs, may request emergency unblinding",
@@ -21,6 +21,8 @@ ROLE_DESCRIPTIONS = {
     "safety_review_committee": "confirms each dose-escalation decision (escalate, stay, de-escalate, stop, the MTD) "
                                "with a signature and a reason, or departs from the rule with a reason; reads safety "
                                "data",
+    "supply_manager": "manages investigational product supply: imports or generates the kit list, ships kits to "
+                      "sites, sees the arm of each kit and the stock per arm; never a patient's record or kit",
 }
 
 SITE_STAFF = ("admin", "investigator", "coordinator")
@@ -31,6 +33,13 @@ RANDOMIZERS = ("investigator", "coordinator")
 # `assessor_only`), and reads nothing that could tell the arm: no dose sheet, SAE narrative, export or audit trail.
 OUTCOME_ASSESSORS = ("outcome_assessor",)
 NOT_OUTCOME_ASSESSORS = tuple(role for role in ROLES if role not in OUTCOME_ASSESSORS)
+# The supply manager knows which arm each kit holds (service/supply.py), so it must never learn which patient was
+# given which kit: no dose sheet, safety listing or export, and no kit number in a patient view (blinding.sees_kit).
+SUPPLY_MANAGERS = ("supply_manager",)
+PATIENT_DATA_READERS = tuple(role for role in NOT_OUTCOME_ASSESSORS if role not in SUPPLY_MANAGERS)
+# Investigational product supply (service/supply.py): the kit list and shipments are the unblinded pharmacist's
+# and the supply manager's; site staff confirm receipt of a shipment by kit number (they never see an arm).
+SUPPLY_UNBLINDED = ("unblinded_pharmacist", "supply_manager")
 # Who freezes and locks data, and releases a freeze: the data manager and the admin.
 DATA_MANAGERS = ("data_manager", "admin")
 
@@ -53,9 +62,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "randomizing": RANDOMIZERS,
     "entering follow-up data": SITE_STAFF,
     "recording blinded outcome assessments": OUTCOME_ASSESSORS,
-    "reading a dose sheet": NOT_OUTCOME_ASSESSORS,
-    "reading safety data": NOT_OUTCOME_ASSESSORS,
-    "exporting trial data": NOT_OUTCOME_ASSESSORS,
+    "reading a dose sheet": PATIENT_DATA_READERS,
+    "reading safety data": PATIENT_DATA_READERS,
+    "exporting trial data": PATIENT_DATA_READERS,
     "reporting a serious adverse event": SITE_STAFF,
     "emergency unblinding": ("investigator",),
     "reading the unblinding log": ("dsmb", "admin"),
@@ -89,4 +98,19 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "releasing a freeze": DATA_MANAGERS,
     "releasing a lock": ("admin",),  # a database lock is released by the admin alone, with a reason
     "reading data locks": NOT_OUTCOME_ASSESSORS,
+    # Sealed emergency envelopes (service/envelopes.py): made and printed only by those who see arms (and, in a
+    # trial where the admin does not, by the unblinded pharmacist alone: the service asks blinding.sees_arm too);
+    # recorded by the site staff who randomize; listed, never with a sealed envelope's allocation, to the readers.
+    "generating emergency envelopes": ("unblinded_pharmacist", "admin"),
+    "recording an opened envelope": RANDOMIZERS,
+    "reading emergency envelopes": ("admin", "investigator", "coordinator", "unblinded_pharmacist", "monitor",
+                                    "unblinded_statistician", "blinded_statistician", "dsmb", "data_manager"),
+    # Investigational product supply (service/supply.py).
+    "managing the kit list": SUPPLY_UNBLINDED,
+    "shipping kits": SUPPLY_UNBLINDED,
+    "receiving a shipment": (*SITE_STAFF, "unblinded_pharmacist"),
+    "reading kit stock": tuple(role for role in NOT_OUTCOME_ASSESSORS if role != "pharmacovigilance"),
+    "setting a site's supply levels": SUPPLY_UNBLINDED,
+    "replacing a damaged kit": ("unblinded_pharmacist",),
+    "reconciling kits at close-out": SUPPLY_UNBLINDED,
 }

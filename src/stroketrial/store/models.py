@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy import (Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -435,3 +435,121 @@ class ProtocolVersion(Base):
     changes_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(80))
+
+
+# ---- investigational product supply (service/supply.py; migration 0007) ----------------------------------------
+class SupplyShipment(Base):
+    """Kits sent from the depot to a site; the site confirms receipt kit by kit."""
+
+    __tablename__ = "supply_shipments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # in_transit | received
+    shipped_on: Mapped[dt.date] = mapped_column(Date)
+    expected_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    received_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+
+class SupplyKit(Base):
+    """One physical kit of a trial's kit list: its arm (never shown to the blinded), lot and expiry, and where it
+    is: in_depot, in_transit, available (at its site), reserved, dispensed, damaged, missing, quarantined,
+    returned or destroyed."""
+
+    __tablename__ = "supply_kits"
+    __table_args__ = (UniqueConstraint("trial_id", "kit_number", name="uq_supply_kit_number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    kit_number: Mapped[str] = mapped_column(String(20))
+    arm: Mapped[str] = mapped_column(String(60))
+    lot: Mapped[str] = mapped_column(String(40))
+    expiry: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))
+    site_code: Mapped[str | None] = mapped_column(ForeignKey("sites.code"), nullable=True, index=True)
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("supply_shipments.id"), nullable=True, index=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True, index=True)
+    replaces: Mapped[str | None] = mapped_column(String(20), nullable=True)  # the damaged kit this one replaced
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(80))
+    dispensed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    dispensed_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(80))
+
+
+class SupplySiteLevels(Base):
+    """A site's own resupply levels, set by the supply manager in place of the protocol's."""
+
+    __tablename__ = "supply_site_levels"
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), primary_key=True)
+    trigger_per_arm: Mapped[int] = mapped_column(Integer)
+    target_per_arm: Mapped[int] = mapped_column(Integer)
+    set_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    set_by: Mapped[str] = mapped_column(String(80))
+
+
+class ResupplyRequest(Base):
+    """Kits of one arm a site needs, raised when its stock falls to the trigger (or urgently, when a patient was
+    allocated without a kit); closed by the shipment that fills it."""
+
+    __tablename__ = "supply_resupply_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"), index=True)
+    arm: Mapped[str] = mapped_column(String(60))
+    kits: Mapped[int] = mapped_column(Integer)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20))  # open | shipped
+    reason: Mapped[str] = mapped_column(Text)
+    raised_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    raised_by: Mapped[str] = mapped_column(String(80))
+    shipment_id: Mapped[int | None] = mapped_column(ForeignKey("supply_shipments.id"), nullable=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EnvelopeSet(Base):
+    """A site's set of sealed emergency envelopes (randomization while the platform cannot be reached), made by the
+    unblinded pharmacist or the trial admin; voided with a reason when replaced before it is used up."""
+
+    __tablename__ = "envelope_sets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"))
+    method: Mapped[str] = mapped_column(String(40))  # permuted_blocks | fallback_blocks
+    count: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    prints: Mapped[int] = mapped_column(Integer, default=0)  # how many times the PDF was made (printed on it)
+    voided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    voided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    void_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Envelope(Base):
+    """One sealed envelope: its number at the site (with a check code derived from the audit key, never stored),
+    the stratum it is for, the allocation inside (an arm, or a kit number in a blinded-kit trial), and what became
+    of it: sealed, opened (recorded with its patient and the time it was opened), or void."""
+
+    __tablename__ = "envelopes"
+    __table_args__ = (UniqueConstraint("trial_id", "site_code", "number", name="uq_envelope_number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("envelope_sets.id"), index=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    site_code: Mapped[str] = mapped_column(ForeignKey("sites.code"))
+    number: Mapped[int] = mapped_column(Integer)
+    stratum: Mapped[str] = mapped_column(String(300))
+    block: Mapped[int] = mapped_column(Integer)
+    block_size: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[str] = mapped_column(String(80))
+    arm: Mapped[str] = mapped_column(String(60))
+    kit: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    status: Mapped[str] = mapped_column(String(12))  # sealed | reconciled | void
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True, unique=True)
+    opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reconciled_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    reconciled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -29,11 +29,13 @@ from .pages.auth import LoginRequired
 from .pages.base import render
 from .api import router
 from . import api_escalation  # noqa: F401  (its routes join `router`)
+from . import api_supply  # noqa: F401  (investigational product supply)
 from . import api_safety  # noqa: F401  (its routes join `router`)
 from . import api_data_management  # noqa: F401  (its routes join `router`)
 from . import api_consent  # noqa: F401  (its routes join `router`)
 from . import api_signatures_locks  # noqa: F401  (its routes join `router`)
 from . import api_amendments  # noqa: F401  (its routes join `router`)
+from . import api_envelopes  # noqa: F401  (its routes join `router`)
 
 log = logging.getLogger("stroketrial.web")
 

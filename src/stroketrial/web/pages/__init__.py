@@ -15,6 +15,8 @@ holds no trial logic. Every form carries a CSRF token tied to the session (`web/
     data_management.py  data queries (a trial's, a patient's with their forms) and source data verification
     safety_reporting.py  a patient's AE log, SAE follow-ups, the trial's SAEs with their clocks, the inbox
     amendments.py the protocol's versions and what each amendment changed
+    supply.py     a kit trial's stock, shipments and their receipt, resupply requests, the kit list's import
+    envelopes.py  sealed emergency envelopes: the site's procedure, sets made and printed, opened ones recorded
     dashboard.py  enrolment, funnel, balance and safety of a trial
     exports.py    CSV, ODM and audit-trail downloads
 
@@ -34,6 +36,8 @@ from . import signatures_locks
 from . import data_management
 from . import safety_reporting
 from . import amendments
+from . import supply
+from . import envelopes
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
@@ -46,5 +50,7 @@ router.include_router(signatures_locks.router)  # record signatures, freezes and
 router.include_router(data_management.router)  # data queries and source data verification
 router.include_router(safety_reporting.router)  # the AE log, SAE follow-up and clocks, the inbox
 router.include_router(amendments.router)  # the protocol's versions
+router.include_router(supply.router)  # investigational product supply: stock, shipments, receipt, kit list
+router.include_router(envelopes.router)  # sealed emergency envelopes (randomization when offline)
 
 __all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]

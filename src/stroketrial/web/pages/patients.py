@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ...protocol import Protocol
-from ...service import patients, randomize, trials
+from ...service import envelopes, patients, randomize, trials
 from ...service.accounts import Actor, sees_arm
 from ...service.errors import Invalid
 from ..csrf import check_csrf
@@ -50,7 +50,10 @@ def confirm_page(request: Request, trial: str, patient: str) -> Response:
     facts = [(k, view["data"][k]) for k in KEY_FACTS if k in view["data"]]
     # The key is made here, once per page: a double click or a resubmitted form sends it again
     # and gets the first answer back instead of a second randomization.
-    return render(request, "confirm.html", protocol=protocol, p=view, facts=facts, key=str(uuid.uuid4()))
+    with database(request).read() as session:  # the site's envelope procedure, should the link fail
+        envelope = envelopes.procedure_for_patient(session, actor, trial, patient)
+    return render(request, "confirm.html", protocol=protocol, p=view, facts=facts, key=str(uuid.uuid4()),
+                  envelope=envelope)
 
 
 @router.post("/trials/{trial}/patients/{patient}/randomize")
