@@ -75,6 +75,9 @@ def _the_demo_shows_a_trial_run_under_gcp(client, logins):
     assert [(v["version"], v["patients_screened"] > 0, v["in_force"]) for v in versions] == [(1, True, False),
                                                                                                (2, True, True)]
     assert versions[1]["changes"]["consent"]
+    sets = get("unblinded_pharmacist", "/trials/angel-rescue/envelope-sets")
+    assert [(s["site"], s["voided"]) for s in sets] == [("S1", False)]
+    assert sets[0]["count"] > 0 and {e["status"] for e in sets[0]["envelopes"]} == {"sealed"}
     _the_trial_pages_show_what_waits(client)
 
 

@@ -277,6 +277,13 @@ def test_a_blinded_kit_trials_envelope_holds_a_reserved_kit_never_an_arm(platfor
     assert recorded.status_code == 201, recorded.text
     assert recorded.json()["kit"] == rows[0].kit and "arm" not in recorded.json()  # the coordinator is blinded
     assert test_supply.kits(platform)[rows[0].kit].status == "dispensed"
+    # the set is voided (a box found open): the sealed envelopes' kits go back on the shelf, the opened one stays
+    void = platform.call("POST", f"/trials/{trial}/envelope-sets/{answer.json()['set']}/void", PHARMACIST,
+                         json={"reason": "the box was found open"})
+    assert void.status_code == 200, void.text
+    shelf = test_supply.kits(platform)
+    assert shelf[rows[0].kit].status == "dispensed"
+    assert all(shelf[e.kit].status == "available" for e in rows[1:])
     with platform.db.read() as session:
         assert reconcile(session) == []
 
@@ -290,6 +297,26 @@ def test_the_randomization_status_says_whether_the_platform_takes_a_randomizatio
     assert body["procedure"] and set(body["next_envelopes"]["S1"]) == {"circulation: anterior",
                                                                       "circulation: posterior"}
     locked = platform.call("POST", f"/trials/{TRIAL}/locks", "admin", json={"level": "lock", "reason": "final"})
-    if locked.status_code in (200, 201):
-        body = platform.call("GET", f"/trials/{TRIAL}/randomization-status", "coordinator").json()
-        assert not body["can_randomize"] and body["trial_locked"]
+    assert locked.status_code == 201, locked.text
+    body = platform.call("GET", f"/trials/{TRIAL}/randomization-status", "coordinator").json()
+    assert not body["can_randomize"] and body["trial_locked"]
+    health = platform.call("GET", "/health", "coordinator").json()
+    assert (health["status"], health["randomization"]) == ("ok", "available")
+
+
+def test_the_health_endpoint_says_randomization_is_unavailable_when_the_database_cannot_be_reached(tmp_path,
+                                                                                                    monkeypatch):
+    """A real server whose PostgreSQL is not there (nothing listens on the port): the health endpoint still answers,
+    and says what the sites do."""
+    from fastapi.testclient import TestClient
+
+    from stroketrial.store import Database
+    from stroketrial.web import create_app
+
+    monkeypatch.setenv("STROKETRIAL_KEYS", str(tmp_path / "keys"))
+    down = Database("postgresql+psycopg://postgres@127.0.0.1:9/stroketrial?connect_timeout=2")
+    answer = TestClient(create_app(down)).get("/api/v1/health")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["randomization"]) == ("degraded", "unavailable")
+    assert "sealed emergency envelopes" in body["what_to_do"]

@@ -1,7 +1,7 @@
 """The demo's records of a trial run under GCP, so that each page has something to show on the first visit: data
 queries open, answered and closed; forms verified against the source; a signed casebook; an AE in the log; an
 SAE reported late (its 24-hour clock overdue); and a demo protocol amendment with a patient enrolled under
-deferred consent whose confirmation is pending.
+deferred consent whose confirmation is pending; a site's sealed emergency envelopes.
 
 What is done to which patient is data (`workflow:` of a trial in demo_platform.yaml); everything is written
 through the same operations, roles and audit trail as real use. Patients are named by their place in the trial
@@ -24,8 +24,8 @@ from ..clinical.record import ATTESTATIONS_KEY
 from ..protocol import load_builtin
 from ..store import Database
 from ..store.models import Patient
-from . import (adverse_events, amendments, consent, queries, randomize, record_signatures, serious_adverse_events,
-               signatures, trials, verification)
+from . import (adverse_events, amendments, consent, envelopes, queries, randomize, record_signatures,
+               serious_adverse_events, signatures, trials, verification)
 from .accounts import SYSTEM, Actor
 from .demo import SITES, TRIAL_SITES, patient_code, record_baseline, register_demo_patient
 
@@ -36,6 +36,7 @@ def _actor(name: str, role: str) -> Actor:
 
 MONITOR, DATA_MANAGER = _actor("monitor", "monitor"), _actor("data_manager", "data_manager")
 COORDINATOR, INVESTIGATOR = _actor("coordinator", "coordinator"), _actor("investigator", "investigator")
+PHARMACIST = _actor("pharmacist", "unblinded_pharmacist")
 
 
 def run_workflow(db: Database, trial_id: str, spec: dict[str, Any], later: list[dict], password: str) -> None:
@@ -76,6 +77,9 @@ def run_workflow(db: Database, trial_id: str, spec: dict[str, Any], later: list[
                 "awareness_at": (now - dt.timedelta(hours=sae["awareness_hours_ago"])).isoformat()}
         with db.write() as session:
             serious_adverse_events.report_sae(session, COORDINATOR, trial_id, code(sae["patient"]), data)
+    for site in spec.get("envelope_sets", []):  # sealed emergency envelopes for when the server cannot be reached
+        with db.write() as session:
+            envelopes.generate(session, PHARMACIST, trial_id, site)
     if "amendment" in spec:
         _amend(db, trial_id, spec["amendment"])
     with db.read() as session:

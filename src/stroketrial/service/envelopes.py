@@ -230,6 +230,8 @@ def void_set(session: Session, actor: Actor, trial_id: str, set_id: int, reason:
                              ).scalars():
         e.status = "void"
         voided.append(e.number)
+        if e.kit is not None:  # a blinded-kit trial's envelope: its reserved kit goes back on the shelf
+            supply.release_reserved_kit(session, actor, trial_id, e.kit, f"envelope set {set_id} voided: {why}")
     session.flush()
     record(session, actor.name, "void_envelope_set", "envelope_set", f"{trial_id}/{envelope_set.site_code}/{set_id}",
            trial_id=trial_id, site=envelope_set.site_code, after={"set": set_id, "voided": voided}, reason=why)

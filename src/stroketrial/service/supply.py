@@ -530,6 +530,18 @@ def dispense_reserved_kit(session: Session, actor: Actor, trial_id: str, kit_num
     _dispense(session, actor, trial_id, kit, row, "dispense_reserved_kit")
 
 
+def release_reserved_kit(session: Session, actor: Actor, trial_id: str, kit_number: str, reason: str) -> None:
+    """Put a kit reserved for an envelope back on the site's shelf (the envelope was voided), audited."""
+    kit = _kit(session, trial_id, kit_number)
+    if kit.status != "reserved":
+        raise Conflict(f"kit {kit_number} is {kit.status}, not reserved", kit=kit_number)
+    kit.note = None
+    _set(kit, actor, "available")
+    record(session, actor.name, "release_reserved_kit", "kit", f"{trial_id}/{kit.kit_number}", trial_id=trial_id,
+           site=kit.site_code, after={"kit_number": kit.kit_number, "arm": kit.arm, "status": "available"},
+           reason=reason)
+
+
 # ---- replacement and reconciliation ----------------------------------------------------------------------------
 def replace_kit(session: Session, actor: Actor, trial_id: str, code: str, reason: str) -> dict[str, Any]:
     """A dispensed kit found damaged: it is marked so (still the patient's), and another kit of the same arm from

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import BUILTIN_IDS, load_builtin
@@ -15,6 +16,7 @@ from ..service.accounts import Actor
 from ..service import notifications
 from ..service.audit_trail import trail_check
 from ..service.errors import Unauthorized
+from ..store import Database, DatabaseError
 
 
 
@@ -119,9 +121,25 @@ def current_actor(request: Request, _documented: HTTPAuthorizationCredentials | 
         return accounts.actor_for_token(session, token.strip())
 
 
+def database_takes_writes(db: Database) -> bool:
+    """Whether the database takes a write now: the write lock (the audit head's) is taken and released."""
+    try:
+        with db.write():
+            pass
+    except (DatabaseError, SQLAlchemyError):
+        return False
+    return True
+
+
 @router.get("/health", tags=["platform"])
 def health(request: Request) -> dict[str, Any]:
-    return {"status": "ok", "database": request.app.state.db.backend}
+    """The server answers; `randomization` says whether it can take a randomization now (the database takes
+    writes). When it cannot, sites follow their emergency envelope procedure (`.../randomization-status`)."""
+    writable = database_takes_writes(request.app.state.db)
+    return {"status": "ok" if writable else "degraded", "database": request.app.state.db.backend,
+            "randomization": "available" if writable else "unavailable",
+            **({} if writable else {"what_to_do": "the database does not take writes: randomize by the site's "
+                                                  "sealed emergency envelopes and record them when it returns"})}
 
 
 @router.get("/me", tags=["platform"])

@@ -9,12 +9,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Path
 from fastapi.responses import Response
 from pydantic import Field
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..service import envelopes
 from ..service.accounts import Actor
-from ..store import DatabaseError
-from .api import Trial, _Body, current_actor, database, router
+from .api import Trial, _Body, current_actor, database, database_takes_writes, router
 
 SetId = Annotated[int, Path(description="the envelope set's number (`GET .../envelope-sets`)", ge=1,
                             le=2_147_483_647)]
@@ -49,12 +47,7 @@ class OpenedEnvelopeIn(_Body):
 def randomization_status(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Whether the platform can take a randomization in this trial now (the database takes a write, the trial is
     not locked), and the site's envelope procedure for when it cannot: the next sealed envelope of each stratum."""
-    try:
-        with db.write():
-            pass  # the write lock was taken and released: the database takes writes
-        writable = True
-    except (DatabaseError, SQLAlchemyError):
-        writable = False
+    writable = database_takes_writes(db)
     with db.read() as session:
         status = envelopes.randomization_status(session, actor, trial)
     if not writable:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, Path
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
 from pydantic import Field
 
 from ..service import supply
@@ -83,12 +83,14 @@ def generate_kits(trial: Trial, body: GenerateIn, actor: Actor = Depends(current
         return supply.generate_kits(session, actor, trial, body.kits_per_arm, body.lot, body.expiry)
 
 
-@router.get("/trials/{trial}/supply/kits.csv", tags=TAGS, response_class=PlainTextResponse)
-def export_kits(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> PlainTextResponse:
+@router.get("/trials/{trial}/supply/kits.csv", tags=TAGS, response_class=Response,
+            responses={200: {"content": {"text/csv": {}},
+                             "description": "the kit list: kit number, arm, lot, expiry, one row per kit"}})
+def export_kits(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> Response:
     """The kit list as CSV for the packager (unblinded pharmacist and supply manager only)."""
     with db.write() as session:
         text = supply.export_kits(session, actor, trial)
-    return PlainTextResponse(text, media_type="text/csv",
+    return Response(text, media_type="text/csv",
                              headers={"Content-Disposition": f'attachment; filename="{trial}-kits.csv"'})
 
 
