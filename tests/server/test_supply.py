@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from stroketrial.protocol import load_builtin
 from stroketrial.service import SYSTEM, accounts, supply
 from stroketrial.service.accounts import Actor
+from stroketrial.service.errors import Conflict
 from stroketrial.service.reconcile import reconcile
 from stroketrial.store.models import Allocation, AuditEvent, RandomizationStateRow, SupplyKit, Trial
 
@@ -446,3 +447,149 @@ def test_the_demo_shows_kit_stock_at_two_sites_one_at_its_trigger_with_a_resuppl
     assert stock["S2"]["below_trigger"] == sorted(ARMS) and not stock["S1"]["below_trigger"]
     assert {(r["site"], r["status"]) for r in view["requests"]} == {("S2", "open")}
     db.dispose()
+
+
+# ---- quarantine: a temperature excursion or a recall -----------------------------------------------------------
+def quarantine(platform, role="unblinded_pharmacist", release=False, **body):
+    path = f"/trials/{TRIAL}/supply/quarantine" + ("/release" if release else "")
+    return platform.call("POST", path, role, json={"reason": "fridge read 14 C for 3 hours", **body})
+
+
+def events(platform, action):
+    with platform.db.read() as session:
+        return [e for e in session.execute(select(AuditEvent).where(AuditEvent.action == action)
+                                           .order_by(AuditEvent.seq)).scalars()]
+
+
+def test_quarantined_kits_are_never_dispensed_counted_apart_and_a_site_dropped_to_its_trigger_is_resupplied(platform):
+    rows = stocked(platform, per_arm=3)  # trigger 2, target 6
+    drug = [r[0] for r in rows if r[1] == DRUG]
+    answer = quarantine(platform, kits=[drug[0]])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["quarantined"] == [drug[0]]
+    assert [(r["site"], r["arm"], r["kits"]) for r in answer.json()["resupply_raised"]] == [("S1", DRUG, 4)]
+    assert kits(platform)[drug[0]].status == "quarantined"
+    view = platform.call("GET", f"/trials/{TRIAL}/supply", "unblinded_pharmacist").json()
+    assert view["stock"][0]["quarantined"] == 1 and view["stock"][0]["dispensable"] == 5
+    assert view["stock"][0]["per_arm"][DRUG]["quarantined"] == 1 and view["quarantined"][0]["kit_number"] == drug[0]
+    blinded = platform.call("GET", f"/trials/{TRIAL}/supply", "coordinator").json()
+    assert blinded["stock"][0]["quarantined"] == 1 and "quarantined" not in {k for k in blinded if k != "stock"}
+    # Bad input, each named; nothing done.
+    again = quarantine(platform, kits=[drug[0], "nope", drug[1]])
+    assert again.status_code == 422
+    named = {(e["value"], e["message"]) for e in again.json()["errors"]}
+    assert named == {(drug[0], "already quarantined"), ("nope", "no such kit in the trial's kit list")}
+    assert kits(platform)[drug[1]].status == "available"
+    assert quarantine(platform, lot="NO-SUCH-LOT").status_code == 422
+    assert quarantine(platform, release=True, kits=[drug[1]]).json()["errors"][0]["message"].startswith(
+        "not quarantined")
+    assert quarantine(platform, kits=[drug[1]], lot="L-pla").status_code == 422  # one or the other
+    assert quarantine(platform, kits=[drug[1]], reason="hot").status_code == 422  # a reason, 5 characters or more
+    for role in ("coordinator", "investigator", "monitor"):
+        assert quarantine(platform, role, kits=[drug[1]]).status_code == 403
+    # A whole lot: the placebo lot is set apart, so the site cannot randomize (nothing of every arm to dispense)
+    # and no kit of it is reserved for an envelope.
+    lot = quarantine(platform, lot=f"L-{PLACEBO[:3]}")
+    assert lot.status_code == 200 and len(lot.json()["quarantined"]) == 3
+    assert quarantine(platform, lot=f"L-{PLACEBO[:3]}").status_code == 409  # nothing left to quarantine
+    assert randomize(platform, "P1").status_code == 409
+    pharmacist = Actor("unblinded_pharmacist", "unblinded_pharmacist", frozenset({"S1"}))
+    with pytest.raises(Conflict), platform.db.write() as session:
+        supply.reserve_kit(session, pharmacist, TRIAL, "S1", PLACEBO, "envelope 1")
+    released = quarantine(platform, release=True, lot=f"L-{PLACEBO[:3]}", reason="recall withdrawn by sponsor")
+    assert released.status_code == 200 and set(released.json()["released"].values()) == {"available"}
+    answer = platform.call("POST", f"/trials/{TRIAL}/patients/P1/randomization", "coordinator",
+                           headers={"Idempotency-Key": "key-P1-again"})
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["kit"] != drug[0] and kits(platform)[drug[0]].status == "quarantined"  # still apart
+    assert len(events(platform, "quarantine_kit")) == 4 and len(events(platform, "release_quarantine")) == 3
+    assert all(e.reason for e in events(platform, "quarantine_kit"))
+    with platform.db.read() as session:
+        assert reconcile(session) == []
+
+
+def test_a_released_kit_goes_back_where_it_was_and_a_quarantined_kit_is_not_shipped(platform):
+    with_manager(platform)
+    stocked(platform, per_arm=2)
+    assert import_kits(platform, [("900", DRUG, "DEPOT-1", day(300)), ("901", PLACEBO, "DEPOT-2", day(300))]
+                       ).status_code == 201
+    pharmacist = Actor("unblinded_pharmacist", "unblinded_pharmacist", frozenset({"S1"}))
+    with platform.db.write() as session:
+        reserved = supply.reserve_kit(session, pharmacist, TRIAL, "S1", PLACEBO, "envelope 7")
+    answer = quarantine(platform, "supply_manager", kits=["900", reserved])
+    assert answer.status_code == 200, answer.text
+    refused = platform.call("POST", f"/trials/{TRIAL}/supply/shipments", "supply_manager",
+                            json={"site": "S2", "kits": ["900"]})
+    assert refused.status_code == 422 and "quarantined" in refused.json()["errors"][0]["message"]
+    view = platform.call("GET", f"/trials/{TRIAL}/supply", "supply_manager").json()
+    assert view["depot_quarantined"][DRUG] == 1 and view["depot"][DRUG] == 0
+    back = quarantine(platform, "supply_manager", release=True, kits=["900", reserved], reason="excursion assessed")
+    assert back.json()["released"] == {"900": "in_depot", reserved: "reserved"}
+    assert kits(platform)[reserved].note == "envelope 7"
+    # A reserved kit quarantined while its envelope set is voided goes back on the shelf when released.
+    quarantine(platform, "supply_manager", kits=[reserved])
+    with platform.db.write() as session:
+        supply.release_reserved_kit(session, pharmacist, TRIAL, reserved, "envelope set voided")
+    assert kits(platform)[reserved].status == "quarantined"
+    back = quarantine(platform, "supply_manager", release=True, kits=[reserved], reason="excursion assessed")
+    assert back.json()["released"] == {reserved: "available"}
+
+
+def test_the_cli_quarantines_and_releases_naming_bad_input(platform, database_url):
+    from typer.testing import CliRunner
+
+    from stroketrial.cli import app
+    rows = stocked(platform, per_arm=3)
+    base = ["--user", "unblinded_pharmacist", "--db", database_url]
+    done = CliRunner().invoke(app, ["supply", "quarantine", TRIAL, "--kit", rows[0][0], "--reason",
+                                    "temperature excursion", *base])
+    assert done.exit_code == 0, done.output
+    assert kits(platform)[rows[0][0]].status == "quarantined"
+    bad = CliRunner().invoke(app, ["supply", "quarantine", TRIAL, "--kit", rows[0][0], "--kit", "nope", "--reason",
+                                   "temperature excursion", *base, "--json"])
+    assert bad.exit_code == 2 and {e["value"] for e in json.loads(bad.stdout)["errors"]} == {rows[0][0], "nope"}
+    released = CliRunner().invoke(app, ["supply", "release", TRIAL, "--lot", rows[0][2], "--reason",
+                                        "assessed stable", *base, "--json"])
+    assert released.exit_code == 0, released.output
+    assert json.loads(released.stdout)["released"] == {rows[0][0]: "available"}
+
+
+# ---- shipping by treatment, closing out many kits -------------------------------------------------------------
+def test_kits_are_shipped_by_a_number_per_treatment(platform):
+    assert import_kits(platform, [(str(300 + i), arm, "L1", day(200 + i)) for i, arm in enumerate(ARMS * 3)]
+                       ).status_code == 201
+    shipment = ship(platform, "S1", kits_by_arm={DRUG: 2, PLACEBO: 0}, shipped_on=day(0), expected_on=day(2))
+    assert {kits(platform)[k].arm for k in shipment["kits"]} == {DRUG} and len(shipment["kits"]) == 2
+    for bad in ({"steroid": 1}, {DRUG: -1}, {DRUG: 0}):
+        answer = platform.call("POST", f"/trials/{TRIAL}/supply/shipments", "unblinded_pharmacist",
+                               json={"site": "S1", "kits_by_arm": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+    late = platform.call("POST", f"/trials/{TRIAL}/supply/shipments", "unblinded_pharmacist",
+                         json={"site": "S1", "kits_by_arm": {PLACEBO: 1}, "shipped_on": day(0), "expected_on": day(-3)})
+    assert late.status_code == 422 and late.json()["errors"][0]["field"] == "expected_on"
+
+
+def test_kits_of_a_site_are_closed_out_together_with_who_and_when(platform):
+    with_manager(platform)
+    rows = stocked(platform, per_arm=2)
+    numbers = [r[0] for r in rows]
+    call = lambda body: platform.call("POST", f"/trials/{TRIAL}/supply/sites/S1/close-out",  # noqa: E731
+                                      "unblinded_pharmacist", json=body)
+    refused = call({"kits": [*numbers[:2], "nope"], "outcome": "destroyed", "on": day(1)})
+    assert refused.status_code == 422
+    assert {(e["field"], e["value"]) for e in refused.json()["errors"]} == {("kits", "nope"), ("done_on", day(1))}
+    assert all(k.status == "available" for k in kits(platform).values())
+    done = call({"kits": numbers[:2], "outcome": "destroyed", "by": "J. Smith, witness K. Lee", "on": day(-1),
+                 "reason": "expired stock"})
+    assert done.status_code == 200, done.text
+    assert done.json()["kits"] == numbers[:2] and done.json()["on"] == day(-1)
+    again = call({"kits": numbers[:1], "outcome": "returned"})
+    assert again.status_code == 422 and "destroyed" in again.json()["errors"][0]["message"]
+    report = platform.call("GET", f"/trials/{TRIAL}/supply/sites/S1/reconciliation", "supply_manager").json()
+    assert report["destroyed"] == 2 and report["on_shelf"] == 2 and report["received"] == 4
+    closed = [k for k in report["kit_list"] if k["status"] == "destroyed"]
+    assert {(k["by"], k["on"], k["recorded_by"]) for k in closed} == {("J. Smith, witness K. Lee", day(-1),
+                                                                       "unblinded_pharmacist")}
+    assert not any("patient" in k for k in report["kit_list"])
+    assert platform.call("POST", f"/trials/{TRIAL}/supply/sites/S1/close-out", "coordinator",
+                         json={"kits": numbers[2:], "outcome": "returned"}).status_code == 403

@@ -34,10 +34,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("STROKETRIAL_REQUIRE_BROWSER"):
-            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium")
-        pytest.skip("no Chromium: run `make test`, which installs Debian's chromium")
+    require_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
     db = Database(url)
     db.migrate()
@@ -47,8 +44,16 @@ def server(tmp_path_factory):
         yield process, url
 
 
-@pytest.fixture(scope="module")
-def browser(server):
+def require_chromium() -> None:
+    """Skip a browser module without Chromium, or fail when `make test` said it must be there."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("STROKETRIAL_REQUIRE_BROWSER"):
+            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium")
+        pytest.skip("no Chromium: run `make test`, which installs Debian's chromium")
+
+
+def chromium_browser():
+    """Debian's Chromium, headless, for a module's browser fixture (a generator: `yield from` it)."""
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -56,6 +61,11 @@ def browser(server):
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    yield from chromium_browser()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ open at level 2, 0.35 g/kg. Screenshots of each step go to test-artifacts/screen
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +20,7 @@ from stroketrial.store.models import EscalationAssignment, EscalationDecision
 from ..process import ServerProcess
 from ..trials import amass1
 from ..trials.helpers import happening_now
-from .test_browser import CHROMIUM, FLAGS, SHOTS
+from .test_browser import SHOTS, chromium_browser, require_chromium
 
 TRIAL = amass1.TRIAL
 PASSWORD = "password-1"
@@ -32,10 +31,7 @@ TABLET = {"width": 1024, "height": 768}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("STROKETRIAL_REQUIRE_BROWSER"):
-            pytest.fail(f"no Chromium at {CHROMIUM}; `make test` installs Debian's chromium")
-        pytest.skip("no Chromium: run `make test`, which installs Debian's chromium")
+    require_chromium()
     url = f"sqlite:///{tmp_path_factory.mktemp('escalation-web') / 'web.db'}"
     db = Database(url)
     db.migrate()
@@ -56,13 +52,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield chromium
-        chromium.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture

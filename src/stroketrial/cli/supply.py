@@ -4,6 +4,7 @@ the server as a named user (the unblinded pharmacist or the supply manager), eac
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -114,6 +115,58 @@ def stock(trial: str = typer.Argument(..., help="Trial id on the platform."),
         if r["status"] == "open":
             out.print(f"resupply {r['site']}: {r['kits']} kits of {r['arm']}{' (urgent)' if r['urgent'] else ''}",
                       highlight=False)
+
+
+@command(supply_app, "quarantine", epilog="Example: stroketrial supply quarantine impact-lvo --lot B2026-01 "
+                                           "--reason 'recall notice 12' --user supply")
+def quarantine(trial: str = typer.Argument(..., help="Trial id on the platform."),
+               kits: list[str] = typer.Option([], "--kit", help="A kit number to quarantine (repeat)."),
+               lot: str | None = typer.Option(None, "--lot", help="Instead of --kit: every kit of this lot."),
+               reason: str = typer.Option(..., "--reason", help="The temperature excursion or the recall."),
+               user: str = UserOption, db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Quarantine kits or a whole lot: never shipped, dispensed or reserved until released (exit 2 when refused)."""
+    from ..service import accounts, supply
+    from ..service.errors import ServiceError
+    db = open_db(db_url)
+    try:
+        with db.write() as session:
+            result = supply.quarantine(session, accounts.actor_named(session, user), trial, kits or None, lot,
+                                       reason)
+    except ServiceError as exc:
+        _refused(exc, as_json)
+    _report(result, as_json, f"{len(result['quarantined'])} kit(s) quarantined in {trial}: "
+                             f"{', '.join(result['quarantined'])}")
+
+
+@command(supply_app, "release", epilog="Example: stroketrial supply release impact-lvo --kit 104233 --reason "
+                                        "'excursion assessed: stable' --user supply")
+def release(trial: str = typer.Argument(..., help="Trial id on the platform."),
+            kits: list[str] = typer.Option([], "--kit", help="A quarantined kit number to release (repeat)."),
+            lot: str | None = typer.Option(None, "--lot", help="Instead of --kit: every quarantined kit of this lot."),
+            reason: str = typer.Option(..., "--reason", help="Why the kits may be used again."),
+            user: str = UserOption, db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
+    """Release quarantined kits: each goes back where it was (the depot, the shelf, its envelope's reservation)."""
+    from ..service import accounts, supply
+    from ..service.errors import ServiceError
+    db = open_db(db_url)
+    try:
+        with db.write() as session:
+            result = supply.release_quarantine(session, accounts.actor_named(session, user), trial, kits or None,
+                                               lot, reason)
+    except ServiceError as exc:
+        _refused(exc, as_json)
+    _report(result, as_json, f"{len(result['released'])} kit(s) released in {trial}: "
+                             f"{', '.join(result['released'])}")
+
+
+def _refused(exc, as_json: bool) -> NoReturn:
+    """A refusal with each bad value named: JSON on stdout with --json, else one line on stderr; exit 2."""
+    from ..service.errors import ServiceError
+    if as_json:
+        emit_json(exc.to_json())
+        raise typer.Exit(2) from None
+    named = "; ".join(f"{e['field']} {e.get('value')!r}: {e['message']}" for e in exc.errors)
+    raise ServiceError(f"{exc.message}{': ' + named if named else ''}") from None
 
 
 def _report(result: dict, as_json: bool, line: str) -> None:

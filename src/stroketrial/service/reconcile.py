@@ -11,6 +11,10 @@ Their events carry what the site or monitor decided, not the server's clock read
 row keeps of its own (`created_at`, `updated_at`, `raised_at`, `answered_at`, `closed_at`, `verified_at`,
 `cleared_at`) are not in the trail and are not compared; the times that are decisions (consented, signed,
 locked, released, in force from) are.
+
+Investigational product supply and the sealed emergency envelopes are checked the same way (`_expected_supply`,
+`_check_supply`): kits, shipments, resupply requests and a site's own resupply levels; envelope sets and envelopes.
+What their events do not carry is not compared, and each such field is named where the row is built.
 """
 
 from __future__ import annotations
@@ -18,20 +22,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections import Counter, defaultdict
 from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ..protocol import Protocol
+from ..randomization.envelopes import envelope_label
 from ..store import Checkpoint, Verification, canonical, verify
 from ..store.models import (AdverseEvent, Allocation, AuditEvent, Consent, DataLock, DataQuery, DltAssessment,
-                            EscalationAssignment, EscalationDecision, Patient, ProtocolVersion, RecordSignature,
-                            RegistryPatient, SaeReport, SeriousAdverseEvent, SourceVerification, Unblinding,
-                            VisitRecord)
+                            Envelope, EnvelopeSet, EscalationAssignment, EscalationDecision, Patient, ProtocolVersion,
+                            RecordSignature, RegistryPatient, ResupplyRequest, SaeReport, SeriousAdverseEvent,
+                            SourceVerification, SupplyKit, SupplyShipment, SupplySiteLevels, Unblinding, VisitRecord)
 from .consent import stored_consent
 from .edit_checks import EDIT_CHECK
 from .escalation import assignment_row, decision_row, dlt_row
@@ -86,7 +92,7 @@ def _differing(recorded: dict[str, Any], expected: dict[str, Any]) -> list[str]:
 
 def reconcile(session: Session) -> list[str]:
     """One line per row that differs from the trail; an empty list when every table agrees."""
-    expected = _expected(session) | _expected_gcp(session)
+    expected = _expected(session) | _expected_gcp(session) | _expected_supply(session)
     problems: list[str] = []
     codes = {p.id: (p.trial_id, p.code) for p in session.execute(select(Patient)).scalars()}
 
@@ -122,6 +128,7 @@ def reconcile(session: Session) -> list[str]:
     check("sae", "SAE", saes)
     _check_escalation(session, codes, check)
     _check_gcp(session, codes, expected, check)
+    _check_supply(session, codes, expected, check)
     problems += _registry_problems(session)
     counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
                                if u.patient_id in codes)
@@ -326,6 +333,164 @@ def _check_sae_reports(session: Session, codes: dict[int, tuple[str, str]], expe
                               for n, report in enumerate(reports, 1)}
     check("sae_report", "SAE", {(*key, f"report-{n}"): report for key, reports in stored.items()
                                 for n, report in enumerate(reports, 1)})
+
+
+class _SupplyReplay:
+    """The supply and envelope events replayed in order (service/supply.py, service/envelopes.py): what the trail
+    says each kit, shipment, resupply request, site's levels, envelope set and envelope holds."""
+
+    def __init__(self) -> None:
+        self.out: dict[str, dict[Key, Any]] = {t: {} for t in ("kit", "shipment", "resupply", "supply_levels",
+                                                               "envelope_set", "envelope")}
+
+    def kit(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        """Every kit event (import, generation, reservation, dispensing, damage, quarantine, close-out, ...) says
+        the status it leaves the kit in; those made at the depot say its arm, lot and expiry; dispensing names the
+        patient (and the damaged kit a replacement replaces)."""
+        key = (str(e.trial_id), after.get("kit_number", parts[-1]))
+        if e.action in KIT_MADE:
+            self.out["kit"][key] = {"arm": after["arm"], "lot": after["lot"], "expiry": after["expiry"],
+                                    "status": after["status"], "site": None, "shipment": None, "patient": None,
+                                    "replaces": None, "created_by": e.actor, "dispensed_by": None}
+            return
+        kit = self.out["kit"].setdefault(key, {})
+        if "status" in after:
+            kit["status"] = after["status"]
+        if after.get("status") == "dispensed":
+            kit.update(patient=after["patient"], replaces=after.get("replaces"), dispensed_by=e.actor)
+
+    def ship(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        trial, shipment, site = str(e.trial_id), after["shipment"], after["site"]
+        self.out["shipment"][(trial, str(shipment))] = {
+            "site": site, "status": "in_transit", "shipped_on": after["shipped_on"],
+            "expected_on": after["expected_on"], "created_by": e.actor, "received_by": None}
+        arms = set()
+        for number in after["kits"]:
+            kit = self.out["kit"].setdefault((trial, number), {})
+            kit.update(status="in_transit", site=site, shipment=shipment)
+            arms.add(kit.get("arm"))
+        # The event does not name the requests it fills: as supply.ship does, every open request of the site for an
+        # arm the shipment carries is shipped by it.
+        for (t, _), request in self.out["resupply"].items():
+            if t == trial and request["site"] == site and request["status"] == "open" and request["arm"] in arms:
+                request.update(status="shipped", shipment=shipment)
+
+    def receive(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        trial, shipment = str(e.trial_id), after["shipment"]
+        for status, field in (("available", "received"), ("damaged", "damaged"), ("missing", "missing")):
+            for number in after[field]:
+                self.out["kit"].setdefault((trial, number), {})["status"] = status
+        self.out["shipment"].setdefault((trial, str(shipment)), {}).update(status="received", received_by=e.actor)
+        for (t, _), request in self.out["resupply"].items():  # (supply.receive: the requests it shipped)
+            if t == trial and request.get("shipment") == shipment and request["status"] == "shipped":
+                request["status"] = "received"
+
+    def resupply(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        self.out["resupply"][(str(e.trial_id), str(after["request"]))] = {
+            "site": after["site"], "arm": after["arm"], "kits": after["kits"], "urgent": after["urgent"],
+            "reason": after["reason"], "status": "open", "raised_by": e.actor, "shipment": None}
+
+    def levels(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        self.out["supply_levels"][(parts[0], parts[-1])] = {**after, "set_by": e.actor}
+
+    def envelope_set(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        trial, site, set_id = parts[0], parts[1], after["set"]
+        envelope_set = self.out["envelope_set"].setdefault((trial, str(set_id)), {})
+        if e.action == "generate_envelopes":
+            envelope_set.update(site=site, method=after["method"], count=after["count"], created_by=e.actor,
+                                prints=0, voided_by=None, void_reason=None)
+            for item in after["envelopes"]:
+                # The event names each envelope's number and stratum, never what it holds (the trail is read by
+                # blinded roles too): a sealed envelope's arm and kit are not compared (see _check_supply).
+                self.out["envelope"][(trial, envelope_label(site, item["number"]))] = {
+                    "set": set_id, "stratum": item["stratum"], "status": "sealed", "patient": None,
+                    "opened_at": None, "reconciled_by": None}
+        elif e.action == "print_envelope_set":
+            envelope_set["prints"] = after["print"]
+        else:  # void_envelope_set: its sealed envelopes, by number
+            envelope_set.update(voided_by=e.actor, void_reason=e.reason)
+            for number in after["voided"]:
+                self.out["envelope"].setdefault((trial, envelope_label(site, number)), {})["status"] = "void"
+
+    def envelope_opened(self, e: AuditEvent, parts: Key, after: Any) -> None:
+        """randomize_by_envelope: the allocation record names the envelope, the patient, the arm and the kit."""
+        envelope = self.out["envelope"].setdefault((parts[0], after["envelope"]), {})
+        envelope.update(status="reconciled", patient=after["patient_id"], arm=after["arm"], kit=after.get("kit"),
+                        reconciled_by=e.actor)
+        # The time the site opened it is a decision, kept in the event's reason as envelopes.record_opened wrote it.
+        opened = OPENED_AT.search(e.reason or "")
+        if opened:
+            envelope["opened_at"] = _utc(opened.group(1))
+        else:
+            envelope.pop("opened_at", None)
+
+
+KIT_MADE = ("import_kit", "generate_kit")
+OPENED_AT = re.compile(r" opened at (\S+) while ")
+_SUPPLY_REPLAY: dict[str, Callable[[_SupplyReplay, AuditEvent, Key, Any], None]] = {
+    "ship_kits": _SupplyReplay.ship, "receive_shipment": _SupplyReplay.receive,
+    "raise_resupply": _SupplyReplay.resupply, "set_supply_levels": _SupplyReplay.levels,
+    **dict.fromkeys(("generate_envelopes", "print_envelope_set", "void_envelope_set"), _SupplyReplay.envelope_set),
+    "randomize_by_envelope": _SupplyReplay.envelope_opened,
+}
+
+
+def _expected_supply(session: Session) -> dict[str, dict[Key, Any]]:
+    """What the trail says the supply and envelope tables hold (`_check_supply` compares). Every event on a kit
+    is replayed, whatever its action, by the status it records."""
+    replay = _SupplyReplay()
+    for e in session.execute(select(AuditEvent).where(or_(AuditEvent.entity == "kit",
+                                                          AuditEvent.action.in_(_SUPPLY_REPLAY)))
+                             .order_by(AuditEvent.seq)).scalars():
+        handler = _SupplyReplay.kit if e.entity == "kit" else _SUPPLY_REPLAY[e.action]
+        handler(replay, e, tuple(e.entity_id.split("/")), json.loads(e.after_json or "{}"))
+    return replay.out
+
+
+def _check_supply(session: Session, codes: dict[int, tuple[str, str]], expected: dict[str, dict[Key, Any]],
+                  check: Callable[[str, str, Rows], None]) -> None:
+    """Kits, shipments, resupply requests, a site's levels, envelope sets and envelopes against the trail.
+
+    Not compared, as no event carries them: the server's clock readings (a kit's created_at, updated_at and
+    dispensed_at, a shipment's created_at and received_at, a request's raised_at and closed_at, a site's levels'
+    set_at, a set's created_at, an envelope's reconciled_at); a kit's note and updated_by; an envelope's block,
+    block_size and slot; and the arm and kit inside a sealed or void envelope (the trail never says what a
+    sealed envelope holds: such a change is refused when the envelope is recorded, as its printed check code no
+    longer matches). An opened envelope's arm and kit are compared with its randomize_by_envelope event."""
+    def patient(patient_id: int | None) -> str | None:
+        return None if patient_id is None else codes.get(patient_id, ("?", f"patient row {patient_id}"))[1]
+
+    check("kit", "kit", {(k.trial_id, k.kit_number): {
+        "arm": k.arm, "lot": k.lot, "expiry": k.expiry.isoformat(), "status": k.status, "site": k.site_code,
+        "shipment": k.shipment_id, "patient": patient(k.patient_id), "replaces": k.replaces,
+        "created_by": k.created_by, "dispensed_by": k.dispensed_by}
+        for k in session.execute(select(SupplyKit)).scalars()})
+    check("shipment", "shipment", {(s.trial_id, str(s.id)): {
+        "site": s.site_code, "status": s.status, "shipped_on": s.shipped_on.isoformat(),
+        "expected_on": s.expected_on.isoformat() if s.expected_on else None, "created_by": s.created_by,
+        "received_by": s.received_by} for s in session.execute(select(SupplyShipment)).scalars()})
+    check("resupply", "resupply request", {(r.trial_id, str(r.id)): {
+        "site": r.site_code, "arm": r.arm, "kits": r.kits, "urgent": bool(r.urgent), "reason": r.reason,
+        "status": r.status, "raised_by": r.raised_by, "shipment": r.shipment_id}
+        for r in session.execute(select(ResupplyRequest)).scalars()})
+    check("supply_levels", "supply levels of", {(v.trial_id, v.site_code): {
+        "trigger_per_arm": v.trigger_per_arm, "target_per_arm": v.target_per_arm, "set_by": v.set_by}
+        for v in session.execute(select(SupplySiteLevels)).scalars()})
+    check("envelope_set", "envelope set", {(s.trial_id, str(s.id)): {
+        "site": s.site_code, "method": s.method, "count": s.count, "created_by": s.created_by, "prints": s.prints,
+        "voided_by": s.voided_by, "void_reason": s.void_reason}
+        for s in session.execute(select(EnvelopeSet)).scalars()})
+    trail = expected["envelope"]
+    envelopes: Rows = {}
+    for e in session.execute(select(Envelope)).scalars():
+        key = (e.trial_id, envelope_label(e.site_code, e.number))
+        row = {"set": e.set_id, "stratum": e.stratum, "status": e.status, "patient": patient(e.patient_id),
+               "opened_at": _utc(e.opened_at), "reconciled_by": e.reconciled_by, "arm": e.arm, "kit": e.kit}
+        # What the trail does not say of this envelope is not compared: the contents of one never opened, the
+        # time of opening where the event's reason does not give it.
+        envelopes[key] = {k: v for k, v in row.items() if key not in trail or k in trail[key]
+                          or k not in ("arm", "kit", "opened_at")}
+    check("envelope", "envelope", envelopes)
 
 
 def _registry_problems(session: Session) -> list[str]:

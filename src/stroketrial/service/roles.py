@@ -113,4 +113,6 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "setting a site's supply levels": SUPPLY_UNBLINDED,
     "replacing a damaged kit": ("unblinded_pharmacist",),
     "reconciling kits at close-out": SUPPLY_UNBLINDED,
+    # A temperature excursion or a recall: kits (or a whole lot) set apart until released, never dispensed.
+    "quarantining kits": SUPPLY_UNBLINDED,
 }

@@ -16,9 +16,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import re
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import func, select
@@ -27,7 +28,8 @@ from sqlalchemy.orm import Session
 from ..protocol import Protocol
 from ..protocol.supply import Supply, SupplyLevels
 from ..store import record
-from ..store.models import Allocation, Patient, ResupplyRequest, SupplyKit, SupplyShipment, SupplySiteLevels
+from ..store.models import (Allocation, AuditEvent, Patient, ResupplyRequest, SupplyKit, SupplyShipment,
+                            SupplySiteLevels)
 from .accounts import Actor
 from .blinding import sees_arm, sees_kit_arms
 from .clock import site_zone
@@ -42,6 +44,13 @@ CSV_COLUMNS = ("kit_number", "arm", "lot", "expiry")
 MAX_KITS = 20000
 ON_SHELF = ("available",)
 FINAL = ("returned", "destroyed")
+# A kit set apart after a temperature excursion or a recall: from the depot, a site's shelf or an envelope's
+# reservation (never one on its way or already given), until it is released with a reason.
+QUARANTINABLE = ("in_depot", "available", "reserved")
+STATUS_WORDS = {"in_depot": "in the depot", "in_transit": "on its way", "available": "on the shelf",
+                "reserved": "reserved for an emergency envelope", "dispensed": "dispensed", "damaged": "damaged",
+                "missing": "missing", "quarantined": "quarantined", "returned": "returned",
+                "destroyed": "destroyed"}
 GENERATED_DIGITS = 6
 
 
@@ -221,18 +230,25 @@ def export_kits(session: Session, actor: Actor, trial_id: str) -> str:
 # ---- shipments and their receipt -------------------------------------------------------------------------------
 def ship(session: Session, actor: Actor, trial_id: str, site: str, kit_numbers: Sequence[str] | None = None,
          kits_per_arm: int | None = None, shipped_on: dt.date | str | None = None,
-         expected_on: dt.date | str | None = None) -> dict[str, Any]:
-    """Send kits from the depot to a site: the kits named, or `kits_per_arm` of each arm first-expiry-first-out,
-    or (neither given) what the site's open resupply requests ask for."""
+         expected_on: dt.date | str | None = None, kits_by_arm: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """Send kits from the depot to a site: the kits named, or `kits_per_arm` of each arm, or `kits_by_arm` (a
+    number per arm), first expiry first out, or (none given) what the site's open resupply requests ask for."""
     actor.require("shipping kits")
-    _protocol, supply = supply_protocol(session, actor, trial_id)
+    protocol, supply = supply_protocol(session, actor, trial_id)
     _require_site(session, actor, trial_id, site)
     shipped = _date("shipped_on", shipped_on) or dt.datetime.now(dt.UTC).date()
     expected = _date("expected_on", expected_on)
+    if expected is not None and expected < shipped:
+        raise Invalid(f"expected_on {expected.isoformat()} is before shipped_on {shipped.isoformat()}",
+                      [{"field": "expected_on", "value": expected.isoformat(), "message": "on or after shipped_on"}])
+    if kits_by_arm:
+        kits_per_arm = None
+        wanted_by_arm = _by_arm(protocol, kits_by_arm)
     requests = list(session.execute(select(ResupplyRequest).where(
         ResupplyRequest.trial_id == trial_id, ResupplyRequest.site_code == site,
         ResupplyRequest.status == "open")).scalars())
-    kits = _kits_to_ship(session, supply, trial_id, site, kit_numbers, kits_per_arm, requests, shipped)
+    kits = _kits_to_ship(session, supply, trial_id, site, kit_numbers, kits_per_arm, requests, shipped,
+                         wanted_by_arm if kits_by_arm else None)
     now = dt.datetime.now(dt.UTC)
     shipment = SupplyShipment(trial_id=trial_id, site_code=site, status="in_transit", shipped_on=shipped,
                               expected_on=expected, created_at=now, created_by=actor.name)
@@ -253,6 +269,21 @@ def ship(session: Session, actor: Actor, trial_id: str, site: str, kit_numbers: 
             "shipped_on": shipped.isoformat(), "expected_on": expected.isoformat() if expected else None}
 
 
+def _by_arm(protocol: Protocol, kits_by_arm: Mapping[str, int]) -> dict[str, int]:
+    arms = {a.id: a.name for a in protocol.arms}
+    errors: list[dict[str, Any]] = []
+    for arm, n in kits_by_arm.items():
+        if arm not in arms:
+            errors.append({"field": "kits_by_arm", "value": arm, "message": f"one of {', '.join(arms)}"})
+        elif isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1000:
+            errors.append({"field": "kits_by_arm", "value": n, "message": f"{arms[arm]}: a whole number, 0-1000"})
+    if not errors and not any(kits_by_arm.values()):
+        errors.append({"field": "kits_by_arm", "value": 0, "message": "at least one kit of some treatment"})
+    if errors:
+        raise Invalid("the kits per treatment are refused: " + "; ".join(e["message"] for e in errors), errors)
+    return {arm: n for arm, n in kits_by_arm.items() if n}
+
+
 def _date(field: str, value: dt.date | str | None) -> dt.date | None:
     if value is None or value == "":
         return None
@@ -266,7 +297,8 @@ def _date(field: str, value: dt.date | str | None) -> dt.date | None:
 
 
 def _kits_to_ship(session: Session, supply: Supply, trial_id: str, site: str, kit_numbers: Sequence[str] | None,
-                  kits_per_arm: int | None, requests: Sequence[ResupplyRequest], shipped: dt.date) -> list[SupplyKit]:
+                  kits_per_arm: int | None, requests: Sequence[ResupplyRequest], shipped: dt.date,
+                  kits_by_arm: Mapping[str, int] | None = None) -> list[SupplyKit]:
     if kit_numbers:
         kits, errors = [], []
         for number in dict.fromkeys(kit_numbers):
@@ -275,13 +307,16 @@ def _kits_to_ship(session: Session, supply: Supply, trial_id: str, site: str, ki
             if row is None:
                 errors.append({"field": "kits", "value": number, "message": "no such kit in the trial's kit list"})
             elif row.status != "in_depot":
-                errors.append({"field": "kits", "value": number, "message": f"not in the depot ({row.status})"})
+                errors.append({"field": "kits", "value": number,
+                               "message": f"not in the depot ({STATUS_WORDS.get(row.status, row.status)})"})
             else:
                 kits.append(row)
         if errors:
             raise Invalid(f"{len(errors)} kit(s) cannot be shipped; nothing was shipped", errors)
         return kits
-    if kits_per_arm is not None:
+    if kits_by_arm:
+        wanted = dict(kits_by_arm)
+    elif kits_per_arm is not None:
         if not isinstance(kits_per_arm, int) or not 1 <= kits_per_arm <= 1000:
             raise Invalid("kits_per_arm is a whole number, 1-1000",
                           [{"field": "kits_per_arm", "value": kits_per_arm, "message": "1-1000"}])
@@ -533,6 +568,11 @@ def dispense_reserved_kit(session: Session, actor: Actor, trial_id: str, kit_num
 def release_reserved_kit(session: Session, actor: Actor, trial_id: str, kit_number: str, reason: str) -> None:
     """Put a kit reserved for an envelope back on the site's shelf (the envelope was voided), audited."""
     kit = _kit(session, trial_id, kit_number)
+    if kit.status == "quarantined":  # it stays apart; released from quarantine, it goes back on the shelf
+        record(session, actor.name, "release_reserved_kit", "kit", f"{trial_id}/{kit.kit_number}",
+               trial_id=trial_id, site=kit.site_code,
+               after={"kit_number": kit.kit_number, "arm": kit.arm, "status": "quarantined"}, reason=reason)
+        return
     if kit.status != "reserved":
         raise Conflict(f"kit {kit_number} is {kit.status}, not reserved", kit=kit_number)
     kit.note = None
@@ -600,8 +640,10 @@ def current_kit(session: Session, patient: Patient) -> str | None:
 
 
 def close_out_kit(session: Session, actor: Actor, trial_id: str, kit_number: str,
-                  outcome: Literal["returned", "destroyed"], reason: str | None = None) -> dict[str, Any]:
-    """At site close-out: a kit (dispensed, on the shelf, damaged, expired) returned to the depot or destroyed."""
+                  outcome: Literal["returned", "destroyed"], reason: str | None = None, done_by: str | None = None,
+                  done_on: dt.date | str | None = None) -> dict[str, Any]:
+    """At site close-out: a kit (dispensed, on the shelf, damaged, expired) returned to the depot or destroyed;
+    `done_by` who returned or destroyed it (and any witness), `done_on` the day (default today at the site)."""
     actor.require("reconciling kits at close-out")
     supply_protocol(session, actor, trial_id)
     if outcome not in FINAL:
@@ -611,17 +653,188 @@ def close_out_kit(session: Session, actor: Actor, trial_id: str, kit_number: str
     if kit.site_code is None or not actor.can_see_site(kit.site_code):
         raise NotFound(f"no kit {kit_number} of {trial_id} at your sites")
     if kit.status in ("in_depot", "in_transit", *FINAL):
-        raise Conflict(f"kit {kit_number} is {kit.status.replace('_', ' ')}: only a kit at the site is returned or "
-                       "destroyed", kit=kit_number)
-    before = kit.status
+        raise Conflict(f"kit {kit_number} is {STATUS_WORDS.get(kit.status, kit.status)}: only a kit at the site is "
+                       "returned or destroyed", kit=kit_number)
+    return _close_out(session, actor, trial_id, kit, outcome, *_close_out_details(session, kit.site_code, reason,
+                                                                                  done_by, done_on))
+
+
+def _close_out_details(session: Session, site: str, reason: str | None, done_by: str | None,
+                       done_on: dt.date | str | None) -> tuple[str | None, str | None, dt.date]:
     note = plain_text("reason", reason, 2000, required=False)
-    if note:
-        kit.note = note
+    who = plain_text("done_by", done_by, 200, required=False)
+    today = site_today(session, site)
+    day = _date("done_on", done_on) or today
+    if day > today:
+        raise Invalid(f"done_on {day.isoformat()} is in the future (today at site {site} is {today.isoformat()})",
+                      [{"field": "done_on", "value": day.isoformat(),
+                        "message": f"in the future: today at site {site} is {today.isoformat()}, or earlier"}])
+    return note, who, day
+
+
+def _close_out(session: Session, actor: Actor, trial_id: str, kit: SupplyKit, outcome: str, note: str | None,
+               who: str | None, day: dt.date) -> dict[str, Any]:
+    before = kit.status
+    kit.note = "; ".join(x for x in (f"{outcome} on {day.isoformat()}", f"by {who}" if who else None, note) if x)
     _set(kit, actor, outcome)
-    record(session, actor.name, f"kit_{outcome}", "kit", f"{trial_id}/{kit_number}", trial_id=trial_id,
-           site=kit.site_code, before={"status": before}, after={"kit_number": kit_number, "status": outcome},
-           reason=note)
-    return {"kit": kit_number, "status": outcome, "was": before}
+    record(session, actor.name, f"kit_{outcome}", "kit", f"{trial_id}/{kit.kit_number}", trial_id=trial_id,
+           site=kit.site_code, before={"status": before},
+           after={"kit_number": kit.kit_number, "status": outcome, "on": day.isoformat(), "by": who}, reason=note)
+    return {"kit": kit.kit_number, "status": outcome, "was": before, "on": day.isoformat(), "by": who}
+
+
+def close_out_kits(session: Session, actor: Actor, trial_id: str, site: str, kit_numbers: Sequence[str],
+                   outcome: str, reason: str | None = None, done_by: str | None = None,
+                   done_on: dt.date | str | None = None) -> dict[str, Any]:
+    """Several kits of one site returned or destroyed at once, all or nothing: every kit that cannot be is named
+    (unknown, at another site, not at the site yet, closed out already) and none is closed out."""
+    actor.require("reconciling kits at close-out")
+    supply_protocol(session, actor, trial_id)
+    _require_site(session, actor, trial_id, site)
+    errors: list[dict[str, Any]] = []
+    if outcome not in FINAL:
+        errors.append({"field": "outcome", "value": outcome, "message": " or ".join(FINAL)})
+    numbers = list(dict.fromkeys(n.strip() for n in kit_numbers if n and n.strip()))
+    if not numbers:
+        errors.append({"field": "kits", "value": None, "message": "at least one kit number"})
+    kits = []
+    for number in numbers:
+        kit = session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
+                                                      SupplyKit.kit_number == number)).scalar_one_or_none()
+        if kit is None or kit.site_code is None or not actor.can_see_site(kit.site_code):
+            errors.append({"field": "kits", "value": number, "message": "no such kit at your sites"})
+        elif kit.site_code != site:
+            errors.append({"field": "kits", "value": number, "message": f"a kit of site {kit.site_code}, not {site}"})
+        elif kit.status in ("in_transit", *FINAL):
+            errors.append({"field": "kits", "value": number, "message": f"{STATUS_WORDS[kit.status]}: only a kit at "
+                                                                        "the site is returned or destroyed"})
+        else:
+            kits.append(kit)
+    try:
+        details = _close_out_details(session, site, reason, done_by, done_on)
+    except Invalid as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise Invalid(f"{len(errors)} problem(s); no kit was closed out", errors)
+    done = [_close_out(session, actor, trial_id, kit, outcome, *details) for kit in kits]
+    return {"site": site, "outcome": outcome, "kits": [d["kit"] for d in done], "on": details[2].isoformat(),
+            "by": details[1]}
+
+
+# ---- quarantine: a temperature excursion or a recall ------------------------------------------------------------
+def quarantine(session: Session, actor: Actor, trial_id: str, kit_numbers: Sequence[str] | None = None,
+               lot: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """Set kits apart (the kits named, or every kit of a lot in the depot, on a shelf or reserved), with a reason:
+    a quarantined kit is never shipped, dispensed or reserved, and a site's resupply check counts it out (a
+    quarantine that drops a site to its trigger raises a resupply). All or nothing for kits named."""
+    actor.require("quarantining kits")
+    protocol, supply = supply_protocol(session, actor, trial_id)
+    kits = _quarantine_targets(session, actor, trial_id, kit_numbers, lot, reason, release=False)
+    why = plain_text("reason", reason, 2000, min_length=5)
+    for kit in kits:
+        before = {"status": kit.status, "note": kit.note}
+        kit.note = why
+        _set(kit, actor, "quarantined")
+        record(session, actor.name, "quarantine_kit", "kit", f"{trial_id}/{kit.kit_number}", trial_id=trial_id,
+               site=kit.site_code, before=before, after={"kit_number": kit.kit_number, "status": "quarantined"},
+               reason=why)
+    session.flush()
+    raised = []
+    for site in sorted({k.site_code for k in kits if k.site_code is not None}):
+        raised += check_levels(session, actor, protocol, supply, trial_id, site)
+    return {"trial": trial_id, "quarantined": sorted(k.kit_number for k in kits), "lot": lot or None,
+            "resupply_raised": raised}
+
+
+def release_quarantine(session: Session, actor: Actor, trial_id: str, kit_numbers: Sequence[str] | None = None,
+                       lot: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    """Release quarantined kits (named, or every quarantined kit of a lot), with a reason: each goes back where it
+    was (the depot, the shelf, its envelope's reservation)."""
+    actor.require("quarantining kits")
+    supply_protocol(session, actor, trial_id)
+    kits = _quarantine_targets(session, actor, trial_id, kit_numbers, lot, reason, release=True)
+    why = plain_text("reason", reason, 2000, min_length=5)
+    released = {}
+    for kit in kits:
+        status, note = _before_quarantine(session, trial_id, kit)
+        kit.note = note
+        _set(kit, actor, status)
+        released[kit.kit_number] = status
+        record(session, actor.name, "release_quarantine", "kit", f"{trial_id}/{kit.kit_number}", trial_id=trial_id,
+               site=kit.site_code, before={"status": "quarantined"},
+               after={"kit_number": kit.kit_number, "status": status}, reason=why)
+    return {"trial": trial_id, "released": dict(sorted(released.items())), "lot": lot or None}
+
+
+def _quarantine_targets(session: Session, actor: Actor, trial_id: str, kit_numbers: Sequence[str] | None,
+                        lot: str | None, reason: str | None, release: bool) -> list[SupplyKit]:
+    numbers = list(dict.fromkeys(n.strip() for n in kit_numbers or () if n and n.strip()))
+    lot = (lot or "").strip() or None
+    if bool(numbers) == bool(lot):
+        raise Invalid("name the kits or a lot (one of the two)",
+                      [{"field": "kits", "value": numbers or None, "message": "kit numbers, or a lot"}])
+    plain_text("reason", reason, 2000, min_length=5)
+    if lot is not None:
+        return _lot_targets(session, actor, trial_id, lot, release)
+    errors = []
+    kits = []
+    for number in numbers:
+        kit = session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
+                                                      SupplyKit.kit_number == number)).scalar_one_or_none()
+        if kit is None or (kit.site_code is not None and not actor.can_see_site(kit.site_code)):
+            errors.append({"field": "kits", "value": number, "message": "no such kit in the trial's kit list"})
+        elif release and kit.status != "quarantined":
+            errors.append({"field": "kits", "value": number,
+                           "message": f"not quarantined ({STATUS_WORDS.get(kit.status, kit.status)})"})
+        elif not release and kit.status == "quarantined":
+            errors.append({"field": "kits", "value": number, "message": "already quarantined"})
+        elif not release and kit.status not in QUARANTINABLE:
+            errors.append({"field": "kits", "value": number,
+                           "message": f"{STATUS_WORDS.get(kit.status, kit.status)}: only a kit in the depot, on a "
+                                      "site's shelf or reserved is quarantined"})
+        else:
+            kits.append(kit)
+    if errors:
+        raise Invalid(f"{len(errors)} kit(s) refused; nothing was {'released' if release else 'quarantined'}",
+                      errors)
+    return kits
+
+
+def _lot_targets(session: Session, actor: Actor, trial_id: str, lot: str, release: bool) -> list[SupplyKit]:
+    rows = [k for k in session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id, SupplyKit.lot == lot)
+                                       .order_by(SupplyKit.kit_number)).scalars()
+            if k.site_code is None or actor.can_see_site(k.site_code)]
+    if not rows:
+        raise Invalid(f"no lot {lot} in the trial's kit list",
+                      [{"field": "lot", "value": lot, "message": "no such lot in the trial's kit list"}])
+    wanted = ("quarantined",) if release else QUARANTINABLE
+    kits = [k for k in rows if k.status in wanted]
+    if not kits:
+        counts: dict[str, int] = {}
+        for k in rows:
+            counts[STATUS_WORDS.get(k.status, k.status)] = counts.get(STATUS_WORDS.get(k.status, k.status), 0) + 1
+        held = ", ".join(f"{n} {w}" for w, n in sorted(counts.items()))
+        what = "is quarantined" if release else "can be quarantined (in the depot, on a shelf or reserved)"
+        raise Conflict(f"no kit of lot {lot} {what}: its kits are {held}", lot=lot)
+    return kits
+
+
+def _before_quarantine(session: Session, trial_id: str, kit: SupplyKit) -> tuple[str, str | None]:
+    """Where a quarantined kit was (and its note), from the trail: a reserved kit whose envelope set was voided
+    meanwhile goes back on the shelf."""
+    events = session.execute(select(AuditEvent.action, AuditEvent.before_json).where(
+        AuditEvent.entity == "kit", AuditEvent.entity_id == f"{trial_id}/{kit.kit_number}",
+        AuditEvent.action.in_(("quarantine_kit", "release_reserved_kit"))).order_by(AuditEvent.seq)).all()
+    status, note = ("in_depot" if kit.site_code is None else "available"), None
+    for action, before_json in events:
+        if action == "quarantine_kit" and before_json:
+            before = json.loads(before_json)
+            status, note = before.get("status", status), before.get("note")
+        elif action == "release_reserved_kit" and status == "reserved":
+            status, note = "available", None
+    if status not in QUARANTINABLE:  # pragma: no cover - only these are quarantined
+        status = "in_depot" if kit.site_code is None else "available"
+    return status, note
 
 
 def reconciliation(session: Session, actor: Actor, trial_id: str, site: str) -> dict[str, Any]:
@@ -657,10 +870,31 @@ def reconciliation(session: Session, actor: Actor, trial_id: str, site: str) -> 
         if kit is not None and kit not in given and _is_physical(session, trial_id, kit):
             whose = f" of patient {codes.get(patient_id)}" if names_patients else ""
             discrepancies.append(f"kit {kit}{whose}: allocated but not recorded as dispensed")
+    closed = {(e.entity_id.split("/", 1)[1], e.action): e for e in session.execute(
+        select(AuditEvent).where(AuditEvent.trial_id == trial_id, AuditEvent.site_code == site,
+                                 AuditEvent.entity == "kit", AuditEvent.action.in_(("kit_returned", "kit_destroyed"))
+                                 ).order_by(AuditEvent.seq)).scalars()}
+    listing = []
+    for k in kits:
+        event = closed.get((k.kit_number, f"kit_{k.status}"))
+        row: dict[str, Any] = {"kit_number": k.kit_number, "status": k.status, "note": k.note,
+                               "updated_at": k.updated_at.isoformat(timespec="minutes"), "updated_by": k.updated_by,
+                               "replaces": k.replaces}
+        if event is not None:
+            after = json.loads(event.after_json or "{}")
+            row["recorded_by"], row["by"], row["on"] = event.actor, after.get("by"), after.get("on")
+        if names_patients and k.patient_id is not None:
+            row["patient"] = codes.get(k.patient_id)
+        listing.append(row)
     return {"site": site, "kits": len(kits), "by_status": dict(sorted(counts.items())),
             "shipped": sum(1 for k in kits if k.shipment_id is not None),
             "received": sum(1 for k in kits if k.status not in ("in_transit", "missing")),
-            "dispensed": len(ever_dispensed), "discrepancies": discrepancies, "complete": not discrepancies}
+            "dispensed": len(ever_dispensed),
+            **{name: counts.get(status, 0) for name, status in (
+                ("returned", "returned"), ("destroyed", "destroyed"), ("damaged", "damaged"), ("missing", "missing"),
+                ("on_shelf", "available"), ("quarantined", "quarantined"), ("reserved", "reserved"),
+                ("in_transit", "in_transit"), ("still_dispensed", "dispensed"))},
+            "kit_list": listing, "discrepancies": discrepancies, "complete": not discrepancies}
 
 
 def _is_physical(session: Session, trial_id: str, kit_number: str) -> bool:
@@ -690,6 +924,25 @@ def overview(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     if unblinded:
         body["arms"] = [{"id": a.id, "name": a.name} for a in protocol.arms]
         body["depot"] = {arm: _depot(session, trial_id, arm) for arm in arms}
+        body["depot_quarantined"] = {arm: _depot(session, trial_id, arm, "quarantined") for arm in arms}
+        body["quarantined"] = [
+            {"kit_number": k.kit_number, "arm": k.arm, "lot": k.lot, "expiry": k.expiry.isoformat(),
+             "where": k.site_code or "depot", "reason": k.note,
+             "since": k.updated_at.isoformat(timespec="minutes"), "by": k.updated_by}
+            for k in session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
+                                                             SupplyKit.status == "quarantined")
+                                     .order_by(SupplyKit.kit_number)).scalars()
+            if k.site_code is None or k.site_code in sites]
+        lots: dict[str, dict[str, Any]] = {}
+        for lot, arm, expiry, n in session.execute(
+                select(SupplyKit.lot, SupplyKit.arm, func.min(SupplyKit.expiry), func.count(SupplyKit.id))
+                .where(SupplyKit.trial_id == trial_id).group_by(SupplyKit.lot, SupplyKit.arm)
+                .order_by(SupplyKit.lot, SupplyKit.arm)).all():
+            entry = lots.setdefault(lot, {"lot": lot, "arms": [], "expiry": expiry.isoformat(), "kits": 0})
+            entry["arms"].append(arm)
+            entry["kits"] += n
+            entry["expiry"] = min(entry["expiry"], expiry.isoformat())
+        body["lots"] = list(lots.values())  # a lot may hold kits of several arms (one packaging run)
         body["requests"] = [_request_view(r) for r in session.execute(
             select(ResupplyRequest).where(ResupplyRequest.trial_id == trial_id,
                                           ResupplyRequest.site_code.in_(sites))
@@ -717,9 +970,10 @@ def _site_stock(session: Session, supply: Supply, trial_id: str, site: str, arms
             SupplyKit.status.in_(ON_SHELF), SupplyKit.expiry <= warn_by)).scalar_one()
         per_arm[arm] = {"dispensable": dispensable, "on_shelf": on_shelf, "expiring_soon": expiring,
                         "in_transit": _count(session, trial_id, site, arm, "in_transit"),
-                        "reserved": _count(session, trial_id, site, arm, "reserved")}
+                        "reserved": _count(session, trial_id, site, arm, "reserved"),
+                        "quarantined": _count(session, trial_id, site, arm, "quarantined")}
     pooled = {key: sum(v[key] for v in per_arm.values())
-              for key in ("dispensable", "on_shelf", "expiring_soon", "in_transit", "reserved")}
+              for key in ("dispensable", "on_shelf", "expiring_soon", "in_transit", "reserved", "quarantined")}
     out: dict[str, Any] = {"site": site, **pooled}
     if unblinded:
         out["per_arm"] = per_arm
@@ -729,9 +983,10 @@ def _site_stock(session: Session, supply: Supply, trial_id: str, site: str, arms
     return out
 
 
-def _depot(session: Session, trial_id: str, arm: str) -> int:
+def _depot(session: Session, trial_id: str, arm: str, status: str = "in_depot") -> int:
     return session.execute(select(func.count(SupplyKit.id)).where(
-        SupplyKit.trial_id == trial_id, SupplyKit.arm == arm, SupplyKit.status == "in_depot")).scalar_one()
+        SupplyKit.trial_id == trial_id, SupplyKit.arm == arm, SupplyKit.site_code.is_(None),
+        SupplyKit.status == status)).scalar_one()
 
 
 def _shipment_view(session: Session, s: SupplyShipment) -> dict[str, Any]:

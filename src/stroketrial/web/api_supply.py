@@ -1,5 +1,6 @@
 """The JSON API of investigational product supply: the kit list (import, generate, export), shipments and their
-receipt, stock, resupply levels, kit replacement and close-out reconciliation. Thin calls into service.supply."""
+receipt, stock, resupply levels, quarantine (a temperature excursion, a recall), kit replacement and close-out
+reconciliation. Thin calls into service.supply."""
 
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ class ShipmentIn(_Body):
     kits: list[str] | None = Field(None, description="the kit numbers to ship (from the depot)")
     kits_per_arm: int | None = Field(None, description="instead of kits: this many of each arm, first expiry "
                                                        "first out; neither: what the open resupply requests ask")
+    kits_by_arm: dict[str, int] | None = Field(None, description="instead of kits: a number per arm id, first "
+                                                                 "expiry first out", examples=[{"placebo": 4}])
     shipped_on: str | None = Field(None, description="YYYY-MM-DD (default today)")
     expected_on: str | None = Field(None, description="YYYY-MM-DD")
 
@@ -56,6 +59,20 @@ class ReplacementIn(_Body):
 class CloseOutIn(_Body):
     outcome: Literal["returned", "destroyed"] = Field(description="returned to the depot, or destroyed at the site")
     reason: str | None = Field(None, description="optional note (at most 2000 characters)")
+    by: str | None = Field(None, description="who returned or destroyed it, and any witness (at most 200 characters)")
+    on: str | None = Field(None, description="the day it was returned or destroyed, YYYY-MM-DD (default today)")
+
+
+class SiteCloseOutIn(CloseOutIn):
+    kits: list[str] = Field(description="the site's kit numbers, all returned or all destroyed (all or nothing)")
+
+
+class QuarantineIn(_Body):
+    kits: list[str] | None = Field(None, description="the kit numbers (all or nothing)")
+    lot: str | None = Field(None, description="instead of kits: every kit of this lot (in the depot, on a shelf or "
+                                             "reserved; to release: every quarantined kit of it)")
+    reason: str = Field(description="the temperature excursion, the recall, or why it is released (5-2000 "
+                                    "characters)")
 
 
 @router.get("/trials/{trial}/supply", tags=TAGS)
@@ -100,7 +117,7 @@ def post_shipment(trial: Trial, body: ShipmentIn, actor: Actor = Depends(current
     """Ship kits from the depot to a site."""
     with db.write() as session:
         return supply.ship(session, actor, trial, body.site, body.kits, body.kits_per_arm, body.shipped_on,
-                           body.expected_on)
+                           body.expected_on, body.kits_by_arm)
 
 
 @router.post("/trials/{trial}/supply/shipments/{shipment}/receipt", tags=TAGS)
@@ -132,7 +149,33 @@ def post_close_out(trial: Trial, kit: KitNumber, body: CloseOutIn, actor: Actor 
                    db=Depends(database)) -> dict[str, Any]:
     """At close-out: a kit returned or destroyed."""
     with db.write() as session:
-        return supply.close_out_kit(session, actor, trial, kit, body.outcome, body.reason)
+        return supply.close_out_kit(session, actor, trial, kit, body.outcome, body.reason, body.by, body.on)
+
+
+@router.post("/trials/{trial}/supply/sites/{site}/close-out", tags=TAGS)
+def post_site_close_out(trial: Trial, site: Site, body: SiteCloseOutIn, actor: Actor = Depends(current_actor),
+                        db=Depends(database)) -> dict[str, Any]:
+    """At close-out: several kits of the site returned or destroyed, all or nothing (each refused kit named)."""
+    with db.write() as session:
+        return supply.close_out_kits(session, actor, trial, site, body.kits, body.outcome, body.reason, body.by,
+                                     body.on)
+
+
+@router.post("/trials/{trial}/supply/quarantine", tags=TAGS)
+def post_quarantine(trial: Trial, body: QuarantineIn, actor: Actor = Depends(current_actor),
+                    db=Depends(database)) -> dict[str, Any]:
+    """Quarantine kits or a whole lot (a temperature excursion, a recall): never shipped, dispensed or reserved
+    until released; a site dropped to its trigger gets a resupply request."""
+    with db.write() as session:
+        return supply.quarantine(session, actor, trial, body.kits, body.lot, body.reason)
+
+
+@router.post("/trials/{trial}/supply/quarantine/release", tags=TAGS)
+def post_release_quarantine(trial: Trial, body: QuarantineIn, actor: Actor = Depends(current_actor),
+                            db=Depends(database)) -> dict[str, Any]:
+    """Release quarantined kits (or a lot's), with a reason: each goes back where it was."""
+    with db.write() as session:
+        return supply.release_quarantine(session, actor, trial, body.kits, body.lot, body.reason)
 
 
 @router.post("/trials/{trial}/patients/{patient}/kit-replacement", status_code=201, tags=TAGS)
