@@ -68,7 +68,11 @@ def test_a_patient_screened_before_the_amendment_is_randomized_under_their_versi
 def test_what_an_amendment_may_not_change_is_refused_by_name(platform, tmp_path):
     original = yaml.safe_load(resources.files("stroketrial.protocol").joinpath("builtin", "amass-2.yaml").read_text())
     refusals = {
-        "arms": amended(tmp_path, "arms.yaml", arms=[original["arms"][0], {**original["arms"][1], "ratio": 2}]),
+        # (the emergency fallback's blocks follow the new 2:1 ratio, so that the arms are the only refusal)
+        "arms": amended(tmp_path, "arms.yaml", arms=[original["arms"][0], {**original["arms"][1], "ratio": 2}],
+                        emergency_randomization={**original["emergency_randomization"],
+                                                 "fallback": {**original["emergency_randomization"]["fallback"],
+                                                              "block_sizes": [3, 6]}}),
     }
     coordinator = Actor("coordinator", "coordinator", frozenset({"S1"}))
     with platform.db.write() as session:
