@@ -5,16 +5,12 @@ labels rather than codes, and refusals in words."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import uuid
 from importlib import resources
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from stroketrial.service import SYSTEM, accounts, patients, randomize, trials
 from stroketrial.service.accounts import Actor
@@ -31,26 +27,6 @@ PASSWORD = "password-1"
 ROLES = {"coordinator": "coordinator", "investigator": "investigator", "monitor": "monitor",
          "assessor": "outcome_assessor", "dsmb": "dsmb"}
 COORDINATOR = Actor("coordinator", "coordinator", frozenset({"S1"}))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'pages.db'}"
-        return
-    url = os.environ.get("STROKETRIAL_TEST_PG")
-    if not url:
-        if os.environ.get("STROKETRIAL_REQUIRE_PG"):
-            pytest.fail("STROKETRIAL_REQUIRE_PG is set but STROKETRIAL_TEST_PG is not: PostgreSQL did not start")
-        pytest.skip("no PostgreSQL: run `make test`, which starts a throw-away server")
-    server = make_url(url)
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = server.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

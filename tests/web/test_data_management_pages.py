@@ -6,6 +6,8 @@ data manager of a double-blind trial."""
 
 from __future__ import annotations
 
+import html
+
 import datetime as dt
 import re
 
@@ -57,6 +59,18 @@ def csrf(client: TestClient) -> str:
 
 def post(client: TestClient, url: str, **data) -> object:
     return client.post(url, data={"csrf": csrf(client), **data}, follow_redirects=False)
+
+
+def saved_over_warnings(client: TestClient, url: str, **data) -> object:
+    """Save a visit form whose values the edit checks warn about: the first answer (422) lists the warnings; the
+    user confirms those very warnings with a reason, as the page asks, and the form is saved."""
+    first = post(client, url, **data)
+    if first.status_code != 422:
+        return first  # nothing to confirm (a warning confirmed before is not asked again)
+    shown = [html.unescape(m) for m in re.findall(r'name="confirmed" value="([^"]*)"', first.text)]
+    assert shown, "a warning is shown to confirm"
+    confirmed = {"confirm": "yes", "confirm_reason": "as the source says", "confirmed": shown}
+    return client.post(url, data={"csrf": csrf(client), **data, **confirmed}, follow_redirects=False)
 
 
 def test_a_query_from_raising_to_closing_on_the_pages(platform):
@@ -136,13 +150,16 @@ def test_the_monitor_verifies_a_form_and_a_correction_asks_for_it_again(platform
 def test_an_edit_check_query_shows_beside_the_field(platform):
     coordinator = signed_in(platform, "coordinator")
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    assert post(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6", sae="no",
-                death="no", reason="died").status_code == 303
+    warned = post(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6", sae="no",
+                  death="no", reason="died")
+    assert warned.status_code == 422 and "modified Rankin Scale is 6 and death is no" in warned.text
+    assert saved_over_warnings(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6",
+                               sae="no", death="no", reason="died").status_code == 303
     visits = coordinator.get(f"/trials/{TRIAL}/patients/P1/visits")
     assert 'data-testid="query-d90-death">Data query' in visits.text
     assert "modified Rankin Scale is 6 and death is no" in visits.text
-    assert post(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6", sae="no",
-                death="yes", reason="died on day 80").status_code == 303
+    assert saved_over_warnings(coordinator, f"/trials/{TRIAL}/patients/P1/visits/d90", visit_date=today, mrs="6",
+                               sae="no", death="yes", reason="died on day 80").status_code == 303
     assert 'data-testid="query-d90-death"' not in coordinator.get(f"/trials/{TRIAL}/patients/P1/visits").text
     page = coordinator.get(f"/trials/{TRIAL}/patients/P1/queries")
     assert "edit check" in page.text and ">closed<" in page.text

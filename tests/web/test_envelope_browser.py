@@ -23,7 +23,7 @@ from stroketrial.store.models import Envelope
 from ..process import ServerProcess
 from ..trials import amass2, angel_rescue
 from ..trials.helpers import happening_now
-from .test_browser import SHOTS, allocations_of, chromium_browser, require_chromium
+from .test_browser import SHOTS, allocations_of, require_chromium
 
 PASSWORD = "password-1"
 ANGEL, AMASS = angel_rescue.TRIAL, amass2.TRIAL
@@ -63,11 +63,6 @@ def server(tmp_path_factory):
     log = str(tmp_path_factory.getbasetemp() / "envelope-web-server.log")
     with ServerProcess(url, log_path=log) as process:
         yield process, url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    yield from chromium_browser()
 
 
 @pytest.fixture

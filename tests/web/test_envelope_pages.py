@@ -18,7 +18,7 @@ from stroketrial.store.models import Allocation, Envelope, EnvelopeSet
 
 from ..trials import angel_rescue
 from ..trials.helpers import happening_now
-from .test_signatures_locks_pages import PASSWORD, client_for, csrf_of, database_url  # noqa: F401  (fixture)
+from .test_signatures_locks_pages import PASSWORD, client_for, csrf_of
 
 import pytest
 
@@ -29,7 +29,7 @@ PAGE = f"/trials/{TRIAL}/envelopes"
 
 
 @pytest.fixture
-def db(database_url):  # noqa: F811  (the imported fixture's parameter)
+def db(database_url):
     database = Database(database_url)
     database.migrate()
     with database.write() as session:

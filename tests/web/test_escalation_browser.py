@@ -20,7 +20,7 @@ from stroketrial.store.models import EscalationAssignment, EscalationDecision
 from ..process import ServerProcess
 from ..trials import amass1
 from ..trials.helpers import happening_now
-from .test_browser import SHOTS, chromium_browser, require_chromium
+from .test_browser import SHOTS, require_chromium
 
 TRIAL = amass1.TRIAL
 PASSWORD = "password-1"
@@ -48,11 +48,6 @@ def server(tmp_path_factory):
     log = str(tmp_path_factory.getbasetemp() / "escalation-web-server.log")
     with ServerProcess(url, log_path=log) as process:
         yield process, url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    yield from chromium_browser()
 
 
 @pytest.fixture

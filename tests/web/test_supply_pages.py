@@ -22,7 +22,7 @@ from stroketrial.store.models import SupplyKit
 
 from ..trials import impact_lvo
 from ..trials.helpers import happening_now
-from .test_signatures_locks_pages import PASSWORD, client_for, csrf_of, database_url  # noqa: F401
+from .test_signatures_locks_pages import PASSWORD, client_for, csrf_of
 
 TRIAL = "impact-lvo"
 PROTOCOL = load_builtin(TRIAL)
@@ -36,7 +36,7 @@ def expiry(days: int) -> str:
 
 
 @pytest.fixture
-def db(database_url):  # noqa: F811
+def db(database_url):
     database = Database(database_url)
     database.migrate()
     with database.write() as session:
@@ -98,7 +98,7 @@ FORMS = ("ship-form", "levels-form", "quarantine-form", "replacement-form", "clo
 
 
 @pytest.fixture
-def two_sites(database_url):  # noqa: F811
+def two_sites(database_url):
     database = Database(database_url)
     database.migrate()
     with database.write() as session:

@@ -8,12 +8,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..protocol import Protocol
 from ..store import record
 from ..store.models import Allocation, Patient, Unblinding
 from . import notifications
 from .accounts import Actor
 from .blinding import sees_arm
-from .errors import Invalid
+from .errors import Forbidden, Invalid, NotFound
+from .roles import PERMISSIONS
 from .patients import MAX_REASON, aware, randomized_patient
 from .text import plain_text
 from .trials import get_trial
@@ -34,8 +36,61 @@ def unblind(session: Session, actor: Actor, trial_id: str, code: str, reason: st
            site=patient.site_code,
            after={"sequence": allocation.sequence, "kit": allocation.kit}, reason=reason.strip())
     notifications.emergency_unblinding(session, _protocol, trial_id, patient, allocation, actor.name, reason.strip())
-    return {"patient_id": code, "sequence": allocation.sequence, "kit": allocation.kit, "arm": allocation.arm,
-            "unblinded_by": actor.name, "reason": reason.strip()}
+    return {"unblinding_id": row.id, "patient_id": code, "sequence": allocation.sequence, "kit": allocation.kit,
+            "arm": allocation.arm, "unblinded_by": actor.name, "reason": reason.strip()}
+
+
+def unblind_once(session: Session, actor: Actor, trial_id: str, code: str,
+                 reason: str | None) -> tuple[dict[str, Any], bool]:
+    """The pages' unblinding: (the record, whether it is new). An investigator who has unblinded this patient
+    already gets that record back (a resubmitted form or a reload records nothing), so the arm is revealed and
+    notified once per investigator; another investigator unblinds with a reason of their own."""
+    actor.require("emergency unblinding")
+    _protocol, patient, _allocation = randomized_patient(session, actor, trial_id, code)
+    mine = session.execute(select(Unblinding.id).where(Unblinding.patient_id == patient.id,
+                                                       Unblinding.created_by == actor.name)
+                           .order_by(Unblinding.id)).scalars().first()
+    if mine is not None:
+        return unblinding_of(session, actor, trial_id, code, mine), False
+    return unblind(session, actor, trial_id, code, reason), True
+
+
+def may_read_patient_unblindings(actor: Actor) -> bool:
+    """Who may read a patient's unblindings: the investigators (each sees the arm of their own unblinding only)
+    and the roles that read the unblinding log (the arm where blinding.sees_arm lets them)."""
+    return actor.may("emergency unblinding") or actor.may("reading the unblinding log")
+
+
+def _view(actor: Actor, protocol: Protocol, row: Unblinding, patient: Patient,
+          allocation: Allocation) -> dict[str, Any]:
+    item: dict[str, Any] = {"unblinding_id": row.id, "patient_id": patient.code, "site": patient.site_code,
+                            "sequence": allocation.sequence, "kit": allocation.kit, "unblinded_by": row.created_by,
+                            "at": aware(row.created_at).isoformat(), "reason": row.reason}
+    own = actor.may("emergency unblinding") and row.created_by == actor.name
+    if own or (actor.may("reading the unblinding log") and sees_arm(actor.role, protocol.design.masking)):
+        item["arm"] = allocation.arm
+    return item
+
+
+def patient_unblindings(session: Session, actor: Actor, trial_id: str, code: str) -> list[dict[str, Any]]:
+    """One patient's unblindings, oldest first: to the investigators at its site (the arm only of an unblinding
+    they made themselves) and to the roles that read the log (the arm only where they see arms)."""
+    if not may_read_patient_unblindings(actor):
+        raise Forbidden(f"{actor.name} ({actor.role}) may not read unblindings: the unblinding investigator and "
+                        f"{', '.join(PERMISSIONS['reading the unblinding log'])} may")
+    protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
+    rows = session.execute(select(Unblinding).where(Unblinding.patient_id == patient.id)
+                           .order_by(Unblinding.id)).scalars()
+    return [_view(actor, protocol, row, patient, allocation) for row in rows]
+
+
+def unblinding_of(session: Session, actor: Actor, trial_id: str, code: str, unblinding_id: int) -> dict[str, Any]:
+    """One recorded unblinding of a patient, as `patient_unblindings` shows it to this actor."""
+    found = next((u for u in patient_unblindings(session, actor, trial_id, code)
+                  if u["unblinding_id"] == unblinding_id), None)
+    if found is None:
+        raise NotFound(f"patient {code} of {trial_id} has no unblinding {unblinding_id}")
+    return found
 
 
 def unblindings(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
@@ -49,7 +104,8 @@ def unblindings(session: Session, actor: Actor, trial_id: str) -> list[dict[str,
     for u, p, a in rows:
         if not actor.can_see_site(p.site_code):
             continue
-        item = {"patient_id": p.code, "site": p.site_code, "sequence": a.sequence, "kit": a.kit,
+        item = {"unblinding_id": u.id, "patient_id": p.code, "site": p.site_code, "sequence": a.sequence,
+                "kit": a.kit,
                 "unblinded_by": u.created_by, "at": aware(u.created_at).isoformat(), "reason": u.reason}
         if sees_arm(actor.role, protocol.design.masking):
             item["arm"] = a.arm

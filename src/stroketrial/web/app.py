@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 from sqlalchemy import event
@@ -114,9 +114,12 @@ def create_app(db: Database) -> FastAPI:
         return not request.url.path.startswith("/api/")
 
     @app.exception_handler(LoginRequired)
-    async def login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
-        return RedirectResponse(f"/login?{urlencode({'next': exc.next_url, 'message': exc.message})}",
-                                status_code=303)
+    async def login_required(_request: Request, exc: LoginRequired) -> Response:
+        login = f"/login?{urlencode({'next': exc.next_url, 'message': exc.message})}"
+        if exc.background:  # the page stays as it is, with what was typed; it shows this and a sign-in link
+            return JSONResponse({"detail": exc.message or "you are signed out; sign in again",
+                                 "session_ended": True, "login": login}, status_code=401)
+        return RedirectResponse(login, status_code=303)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError):

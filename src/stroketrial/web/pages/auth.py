@@ -8,17 +8,19 @@ without activity, and `pages.SESSION_MAX_HOURS` after it began.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import datetime as dt
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from ...service import passwords, sessions, signin
 from ...service.accounts import Actor
 from ...service.errors import Unauthorized
 from .. import pages
-from ..csrf import check_csrf, new_token
+from ..csrf import check_csrf, csrf_token, new_token
 from .base import database, render
 
 passwords.dummy_hash()  # made now, so the first unknown user name costs no more than any other
@@ -26,24 +28,43 @@ router = APIRouter(include_in_schema=False)
 
 
 class LoginRequired(Exception):
-    """No session, or one that has ended: the app answers with the sign-in page (`app.py`)."""
+    """No session, or one that has ended: the app answers a page with the sign-in page, and a page's background
+    request (the live eligibility panel, a form check) with 401 and JSON the page understands (`app.py`)."""
 
-    def __init__(self, next_url: str, message: str = ""):
-        self.next_url, self.message = next_url, message
+    def __init__(self, next_url: str, message: str = "", background: bool = False):
+        self.next_url, self.message, self.background = next_url, message, background
+
+
+def is_background(request: Request) -> bool:
+    """A page's own fetch, not a navigation: the browser says so (Sec-Fetch-Mode), and the pages' scripts send
+    their CSRF token as a header, which no navigation does."""
+    mode = request.headers.get("sec-fetch-mode")
+    return (mode is not None and mode != "navigate") or "x-csrf-token" in request.headers
+
+
+def return_to(request: Request) -> str:
+    """Where to come back after signing in again: the page itself, or for a form's POST (which cannot be
+    repeated by a redirect) the page the form was on, when the browser names it and it is ours."""
+    if request.method == "GET":
+        return str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path.startswith("/") and referer.path != "/login":
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/"
 
 
 def page_actor(request: Request) -> Actor:
     """The user of this request's session, or LoginRequired (saying why a session ended)."""
     sid = request.session.get("sid")
     if not sid:
-        raise LoginRequired(str(request.url.path))
+        raise LoginRequired(return_to(request), "sign in to continue", is_background(request))
     try:
         # The lifetimes are read from the package at each request, so that a change to them takes effect.
         return sessions.resolve(database(request), sid, idle=dt.timedelta(minutes=pages.SESSION_MINUTES),
                                 lifetime=dt.timedelta(hours=pages.SESSION_MAX_HOURS))
     except sessions.SessionEnded as exc:
         request.session.clear()
-        raise LoginRequired(str(request.url.path), exc.message) from None
+        raise LoginRequired(return_to(request), exc.message, is_background(request)) from None
 
 
 def signed_in(request: Request) -> Actor:
@@ -51,6 +72,22 @@ def signed_in(request: Request) -> Actor:
     actor = page_actor(request)
     request.state.page_actor = actor
     return actor
+
+
+@router.post("/session/keepalive")
+def keepalive(request: Request) -> JSONResponse:
+    """'Stay signed in' from the expiry warning: any signed-in request counts as activity (`sessions.resolve`)."""
+    actor = signed_in(request)  # first: an ended session answers 401 (background), not a CSRF refusal
+    check_csrf(request, request.headers.get("x-csrf-token"))
+    return JSONResponse({"user": actor.name, "idle_minutes": pages.SESSION_MINUTES})
+
+
+@router.get("/session/token")
+def session_token(request: Request) -> JSONResponse:
+    """The form token of the session now: a page kept open while its user signed in again in another tab takes
+    it, so that what was typed there can still be saved."""
+    actor = signed_in(request)
+    return JSONResponse({"user": actor.name, "csrf": csrf_token(request)})
 
 
 @router.get("/login", response_class=HTMLResponse)

@@ -18,9 +18,12 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templa
 
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A page from its template, with the form token, the time and the signed-in user (when there is one)."""
+    from .. import pages  # the session lifetime is read at each request (tests change it)
+
     context.setdefault("actor", getattr(request.state, "page_actor", None))
     return templates.TemplateResponse(request, template, {"csrf": csrf_token(request), "now": dt.datetime.now(),
-                                                          **context}, status_code=status)
+                                                          "session_minutes": pages.SESSION_MINUTES, **context},
+                                      status_code=status)
 
 
 def database(request: Request) -> Database:

@@ -8,11 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ...clinical import VARIABLES
 from ...protocol import Protocol
-from ...service import envelopes, patients, randomize, trials
+from ...service import clock, envelopes, patients, randomize, trials
 from ...service.accounts import Actor, sees_arm
-from ...service.errors import Invalid
+from ...service.errors import Invalid, ServiceError
 from ..csrf import check_csrf
+from ..forms import (ScreeningCheck, check_context, check_screening, form_values, in_words, missing_for_randomization,
+                     require_randomization_fields, screen_context, screening_fields)
 from .auth import signed_in
 from .base import database, render
 
@@ -31,14 +34,45 @@ def patient_context(request: Request, trial: str, patient: str) -> tuple[Actor, 
     return actor, protocol, view
 
 
+def _shown(name: str, stored: Any) -> str:
+    """A stored value as people read it: a category's label, a lab in the unit it was entered in, yes or no."""
+    if isinstance(stored, dict):
+        return f"{stored.get('value')} {stored.get('unit')}"
+    var = VARIABLES.get(name)
+    if var is not None and var.kind in ("category", "grade"):
+        return next((m.label for m in var.enum_scale() if m.value == stored), str(stored))
+    if isinstance(stored, bool):
+        return "yes" if stored else "no"
+    unit = f" {var.unit}" if var is not None and var.unit and not isinstance(stored, str) else ""
+    return f"{stored}{unit}"
+
+
+def still_needed(protocol: Protocol, view: dict[str, Any]) -> list[str]:
+    """What stands between a patient not yet randomized and randomization, in words: each open criterion's text and
+    the label of each field randomization reads that the record lacks (whatever status was stored with it)."""
+    missing = [f.label for f in missing_for_randomization(protocol, view["data"])]
+    texts = {c.id: c.text for c in protocol.criteria}
+    open_criteria = [texts[c] for c in view["outstanding"] if c in texts]
+    return missing + [t for t in open_criteria if t not in missing]
+
+
 @router.get("/trials/{trial}/patients/{patient}", response_class=HTMLResponse)
 def patient_page(request: Request, trial: str, patient: str) -> HTMLResponse:
     from .escalation import escalation_table_for  # here: escalation.py builds on this module
+    from .followup import unblinding_link  # followup.py builds on this module too
 
     actor, protocol, view = patient_context(request, trial, patient)
+    needed = [] if view["randomized"] else still_needed(protocol, view)
+    texts = {c.id: c.text for c in protocol.criteria}
     return render(request, "patient.html", protocol=protocol, p=view, can_randomize=actor.may("randomizing"),
                   shows_arm=sees_arm(actor.role, protocol.design.masking),
-                  escalation=escalation_table_for(request, actor, trial, protocol))
+                  randomizable=view["status"] == "eligible" and not missing_for_randomization(protocol, view["data"]),
+                  still_needed=needed, excluded_by=[texts.get(c, c) for c in view["failing"]],
+                  can_correct=not view["randomized"] and actor.may("correcting screening data"),
+                  notice=request.session.pop(NOTICE, None),
+                  escalation=escalation_table_for(request, actor, trial, protocol),
+                  unblinded=unblinding_link(request, actor, trial, patient)
+                  if view["randomized"] and not sees_arm(actor.role, protocol.design.masking) else None)
 
 
 @router.get("/trials/{trial}/patients/{patient}/randomize", response_class=HTMLResponse)
@@ -47,7 +81,10 @@ def confirm_page(request: Request, trial: str, patient: str) -> Response:
     actor.require("randomizing")
     if view["randomized"]:
         return RedirectResponse(f"/trials/{trial}/patients/{patient}/allocation", status_code=303)
-    facts = [(k, view["data"][k]) for k in KEY_FACTS if k in view["data"]]
+    if view["status"] != "eligible" or missing_for_randomization(protocol, view["data"]):
+        return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)  # it says what is missing
+    facts = [(VARIABLES[k].label if k in VARIABLES else k, _shown(k, view["data"][k])) for k in KEY_FACTS
+             if k in view["data"]]
     # The key is made here, once per page: a double click or a resubmitted form sends it again
     # and gets the first answer back instead of a second randomization.
     with database(request).read() as session:  # the site's envelope procedure, should the link fail
@@ -76,3 +113,59 @@ def allocation_page(request: Request, trial: str, patient: str) -> Response:
         return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)
     arm = next((a for a in protocol.arms if a.id == view["randomization"].get("arm")), None)
     return render(request, "allocation.html", protocol=protocol, p=view, r=view["randomization"], arm=arm)
+
+
+NOTICE = "patient_notice"
+
+
+def _correction_page(request: Request, actor: Actor, protocol: Protocol, view: dict[str, Any], values: dict[str, Any],
+                     checked: ScreeningCheck, errors: dict[str, str], status: int = 200) -> HTMLResponse:
+    fields = screening_fields(protocol)
+    return render(request, "screening_correct.html", status=status, p=view, values=values, errors=errors,
+                  **check_context(checked), **screen_context(protocol, fields, actor, [view["site"]]))
+
+
+@router.get("/trials/{trial}/patients/{patient}/screening", response_class=HTMLResponse)
+def correction_page(request: Request, trial: str, patient: str) -> Response:
+    """The screening data as stored, to correct with a reason (before randomization)."""
+    actor, protocol, view = patient_context(request, trial, patient)
+    actor.require("correcting screening data")
+    if view["randomized"]:
+        return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)
+    with database(request).read() as session:
+        zone = clock.site_zone(session, view["site"])
+    fields = screening_fields(protocol)
+    values = {**form_values(fields, view["data"], zone), "site": view["site"]}
+    checked = check_screening(protocol, fields, values, zone)
+    return _correction_page(request, actor, protocol, view, values, checked, {})
+
+
+@router.post("/trials/{trial}/patients/{patient}/screening", response_class=HTMLResponse)
+async def correction_submit(request: Request, trial: str, patient: str) -> Response:
+    """Correct the screening data: every field as the form now holds it (a blank one removed), re-screened; a refusal
+    shows every problem at once and keeps what was typed."""
+    actor, protocol, view = patient_context(request, trial, patient)
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    actor.require("correcting screening data")
+    with database(request).read() as session:
+        zone = clock.site_zone(session, view["site"])
+    fields = screening_fields(protocol)
+    checked = check_screening(protocol, fields, form, zone)
+    require_randomization_fields(checked)
+    errors = dict(checked.errors)
+    reason = str(form.get("reason", "") or "").strip()
+    if not reason:
+        errors["reason"] = "say why the screening data change"
+    if not errors:
+        changes: dict[str, Any] = {f.name: checked.data.get(f.name) for f in fields}
+        changes["attestations"] = checked.attestations or None
+        try:
+            with database(request).write() as session:
+                updated = patients.update_screening(session, actor, trial, patient, changes, reason)
+            request.session[NOTICE] = f"Screening data corrected; the patient is {updated['status']}."
+            return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)
+        except ServiceError as exc:
+            errors.update({e["field"]: in_words(e["message"]) for e in exc.errors} or {"form": exc.message})
+    values = {**dict(form), "site": view["site"]}
+    return _correction_page(request, actor, protocol, view, values, checked, errors, status=422)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.datastructures import FormData
+from sqlalchemy.orm import Session
 
-from ...clinical import PatientDataError, parse_patient
-from ...eligibility import ScreeningInputError, ScreeningResult, screen
-from ...protocol import Protocol
-from ...service import patients, trials
-from ...service.accounts import Actor, sees_arm
+from ...service import clock, patients, trials
+from ...service.accounts import sees_arm
 from ...service.errors import ServiceError
 from ...service.work_list import work_list
 from ..csrf import check_csrf
-from ..forms import UNIT_SUFFIX, FormField, parse_screening_form, screening_fields
+from ..forms import (check_context, check_screening, in_words, require_randomization_fields, screen_context,
+                     screening_fields, screening_labels)
 from .auth import signed_in
 from .base import database, render
 from .escalation import escalation_table_for
@@ -50,10 +48,8 @@ def trial_page(request: Request, trial: str) -> HTMLResponse:
                   escalation=escalation_table_for(request, actor, trial, protocol))
 
 
-def _screen_context(protocol: Protocol, actor: Actor, sites: list[str]) -> dict[str, Any]:
-    return {"protocol": protocol, "fields": screening_fields(protocol), "unit_suffix": UNIT_SUFFIX,
-            "attestations": [c for c in protocol.criteria if c.attestation is not None],
-            "sites": [s for s in sites if actor.can_see_site(s)]}
+def zone_of(session: Session, trial: str, site: str) -> ZoneInfo | None:
+    return clock.site_zone(session, site) if site in trials.trial_sites(session, trial) else None
 
 
 @router.get("/trials/{trial}/screen", response_class=HTMLResponse)
@@ -64,32 +60,23 @@ def screen_page(request: Request, trial: str) -> HTMLResponse:
         _, protocol = trials.get_trial(session, actor, trial)
         sites = trials.trial_sites(session, trial)
     return render(request, "screen.html", values={}, errors={}, result=None,
-                  **_screen_context(protocol, actor, sites))
-
-
-def _preview(protocol: Protocol, fields: list[FormField],
-             form: FormData) -> tuple[ScreeningResult | None, dict[str, str]]:
-    attestation_ids = [c.id for c in protocol.criteria if c.attestation is not None]
-    data, attestations, errors = parse_screening_form(fields, form, attestation_ids)
-    if attestations:
-        data["attestations"] = attestations
-    try:
-        return screen(protocol, parse_patient(data)), errors
-    except (PatientDataError, ScreeningInputError) as exc:
-        errors.update({e.field: e.message for e in exc.errors})
-        return None, errors
+                  **screen_context(protocol, screening_fields(protocol), actor, sites))
 
 
 @router.post("/trials/{trial}/screen/preview", response_class=HTMLResponse)
 async def screen_preview(request: Request, trial: str) -> HTMLResponse:
-    """The live eligibility panel: criteria met, not met or open, as the form fills in (nothing stored)."""
+    """The live eligibility panel: criteria met, not met or open, as the form fills in (nothing stored); a field
+    with an invalid value is set aside and named, the rest screened."""
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, request.headers.get("X-CSRF-Token") or form.get("csrf"))
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
-    result, errors = _preview(protocol, screening_fields(protocol), form)
-    return render(request, "_eligibility.html", result=result, errors=errors)
+        zone = zone_of(session, trial, str(form.get("site", "")))
+    fields = screening_fields(protocol)
+    checked = check_screening(protocol, fields, form, zone)
+    return render(request, "_eligibility.html", errors=checked.errors, labels=screening_labels(fields, protocol),
+                  **check_context(checked))
 
 
 @router.post("/trials/{trial}/screen", response_class=HTMLResponse)
@@ -97,22 +84,23 @@ async def screen_submit(request: Request, trial: str) -> Response:
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
+    code, site = str(form.get("patient_id", "")).strip(), str(form.get("site", ""))
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         sites = trials.trial_sites(session, trial)
+        zone = zone_of(session, trial, site)
     fields = screening_fields(protocol)
-    attestation_ids = [c.id for c in protocol.criteria if c.attestation is not None]
-    data, attestations, errors = parse_screening_form(fields, form, attestation_ids)
-    code, site = str(form.get("patient_id", "")).strip(), str(form.get("site", ""))
+    checked = check_screening(protocol, fields, form, zone)
+    require_randomization_fields(checked)
+    errors = dict(checked.errors)
     if not code:
-        errors["patient_id"] = "give the patient's screening number"
+        errors = {"patient_id": "give the patient's screening number", **errors}
     if not errors:
         try:
             with database(request).write() as session:
-                patients.register(session, actor, trial, code, site, data, attestations)
+                patients.register(session, actor, trial, code, site, checked.data, checked.attestations)
             return RedirectResponse(f"/trials/{trial}/patients/{code}", status_code=303)
         except ServiceError as exc:
-            errors.update({e["field"]: e["message"] for e in exc.errors} or {"form": exc.message})
-    result, _ = _preview(protocol, fields, form)
-    return render(request, "screen.html", status=422, values=dict(form), errors=errors, result=result,
-                  **_screen_context(protocol, actor, sites))
+            errors.update({e["field"]: in_words(e["message"]) for e in exc.errors} or {"form": exc.message})
+    return render(request, "screen.html", status=422, values=dict(form), errors=errors,
+                  **check_context(checked), **screen_context(protocol, fields, actor, sites))
