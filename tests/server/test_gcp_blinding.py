@@ -82,8 +82,9 @@ def normalised(body: str, code: str) -> str:
     body = re.sub(r"\d{4}-\d{2}-\d{2}([T ][0-9:.]+([+-]\d{2}:?\d{2}|Z| UTC)?)?", "DATE", body)
     body = re.sub(r'"(id|sequence|sae_id|ae_id)": ?"?\d+"?', r'"\1": N', body)
     body = re.sub(r"(SAE|[Ll]ock|[Ff]reeze|query|signature|consent|kit|Kit|#) ?#?\d+", r"\1 N", body)
-    body = re.sub(r"/(saes|adverse-events|queries|locks|inbox|consents)/\d+", r"/\1/N", body)
+    body = re.sub(r"/(saes|adverse-events|queries|locks|inbox|consents|unblindings)/\d+", r"/\1/N", body)
     body = re.sub(r'name="csrf" value="[^"]+"', 'name="csrf"', body)
+    body = re.sub(r'data-csrf="[^"]+"', 'data-csrf', body)  # each session's form token
     body = re.sub(r"kit <b>[^<]+</b>", "kit <b>KIT</b>", body)  # site staff see the patient's kit (sees_kit)
     body = re.sub(r"<tr><td>\d+</td>", "<tr><td>N</td>", body)  # a row's number (an SAE's)
     return body

@@ -6,7 +6,6 @@ data manager of a double-blind trial."""
 
 from __future__ import annotations
 
-import html
 
 import datetime as dt
 import re
@@ -18,6 +17,8 @@ from sqlalchemy import text
 from stroketrial.protocol import load_builtin
 from stroketrial.service import SYSTEM, accounts
 from stroketrial.web import create_app
+
+from ..trials.helpers import saved_over_warnings as confirmed_save
 
 from ..server.conftest import Platform
 from ..server.test_api import randomize, register
@@ -62,15 +63,7 @@ def post(client: TestClient, url: str, **data) -> object:
 
 
 def saved_over_warnings(client: TestClient, url: str, **data) -> object:
-    """Save a visit form whose values the edit checks warn about: the first answer (422) lists the warnings; the
-    user confirms those very warnings with a reason, as the page asks, and the form is saved."""
-    first = post(client, url, **data)
-    if first.status_code != 422:
-        return first  # nothing to confirm (a warning confirmed before is not asked again)
-    shown = [html.unescape(m) for m in re.findall(r'name="confirmed" value="([^"]*)"', first.text)]
-    assert shown, "a warning is shown to confirm"
-    confirmed = {"confirm": "yes", "confirm_reason": "as the source says", "confirmed": shown}
-    return client.post(url, data={"csrf": csrf(client), **data, **confirmed}, follow_redirects=False)
+    return confirmed_save(client, url, {"csrf": csrf(client), **data})
 
 
 def test_a_query_from_raising_to_closing_on_the_pages(platform):

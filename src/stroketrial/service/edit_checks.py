@@ -94,7 +94,7 @@ def preview(session: Session, actor: Actor, trial_id: str, code: str, visit_id: 
     (each edit check of the protocol that fails on the form as it would be stored). Each finding names its field,
     the field's label and the values in words. The form is checked together with the values recorded already that
     this user may read (the other party's part of a shared visit)."""
-    from .visits import BLINDED_ENTRY, SITE_ENTRY, recordable  # here: visits builds on this module
+    from .visits import BLINDED_ENTRY, SITE_ENTRY, _refuse_others_assessments, recordable  # visits builds on this
 
     if not actor.may(BLINDED_ENTRY):
         actor.require(SITE_ENTRY)
@@ -102,6 +102,8 @@ def preview(session: Session, actor: Actor, trial_id: str, code: str, visit_id: 
     visit = next((v for v in protocol.visits if v.id == visit_id), None)
     if visit is None:
         raise NotFound(f"{trial_id} has no visit {visit_id!r} ({', '.join(v.id for v in protocol.visits)})")
+    # another party's assessment is refused (403, named) before any check, as saving refuses it
+    _refuse_others_assessments(actor, trial_id, visit, recordable(actor, visit), values)
     findings: list[dict[str, Any]] = []
     randomized_at = aware(allocation.created_at)
     day = calendar_date(visit_date) if visit_date else None
