@@ -70,6 +70,20 @@ class MRS(Score):
     label, low, high = "mRS", 0, 6
 
 
+# What each mRS grade means (van Swieten JC et al., Stroke 1988;19:604-7), shown beside an mRS field.
+MRS_GRADES = {
+    0: "no symptoms",
+    1: "no significant disability: able to carry out all usual activities despite some symptoms",
+    2: "slight disability: able to look after own affairs without assistance, but unable to carry out all "
+       "previous activities",
+    3: "moderate disability: requires some help, but able to walk unassisted",
+    4: "moderately severe disability: unable to attend to own bodily needs without assistance, and unable to walk "
+       "unassisted",
+    5: "severe disability: requires constant nursing care and attention, bedridden, incontinent",
+    6: "dead",
+}
+
+
 class PrestrokeMRS(Score):
     """Pre-stroke modified Rankin Scale: 0 to 5 (a living patient)."""
     label, low, high = "pre-stroke mRS", 0, 5

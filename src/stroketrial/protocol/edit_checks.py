@@ -42,6 +42,8 @@ def shown(assessment: str, value: Any) -> str:
         return "yes" if value else "no"
     if a is not None and a.kind == "category":
         return a.label_of(str(value))
+    if a is not None and a.kind == "grade":
+        return f"eTICI {value}"
     if isinstance(value, float):
         return f"{value:g}" + (f" {a.unit}" if a is not None and a.unit else "")
     return str(value) + (f" {a.unit}" if a is not None and a.unit else "")

@@ -33,6 +33,9 @@ AE_ACTIONS = ("none", "dose_interrupted", "drug_withdrawn", "other")
 AE_OUTCOMES = SAE_OUTCOMES
 AE_FIELDS = ("term", "coded_term", "system_organ_class", "onset_date", "severity", "relatedness", "action_taken",
              "outcome")
+AE_SEVERITY_LABELS = {"mild": "mild", "moderate": "moderate", "severe": "severe"}
+AE_ACTION_LABELS = {"none": "none", "dose_interrupted": "dose interrupted", "drug_withdrawn": "drug withdrawn",
+                    "other": "other action"}
 AE_CHOICES = {"severity": AE_SEVERITY, "relatedness": AE_RELATEDNESS, "action_taken": AE_ACTIONS,
               "outcome": AE_OUTCOMES}
 

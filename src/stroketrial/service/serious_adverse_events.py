@@ -48,6 +48,17 @@ SAE_OUTCOMES = ("recovered", "recovering", "not_recovered", "recovered_with_sequ
 SAE_RELATEDNESS = ("not_related", "unlikely", "possible", "probable", "definite")
 RELATED = ("possible", "probable", "definite")  # a reasonable possibility: "related" for expedited reporting
 EXPECTEDNESS = ("expected", "unexpected")
+# What people read for each stored choice (the pages, notices): never the stored code.
+SAE_CRITERIA_LABELS = {"death": "death", "life_threatening": "life-threatening",
+                       "hospitalization": "hospitalization or its prolongation",
+                       "disability": "persistent or significant disability", "congenital_anomaly": "congenital anomaly",
+                       "important_medical_event": "important medical event"}
+SAE_OUTCOME_LABELS = {"recovered": "recovered", "recovering": "recovering/resolving",
+                      "not_recovered": "not recovered", "recovered_with_sequelae": "recovered with sequelae",
+                      "fatal": "fatal", "unknown": "unknown"}
+RELATEDNESS_LABELS = {"not_related": "not related", "unlikely": "unlikely related", "possible": "possibly related",
+                      "probable": "probably related", "definite": "definitely related"}
+EXPECTEDNESS_LABELS = {"expected": "expected", "unexpected": "unexpected"}
 MAX_SAE_TERM = 200
 MAX_SAE_DESCRIPTION = 4000
 MAX_CODED = 200  # MedDRA-style coded term and system organ class: free text (no licensed dictionary ships)

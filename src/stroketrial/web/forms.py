@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from ..clinical import VARIABLES, FieldError, PatientDataError, parse_patient, units
 from ..clinical.assessments import ASSESSMENTS
 from ..clinical.dictionary import Variable, format_number
+from ..clinical.scales import MRS_GRADES
 from ..eligibility import ScreeningInputError, ScreeningResult, screen
 from ..protocol import Protocol
 from ..service.accounts import Actor
@@ -256,7 +257,9 @@ def visit_fields(assessments: list[str]) -> list[FormField]:
             continue
         kind = {"grade": "category"}.get(a.kind, a.kind)
         choices = a.choices if a.kind != "grade" else tuple(m.value for m in VARIABLES["etici"].grade_scale())
-        out.append(FormField(key, a.label, kind, a.unit, (), choices, a.allowed(), choice_labels=a.choice_labels))
+        labels = a.choice_labels if a.kind != "grade" else tuple(m.label for m in VARIABLES["etici"].grade_scale())
+        help_ = a.allowed() if key != "mrs" else "; ".join(f"{grade} {words}" for grade, words in MRS_GRADES.items())
+        out.append(FormField(key, a.label, kind, a.unit, (), choices, help_, choice_labels=labels))
     return out
 
 

@@ -12,20 +12,21 @@ puts times into words and offers each form only to the roles that may use it (ro
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from ...protocol import Protocol
 from ...service import consent, trials
 from ...service.accounts import Actor
 from ...service.errors import Invalid
+from ...store.models import Patient
 from ..csrf import check_csrf
 from .auth import signed_in
-from .base import database, render, templates
+from .base import database, in_zone, render, site_zones, templates
 
 router: APIRouter = APIRouter(include_in_schema=False)
 
@@ -35,17 +36,17 @@ BADGES = {"given": "eligible", "confirmed": "eligible", "confirmed_late": "incom
           "superseded": "visit-upcoming", "none": "incomplete"}
 
 
-def when(moment: str | None) -> str:
-    """A stored moment as the pages show them: to the minute, in UTC."""
+def when(moment: str | None, zone: str | None = None) -> str:
+    """A stored moment as the pages show them: to the minute, in the site's time zone (named)."""
     if not moment:
         return ""
-    return dt.datetime.fromisoformat(moment).astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return in_zone(moment, zone)
 
 
-def _words(item: dict[str, Any]) -> dict[str, Any]:
-    return item | {"badge": BADGES.get(item["status"], "incomplete"), "when": when(item["consented_at"]),
-                   "due": when(item["confirmation_due"]), "confirmed": when(item["confirmed_at"]),
-                   "withdrawn": when(item["withdrawn_at"])}
+def _words(item: dict[str, Any], zone: str | None = None) -> dict[str, Any]:
+    return item | {"badge": BADGES.get(item["status"], "incomplete"), "when": when(item["consented_at"], zone),
+                   "due": when(item["confirmation_due"], zone), "confirmed": when(item["confirmed_at"], zone),
+                   "withdrawn": when(item["withdrawn_at"], zone)}
 
 
 def consent_card(request: Request, actor: Actor | None, protocol: Protocol, code: str) -> dict[str, Any] | None:
@@ -55,7 +56,9 @@ def consent_card(request: Request, actor: Actor | None, protocol: Protocol, code
         return None
     with database(request).read() as session:
         view = consent.history(session, actor, protocol.id, code)
-    rows = [_words(c) for c in view["consents"]]
+        site = session.scalar(select(Patient.site_code).where(Patient.trial_id == protocol.id, Patient.code == code))
+    zone = site_zones(database(request)).get(site or "")
+    rows = [_words(c, zone) for c in view["consents"]]
     current = next((c for c in rows if c["id"] == view["current"]), None)
     policy = view["policy"]
     versions = policy["form_versions"]
@@ -139,5 +142,6 @@ def pending_page(request: Request, trial: str) -> HTMLResponse:
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         view = consent.pending(session, actor, trial)
-    items = [_words(i) for i in view["pending"]]
+    zones = site_zones(database(request))
+    items = [_words(i, zones.get(i.get("site") or "")) for i in view["pending"]]
     return render(request, "consents.html", protocol=protocol, t=view, items=items)

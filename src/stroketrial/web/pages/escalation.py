@@ -17,10 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
@@ -32,9 +34,10 @@ from ...service import escalation, signatures, trials
 from ...service.throttle import TooManyAttempts
 from ...service.accounts import Actor
 from ...service.errors import Conflict, Forbidden, Invalid, ServiceError, Unauthorized
+from ...store.models import Site
 from ..csrf import check_csrf
 from .auth import signed_in
-from .base import database, render
+from .base import common_zone, database, in_zone, render
 from .patients import KEY_FACTS, patient_context
 
 router = APIRouter(include_in_schema=False)
@@ -48,10 +51,9 @@ DLT_MARKS = {"dlt": ("ineligible", "DLT"), "no_dlt": ("eligible", "no DLT"),
              "observing": ("visit-upcoming", "observing"), "due": ("incomplete", "assessment due")}
 
 
-def when(moment: str | dt.datetime) -> str:
-    """A stored moment as the pages show them: to the minute, in UTC."""
-    value = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+def when(moment: str | dt.datetime, zone: str | None = None) -> str:
+    """A stored moment as the pages show them: to the minute, in the site's time zone (named)."""
+    return in_zone(moment, zone)
 
 
 def _dose(view: dict[str, Any], level: int | None) -> str:
@@ -84,11 +86,12 @@ def short_words(decision: dict[str, Any] | None) -> str:
     return "stop: no MTD" if decision.get("mtd") is None else f"stop: MTD level {decision['mtd']}"
 
 
-def _mark(protocol: Protocol, cohort: dict[str, Any], patient: dict[str, Any]) -> dict[str, Any]:
+def _mark(protocol: Protocol, cohort: dict[str, Any], patient: dict[str, Any], zone: str | None = None
+          ) -> dict[str, Any]:
     assert protocol.dose_escalation is not None
     code = patient["patient_id"]
     ends = observation_ends(protocol.dose_escalation, dt.datetime.fromisoformat(patient["enrolled_at"]))
-    until = when(ends)
+    until = when(ends, zone)
     if patient["dlt"]:
         kind, detail = "dlt", ""
     elif code in cohort["observing"]:
@@ -100,8 +103,13 @@ def _mark(protocol: Protocol, cohort: dict[str, Any], patient: dict[str, Any]) -
         kind, detail = "no_dlt", ""
     badge, words = DLT_MARKS[kind]
     return {"kind": kind, "badge": badge, "words": words, "detail": detail, "until": until,
-            "started": when(patient["enrolled_at"]),
-            "until_short": ends.astimezone(dt.UTC).strftime("%d %b %H:%M UTC")}
+            "started": when(patient["enrolled_at"], zone),
+            "until_short": _short(ends, zone)}
+
+
+def _short(moment: dt.datetime, zone: str | None) -> str:
+    local = moment.astimezone(ZoneInfo(zone or "UTC"))
+    return local.strftime("%d %b %H:%M ") + (local.tzname() or zone or "UTC")
 
 
 def escalation_table(session: Session, actor: Actor, trial: str, protocol: Protocol) -> dict[str, Any]:
@@ -109,6 +117,8 @@ def escalation_table(session: Session, actor: Actor, trial: str, protocol: Proto
     committee's decision after it, the open cohort's column (also before anyone is enrolled in it), and the
     patients by code (`by_patient`)."""
     view = escalation.escalation_view(session, actor, trial)
+    zones = {code: zone or "UTC" for code, zone in session.execute(select(Site.code, Site.timezone))}
+    mine = common_zone(zones, actor.sites) if actor.sites else None
     cohorts = view["cohorts"]
     if view["open_cohort"] is not None and all(c["cohort"] != view["open_cohort"] for c in cohorts):
         cohorts.append({"cohort": view["open_cohort"], "level": view["open_level"], "phase": view["open_phase"],
@@ -125,14 +135,14 @@ def escalation_table(session: Session, actor: Actor, trial: str, protocol: Proto
         cohort["signed_words"] = decision_words(view, cohort["signed"])
         cohort["signed_short"] = short_words(cohort["signed"])
         for patient in cohort["patients"]:
-            patient["mark"] = _mark(protocol, cohort, patient)
+            patient["mark"] = _mark(protocol, cohort, patient, zones.get(patient.get("site") or "", mine))
             by_patient[patient["patient_id"]] = {"patient": patient, "cohort": cohort}
         cohort["counts"] = {kind: sum(1 for p in cohort["patients"] if p["mark"]["kind"] == kind)
                             for kind in DLT_MARKS}
     for decision in view["decisions"]:
         decision["words"] = decision_words(view, decision)
         decision["rule_words"] = decision_words(view, decision["rule"])
-        decision["when"] = when(decision["signed_at"])
+        decision["when"] = when(decision["signed_at"], mine)
     return view | {"status_label": STATUS_LABELS[view["status"]], "open_dose_text": _dose(view, view["open_level"]),
                    "open_phase_label": PHASE_LABELS.get(view["open_phase"] or "", ""),
                    "pending_words": decision_words(view, view["pending"]), "mtd_text": _dose(view, view["mtd"]),

@@ -17,7 +17,7 @@ from ..csrf import check_csrf
 from ..forms import (ScreeningCheck, check_context, check_screening, form_values, in_words, missing_for_randomization,
                      require_randomization_fields, screen_context, screening_fields)
 from .auth import signed_in
-from .base import database, render
+from .base import database, in_zone, render, site_zones
 
 router = APIRouter(include_in_schema=False)
 
@@ -34,11 +34,14 @@ def patient_context(request: Request, trial: str, patient: str) -> tuple[Actor, 
     return actor, protocol, view
 
 
-def _shown(name: str, stored: Any) -> str:
-    """A stored value as people read it: a category's label, a lab in the unit it was entered in, yes or no."""
+def _shown(name: str, stored: Any, zone: str | None = None) -> str:
+    """A stored value as people read it: a category's label, a lab in the unit it was entered in, yes or no, a clock
+    time in the site's time zone."""
     if isinstance(stored, dict):
         return f"{stored.get('value')} {stored.get('unit')}"
     var = VARIABLES.get(name)
+    if var is not None and var.kind == "timestamp" and stored:
+        return in_zone(stored, zone, wall_clock=True)
     if var is not None and var.kind in ("category", "grade"):
         return next((m.label for m in var.enum_scale() if m.value == stored), str(stored))
     if isinstance(stored, bool):
@@ -83,7 +86,8 @@ def confirm_page(request: Request, trial: str, patient: str) -> Response:
         return RedirectResponse(f"/trials/{trial}/patients/{patient}/allocation", status_code=303)
     if view["status"] != "eligible" or missing_for_randomization(protocol, view["data"]):
         return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)  # it says what is missing
-    facts = [(VARIABLES[k].label if k in VARIABLES else k, _shown(k, view["data"][k])) for k in KEY_FACTS
+    zone = site_zones(database(request)).get(view["site"])
+    facts = [(VARIABLES[k].label if k in VARIABLES else k, _shown(k, view["data"][k], zone)) for k in KEY_FACTS
              if k in view["data"]]
     # The key is made here, once per page: a double click or a resubmitted form sends it again
     # and gets the first answer back instead of a second randomization.
