@@ -77,6 +77,11 @@ def test_the_pharmacist_makes_and_prints_a_set_and_the_site_records_an_opened_en
     assert recorded.status_code == 200 and "/patients/P1/allocation" in str(recorded.url)
     with db.read() as session:
         assert session.execute(select(Allocation)).scalar_one().arm == first.arm
+    # the set's page gives the opening time in the site's zone, named (S1 keeps UTC here), never a bare ISO text
+    row = coordinator.get(PAGE).text
+    row = row[row.index(f'data-testid="envelope-{label}"'):]
+    row = row[:row.index("</tr>")]
+    assert opened.replace("T", " ") + " UTC" in row and "T" + opened[11:] not in row
 
 
 def test_a_blinded_statistician_sees_no_arm_and_cannot_print(db):
