@@ -283,7 +283,7 @@ def test_a_per_kg_dose_with_no_cap_that_outgrows_its_final_volume_is_refused_at_
 # ---- the dose-sheet page --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def impact_site(tmp_path_factory):
-    """IMPACT-LVO at one site, four patients of 70 and 120 kg (blocks of 2 or 4: both arms among them)."""
+    """IMPACT-LVO at one site, patients of 70 and 120 kg, both arms among those of each weight."""
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('placebo') / 'placebo.db'}")
     db.migrate()
     with db.write() as session:
@@ -291,19 +291,26 @@ def impact_site(tmp_path_factory):
         for name, role in (("coordinator", "coordinator"), ("pharmacist", "unblinded_pharmacist")):
             accounts.create_user(session, SYSTEM, name, role, ["S1"], password="password-1")
     coordinator = accounts.Actor("coordinator", "coordinator", frozenset({"S1"}))
-    arms = {}
-    for i, weight in enumerate((70, 120, 70, 120, 70, 120)):
-        data = happening_now(impact_lvo.ELIGIBLE) | {"weight_kg": weight}
-        attestations = data.pop("attestations")
-        with db.write() as session:
-            patients.register(session, coordinator, "impact-lvo", f"W{i}", "S1", data, attestations)
-        with db.write() as session:
-            randomize.randomize(session, coordinator, "impact-lvo", f"W{i}", str(uuid.uuid4()))
     pharmacist = accounts.Actor("pharmacist", "unblinded_pharmacist", frozenset({"S1"}))
     from stroketrial.service import dose_sheet
-    with db.read() as session:
-        for i in range(6):
-            arms[f"W{i}"] = dose_sheet.dose(session, pharmacist, "impact-lvo", f"W{i}")["arm"]
+    arms = {}
+    # Patients of 70 kg get even numbers, of 120 kg odd ones; each weight is randomized until both arms are among
+    # its patients (blocks of 2 or 4 make that quick), so every comparison below has its pair.
+    for number, weight in ((0, 70), (1, 120)):
+        seen: set[str] = set()
+        while len(seen) < 2:
+            assert number < 40, "both arms among 20 patients of one weight"
+            code = f"W{number}"
+            data = happening_now(impact_lvo.ELIGIBLE) | {"weight_kg": weight}
+            attestations = data.pop("attestations")
+            with db.write() as session:
+                patients.register(session, coordinator, "impact-lvo", code, "S1", data, attestations)
+            with db.write() as session:
+                randomize.randomize(session, coordinator, "impact-lvo", code, str(uuid.uuid4()))
+            with db.read() as session:
+                arms[code] = dose_sheet.dose(session, pharmacist, "impact-lvo", code)["arm"]
+            seen.add(arms[code])
+            number += 2
     yield db, arms
     db.dispose()
 
