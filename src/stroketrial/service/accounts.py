@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..i18n import LANGUAGES
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
 from .blinding import sees_arm
@@ -32,6 +33,7 @@ class Actor:
     name: str
     role: str
     sites: frozenset[str]
+    language: str | None = field(default=None, compare=False)  # the user's own choice of language, if any
 
     @property
     def is_admin(self) -> bool:
@@ -76,9 +78,10 @@ def create_site(session: Session, actor: Actor, code: str, name: str | None = No
 
 
 def create_user(session: Session, actor: Actor, name: str, role: str, sites: list[str],
-                password: str | None = None) -> tuple[User, str]:
-    """A new user and their first API token (returned once, in clear)."""
+                password: str | None = None, language: str | None = None) -> tuple[User, str]:
+    """A new user and their first API token (returned once, in clear); `language`: their pages' language."""
     actor.require("creating a user")
+    check_language(language)
     if role not in ROLES:
         raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}",
                       [{"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"}])
@@ -98,14 +101,36 @@ def create_user(session: Session, actor: Actor, name: str, role: str, sites: lis
         raise NotFound(f"no site {', '.join(unknown)}; create it first (stroketrial admin create-site)")
     if password is not None:
         check_password(password, name)
-    user = User(name=name, role=role, password_hash=hash_password(password) if password else None, active=True)
+    user = User(name=name, role=role, password_hash=hash_password(password) if password else None, active=True,
+                language=language)
     session.add(user)
     session.flush()
     for site in sites:
         session.add(UserSite(user_id=user.id, site_code=site))
     token = issue_token(session, user)
-    record(session, actor.name, "create", "user", name, after={"name": name, "role": role, "sites": sorted(sites)})
+    record(session, actor.name, "create", "user", name, after={"name": name, "role": role, "sites": sorted(sites),
+                                                               **({"language": language} if language else {})})
     return user, token
+
+
+def check_language(language: str | None) -> None:
+    if language is not None and language not in LANGUAGES:
+        allowed = ", ".join(f"{code} ({words})" for code, words in LANGUAGES.items())
+        raise Invalid(f"language {language!r} is not offered; use one of {allowed}",
+                      [{"field": "language", "value": language, "message": f"one of {', '.join(LANGUAGES)}"}])
+
+
+def set_language(session: Session, actor: Actor, language: str | None) -> str | None:
+    """A user's own choice of language for their pages and emails (None: the browser's), audited."""
+    check_language(language)
+    user = session.execute(select(User).where(User.name == actor.name)).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {actor.name!r}")
+    if user.language != language:
+        record(session, actor.name, "update", "user", actor.name, before={"language": user.language},
+               after={"language": language}, reason="language chosen")
+        user.language = language
+    return language
 
 
 def issue_token(session: Session, user: User) -> str:
@@ -116,7 +141,7 @@ def issue_token(session: Session, user: User) -> str:
 
 def _actor(session: Session, user: User) -> Actor:
     sites = session.execute(select(UserSite.site_code).where(UserSite.user_id == user.id)).scalars()
-    return Actor(user.name, user.role, frozenset(sites))
+    return Actor(user.name, user.role, frozenset(sites), user.language)
 
 
 def actor_for_token(session: Session, token: str) -> Actor:

@@ -37,6 +37,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The language of the user's pages and emails (i18n.LANGUAGES); None: the browser's.
+    language: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
 class UserSite(Base):

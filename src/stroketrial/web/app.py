@@ -24,7 +24,7 @@ from ..service.errors import ServiceError
 from ..service.throttle import Limits
 from ..service.text import refuse_unstorable_parameters
 from ..store import Database
-from . import pages, security
+from . import language, pages, security
 from .pages.auth import LoginRequired
 from .pages.base import render
 from .api import router
@@ -90,10 +90,12 @@ def create_app(db: Database) -> FastAPI:
     app.state.db = db
     app.include_router(router)
     app.include_router(pages.router)
+    app.include_router(language.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     # Sessions are signed cookies; without STROKETRIAL_SECRET_KEY a random key is made at start, so a
     # restart signs everyone out (never a fixed key in the code).
     secret = os.environ.get("STROKETRIAL_SECRET_KEY") or secrets.token_urlsafe(32)
+    app.add_middleware(language.LanguageMiddleware)  # each request's language, before any handler runs
     app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="stroketrial_session",
                        same_site="strict", https_only=os.environ.get("STROKETRIAL_HTTPS") == "1",
                        max_age=int(pages.SESSION_MINUTES * 60) * 16)

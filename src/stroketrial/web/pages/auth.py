@@ -16,10 +16,11 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from ...service import passwords, sessions, signin
+from ... import i18n
+from ...service import accounts, passwords, sessions, signin
 from ...service.accounts import Actor
 from ...service.errors import Unauthorized
-from .. import pages
+from .. import language, pages
 from ..csrf import check_csrf, csrf_token, new_token
 from .base import database, render
 
@@ -71,6 +72,8 @@ def signed_in(request: Request) -> Actor:
     """`page_actor`, kept on the request so that `render` (and an error page) names the user."""
     actor = page_actor(request)
     request.state.page_actor = actor
+    if actor.language:  # the user's own choice of language wins over the browser's
+        i18n.set_language(actor.language)
     return actor
 
 
@@ -114,7 +117,16 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", status=401, next=target, message=exc.message, name=name)
     request.session.clear()
     request.session.update({"sid": sid, "csrf": new_token()})
-    return RedirectResponse(target, status_code=303)
+    redirect = RedirectResponse(target, status_code=303)
+
+    def own_language() -> str | None:
+        with database(request).read() as session:
+            return accounts.actor_named(session, name).language
+
+    chosen = await anyio.to_thread.run_sync(own_language)
+    if chosen:  # this browser remembers the user's language, for pages shown before the session is read
+        redirect.set_cookie(language.COOKIE, chosen, max_age=365 * 24 * 3600, samesite="strict", httponly=True)
+    return redirect
 
 
 @router.post("/logout")

@@ -20,6 +20,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 from sqlalchemy import select
 
+from ... import i18n
 from ...clinical import VARIABLES
 from ...clinical.assessments import ASSESSMENTS
 from ...service import adverse_events, serious_adverse_events as sae
@@ -28,6 +29,10 @@ from ...store.models import Site
 from ..csrf import csrf_token
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+templates.env.add_extension("jinja2.ext.i18n")
+# `{% trans %}` and `_()` in the templates read the request's language (i18n.set_language), at render time.
+templates.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+templates.env.globals["protocol_text"] = i18n.protocol_text
 
 # The words for the stored choices of the safety forms, by field.
 CHOICE_LABELS: dict[str, Mapping[str, str]] = {
@@ -147,8 +152,11 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     actor = context["actor"]
     context.setdefault("site_zones", zones)
     context.setdefault("user_zone", common_zone(zones, actor.sites) if actor is not None and actor.sites else None)
+    language = i18n.current()
     return templates.TemplateResponse(request, template, {"csrf": csrf_token(request), "now": dt.datetime.now(),
-                                                          "session_minutes": pages.SESSION_MINUTES, **context},
+                                                          "session_minutes": pages.SESSION_MINUTES,
+                                                          "language": language, "lang_tag": i18n.TAGS[language],
+                                                          "languages": i18n.LANGUAGES, **context},
                                       status_code=status)
 
 
