@@ -47,10 +47,21 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
                            headers={**headers, "Idempotency-Key": "demo-enrol"})
     assert enrolled.status_code == 201 and enrolled.json()["phase"] == "expansion", enrolled.text
     _the_demo_shows_a_trial_run_under_gcp(client, logins)
+    _the_chinese_speaking_coordinator_reads_chinese_pages(db, logins)
     with db.read() as session:
         assert verify(session).ok
         assert reconcile(session) == []  # every table, the escalation's included, agrees with the trail
     db.dispose()
+
+
+def _the_chinese_speaking_coordinator_reads_chinese_pages(db, logins):
+    zhang = next(login for login in logins if login.get("language") == "zh_Hans")
+    assert zhang["role"] == "coordinator"
+    browser = TestClient(create_app(db), headers={"Accept-Language": "en-GB"})  # her own choice wins
+    token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text).group(1)
+    browser.post("/login", data={"csrf": token, "name": zhang["name"], "password": demo.DEMO_PASSWORD, "next": "/"})
+    page = browser.get("/trials/amass-2").text
+    assert '<html lang="zh-Hans">' in page and "退出登录" in page
 
 
 def _the_demo_shows_a_trial_run_under_gcp(client, logins):

@@ -75,7 +75,8 @@ def _print_logins(logins: list[dict], host: str, port: int) -> None:
               "API token for 'Authorization: Bearer TOKEN'):", highlight=False)
     for login in logins:
         sites = login["sites"] if isinstance(login["sites"], str) else ",".join(login["sites"])
-        out.print(f"  {login['name']:<13} {login['role']:<21} sites {sites:<9} token {login['token']}",
+        language = f" ({login['language']} pages)" if login.get("language") else ""
+        out.print(f"  {login['name']:<13} {login['role']:<21} sites {sites:<9}{language} token {login['token']}",
                   highlight=False, soft_wrap=True)
 
 

@@ -45,7 +45,10 @@ USERS = [("admin", "admin", []), ("investigator", "investigator", ["S1", "S2", "
          ("committee", "safety_review_committee", ["S1", "S2", "S3"]),
          ("data_manager", "data_manager", ["S1", "S2", "S3"]),
          ("pharmacovigilance", "pharmacovigilance", ["S1", "S2", "S3"]),
-         ("supply", "supply_manager", ["S1", "S2", "S3"])]
+         ("supply", "supply_manager", ["S1", "S2", "S3"]),
+         ("zhang", "coordinator", ["S1", "S2", "S3"])]
+# Users whose pages are in another language than their browser's: a Chinese-speaking research coordinator.
+USER_LANGUAGES = {"zhang": "zh_Hans"}
 
 
 def has_data(db: Database) -> bool:
@@ -62,9 +65,11 @@ def load(db: Database, seed: int = 2026) -> list[dict]:
         for trial_id, sites in TRIAL_SITES.items():
             trials.create_trial(session, SYSTEM, trial_id, sites)
         for name, role, sites in USERS:
-            _, token = accounts.create_user(session, SYSTEM, name, role, sites, password=DEMO_PASSWORD)
+            language = USER_LANGUAGES.get(name)
+            _, token = accounts.create_user(session, SYSTEM, name, role, sites, password=DEMO_PASSWORD,
+                                            language=language)
             logins.append({"name": name, "role": role, "password": DEMO_PASSWORD, "token": token,
-                           "sites": sites or "all"})
+                           "sites": sites or "all", **({"language": language} if language else {})})
     with tempfile.TemporaryDirectory() as folder:  # the registry of matched controls, as a site would send it
         path = Path(folder) / "demo-registry.csv"
         write_registry(synthesize_registry(_PLATFORM["registry"], seed), path)
