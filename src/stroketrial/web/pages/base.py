@@ -90,6 +90,12 @@ def in_zone(value: Any, zone: str | None, seconds: bool = False, wall_clock: boo
     local = moment.astimezone(ZoneInfo(name))
     abbreviation = local.tzname() or name
     shown = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    if i18n.current() == i18n.CHINESE:  # the zone's Chinese name (CLDR, through Babel) and its offset from UTC
+        from babel.dates import get_timezone_name
+
+        words = get_timezone_name(local, width="long", locale="zh_Hans_CN")
+        offset = local.strftime("%z")
+        return f"{shown} {words} (UTC{offset[:3]}:{offset[3:]})" if offset != "+0000" else f"{shown} {words}"
     return f"{shown} UTC" if name == "UTC" else f"{shown} {abbreviation} ({name})"
 
 
@@ -120,7 +126,8 @@ def clock_help(context: Context, site: str | None = None) -> str:
     """The help of a date-and-time input: typed as the hospital's clock shows it, in the site's time zone."""
     zones: Mapping[str, str] = context.get("site_zones") or {}
     zone = zones.get(site) if site else context.get("user_zone")
-    return "date and time as the hospital clock shows it" + (f" ({zone})" if zone else "")
+    help_text = i18n.gettext("date and time as the hospital clock shows it")
+    return help_text + (f" ({zone})" if zone else "")
 
 
 templates.env.filters["label"] = choice_label
