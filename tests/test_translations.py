@@ -59,7 +59,7 @@ def test_the_label_filter_gives_each_choice_in_the_pages_language():
 
 
 def test_a_refused_value_says_why_in_the_pages_language_with_the_fields_label():
-    record = {"nihss": 45, "pregnant": "no", "last_known_well": "yesterday", "age": 130,
+    record = {"nihss": 45, "pregnant": "no", "sex": "f", "last_known_well": "yesterday", "age": 130,
               "creatinine_umol_l": {"value": 2, "unit": "g/L"},
               "arterial_puncture": "2026-03-01T08:00", "recanalization": "2026-03-01T07:00"}
     with i18n.use(i18n.CHINESE), pytest.raises(PatientDataError) as refused:
@@ -69,6 +69,7 @@ def test_a_refused_value_says_why_in_the_pages_language_with_the_fields_label():
     assert messages["pregnant"] == "'no'无效：妊娠只能为是（true）或否（false）"
     assert messages["last_known_well"] == "'yesterday'无效：最后正常时间须为日期和时间，例如 2026-03-01 08:30"
     assert messages["age"] == "130超出范围：年龄须为0至120 岁之间的整数"
+    assert messages["sex"] == "'f'无效：性别须为以下之一：女, 男"
     assert messages["creatinine_umol_l"].startswith("血清肌酐不能使用单位'g/L'")
     assert messages["recanalization"].startswith("血管再通 2026-03-01T07:00:00早于动脉穿刺")
     for message in messages.values():
@@ -87,6 +88,14 @@ def test_the_cli_and_the_api_keep_the_english_and_a_date_is_asked_for_as_people_
     assert "recanalization 2026-03-01T07:00:00 is before arterial_puncture 2026-03-01T08:00:00" in text
     # what the message asks for is read
     assert parse_patient({"last_known_well": "2026-03-01 08:30"})["last_known_well"].hour == 8
+
+
+def test_a_visit_forms_choices_are_named_in_words_on_a_chinese_page():
+    imaging = ASSESSMENTS["ct_or_mri"]
+    assert imaging.allowed() == "follow-up imaging is one of ct (CT), mri (MRI), not_done (not done)"
+    with i18n.use(i18n.CHINESE):
+        assert imaging.allowed() == "随访影像检查须为以下之一：CT, MRI, 未做"
+        assert ASSESSMENTS["barthel"].allowed() == "Barthel指数须为0至100之间的整数，以5为间隔"
 
 
 def test_each_translated_message_keeps_the_values_it_names():

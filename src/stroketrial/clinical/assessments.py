@@ -40,8 +40,10 @@ class Assessment:
         if self.kind == "flag":
             return i18n.gettext("{label} is true or false").format(label=label)
         if self.kind == "category":
-            named = ", ".join(f"{c} ({i18n.gettext(self.label_of(c))})" if self.label_of(c) != c else c
-                              for c in self.choices)
+            if i18n.current() == i18n.ENGLISH:
+                named = ", ".join(f"{c} ({self.label_of(c)})" if self.label_of(c) != c else c for c in self.choices)
+            else:  # a page offers the choices by their words; the codes are what the API takes
+                named = ", ".join(i18n.gettext(self.label_of(c)) for c in self.choices)
             return i18n.gettext("{label} is one of {choices}").format(label=label, choices=named)
         if self.kind == "grade":
             return ETICI.allowed()

@@ -105,8 +105,10 @@ class Variable:
         if self.kind == "grade":
             return self.grade_scale().allowed()
         if self.kind == "category":
-            return i18n.gettext("{label} is one of {choices}").format(
-                label=self.called, choices=", ".join(m.value for m in self.enum_scale()))
+            # the codes are what the API takes; a page offers the choices by their words
+            choices = [m.value if i18n.current() == i18n.ENGLISH else i18n.gettext(m.label)
+                       for m in self.enum_scale()]
+            return i18n.gettext("{label} is one of {choices}").format(label=self.called, choices=", ".join(choices))
         if self.kind == "flag":
             return i18n.gettext("{label} is true or false").format(label=self.called)
         if self.kind == "timestamp":
