@@ -7,12 +7,13 @@ number is not yes/no, and a value out of range is refused with the range.
 
 from __future__ import annotations
 
-from .. import InputError
+from .. import InputError, i18n
 
 from dataclasses import dataclass
 from typing import Any
 from collections.abc import Mapping
 
+from .dictionary import not_a_number, not_a_whole_number, not_allowed, out_of_range
 from .record import FieldError
 from .scales import ETICI, ClinicalValueError
 
@@ -34,42 +35,48 @@ class Assessment:
         return labels.get(choice, choice)
 
     def allowed(self) -> str:
+        """What the assessment takes, in the current language (i18n)."""
+        label = i18n.gettext(self.label)
         if self.kind == "flag":
-            return f"{self.label} is true or false"
+            return i18n.gettext("{label} is true or false").format(label=label)
         if self.kind == "category":
-            named = ", ".join(f"{c} ({self.label_of(c)})" if self.label_of(c) != c else c for c in self.choices)
-            return f"{self.label} is one of {named}"
+            if i18n.current() == i18n.ENGLISH:
+                named = ", ".join(f"{c} ({self.label_of(c)})" if self.label_of(c) != c else c for c in self.choices)
+            else:  # a page offers the choices by their words; the codes are what the API takes
+                named = ", ".join(i18n.gettext(self.label_of(c)) for c in self.choices)
+            return i18n.gettext("{label} is one of {choices}").format(label=label, choices=named)
         if self.kind == "grade":
             return ETICI.allowed()
-        whole = "a whole number" if self.kind == "integer" else "a number"
-        unit = f" {self.unit}" if self.unit else ""
-        extra = f" in steps of {self.step}" if self.step else ""
-        return f"{self.label} is {whole} from {self.low:g} to {self.high:g}{unit}{extra}"
+        whole = (i18n.gettext("{label} is a whole number from {low} to {high}{unit}") if self.kind == "integer"
+                 else i18n.gettext("{label} is a number from {low} to {high}{unit}"))
+        unit = f" {i18n.gettext(self.unit)}" if self.unit else ""
+        extra = i18n.gettext(" in steps of {step}").format(step=self.step) if self.step else ""
+        return whole.format(label=label, low=f"{self.low:g}", high=f"{self.high:g}", unit=unit) + extra
 
     def parse(self, raw: Any) -> Any:
         if self.kind == "flag":
             if not isinstance(raw, bool):
-                raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}")
+                raise ClinicalValueError(not_allowed(raw, self.allowed()))
             return raw
         if self.kind == "category":
             if raw not in self.choices:
-                raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}")
+                raise ClinicalValueError(not_allowed(raw, self.allowed()))
             return raw
         if self.kind == "grade":
             if not isinstance(raw, str):
-                raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}")
+                raise ClinicalValueError(not_allowed(raw, self.allowed()))
             try:
                 return ETICI(raw).value
             except ValueError:
-                raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}") from None
+                raise ClinicalValueError(not_allowed(raw, self.allowed())) from None
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise ClinicalValueError(f"{raw!r} is not a number; {self.allowed()}")
+            raise ClinicalValueError(not_a_number(raw, self.allowed()))
         if self.kind == "integer" and float(raw) != int(raw):
-            raise ClinicalValueError(f"{raw!r} is not a whole number; {self.allowed()}")
+            raise ClinicalValueError(not_a_whole_number(raw, self.allowed()))
         if self.low is None or self.high is None:
             raise ClinicalValueError(f"assessment {self.key!r} ({self.kind}) is defined without a range")
         if not self.low <= raw <= self.high or (self.step and int(raw) % self.step):
-            raise ClinicalValueError(f"{raw!r} is out of range; {self.allowed()}")
+            raise ClinicalValueError(out_of_range(repr(raw), self.allowed()))
         return int(raw) if self.kind == "integer" else float(raw)
 
 

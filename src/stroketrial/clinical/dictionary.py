@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .. import i18n
 from . import units
 from .scales import (
     ASPECTS,
@@ -88,24 +89,40 @@ class Variable:
         return ClinicalValueError(f"variable {self.name!r} ({self.kind}) is defined without {what}")
 
     # ---- what is allowed, in words -------------------------------------------------
+    # In the request's language (i18n): a page shows them in Chinese; the CLI and the API keep the English.
+    @property
+    def called(self) -> str:
+        """The variable's label in the current language."""
+        return i18n.gettext(self.label)
+
+    def unit_shown(self) -> str:
+        """" kg", " years" (in the current language), or nothing for a variable without a unit."""
+        return f" {i18n.gettext(self.unit)}" if self.unit else ""
+
     def allowed(self) -> str:
         if self.kind == "score":
             return self.score_scale().allowed()
         if self.kind == "grade":
             return self.grade_scale().allowed()
         if self.kind == "category":
-            return f"{self.label} is one of {', '.join(m.value for m in self.enum_scale())}"
+            # the codes are what the API takes; a page offers the choices by their words
+            choices = [m.value if i18n.current() == i18n.ENGLISH else i18n.gettext(m.label)
+                       for m in self.enum_scale()]
+            return i18n.gettext("{label} is one of {choices}").format(label=self.called, choices=", ".join(choices))
         if self.kind == "flag":
-            return f"{self.label} is true or false"
+            return i18n.gettext("{label} is true or false").format(label=self.called)
         if self.kind == "timestamp":
-            return f"{self.label} is an ISO 8601 date and time, e.g. 2026-03-01T08:30"
+            # what a person types (the form's date picker shows the locale's own format; either is read)
+            return i18n.gettext("{label} is a date and time such as 2026-03-01 08:30").format(label=self.called)
         if self.kind == "text":
-            return f"{self.label} is text"
-        whole = "a whole number" if self.kind == "integer" else "a number"
-        unit = f" {self.unit}" if self.unit else ""
-        text = f"{self.label} is {whole} from {format_number(self.low)} to {format_number(self.high)}{unit}"
+            return i18n.gettext("{label} is text").format(label=self.called)
+        whole = (i18n.gettext("{label} is a whole number from {low} to {high}{unit}") if self.kind == "integer"
+                 else i18n.gettext("{label} is a number from {low} to {high}{unit}"))
+        text = whole.format(label=self.called, low=format_number(self.low), high=format_number(self.high),
+                            unit=self.unit_shown())
         if self.alternate_units:
-            text += f" (or {{'value': ..., 'unit': ...}} in {', '.join(self.alternate_units)})"
+            text += i18n.gettext(" (or {{'value': ..., 'unit': ...}} in {units})").format(
+                units=", ".join(self.alternate_units))
         return text
 
     @property
@@ -124,17 +141,19 @@ class Variable:
             return parse_category(self.enum_scale(), raw, self.allowed())
         if self.kind == "flag":
             if not isinstance(raw, bool):
-                raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}")
+                raise ClinicalValueError(not_allowed(raw, self.allowed()))
             return raw
         if self.kind == "timestamp":
             return parse_timestamp(raw, self.allowed())
         if self.kind == "text":
             if not isinstance(raw, str) or not raw.strip():
-                raise ClinicalValueError(f"{raw!r} is not allowed; {self.allowed()}")
+                raise ClinicalValueError(not_allowed(raw, self.allowed()))
             return raw.strip()
         if self.kind == "interval":
-            raise ClinicalValueError(
-                f"{self.name} is derived from {' and '.join(self.interval_ends())}; give those times instead")
+            start, end = (field_called(name) for name in self.interval_ends())
+            raise ClinicalValueError(i18n.gettext("{name} is derived from {start} and {end}; give those times "
+                                                  "instead").format(name=field_called(self.name), start=start,
+                                                                    end=end))
         value = self._measured_value(raw)
         self.check_range(value)
         return int(value) if self.kind == "integer" else value
@@ -142,30 +161,33 @@ class Variable:
     def _measured_value(self, raw: object) -> float:
         if isinstance(raw, dict):
             if not self.alternate_units:
-                raise ClinicalValueError(
-                    f"{raw!r} is not allowed; {self.label} is given as a plain number in {self.unit}")
+                raise ClinicalValueError(i18n.gettext("{value} is not allowed; {label} is given as a plain number in "
+                                                      "{unit}").format(value=repr(raw), label=self.called,
+                                                                       unit=self.unit_shown().strip()))
             if set(raw) != {"value", "unit"}:
-                raise ClinicalValueError(f"{raw!r} is not allowed; give exactly 'value' and 'unit'")
+                raise ClinicalValueError(i18n.gettext("{value} is not allowed; give exactly 'value' and "
+                                                      "'unit'").format(value=repr(raw)))
             unit, value = raw["unit"], raw["value"]
             canonical_unit, quantity = self.conversion()
             allowed_units = (canonical_unit, *self.alternate_units)
             if units.normalise_unit(unit) not in allowed_units:
-                raise ClinicalValueError(
-                    f"unit {unit!r} is not allowed for {self.label}; use one of {', '.join(allowed_units)}")
+                raise ClinicalValueError(i18n.gettext("unit {unit} is not allowed for {label}; use one of "
+                                                      "{units}").format(unit=repr(unit), label=self.called,
+                                                                        units=", ".join(allowed_units)))
             return units.to_canonical(quantity, self._number(value), unit)
         return self._number(raw)
 
     def _number(self, raw: object) -> float:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)) or math.isnan(raw):
-            raise ClinicalValueError(f"{raw!r} is not a number; {self.allowed()}")
+            raise ClinicalValueError(not_a_number(raw, self.allowed()))
         if self.kind == "integer" and not float(raw).is_integer():
-            raise ClinicalValueError(f"{raw!r} is not a whole number; {self.allowed()}")
+            raise ClinicalValueError(not_a_whole_number(raw, self.allowed()))
         return float(raw)
 
     def check_range(self, value: float) -> None:
         low, high = self.bounds()
         if not low <= value <= high:
-            raise ClinicalValueError(f"{format_number(value)} is out of range; {self.allowed()}")
+            raise ClinicalValueError(out_of_range(format_number(value), self.allowed()))
 
     # ---- numbers for the vectorised screen -----------------------------------------
     # `value` is what parse() returns for this variable's kind (a Score, an Enum member, a number, ...).
@@ -184,13 +206,36 @@ class Variable:
     def describe(self, value: Any) -> str:
         """'NIHSS 5', 'creatinine 210 µmol/L', 'occlusion site MCA M2' for reasons."""
         if value is None:
-            return f"{self.label} not recorded"
+            return i18n.gettext("{label} not recorded").format(label=self.called)
         if self.kind == "flag":
-            return f"{self.label}: {'yes' if value else 'no'}"
+            return f"{self.called}: {i18n.gettext('yes') if value else i18n.gettext('no')}"
         if self.kind in ("category", "grade"):
-            return f"{self.label} {value.label if self.kind == 'category' else value.value}"
-        unit = f" {self.unit}" if self.unit else ""
-        return f"{self.label} {format_number(value)}{unit}"
+            return f"{self.called} {i18n.gettext(value.label) if self.kind == 'category' else value.value}"
+        return f"{self.called} {format_number(value)}{self.unit_shown()}"
+
+
+def not_allowed(raw: object, allowed: str) -> str:
+    return i18n.gettext("{value} is not allowed; {allowed}").format(value=repr(raw), allowed=allowed)
+
+
+def not_a_number(raw: object, allowed: str) -> str:
+    return i18n.gettext("{value} is not a number; {allowed}").format(value=repr(raw), allowed=allowed)
+
+
+def not_a_whole_number(raw: object, allowed: str) -> str:
+    return i18n.gettext("{value} is not a whole number; {allowed}").format(value=repr(raw), allowed=allowed)
+
+
+def out_of_range(shown: str, allowed: str) -> str:
+    return i18n.gettext("{value} is out of range; {allowed}").format(value=shown, allowed=allowed)
+
+
+def field_called(name: str) -> str:
+    """A field in a message: its code in English (the CLI's and the API's contract, which names fields by their
+    codes), its label in another language (a page)."""
+    if i18n.current() == i18n.ENGLISH or name not in VARIABLES:
+        return name
+    return VARIABLES[name].called
 
 
 def parse_category(scale: type[enum.Enum], raw: object, allowed: str) -> enum.Enum:
@@ -200,7 +245,7 @@ def parse_category(scale: type[enum.Enum], raw: object, allowed: str) -> enum.En
         for member in scale:
             if member.value == raw.strip().lower():
                 return member
-    raise ClinicalValueError(f"{raw!r} is not allowed; {allowed}")
+    raise ClinicalValueError(not_allowed(raw, allowed))
 
 
 def parse_timestamp(raw: object, allowed: str) -> dt.datetime:
@@ -211,7 +256,7 @@ def parse_timestamp(raw: object, allowed: str) -> dt.datetime:
             return dt.datetime.fromisoformat(raw.strip())
         except ValueError:
             pass
-    raise ClinicalValueError(f"{raw!r} is not allowed; {allowed}")
+    raise ClinicalValueError(not_allowed(raw, allowed))
 
 
 def format_number(x: float | None) -> str:

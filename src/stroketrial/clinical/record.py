@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import InputError
+from .. import InputError, i18n
 
 import datetime as dt
 import enum
@@ -12,7 +12,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from . import units
-from .dictionary import INTERVALS, VARIABLES, Variable
+from .dictionary import INTERVALS, VARIABLES, Variable, field_called
 from .scales import ClinicalValueError, Score
 
 ATTESTATIONS_KEY = "attestations"
@@ -80,7 +80,8 @@ def parse_patient(data: Mapping[str, Any]) -> PatientRecord:
     means "not recorded", and no value is coerced from another type.
     """
     if not isinstance(data, Mapping):
-        raise PatientDataError([FieldError("(record)", data, "a patient record is a JSON object of field: value")])
+        raise PatientDataError([FieldError("(record)", data, i18n.gettext(
+            "a patient record is a JSON object of field: value"))])
     errors: list[FieldError] = []
     values: dict[str, Any] = {}
     attestations: dict[str, bool] = {}
@@ -91,7 +92,8 @@ def parse_patient(data: Mapping[str, Any]) -> PatientRecord:
             continue
         var = VARIABLES.get(key)
         if var is None:
-            errors.append(FieldError(key, raw, f"unknown field {key!r}; {_closest_hint(key)}"))
+            errors.append(FieldError(key, raw, i18n.gettext("unknown field {name}; {hint}").format(
+                name=repr(key), hint=_closest_hint(key))))
             continue
         if raw is None:
             continue
@@ -113,13 +115,15 @@ def parse_patient(data: Mapping[str, Any]) -> PatientRecord:
 
 def _parse_attestations(raw: Any, errors: list[FieldError]) -> dict[str, bool]:
     if not isinstance(raw, Mapping):
-        errors.append(FieldError(ATTESTATIONS_KEY, raw, "attestations is an object of criterion id: true/false"))
+        errors.append(FieldError(ATTESTATIONS_KEY, raw, i18n.gettext(
+            "attestations is an object of criterion id: true/false")))
         return {}
     out = {}
     for key, answer in raw.items():
         if not isinstance(answer, bool) and answer is not None:
-            errors.append(FieldError(f"{ATTESTATIONS_KEY}.{key}", answer, f"{answer!r} is not allowed; an "
-                                     "attestation is answered true (the statement applies) or false"))
+            errors.append(FieldError(f"{ATTESTATIONS_KEY}.{key}", answer, i18n.gettext(
+                "{value} is not allowed; an attestation is answered true (the statement applies) or "
+                "false").format(value=repr(answer))))
         elif answer is not None:
             out[str(key)] = answer
     return out
@@ -131,13 +135,16 @@ def _derive_interval(interval: Variable, values: dict[str, Any], errors: list[Fi
     if start is None or end is None:
         return
     if (start.tzinfo is None) != (end.tzinfo is None):
-        errors.append(FieldError(end_name, end.isoformat(),
-                                 f"{end_name} and {start_name} must both carry a time zone, or neither"))
+        errors.append(FieldError(end_name, end.isoformat(), i18n.gettext(
+            "{end} and {start} must both carry a time zone, or neither").format(
+                end=field_called(end_name), start=field_called(start_name))))
         return
     hours = (end - start).total_seconds() / 3600
     if hours < 0:
-        errors.append(FieldError(end_name, end.isoformat(),
-                                 f"{end_name} {end.isoformat()} is before {start_name} {start.isoformat()}"))
+        errors.append(FieldError(end_name, end.isoformat(), i18n.gettext(
+            "{end} {end_time} is before {start} {start_time}").format(
+                end=field_called(end_name), end_time=end.isoformat(), start=field_called(start_name),
+                start_time=start.isoformat())))
         return
     values[interval.name] = hours * 60 if interval.unit == "min" else hours
 
@@ -147,4 +154,6 @@ def _closest_hint(key: str) -> str:
 
     names = [n for n, v in VARIABLES.items() if v.kind != "interval"]
     close = difflib.get_close_matches(key, names, n=1)
-    return f"did you mean {close[0]!r}?" if close else "see `stroketrial dictionary` for the allowed fields"
+    if close:
+        return i18n.gettext("did you mean {name}?").format(name=repr(close[0]))
+    return i18n.gettext("see `stroketrial dictionary` for the allowed fields")

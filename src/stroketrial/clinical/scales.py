@@ -6,7 +6,7 @@ names the scale, the value and what is allowed.
 
 from __future__ import annotations
 
-from .. import InputError
+from .. import InputError, i18n
 
 import enum
 from typing import ClassVar
@@ -34,17 +34,20 @@ class Score(int):
     def __new__(cls, value: object) -> Score:
         # bool is an int in Python; a checkbox ticked is not a NIHSS of 1.
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ClinicalValueError(
-                f"{value!r} is not a number; {cls.allowed()}")
+            raise ClinicalValueError(i18n.gettext("{value} is not a number; {allowed}").format(
+                value=repr(value), allowed=cls.allowed()))
         if isinstance(value, float) and not value.is_integer():
-            raise ClinicalValueError(f"{value!r} is not a whole number; {cls.allowed()}")
+            raise ClinicalValueError(i18n.gettext("{value} is not a whole number; {allowed}").format(
+                value=repr(value), allowed=cls.allowed()))
         if not cls.low <= value <= cls.high:
-            raise ClinicalValueError(f"{value!r} is out of range; {cls.allowed()}")
+            raise ClinicalValueError(i18n.gettext("{value} is out of range; {allowed}").format(
+                value=repr(value), allowed=cls.allowed()))
         return super().__new__(cls, int(value))
 
     @classmethod
     def allowed(cls) -> str:
-        return f"{cls.label} is a whole number from {cls.low} to {cls.high}"
+        return i18n.gettext("{label} is a whole number from {low} to {high}{unit}").format(
+            label=i18n.gettext(cls.label), low=cls.low, high=cls.high, unit="")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({int(self)})"
@@ -132,11 +135,12 @@ class ETICI(LabelledEnum):
             for grade in cls:
                 if grade.value == text:
                     return grade
-        raise ClinicalValueError(f"{value!r} is not an eTICI grade; {cls.allowed()}")
+        raise ClinicalValueError(i18n.gettext("{value} is not an eTICI grade; {allowed}").format(
+            value=repr(value), allowed=cls.allowed()))
 
     @classmethod
     def allowed(cls) -> str:
-        return "eTICI is one of 0, 1, 2a, 2b50, 2b67, 2c, 3 (2b only where the protocol accepts it)"
+        return i18n.gettext("eTICI is one of 0, 1, 2a, 2b50, 2b67, 2c, 3 (2b only where the protocol accepts it)")
 
     @classmethod
     def definite(cls) -> list[ETICI]:

@@ -20,8 +20,40 @@ from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointA
 from .base import FrozenModel, Identifier
 from .envelopes import EmergencyRandomization
 from .supply import Supply
+from .. import i18n
 
 
+class Translated(FrozenModel):
+    """A part of the protocol with words people read on the site's pages (`TRANSLATED`), and their translations
+    beside the seed's wording: `translations: {zh_Hans: {text: ...}}`, read with i18n.protocol_text. A translation
+    is part of the protocol file: an amendment that changes it changes the part."""
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ()
+    translations: dict[str, dict[str, str]] | None = Field(
+        None, description="language -> attribute -> the attribute's wording in that language (the English is the "
+                          "attribute itself)")
+
+    @model_validator(mode="after")
+    def _translations_are_of_this_parts_words(self) -> Translated:
+        for language, words in (self.translations or {}).items():
+            if language not in i18n.LANGUAGES or language == i18n.ENGLISH:
+                offered = [x for x in i18n.LANGUAGES if x != i18n.ENGLISH]
+                raise ValueError(f"translations: {language!r} is not a language to translate into "
+                                 f"({', '.join(offered)})")
+            for attribute, text in words.items():
+                if attribute not in self.TRANSLATED:
+                    raise ValueError(f"translations.{language}: {attribute!r} is not a translated wording of this "
+                                     f"part ({', '.join(self.TRANSLATED) or 'none'})")
+                if getattr(self, attribute, None) is None:
+                    raise ValueError(f"translations.{language}.{attribute}: the part has no {attribute} to translate")
+                if not text.strip():
+                    raise ValueError(f"translations.{language}.{attribute} is empty")
+        return self
+
+    def untranslated(self, language: str) -> list[str]:
+        """The wordings of this part that have no translation into `language`."""
+        carried = (self.translations or {}).get(language) or {}
+        return [a for a in self.TRANSLATED if getattr(self, a, None) is not None and a not in carried]
 
 
 class Assumption(FrozenModel):
@@ -32,15 +64,17 @@ class Assumption(FrozenModel):
     reason: str
 
 
-class Design(FrozenModel):
+class Design(Translated):
     allocation: Literal["randomized", "non_randomized"]
     model: Literal["parallel", "dose_escalation_then_expansion"]
     masking: Literal["open_label", "open_label_blinded_endpoint", "single_blind", "double_blind"]
     centres: Literal["single", "multi"]
     summary: str
 
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("summary",)
 
-class Criterion(FrozenModel):
+
+class Criterion(Translated):
     """One inclusion or exclusion criterion, with the source document's wording.
 
     A computable criterion has a `rule` over the data dictionary; a judgement
@@ -55,6 +89,8 @@ class Criterion(FrozenModel):
     attestation: str | None = Field(None, description="question the screener answers yes (applies) or no")
     assumption: str | None = None
 
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("text", "attestation")
+
     @model_validator(mode="after")
     def _rule_or_attestation(self) -> Criterion:
         if (self.rule is None) == (self.attestation is None):
@@ -65,7 +101,7 @@ class Criterion(FrozenModel):
         return self.rule.fields() if self.rule is not None else set()
 
 
-class DoseStep(FrozenModel):
+class DoseStep(Translated):
     """One administration of an intervention: amount, route, preparation, infusion and timing.
 
     A dose drawn up from a solution states its strength: `concentration_pct` (w/v, e.g. 20 for 20%
@@ -92,6 +128,7 @@ class DoseStep(FrozenModel):
     timing: str
     assumption: str | None = None
 
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("text", "timing", "reconstitution", "diluent")
     PREPARATION: ClassVar[tuple[str, ...]] = ("concentration_pct", "concentration_mg_per_ml", "reconstitution",
                                               "diluent", "final_volume_ml")
     # What a matching placebo takes from the step it matches, and so may not state itself.
@@ -150,7 +187,7 @@ class DoseStep(FrozenModel):
         return f"{self.concentration_pct:g}% w/v"
 
 
-class Intervention(FrozenModel):
+class Intervention(Translated):
     """A drug, biological, procedure or placebo, and its steps.
 
     A matching placebo names the intervention it `matches`; each of its steps is given by the same
@@ -163,6 +200,8 @@ class Intervention(FrozenModel):
     description: str
     matches: Identifier | None = Field(None, description="a placebo's active intervention, whose volumes it takes")
     steps: list[DoseStep] = Field(default_factory=list)
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("name", "description")
 
     @model_validator(mode="after")
     def _placebo(self) -> Intervention:
@@ -215,7 +254,7 @@ class Intervention(FrozenModel):
         return None
 
 
-class Arm(FrozenModel):
+class Arm(Translated):
     id: Identifier
     name: str
     role: Literal["experimental", "control", "placebo_control", "active_comparator"]
@@ -223,8 +262,10 @@ class Arm(FrozenModel):
     ratio: int = Field(1, ge=1, description="allocation weight, e.g. 2 for the 2 in 2:1")
     interventions: list[Identifier] = Field(default_factory=list)
 
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("name", "description")
 
-class Endpoint(FrozenModel):
+
+class Endpoint(Translated):
     id: Identifier
     name: str
     role: Literal["primary", "secondary", "safety", "exploratory"]
@@ -235,6 +276,8 @@ class Endpoint(FrozenModel):
     definition: str
     assumption: str | None = None
     analysis: EndpointAnalysis | None = Field(None, description="how the statistical analysis plan analyses it")
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("name",)
 
 
 def _analysis_problem(e: Endpoint, visits: dict[str, Visit], arms: set[str],
@@ -328,7 +371,7 @@ def _treatment_received_problem(t: TreatmentReceived, visits: dict[str, Visit], 
     return None
 
 
-class Visit(FrozenModel):
+class Visit(Translated):
     id: Identifier
     name: str
     day: float = Field(ge=0, description="days after randomization (0 = the day of treatment)")
@@ -344,6 +387,8 @@ class Visit(FrozenModel):
                                           "record in the treated arm only); none: every patient. Open-label trials "
                                           "only: a form for one arm would show a blinded user the arm")
     assumption: str | None = None
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("name",)
 
     @field_validator("assessor_only")
     @classmethod
@@ -375,7 +420,7 @@ class FieldIs(FrozenModel):
     is_: bool | int | float | str = Field(alias="is")
 
 
-class EditCheck(FrozenModel):
+class EditCheck(Translated):
     """A check on the visit forms, run after each entry or correction: one that fails opens a data query saying
     `text` (with the values found), and one that passes again closes it. `range`: an assessment outside a plausible
     range narrower than the dictionary's hard limits; `cross_field`: `if` one value then another on the same form;
@@ -392,6 +437,8 @@ class EditCheck(FrozenModel):
     high: float | None = None
     if_: FieldIs | None = Field(None, alias="if")
     then: FieldIs | None = None
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("text",)
 
     @property
     def reads(self) -> list[str]:
@@ -515,7 +562,7 @@ class CrmSettings(FrozenModel):
         return self
 
 
-class DoseLimitingToxicity(FrozenModel):
+class DoseLimitingToxicity(Translated):
     """One event the protocol counts as a dose-limiting toxicity, in the protocol's words, with the hours after
     the start of the infusion in which it counts."""
 
@@ -523,6 +570,8 @@ class DoseLimitingToxicity(FrozenModel):
     text: str
     window_hours: int = Field(ge=1, le=24 * 90)
     assumption: str | None = None
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("text",)
 
 
 class DoseEscalation(FrozenModel):
@@ -576,7 +625,7 @@ class DoseEscalation(FrozenModel):
         return self
 
 
-class ConsentPolicy(FrozenModel):
+class ConsentPolicy(Translated):
     """How the trial takes informed consent: the routes it allows, the consent form versions the ethics committee
     approved (the last is the current one), and for deferred consent the hours within which the patient or a
     representative must confirm it. `criterion` is the attestation criterion a consent record meets."""
@@ -592,6 +641,8 @@ class ConsentPolicy(FrozenModel):
     data_use_withdrawal: bool = Field(
         False, description="whether a patient may withdraw the use of their data (where the law allows)")
     assumption: str | None = None
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("text", "deferred_text")
 
     @model_validator(mode="after")
     def _deferred_has_a_deadline(self) -> ConsentPolicy:
@@ -624,7 +675,7 @@ class ExpectedEvent(FrozenModel):
         return self
 
 
-class Protocol(FrozenModel):
+class Protocol(Translated):
     id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]*$")]
     acronym: str
     title: str
@@ -655,6 +706,8 @@ class Protocol(FrozenModel):
     emergency_randomization: EmergencyRandomization | None = Field(
         None, description="sealed envelopes kept at each site for randomization while the platform cannot be reached")
     assumptions: list[Assumption] = Field(default_factory=list)
+
+    TRANSLATED: ClassVar[tuple[str, ...]] = ("title",)
 
     @model_validator(mode="after")
     def _consistent(self) -> Protocol:

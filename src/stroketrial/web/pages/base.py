@@ -44,23 +44,24 @@ CHOICE_LABELS: dict[str, Mapping[str, str]] = {
 
 
 def choice_label(value: Any, field: str) -> str:
-    """A stored choice as people read it: the safety forms' words, a screening variable's or a follow-up
-    assessment's label for the choice; a list of choices joined by commas; anything else as it is."""
+    """A stored choice as people read it, in the page's language: the safety forms' words, a screening variable's
+    or a follow-up assessment's label for the choice; a list of choices joined by commas; anything else as it is.
+    The words are translated through the catalogs (web/data_words.py lists them)."""
     if value is None:
         return ""
     if isinstance(value, (list, tuple)):
         return ", ".join(choice_label(v, field) for v in value)
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return i18n.gettext("yes") if value else i18n.gettext("no")
     text = str(value)
     if field in CHOICE_LABELS:
-        return CHOICE_LABELS[field].get(text, text.replace("_", " "))
+        return i18n.gettext(CHOICE_LABELS[field].get(text, text.replace("_", " ")))
     var = VARIABLES.get(field)
     if var is not None and var.kind in ("category", "grade"):
-        return next((m.label for m in var.enum_scale() if m.value == text), text)
+        return i18n.gettext(next((m.label for m in var.enum_scale() if m.value == text), text))
     assessment = ASSESSMENTS.get(field)
     if assessment is not None and assessment.kind == "category":
-        return assessment.label_of(text)
+        return i18n.gettext(assessment.label_of(text))
     return text
 
 
