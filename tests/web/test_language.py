@@ -126,3 +126,18 @@ def test_a_language_not_offered_is_refused_by_name_and_nothing_changes(db):
         assert accounts.actor_named(session, "li").language == "zh_Hans"
     with pytest.raises(Exception, match="language 'klingon' is not offered"), db.write() as session:
         accounts.create_user(session, SYSTEM, "x", "coordinator", ["S1"], language="klingon")
+
+
+def test_the_api_answers_in_english_whatever_the_client_asks_for(db):
+    """A program reads the API's messages: a refused screening value names the field's code, in English, even for
+    a client whose headers ask for Chinese (the pages show the label, in the user's language)."""
+    with db.write() as session:
+        from stroketrial.service import trials
+
+        trials.create_trial(session, SYSTEM, "amass-2", ["S1"])
+        _user, token = accounts.create_user(session, SYSTEM, "api", "coordinator", ["S1"])
+    client = TestClient(create_app(db), headers={"Accept-Language": "zh-CN", "Authorization": f"Bearer {token}"})
+    response = client.post("/api/v1/trials/amass-2/patients",
+                           json={"patient_id": "P1", "site": "S1", "data": {"age": 140, "sex": "x"}})
+    assert response.status_code == 422 and "age" in response.text, response.text
+    assert not re.search(r"[\u4e00-\u9fff]", response.text), response.text

@@ -1,8 +1,8 @@
 """The language of each request, and the user's choice of it.
 
-`LanguageMiddleware` sets the language (i18n.set_language) before any handler runs, from the browser's
-remembered choice (the `stroketrial_lang` cookie) or its Accept-Language header; a signed-in user's own choice,
-stored with the user, then takes precedence (`pages.auth.signed_in`). `POST /language` is the menu at the top
+`LanguageMiddleware` sets the language (i18n.set_language) before any handler runs, from the browser's remembered
+choice (the `stroketrial_lang` cookie) or its Accept-Language header; a signed-in user's own choice, stored with
+the user, then takes precedence (`pages.auth.signed_in`). The JSON API is always in English. `POST /language` is the menu at the top
 of every page: it stores the choice with the user when signed in, and in the cookie for this browser.
 """
 
@@ -28,7 +28,11 @@ class LanguageMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/api/"):
+            # The API speaks English whatever the caller's browser asks for: its messages are read by programs and
+            # quoted in logs, and a field's code is what a client needs (the pages show labels).
+            i18n.set_language(i18n.ENGLISH)
+        elif scope["type"] == "http":
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
             cookie = SimpleCookie()
             try:
