@@ -70,6 +70,13 @@ def waiting_for_procedure(protocol: Protocol, view: Mapping[str, Any]) -> bool:
             and not open_before_procedure(protocol, view["screening"]))
 
 
+def procedure_step_open(protocol: Protocol, view: Mapping[str, Any]) -> bool:
+    """Whether the procedure step can be taken for a patient (as patient_view shows them): not randomized, and no
+    criterion failed but those decided during the procedure (a pass more may change them)."""
+    return (protocol.during_procedure is not None and not view["randomized"]
+            and all(asked_during_procedure(protocol, c) for c in view["failing"]))
+
+
 def _missing_fields(protocol: Protocol, data: Mapping[str, Any], criteria: list[dict[str, Any]]) -> list[dict]:
     """Each open criterion as the fields (or the attestation) it waits on, for an Invalid's errors."""
     by_id = {c.id: c for c in protocol.criteria}
