@@ -3,7 +3,7 @@
 The screening form's "Save before the procedure" posts here: the patient is registered with everything known then
 and waits for the procedure. The procedure page asks only the protocol's during-procedure fields (big targets: a
 stepper for the passes, toggle buttons for the devices, radio buttons for the eTICI), shows the verdict as they are
-given, and randomizes with one confirmation (service.procedure). The time of randomization is the server's clock.
+given, and randomizes with one press of "Randomize now" (service.procedure). The time of randomization is the server's clock.
 """
 
 from __future__ import annotations
@@ -108,11 +108,13 @@ def layout(fields: list[FormField], toggled: set[str]) -> list[tuple[FormField, 
     return [(f, devices if f is after else []) for f in shown]
 
 
-def _form_data(protocol: Protocol, fields: list[FormField], form: Mapping[str, Any]) -> dict[str, Any]:
-    """The submitted form with each toggle read as yes (pressed) or no."""
+def _form_data(protocol: Protocol, fields: list[FormField], form: Mapping[str, Any],
+               submitted: bool = True) -> dict[str, Any]:
+    """The form with each toggle read as yes (pressed) or, once submitted, no: while the nurse works down the page
+    a toggle not yet pressed is not taken as "not tried" (the verdict would say ineligible at the first pass typed)."""
     values = {k: form.get(k) for k in form}
     for name in toggles(protocol, fields):
-        values[name] = "yes" if form.get(name) == "yes" else "no"
+        values[name] = "yes" if form.get(name) == "yes" else ("no" if submitted else "")
     return values
 
 
@@ -207,7 +209,8 @@ async def procedure_preview(request: Request, trial: str, patient: str) -> HTMLR
     form = await request.form()
     check_csrf(request, request.headers.get("X-CSRF-Token") or form.get("csrf"))
     fields = procedure_fields(protocol)
-    _, _, _, result = _check(protocol, fields, view["data"], _form_data(protocol, fields, form), zone)
+    _, _, _, result = _check(protocol, fields, view["data"], _form_data(protocol, fields, form, submitted=False),
+                             zone)
     return render(request, "_procedure_verdict.html", verdict=verdict(protocol, result))
 
 
@@ -222,8 +225,6 @@ async def procedure_submit(request: Request, trial: str, patient: str) -> Respon
     values = _form_data(protocol, fields, form)
     data, attestations, errors, result = _check(protocol, fields, view["data"], values, zone)
     key = str(form.get("key", ""))
-    if form.get("confirm") != "yes":
-        errors["confirm"] = i18n.gettext("tick the box to confirm the facts")
     if not errors:
         try:
             with database(request).write() as session:
