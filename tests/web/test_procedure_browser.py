@@ -165,9 +165,10 @@ def test_the_procedure_page_has_no_axe_violation_at_three_viewports(browser, ser
         assert_accessible(page, f"procedure page with a verdict, {language}, {name}")
         spilled = page.evaluate("""() => {
             const card = document.getElementById('procedure-form').getBoundingClientRect();
-            return [...document.querySelectorAll('#procedure-form input, #procedure-form button, #procedure-form label')]
+            return [...document.querySelectorAll('#procedure-form :is(input, button, label)')]
               .filter(e => e.type !== 'hidden' && e.offsetParent !== null)
-              .filter(e => { const r = e.getBoundingClientRect(); return r.right > card.right + 1 || r.left < card.left - 1; })
+              .filter(e => { const r = e.getBoundingClientRect();
+                             return r.right > card.right + 1 || r.left < card.left - 1; })
               .map(e => e.name || e.textContent.trim());
         }""")
         assert spilled == [], f"{language} {name}: {spilled} outside the card"

@@ -1,9 +1,10 @@
 """Randomization during the procedure: saving a patient before it, and the page at the angiography table.
 
-The screening form's "Save before the procedure" posts here: the patient is registered with everything known then
-and waits for the procedure. The procedure page asks only the protocol's during-procedure fields (big targets: a
+The screening form's "Save before the procedure" posts here: the patient is registered with everything known
+then and waits for the procedure. The procedure page asks only the protocol's during-procedure fields (big targets: a
 stepper for the passes, toggle buttons for the devices, radio buttons for the eTICI), shows the verdict as they are
-given, and randomizes with one press of "Randomize now" (service.procedure). The time of randomization is the server's clock.
+given, and randomizes with one press of "Randomize now" (service.procedure). The time of randomization is the
+server's clock.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .auth import signed_in
 from .base import database, in_zone, render, templates
 from .trials import zone_of
 
-router = APIRouter(include_in_schema=False)
+router: APIRouter = APIRouter(include_in_schema=False)
 # The screening page's button and the patient page's card (_procedure_*.html) ask these.
 templates.env.globals["waiting_for_procedure"] = procedure.waiting_for_procedure
 templates.env.globals["procedure_step_open"] = procedure.procedure_step_open
@@ -205,7 +206,7 @@ def procedure_page(request: Request, trial: str, patient: str) -> Response:
 @router.post("/trials/{trial}/patients/{patient}/procedure/preview", response_class=HTMLResponse)
 async def procedure_preview(request: Request, trial: str, patient: str) -> HTMLResponse:
     """The verdict as the fields are given (nothing stored)."""
-    actor, protocol, view, zone = _context(request, trial, patient)
+    _actor, protocol, view, zone = _context(request, trial, patient)
     form = await request.form()
     check_csrf(request, request.headers.get("X-CSRF-Token") or form.get("csrf"))
     fields = procedure_fields(protocol)
