@@ -195,10 +195,10 @@ def procedure_page(request: Request, trial: str, patient: str) -> Response:
     actor.require("randomizing")
     if view["randomized"]:
         return RedirectResponse(f"/trials/{trial}/patients/{patient}/allocation", status_code=303)
+    if not procedure.procedure_step_open(protocol, view):  # excluded before the procedure: the patient page says why
+        return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)
     fields = procedure_fields(protocol)
     values = form_values(fields, view["data"], zone)
-    values.update({ATTEST_PREFIX + k: ("yes" if v else "no")
-                   for k, v in (view["data"].get(ATTESTATIONS_KEY) or {}).items()})
     _, _, _, result = _check(protocol, fields, view["data"], values, zone)
     return _page(request, actor, protocol, view, zone, values, {}, result)
 
