@@ -19,6 +19,7 @@ from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointA
                             TreatmentReceived)
 from .base import FrozenModel, Identifier
 from .envelopes import EmergencyRandomization
+from .procedure import DuringProcedure, ScreeningSteps, problem as _screening_steps_problem
 from .supply import Supply
 from .. import i18n
 
@@ -705,6 +706,8 @@ class Protocol(Translated):
                                                     "what happens when no kit is in stock")
     emergency_randomization: EmergencyRandomization | None = Field(
         None, description="sealed envelopes kept at each site for randomization while the platform cannot be reached")
+    screening: ScreeningSteps | None = Field(
+        None, description="screening in two steps: what is only known during the procedure (during_procedure)")
     assumptions: list[Assumption] = Field(default_factory=list)
 
     TRANSLATED: ClassVar[tuple[str, ...]] = ("title",)
@@ -745,6 +748,9 @@ class Protocol(Translated):
         if (problem := _edit_checks_problem(self.edit_checks, self.visits)) is not None:
             raise ValueError(problem)
         self._check_analysis_plan()
+        if self.screening is not None and (problem := _screening_steps_problem(
+                self.screening, self.screened_fields, self.attestation_ids)) is not None:
+            raise ValueError(problem)
         if self.dose_escalation is not None and (len(self.arms) != 1 or self.randomization is not None
                                                  or self.design.masking != "open_label"):
             # The escalation table shows every patient's dose level: it cannot be kept from anyone blinded, and
@@ -834,6 +840,19 @@ class Protocol(Translated):
 
     def kind_of(self, criterion: Criterion) -> Literal["inclusion", "exclusion"]:
         return "inclusion" if any(c is criterion for c in self.inclusion) else "exclusion"
+
+    @property
+    def during_procedure(self) -> DuringProcedure | None:
+        return self.screening.during_procedure if self.screening is not None else None
+
+    @property
+    def screened_fields(self) -> set[str]:
+        """The recorded fields screening reads: each criterion's and randomization factor's variables (the clock
+        times an interval is derived from), and the time of randomization."""
+        names = {name for c in self.criteria for name in c.fields()}
+        if self.randomization is not None:
+            names |= {f.field for f in self.randomization.factors if f.field != "site"} | {"randomization"}
+        return {real for name in names for real in (VARIABLES[name].derived_from or (name,))}
 
     @property
     def attestation_ids(self) -> list[str]:

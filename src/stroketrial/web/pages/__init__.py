@@ -17,6 +17,7 @@ holds no trial logic. Every form carries a CSRF token tied to the session (`web/
     amendments.py the protocol's versions and what each amendment changed
     supply.py     a kit trial's stock, shipments and their receipt, resupply requests, the kit list's import
     envelopes.py  sealed emergency envelopes: the site's procedure, sets made and printed, opened ones recorded
+    procedure.py  randomization during the procedure: a patient saved before it, the page at the angiography table
     dashboard.py  enrolment, funnel, balance and safety of a trial
     exports.py    CSV, ODM and audit-trail downloads
 
@@ -38,6 +39,7 @@ from . import safety_reporting
 from . import amendments
 from . import supply
 from . import envelopes
+from . import procedure
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
@@ -52,5 +54,6 @@ router.include_router(safety_reporting.router)  # the AE log, SAE follow-up and 
 router.include_router(amendments.router)  # the protocol's versions
 router.include_router(supply.router)  # investigational product supply: stock, shipments, receipt, kit list
 router.include_router(envelopes.router)  # sealed emergency envelopes (randomization when offline)
+router.include_router(procedure.router)  # randomization during the procedure: saved before it, randomized at the table
 
 __all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]
