@@ -68,7 +68,7 @@ class Walk:
             left = english_left(page.inner_text("body"), self.allowed)
             if left:
                 self.problems.append(f"{where}: English left untranslated: {left[:8]}")
-        if self.viewport == "tablet" or self.language == i18n.CHINESE and self.viewport == "phone":
+        if self.viewport == "tablet" or (self.language == i18n.CHINESE and self.viewport == "phone"):
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / f"walk-{self.trial}-{self.language}-{self.viewport}-{what}.png"),
                             full_page=False)

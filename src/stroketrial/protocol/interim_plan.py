@@ -29,6 +29,8 @@ class InterimPlan(FrozenModel):
     information: Literal["primary_outcome_observed"] = Field(
         "primary_outcome_observed", description="what information counts: randomized patients whose primary "
                                                 "outcome has been observed, over the planned total")
+    information_total: int = Field(gt=0, description="full information: the patients with the primary outcome at "
+                                                     "the final analysis (the information fraction's denominator)")
     looks: list[float] = Field(min_length=2, description="the planned information fractions of the looks, "
                                                          "increasing, the last 1 (the final analysis)")
     spending: Literal["obf", "pocock"] = Field(description="Lan-DeMets alpha spending: O'Brien-Fleming or "

@@ -35,6 +35,7 @@ from . import api_data_management  # noqa: F401  (its routes join `router`)
 from . import api_consent  # noqa: F401  (its routes join `router`)
 from . import api_signatures_locks  # noqa: F401  (its routes join `router`)
 from . import api_amendments  # noqa: F401  (its routes join `router`)
+from . import api_interim  # noqa: F401  (the DSMB's interim analyses)
 from . import api_envelopes  # noqa: F401  (its routes join `router`)
 
 log = logging.getLogger("stroketrial.web")
