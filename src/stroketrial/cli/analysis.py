@@ -54,7 +54,7 @@ def read_dataset(path: Path, protocol: Protocol | None = None) -> pd.DataFrame:
 
 
 def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
-    from ..analysis.planned_outcomes import outcomes_from_forms, received_populations
+    from ..analysis.platform_dataset import dataset_from_tables
     from ..analysis.result import AnalysisInputError
     import pandas as pd
 
@@ -64,26 +64,8 @@ def _from_export(path: Path, protocol: Protocol | None) -> pd.DataFrame:
         raise AnalysisInputError(f"{path}: not a zip file") from None
     tables = {Path(name).stem: pd.read_csv(io.BytesIO(archive.read(name))) for name in archive.namelist()
               if name.endswith(".csv")}
-    if "screening" not in tables or "randomization" not in tables:
-        raise AnalysisInputError(f"{path}: not a stroketrial export (screening.csv and randomization.csv expected)")
     data_lock = _data_lock(tables.pop("export_info", None))  # the title page says whether the data are locked
-    rand = tables["randomization"]
-    if "arm" not in rand.columns:
-        raise AnalysisInputError(f"{path}: the export holds no arms (it was made by a blinded user); export it as "
-                                 "the DSMB or an unblinded statistician (for the final analysis: after the "
-                                 "database lock, which the report's title page then states)")
-    data = tables["screening"].merge(rand[["patient_id", "arm", "sequence"]], on="patient_id")
-    if "escalation" in tables:  # a dose-escalation trial: each patient's cohort, level, phase and DLT
-        data = data.merge(tables["escalation"][["patient_id", "cohort", "dose_level", "dose", "phase", "dlt"]],
-                          on="patient_id", how="left")
-    data.attrs["data_lock"] = data_lock
-    if protocol is None:
-        return data
-    forms = {name.removeprefix("visit_"): t for name, t in tables.items() if name.startswith("visit_")}
-    data = outcomes_from_forms(protocol, data, forms, tables)
-    received = protocol.analysis_plan.treatment_received if protocol.analysis_plan else None
-    if received is not None:
-        data = received_populations(received, data, [a.id for a in protocol.arms], forms.get(received.visit))
+    data = dataset_from_tables(tables, protocol, str(path))
     data.attrs["data_lock"] = data_lock
     return data
 

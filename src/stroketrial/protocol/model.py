@@ -15,6 +15,7 @@ from .rules import Rule
 from .schemes import PermutedBlocks, Randomization, RandomizationScheme
 from ..clinical.dictionary import VARIABLES
 from ..clinical.assessments import ASSESSMENTS
+from .interim_plan import InterimPlan
 from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointAnalysis, MatchedControls, Outcome,
                             TreatmentReceived)
 from .base import FrozenModel, Identifier
@@ -699,6 +700,8 @@ class Protocol(Translated):
     dose_escalation: DoseEscalation | None = None
     consent: ConsentPolicy | None = None
     analysis_plan: AnalysisPlan | None = None
+    interim: InterimPlan | None = Field(None, description="the group-sequential interim analyses the DSMB "
+                                                         "reviews (protocol/interim_plan.py)")
     edit_checks: list[EditCheck] = Field(default_factory=list)
     reference_safety_information: list[ExpectedEvent] = Field(
         default_factory=list, description="the events expected for the treatment (expectedness of SAEs)")

@@ -28,6 +28,9 @@ PATIENT_ENTITIES = ("patient", "visit", "sae")
 COLUMNS = ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before", "after"]
 HASH_COLUMNS = ["prev_hash", "hash"]
 WITHHELD = "allocation details withheld (blinding)"
+# The DSMB's closed records: a reader who may not see arms gets only what no arm went into (interim_analyses.py).
+CLOSED_ENTITIES = ("interim_look", "dsmb_decision")
+CLOSED_READERS = ("dsmb", "unblinded_statistician")
 
 
 class _Scope:
@@ -69,6 +72,12 @@ class _Scope:
         """(the document as this reader may see it, whether anything was withheld)."""
         if text is None:
             return "", False
+        if event.entity in CLOSED_ENTITIES and self.actor.role not in CLOSED_READERS:
+            # interim results stay with the DSMB and its statistician even in an open-label trial
+            from .interim_analyses import OPEN_KEYS
+
+            data = json.loads(text)
+            return json.dumps({k: data[k] for k in OPEN_KEYS if k in data}, sort_keys=True), True
         if event.trial_id is None or self.unredacted(event.trial_id):
             return text, False
         data = json.loads(text)
@@ -95,7 +104,7 @@ def audit_rows(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], li
                "prev_hash": e.prev_hash, "hash": e.hash}
         if hidden_before or hidden_after:
             row["reason"] = row["reason"] or WITHHELD
-        redacted_any |= not scope.unredacted(e.trial_id)
+        redacted_any |= not scope.unredacted(e.trial_id) or hidden_before or hidden_after
         rows.append(row)
     if redacted_any:
         for row in rows:

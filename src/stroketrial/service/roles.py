@@ -115,4 +115,9 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "reconciling kits at close-out": SUPPLY_UNBLINDED,
     # A temperature excursion or a recall: kits (or a whole lot) set apart until released, never dispensed.
     "quarantining kits": SUPPLY_UNBLINDED,
+    # Interim analyses (service/interim_analyses.py): closed; the independent statistician runs a look on frozen
+    # data, the DSMB reads it and records its decision (the service asks blinding.sees_arm too).
+    "running an interim analysis": ("unblinded_statistician", "dsmb"),
+    "reading interim analyses": ("unblinded_statistician", "dsmb"),
+    "recording a DSMB decision": ("dsmb",),
 }

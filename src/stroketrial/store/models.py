@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (Boolean, Date, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -555,3 +555,37 @@ class Envelope(Base):
     opened_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reconciled_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
     reconciled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class InterimLook(Base):
+    """An interim analysis the DSMB's statistician ran at a look (service/interim_analyses.py): the information
+    observed, the primary analysis's z, the boundary and what the rule recommends, on the data frozen or locked at
+    the time (the lock's id, and the SHA-256 of the analysis dataset it read). Closed: for those who see arms."""
+
+    __tablename__ = "interim_looks"
+    __table_args__ = (UniqueConstraint("trial_id", "number", name="uq_interim_look_number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ...: the look's place in the plan
+    patients_observed: Mapped[int] = mapped_column(Integer)
+    information: Mapped[float] = mapped_column(Float)
+    z: Mapped[float] = mapped_column(Float)
+    recommendation: Mapped[str] = mapped_column(String(60))
+    result_json: Mapped[str] = mapped_column(Text)  # the look (design/interim.py) and the primary analysis
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    lock_id: Mapped[int | None] = mapped_column(ForeignKey("data_locks.id"), nullable=True)
+    run_by: Mapped[str] = mapped_column(String(80))
+    run_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DsmbDecision(Base):
+    """The DSMB's recommendation after a look, with its reason, signed by the member who records it (password
+    entered again); one per look."""
+
+    __tablename__ = "dsmb_decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    look_id: Mapped[int] = mapped_column(ForeignKey("interim_looks.id"), unique=True)
+    decision: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(80))
+    decided_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

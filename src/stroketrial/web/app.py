@@ -36,6 +36,7 @@ from . import api_procedure  # noqa: F401  (randomization during the procedure)
 from . import api_consent  # noqa: F401  (its routes join `router`)
 from . import api_signatures_locks  # noqa: F401  (its routes join `router`)
 from . import api_amendments  # noqa: F401  (its routes join `router`)
+from . import api_interim  # noqa: F401  (the DSMB's interim analyses)
 from . import api_envelopes  # noqa: F401  (its routes join `router`)
 
 log = logging.getLogger("stroketrial.web")
