@@ -2,8 +2,8 @@
 
 `LanguageMiddleware` sets the language (i18n.set_language) before any handler runs, from the browser's remembered
 choice (the `stroketrial_lang` cookie) or its Accept-Language header; a signed-in user's own choice, stored with
-the user, then takes precedence (`pages.auth.signed_in`). The JSON API is always in English. `POST /language` is the menu at the top
-of every page: it stores the choice with the user when signed in, and in the cookie for this browser.
+the user, then takes precedence (`pages.auth.signed_in`). The JSON API is always in English. `POST /language` is the
+menu at the top of every page: it stores the choice with the user when signed in, and in the cookie for this browser.
 """
 
 from __future__ import annotations
