@@ -175,3 +175,13 @@ def test_a_visit_of_some_arms_reserves_nothing():
                          "visits: [{id: v, name: V, day: 90, arms: [a], assessments: [mrs], assessor_only: [mrs]}]")
     with pytest.raises(ProtocolError, match="would tell the blinded outcome assessor the arm"):
         parse_protocol(text, "mini.yaml")
+
+
+def test_an_outcome_reported_as_a_term_the_safety_information_lacks_is_refused():
+    protocol = load_builtin("amass-2")
+    data = json.loads(protocol.model_dump_json())
+    for endpoint in data["endpoints"]:
+        if endpoint.get("measure") == "sich":
+            endpoint["analysis"]["outcome"]["reported_as"] = "brain bleed"
+    with pytest.raises(pydantic.ValidationError, match="reported_as 'brain bleed' is not a term of the reference"):
+        type(protocol).model_validate(data)

@@ -78,3 +78,34 @@ def test_the_dsmb_counts_sich_by_the_heidelberg_classification(platform):
                         json={"visit_date": today, "values": {**SICH, "haemorrhage_class": "ph3"},
                               "reason": "correction"})
     assert bad.status_code == 422 and "haemorrhage_class" in bad.text and "ph2" in bad.text
+
+
+def test_an_sae_reported_as_sich_counts_before_its_imaging_form(platform):
+    """Issue 21: the DSMB's sICH count stayed 0 after an SAE "symptomatic intracranial haemorrhage" was reported.
+    An SAE under the endpoint's `reported_as` term (or a synonym of it) with onset within the 48 h counts; one with
+    onset on day 10 is an SAE, not the 48-hour endpoint; an unrelated SAE counts for nothing."""
+    by_arm = _patients_by_arm(platform)
+    today = dt.datetime.now(dt.UTC).date()
+    albumin, control = by_arm["albumin"], by_arm["control"]
+
+    def report(code, term, onset):
+        answer = platform.call("POST", f"/trials/amass-2/patients/{code}/saes", "investigator",
+                               json={"term": term, "onset_date": onset.isoformat(), "criteria": ["hospitalization"],
+                                     "outcome": "recovering", "relatedness": "possible"})
+        assert answer.status_code == 201, answer.text
+
+    report(albumin, "Symptomatic intracranial hemorrhage", today)  # a synonym, in another case
+    report(control, "aspiration pneumonia", today)
+    groups = platform.call("GET", "/trials/amass-2/safety", "dsmb").json()["groups"]
+    assert groups["albumin"]["sich"] == 1 and groups["control"]["sich"] == 0
+    assert groups["control"]["patients_with_sae"] == 1
+    pooled = platform.call("GET", "/trials/amass-2/safety", "blinded_statistician").json()["groups"]
+    assert pooled["all"]["sich"] == 1
+    from stroketrial.service.safety import reported_within
+
+    later = dt.datetime.combine(today, dt.time(8), tzinfo=dt.UTC)
+    terms = {"symptomatic intracranial haemorrhage", "sich"}
+    assert reported_within({"term": "sICH", "onset_date": (today + dt.timedelta(days=2)).isoformat()}, terms,
+                           later, 2.0)
+    assert not reported_within({"term": "sICH", "onset_date": (today + dt.timedelta(days=10)).isoformat()}, terms,
+                               later, 2.0)

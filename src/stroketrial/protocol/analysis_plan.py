@@ -87,6 +87,11 @@ class Outcome(FrozenModel):
                                                     "this (mRS 0-2: 2)")
     at_least: float | str | None = Field(None, description="a yes/no outcome from a score or grade: yes when it is "
                                                            "at least this (eTICI 2b50-3: 2b50)")
+    reported_as: str | None = Field(None, description="a yes/no event also counted, in the safety counts, when an "
+                                                      "SAE is reported under this term of the reference safety "
+                                                      "information (or one of its synonyms) within the endpoint's "
+                                                      "timepoint: an sICH reported before or without its imaging "
+                                                      "form")
 
     @model_validator(mode="after")
     def _one_cut(self) -> Outcome:

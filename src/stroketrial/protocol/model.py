@@ -786,6 +786,12 @@ class Protocol(Translated):
             problem = _analysis_problem(e, visits, {a.id for a in self.arms}, filled_from)
             if problem:
                 raise ValueError(f"endpoint {e.id!r}: {problem}")
+        terms = [r.term for r in self.reference_safety_information]
+        for e in planned:
+            reported = e.analysis.outcome.reported_as if e.analysis else None
+            if reported is not None and reported not in terms:
+                raise ValueError(f"endpoint {e.id!r}: outcome.reported_as {reported!r} is not a term of the "
+                                 f"reference_safety_information ({', '.join(terms) or 'none declared'})")
         plan = self.analysis_plan
         if plan is not None:
             unknown = [v for v in [*plan.adjust, *(s.field for s in plan.subgroups)] if v not in VARIABLES]

@@ -1,9 +1,17 @@
 """The DSMB's safety counts: deaths, sICH and SAEs among randomized patients, per arm for those who may see counts
-per arm, else pooled."""
+per arm, else pooled.
+
+A patient counts for sICH when the protocol's definition holds on its form (Heidelberg: haemorrhage, deterioration,
+causality), or when an SAE was reported under the term the endpoint names (`outcome.reported_as`, with the reference
+safety information's synonyms) with its onset within the endpoint's timepoint of randomization: a reported sICH
+counts before its imaging form is entered."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +34,28 @@ def _sich_outcome(protocol: Protocol) -> Outcome | None:
     return None
 
 
+def _reported_terms(protocol: Protocol, outcome: Outcome | None) -> set[str]:
+    if outcome is None or outcome.reported_as is None:
+        return set()
+    entry = next(r for r in protocol.reference_safety_information if r.term == outcome.reported_as)
+    return {entry.term.casefold(), *(s.casefold() for s in entry.synonyms)}
+
+
+def reported_within(sae: Mapping[str, Any], terms: set[str], randomized: dt.datetime, days: float | None) -> bool:
+    """Whether an SAE report names one of these terms, with its onset within `days` of randomization (any time
+    when the endpoint gives no timepoint)."""
+    names = {str(sae.get(k) or "").strip().casefold() for k in ("term", "coded_term")} - {""}
+    if not names & terms:
+        return False
+    if days is None:
+        return True
+    try:
+        onset = dt.date.fromisoformat(str(sae.get("onset_date"))[:10])
+    except ValueError:
+        return False
+    return onset <= randomized.date() + dt.timedelta(days=math.ceil(days))
+
+
 def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
     actor.require("reading safety data")
@@ -41,6 +71,9 @@ def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     visits_by: dict[int, list[dict[str, Any]]] = {}
     sich_by: dict[int, bool] = {}
     sich = _sich_outcome(protocol)
+    sich_terms = _reported_terms(protocol, sich)
+    sich_days = next((e.timepoint_days for e in protocol.endpoints if e.analysis is not None
+                      and e.analysis.outcome is sich), None)
     saes_by: dict[int, list[dict[str, Any]]] = {}
     if ids:
         for v in session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(ids))).scalars():
@@ -56,7 +89,9 @@ def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
         saes = saes_by.get(p.id, [])
         c["randomized"] += 1
         c["deaths"] += any(v.get("death") for v in values) or any(s["outcome"] == "fatal" for s in saes)
-        c["sich"] += sich_by.get(p.id, False) if sich is not None else any(v.get("sich") is True for v in values)
+        on_form = sich_by.get(p.id, False) if sich is not None else any(v.get("sich") is True for v in values)
+        reported = any(reported_within(s, sich_terms, a.created_at, sich_days) for s in saes) if sich_terms else False
+        c["sich"] += on_form or reported
         c["patients_with_sae"] += bool(saes)
         c["saes"] += len(saes)
     return {"trial": trial_id, "by_arm": by_arm, "groups": counts}
