@@ -16,6 +16,7 @@ from .schemes import PermutedBlocks, Randomization, RandomizationScheme
 from ..clinical.dictionary import VARIABLES
 from ..clinical.assessments import ASSESSMENTS
 from .interim_plan import InterimPlan
+from .safety_monitoring import SafetyRule
 from .analysis_plan import (METHODS_FOR_TYPE, AnalysisPlan, Condition, EndpointAnalysis, MatchedControls, Outcome,
                             TreatmentReceived)
 from .base import FrozenModel, Identifier
@@ -703,6 +704,8 @@ class Protocol(Translated):
     interim: InterimPlan | None = Field(None, description="the group-sequential interim analyses the DSMB "
                                                          "reviews (protocol/interim_plan.py)")
     edit_checks: list[EditCheck] = Field(default_factory=list)
+    safety_monitoring: list[SafetyRule] = Field(default_factory=list, description="rates the DSMB watches with a "
+                                                "bound that raises an alert (protocol/safety_monitoring.py)")
     reference_safety_information: list[ExpectedEvent] = Field(
         default_factory=list, description="the events expected for the treatment (expectedness of SAEs)")
     supply: Supply | None = Field(None, description="investigational product supply: site stock levels, expiry, "
@@ -776,6 +779,24 @@ class Protocol(Translated):
                 raise ValueError(f"visit {v.id!r} is for arms {v.arms} only and reserves assessments for the blinded "
                                  "outcome assessor, who must not learn the arm")
 
+    def _check_safety_counting(self, planned: list[Endpoint]) -> None:
+        """Safety monitoring rules name arms and events the protocol defines; an outcome `reported_as` names a term
+        of the reference safety information."""
+        arm_ids = {a.id for a in self.arms}
+        for rule in self.safety_monitoring:
+            if rule.arm is not None and rule.arm not in arm_ids:
+                raise ValueError(f"safety_monitoring {rule.id!r}: arm {rule.arm!r} is not an arm "
+                                 f"({', '.join(sorted(arm_ids))})")
+            if rule.event == "sich" and not any(e.measure == "sich" and e.analysis is not None
+                                                for e in self.endpoints):
+                raise ValueError(f"safety_monitoring {rule.id!r}: the protocol has no sICH endpoint that defines it")
+        terms = [r.term for r in self.reference_safety_information]
+        for e in planned:
+            reported = e.analysis.outcome.reported_as if e.analysis else None
+            if reported is not None and reported not in terms:
+                raise ValueError(f"endpoint {e.id!r}: outcome.reported_as {reported!r} is not a term of the "
+                                 f"reference_safety_information ({', '.join(terms) or 'none declared'})")
+
     def _check_analysis_plan(self) -> None:
         planned = [e for e in self.endpoints if e.analysis is not None]
         if planned and self.analysis_plan is None:
@@ -786,12 +807,7 @@ class Protocol(Translated):
             problem = _analysis_problem(e, visits, {a.id for a in self.arms}, filled_from)
             if problem:
                 raise ValueError(f"endpoint {e.id!r}: {problem}")
-        terms = [r.term for r in self.reference_safety_information]
-        for e in planned:
-            reported = e.analysis.outcome.reported_as if e.analysis else None
-            if reported is not None and reported not in terms:
-                raise ValueError(f"endpoint {e.id!r}: outcome.reported_as {reported!r} is not a term of the "
-                                 f"reference_safety_information ({', '.join(terms) or 'none declared'})")
+        self._check_safety_counting(planned)
         plan = self.analysis_plan
         if plan is not None:
             unknown = [v for v in [*plan.adjust, *(s.field for s in plan.subgroups)] if v not in VARIABLES]

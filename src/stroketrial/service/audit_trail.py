@@ -31,6 +31,7 @@ WITHHELD = "allocation details withheld (blinding)"
 # The DSMB's closed records: a reader who may not see arms gets only what no arm went into (interim_analyses.py).
 CLOSED_ENTITIES = ("interim_look", "dsmb_decision")
 CLOSED_READERS = ("dsmb", "unblinded_statistician")
+CLOSED_NOTIFICATIONS = ("safety_rule",)  # service/safety_monitoring.py's alerts
 
 
 class _Scope:
@@ -72,6 +73,9 @@ class _Scope:
         """(the document as this reader may see it, whether anything was withheld)."""
         if text is None:
             return "", False
+        if (event.entity == "notification" and self.actor.role not in CLOSED_READERS
+                and json.loads(text).get("kind") in CLOSED_NOTIFICATIONS):
+            return json.dumps({"kind": "a closed message to the DSMB"}), True
         if event.entity in CLOSED_ENTITIES and self.actor.role not in CLOSED_READERS:
             # interim results stay with the DSMB and its statistician even in an open-label trial
             from .interim_analyses import OPEN_KEYS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -56,17 +56,16 @@ def reported_within(sae: Mapping[str, Any], terms: set[str], randomized: dt.date
     return onset <= randomized.date() + dt.timedelta(days=math.ceil(days))
 
 
-def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
-    """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
-    actor.require("reading safety data")
-    _trial, protocol = get_trial(session, actor, trial_id)
+def counts_by_arm(session: Session, protocol: Protocol, trial_id: str,
+                  admits: Callable[[str], bool] = lambda _site: True) -> dict[str, dict[str, int]]:
+    """Randomized, deaths, sICH, patients with an SAE and SAEs, per arm (closed: callers pool or check the reader),
+    over the patients of the sites `admits` lets in."""
     rows = [(p, a) for p, a in session.execute(select(Patient, Allocation)
                                                .join(Allocation, Allocation.patient_id == Patient.id)
                                                .where(Patient.trial_id == trial_id)).all()
-            if actor.can_see_site(p.site_code)]
-    by_arm = sees_arm_counts(actor.role, protocol)
-    groups = [a.id for a in protocol.arms] if by_arm else ["all"]
-    counts = {g: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0} for g in groups}
+            if admits(p.site_code)]
+    counts = {a.id: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0}
+              for a in protocol.arms}
     ids = [p.id for p, _ in rows]
     visits_by: dict[int, list[dict[str, Any]]] = {}
     sich_by: dict[int, bool] = {}
@@ -84,7 +83,7 @@ def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
         for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))).scalars():
             saes_by.setdefault(s.patient_id, []).append(json.loads(s.data_json))
     for p, a in rows:
-        c = counts[a.arm if by_arm else "all"]
+        c = counts.setdefault(a.arm, {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0})
         values = visits_by.get(p.id, [])
         saes = saes_by.get(p.id, [])
         c["randomized"] += 1
@@ -94,4 +93,15 @@ def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
         c["sich"] += on_form or reported
         c["patients_with_sae"] += bool(saes)
         c["saes"] += len(saes)
-    return {"trial": trial_id, "by_arm": by_arm, "groups": counts}
+    return counts
+
+
+def safety(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
+    """Deaths, sICH and SAEs: per arm for those who may see counts per arm (the DSMB), else pooled."""
+    actor.require("reading safety data")
+    _trial, protocol = get_trial(session, actor, trial_id)
+    counts = counts_by_arm(session, protocol, trial_id, actor.can_see_site)
+    if sees_arm_counts(actor.role, protocol):
+        return {"trial": trial_id, "by_arm": True, "groups": counts}
+    pooled = {key: sum(c[key] for c in counts.values()) for key in next(iter(counts.values()))}
+    return {"trial": trial_id, "by_arm": False, "groups": {"all": pooled}}

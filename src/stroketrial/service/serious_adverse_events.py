@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Notification, Patient, SaeReport, SeriousAdverseEvent, Trial
-from . import locks, notifications, record_signatures
+from . import locks, notifications, record_signatures, safety_monitoring
 from .accounts import Actor
 from .blinding import sees_arm_counts, sees_susar_arm
 from .clock import CLOCK_SKEW, as_utc, calendar_date, local_now, site_zone, utcnow
@@ -313,6 +313,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     _notify(session, protocol, trial_id, patient, row.id, status, "sae_new", "SAE reported")
     _notify_overdue(session, protocol, trial_id, patient, row.id, status)
     record_signatures.after_change(session, actor, patient, locks.SAE_FORM)
+    safety_monitoring.check(session, trial_id)  # a death or an sICH may cross a rule the DSMB watches
     return {"id": row.id, "patient_id": code, **document}
 
 

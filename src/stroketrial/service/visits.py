@@ -25,7 +25,7 @@ from ..protocol.visit_windows import visit_window
 from ..store import canonical, record
 from ..store.models import VisitRecord
 from . import locks, record_signatures
-from . import edit_checks, verification
+from . import edit_checks, safety_monitoring, verification
 from .accounts import Actor
 from .blinding import readable_assessments, sees_arm
 from .clock import calendar_date
@@ -179,6 +179,7 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     record_signatures.after_change(session, actor, patient, visit.id)
     verification.clear_changed(session, actor, trial_id, patient, visit.id, reason)  # source verification
     edit_checks.run_on_visit(session, actor, protocol, trial_id, patient, allocation, visit)  # automatic queries
+    safety_monitoring.check(session, trial_id)  # a death or an sICH on the form may cross a rule the DSMB watches
     readable = readable_assessments(actor.role, visit)
     shown = {k: v for k, v in after["values"].items() if k in readable}
     return {"visit_date": after["visit_date"], "values": shown, "visit": visit.id, "patient_id": code}

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Path, Request
 from pydantic import Field
 
-from ..service import interim_analyses, signatures
+from ..service import interim_analyses, safety_monitoring, signatures
 from ..service.accounts import Actor
 from .api import Trial, _Body, current_actor, database, router
 
@@ -47,3 +47,12 @@ def post_decision(trial: Trial, look: LookNumber, body: DecisionIn, request: Req
     signature = signatures.sign(db, actor, body.password, request.client.host if request.client else "unknown")
     with db.write() as session:
         return interim_analyses.record_decision(session, actor, trial, look, body.decision, body.reason, signature)
+
+
+@router.get("/trials/{trial}/safety-monitoring", tags=["interim analyses"])
+def get_safety_monitoring(trial: Trial, actor: Actor = Depends(current_actor),
+                          db=Depends(database)) -> list[dict[str, Any]]:
+    """The protocol's safety monitoring rules on the data now: each watched rate, the posterior probability that it
+    exceeds the rate expected, and whether the rule's bound is crossed. Closed (the DSMB and its statistician)."""
+    with db.read() as session:
+        return safety_monitoring.status(session, actor, trial)
