@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .. import i18n
 from ..clinical import VARIABLES, FieldError, PatientDataError, parse_patient, units
 from ..clinical.assessments import ASSESSMENTS
 from ..clinical.dictionary import Variable, format_number
@@ -51,20 +52,22 @@ class FormField:
 
 def _help(var: Variable) -> str:
     """What the field takes, in words: no field codes, no JSON."""
+    _ = i18n.gettext
     if var.kind == "flag":
-        return "yes or no"
+        return _("yes or no")
     if var.kind in ("category", "grade"):
-        return "choose one"
+        return _("choose one")
     if var.kind == "timestamp":
-        return "date and time as the hospital clock shows it"
+        return _("date and time as the hospital clock shows it")
     if var.kind == "text":
-        return "text"
+        return _("text")
     low, high = var.bounds()
-    whole = "a whole number" if var.kind in ("integer", "score") else "a number"
-    text = f"{whole} from {format_number(low)} to {format_number(high)}" + (f" {var.unit}" if var.unit else "")
+    whole = _("a whole number from {low} to {high}") if var.kind in ("integer", "score") else \
+        _("a number from {low} to {high}")
+    text = whole.format(low=format_number(low), high=format_number(high)) + (f" {var.unit}" if var.unit else "")
     for unit in var.alternate_units:
         lo, hi = (_in_unit(var, x, unit) for x in (low, high))
-        text += f", or {format_number(lo)} to {format_number(hi)} {unit}"
+        text += _(", or {low} to {high} {unit}").format(low=format_number(lo), high=format_number(hi), unit=unit)
     return text
 
 
@@ -128,11 +131,12 @@ def missing_for_randomization(protocol: Protocol, data: Mapping[str, Any]) -> li
 
 def screening_labels(fields: list[FormField], protocol: Protocol) -> dict[str, str]:
     """What a problem on each form name is called on screen."""
-    labels = {"patient_id": "screening number", "site": "site", "reason": "reason for the correction",
-              "form": "form"}
-    labels.update({f.name: f.label for f in fields})
-    labels.update({ATTEST_PREFIX + c.id: f"attestation: {c.attestation}" for c in protocol.criteria
-                   if c.attestation is not None})
+    _ = i18n.gettext
+    labels = {"patient_id": _("screening number"), "site": _("site"), "reason": _("reason for the correction"),
+              "form": _("form")}
+    labels.update({f.name: _(f.label) for f in fields})
+    labels.update({ATTEST_PREFIX + c.id: _("attestation: {question}").format(
+        question=i18n.protocol_text(c, "attestation")) for c in protocol.criteria if c.attestation is not None})
     return labels
 
 
@@ -140,7 +144,7 @@ def in_words(message: str) -> str:
     """A message from the record's validation with each field's code replaced by its label."""
     for name in sorted(VARIABLES, key=len, reverse=True):
         if name in message:
-            message = re.sub(rf"\b{re.escape(name)}\b", VARIABLES[name].label, message)
+            message = re.sub(rf"\b{re.escape(name)}\b", i18n.gettext(VARIABLES[name].label), message)
     return message
 
 
@@ -156,7 +160,8 @@ def parse_screening_form(fields: list[FormField], form: Mapping[str, Any],
         unit = str(form.get(f.name + UNIT_SUFFIX, "") or "")
         if f.units and unit and unit != f.unit:
             if unit not in f.units:
-                errors[f.name] = f"unit {unit!r} is not one of {', '.join(f.units)}"
+                errors[f.name] = i18n.gettext("unit {unit} is not one of {units}").format(
+                    unit=repr(unit), units=", ".join(f.units))
                 del data[f.name]
                 continue
             data[f.name] = {"value": value, "unit": unit}
@@ -169,7 +174,7 @@ def parse_screening_form(fields: list[FormField], form: Mapping[str, Any],
         if raw in ("yes", "no"):
             attestations[criterion_id] = raw == "yes"
         elif raw:
-            errors[f"{ATTEST_PREFIX}{criterion_id}"] = "answer yes or no"
+            errors[f"{ATTEST_PREFIX}{criterion_id}"] = i18n.gettext("answer yes or no")
     return data, attestations, errors
 
 
@@ -219,10 +224,12 @@ def _out_of_range(f: FormField, value: Any, unit: str | None) -> str | None:
             return format_number(x)
         return format_number(float(f"{x / units.factor(f.quantity, unit):.3g}"))
 
-    message = f"{shown} is out of range: {f.label} is from {bound(low)} to {bound(high)}{f' {unit}' if unit else ''}"
+    message = i18n.gettext("{value} is out of range: {label} is from {low} to {high}").format(
+        value=shown, label=i18n.gettext(f.label), low=bound(low), high=bound(high)) + (f" {unit}" if unit else "")
     fits = [u for u in f.units if u != unit and low <= canonical(value, u) <= high]
     if fits:
-        message += f"; is the unit right? {format_number(value)} {fits[0]} would be in range"
+        message += i18n.gettext("; is the unit right? {value} {unit} would be in range").format(
+            value=format_number(value), unit=fits[0])
     return message
 
 
@@ -231,7 +238,7 @@ def _convert(f: FormField, raw: str) -> tuple[Any, str | None]:
         try:
             return int(raw), None
         except ValueError:
-            return None, f"{raw!r} is not a whole number; {f.help}"
+            return None, i18n.gettext("{value} is not a whole number; {help}").format(value=repr(raw), help=f.help)
     if f.kind == "number":
         try:
             value = float(raw)
@@ -239,13 +246,14 @@ def _convert(f: FormField, raw: str) -> tuple[Any, str | None]:
                 raise ValueError
             return value, None
         except ValueError:
-            return None, f"{raw!r} is not a number; {f.help}"
+            return None, i18n.gettext("{value} is not a number; {help}").format(value=repr(raw), help=f.help)
     if f.kind == "flag":
         if raw not in ("yes", "no"):
-            return None, "answer yes or no"
+            return None, i18n.gettext("answer yes or no")
         return raw == "yes", None
     if f.kind in ("category", "grade") and raw not in f.choices:
-        return None, f"{raw!r} is not one of {', '.join(f.choices)}"
+        return None, i18n.gettext("{value} is not one of {choices}").format(
+            value=repr(raw), choices=", ".join(i18n.gettext(f.label_of(c)) for c in f.choices))
     return raw, None
 
 
@@ -258,7 +266,8 @@ def visit_fields(assessments: list[str]) -> list[FormField]:
         kind = {"grade": "category"}.get(a.kind, a.kind)
         choices = a.choices if a.kind != "grade" else tuple(m.value for m in VARIABLES["etici"].grade_scale())
         labels = a.choice_labels if a.kind != "grade" else tuple(m.label for m in VARIABLES["etici"].grade_scale())
-        help_ = a.allowed() if key != "mrs" else "; ".join(f"{grade} {words}" for grade, words in MRS_GRADES.items())
+        help_ = a.allowed() if key != "mrs" else "; ".join(f"{grade} {i18n.gettext(words)}"
+                                                          for grade, words in MRS_GRADES.items())
         out.append(FormField(key, a.label, kind, a.unit, (), choices, help_, choice_labels=labels))
     return out
 
@@ -328,7 +337,7 @@ def check_screening(protocol: Protocol, fields: list[FormField], form: Mapping[s
     for criterion in protocol.criteria:
         reads = {real for name in criterion.fields() for real in (VARIABLES[name].derived_from or (name,))}
         if reads & invalid:
-            waiting[criterion.id] = [VARIABLES[name].label for name in sorted(reads & invalid)]
+            waiting[criterion.id] = [i18n.gettext(VARIABLES[name].label) for name in sorted(reads & invalid)]
     return ScreeningCheck(data, attestations, errors, result, waiting, missing_for_randomization(protocol, data))
 
 
@@ -353,4 +362,4 @@ def require_randomization_fields(checked: ScreeningCheck) -> None:
     if checked.result is not None and checked.result.status == "ineligible":
         return
     for f in checked.needed_to_randomize:
-        checked.errors.setdefault(f.name, "required: randomization needs it")
+        checked.errors.setdefault(f.name, i18n.gettext("required: randomization needs it"))
