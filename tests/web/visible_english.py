@@ -12,7 +12,7 @@ from collections.abc import Iterable
 ALWAYS = ("stroketrial", "NIHSS", "ASPECTS", "mRS", "eTICI", "TICI", "CTA", "MRA", "DSA", "ICA", "M1", "M2", "LVO",
           "CSV", "CDISC", "ODM", "PROBE", "SAE", "SAEs", "sICH", "DLT", "English", "Efron", "kg", "mmol", "umol",
           "mmHg", "min")
-_EDGE = "\"'“”‘’.,;:!?()[]{}<>«»·…*#%=+–—"
+_EDGE = "\"'\u201c\u201d\u2018\u2019.,;:!?()[]{}<>\u00ab\u00bb\u00b7\u2026*#%=+\u2013\u2014"
 
 
 def _word(token: str) -> bool:
@@ -26,7 +26,7 @@ def english_left(text: str, allowed: Iterable[str] = ()) -> list[str]:
     current: list[str] = []
     for raw in re.split(r"\s+", text):
         token = raw.strip(_EDGE)
-        ends_phrase = raw != raw.rstrip(".;:!?。；：")  # a sentence's end also ends a run
+        ends_phrase = raw != raw.rstrip(".;:!?\u3002\uff1b\uff1a")  # a sentence's end also ends a run
         if _word(token) and token.lower() not in keep and _clean(raw):
             current.append(token)
             if ends_phrase:

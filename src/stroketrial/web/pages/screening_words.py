@@ -7,10 +7,11 @@ from typing import Any
 
 from ... import i18n
 from ...clinical import VARIABLES
+from ...clinical.dictionary import format_number
 from ...clinical.scales import MRS_GRADES, PrestrokeMRS
 from ...protocol import Protocol
 from ...service.accounts import Actor
-from ..forms import FormField, screen_context, screening_labels
+from ..forms import FormField, _in_unit, screen_context, screening_labels
 from .base import templates
 
 
@@ -42,10 +43,28 @@ def grade_words(fields: list[FormField]) -> dict[str, list[tuple[int, str]]]:
             for f in fields if getattr(VARIABLES.get(f.name), "scale", None) is PrestrokeMRS}
 
 
+def field_help(f: FormField) -> str:
+    """What a field takes, in the page's language (forms._help's words): no field codes, no JSON."""
+    var = VARIABLES.get(f.name)
+    if var is None or var.kind not in ("integer", "number", "score"):
+        return {"flag": i18n.gettext("yes or no"), "category": i18n.gettext("choose one"),
+                "grade": i18n.gettext("choose one"), "text": i18n.gettext("text")}.get(f.kind, i18n.gettext(f.help))
+    low, high = var.bounds()
+    unit = f" {i18n.gettext(var.unit)}" if var.unit else ""
+    whole = var.kind in ("integer", "score")
+    text = (i18n.gettext("a whole number from {low} to {high}") if whole
+            else i18n.gettext("a number from {low} to {high}")).format(low=format_number(low), high=format_number(high))
+    text += unit
+    for other in var.alternate_units:
+        lo, hi = (_in_unit(var, x, other) for x in (low, high))
+        text += i18n.gettext(", or {low} to {high}").format(low=format_number(lo), high=format_number(hi)) + f" {other}"
+    return text
+
+
 def screen_page_context(protocol: Protocol, fields: list[FormField], actor: Actor, sites: list[str]) -> dict[str, Any]:
     """forms.screen_context, with the words of the page's language and the grades' definitions."""
     return {**screen_context(protocol, fields, actor, sites), "labels": screening_words(protocol, fields),
-            "grade_words": grade_words(fields)}
+            "grade_words": grade_words(fields), "help_words": {f.name: field_help(f) for f in fields}}
 
 
 def status_words() -> dict[str, str]:
