@@ -98,6 +98,10 @@ def test_the_screening_and_patient_pages_are_accessible_and_translated(browser, 
                 page.press("input[name=age]", "Tab")
                 page.locator("[data-testid=error-age]").wait_for(state="visible")
                 assert page.get_attribute("input[name=age]", "aria-invalid") == "true"
+                # the live region says the verdict in a few words, not the 23 criteria
+                page.wait_for_function("document.getElementById('eligibility-live').textContent.length > 0")
+                said = page.inner_text("#eligibility-live")
+                assert len(said) < 60 and ("field" in said or "字段" in said), said
             found += problems_of(page, what, size["width"], language)
             if language != "en" and viewport != "desktop" and what in (
                     "screening with an invalid value", "randomized patient", "allocation", "trial"):
