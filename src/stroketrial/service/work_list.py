@@ -10,14 +10,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from . import consent, locks, queries, serious_adverse_events, verification
 from .accounts import Actor
 from .trials import get_trial, protocol_in_force
 
 
-def _item(count: int, one: str, many: str, urgent: int, urgent_words: str, page: str) -> dict[str, Any]:
-    return {"count": count, "what": one if count == 1 else many, "urgent": urgent, "urgent_words": urgent_words,
-            "page": page}
+def _item(count: int, what: str, urgent: int, urgent_words: str, page: str) -> dict[str, Any]:
+    return {"count": count, "what": what, "urgent": urgent, "urgent_words": urgent_words, "page": page}
 
 
 def work_list(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
@@ -28,24 +28,28 @@ def work_list(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     if protocol.consent is not None and actor.may("reading consent records"):
         pending = consent.pending(session, actor, trial_id)
         if pending["pending"]:
-            items.append(_item(len(pending["pending"]), "deferred consent awaiting confirmation",
-                               "deferred consents awaiting confirmation", pending["overdue"], "overdue", "consents"))
+            items.append(_item(len(pending["pending"]), i18n.ngettext(
+                "deferred consent awaiting confirmation", "deferred consents awaiting confirmation",
+                len(pending["pending"])), pending["overdue"], i18n.gettext("overdue"), "consents"))
     counts = queries.query_counts(session, actor, trial_id)
     if counts is not None and counts["open"] + counts["answered"]:
-        items.append(_item(counts["open"] + counts["answered"],
-                           "data query open (the site answers) or answered (the monitor closes)",
-                           "data queries open (the site answers) or answered (the monitor closes)",
-                           counts["open"], "open", "queries"))
+        waiting = counts["open"] + counts["answered"]
+        items.append(_item(waiting, i18n.ngettext(
+            "data query open (the site answers) or answered (the monitor closes)",
+            "data queries open (the site answers) or answered (the monitor closes)", waiting),
+            counts["open"], i18n.gettext("open"), "queries"))
     if actor.may("reading safety data"):
         overdue = sum(1 for s in serious_adverse_events.trial_saes(session, actor, trial_id) if s["overdue"])
         if overdue:
-            items.append(_item(overdue, "SAE with a report overdue or made late",
-                               "SAEs with a report overdue or made late", overdue, "overdue", "saes"))
+            items.append(_item(overdue, i18n.ngettext("SAE with a report overdue or made late",
+                                                     "SAEs with a report overdue or made late", overdue),
+                               overdue, i18n.gettext("overdue"), "saes"))
     if actor.may("verifying source data"):
         cleared = verification.verification_list(session, actor, trial_id)["counts"]["cleared"]
         if cleared:
-            items.append(_item(cleared, "form changed after it was verified, to verify again",
-                               "forms changed after they were verified, to verify again", 0, "", "verification"))
+            items.append(_item(cleared, i18n.ngettext("form changed after it was verified, to verify again",
+                                                     "forms changed after they were verified, to verify again",
+                                                     cleared), 0, "", "verification"))
     lock = None
     if actor.may(locks.READING):
         found = locks.trial_lock_in_force(session, trial_id)

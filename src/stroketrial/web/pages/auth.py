@@ -93,9 +93,21 @@ def session_token(request: Request) -> JSONResponse:
     return JSONResponse({"user": actor.name, "csrf": csrf_token(request)})
 
 
+def login_message(message: str) -> str:
+    """A sign-in page's message in the page's language: the messages of signing in and out, as the services and
+    the sign-out redirect word them (another, with its numbers, stays as it is)."""
+    known = {"signed out": i18n.gettext("signed out"),
+             "sign in to continue": i18n.gettext("sign in to continue"),
+             "unknown user or wrong password": i18n.gettext("unknown user or wrong password"),
+             "you are signed out; sign in again": i18n.gettext("you are signed out; sign in again"),
+             "this account is deactivated; ask an administrator":
+                 i18n.gettext("this account is deactivated; ask an administrator")}
+    return known.get(message, message)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/", message: str = "") -> HTMLResponse:
-    return render(request, "login.html", next=next, message=message)
+    return render(request, "login.html", next=next, message=login_message(message))
 
 
 @router.post("/login")
@@ -110,11 +122,11 @@ async def login(request: Request) -> Response:
     try:
         sid = await signin.sign_in(database(request), name, password, address, replaces=request.session.get("sid"))
     except signin.TooManyAttempts as exc:
-        response = render(request, "login.html", status=429, next=target, message=exc.message, name=name)
+        response = render(request, "login.html", status=429, next=target, message=login_message(exc.message), name=name)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
     except Unauthorized as exc:
-        return render(request, "login.html", status=401, next=target, message=exc.message, name=name)
+        return render(request, "login.html", status=401, next=target, message=login_message(exc.message), name=name)
     request.session.clear()
     request.session.update({"sid": sid, "csrf": new_token()})
     redirect = RedirectResponse(target, status_code=303)

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
+from ... import i18n
 from ...protocol import Protocol
 from ...service import consent, trials
 from ...service.accounts import Actor
@@ -36,6 +37,30 @@ BADGES = {"given": "eligible", "confirmed": "eligible", "confirmed_late": "incom
           "superseded": "visit-upcoming", "none": "incomplete"}
 
 
+def route_words() -> dict[str, str]:
+    """service.consent's ROUTE_LABELS, SCOPE_LABELS and STATUS_LABELS in the page's language, by code."""
+    return {"patient": i18n.gettext("the patient"),
+            "representative": i18n.gettext("a legally authorised representative"),
+            "deferred": i18n.gettext("deferred consent (enrolment first, confirmation later)")}
+
+
+def scope_words() -> dict[str, str]:
+    return {"treatment": i18n.gettext("stop study treatment only (follow-up continues)"),
+            "follow_up": i18n.gettext("stop study treatment and follow-up"),
+            "data_use": i18n.gettext("stop treatment and follow-up and withdraw the use of their data")}
+
+
+def status_words() -> dict[str, str]:
+    return {"given": i18n.gettext("consent given"),
+            "awaiting_confirmation": i18n.gettext("deferred: awaiting confirmation"),
+            "overdue": i18n.gettext("deferred: confirmation overdue"),
+            "confirmed": i18n.gettext("deferred: confirmed"),
+            "confirmed_late": i18n.gettext("deferred: confirmed late"),
+            "withdrawn": i18n.gettext("withdrawn"),
+            "superseded": i18n.gettext("replaced by a re-consent"),
+            "none": i18n.gettext("no consent recorded")}
+
+
 def when(moment: str | None, zone: str | None = None) -> str:
     """A stored moment as the pages show them: to the minute, in the site's time zone (named)."""
     if not moment:
@@ -44,7 +69,11 @@ def when(moment: str | None, zone: str | None = None) -> str:
 
 
 def _words(item: dict[str, Any], zone: str | None = None) -> dict[str, Any]:
-    return item | {"badge": BADGES.get(item["status"], "incomplete"), "when": when(item["consented_at"], zone),
+    routes, scopes, statuses = route_words(), scope_words(), status_words()
+    named = {key: words.get(item.get(code) or "", item.get(key)) for key, code, words in (
+        ("route_label", "route", routes), ("confirmed_route_label", "confirmed_route", routes),
+        ("withdrawal_label", "withdrawal", scopes), ("status_label", "status", statuses)) if key in item}
+    return item | named | {"badge": BADGES.get(item["status"], "incomplete"), "when": when(item["consented_at"], zone),
                    "due": when(item["confirmation_due"], zone), "confirmed": when(item["confirmed_at"], zone),
                    "withdrawn": when(item["withdrawn_at"], zone)}
 
@@ -69,16 +98,20 @@ def consent_card(request: Request, actor: Actor | None, protocol: Protocol, code
     widenable = [w for w in policy["withdrawals"]
                  if current is not None and (current["withdrawal"] is None
                                              or scopes.index(w["scope"]) > scopes.index(current["withdrawal"]))]
+    routes, scope_names = route_words(), scope_words()
     return view | {"rows": rows, "current_row": current, "badge": BADGES[view["status"]],
+                   "status_label": status_words().get(view["status"], view.get("status_label")),
                    "may_record": actor.may("recording consent") and recordable,
                    "reconsent": current is not None, "versions": newer if current is not None else versions,
-                   "routes": [r for r in policy["routes"] if current is None or r["route"] != "deferred"],
+                   "routes": [r | {"label": routes.get(r["route"], r["label"])} for r in policy["routes"]
+                              if current is None or r["route"] != "deferred"],
                    "may_confirm": actor.may("confirming deferred consent") and current is not None
                    and current["status"] in ("awaiting_confirmation", "overdue"),
-                   "confirm_routes": [{"route": r, "label": consent.ROUTE_LABELS[r]}
+                   "confirm_routes": [{"route": r, "label": routes.get(r, consent.ROUTE_LABELS[r])}
                                       for r in consent.CONFIRMATION_ROUTES],
                    "may_withdraw": actor.may("recording a consent withdrawal") and bool(widenable),
-                   "widenable": widenable, "has_deferred": policy["deferred_confirmation_hours"] is not None}
+                   "widenable": [w | {"label": scope_names.get(w["scope"], w["label"])} for w in widenable],
+                   "has_deferred": policy["deferred_confirmation_hours"] is not None}
 
 
 templates.env.globals["consent_card"] = consent_card

@@ -8,16 +8,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from ... import i18n
 from ...service import clock, patients, trials
 from ...service.accounts import sees_arm
 from ...service.errors import ServiceError
 from ...service.work_list import work_list
 from ..csrf import check_csrf
-from ..forms import (check_context, check_screening, in_words, require_randomization_fields, screen_context,
-                     screening_fields, screening_labels)
+from ..forms import check_context, check_screening, in_words, require_randomization_fields, screening_fields
 from .auth import signed_in
 from .base import database, render
 from .escalation import escalation_table_for
+from .screening_words import arm_words, screen_page_context, screening_words
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,6 +29,7 @@ def home(request: Request) -> HTMLResponse:
     with database(request).read() as session:
         listed = trials.list_trials(session, actor)
         for t in listed:
+            t["title"] = i18n.protocol_text(trials.get_trial(session, actor, t["id"])[1], "title")
             rows = patients.list_patients(session, actor, t["id"])
             t["registered"] = len(rows)
             t["randomized"] = sum(r["randomized"] for r in rows)
@@ -43,7 +45,7 @@ def trial_page(request: Request, trial: str) -> HTMLResponse:
         rows = patients.list_patients(session, actor, trial)
         to_do = work_list(session, actor, trial)
     return render(request, "trial.html", protocol=protocol, patients=rows, can_screen=actor.may("screening"),
-                  to_do=to_do,
+                  to_do=to_do, arm_words=arm_words(protocol),
                   shows_arm=sees_arm(actor.role, protocol.design.masking),
                   escalation=escalation_table_for(request, actor, trial, protocol))
 
@@ -60,7 +62,7 @@ def screen_page(request: Request, trial: str) -> HTMLResponse:
         _, protocol = trials.get_trial(session, actor, trial)
         sites = trials.trial_sites(session, trial)
     return render(request, "screen.html", values={}, errors={}, result=None,
-                  **screen_context(protocol, screening_fields(protocol), actor, sites))
+                  **screen_page_context(protocol, screening_fields(protocol), actor, sites))
 
 
 @router.post("/trials/{trial}/screen/preview", response_class=HTMLResponse)
@@ -75,8 +77,8 @@ async def screen_preview(request: Request, trial: str) -> HTMLResponse:
         zone = zone_of(session, trial, str(form.get("site", "")))
     fields = screening_fields(protocol)
     checked = check_screening(protocol, fields, form, zone)
-    return render(request, "_eligibility.html", errors=checked.errors, labels=screening_labels(fields, protocol),
-                  **check_context(checked))
+    return render(request, "_eligibility.html", errors=checked.errors, labels=screening_words(protocol, fields),
+                  protocol=protocol, **check_context(checked))
 
 
 @router.post("/trials/{trial}/screen", response_class=HTMLResponse)
@@ -94,7 +96,7 @@ async def screen_submit(request: Request, trial: str) -> Response:
     require_randomization_fields(checked)
     errors = dict(checked.errors)
     if not code:
-        errors = {"patient_id": "give the patient's screening number", **errors}
+        errors = {"patient_id": i18n.gettext("give the patient's screening number"), **errors}
     if not errors:
         try:
             with database(request).write() as session:
@@ -103,4 +105,4 @@ async def screen_submit(request: Request, trial: str) -> Response:
         except ServiceError as exc:
             errors.update({e["field"]: in_words(e["message"]) for e in exc.errors} or {"form": exc.message})
     return render(request, "screen.html", status=422, values=dict(form), errors=errors,
-                  **check_context(checked), **screen_context(protocol, fields, actor, sites))
+                  **check_context(checked), **screen_page_context(protocol, fields, actor, sites))

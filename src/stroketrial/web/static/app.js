@@ -16,12 +16,21 @@
     if (event.target.dataset.submitted === "1") { event.preventDefault(); return; }
     event.target.dataset.submitted = "1";
     button.disabled = true;
-    button.textContent = "Working…";
+    // the page's own word for it (data-working, in the page's language), else English
+    button.textContent = event.target.getAttribute("data-working") || "Working…";
   });
 
   var form = document.getElementById("screening-form");
   if (!form) return;
   var panel = document.getElementById("eligibility");
+  // The live region stays while the panel is replaced: it announces the panel's short summary ("eligible", "not
+  // eligible: 2 criteria") when that changes, never the whole list of criteria.
+  var live = document.getElementById("eligibility-live");
+  function announce() {
+    var summary = panel.querySelector("[data-summary]");
+    var words = summary ? summary.textContent.trim() : "";
+    if (live && words && live.textContent !== words) live.textContent = words;
+  }
   var timer = null, sequence = 0;
   // Screening fields whose problems are shown beside them (data-live): those the user has left, and those the
   // server already marked. Other fields (the screening number, a correction's reason) keep the server's word.
@@ -60,7 +69,7 @@
       if (!response.ok) { throw new Error("preview " + response.status); }
       return response.text();
     })
-      .then(function (html) { if (mine === sequence) { panel.innerHTML = html; markFields(); } })
+      .then(function (html) { if (mine === sequence) { panel.innerHTML = html; markFields(); announce(); } })
       .catch(function () { /* the panel keeps its last state; submitting still checks everything */ });
   }
   function later() { clearTimeout(timer); timer = setTimeout(refresh, 250); }
