@@ -64,7 +64,7 @@ def _help(var: Variable) -> str:
     low, high = var.bounds()
     whole = _("a whole number from {low} to {high}") if var.kind in ("integer", "score") else \
         _("a number from {low} to {high}")
-    text = whole.format(low=format_number(low), high=format_number(high)) + (f" {var.unit}" if var.unit else "")
+    text = whole.format(low=format_number(low), high=format_number(high)) + (f" {_(var.unit)}" if var.unit else "")
     for unit in var.alternate_units:
         lo, hi = (_in_unit(var, x, unit) for x in (low, high))
         text += _(", or {low} to {high} {unit}").format(low=format_number(lo), high=format_number(hi), unit=unit)
