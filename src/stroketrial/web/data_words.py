@@ -10,6 +10,7 @@ import re
 from ..clinical.assessments import ASSESSMENTS
 from ..clinical.dictionary import VARIABLES
 from ..clinical.scales import MRS_GRADES, LabelledEnum
+from ..protocol import envelopes
 from ..service import adverse_events, serious_adverse_events as sae
 from ..service.roles import ROLES
 
@@ -59,4 +60,6 @@ def dictionary_messages() -> dict[str, str]:
     for where, labels in SAFETY_CHOICES.items():
         for words in labels.values():
             found.setdefault(words, f"service/{where}")
+    # The platform's own envelope procedure, shown where a protocol does not word its own.
+    found.setdefault(envelopes.PROCEDURE, "protocol/envelopes.py PROCEDURE")
     return found
