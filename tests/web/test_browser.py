@@ -79,7 +79,7 @@ def sign_in(page, user: str) -> None:
     assert "/login" in page.url
     page.fill("input[name=name]", user)
     page.fill("input[name=password]", demo.DEMO_PASSWORD)
-    page.click("button[type=submit]")
+    page.click("form[action='/login'] button[type=submit]")  # not the language menu's
     page.wait_for_selector("[data-testid=user]")
 
 
