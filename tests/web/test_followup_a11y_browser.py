@@ -118,7 +118,7 @@ def pages(result: int) -> dict[str, list[tuple[str, str, Callable | None]]]:
 # Runs of two or more English words; what other parts of the platform still show in English until their
 # translations land (the protocol's and the dictionary's words: each allowed only while it has no Chinese) and
 # what the users typed are taken out first.
-WORDS = re.compile(r"[A-Za-z][A-Za-z'’-]*(?: [A-Za-z][A-Za-z'’-]*)+")
+WORDS = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*(?: [A-Za-z][A-Za-z'\u2019-]*)+")
 
 
 def _untranslated_data_words() -> set[str]:
@@ -151,12 +151,14 @@ def english_left(text: str, allowed: set[str]) -> list[str]:
 
 
 # ---- one page, checked ---------------------------------------------------------------------------------------
-PROBLEMS_JS = """(viewport) => {
+PROBLEMS_JS = """() => {
     const shown = e => e.offsetParent !== null || e.getClientRects().length > 0;
-    const small = [...document.querySelectorAll('main input, main select, main textarea, main button, main summary, main a.button')]
+    const targets = 'main input, main select, main textarea, main button, main summary, main a.button';
+    const small = [...document.querySelectorAll(targets)]
       .filter(e => e.type !== 'hidden' && shown(e))
       .map(e => { const target = (e.type === 'radio' || e.type === 'checkbox') ? (e.closest('label') || e) : e;
-                  return [(e.name || e.tagName) + (e.value ? '=' + e.value : ''), Math.round(target.getBoundingClientRect().height)]; })
+                  return [(e.name || e.tagName) + (e.value ? '=' + e.value : ''),
+                          Math.round(target.getBoundingClientRect().height)]; })
       .filter(([, h]) => h < 44);
     return {wide: document.documentElement.scrollWidth, h1: document.querySelectorAll('h1').length, small: small};
 }"""
@@ -175,7 +177,7 @@ def check_page(page, name: str, viewport: str, language: str, allowed: set[str])
     page.evaluate("document.querySelectorAll('main details').forEach(d => d.open = true)")
     found = [f"{name}: {v}" for v in violations(page)]
     width = VIEWPORTS[viewport]["width"]
-    measured = page.evaluate(PROBLEMS_JS, width)
+    measured = page.evaluate(PROBLEMS_JS)
     if measured["wide"] > width:
         found.append(f"{name}: the page is {measured['wide']} px wide on a {width} px screen")
     if measured["h1"] != 1:
