@@ -8,8 +8,10 @@ is wider than the screen, one h1, targets at least 44 px high, and no English ph
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -90,6 +92,16 @@ def warn_on_the_day_90_form(page) -> None:
     page.locator("[data-testid=checks-d90] [data-testid=check-warnings]").wait_for()
 
 
+def refuse_a_grade_of_7(page) -> None:
+    """An mRS of 7 saved: refused, the page back with the error tied to its field."""
+    page.fill("[data-testid=d90-mrs]", "7")
+    page.click("[data-testid=save-d90]")
+    page.wait_for_load_state()
+    assert page.get_attribute("[data-testid=d90-mrs]", "aria-invalid") == "true"
+    described = page.get_attribute("[data-testid=d90-mrs]", "aria-describedby") or ""
+    assert "d90-mrs-error" in described.split() and page.locator("#d90-mrs-error").is_visible()
+
+
 def pages(result: int) -> dict[str, list[tuple[str, str, Callable | None]]]:
     """By user: (name, address, what to do on the page before it is checked)."""
     return {
@@ -98,6 +110,7 @@ def pages(result: int) -> dict[str, list[tuple[str, str, Callable | None]]]:
             ("dose-blinded", f"/trials/{BLIND}/patients/I1/dose", None),
             ("visits-open", f"/trials/{OPEN}/patients/A1/visits", None),
             ("visit-warning", f"/trials/{BLIND}/patients/I1/visits?visit=d90", warn_on_the_day_90_form),
+            ("visit-error", f"/trials/{BLIND}/patients/I1/visits?visit=d90", refuse_a_grade_of_7),
             ("ae-log", f"/trials/{OPEN}/patients/A1/adverse-events", None),
             ("sae-list", f"/trials/{BLIND}/saes", None),
             ("inbox-coordinator", "/inbox", None),
@@ -230,3 +243,24 @@ def test_the_mrs_grades_shown_on_the_visit_form_are_the_scales_words():
     with i18n.use(i18n.CHINESE):
         assert all(i18n.has_translation(words) for words in MRS_GRADES.values())
         assert mrs_grades()[6] == "死亡"
+
+
+def test_the_session_warnings_words_are_given_to_the_script_in_the_pages_language():
+    from stroketrial.web.pages.base import templates
+
+    with i18n.use(i18n.CHINESE):
+        words = json.loads(re.search(r">(.*)</script>", templates.get_template("_session_strings.html").render(),
+                                     re.S).group(1))
+    assert words["stay"] == "保持登录" and "{minutes}" in words["endsIn"] and "{user}" in words["signedInAgain"]
+    script = (Path(base.__file__).parents[1] / "static" / "session.js").read_text()
+    assert set(words) == set(re.findall(r"^    (\w+): \"", script, re.M))  # every word the script says
+
+
+def test_the_inbox_says_what_happened_to_each_email_in_chinese():
+    from stroketrial.web.pages.safety_reporting import email_in_words
+
+    with i18n.use(i18n.CHINESE):
+        assert email_in_words("emailed to 2 addresses at 2026-11-30T10:00:00+00:00") == (
+            "已于 2026-11-30T10:00:00+00:00 发送邮件至 2 个地址")
+        assert email_in_words("email failed: 550 mailbox unavailable") == "邮件发送失败\uff1a550 mailbox unavailable"
+    assert email_in_words("email pending") == "email pending"

@@ -179,8 +179,34 @@ def _visit_values(protocol: Protocol, visit: str, form: FormData) -> tuple[dict[
     # reaches the service, which refuses it by name.
     fields = visit_fields(scheduled.assessments) if scheduled else []
     values, errors = parse_visit_form(fields, form)
-    labels = {f.name: i18n.gettext(f.label) for f in fields}
-    return values, {k: f"{labels.get(k, k)}: {m}" for k, m in errors.items()}
+    by_name = {f.name: f for f in fields}
+    return values, {k: _refusal_in_words(f"{by_name[k].label}: {m}" if k in by_name else m, by_name.get(k))
+                    for k, m in errors.items()}
+
+
+# How the forms (web.forms) and the assessments (clinical.assessments) refuse a typed value: "<field label>: <the
+# value> <why>; <what is allowed>". Said in the reader's language from its parts: the label and what is allowed
+# are the dictionary's words (the field's help), the value as typed.
+_REFUSAL = re.compile(r"(?:.*: )?(?P<value>'[^':]*'|[^\s:]+) (?P<why>is out of range|is not a number|"
+                      r"is not a whole number|is not allowed|is not one of)[;]? .*")
+
+
+def _refusal_in_words(message: str, field: Any, with_label: bool = True) -> str:
+    if i18n.current() == i18n.ENGLISH or field is None:
+        return message
+    found = _REFUSAL.fullmatch(message)
+    if found is None:
+        return message
+    value = found["value"]
+    why = {"is out of range": i18n.gettext("{value} is out of range"),
+           "is not a number": i18n.gettext("{value} is not a number"),
+           "is not a whole number": i18n.gettext("{value} is not a whole number")}.get(
+               found["why"], i18n.gettext("{value} is not one of the choices")).format(value=value)
+    allowed = i18n.gettext("a whole number from 0 to 6") if field.name == "mrs" else i18n.gettext(field.help)
+    if not with_label:
+        return i18n.gettext("{why}; {allowed}").format(why=why, allowed=allowed)
+    return i18n.gettext("{label}: {why}; {allowed}").format(label=i18n.gettext(field.label), why=why,
+                                                             allowed=allowed)
 
 
 def _checks(request: Request, actor: Actor, protocol: Protocol, patient: str, visit: str, form: FormData,
@@ -194,10 +220,17 @@ def _checks(request: Request, actor: Actor, protocol: Protocol, patient: str, vi
                                        values)
     typed = [{"severity": "error", "field": k, "label": None, "message": m, "check": None} for k, m in errors.items()]
     by_id = {c.id: c for c in protocol.edit_checks}
-    english = i18n.current() == i18n.ENGLISH
-    return [{**f, "text": f["message"] if english or f["check"] not in by_id
-             else i18n.protocol_text(by_id[f["check"]], "text")}
-            for f in typed + [f for f in findings if f["field"] not in errors]]
+    scheduled = next((v for v in protocol.visits if v.id == visit), None)
+    fields = {f.name: f for f in visit_fields(scheduled.assessments if scheduled else [])}
+
+    def in_words(finding: dict[str, Any]) -> str:
+        if finding["check"] in by_id and i18n.current() != i18n.ENGLISH:
+            return i18n.protocol_text(by_id[finding["check"]], "text")
+        if finding["field"] in errors:
+            return str(finding["message"])  # said already (_visit_values)
+        return _refusal_in_words(finding["message"], fields.get(finding["field"]), with_label=False)
+
+    return [{**f, "text": in_words(f)} for f in typed + [f for f in findings if f["field"] not in errors]]
 
 
 def _confirmed(form: FormData, warnings: list[dict[str, Any]]) -> bool:
@@ -245,7 +278,7 @@ async def visit_submit(request: Request, trial: str, patient: str, visit: str) -
                     edit_checks.confirm_warnings(session, actor, trial, patient, visit,
                                                  str(form.get("confirm_reason", "")), warnings)
             return RedirectResponse(f"/trials/{trial}/patients/{patient}/visits#{visit}", status_code=303)
-        errors = {c["field"]: c["message"] for c in checks if c["severity"] == "error"}
+        errors = {c["field"]: c["text"] for c in checks if c["severity"] == "error"}
         if warnings and form.get("confirm") == "yes" and not str(form.get("confirm_reason", "")).strip():
             errors["confirm_reason"] = i18n.gettext("give the reason the values are right")
     except Forbidden as exc:
