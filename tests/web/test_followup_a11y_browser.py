@@ -8,7 +8,7 @@ is wider than the screen, one h1, targets at least 44 px high, and no English ph
 from __future__ import annotations
 
 import datetime as dt
-import json
+import html
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -249,8 +249,9 @@ def test_the_session_warnings_words_are_given_to_the_script_in_the_pages_languag
     from stroketrial.web.pages.base import templates
 
     with i18n.use(i18n.CHINESE):
-        words = json.loads(re.search(r">(.*)</script>", templates.get_template("_session_strings.html").render(),
-                                     re.S).group(1))
+        element = templates.get_template("_session_strings.html").render()
+    words = {re.sub(r"-(\w)", lambda m: m.group(1).upper(), name): html.unescape(said)
+             for name, said in re.findall(r'data-([\w-]+)="([^"]*)"', element)}
     assert words["stay"] == "保持登录" and "{minutes}" in words["endsIn"] and "{user}" in words["signedInAgain"]
     script = (Path(base.__file__).parents[1] / "static" / "session.js").read_text()
     assert set(words) == set(re.findall(r"^    (\w+): \"", script, re.M))  # every word the script says

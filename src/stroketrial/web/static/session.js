@@ -5,8 +5,8 @@
 // - What is typed in a form is kept in this tab's sessionStorage; if a submit meets an ended session, the
 //   sign-in page brings the user back here and the form is filled again, said so, to be checked and saved.
 // sessionStorage belongs to this tab alone and is cleared on signing out.
-// The words are the page's language: templates/_session_strings.html writes them (a JSON block the page frame
-// includes); without it, English.
+// The words are the page's language: templates/_session_strings.html writes them (data attributes of an element
+// the page frame includes); without it, English.
 (function () {
   "use strict";
   var body = document.body;
@@ -24,10 +24,7 @@
   };
   var given = document.getElementById("session-strings");
   if (given) {
-    try {
-      var words = JSON.parse(given.textContent);
-      Object.keys(words).forEach(function (k) { WORDS[k] = words[k]; });
-    } catch (e) { /* English */ }
+    Object.keys(WORDS).forEach(function (k) { if (given.dataset[k]) { WORDS[k] = given.dataset[k]; } });
   }
   function said(key, values) {
     return WORDS[key].replace(/\{(\w+)\}/g, function (all, name) {
