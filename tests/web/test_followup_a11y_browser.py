@@ -265,3 +265,14 @@ def test_the_inbox_says_what_happened_to_each_email_in_chinese():
             "已于 2026-11-30T10:00:00+00:00 发送邮件至 2 个地址")
         assert email_in_words("email failed: 550 mailbox unavailable") == "邮件发送失败\uff1a550 mailbox unavailable"
     assert email_in_words("email pending") == "email pending"
+
+
+def test_a_refused_visit_value_or_date_is_said_in_chinese():
+    from stroketrial.web.pages.followup import _refusal_in_words, _visit_date_in_words
+
+    mrs = visit_fields(["mrs"])[0]
+    refused = "modified Rankin Scale: mrs: 7 is out of range; modified Rankin Scale is a whole number from 0 to 6"
+    with i18n.use(i18n.CHINESE):
+        assert _refusal_in_words(refused, mrs, with_label=False) == "7 超出范围\uff1b应为 0 至 6 的整数"
+        assert _visit_date_in_words("the visit date 2999-01-01 is in the future") == "访视日期 2999-01-01 晚于今天"
+    assert _refusal_in_words(refused, mrs) == refused  # English: as the service says it

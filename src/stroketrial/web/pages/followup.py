@@ -209,6 +209,22 @@ def _refusal_in_words(message: str, field: Any, with_label: bool = True) -> str:
                                                              allowed=allowed)
 
 
+def _visit_date_in_words(message: str) -> str:
+    """The check service's refusals of a visit date (service.edit_checks.preview) in the reader's language."""
+    if i18n.current() == i18n.ENGLISH:
+        return message
+    if message == "the visit date is not given":
+        return i18n.gettext("the visit date is not given")
+    if (found := re.fullmatch(r"the visit date (?P<day>\S+) is before randomization \((?P<randomized>\S+)\)",
+                              message)):
+        return i18n.gettext("the visit date {day} is before randomization ({randomized})").format(**found.groupdict())
+    if (found := re.fullmatch(r"the visit date (?P<day>\S+) is in the future", message)):
+        return i18n.gettext("the visit date {day} is in the future").format(**found.groupdict())
+    if (found := re.fullmatch(r"the visit date (?P<day>.+) is not a date", message)):
+        return i18n.gettext("the visit date {day} is not a date").format(**found.groupdict())
+    return message  # a withdrawal's refusal: the consent service's words
+
+
 def _checks(request: Request, actor: Actor, protocol: Protocol, patient: str, visit: str, form: FormData,
             values: dict[str, Any], errors: dict[str, str]) -> list[dict[str, Any]]:
     """The findings on the form as it stands: the fields that could not be read, then the service's preview (its
@@ -228,6 +244,8 @@ def _checks(request: Request, actor: Actor, protocol: Protocol, patient: str, vi
             return i18n.protocol_text(by_id[finding["check"]], "text")
         if finding["field"] in errors:
             return str(finding["message"])  # said already (_visit_values)
+        if finding["field"] == "visit_date":
+            return _visit_date_in_words(finding["message"])
         return _refusal_in_words(finding["message"], fields.get(finding["field"]), with_label=False)
 
     return [{**f, "text": in_words(f)} for f in typed + [f for f in findings if f["field"] not in errors]]
