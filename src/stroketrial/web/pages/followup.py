@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from ... import i18n
 from ...dosing.instructions import ROUTE_LABELS
 from ...protocol import Protocol
 from ...protocol.edit_checks import label, shown
@@ -32,7 +34,90 @@ def dose_page(request: Request, trial: str, patient: str) -> HTMLResponse:
     with database(request).read() as session:
         sheet = dose_sheet.dose(session, actor, trial, patient)
     arm = next((a for a in protocol.arms if a.id == sheet.get("arm")), None)
-    return render(request, "dose.html", protocol=protocol, p=view, sheet=sheet, arm=arm, routes=ROUTE_LABELS)
+    return render(request, "dose.html", protocol=protocol, p=view, sheet=sheet, arm=arm, routes=ROUTE_LABELS,
+                  administrations=[_in_words(protocol, sheet.get("kit"), a) for a in sheet["administrations"]])
+
+
+# The dosing module writes its working and the blinded label in English; the sheet shows them in the reader's
+# language, taking each known shape apart (numbers, units and the protocol's words stay as they are).
+_NOTES = [
+    (re.compile(r"(?P<pct>[\d.]+)% solution: (?P<grams>[\d.]+) g in (?P<ml>[\d.]+) mL"),
+     lambda w: i18n.gettext("{pct}% solution: {grams} g in {ml} mL").format(**w)),
+    (re.compile(r"(?P<drawn>[\d.]+) mL \+ (?P<diluent_ml>[\d.]+) mL (?P<diluent>.+) = (?P<volume>[\d.]+) mL"),
+     lambda w: i18n.gettext("{drawn} mL + {diluent_ml} mL {diluent} = {volume} mL").format(**w)),
+    (re.compile(r"(?P<volume>[\d.]+) mL over (?P<minutes>[\d.]+) min = (?P<rate>[\d.]+) mL/min "
+                r"\((?P<hourly>[\d.]+) mL/h\)"),
+     lambda w: i18n.gettext("{volume} mL over {minutes} min = {rate} mL/min ({hourly} mL/h)").format(**w)),
+]
+
+
+def _note(text: str, diluent: str) -> str:
+    for pattern, said in _NOTES:
+        found = pattern.fullmatch(text)
+        if found:
+            words = found.groupdict()
+            if "diluent" in words:
+                words["diluent"] = diluent or words["diluent"]
+            return str(said(words))
+    return text  # arithmetic alone: numbers and units
+
+
+def _label(protocol: Protocol, text: str, timing: dict[str, str], drug: dict[str, str]) -> str:
+    """The blinded label, part by part (dosing.instructions._label's parts, joined by " · ")."""
+    parts = []
+    for part in text.split(" · "):
+        if (found := re.fullmatch(r"(?P<trial>\S+) study drug: (?P<drug>.+) or placebo", part)):
+            part = i18n.gettext("{trial} study drug: {drug} or placebo").format(
+                trial=found["trial"], drug=drug.get(found["drug"], found["drug"]))
+        elif (found := re.fullmatch(r"for (?P<route>.+) use", part)):
+            route = {v: k for k, v in ROUTE_LABELS.items()}.get(found["route"], found["route"])
+            part = i18n.gettext("for {route} use").format(route=route_name(route))
+        elif (found := re.fullmatch(r"(?P<ml>[\d.]+) mL, infuse over (?P<minutes>[\d.]+) min", part)):
+            part = i18n.gettext("{ml} mL, infuse over {minutes} min").format(ml=found["ml"],
+                                                                              minutes=found["minutes"])
+        elif part == "for clinical trial use only":
+            part = i18n.gettext("for clinical trial use only")
+        elif (found := re.fullmatch(r"kit (?P<kit>\S+)", part)):
+            part = i18n.gettext("kit {kit}").format(kit=found["kit"])
+        else:
+            part = timing.get(part, part)
+        parts.append(part)
+    return " · ".join(parts)
+
+
+def route_name(route: str) -> str:
+    names = {"intra_arterial": i18n.gettext("intra-arterial"), "intravenous": i18n.gettext("intravenous"),
+             "procedure": i18n.gettext("procedure")}
+    return names.get(route, ROUTE_LABELS.get(route, route))
+
+
+def _in_words(protocol: Protocol, kit: str | None, item: dict[str, Any]) -> dict[str, Any]:
+    """One administration of the dose sheet with its words in the reader's language: the protocol's (names,
+    timings, diluents) through `protocol_text`, the platform's through the catalogs."""
+    steps = [step for i in protocol.interventions for step in i.steps]
+    timing = {s.timing: i18n.protocol_text(s, "timing") for s in steps}
+    diluents = {s.diluent: i18n.protocol_text(s, "diluent") for s in steps if s.diluent}
+    reconstitutions = {s.reconstitution: i18n.protocol_text(s, "reconstitution") for s in steps if s.reconstitution}
+    drug = {i.name: i18n.protocol_text(i, "name") for i in protocol.interventions}
+    shown = dict(item)
+    intervention = next((i for i in protocol.interventions if i.id == item.get("intervention")), None)
+    if intervention is not None:
+        shown["name"] = i18n.protocol_text(intervention, "name")
+    elif kit:
+        shown["name"] = i18n.gettext("study drug from kit {kit}").format(kit=kit)
+    shown["route"] = route_name(item.get("route", ""))
+    shown["timing"] = timing.get(item.get("timing", ""), item.get("timing", ""))
+    if "diluent" in item:
+        shown["diluent"] = diluents.get(item["diluent"], item["diluent"])
+    if "reconstitution" in item:
+        shown["reconstitution"] = reconstitutions.get(item["reconstitution"], item["reconstitution"])
+    if "draw_up" in item:
+        shown["draw_up"] = next((item["draw_up"].replace(name, words) for name, words in drug.items()
+                                 if name in item["draw_up"]), item["draw_up"])
+    shown["notes"] = [_note(n, shown.get("diluent", "")) for n in item.get("notes") or []]
+    if "label" in item:
+        shown["label"] = _label(protocol, item["label"], timing, drug)
+    return shown
 
 
 def _visits(request: Request, trial: str, patient: str, status: int = 200, errors: dict[str, str] | None = None,
@@ -51,10 +136,36 @@ def _visits(request: Request, trial: str, patient: str, status: int = 200, error
     entered = {v["visit"]: [(label(k), shown(k, x)) for k, x in v.get("values", {}).items()]
                for v in schedule["visits"]}
     can_enter = actor.may("entering follow-up data") or actor.may("recording blinded outcome assessments")
+    # `translate`: the dictionary's words (labels, help) through the catalogs; not the templates' `_`, whose
+    # %-formatting breaks on a label holding "%" ("% BOLD signal change").
     return render(request, "visits.html", status=status, protocol=protocol, p=view, schedule=schedule, forms=forms,
                   reserved=reserved, entered=entered, saes=saes, errors=errors or {}, open_visit=open_visit,
                   values=values, checks=checks or [], today=dt.date.today().isoformat(), can_enter=can_enter,
-                  can_report_sae=actor.may("reporting a serious adverse event"))
+                  can_report_sae=actor.may("reporting a serious adverse event"),
+                  visit_names={v.id: i18n.protocol_text(v, "name") for v in protocol.visits},
+                  mrs_grades=mrs_grades(), statuses=visit_statuses(), translate=i18n.gettext)
+
+
+def mrs_grades() -> dict[int, str]:
+    """Each grade of the modified Rankin Scale with its definition, as the visit form explains the mRS (the words
+    of clinical.scales.MRS_GRADES, which a test holds equal; literal here so the catalogs' extraction finds them)."""
+    return {0: i18n.gettext("no symptoms"),
+            1: i18n.gettext("no significant disability: able to carry out all usual activities despite some "
+                            "symptoms"),
+            2: i18n.gettext("slight disability: able to look after own affairs without assistance, but unable to "
+                            "carry out all previous activities"),
+            3: i18n.gettext("moderate disability: requires some help, but able to walk unassisted"),
+            4: i18n.gettext("moderately severe disability: unable to attend to own bodily needs without "
+                            "assistance, and unable to walk unassisted"),
+            5: i18n.gettext("severe disability: requires constant nursing care and attention, bedridden, "
+                            "incontinent"),
+            6: i18n.gettext("dead")}
+
+
+def visit_statuses() -> dict[str, str]:
+    """A visit's status (protocol.visit_windows) in words."""
+    return {"done": i18n.gettext("done"), "overdue": i18n.gettext("overdue"), "due": i18n.gettext("due"),
+            "upcoming": i18n.gettext("upcoming")}
 
 
 @router.get("/trials/{trial}/patients/{patient}/visits", response_class=HTMLResponse)
@@ -68,19 +179,76 @@ def _visit_values(protocol: Protocol, visit: str, form: FormData) -> tuple[dict[
     # reaches the service, which refuses it by name.
     fields = visit_fields(scheduled.assessments) if scheduled else []
     values, errors = parse_visit_form(fields, form)
-    labels = {f.name: f.label for f in fields}
-    return values, {k: f"{labels.get(k, k)}: {m}" for k, m in errors.items()}
+    by_name = {f.name: f for f in fields}
+    return values, {k: _refusal_in_words(f"{by_name[k].label}: {m}" if k in by_name else m, by_name.get(k))
+                    for k, m in errors.items()}
 
 
-def _checks(request: Request, actor: Actor, trial: str, patient: str, visit: str, form: FormData,
+# How the forms (web.forms) and the assessments (clinical.assessments) refuse a typed value: "<field label>: <the
+# value> <why>; <what is allowed>". Said in the reader's language from its parts: the label and what is allowed
+# are the dictionary's words (the field's help), the value as typed.
+_REFUSAL = re.compile(r"(?:.*: )?(?P<value>'[^':]*'|[^\s:]+) (?P<why>is out of range|is not a number|"
+                      r"is not a whole number|is not allowed|is not one of)[;]? .*")
+
+
+def _refusal_in_words(message: str, field: Any, with_label: bool = True) -> str:
+    if i18n.current() == i18n.ENGLISH or field is None:
+        return message
+    found = _REFUSAL.fullmatch(message)
+    if found is None:
+        return message
+    value = found["value"]
+    why = {"is out of range": i18n.gettext("{value} is out of range"),
+           "is not a number": i18n.gettext("{value} is not a number"),
+           "is not a whole number": i18n.gettext("{value} is not a whole number")}.get(
+               found["why"], i18n.gettext("{value} is not one of the choices")).format(value=value)
+    allowed = i18n.gettext("a whole number from 0 to 6") if field.name == "mrs" else i18n.gettext(field.help)
+    if not with_label:
+        return i18n.gettext("{why}; {allowed}").format(why=why, allowed=allowed)
+    return i18n.gettext("{label}: {why}; {allowed}").format(label=i18n.gettext(field.label), why=why,
+                                                             allowed=allowed)
+
+
+def _visit_date_in_words(message: str) -> str:
+    """The check service's refusals of a visit date (service.edit_checks.preview) in the reader's language."""
+    if i18n.current() == i18n.ENGLISH:
+        return message
+    if message == "the visit date is not given":
+        return i18n.gettext("the visit date is not given")
+    if (found := re.fullmatch(r"the visit date (?P<day>\S+) is before randomization \((?P<randomized>\S+)\)",
+                              message)):
+        return i18n.gettext("the visit date {day} is before randomization ({randomized})").format(**found.groupdict())
+    if (found := re.fullmatch(r"the visit date (?P<day>\S+) is in the future", message)):
+        return i18n.gettext("the visit date {day} is in the future").format(**found.groupdict())
+    if (found := re.fullmatch(r"the visit date (?P<day>.+) is not a date", message)):
+        return i18n.gettext("the visit date {day} is not a date").format(**found.groupdict())
+    return message  # a withdrawal's refusal: the consent service's words
+
+
+def _checks(request: Request, actor: Actor, protocol: Protocol, patient: str, visit: str, form: FormData,
             values: dict[str, Any], errors: dict[str, str]) -> list[dict[str, Any]]:
     """The findings on the form as it stands: the fields that could not be read, then the service's preview (its
-    refusals as errors, the protocol's failing edit checks as warnings)."""
+    refusals as errors, the protocol's failing edit checks as warnings). Each says `text` in the reader's
+    language: a failing edit check in the protocol's words for it (`protocol_text`); its `message`, which the
+    confirmation repeats back, stays as the service wrote it."""
     with database(request).read() as session:
-        findings = edit_checks.preview(session, actor, trial, patient, visit, str(form.get("visit_date", "")),
+        findings = edit_checks.preview(session, actor, protocol.id, patient, visit, str(form.get("visit_date", "")),
                                        values)
     typed = [{"severity": "error", "field": k, "label": None, "message": m, "check": None} for k, m in errors.items()]
-    return typed + [f for f in findings if f["field"] not in errors]
+    by_id = {c.id: c for c in protocol.edit_checks}
+    scheduled = next((v for v in protocol.visits if v.id == visit), None)
+    fields = {f.name: f for f in visit_fields(scheduled.assessments if scheduled else [])}
+
+    def in_words(finding: dict[str, Any]) -> str:
+        if finding["check"] in by_id and i18n.current() != i18n.ENGLISH:
+            return i18n.protocol_text(by_id[finding["check"]], "text")
+        if finding["field"] in errors:
+            return str(finding["message"])  # said already (_visit_values)
+        if finding["field"] == "visit_date":
+            return _visit_date_in_words(finding["message"])
+        return _refusal_in_words(finding["message"], fields.get(finding["field"]), with_label=False)
+
+    return [{**f, "text": in_words(f)} for f in typed + [f for f in findings if f["field"] not in errors]]
 
 
 def _confirmed(form: FormData, warnings: list[dict[str, Any]]) -> bool:
@@ -100,8 +268,9 @@ async def visit_check(request: Request, trial: str, patient: str, visit: str) ->
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
     values, errors = _visit_values(protocol, visit, form)
-    return render(request, "_visit_checks.html", checks=_checks(request, actor, trial, patient, visit, form, values,
-                                                                errors), values=dict(form), visit_id=visit)
+    return render(request, "_visit_checks.html", checks=_checks(request, actor, protocol, patient, visit, form,
+                                                                values, errors), values=dict(form), visit_id=visit,
+                  translate=i18n.gettext)
 
 
 @router.post("/trials/{trial}/patients/{patient}/visits/{visit}", response_class=HTMLResponse)
@@ -117,7 +286,7 @@ async def visit_submit(request: Request, trial: str, patient: str, visit: str) -
     values, errors = _visit_values(protocol, visit, form)
     status, checks = 422, []
     try:
-        checks = _checks(request, actor, trial, patient, visit, form, values, errors)
+        checks = _checks(request, actor, protocol, patient, visit, form, values, errors)
         warnings = [c for c in checks if c["severity"] == "warning"]
         if not any(c["severity"] == "error" for c in checks) and (not warnings or _confirmed(form, warnings)):
             with database(request).write() as session:
@@ -127,9 +296,9 @@ async def visit_submit(request: Request, trial: str, patient: str, visit: str) -
                     edit_checks.confirm_warnings(session, actor, trial, patient, visit,
                                                  str(form.get("confirm_reason", "")), warnings)
             return RedirectResponse(f"/trials/{trial}/patients/{patient}/visits#{visit}", status_code=303)
-        errors = {c["field"]: c["message"] for c in checks if c["severity"] == "error"}
+        errors = {c["field"]: c["text"] for c in checks if c["severity"] == "error"}
         if warnings and form.get("confirm") == "yes" and not str(form.get("confirm_reason", "")).strip():
-            errors["confirm_reason"] = "give the reason the values are right"
+            errors["confirm_reason"] = i18n.gettext("give the reason the values are right")
     except Forbidden as exc:
         status, errors = exc.status, {"form": exc.message}
     except ServiceError as exc:
@@ -168,7 +337,7 @@ def _result_url(trial: str, patient: str, unblinding_id: int) -> str:
 
 
 def _arm_names(protocol: Protocol) -> dict[str, str]:
-    return {a.id: a.name for a in protocol.arms}
+    return {a.id: i18n.protocol_text(a, "name") for a in protocol.arms}
 
 
 @router.get("/trials/{trial}/patients/{patient}/unblind", response_class=HTMLResponse)

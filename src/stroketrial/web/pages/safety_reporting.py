@@ -4,11 +4,13 @@ the same service operations as the API; a write that stores notifications is fol
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ... import i18n
 from ...service import adverse_events, notifications, serious_adverse_events
 from ...service.adverse_events import AE_ACTIONS, AE_FIELDS, AE_OUTCOMES, AE_RELATEDNESS, AE_SEVERITY
 from ...service.errors import ServiceError
@@ -137,7 +139,27 @@ def inbox_page(request: Request) -> HTMLResponse:
     _flag_overdue(request)
     with database(request).read() as session:
         items = notifications.inbox(session, actor)
-    return render(request, "inbox.html", items=items, unread=sum(not i["read"] for i in items))
+    shown = [{**i, "email": email_in_words(i["email"])} for i in items]
+    return render(request, "inbox.html", items=shown, unread=sum(not i["read"] for i in items))
+
+
+def email_in_words(said: str) -> str:
+    """What happened to a notification's email (service.notifications.delivery) in the reader's language; a send
+    error's own text stays as the mail server gave it."""
+    fixed = {"email being sent": i18n.gettext("email being sent"), "email pending": i18n.gettext("email pending"),
+             "not emailed: " + notifications.NO_ADDRESSES:
+                 i18n.gettext("not emailed: no notification recipients of these roles in this trial"),
+             "stored, not emailed: no SMTP server is configured (STROKETRIAL_SMTP_HOST)":
+                 i18n.gettext("stored, not emailed: no SMTP server is configured (STROKETRIAL_SMTP_HOST)")}
+    if said in fixed:
+        return fixed[said]
+    if (sent := re.fullmatch(r"emailed to (?P<count>\d+) address(?:es)? at (?P<at>\S+)", said)):
+        count = int(sent["count"])
+        return i18n.ngettext("emailed to {count} address at {at}", "emailed to {count} addresses at {at}",
+                             count).format(count=count, at=sent["at"])
+    if said.startswith("email failed: "):
+        return i18n.gettext("email failed: {error}").format(error=said.removeprefix("email failed: "))
+    return said
 
 
 @router.post("/inbox/{notification}/read", response_class=HTMLResponse)

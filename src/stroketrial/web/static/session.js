@@ -5,23 +5,54 @@
 // - What is typed in a form is kept in this tab's sessionStorage; if a submit meets an ended session, the
 //   sign-in page brings the user back here and the form is filled again, said so, to be checked and saved.
 // sessionStorage belongs to this tab alone and is cleared on signing out.
+// The words are the page's language: templates/_session_strings.html writes them (data attributes of an element
+// the page frame includes); without it, English.
 (function () {
   "use strict";
   var body = document.body;
   var warning = document.getElementById("session-warning");
   var KEY = "stroketrial:form:";
+  var WORDS = {
+    ended: "Your session has ended. What you typed stays on this page:",
+    signInAgain: "sign in again in a new tab",
+    thenSave: ", then come back here and save.",
+    endsIn: "Your session ends in {minutes} minute(s) without activity.",
+    stay: "Stay signed in",
+    unreachable: "The platform cannot be reached; what you typed stays on this page.",
+    signedInAgain: "You are signed in again as {user}: check what you typed, then save.",
+    restored: "What you typed before your session ended is back in the form: check it, then save."
+  };
+  var given = document.getElementById("session-strings");
+  if (given) {
+    Object.keys(WORDS).forEach(function (k) { if (given.dataset[k]) { WORDS[k] = given.dataset[k]; } });
+  }
+  function said(key, values) {
+    return WORDS[key].replace(/\{(\w+)\}/g, function (all, name) {
+      return values && Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : all;
+    });
+  }
 
-  function show(html) {
+  // Each part is text or an element: nothing typed or translated is read as HTML.
+  function show() {
     if (!warning) { return; }
-    warning.innerHTML = html;
+    warning.textContent = "";
+    Array.prototype.forEach.call(arguments, function (part) {
+      warning.appendChild(typeof part === "string" ? document.createTextNode(part) : part);
+    });
     warning.hidden = false;
+  }
+  function element(tag, attributes, text) {
+    var e = document.createElement(tag);
+    Object.keys(attributes).forEach(function (k) { e.setAttribute(k, attributes[k]); });
+    e.textContent = text;
+    return e;
   }
 
   function ended(login) {
-    var href = login || "/login";
-    show("Your session has ended. What you typed stays on this page: " +
-         "<a href=\"" + href + "\" target=\"_blank\" rel=\"noopener\" data-testid=\"sign-in-again\">sign in again " +
-         "in a new tab</a>, then come back here and save.");
+    show(said("ended") + " ",
+         element("a", {href: login || "/login", target: "_blank", rel: "noopener", "data-testid": "sign-in-again"},
+                 said("signInAgain")),
+         said("thenSave"));
   }
 
   // ---- the warning before the idle timeout --------------------------------------------------------------
@@ -33,10 +64,9 @@
     var total = minutes * 60 * 1000;
     var lead = Math.min(2 * 60 * 1000, total / 2);
     timer = setTimeout(function () {
-      show("Your session ends in " + Math.round(lead / 60000 * 10) / 10 + " minute(s) without activity. " +
-           "<button type=\"button\" data-testid=\"stay-signed-in\">Stay signed in</button>");
-      var button = warning.querySelector("button");
-      if (button) { button.addEventListener("click", keepalive); }
+      var button = element("button", {type: "button", "data-testid": "stay-signed-in"}, said("stay"));
+      button.addEventListener("click", keepalive);
+      show(said("endsIn", {minutes: Math.round(lead / 60000 * 10) / 10}) + " ", button);
       timer = setTimeout(function () { ended(null); }, lead);
     }, total - lead);
   }
@@ -47,7 +77,7 @@
         if (response.ok) { warning.hidden = true; arm(); return null; }
         return response.json().then(function (answer) { ended(answer.login); });
       })
-      .catch(function () { show("The platform cannot be reached; what you typed stays on this page."); });
+      .catch(function () { show(said("unreachable")); });
   }
 
   // ---- background requests that meet an ended session -------------------------------------------------------
@@ -77,7 +107,7 @@
         body.dataset.csrf = answer.csrf;
         document.querySelectorAll("input[name=csrf]").forEach(function (i) { i.value = answer.csrf; });
         document.querySelectorAll("[data-csrf]").forEach(function (e) { e.dataset.csrf = answer.csrf; });
-        show("You are signed in again as " + answer.user + ": check what you typed, then save.");
+        show(said("signedInAgain", {user: answer.user}));
         arm();
       })
       .catch(function () { /* still signed out */ });
@@ -138,7 +168,7 @@
     sessionStorage.removeItem(key(index));
     if (saved && fromLogin) {
       restore(form, JSON.parse(saved));
-      show("What you typed before your session ended is back in the form: check it, then save.");
+      show(said("restored"));
     }
     var save = function () { sessionStorage.setItem(key(index), JSON.stringify(snapshot(form))); };
     form.addEventListener("input", save);
