@@ -35,7 +35,7 @@ def _(message: str) -> str:
 # service's words it prints (service.envelopes): listed here so that the catalog checks find them.
 WORDS = (
     _("%(trial)s emergency envelopes, site %(site)s"), _("site %(site)s"), _("envelope set %(set)s"),
-    _("print %(n)s"), _("Page"), _("of"), _("%(trial)s: sealed emergency envelopes"), _("Site"), _("Envelope set"),
+    _("print %(n)s"), _("%(trial)s: sealed emergency envelopes"), _("Site"), _("Envelope set"),
     _("%(set)s: %(n)s envelopes, %(method)s"), _("Made"), _("%(when)s by %(name)s"), _("This print"),
     _("print %(n)s of this set, %(when)s"), _(": a re-print; destroy every earlier print of this set"),
     _("For the unblinded pharmacist or the trial admin who prepares the envelopes: cut each page on the dashed "
@@ -102,10 +102,19 @@ def _i18n_environment() -> jinja2.Environment:
     return environment
 
 
+def _page_of() -> tuple[str, str, str]:
+    """The words around the page counters of the footer ("Page ", " of ", ""), as CSS `content` takes them."""
+    words = i18n.gettext("Page {page} of {pages}")
+    before, _page, rest = words.partition("{page}")
+    between, _pages, after = rest.partition("{pages}")
+    return before, between, after
+
+
 def envelope_set_html(document: EnvelopeSetDocument) -> str:
     """The set as HTML, in the current language (`i18n.use`)."""
     return _i18n_environment().get_template("envelopes.html").render(
-        d=_translated(document), version=__version__, lang_tag=i18n.TAGS[i18n.current()], fonts=FONTS)
+        d=_translated(document), version=__version__, lang_tag=i18n.TAGS[i18n.current()], fonts=FONTS,
+        page_of=_page_of())
 
 
 def envelope_set_pdf(document: EnvelopeSetDocument) -> bytes:
