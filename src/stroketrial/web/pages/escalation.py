@@ -141,7 +141,9 @@ def _mark(protocol: Protocol, cohort: dict[str, Any], patient: dict[str, Any], z
 
 def _short(moment: dt.datetime, zone: str | None) -> str:
     local = moment.astimezone(ZoneInfo(zone or "UTC"))
-    return local.strftime("%d %b %H:%M ") + (local.tzname() or zone or "UTC")
+    # "02 Dec 19:03 CST"; in Chinese the month by its number, as a Chinese calendar writes it: "12月02日 19:03 CST"
+    shown = local.strftime("%m月%d日 %H:%M " if i18n.current() == i18n.CHINESE else "%d %b %H:%M ")
+    return shown + (local.tzname() or zone or "UTC")
 
 
 def escalation_table(session: Session, actor: Actor, trial: str, protocol: Protocol) -> dict[str, Any]:
