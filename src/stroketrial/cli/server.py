@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from .. import i18n
 from ..service.roles import ROLE_DESCRIPTIONS, ROLES
 from .support import command_group, JsonOption, command, emit_json, err, fail, out
 
@@ -179,7 +180,8 @@ def notify_add(trial: str = typer.Argument(..., help="Trial id on the platform."
     db = open_db(db_url)
     with db.write() as session:
         result = notifications.add_recipient(session, SYSTEM, trial, email, role, language)
-    _report(result, as_json, f"{trial}: notifications to {result['email']} as {result['role']}")
+    in_words = f"in {i18n.LANGUAGES[language]}" if language else "in English then Chinese"
+    _report(result, as_json, f"{trial}: notifications to {result['email']} as {result['role']}, {in_words}")
 
 
 @command(admin_app, "create-user", epilog="Example: stroketrial admin create-user wang --role coordinator --site S1 "
