@@ -342,7 +342,7 @@ def in_chinese(text: str) -> str:
 
 def _line(line: str) -> str:
     label, colon, rest = line.partition(": ")
-    if not colon or label.startswith("["):
+    if not colon or label.startswith("[") or i18n.has_translation(line):
         return translated(line, EMAIL_PATTERNS)
     # "Label: value" (a value may itself be "a, b" or "x (y)"): the label, then the value's own words
     value = rest if label in VERBATIM else translated(rest, EMAIL_PATTERNS[:-1])
