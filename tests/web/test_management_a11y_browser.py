@@ -20,7 +20,8 @@ from sqlalchemy import update
 from stroketrial import i18n
 from stroketrial.clinical import VARIABLES
 from stroketrial.protocol import load_builtin
-from stroketrial.service import SYSTEM, accounts, envelopes, escalation, patients, queries, randomize, supply, trials
+from stroketrial.service import (SYSTEM, accounts, envelopes, escalation, locks, patients, queries, randomize, supply,
+                                 trials)
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
 from stroketrial.store.models import Site
@@ -142,6 +143,7 @@ def _seed(db: Database) -> None:
     with db.write() as session:
         queries.raise_query(session, dm, amass2.TRIAL, "P1", "screening", "nihss",
                             "NIHSS 评分与病历记录不一致，请核对。")  # noqa: RUF001
+        locks.lock(session, dm, amass2.TRIAL, "freeze", "期中分析前的数据清理", "P1", None)
     with db.write() as session:
         expiry = (dt.date.today() + dt.timedelta(days=200)).isoformat()
         supply.generate_kits(session, pharmacist, KITS, 4, "L1", expiry)
