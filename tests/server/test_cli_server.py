@@ -116,3 +116,15 @@ def test_the_database_url_comes_from_stroketrial_db(tmp_path, monkeypatch):
     monkeypatch.setenv("STROKETRIAL_DB", url)
     assert run("admin", "create-site", "S7").exit_code == 0
     assert (tmp_path / "env.db").exists()
+
+
+def test_admin_notify_add_keeps_a_recipients_language_and_refuses_one_not_offered(database_url):
+    assert run("admin", "create-trial", "amass-2", "--site", "S1", "--db", database_url).exit_code == 0
+    chinese = run("admin", "notify-add", "amass-2", "pv@sponsor.test", "--role", "pharmacovigilance", "--language",
+                  "zh_Hans", "--db", database_url, "--json")
+    assert chinese.exit_code == 0 and '"language": "zh_Hans"' in chinese.output, chinese.output
+    both = run("admin", "notify-add", "amass-2", "dsmb@board.test", "--role", "dsmb", "--db", database_url)
+    assert both.exit_code == 0 and "in English then Chinese" in both.output
+    refused = run("admin", "notify-add", "amass-2", "x@board.test", "--role", "dsmb", "--language", "fr", "--db",
+                  database_url)
+    assert refused.exit_code != 0 and "zh_Hans" in refused.output

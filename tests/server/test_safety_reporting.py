@@ -182,6 +182,33 @@ def test_an_sae_is_notified_in_the_inbox_and_emailed_through_smtp(pv, smtp):
         assert verify(session).ok
 
 
+def test_an_sae_email_is_in_its_recipients_language_and_english_then_chinese_without_one(pv, smtp):
+    platform = pv
+    randomized(platform)
+    for address, role, language in (("pv@sponsor.test", "pharmacovigilance", "zh_Hans"),
+                                    ("dsmb@board.test", "dsmb", "en"), ("chair@board.test", "dsmb", None)):
+        answer = platform.call("POST", "/trials/amass-2/notification-recipients", "admin",
+                               json={"email": address, "role": role, "language": language})
+        assert answer.status_code == 201 and answer.json()["language"] == language, answer.text
+    refused = platform.call("POST", "/trials/amass-2/notification-recipients", "admin",
+                            json={"email": "x@board.test", "role": "dsmb", "language": "fr"})
+    assert refused.status_code == 422 and "zh_Hans" in refused.text
+    assert sae(platform, awareness_at=ago(hours=2)).status_code == 201
+    (chinese,) = smtp.to("pv@sponsor.test")
+    body = chinese.get_content()
+    assert subject(chinese).startswith("[AMASS-2] 严重不良事件（SAE）报告：患者 P1（中心 S1）")  # noqa: RUF001
+    assert "向申办者首次报告：截止" in body and "按时" in body and "严重性标准：导致住院" in body  # noqa: RUF001
+    assert "aspiration pneumonia" in body  # the term as the site typed it
+    assert "Initial report to the sponsor" not in body and "Seriousness" not in body
+    (english,) = smtp.to("dsmb@board.test")
+    assert subject(english).startswith("[AMASS-2] SAE reported: patient P1") and "严重" not in subject(english)
+    assert "Initial report to the sponsor" in english.get_content() and "申办者" not in english.get_content()
+    (both,) = smtp.to("chair@board.test")
+    text = both.get_content()
+    assert subject(both).startswith("[AMASS-2] SAE reported: patient P1 (site S1)") and "严重不良事件" in subject(both)
+    assert text.index("Initial report to the sponsor") < text.index("向申办者首次报告")
+
+
 def test_without_smtp_the_notification_is_stored_and_the_inbox_says_it_was_not_sent(platform, monkeypatch):
     monkeypatch.delenv("STROKETRIAL_SMTP_HOST", raising=False)
     randomized(platform)
@@ -412,7 +439,7 @@ def test_recipients_are_the_admins_to_manage_and_checked(platform):
     assert platform.call("POST", path, "admin", json={"email": "a@b.test", "role": "dsmb"}).status_code == 201
     assert platform.call("POST", path, "admin", json={"email": "a@b.test", "role": "admin"}).status_code == 201
     assert platform.call("GET", path, "admin").json() == [{"id": 1, "trial_id": "amass-2", "email": "a@b.test",
-                                                           "role": "admin"}]
+                                                           "role": "admin", "language": None}]
     assert platform.call("DELETE", f"{path}/a@b.test", "admin").status_code == 204
     assert platform.call("GET", path, "admin").json() == []
 

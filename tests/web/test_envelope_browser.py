@@ -72,7 +72,7 @@ def page(browser, server):
     page.goto("/login")
     page.fill("input[name=name]", "coordinator")
     page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
+    page.click("form[action='/login'] button[type=submit]")  # not the language menu's
     page.wait_for_selector("[data-testid=user]")
     yield page
     context.close()

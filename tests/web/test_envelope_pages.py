@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
+import subprocess
 
 from sqlalchemy import select
 
@@ -97,3 +99,30 @@ def test_a_blinded_statistician_sees_no_arm_and_cannot_print(db):
         set_id = session.execute(select(EnvelopeSet.id)).scalar_one()
     refused = statistician.post(f"{PAGE}/sets/{set_id}/print", data={"csrf": csrf_of(page.text)})
     assert refused.status_code == 403
+
+
+def _pdf_text(pdf: bytes, tmp_path) -> str:
+    path = tmp_path / "set.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_a_set_is_printed_in_chinese_for_a_chinese_site_and_in_english_otherwise(db, tmp_path):
+    pharmacist = client_for(db, "pharmacist")
+    page = pharmacist.get(PAGE)
+    made = pharmacist.post(f"{PAGE}/sets", data={"csrf": csrf_of(page.text), "site": "S1"}, follow_redirects=True)
+    with db.read() as session:
+        set_id = session.execute(select(EnvelopeSet)).scalar_one().id
+    assert f'data-testid="print-language-{set_id}"' in made.text and 'lang="zh-Hans"' in made.text
+    chinese = pharmacist.post(f"{PAGE}/sets/{set_id}/print", data={"csrf": csrf_of(made.text), "language": "zh_Hans"})
+    assert chinese.status_code == 200 and chinese.content.startswith(b"%PDF")
+    text = _pdf_text(chinese.content, tmp_path)
+    for words in ("密封应急随机信封", "仅在无法连接平台时拆开", "校验码", "沿此处剪开", "拆开人"):
+        assert words in text, (words, text[:2000])
+    assert re.search(r"第 1 页，共 \d+ 页", text), text[-500:]  # noqa: RUF001  (the footer's page counter)
+    assert "Open only when the platform cannot be reached" not in text and "inside envelope" not in text
+    english = _pdf_text(pharmacist.post(f"{PAGE}/sets/{set_id}/print",
+                                        data={"csrf": csrf_of(made.text), "language": "en"}).content, tmp_path)
+    assert "Open only when the platform cannot be reached" in english and "校验码" not in english

@@ -65,7 +65,7 @@ def sign_in(page, user: str) -> None:
     page.goto("/login")
     page.fill("input[name=name]", user)
     page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
+    page.click("form[action='/login'] button[type=submit]")  # not the language menu's
     page.wait_for_selector("[data-testid=user]")
 
 

@@ -6,16 +6,18 @@ signature password are refused with words that name what is wrong, and store not
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from stroketrial.protocol import load_builtin
 from stroketrial.service import SYSTEM, accounts, escalation, patients, signatures, trials
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
-from stroketrial.store.models import AuditEvent, DltAssessment, EscalationAssignment, EscalationDecision
+from stroketrial.store.models import AuditEvent, DltAssessment, EscalationAssignment, EscalationDecision, Site
 from stroketrial.web import create_app
 
 from ..trials import amass1, amass2
@@ -346,3 +348,19 @@ def test_a_correction_starts_from_what_is_recorded_and_is_not_offered_once_signe
     with db.write() as session:
         escalation.confirm_decision(session, COMMITTEE, TRIAL, 1, "stop", None, None, "3 of 3 with a DLT", signature)
     assert 'data-testid="dlt-link"' not in investigator.get(f"/trials/{TRIAL}/patients/K1").text
+
+
+def test_the_enrolment_page_names_an_excluding_criterion_in_the_protocols_words_and_the_times_at_the_site(db):
+    """Issue 20, defects 8 and 7: no criterion id on the enrolment page, and the key facts' clock times in the
+    site's time zone, named."""
+    with db.write() as session:
+        session.execute(update(Site).where(Site.code == "S1").values(timezone="Asia/Shanghai"))
+    register(db, "X1", record={**amass1.ELIGIBLE, "age": 17})
+    register(db, "P1")
+    coordinator = client_for(db, "coordinator")
+    refused = coordinator.get(f"/trials/{TRIAL}/patients/X1/enrol").text
+    criterion = next(c for c in load_builtin(TRIAL).criteria if c.id == "age")
+    assert 'data-testid="excluded-by"' in refused and html.escape(criterion.text, quote=True) in refused
+    assert ">age<" not in refused
+    page = coordinator.get(f"/trials/{TRIAL}/patients/P1/enrol").text
+    assert "CST (Asia/Shanghai)" in page

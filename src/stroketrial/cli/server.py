@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from .. import i18n
 from ..service.roles import ROLE_DESCRIPTIONS, ROLES
 from .support import command_group, JsonOption, command, emit_json, err, fail, out
 
@@ -170,14 +171,18 @@ def notify_add(trial: str = typer.Argument(..., help="Trial id on the platform."
                email: str = typer.Argument(..., help="The address the trial's safety notifications go to."),
                role: str = typer.Option(..., "--role", help="The recipient's role: which notifications it gets and "
                                                           "whether they may name the arm (as for a user)."),
+               language: str | None = typer.Option(None, "--language",
+                                                   help="The language of its emails: en or zh_Hans (default: "
+                                                        "English followed by the Chinese text)."),
                db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
     """Send a trial's safety notifications (new or upgraded SAEs, emergency unblindings, overdue reports) to an
-    address; adding it again changes its role."""
+    address; adding it again changes its role and language."""
     from ..service import SYSTEM, notifications
     db = open_db(db_url)
     with db.write() as session:
-        result = notifications.add_recipient(session, SYSTEM, trial, email, role)
-    _report(result, as_json, f"{trial}: notifications to {result['email']} as {result['role']}")
+        result = notifications.add_recipient(session, SYSTEM, trial, email, role, language)
+    in_words = f"in {i18n.LANGUAGES[language]}" if language else "in English then Chinese"
+    _report(result, as_json, f"{trial}: notifications to {result['email']} as {result['role']}, {in_words}")
 
 
 @command(admin_app, "create-user", epilog="Example: stroketrial admin create-user wang --role coordinator --site S1 "

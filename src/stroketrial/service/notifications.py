@@ -14,6 +14,12 @@ trial (`blinding.sees_arm`). An event whose message would name the arm (an emerg
 notifications, one with the arm for the roles that see arms, one without it for the others; each recipient and
 each inbox reader gets only the one for its role, and a notification that carries the arm is checked again
 against the reader's role when shown, and each address against its recipient's role when sent.
+
+Language: a recipient may have one (`add_recipient(..., language="zh_Hans")`); its emails are in that language,
+and an email to a recipient without one is in English followed by the Chinese text. A notification is stored in
+English (the inbox, the audit trail); its Chinese is made when it is sent, line by line, from the patterns of
+`EMAIL_PATTERNS` (locale/zh_Hans/documents.po), so that the messages made elsewhere (service.serious_adverse_events)
+are translated too.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol
 from ..store import Database, canonical, record
 from ..store.models import Allocation, Notification, NotificationRead, NotificationRecipient, Patient, Trial, User
@@ -43,6 +50,7 @@ from .errors import Invalid, NotFound
 from .patients import aware
 from .roles import ROLES
 from .trials import get_trial, protocol_in_force, trial_sites
+from ..wording import translated
 
 log = logging.getLogger("stroketrial.notifications")
 SYSTEM_NAME = "system"
@@ -50,6 +58,36 @@ UNBLINDING_AUDIENCE = ("dsmb", "admin")  # the unblinding page tells the investi
 CLAIM = "sending since "
 CLAIM_STALE = dt.timedelta(minutes=15)
 NO_ADDRESSES = "no notification recipients of these roles in this trial"
+BOTH = "\n\n---- 中文 ----\n\n"  # between the English and the Chinese of an email to a recipient without a language
+
+
+def _(message: str) -> str:
+    """Marks a message for the catalogs (locale/zh_Hans/documents.po); it is translated when the email is sent."""
+    return message
+
+
+# The patterns of the notifications' subjects and lines (here and in service.serious_adverse_events), and the
+# words put into them, each translated when an email is sent in Chinese (`wording.translated`).
+EMAIL_PATTERNS = (
+    _("SAE reported"), _("SAE upgraded"), _("Overdue"), _("Emergency unblinding"),
+    _("now fatal or life-threatening"), _("now a SUSAR"), _("SUSAR"),
+    _("patient {patient} (site {site})"), _("initial SAE report (24 h)"),
+    _("SUSAR report to the authorities ({days} days)"),
+    _("Trial"), _("Patient"), _("{patient} at site {site}"), _("Onset"), _("Seriousness"), _("Outcome"),
+    _("Investigator causality"), _("Expectedness"), _("Site aware since"), _("Initial report to the sponsor"),
+    _("{when} (UTC)"), _("due {when} (UTC), {status}"), _("coded: {term}"), _("Open the trial's SAE list"),
+    _("Unblinded by"), _("At"), _("Clinical reason"), _("Arm"), _("Kit"), _("The unblinding log"),
+    _("The treatment is not given here: your role does not see treatment allocations in this trial."),
+    _("expected"), _("unexpected"), _("yes"), _("no"), _("on time"), _("overdue"), _("pending"), _("late"),
+    _("submitted"), _("hospitalization"), _("death"), _("life threatening"), _("disability"),
+    _("congenital anomaly"), _("other medically important"), _("recovered"), _("recovering"),
+    _("not recovered"), _("recovered with sequelae"), _("fatal"), _("unknown"), _("unrelated"), _("unlikely"),
+    _("possible"), _("probable"), _("definite"), _("related"), _("investigator"), _("sponsor"),
+    # the general shapes last: a subject, a value with its detail, a list, a labelled value
+    _("[{trial}] {what}: {rest}"), _("{what} ({detail})"), _("{first}, {rest}"), _("{what}: {rest}"),
+)
+# Lines whose value is a name or free text, kept as it was typed.
+VERBATIM = frozenset({"Unblinded by", "Clinical reason"})
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 
@@ -83,9 +121,11 @@ def _email(value: Any) -> str:
     return value.strip()
 
 
-def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, role: Any) -> dict[str, Any]:
+def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, role: Any, language: Any = None
+                  ) -> dict[str, Any]:
     """An address the trial's safety notifications go to; its role decides which ones and whether they may carry
-    an arm. Adding an address again changes its role."""
+    an arm, its language (None: English followed by the Chinese) the language of its emails. Adding an address
+    again changes its role and language."""
     actor.require("managing notification recipients")
     get_trial(session, actor, trial_id)
     errors = []
@@ -95,6 +135,9 @@ def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, rol
         errors.extend(exc.errors)
     if role not in ROLES:
         errors.append({"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"})
+    if language is not None and language not in i18n.LANGUAGES:
+        errors.append({"field": "language", "value": language,
+                       "message": f"one of {', '.join(i18n.LANGUAGES)}, or none for English then Chinese"})
     if errors:
         raise Invalid("notification recipient refused: " + "; ".join(f"{e['field']}: {e['message']}"
                                                                       for e in errors), errors)
@@ -103,13 +146,14 @@ def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, rol
                           ).scalar_one_or_none()
     before = None
     if row is None:
-        row = NotificationRecipient(trial_id=trial_id, email=email, role=role, created_by=actor.name)
+        row = NotificationRecipient(trial_id=trial_id, email=email, role=role, language=language,
+                                    created_by=actor.name)
         session.add(row)
     else:
-        before = {"email": row.email, "role": row.role}
-        row.role = role
+        before = {"email": row.email, "role": row.role, "language": row.language}
+        row.role, row.language = role, language
     session.flush()
-    after = {"email": email, "role": role}
+    after = {"email": email, "role": role, "language": language}
     record(session, actor.name, "add_notification_recipient", "notification_recipient", f"{trial_id}/{email}",
            trial_id=trial_id, before=before, after=after)
     return {"id": row.id, "trial_id": trial_id, **after}
@@ -133,7 +177,8 @@ def recipients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, 
     get_trial(session, actor, trial_id)
     rows = session.execute(select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id)
                            .order_by(NotificationRecipient.email)).scalars()
-    return [{"id": r.id, "trial_id": trial_id, "email": r.email, "role": r.role} for r in rows]
+    return [{"id": r.id, "trial_id": trial_id, "email": r.email, "role": r.role, "language": r.language}
+            for r in rows]
 
 
 # ---- making notifications ---------------------------------------------------------------------------------------
@@ -288,15 +333,49 @@ def _claimable(row: Notification, now: dt.datetime) -> bool:
     return False
 
 
-def _message(settings: SmtpSettings, row: Notification, to: str) -> EmailMessage:
+def in_chinese(text: str) -> str:
+    """A notification's subject or body in Simplified Chinese, line by line (what no pattern matches stays as it
+    is: a term, a reason, a code)."""
+    with i18n.use(i18n.CHINESE):
+        return "\n".join(_line(line) for line in text.split("\n"))
+
+
+def _line(line: str) -> str:
+    label, colon, rest = line.partition(": ")
+    if not colon or label.startswith("[") or i18n.has_translation(line):
+        return translated(line, EMAIL_PATTERNS)
+    # "Label: value" (a value may itself be "a, b" or "x (y)"): the label, then the value's own words
+    value = rest if label in VERBATIM else translated(rest, EMAIL_PATTERNS[:-1])
+    return i18n.gettext("{what}: {rest}").format(what=translated(label, EMAIL_PATTERNS), rest=value)
+
+
+def email_text(row: Notification, language: str | None) -> tuple[str, str]:
+    """(subject, body) of a notification's email to a recipient of this language: English, Chinese, or (None)
+    the English followed by the Chinese."""
+    if language == i18n.ENGLISH:
+        return row.subject, row.body
+    subject, body = in_chinese(row.subject), in_chinese(row.body)
+    if language == i18n.CHINESE:
+        return subject, body
+    return f"{row.subject} / {subject}", row.body + BOTH + body
+
+
+def _message(settings: SmtpSettings, row: Notification, to: str, language: str | None = None) -> EmailMessage:
+    subject, body = email_text(row, language)
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = to
-    message["Subject"] = row.subject
+    message["Subject"] = subject
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
-    message.set_content(row.body)
+    message.set_content(body)
     return message
+
+
+def _languages(session: Session, trial_id: str | None) -> dict[str, str | None]:
+    """Each recipient's language, by address."""
+    return {r.email: r.language for r in session.execute(
+        select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id)).scalars()}
 
 
 def _addresses_now(session: Session, row: Notification) -> list[str]:
@@ -340,11 +419,14 @@ def send_pending(db: Database, settings: SmtpSettings | None = None) -> int:
     if not candidates:
         return 0
     claimed: list[tuple[int, list[str], Notification]] = []
+    languages: dict[str, dict[str, str | None]] = {}
     with db.write() as session:
         for row in session.execute(select(Notification).where(Notification.id.in_(candidates))).scalars():
             if _claimable(row, now):
                 row.send_error = CLAIM + now.isoformat()
                 claimed.append((row.id, _addresses_now(session, row), row))
+                if (row.trial_id or "") not in languages:
+                    languages[row.trial_id or ""] = _languages(session, row.trial_id)
         if claimed:
             record(session, SYSTEM_NAME, "claim_notifications", "notification", f"{len(claimed)} to send",
                    after={"ids": [c[0] for c in claimed]})
@@ -355,7 +437,8 @@ def send_pending(db: Database, settings: SmtpSettings | None = None) -> int:
             with smtplib.SMTP(settings.host, settings.port, timeout=10) as smtp:
                 for to in emails:
                     try:
-                        smtp.send_message(_message(settings, row, to), from_addr=settings.sender, to_addrs=[to])
+                        smtp.send_message(_message(settings, row, to, languages[row.trial_id or ""].get(to)),
+                                          from_addr=settings.sender, to_addrs=[to])
                     except smtplib.SMTPException as exc:
                         errors.append(f"{to}: {exc}")
         except (OSError, smtplib.SMTPException) as exc:

@@ -322,6 +322,8 @@ class NotificationRecipient(Base):
     trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
     email: Mapped[str] = mapped_column(String(254))
     role: Mapped[str] = mapped_column(String(40))  # the recipient's role: decides what the message may carry
+    # The language of its emails (i18n.LANGUAGES); None: English followed by the Chinese text.
+    language: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(80))
 

@@ -66,6 +66,8 @@ class RecipientIn(_Body):
     email: str = Field(description="the address", max_length=254)
     role: str = Field(description="the recipient's role: which notifications it receives, and whether they may "
                                   "name the arm")
+    language: str | None = Field(None, description="the language of its emails (en or zh_Hans); none: English "
+                                                   "followed by the Chinese text")
 
 
 def _given(body: _Body) -> dict[str, Any]:
@@ -167,7 +169,7 @@ def post_recipient(trial: Trial, body: RecipientIn, actor: Actor = Depends(curre
                    ) -> dict[str, Any]:
     """The admin adds an address (again: changes its role)."""
     with db.write() as session:
-        return notifications.add_recipient(session, actor, trial, body.email, body.role)
+        return notifications.add_recipient(session, actor, trial, body.email, body.role, body.language)
 
 
 @router.delete("/trials/{trial}/notification-recipients/{email}", status_code=204, tags=["notifications"])

@@ -14,6 +14,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ... import i18n
+from ...protocol import Protocol
 from ...service import queries, trials, verification
 from ...service.accounts import Actor
 from ...service.errors import ServiceError
@@ -25,8 +27,25 @@ from .base import database, render, templates
 from .patients import patient_context
 
 router: APIRouter = APIRouter(include_in_schema=False)
-STATUS_LABELS = {"open": "open", "answered": "answered, awaiting review", "closed": "closed"}
-ORIGIN_LABELS = {"manual": "raised by a person", "edit_check": "edit check"}
+
+
+def _(message: str) -> str:
+    """Marks a message for the catalogs (locale/zh_Hans/management.po); it is translated where it is shown."""
+    return message
+
+
+STATUS_LABELS = {"open": _("open"), "answered": _("answered, awaiting review"), "closed": _("closed")}
+ORIGIN_LABELS = {"manual": _("raised by a person"), "edit_check": _("edit check")}
+# The service's words for forms, fields and ages (service.verification, service.queries), for the catalogs.
+SERVICE_WORDS = (_("Screening"), _("whole form"), _("visit date"), _("0-7 days"), _("8-30 days"),
+                 _("over 30 days"))
+
+
+def _named(protocol: Protocol, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each query's or form's visit named in the protocol's words, in the page's language."""
+    visits = {v.id: v for v in protocol.visits}
+    return [r | {"form_name": i18n.protocol_text(visits[r["form"]], "name")} if r.get("form") in visits else r
+            for r in rows]
 
 
 def field_queries(request: Request, trial: str, patient: str) -> dict[str, list[dict[str, Any]]]:
@@ -57,8 +76,11 @@ def _patient_page(request: Request, trial: str, patient: str, status: int = 200,
         forms = queries.query_targets(session, actor, trial, patient)
     form_fields = {form: [(f, verification.field_label(protocol, form, f)) for f in fields]
                    for form, fields in forms.items()}
-    return render(request, "data_queries_patient.html", status=status, protocol=protocol, p=view, queries=listed,
-                  form_fields=form_fields, form_names={f: verification.form_name(protocol, f) for f in forms},
+    visits = {v.id: v for v in protocol.visits}
+    form_names = {f: i18n.protocol_text(visits[f], "name") if f in visits else verification.form_name(protocol, f)
+                  for f in forms}
+    return render(request, "data_queries_patient.html", status=status, protocol=protocol, p=view,
+                  queries=_named(protocol, listed), form_fields=form_fields, form_names=form_names,
                   statuses=STATUS_LABELS, origins=ORIGIN_LABELS, error=error, errors=errors or {},
                   can_raise=actor.may("raising a data query"), can_answer=actor.may("answering a data query"),
                   can_close=actor.may("closing a data query"))
@@ -110,7 +132,8 @@ async def query_action(request: Request, trial: str, query_id: int, action: str)
     with database(request).read() as session:
         query = next((q for q in queries.patient_queries(session, actor, trial, patient) if q["id"] == query_id), None)
     if query is None or action not in ("answer", "close", "reopen"):
-        return _patient_page(request, trial, patient, 404, f"no data query {query_id} for {patient}")
+        return _patient_page(request, trial, patient, 404, i18n.gettext("no data query {query} for {patient}").format(
+            query=query_id, patient=patient))
     try:
         with database(request).write() as session:
             if action == "answer":
@@ -118,7 +141,9 @@ async def query_action(request: Request, trial: str, query_id: int, action: str)
                 correct = form.get("correct") == "yes"
                 value, problem = _correction(query, raw) if correct else (None, None)
                 if problem:
-                    return _patient_page(request, trial, patient, 422, f"query {query_id}: {problem}",
+                    return _patient_page(request, trial, patient, 422,
+                                         i18n.gettext("query {query}: {problem}").format(query=query_id,
+                                                                                        problem=problem),
                                          {f"value-{query_id}": problem})
                 queries.answer_query(session, actor, trial, query_id, str(form.get("answer", "")), correct, value)
             elif action == "close":
@@ -129,7 +154,8 @@ async def query_action(request: Request, trial: str, query_id: int, action: str)
     except ServiceError as exc:
         if exc.status == 403:
             raise
-        return _patient_page(request, trial, patient, exc.status, f"query {query_id}: {exc.message}")
+        return _patient_page(request, trial, patient, exc.status,
+                             i18n.gettext("query {query}: {problem}").format(query=query_id, problem=exc.message))
 
 
 @router.get("/trials/{trial}/queries", response_class=HTMLResponse)
@@ -140,6 +166,7 @@ def trial_queries_page(request: Request, trial: str) -> HTMLResponse:
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         listed = queries.trial_queries(session, actor, trial, status=status, site=site)
+    listed = listed | {"queries": _named(protocol, listed["queries"])}
     return render(request, "data_queries.html", protocol=protocol, listed=listed, chosen_status=status, site=site,
                   statuses=STATUS_LABELS, origins=ORIGIN_LABELS)
 
@@ -150,6 +177,7 @@ def verification_page(request: Request, trial: str) -> HTMLResponse:
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         listed = verification.verification_list(session, actor, trial)
+    listed = listed | {"patients": [pt | {"forms": _named(protocol, pt["forms"])} for pt in listed["patients"]]}
     return render(request, "verification.html", protocol=protocol, listed=listed,
                   can_verify=actor.may("verifying source data"))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ... import i18n
 from ...service import envelopes, trials
 from ...service.blinding import sees_arm
 from ...service.errors import Invalid
@@ -33,7 +34,7 @@ def envelopes_page(request: Request, trial: str) -> HTMLResponse:
         status = envelopes.randomization_status(session, actor, trial)
         sites = [s for s in trials.trial_sites(session, trial) if actor.can_see_site(s)]
     return render(request, "envelopes.html", protocol=protocol, sets=sets, platform=status, sites=sites,
-                  arm_names={a.id: a.name for a in protocol.arms},
+                  arm_names={a.id: i18n.protocol_text(a, "name") for a in protocol.arms},
                   can_generate=actor.may("generating emergency envelopes")
                   and sees_arm(actor.role, protocol.design.masking),
                   can_record=actor.may("recording an opened envelope"),
@@ -59,8 +60,9 @@ async def generate_set(request: Request, trial: str) -> RedirectResponse:
     check_csrf(request, form.get("csrf"))
     per_stratum = str(form.get("per_stratum", "")).strip()
     if per_stratum and not per_stratum.isdigit():
-        raise Invalid(f"envelopes per stratum {per_stratum!r} is not a whole number",
-                      [{"field": "per_stratum", "value": per_stratum, "message": "a whole number from 1 to 100"}])
+        raise Invalid(i18n.gettext("envelopes per stratum {value} is not a whole number").format(
+            value=repr(per_stratum)), [{"field": "per_stratum", "value": per_stratum,
+                                        "message": i18n.gettext("a whole number from 1 to 100")}])
     with database(request).write() as session:
         envelopes.generate(session, actor, trial, str(form.get("site", "")), int(per_stratum) if per_stratum else None)
     return RedirectResponse(f"/trials/{trial}/envelopes", status_code=303)
@@ -71,7 +73,9 @@ async def print_set(request: Request, trial: str, set_id: int) -> Response:
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    # The set is printed in the language chosen on the page (a site's nurses may read Chinese), else the page's.
+    language = str(form.get("language") or i18n.current())
+    with i18n.use(language), database(request).write() as session:
         pdf, filename = envelopes.set_pdf(session, actor, trial, set_id)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})

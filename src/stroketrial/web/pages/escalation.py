@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from ... import InputError
+from ... import InputError, i18n
 from ...clinical import VARIABLES
 from ...dosing.escalation.live import observation_ends
 from ...protocol import Protocol
@@ -35,20 +35,45 @@ from ...service.throttle import TooManyAttempts
 from ...service.accounts import Actor
 from ...service.errors import Conflict, Forbidden, Invalid, ServiceError, Unauthorized
 from ...store.models import Site
+from ...wording import translated
 from ..csrf import check_csrf
 from .auth import signed_in
-from .base import common_zone, database, in_zone, render
-from .patients import KEY_FACTS, patient_context
+from .base import common_zone, database, in_zone, render, site_zones
+from .patients import KEY_FACTS, _shown, patient_context
 
 router = APIRouter(include_in_schema=False)
 
-PHASE_LABELS = {"escalation": "Dose escalation", "expansion": "Dose expansion"}
-STATUS_LABELS = {"enrolling": "Enrolling", "observing": "Observing the cohort",
-                 "awaiting_confirmation": "Waiting for the safety review committee", "expansion": "Dose expansion",
-                 "complete": "Complete", "stopped": "Stopped"}
+
+def _(message: str) -> str:
+    """Marks a message for the catalogs (locale/zh_Hans/management.po); it is translated where it is shown."""
+    return message
+
+
+PHASE_LABELS = {"escalation": _("Dose escalation"), "expansion": _("Dose expansion")}
+STATUS_LABELS = {"enrolling": _("Enrolling"), "observing": _("Observing the cohort"),
+                 "awaiting_confirmation": _("Waiting for the safety review committee"),
+                 "expansion": _("Dose expansion"), "complete": _("Complete"), "stopped": _("Stopped")}
 # A patient's DLT status: (badge class of app.css, the badge's words).
-DLT_MARKS = {"dlt": ("ineligible", "DLT"), "no_dlt": ("eligible", "no DLT"),
-             "observing": ("visit-upcoming", "observing"), "due": ("incomplete", "assessment due")}
+DLT_MARKS = {"dlt": ("ineligible", "DLT"), "no_dlt": ("eligible", _("no DLT")),
+             "observing": ("visit-upcoming", _("observing")), "due": ("incomplete", _("assessment due"))}
+# The words the escalation's state and the 3+3 rule come with (dosing/escalation), for the catalogs: shown
+# translated through `wording.translated`.
+ENGINE_WORDS = (
+    _("enrolling"), _("cohort full: waiting for the DLT observation to end"),
+    _("waiting for the safety review committee to confirm the decision"),
+    _("expansion cohort enrolling at the MTD"), _("escalation and expansion complete"),
+    _("stopped: no dose level is tolerated"),
+    _("0/3 with a DLT: escalate to the next level"), _("1/3 with a DLT: treat 3 more patients at the same level"),
+    _("at most 1/6 with a DLT: escalate to the next level"),
+    _("2 or more patients with a DLT: stop; the level below is the MTD"),
+    _("2 or more patients with a DLT at the first level: stop; no level is tolerated"),
+    _("the top level is tolerated (0/3 or at most 1/6): it is the MTD"),
+)
+WAITING_PATTERNS = (
+    _("DLT observation of {patients} in cohort {cohort} (the window is {hours} h from the start of the infusion)"),
+    _("the investigator's DLT assessment of {patients}"),
+    _("the safety review committee's confirmation of the decision after cohort {cohort}: {rule}"),
+)
 
 
 def when(moment: str | dt.datetime, zone: str | None = None) -> str:
@@ -71,10 +96,12 @@ def decision_words(view: dict[str, Any], decision: dict[str, Any] | None) -> str
     if not decision:
         return ""
     if decision["action"] == "treat":
-        return f"treat the next cohort at level {decision['level']} ({_dose(view, decision['level'])})"
+        return i18n.gettext("treat the next cohort at level {level} ({dose})").format(
+            level=decision["level"], dose=_dose(view, decision["level"]))
     if decision.get("mtd") is None:
-        return "stop escalation: no dose level is tolerated"
-    return f"stop escalation: the MTD is level {decision['mtd']} ({_dose(view, decision['mtd'])})"
+        return i18n.gettext("stop escalation: no dose level is tolerated")
+    return i18n.gettext("stop escalation: the MTD is level {level} ({dose})").format(
+        level=decision["mtd"], dose=_dose(view, decision["mtd"]))
 
 
 def short_words(decision: dict[str, Any] | None) -> str:
@@ -82,8 +109,10 @@ def short_words(decision: dict[str, Any] | None) -> str:
     if not decision:
         return ""
     if decision["action"] == "treat":
-        return f"next: level {decision['level']}"
-    return "stop: no MTD" if decision.get("mtd") is None else f"stop: MTD level {decision['mtd']}"
+        return i18n.gettext("next: level {level}").format(level=decision["level"])
+    if decision.get("mtd") is None:
+        return i18n.gettext("stop: no MTD")
+    return i18n.gettext("stop: MTD level {level}").format(level=decision["mtd"])
 
 
 def _mark(protocol: Protocol, cohort: dict[str, Any], patient: dict[str, Any], zone: str | None = None
@@ -96,20 +125,25 @@ def _mark(protocol: Protocol, cohort: dict[str, Any], patient: dict[str, Any], z
         kind, detail = "dlt", ""
     elif code in cohort["observing"]:
         kind = "observing"
-        detail = ("no DLT so far; " if patient["dlt"] is False else "") + f"until {until}"
+        detail = (i18n.gettext("no DLT so far; until {until}") if patient["dlt"] is False
+                  else i18n.gettext("until {until}")).format(until=until)
     elif code in cohort["unassessed"]:
-        kind, detail = "due", f"the observation ended {until}; the investigator's assessment is due"
+        kind = "due"
+        detail = i18n.gettext("the observation ended {until}; the investigator's assessment is due").format(
+            until=until)
     else:
         kind, detail = "no_dlt", ""
     badge, words = DLT_MARKS[kind]
-    return {"kind": kind, "badge": badge, "words": words, "detail": detail, "until": until,
+    return {"kind": kind, "badge": badge, "words": i18n.gettext(words), "detail": detail, "until": until,
             "started": when(patient["enrolled_at"], zone),
             "until_short": _short(ends, zone)}
 
 
 def _short(moment: dt.datetime, zone: str | None) -> str:
     local = moment.astimezone(ZoneInfo(zone or "UTC"))
-    return local.strftime("%d %b %H:%M ") + (local.tzname() or zone or "UTC")
+    # "02 Dec 19:03 CST"; in Chinese the month by its number, as a Chinese calendar writes it: "12月02日 19:03 CST"
+    shown = local.strftime("%m月%d日 %H:%M " if i18n.current() == i18n.CHINESE else "%d %b %H:%M ")
+    return shown + (local.tzname() or zone or "UTC")
 
 
 def escalation_table(session: Session, actor: Actor, trial: str, protocol: Protocol) -> dict[str, Any]:
@@ -128,7 +162,7 @@ def escalation_table(session: Session, actor: Actor, trial: str, protocol: Proto
     signed = {d["after_cohort"]: d for d in view["decisions"]}
     by_patient: dict[str, dict[str, Any]] = {}
     for cohort in cohorts:
-        cohort["phase_label"] = PHASE_LABELS[cohort["phase"]]
+        cohort["phase_label"] = i18n.gettext(PHASE_LABELS[cohort["phase"]])
         cohort["dose_text"] = _dose(view, cohort["level"])
         cohort["is_open"] = cohort["cohort"] == view["open_cohort"]
         cohort["signed"] = signed.get(cohort["cohort"])
@@ -143,8 +177,14 @@ def escalation_table(session: Session, actor: Actor, trial: str, protocol: Proto
         decision["words"] = decision_words(view, decision)
         decision["rule_words"] = decision_words(view, decision["rule"])
         decision["when"] = when(decision["signed_at"], mine)
-    return view | {"status_label": STATUS_LABELS[view["status"]], "open_dose_text": _dose(view, view["open_level"]),
-                   "open_phase_label": PHASE_LABELS.get(view["open_phase"] or "", ""),
+    assert protocol.dose_escalation is not None
+    texts = {d.id: i18n.protocol_text(d, "text") for d in protocol.dose_escalation.dlt_definition}
+    return view | {"status_label": i18n.gettext(STATUS_LABELS[view["status"]]),
+                   "status_text": translated(view["status_text"]),
+                   "waiting": [translated(w, WAITING_PATTERNS) for w in view["waiting"]],
+                   "dlt_definition": [d | {"text": texts.get(d["id"], d["text"])} for d in view["dlt_definition"]],
+                   "open_dose_text": _dose(view, view["open_level"]),
+                   "open_phase_label": i18n.gettext(PHASE_LABELS.get(view["open_phase"] or "", "")),
                    "pending_words": decision_words(view, view["pending"]), "mtd_text": _dose(view, view["mtd"]),
                    "by_patient": by_patient, "level_doses": {lv["level"]: _dose(view, lv["level"])
                                                              for lv in view["levels"]},
@@ -168,7 +208,8 @@ def _number(form: FormData, name: str) -> int | None:
     if not text:
         return None
     if not text.isdigit() or len(text) > 9:
-        raise Invalid(f"{name} must be a whole number", [{"field": name, "value": text, "message": "a whole number"}])
+        raise Invalid(i18n.gettext("{name} must be a whole number").format(name=name),
+                      [{"field": name, "value": text, "message": i18n.gettext("a whole number")}])
     return int(text)
 
 
@@ -181,8 +222,9 @@ def escalation_page(request: Request, trial: str) -> HTMLResponse:
     return render(request, "escalation.html", protocol=protocol, t=table)
 
 
-def _facts(view: dict[str, Any]) -> list[tuple[str, str]]:
-    """The key facts to check before enrolment, by their labels: 'occlusion site: MCA M2', 'weight: 70 kg'."""
+def _facts(view: dict[str, Any], zone: str | None) -> list[tuple[str, str]]:
+    """The key facts to check before enrolment, by their labels: 'occlusion site: MCA M2', 'weight: 70 kg'; a
+    clock time in the site's time zone, named."""
     facts = []
     for name in KEY_FACTS:
         raw = view["data"].get(name)
@@ -192,7 +234,7 @@ def _facts(view: dict[str, Any]) -> list[tuple[str, str]]:
         if var is None:
             facts.append((name.replace("_", " "), str(raw)))
         elif var.kind == "timestamp":
-            facts.append((var.label, str(raw).replace("T", " ")[:16]))
+            facts.append((var.label, _shown(name, raw, zone)))
         else:
             try:
                 text = var.describe(var.parse(raw))
@@ -205,12 +247,18 @@ def _facts(view: dict[str, Any]) -> list[tuple[str, str]]:
 def _enrol_form(request: Request, actor: Actor, protocol: Protocol, view: dict[str, Any], status: int = 200,
                 message: str | None = None) -> HTMLResponse:
     table = escalation_table_for(request, actor, protocol.id, protocol)
-    facts = _facts(view)
+    zone = site_zones(database(request)).get(view["site"])
+    facts = _facts(view, zone)
+    # Defect 8: the criteria that exclude the patient, or are still open, in the protocol's words.
+    criteria = {c.id: c for c in protocol.criteria}
+    excluded_by = [i18n.protocol_text(criteria[c], "text") if c in criteria else c for c in view["failing"]]
+    still_needed = [i18n.protocol_text(criteria[c], "text") if c in criteria else c for c in view["outstanding"]]
     # A new key for each page shown: a double click or a resubmitted form sends it again and gets the first
     # enrolment back; the cohort and level shown go with it, so a page read before the escalation moved on is
     # refused rather than enrolling the patient somewhere else.
     return render(request, "escalation_enrol.html", status=status, protocol=protocol, p=view, t=table, facts=facts,
-                  key=str(uuid.uuid4()), message=message)
+                  key=str(uuid.uuid4()), message=message, excluded_by=excluded_by,
+                  still_needed=still_needed)
 
 
 @router.get("/trials/{trial}/patients/{patient}/enrol", response_class=HTMLResponse)
@@ -229,8 +277,8 @@ async def enrol_submit(request: Request, trial: str, patient: str) -> Response:
     form = await request.form()
     check_csrf(request, form.get("csrf"))
     if form.get("confirm") != "yes":
-        raise Invalid("tick the box to confirm the patient's facts", [{"field": "confirm", "value": None,
-                                                                       "message": "required"}])
+        raise Invalid(i18n.gettext("tick the box to confirm the patient's facts"),
+                      [{"field": "confirm", "value": None, "message": i18n.gettext("required")}])
     cohort, level = _number(form, "cohort"), _number(form, "level")
     try:
         with database(request).write() as session:
@@ -249,11 +297,12 @@ def _dlt_form(request: Request, trial: str, patient: str, status: int = 200, err
     table = escalation_table_for(request, actor, trial, protocol)
     enrolled = table["by_patient"].get(patient) if table else None
     if table is None or enrolled is None:
-        raise Conflict(f"patient {patient} is not enrolled in a dose cohort")
+        raise Conflict(i18n.gettext("patient {patient} is not enrolled in a dose cohort").format(patient=patient))
     start = dt.datetime.fromisoformat(enrolled["patient"]["enrolled_at"]).astimezone(dt.UTC)
     definitions = dose_escalation.dlt_definition
     last = {d.id: (start + dt.timedelta(hours=d.window_hours)).date().isoformat() for d in definitions}
-    windows = [{"id": d.id, "text": d.text, "hours": d.window_hours, "last": last[d.id]} for d in definitions]
+    windows = [{"id": d.id, "text": i18n.protocol_text(d, "text"), "hours": d.window_hours, "last": last[d.id]}
+               for d in definitions]
     recorded = enrolled["patient"].get("dlt_assessment")
     if values is None and recorded:  # a correction starts from what is recorded
         values = {"dlt": "yes" if recorded["dlt"] else "no", "criterion": recorded["criterion"] or "",
@@ -272,9 +321,9 @@ def dlt_page(request: Request, trial: str, patient: str) -> HTMLResponse:
 def _field_message(error: dict[str, Any]) -> str:
     # The service names the protocol's DLTs by their ids; the page lists them by their text.
     if error["field"] == "criterion":
-        return "choose the protocol's DLT that the event meets"
+        return i18n.gettext("choose the protocol's DLT that the event meets")
     if error["field"] == "onset" and not error.get("value"):
-        return "give the onset date"
+        return i18n.gettext("give the onset date")
     return str(error["message"])
 
 
@@ -286,7 +335,7 @@ async def dlt_submit(request: Request, trial: str, patient: str) -> Response:
     values = {k: str(form.get(k) or "").strip() for k in ("dlt", "criterion", "event", "onset", "reason")}
     status, errors = 422, {}
     if values["dlt"] not in ("yes", "no"):
-        errors["dlt"] = "choose yes or no"
+        errors["dlt"] = i18n.gettext("choose yes or no")
     else:
         yes = values["dlt"] == "yes"
         # With "no DLT" the DLT's fields, hidden on the page, are not sent on, whatever they held.
@@ -332,8 +381,9 @@ def _chosen(form: FormData) -> tuple[str, int | None, int | None]:
         return "treat", _number(form, "level"), None
     if choice == "stop":
         return "stop", None, None if form.get("mtd") == "none" else _number(form, "mtd")
-    raise Invalid("choose the rule's decision or another one", [{"field": "decision", "value": choice,
-                                                                 "message": "choose the rule's decision or another"}])
+    raise Invalid(i18n.gettext("choose the rule's decision or another one"),
+                  [{"field": "decision", "value": choice,
+                    "message": i18n.gettext("choose the rule's decision or another one")}])
 
 
 @router.post("/trials/{trial}/escalation/decision", response_class=HTMLResponse)
@@ -356,8 +406,9 @@ async def decision_submit(request: Request, trial: str) -> Response:
                     and (rule["action"], rule["level"], rule["mtd"]) != (action, level, mtd)):
                 # A DLT corrected since the page was read changed the rule's decision: the member signs what the
                 # rule says now, never what a stale page said it was.
-                raise Conflict(f"the rule's decision after cohort {after} changed since this page was shown; it is "
-                               f"now: {rule['text']}. Review it again.")
+                raise Conflict(i18n.gettext("the rule's decision after cohort {cohort} changed since this page was "
+                                            "shown; it is now: {rule}. Review it again.").format(
+                                                cohort=after, rule=translated(rule["text"])))
             escalation.confirm_decision(session, actor, trial, after, action, level, mtd, values["reason"],
                                         signature)
 

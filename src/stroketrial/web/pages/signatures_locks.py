@@ -17,6 +17,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from ... import i18n
 from ...protocol import Protocol
 from ...service import locks, patients, record_signatures, signatures, trials
 from ...service.accounts import Actor
@@ -29,13 +30,42 @@ from .escalation import when
 
 router: APIRouter = APIRouter(include_in_schema=False)
 
+
+def _(message: str) -> str:
+    """Marks a message for the catalogs (locale/zh_Hans/management.po); it is translated where it is shown."""
+    return message
+
+
+# The meanings a signature can have (service.record_signatures.MEANINGS) and what the casebook covers, for the
+# catalogs: the page shows them translated; the signature keeps the English.
+MEANING_WORDS = (
+    _("I have reviewed the data of {what} and confirm that they are accurate and complete."),
+    _("As the investigator responsible for this patient, I approve the data of {what} as recorded."),
+    _("I am the author of the data of {what}, and I confirm that they are accurate and complete."),
+    _("this patient's casebook (screening, every visit form and the SAE reports)"),
+    _("freeze"), _("lock"),
+)
 STATE_MARKS = {"valid": ("eligible", "valid"), "invalidated": ("ineligible", "invalidated"),
                "mismatch": ("ineligible", "changed around the platform")}
 
 
 def _meanings(protocol: Protocol) -> list[dict[str, str]]:
-    return [{"code": code, "text": record_signatures.meaning_text(protocol, None, code)}
+    what = i18n.gettext(record_signatures.CASEBOOK_WORDS)
+    return [{"code": code, "text": i18n.gettext(record_signatures.MEANINGS[code]).format(what=what)}
             for code in record_signatures.MEANINGS]
+
+
+def _covers(protocol: Protocol, lock: dict[str, Any]) -> str:
+    """What a freeze or lock covers, in the page's language: the whole trial, a patient, or a form of a patient."""
+    if lock["patient_id"] is None:
+        return i18n.gettext("the whole trial")
+    if lock["form"] is None:
+        return i18n.gettext("patient {patient}").format(patient=lock["patient_id"])
+    visit = next((v for v in protocol.visits if v.id == lock["form"]), None)
+    names = {locks.SCREENING_FORM: i18n.gettext("Screening"), locks.AE_FORM: i18n.gettext("the adverse event log"),
+             locks.SAE_FORM: i18n.gettext("the SAE reports")}
+    name = i18n.protocol_text(visit, "name") if visit is not None else names.get(lock["form"], lock["form"])
+    return i18n.gettext("{form} of patient {patient}").format(form=name, patient=lock["patient_id"])
 
 
 def _marked(signature: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +125,7 @@ async def sign_submit(request: Request, trial: str, patient: str) -> Response:
     status, errors = 422, {}
     try:
         if values["meaning"] not in record_signatures.MEANINGS:  # before the password is checked: no guess counted
-            errors = {"meaning": "choose what your signature means"}
+            errors = {"meaning": i18n.gettext("choose what your signature means")}
         else:
             await anyio.to_thread.run_sync(sign)  # Argon2, off the event loop (as signing in is)
             return RedirectResponse(f"/trials/{trial}/patients/{patient}", status_code=303)
@@ -118,9 +148,10 @@ def _locks_page(request: Request, trial: str, status: int = 200, message: str | 
         lock["when"] = when(lock["locked_at"])
         lock["released_when"] = when(lock["released_at"]) if lock["released_at"] else ""
         lock["releasable"] = lock["in_force"] and actor.may(locks.RELEASING[lock["level"]])
-    forms = [(locks.SCREENING_FORM, "Screening"), (locks.AE_FORM, "Adverse event log"),
-             (locks.SAE_FORM, "SAE reports (a lock marks later reports; they are never refused)"),
-             *((v.id, v.name) for v in protocol.visits if v.arms is None)]
+        lock["covers_words"] = _covers(protocol, lock)
+    forms = [(locks.SCREENING_FORM, i18n.gettext("Screening")), (locks.AE_FORM, i18n.gettext("Adverse event log")),
+             (locks.SAE_FORM, i18n.gettext("SAE reports (a lock marks later reports; they are never refused)")),
+             *((v.id, i18n.protocol_text(v, "name")) for v in protocol.visits if v.arms is None)]
     return render(request, "locks.html", status=status, protocol=protocol, locks=found, message=message,
                   can_lock=actor.may(locks.SETTING), forms=forms, values=values or {})
 

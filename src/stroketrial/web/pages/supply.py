@@ -18,6 +18,7 @@ reads the forms and puts codes into words. A refusal comes back on the page in w
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
@@ -27,8 +28,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 
+from ... import i18n
 from ...protocol import Protocol
 from ...service import supply, trials
+from ...wording import translated
 from ...service.accounts import Actor
 from ...service.errors import Forbidden, Invalid, ServiceError
 from ..csrf import check_csrf
@@ -37,19 +40,38 @@ from .base import database, render
 
 router: APIRouter = APIRouter(include_in_schema=False)
 
-KIT_STATUS = {"in_depot": "in the depot", "in_transit": "on its way", "available": "on the shelf",
-              "reserved": "reserved (emergency envelope)", "dispensed": "dispensed", "damaged": "damaged",
-              "missing": "missing", "quarantined": "quarantined", "returned": "returned", "destroyed": "destroyed"}
-SHIPMENT_STATUS = {"in_transit": "on its way", "received": "received"}
-REQUEST_STATUS = {"open": "open", "shipped": "shipped", "received": "received"}
-WHEN_OUT = {"refuse": "the randomization is refused until kits of every treatment are on the shelf",
-            "allocate_and_flag": "the patient is allocated without a kit and an urgent resupply is raised"}
-FIELDS = {"kits": "kit", "kit_number": "kit number", "kits_per_arm": "kits per treatment",
-          "kits_by_arm": "kits per treatment", "shipped_on": "shipped on", "expected_on": "expected on",
-          "site": "site", "trigger_per_arm": "trigger", "target_per_arm": "target", "reason": "reason", "lot": "lot",
-          "outcome": "outcome", "done_by": "returned or destroyed by", "done_on": "on (date)",
-          "patient_id": "patient", "columns": "columns", "rows": "rows", "arm": "treatment", "expiry": "expiry",
-          "received": "received", "damaged": "damaged", "missing": "missing"}
+
+def _(message: str) -> str:
+    """Marks a message for the catalogs (locale/zh_Hans/management.po); it is translated where it is shown."""
+    return message
+
+
+KIT_STATUS = {"in_depot": _("in the depot"), "in_transit": _("on its way"), "available": _("on the shelf"),
+              "reserved": _("reserved (emergency envelope)"), "dispensed": _("dispensed"), "damaged": _("damaged"),
+              "missing": _("missing"), "quarantined": _("quarantined"), "returned": _("returned"),
+              "destroyed": _("destroyed")}
+SHIPMENT_STATUS = {"in_transit": _("on its way"), "received": _("received")}
+REQUEST_STATUS = {"open": _("open"), "shipped": _("shipped"), "received": _("received")}
+WHEN_OUT = {"refuse": _("the randomization is refused until kits of every treatment are on the shelf"),
+            "allocate_and_flag": _("the patient is allocated without a kit and an urgent resupply is raised")}
+FIELDS = {"kits": _("kit"), "kit_number": _("kit number"), "kits_per_arm": _("kits per treatment"),
+          "kits_by_arm": _("kits per treatment"), "shipped_on": _("shipped on"), "expected_on": _("expected on"),
+          "site": _("site"), "trigger_per_arm": _("trigger"), "target_per_arm": _("target"), "reason": _("reason"),
+          "lot": _("lot"), "outcome": _("outcome"), "done_by": _("returned or destroyed by"),
+          "done_on": _("on (date)"), "patient_id": _("patient"), "columns": _("columns"), "rows": _("rows"),
+          "arm": _("treatment"), "expiry": _("expiry"), "received": _("received"), "damaged": _("damaged"),
+          "missing": _("missing")}
+WHERE = (_("depot"),)  # where a kit is: a site's code, or the depot (service.supply)
+# The reconciliation's discrepancies as service.supply words them, most particular first (`wording.translated`).
+DISCREPANCIES = (
+    _("kit {kit}: missing from its shipment, never received"),
+    _("kit {kit} (patient {patient}): {status}, neither returned nor destroyed"),
+    _("kit {kit}: {status}, neither returned nor destroyed"),
+    _("kit {kit}: dispensed to a patient with no allocation"),
+    _("kit {kit} of patient {patient}: allocated but not recorded as dispensed"),
+    _("kit {kit}: allocated but not recorded as dispensed"),
+    _("available"), _("in transit"), _("in depot"), _("reserved"),
+)
 MAX_UPLOAD = 900_000
 
 
@@ -61,7 +83,7 @@ def _page(request: Request, trial: str, status: int = 200, message: str | None =
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         view = supply.overview(session, actor, trial)
-    arm_names = {a.id: a.name for a in protocol.arms}
+    arm_names = {a.id: i18n.protocol_text(a, "name") for a in protocol.arms}
     words = _in_words(view["arms_shown"] and not csv_columns, arm_names)
     return render(request, "supply.html", status=status, protocol=protocol, view=view, arm_names=arm_names,
                   kit_status=KIT_STATUS, shipment_status=SHIPMENT_STATUS, request_status=REQUEST_STATUS,
@@ -88,7 +110,7 @@ def _errors(errors: list[dict[str, Any]], words: Callable[[str], str], csv_colum
             value = ", ".join(str(v) for v in value)
         field = str(e.get("field", ""))
         out.append({"row": str(e["row"]) if e.get("row") else "", "field": field if csv_columns else
-                    FIELDS.get(field, field),
+                    i18n.gettext(FIELDS.get(field, field)),
                     "value": "" if value is None else words(str(value)), "message": words(str(e.get("message", "")))})
     return out
 
@@ -102,8 +124,9 @@ def _whole(field: str, value: str, required: bool = True) -> int | None:
     if not value and not required:
         return None
     if not re.fullmatch(r"\d{1,6}", value):
-        raise Invalid(f"{FIELDS.get(field, field)}: {value or 'nothing'} is not a whole number",
-                      [{"field": field, "value": value, "message": "a whole number, 0 or more"}])
+        raise Invalid(i18n.gettext("{field}: {value} is not a whole number").format(
+            field=i18n.gettext(FIELDS.get(field, field)), value=value or i18n.gettext("nothing")),
+                      [{"field": field, "value": value, "message": i18n.gettext("a whole number, 0 or more")}])
     return int(value)
 
 
@@ -155,14 +178,16 @@ async def import_submit(request: Request, trial: str) -> Response:
     text = str(form.get("csv") or "")
     if isinstance(upload, UploadFile) and upload.filename:
         raw = await upload.read(MAX_UPLOAD + 1)
-        problem = (f"the file is over {MAX_UPLOAD // 1000} kB: split the kit list" if len(raw) > MAX_UPLOAD
-                   else None)
+        problem = (i18n.gettext("the file is over {size} kB: split the kit list").format(size=MAX_UPLOAD // 1000)
+                   if len(raw) > MAX_UPLOAD else None)
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            problem = f"the file is not UTF-8 text (byte {exc.start + 1}): save the kit list as CSV in UTF-8"
+            problem = i18n.gettext("the file is not UTF-8 text (byte {byte}): save the kit list as CSV in "
+                                   "UTF-8").format(byte=exc.start + 1)
         if problem is not None:
-            return _page(request, trial, 422, f"kit list refused: {problem}; nothing was imported",
+            return _page(request, trial, 422,
+                         i18n.gettext("kit list refused: {problem}; nothing was imported").format(problem=problem),
                          [{"field": "file", "value": upload.filename, "message": problem}], "import",
                          csv_columns=True)
     try:
@@ -173,7 +198,8 @@ async def import_submit(request: Request, trial: str) -> Response:
     except ServiceError as exc:
         return _page(request, trial, exc.status, exc.message, exc.errors, "import",
                      {"csv": str(form.get("csv") or "")}, csv_columns=True)
-    return _done(request, trial, f"{result['imported']} kits imported; the kit list holds {result['kits']}.")
+    return _done(request, trial, i18n.gettext("{imported} kits imported; the kit list holds {kits}.").format(
+        imported=result["imported"], kits=result["kits"]))
 
 
 @router.post("/trials/{trial}/supply/shipments/{shipment}/receipt", response_class=HTMLResponse)
@@ -192,15 +218,16 @@ async def receipt_submit(request: Request, trial: str, shipment: int) -> Respons
         raise
     except ServiceError as exc:
         return _page(request, trial, exc.status, exc.message, exc.errors)
-    return _done(request, trial, "The receipt is recorded: the kits received are on the site's shelf.")
+    return _done(request, trial, i18n.gettext("The receipt is recorded: the kits received are on the site's shelf."))
 
 
 def _resupply_words(raised: list[dict[str, Any]], protocol: Protocol) -> str:
     if not raised:
         return ""
-    names = {a.id: a.name for a in protocol.arms}
-    return " Resupply raised: " + "; ".join(f"{r['site']}, {r['kits']} kit(s) of {names.get(r['arm'], r['arm'])}"
-                                            for r in raised) + "."
+    names = {a.id: i18n.protocol_text(a, "name") for a in protocol.arms}
+    return " " + i18n.gettext("Resupply raised: {requests}.").format(requests="; ".join(
+        i18n.gettext("{site}, {kits} kit(s) of {treatment}").format(
+            site=r["site"], kits=r["kits"], treatment=names.get(r["arm"], r["arm"])) for r in raised))
 
 
 @router.post("/trials/{trial}/supply/ship", response_class=HTMLResponse)
@@ -211,15 +238,18 @@ async def ship_submit(request: Request, trial: str) -> Response:
                   if key.startswith("arm:")}
         counts = {arm: n for arm, n in by_arm.items() if n is not None}
         if numbers and any(counts.values()):
-            raise Invalid("name the kits or give a number per treatment, not both",
-                          [{"field": "kits", "value": ", ".join(numbers), "message": "kit numbers, or numbers per "
-                                                                                     "treatment"}])
+            raise Invalid(i18n.gettext("name the kits or give a number per treatment, not both"),
+                          [{"field": "kits", "value": ", ".join(numbers),
+                            "message": i18n.gettext("kit numbers, or numbers per treatment")}])
         result = supply.ship(session, actor, trial, _text(form, "site"), numbers or None, None,
                              _text(form, "shipped_on") or None, _text(form, "expected_on") or None,
                              counts if any(counts.values()) else None)
-        return (f"Shipment {result['shipment']} to {result['site']}: {len(result['kits'])} kit(s) on their way "
-                f"({', '.join(result['kits'])}), shipped {result['shipped_on']}"
-                f"{', expected ' + result['expected_on'] if result['expected_on'] else ''}.")
+        shipped = i18n.gettext("Shipment {shipment} to {site}: {n} kit(s) on their way ({kits}), shipped {on}").format(
+            shipment=result["shipment"], site=result["site"], n=len(result["kits"]), kits=", ".join(result["kits"]),
+            on=result["shipped_on"])
+        expected = (", " + i18n.gettext("expected {on}").format(on=result["expected_on"])
+                    if result["expected_on"] else "")
+        return shipped + expected + "."
     return await _submit(request, trial, "ship", ("site", "kits", "shipped_on", "expected_on"), act)
 
 
@@ -231,8 +261,9 @@ async def levels_submit(request: Request, trial: str) -> Response:
         assert trigger is not None and target is not None
         result = supply.set_site_levels(session, actor, trial, _text(form, "site"), trigger, target)
         _, protocol = trials.get_trial(session, actor, trial)
-        return (f"Site {result['site']}: resupply at {result['trigger_per_arm']} kit(s) of a treatment or fewer, up "
-                f"to {result['target_per_arm']}." + _resupply_words(result["resupply_raised"], protocol))
+        return (i18n.gettext("Site {site}: resupply at {trigger} kit(s) of a treatment or fewer, up to {target}.")
+                .format(site=result["site"], trigger=result["trigger_per_arm"], target=result["target_per_arm"])
+                + _resupply_words(result["resupply_raised"], protocol))
     return await _submit(request, trial, "levels", ("site", "trigger", "target"), act)
 
 
@@ -243,11 +274,13 @@ async def quarantine_submit(request: Request, trial: str) -> Response:
         lot, reason = _text(form, "lot") or None, _text(form, "reason")
         if _text(form, "action") == "release":
             released = supply.release_quarantine(session, actor, trial, numbers, lot, reason)["released"]
-            return (f"{len(released)} kit(s) released from quarantine: "
-                    + ", ".join(f"{n} ({KIT_STATUS.get(s, s)})" for n, s in released.items()) + ".")
+            return i18n.gettext("{n} kit(s) released from quarantine: {kits}.").format(
+                n=len(released), kits=", ".join(f"{n} ({i18n.gettext(KIT_STATUS.get(s, s))})"
+                                                for n, s in released.items()))
         result = supply.quarantine(session, actor, trial, numbers, lot, reason)
         _, protocol = trials.get_trial(session, actor, trial)
-        return (f"{len(result['quarantined'])} kit(s) quarantined: {', '.join(result['quarantined'])}."
+        return (i18n.gettext("{n} kit(s) quarantined: {kits}.").format(
+            n=len(result["quarantined"]), kits=", ".join(result["quarantined"]))
                 + _resupply_words(result["resupply_raised"], protocol))
     return await _submit(request, trial, "quarantine", ("action", "kits", "lot", "reason"), act)
 
@@ -257,9 +290,10 @@ async def replacement_submit(request: Request, trial: str) -> Response:
     def act(session: Session, actor: Actor, form: FormData) -> str:
         result = supply.replace_kit(session, actor, trial, _text(form, "patient"), _text(form, "reason"))
         _, protocol = trials.get_trial(session, actor, trial)
-        names = {a.id: a.name for a in protocol.arms}
-        return (f"Patient {result['patient_id']}: kit {result['damaged_kit']} marked damaged, kit {result['kit']} "
-                f"({names.get(result['arm'], result['arm'])}) dispensed in its place."
+        names = {a.id: i18n.protocol_text(a, "name") for a in protocol.arms}
+        return (i18n.gettext("Patient {patient}: kit {damaged} marked damaged, kit {kit} ({treatment}) dispensed in "
+                             "its place.").format(patient=result["patient_id"], damaged=result["damaged_kit"],
+                                                  kit=result["kit"], treatment=names.get(result["arm"], result["arm"]))
                 + _resupply_words(result["resupply_raised"], protocol))
     return await _submit(request, trial, "replacement", ("patient", "reason"), act)
 
@@ -270,8 +304,12 @@ async def close_out_submit(request: Request, trial: str) -> Response:
         result = supply.close_out_kits(session, actor, trial, _text(form, "site"), _kit_numbers(_text(form, "kits")),
                                        _text(form, "outcome"), _text(form, "reason") or None,
                                        _text(form, "by") or None, _text(form, "on") or None)
-        return (f"{len(result['kits'])} kit(s) of {result['site']} {result['outcome']} on {result['on']}"
-                f"{' by ' + result['by'] if result['by'] else ''}: {', '.join(result['kits'])}.")
+        outcome = {"returned": i18n.gettext("returned"), "destroyed": i18n.gettext("destroyed")}
+        done = (i18n.gettext("{n} kit(s) of {site} {outcome} on {on} by {by}: {kits}.") if result["by"]
+                else i18n.gettext("{n} kit(s) of {site} {outcome} on {on}: {kits}."))
+        return done.format(n=len(result["kits"]), site=result["site"],
+                           outcome=outcome.get(result["outcome"], result["outcome"]), on=result["on"],
+                           by=result["by"], kits=", ".join(result["kits"]))
     return await _submit(request, trial, "close-out", ("site", "kits", "outcome", "by", "on", "reason"), act)
 
 
@@ -281,4 +319,6 @@ def reconciliation_page(request: Request, trial: str, site: str) -> HTMLResponse
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         report = supply.reconciliation(session, actor, trial, site)
-    return render(request, "supply_reconciliation.html", protocol=protocol, report=report, kit_status=KIT_STATUS)
+    report = report | {"discrepancies": [translated(d, DISCREPANCIES) for d in report["discrepancies"]]}
+    return render(request, "supply_reconciliation.html", protocol=protocol, report=report, kit_status=KIT_STATUS,
+                  now=dt.datetime.now(dt.UTC))
