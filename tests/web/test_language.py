@@ -141,3 +141,23 @@ def test_the_api_answers_in_english_whatever_the_client_asks_for(db):
                            json={"patient_id": "P1", "site": "S1", "data": {"age": 140, "sex": "x"}})
     assert response.status_code == 422 and "age" in response.text, response.text
     assert not re.search(r"[\u4e00-\u9fff]", response.text), response.text
+
+
+def test_a_message_in_two_catalogs_has_one_translation():
+    """The catalogs are read together, so the same English in two of them must read the same in Chinese; a word
+    whose sense depends on where it stands gets a more precise English ("Consent form", "Action taken")."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, tuple[str, object]] = {}
+    conflicts = []
+    for path in sorted((i18n.CATALOGS / i18n.CHINESE).glob("*.po")):
+        with path.open("rb") as handle:
+            for message in read_po(handle):
+                if not message.id:
+                    continue
+                key = message.id if isinstance(message.id, str) else message.id[0]
+                value = message.string if isinstance(message.string, str) else tuple(message.string)
+                if key in seen and seen[key][1] != value:
+                    conflicts.append(f"{key!r}: {seen[key][0]} {seen[key][1]!r} / {path.name} {value!r}")
+                seen.setdefault(key, (path.name, value))
+    assert not conflicts, "\n".join(conflicts)
