@@ -208,6 +208,11 @@ def _with(change) -> str:
     data = copy.deepcopy(_protocol_data())
     interventions = {i["id"]: i for i in data["interventions"]}
     change(interventions)
+    for intervention in data["interventions"]:  # a field taken out takes its Chinese wording with it
+        for step in intervention.get("steps", []):
+            for words in (step.get("translations") or {}).values():
+                for attribute in [a for a in words if a not in step]:
+                    del words[attribute]
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
 
 

@@ -33,6 +33,7 @@ from ..trials import amass2, impact_lvo
 from ..trials.helpers import happening_now
 from .axe import violations
 from .test_browser import SHOTS, require_chromium
+from .visible_english import english_left as shared_english_left
 
 PASSWORD = "password-1"
 OPEN, BLIND = amass2.TRIAL, impact_lvo.TRIAL
@@ -131,7 +132,6 @@ def pages(result: int) -> dict[str, list[tuple[str, str, Callable | None]]]:
 # Runs of two or more English words; what other parts of the platform still show in English until their
 # translations land (the protocol's and the dictionary's words: each allowed only while it has no Chinese) and
 # what the users typed are taken out first.
-WORDS = re.compile(r"[A-Za-z][A-Za-z'\u2019-]*(?: [A-Za-z][A-Za-z'\u2019-]*)+")
 
 
 def _untranslated_data_words() -> set[str]:
@@ -158,9 +158,8 @@ def _untranslated_data_words() -> set[str]:
 
 
 def english_left(text: str, allowed: set[str]) -> list[str]:
-    for phrase in sorted(allowed, key=len, reverse=True):
-        text = text.replace(phrase, " ")
-    return WORDS.findall(text)
+    """The shared check (visible_english.py), each word of the allowed phrases breaking a run."""
+    return shared_english_left(text, {word for phrase in allowed for word in re.split(r"\s+", phrase) if word})
 
 
 # ---- one page, checked ---------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..protocol import Protocol, Visit
 from ..clinical.assessments import VisitDataError, parse_visit_values
+from .. import i18n
 from ..protocol.edit_checks import VISIT_DATE, CheckResult, label, run_checks
 from ..store import record
 from ..store.models import Allocation, DataQuery, Patient, VisitRecord
@@ -125,7 +126,8 @@ def preview(session: Session, actor: Actor, trial_id: str, code: str, visit_id: 
     try:
         parsed = parse_visit_values(visit.id, visit.assessments, values)
     except VisitDataError as exc:
-        findings += [_finding("error", e.field, f"{label(e.field)}: {e.message}") for e in exc.errors]
+        # the label in the reader's language (the pages'; the API's is English)
+        findings += [_finding("error", e.field, f"{i18n.gettext(label(e.field))}: {e.message}") for e in exc.errors]
         return findings
     if day is None or not protocol.edit_checks:
         return findings
