@@ -1,5 +1,5 @@
 """The DSMB's interim analysis on the live database (issue 21), on SQLite and PostgreSQL: IMPACT-LVO with its plan's
-full information scaled down to 40 patients (the look at half of it, 20), a day-90 mRS clearly better with
+full information scaled down to 60 patients (the look at half of it, 30), a day-90 mRS clearly better with
 methylprednisolone. The look needs frozen data, gives "stop for efficacy" with the z of the adjusted mRS shift,
 and the DSMB records its decision signed; blinded roles get 403 and the audit trail shows them nothing computed
 from the arms."""
@@ -42,7 +42,7 @@ BLINDED = [Actor("statistician", "blinded_statistician", frozenset({SITE})), COO
 MRS = {"methylprednisolone": [0, 1, 0, 1, 3, 0, 1, 2], "placebo": [4, 5, 2, 6, 4, 5, 3, 4]}
 
 
-def scaled_protocol(folder: Path, total: int = 40) -> str:
+def scaled_protocol(folder: Path, total: int = 60) -> str:
     builtin = resources.files("stroketrial.protocol").joinpath("builtin", f"{TRIAL}.yaml")
     data = yaml.safe_load(builtin.read_text(encoding="utf-8"))
     data["interim"]["information_total"] = total
@@ -82,7 +82,7 @@ def db(database_url, tmp_path):
     with database.write() as session:
         accounts.create_site(session, SYSTEM, SITE, "Tianjin")
         trials.create_trial(session, SYSTEM, scaled_protocol(tmp_path), [SITE])
-    enrol(database, 24, followed=20)
+    enrol(database, 36, followed=30)
     yield database
     database.dispose()
 
@@ -98,7 +98,7 @@ def test_a_look_needs_frozen_data_and_the_rule_says_stop_for_efficacy(db):
     freeze(db)
     with db.write() as session:
         look = interim_analyses.run_look(session, STATISTICIAN, TRIAL)
-    assert look["look"] == 1 and look["patients_observed"] == 20 and look["information"] == pytest.approx(0.5)
+    assert look["look"] == 1 and look["patients_observed"] == 30 and look["information"] == pytest.approx(0.5)
     result = look["look_result"]
     assert look["z"] > result["efficacy_bound"] and look["recommendation"] == interim.EFFICACY
     assert look["primary_analysis"]["common_odds_ratio"] > 1

@@ -285,6 +285,12 @@ def test_a_resupply_is_raised_at_the_trigger_once_and_filled_by_a_shipment(platf
     arm = kits(platform)[first.json()["kit"]].arm
     requests = platform.call("GET", f"/trials/{TRIAL}/supply", "unblinded_pharmacist").json()["requests"]
     assert [(r["arm"], r["kits"], r["status"], r["urgent"]) for r in requests] == [(arm, 4, "open", False)]
+    # The other arm gets more kits, so that the randomizations below cannot empty it first (a site out of either
+    # arm refuses every randomization) however the blocks fall; it stays above its trigger.
+    other = next(a for a in ARMS if a != arm)
+    extra = [(str(700 + i), other, "L-more", day(250)) for i in range(6)]
+    assert import_kits(platform, extra).status_code == 201
+    assert receive(platform, ship(platform, "S1", [r[0] for r in extra])).status_code == 200
     # The next kit of that arm leaves the shelf: the open request stands, no second one.
     codes = iter(f"P{n}" for n in range(2, 20))
     while True:
