@@ -29,7 +29,7 @@ from ..forms import (ATTEST_PREFIX, FormField, check_context, check_screening, f
                      parse_screening_form, screen_context, screening_fields)
 from .auth import signed_in
 from .base import database, in_zone, render, templates
-from .trials import zone_of
+from .trials import posted_screening
 
 router: APIRouter = APIRouter(include_in_schema=False)
 # The screening page's button and the patient page's card (_procedure_*.html) ask these.
@@ -42,16 +42,9 @@ templates.env.globals["procedure_step_open"] = procedure.procedure_step_open
 async def save_before_procedure(request: Request, trial: str) -> Response:
     """Register the patient with what the form holds; the during-procedure fields may wait. A refusal shows the
     screening page again with every problem on its field."""
-    actor = signed_in(request)
-    form = await request.form()
-    check_csrf(request, form.get("csrf"))
-    code, site = str(form.get("patient_id", "")).strip(), str(form.get("site", ""))
-    with database(request).read() as session:
-        _, protocol = trials.get_trial(session, actor, trial)
-        sites = trials.trial_sites(session, trial)
-        zone = zone_of(session, trial, site)
-    fields = screening_fields(protocol)
-    checked = check_screening(protocol, fields, form, zone)
+    posted = await posted_screening(request, trial)
+    actor, form, code, site, protocol = posted.actor, posted.form, posted.code, posted.site, posted.protocol
+    sites, fields, checked = posted.sites, posted.fields, posted.checked
     errors = dict(checked.errors)
     for f in checked.needed_to_randomize:
         errors.setdefault(f.name, i18n.gettext("required: randomization needs it"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -10,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from ... import i18n
 from ...service import clock, patients, trials
-from ...service.accounts import sees_arm
+from ...protocol import Protocol
+from ...service.accounts import Actor, sees_arm
 from ...service.errors import ServiceError
 from ...service.work_list import work_list
 from ..csrf import check_csrf
-from ..forms import check_context, check_screening, in_words, require_randomization_fields, screening_fields
+from ..forms import (FormField, ScreeningCheck, check_context, check_screening, in_words,
+                     require_randomization_fields, screening_fields)
 from .auth import signed_in
 from .base import database, render
 from .escalation import escalation_table_for
@@ -81,8 +85,22 @@ async def screen_preview(request: Request, trial: str) -> HTMLResponse:
                   protocol=protocol, **check_context(checked))
 
 
-@router.post("/trials/{trial}/screen", response_class=HTMLResponse)
-async def screen_submit(request: Request, trial: str) -> Response:
+@dataclass(frozen=True)
+class PostedScreening:
+    """A screening form posted by a signed-in user (its CSRF token checked), read against the trial's protocol."""
+
+    actor: Actor
+    form: Any
+    code: str
+    site: str
+    protocol: Protocol
+    sites: list[str]
+    fields: list[FormField]
+    checked: ScreeningCheck
+
+
+async def posted_screening(request: Request, trial: str) -> PostedScreening:
+    """The screening form and the procedure's "save before" both post the whole screening form: read it once."""
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
@@ -92,7 +110,15 @@ async def screen_submit(request: Request, trial: str) -> Response:
         sites = trials.trial_sites(session, trial)
         zone = zone_of(session, trial, site)
     fields = screening_fields(protocol)
-    checked = check_screening(protocol, fields, form, zone)
+    return PostedScreening(actor, form, code, site, protocol, sites, fields,
+                           check_screening(protocol, fields, form, zone))
+
+
+@router.post("/trials/{trial}/screen", response_class=HTMLResponse)
+async def screen_submit(request: Request, trial: str) -> Response:
+    posted = await posted_screening(request, trial)
+    actor, form, code, site, protocol = posted.actor, posted.form, posted.code, posted.site, posted.protocol
+    sites, fields, checked = posted.sites, posted.fields, posted.checked
     require_randomization_fields(checked)
     errors = dict(checked.errors)
     if not code:
