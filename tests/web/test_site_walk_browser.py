@@ -55,12 +55,24 @@ class Walk:
         self.page, self.trial, self.language, self.viewport = page, trial, language, viewport
         self.problems: list[str] = []
         self.allowed = allowed_words(trial)
+        protocol = load_builtin(trial)
+        # A blinded coordinator (IMPACT-LVO is double-blind) sees no arm, in either language: no arm element and no
+        # arm's description (its name may stand in the blinded kit label "<drug> or placebo", which both arms share).
+        self.hidden_arms = [] if protocol.design.masking not in ("double_blind", "single_blind") else [
+            words for arm in protocol.arms if arm.description
+            for words in (arm.description, (arm.translations or {}).get(i18n.CHINESE, {}).get("description"))
+            if words]
 
     def check(self, what: str) -> None:
         page = self.page
         page.wait_for_load_state()
         where = f"{self.trial} {self.language} {self.viewport} {what} ({page.url})"
         self.problems += [f"{where}: {v}" for v in violations(page)]
+        if self.hidden_arms:
+            content = page.content()
+            shown = [w for w in self.hidden_arms if w in content]
+            if shown or page.locator("[data-arm]").count():
+                self.problems.append(f"{where}: a blinded coordinator sees the arm: {shown or '[data-arm]'}")
         width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         if width[0] > width[1] + 1:
             self.problems.append(f"{where}: the page is {width[0]} px wide on a {width[1]} px screen")
