@@ -51,7 +51,7 @@ def scaled_protocol(folder: Path, total: int = 60) -> str:
     return str(path)
 
 
-def enrol(db: Database, n: int, followed: int) -> dict[str, str]:
+def enrol(db: Database, n: int, followed: int, scores: dict[str, list[int]] = MRS) -> dict[str, str]:
     for k in range(n):
         code = f"P{k + 1:03d}"
         data = happening_now({**impact_lvo.ELIGIBLE, "age": 45 + (7 * k) % 30, "nihss": 8 + (5 * k) % 12,
@@ -64,10 +64,10 @@ def enrol(db: Database, n: int, followed: int) -> dict[str, str]:
     with db.read() as session:  # the arms, from the allocations table (the site, blinded, sees kit numbers)
         arms = dict(session.execute(select(Patient.code, Allocation.arm).join(
             Allocation, Allocation.patient_id == Patient.id)).all())
-    counts = {arm: 0 for arm in MRS}
+    counts = {arm: 0 for arm in scores}
     for code in list(arms)[:followed]:
         arm = arms[code]
-        mrs = MRS[arm][counts[arm] % len(MRS[arm])]
+        mrs = scores[arm][counts[arm] % len(scores[arm])]
         counts[arm] += 1
         with db.write() as session:
             visits.record_visit(session, COORDINATOR, TRIAL, code, "d90", dt.date.today().isoformat(),

@@ -14,11 +14,19 @@ from .planned_outcomes import outcomes_from_forms, received_populations
 from .result import AnalysisInputError
 
 
-def dataset_from_tables(tables: Mapping[str, pd.DataFrame], protocol: Protocol | None, source: str) -> pd.DataFrame:
-    """The analysis dataset; `source` names where the tables came from, for the messages."""
+def dataset_from_tables(tables: Mapping[str, pd.DataFrame], protocol: Protocol | None, source: str,
+                        pooled: bool = False) -> pd.DataFrame:
+    """The analysis dataset; `source` names where the tables came from, for the messages. `pooled`: the tables of a
+    reader who sees no arm (a blinded export), for summaries of all patients together: no arm, nothing derived
+    from it (the per-protocol and as-treated populations)."""
     if "screening" not in tables or "randomization" not in tables:
         raise AnalysisInputError(f"{source}: not a stroketrial export (screening.csv and randomization.csv expected)")
     rand = tables["randomization"]
+    if pooled:
+        data = tables["screening"].merge(rand[["patient_id"]], on="patient_id")
+        forms = {name.removeprefix("visit_"): t for name, t in tables.items() if name.startswith("visit_")}
+        others = {name: t for name, t in tables.items() if not name.startswith("visit_")}
+        return data if protocol is None else outcomes_from_forms(protocol, data, forms, others)
     if "arm" not in rand.columns:
         raise AnalysisInputError(f"{source}: the export holds no arms (it was made by a blinded user); export it as "
                                  "the DSMB or an unblinded statistician (for the final analysis: after the "

@@ -74,7 +74,7 @@ def arms_of(protocol: Protocol) -> tuple[str, str]:
     return treatment, control
 
 
-def _derive(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+def derive_outcomes(df: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
     """The outcomes the plan derives (a yes/no from a score or grade, in a column named by the endpoint),
     and the dictionary's derived intervals."""
     df = df.copy()
@@ -251,9 +251,9 @@ def _summary(key: str, values: pd.Series) -> str:
 
 def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = None, population: str | None = None,
             adjust: Sequence[str] | None = None, funnel: dict | None = None, imputations: int = 20,
-            bootstrap: int = 500) -> Analysis:
+            bootstrap: int = 500, subgroups: bool = True) -> Analysis:
     """Run the protocol's analysis plan: every endpoint by its declared method, in the plan's population
-    (or `population`) with the plan's covariates (or `adjust`)."""
+    (or `population`) with the plan's covariates (or `adjust`); `subgroups`: the plan's subgroup analyses too."""
     plan = protocol.analysis_plan
     if plan is None:
         raise AnalysisInputError(f"{protocol.id} declares no analysis plan (analysis_plan in the protocol)")
@@ -261,7 +261,7 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     if "arm" not in data.columns:
         raise AnalysisInputError("the dataset has no column 'arm' (the randomized arm of each patient)")
     population = population or plan.primary_population
-    full = _derive(data, protocol)
+    full = derive_outcomes(data, protocol)
     df = sensitivity_.population(full, population)
     covariates = [c for c in (plan.adjust if adjust is None else adjust) if c in df.columns]
     order = [name for v in protocol.visits for name in (v.id, v.name)]
@@ -271,7 +271,7 @@ def analyse(protocol: Protocol, data: pd.DataFrame, long: pd.DataFrame | None = 
     shift = next((e for e in protocol.endpoints if e.analysis and e.analysis.method == "ordinal_shift"), None)
     subgroup_results, overall = [], None
     shift_column = outcome_column(shift) if shift is not None else None
-    if shift_column and shift_column in df.columns and df[shift_column].notna().sum() >= 20:
+    if subgroups and shift_column and shift_column in df.columns and df[shift_column].notna().sum() >= 20:
         try:
             subgroup_results = sensitivity_.subgroups(df, shift_column, "arm", treatment, control,
                                                       _subgroup_labels(df, plan.subgroups))

@@ -76,6 +76,12 @@ class _Scope:
         if (event.entity == "notification" and self.actor.role not in CLOSED_READERS
                 and json.loads(text).get("kind") in CLOSED_NOTIFICATIONS):
             return json.dumps({"kind": "a closed message to the DSMB"}), True
+        if (event.entity == "dsmb_report" and self.actor.role not in CLOSED_READERS
+                and json.loads(text).get("kind") == "closed"):
+            from .dsmb_reports import OPEN_KEYS as REPORT_KEYS  # a closed report's hashes are computed from arms
+
+            data = json.loads(text)
+            return json.dumps({k: data[k] for k in REPORT_KEYS if k in data}, sort_keys=True), True
         if event.entity in CLOSED_ENTITIES and self.actor.role not in CLOSED_READERS:
             # interim results stay with the DSMB and its statistician even in an open-label trial
             from .interim_analyses import OPEN_KEYS

@@ -120,4 +120,11 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "running an interim analysis": ("unblinded_statistician", "dsmb"),
     "reading interim analyses": ("unblinded_statistician", "dsmb"),
     "recording a DSMB decision": ("dsmb",),
+    # The DSMB's reports (service/dsmb_reports.py): the closed report by arm (the service asks blinding.sees_arm
+    # too), the open report pooled for the steering committee (the investigators) and the blinded roles.
+    "generating a closed DSMB report": ("unblinded_statistician", "dsmb"),
+    "reading closed DSMB reports": ("unblinded_statistician", "dsmb"),
+    "generating an open DSMB report": ("unblinded_statistician", "blinded_statistician", "dsmb"),
+    "reading open DSMB reports": ("admin", "investigator", "blinded_statistician", "unblinded_statistician", "dsmb",
+                                  "data_manager", "monitor"),
 }

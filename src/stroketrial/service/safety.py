@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -56,43 +57,91 @@ def reported_within(sae: Mapping[str, Any], terms: set[str], randomized: dt.date
     return onset <= randomized.date() + dt.timedelta(days=math.ceil(days))
 
 
-def counts_by_arm(session: Session, protocol: Protocol, trial_id: str,
-                  admits: Callable[[str], bool] = lambda _site: True) -> dict[str, dict[str, int]]:
-    """Randomized, deaths, sICH, patients with an SAE and SAEs, per arm (closed: callers pool or check the reader),
-    over the patients of the sites `admits` lets in."""
+@dataclass(frozen=True)
+class PatientSafety:
+    """One randomized patient's safety record as the DSMB reads it: the day of death and of sICH (when either
+    happened), the SAEs as currently reported, and the last day the patient was seen (closed: it holds the arm)."""
+
+    code: str
+    site: str
+    arm: str
+    randomized_on: dt.date
+    last_seen: dt.date
+    death_on: dt.date | None
+    sich_on: dt.date | None
+    saes: tuple[dict[str, Any], ...]
+
+
+def _day(text: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(text)[:10])
+    except ValueError:
+        return None
+
+
+def patient_safety(session: Session, protocol: Protocol, trial_id: str,
+                   admits: Callable[[str], bool] = lambda _site: True) -> list[PatientSafety]:
+    """Every randomized patient of the sites `admits` lets in, with deaths, sICH and SAEs (closed: the arm).
+
+    Death: a visit form saying so (its visit date), or an SAE with a fatal outcome (its onset). sICH: the
+    protocol's definition on its form (the visit date), or an SAE reported under the endpoint's term with its
+    onset within the endpoint's timepoint. The SAEs are read as their latest follow-up leaves them."""
+    from .serious_adverse_events import status_of  # it notifies through safety monitoring, which reads this module
+
     rows = [(p, a) for p, a in session.execute(select(Patient, Allocation)
                                                .join(Allocation, Allocation.patient_id == Patient.id)
-                                               .where(Patient.trial_id == trial_id)).all()
+                                               .where(Patient.trial_id == trial_id)
+                                               .order_by(Allocation.sequence, Patient.id)).all()
             if admits(p.site_code)]
-    counts = {a.id: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0}
-              for a in protocol.arms}
     ids = [p.id for p, _ in rows]
-    visits_by: dict[int, list[dict[str, Any]]] = {}
-    sich_by: dict[int, bool] = {}
     sich = _sich_outcome(protocol)
     sich_terms = _reported_terms(protocol, sich)
     sich_days = next((e.timepoint_days for e in protocol.endpoints if e.analysis is not None
                       and e.analysis.outcome is sich), None)
+    visits_by: dict[int, list[tuple[dt.date | None, str, dict[str, Any]]]] = {}
     saes_by: dict[int, list[dict[str, Any]]] = {}
     if ids:
         for v in session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(ids))).scalars():
-            values = json.loads(v.values_json)
-            visits_by.setdefault(v.patient_id, []).append(values)
-            if sich is not None and v.visit_id == sich.visit and event_on_form(sich, values):
-                sich_by[v.patient_id] = True
-        for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))).scalars():
-            saes_by.setdefault(s.patient_id, []).append(json.loads(s.data_json))
+            visits_by.setdefault(v.patient_id, []).append((_day(v.visit_date), v.visit_id, json.loads(v.values_json)))
+        for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))
+                                 .order_by(SeriousAdverseEvent.id)).scalars():
+            saes_by.setdefault(s.patient_id, []).append(
+                {"sae_id": s.id, **status_of(session, protocol, s)["state"]})
+    out = []
     for p, a in rows:
-        c = counts.setdefault(a.arm, {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0})
-        values = visits_by.get(p.id, [])
+        randomized = a.created_at.date()
+        visits = visits_by.get(p.id, [])
         saes = saes_by.get(p.id, [])
+        deaths = [day for day, _visit, values in visits if values.get("death") and day is not None]
+        deaths += [day for s in saes if s.get("outcome") == "fatal" and (day := _day(s.get("onset_date")))]
+        if sich is not None:
+            sich_days_seen = [day for day, visit, values in visits
+                              if visit == sich.visit and event_on_form(sich, values) and day is not None]
+        else:
+            sich_days_seen = [day for day, _visit, values in visits if values.get("sich") is True and day is not None]
+        if sich_terms:
+            sich_days_seen += [day for s in saes if reported_within(s, sich_terms, a.created_at, sich_days)
+                               and (day := _day(s.get("onset_date")))]
+        seen = [day for day, _visit, _values in visits if day is not None] + [randomized]
+        out.append(PatientSafety(p.code, p.site_code, a.arm, randomized, max(seen), min(deaths, default=None),
+                                 min(sich_days_seen, default=None), tuple(saes)))
+    return out
+
+
+def counts_by_arm(session: Session, protocol: Protocol, trial_id: str,
+                  admits: Callable[[str], bool] = lambda _site: True) -> dict[str, dict[str, int]]:
+    """Randomized, deaths, sICH, patients with an SAE and SAEs, per arm (closed: callers pool or check the reader),
+    over the patients of the sites `admits` lets in."""
+    counts = {a.id: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0}
+              for a in protocol.arms}
+    for patient in patient_safety(session, protocol, trial_id, admits):
+        c = counts.setdefault(patient.arm, {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0,
+                                            "saes": 0})
         c["randomized"] += 1
-        c["deaths"] += any(v.get("death") for v in values) or any(s["outcome"] == "fatal" for s in saes)
-        on_form = sich_by.get(p.id, False) if sich is not None else any(v.get("sich") is True for v in values)
-        reported = any(reported_within(s, sich_terms, a.created_at, sich_days) for s in saes) if sich_terms else False
-        c["sich"] += on_form or reported
-        c["patients_with_sae"] += bool(saes)
-        c["saes"] += len(saes)
+        c["deaths"] += patient.death_on is not None
+        c["sich"] += patient.sich_on is not None
+        c["patients_with_sae"] += bool(patient.saes)
+        c["saes"] += len(patient.saes)
     return counts
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint)
+from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
+                        UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -578,6 +579,29 @@ class InterimLook(Base):
     lock_id: Mapped[int | None] = mapped_column(ForeignKey("data_locks.id"), nullable=True)
     run_by: Mapped[str] = mapped_column(String(80))
     run_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DsmbReportFile(Base):
+    """A DSMB report as it was generated (service/dsmb_reports.py): closed (by arm) or open (pooled), its HTML and
+    PDF, the SHA-256 of the data snapshot it was computed from and of each file, the freeze or lock in force, who
+    generated it and when. Kept, never changed: the DSMB's archive."""
+
+    __tablename__ = "dsmb_reports"
+    __table_args__ = (UniqueConstraint("trial_id", "number", name="uq_dsmb_report_number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... in the trial, closed and open together
+    kind: Mapped[str] = mapped_column(String(10))  # closed, open
+    look: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the latest interim look it reports
+    patients: Mapped[int] = mapped_column(Integer)
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    html: Mapped[str] = mapped_column(Text)
+    html_sha256: Mapped[str] = mapped_column(String(64))
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    pdf_sha256: Mapped[str] = mapped_column(String(64))
+    lock_id: Mapped[int | None] = mapped_column(ForeignKey("data_locks.id"), nullable=True)
+    generated_by: Mapped[str] = mapped_column(String(80))
+    generated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class DsmbDecision(Base):

@@ -40,6 +40,7 @@ from . import amendments
 from . import supply
 from . import envelopes
 from . import procedure
+from . import dsmb
 
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
@@ -54,6 +55,7 @@ router.include_router(safety_reporting.router)  # the AE log, SAE follow-up and 
 router.include_router(amendments.router)  # the protocol's versions
 router.include_router(supply.router)  # investigational product supply: stock, shipments, receipt, kit list
 router.include_router(envelopes.router)  # sealed emergency envelopes (randomization when offline)
+router.include_router(dsmb.router)  # the DSMB: interim looks, its decision, closed and open reports
 router.include_router(procedure.router)  # randomization during the procedure: saved before it, randomized at the table
 
 __all__ = ["SESSION_MAX_HOURS", "SESSION_MINUTES", "router"]
