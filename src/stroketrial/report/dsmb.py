@@ -146,7 +146,7 @@ def _report(protocol: Protocol, data: pd.DataFrame, safety: pd.DataFrame, saes: 
         baseline=_baseline(derived, groups),
         outcome_summaries=outcome_summaries(protocol, derived, groups),
         safety=safety_rows(safety, saes, groups),
-        curves=[cumulative_incidence(safety, column, label, groups, as_of)
+        curves=[cumulative_incidence(safety, column, label, groups)
                 for column, label in (("death_on", "Death"), ("sich_on", "Symptomatic intracranial haemorrhage"))],
         soc=by_organ_class(safety, saes, groups),
         sae_listing=listing(saes, closed), ae_listing=listing(aes, closed),
@@ -234,8 +234,7 @@ def safety_rows(safety: pd.DataFrame, saes: pd.DataFrame, groups: Sequence[Group
     return out
 
 
-def cumulative_incidence(safety: pd.DataFrame, column: str, label: str, groups: Sequence[Group],
-                         as_of: dt.date) -> Curve:
+def cumulative_incidence(safety: pd.DataFrame, column: str, label: str, groups: Sequence[Group]) -> Curve:
     """1 - Kaplan-Meier (statsmodels' SurvfuncRight) of the days from randomization to the event, censored at the
     last day seen."""
     from statsmodels.duration.survfunc import SurvfuncRight
@@ -249,11 +248,12 @@ def cumulative_incidence(safety: pd.DataFrame, column: str, label: str, groups: 
         status = event.notna().to_numpy().astype(int)
         n_by[g] = len(part)
         if len(part) == 0 or status.sum() == 0:
-            days_by[g], incidence_by[g] = [0.0], [0.0]
+            days_by[g], incidence_by[g] = [0.0, float(max(time.max(), 0.0)) if len(part) else 0.0], [0.0, 0.0]
             continue
         fitted = SurvfuncRight(np.maximum(time, 0.0), status)
-        days_by[g] = [0.0, *map(float, fitted.surv_times)]
-        incidence_by[g] = [0.0, *(1.0 - float(s) for s in fitted.surv_prob)]
+        # the curve runs on, flat, to the last day anyone in the group was followed
+        days_by[g] = [0.0, *map(float, fitted.surv_times), float(max(time.max(), 0.0))]
+        incidence_by[g] = [0.0, *(1.0 - float(s) for s in fitted.surv_prob), 1.0 - float(fitted.surv_prob[-1])]
     return Curve(label, days_by, incidence_by, n_by)
 
 

@@ -19,6 +19,9 @@ LINES = [("#1f4e79", "-"), ("#c55a11", "--"), ("#202020", ":"), ("#548235", "-."
 def safety_curves(curves: Sequence[Curve], groups: Sequence[Group]) -> Figure:
     fig = Figure(figsize=(8.5, 3.4))
     axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    # At least the first 90 days and 5%, so that an early look's few events are not drawn as a wall.
+    right = max([90.0, *(max(days) for c in curves for days in c.days.values() if days)])
+    top = max([5.0, *(120 * max(v) for c in curves for v in c.incidence.values() if v)])
     for ax, curve in zip(axes, curves, strict=True):
         for (colour, style), group in zip(LINES, groups, strict=False):
             days, incidence = curve.days[group.id], curve.incidence[group.id]
@@ -27,8 +30,8 @@ def safety_curves(curves: Sequence[Curve], groups: Sequence[Group]) -> Figure:
         ax.set_title(curve.event, fontsize=10)
         ax.set_xlabel("days since randomization")
         ax.set_ylabel("cumulative incidence (%)")
-        ax.set_xlim(left=0)
-        ax.set_ylim(bottom=0)
+        ax.set_xlim(0, right)
+        ax.set_ylim(0, top)
         ax.spines[["top", "right"]].set_visible(False)
     axes[0].legend(frameon=False, fontsize=8, loc="upper left")
     fig.tight_layout()

@@ -156,7 +156,7 @@ def _look(look: Mapping[str, Any]) -> dict[str, Any]:
 
     out = {"number": look["look"], "patients_observed": look["patients_observed"],
            "information_total": look.get("information_total"), "information": f"{100 * look['information']:.1f}%",
-           "run_at": look.get("run_at"), "run_by": look.get("run_by"), "closed": "z" in look}
+           "run_at": _moment(look.get("run_at")), "run_by": look.get("run_by"), "closed": "z" in look}
     if "z" in look and result:
         out |= {"z": f"{look['z']:.3f}", "efficacy_bound": f"{result['efficacy_bound']:.3f}",
                 "harm_bound": f"{result['harm_bound']:.3f}" if result.get("harm_bound") is not None else "",
@@ -170,8 +170,21 @@ def _look(look: Mapping[str, Any]) -> dict[str, Any]:
                 "estimate": (f"common odds ratio {primary['common_odds_ratio']:.3f} (95% CI "
                              f"{primary['ci95'][0]:.3f} to {primary['ci95'][1]:.3f})" if primary else ""),
                 "prior": look.get("prior"), "spending": look.get("spending"),
-                "decision": look.get("decision")}
+                "decision": _decision(look.get("decision"))}
     return out
+
+
+def _moment(text: str | None) -> str:
+    """A stored UTC moment as the report prints it: to the minute, named UTC."""
+    if not text:
+        return ""
+    moment = dt.datetime.fromisoformat(text)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if moment.tzinfo else moment.strftime(
+        "%Y-%m-%d %H:%M UTC")
+
+
+def _decision(decision: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if decision is None else {**decision, "decided_at": _moment(decision.get("decided_at"))}
 
 
 def _rule(m: Mapping[str, Any]) -> dict[str, Any]:
