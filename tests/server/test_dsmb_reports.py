@@ -15,19 +15,19 @@ import re
 
 import pandas as pd
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from fastapi.testclient import TestClient
 from scipy import stats
 
 from stroketrial.analysis.result import AnalysisInputError
 from stroketrial.report import dsmb
 from stroketrial.service import (SYSTEM, accounts, adverse_events, audit_trail, dsmb_reports, interim_analyses,
-                                 safety, serious_adverse_events, trials, unblinding)
+                                 reconcile, safety, serious_adverse_events, trials, unblinding)
 from stroketrial.service.accounts import Actor
 from stroketrial.service.errors import Forbidden, Invalid
 from stroketrial.service.roles import ROLES
 from stroketrial.store import Database
-from stroketrial.store.models import AuditEvent
+from stroketrial.store.models import AuditEvent, DsmbReportFile, InterimLook
 from stroketrial.web import create_app
 
 from .test_interim_analyses import (BLINDED, DSMB, INVESTIGATOR, SITE, STATISTICIAN, TRIAL, enrol, freeze,
@@ -256,3 +256,18 @@ def test_the_open_builder_refuses_data_that_hold_an_arm(db):
     frame = pd.DataFrame({"patient_id": ["P001"], "arm": ["placebo"]})
     with pytest.raises(AnalysisInputError, match="an open report is made from data without arms; data holds arm"):
         dsmb.open_report(protocol, frame, frame, frame, frame, dt.date.today())
+
+
+def test_a_kept_report_changed_in_the_database_is_found_by_the_audit_check(db):
+    made = generate(db, DSMB, "closed")
+    with db.read() as session:
+        assert reconcile.reconcile(session) == []
+    with db.engine.begin() as connection:  # someone with database access edits the archived closed report
+        connection.execute(update(DsmbReportFile).where(DsmbReportFile.number == made["number"])
+                           .values(html="<p>nothing to see</p>"))
+        connection.execute(update(InterimLook).values(recommendation="stop for efficacy"))
+    with db.read() as session:
+        problems = reconcile.reconcile(session)
+    assert f"DSMB report {TRIAL}/{made['number']}: its kept HTML or PDF is not the document generated " \
+           "(changed unseen)" in problems
+    assert f"interim look {TRIAL}/1: recommendation differ from the audit trail (changed unseen)" in problems

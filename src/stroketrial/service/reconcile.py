@@ -43,6 +43,7 @@ from .edit_checks import EDIT_CHECK
 from .escalation import assignment_row, decision_row, dlt_row
 from .locks import lock_json
 from .patients import aware
+from .reconcile_dsmb import dsmb_problems
 from .record_signatures import CASEBOOK
 from .registry import IMPORT_ACTION
 from .verification import reverified_why
@@ -130,6 +131,7 @@ def reconcile(session: Session) -> list[str]:
     _check_gcp(session, codes, expected, check)
     _check_supply(session, codes, expected, check)
     problems += _registry_problems(session)
+    problems += dsmb_problems(session)
     counted: Counter = Counter(codes[u.patient_id] for u in session.execute(select(Unblinding)).scalars()
                                if u.patient_id in codes)
     for key in sorted(set(counted) | set(expected["unblinding"])):
