@@ -40,13 +40,12 @@ ARM_NAMES = ("Methylprednisolone", "methylprednisolone", "placebo", "Placebo")
 MIXED = {"methylprednisolone": [0, 1, 2, 3, 4, 2, 1, 5], "placebo": [1, 2, 3, 4, 5, 3, 2, 6]}
 
 
-@pytest.fixture
-def db(database_url, tmp_path):
-    database = Database(database_url)
-    database.migrate()
+def seed_look(database: Database, folder) -> dict[str, str]:
+    """IMPACT-LVO scaled to 60 patients: 40 randomized, 30 followed, an sICH and a death reported, an AE, an
+    unblinding; frozen, and the first look run. Returns the arms by patient."""
     with database.write() as session:
         accounts.create_site(session, SYSTEM, SITE, "Tianjin")
-        trials.create_trial(session, SYSTEM, scaled_protocol(tmp_path), [SITE])
+        trials.create_trial(session, SYSTEM, scaled_protocol(folder), [SITE])
     arms = enrol(database, 40, followed=30, scores=MIXED)
     codes = list(arms)
     today = dt.date.today().isoformat()
@@ -64,7 +63,14 @@ def db(database_url, tmp_path):
     freeze(database)
     with database.write() as session:
         interim_analyses.run_look(session, STATISTICIAN, TRIAL)
-    database.arms = arms  # type: ignore[attr-defined]
+    return arms
+
+
+@pytest.fixture
+def db(database_url, tmp_path):
+    database = Database(database_url)
+    database.migrate()
+    seed_look(database, tmp_path)
     yield database
     database.dispose()
 

@@ -21,6 +21,8 @@ from .figures import grotta_bars, save
 from .html import Row, _environment, _Numbering, _Words
 from .results import outcome_column, printed
 
+SPENDING = {"obf": "Lan-DeMets O'Brien-Fleming-type", "pocock": "Lan-DeMets Pocock-type"}
+
 @dataclass(frozen=True)
 class Snapshot:
     """What a DSMB report was made from, as its title page states it."""
@@ -169,7 +171,7 @@ def _look(look: Mapping[str, Any]) -> dict[str, Any]:
                 "predictive_probability": percent(result.get("predictive_probability")),
                 "estimate": (f"common odds ratio {primary['common_odds_ratio']:.3f} (95% CI "
                              f"{primary['ci95'][0]:.3f} to {primary['ci95'][1]:.3f})" if primary else ""),
-                "prior": look.get("prior"), "spending": look.get("spending"),
+                "prior": look.get("prior"), "spending": SPENDING.get(str(look.get("spending")), look.get("spending")),
                 "decision": _decision(look.get("decision"))}
     return out
 

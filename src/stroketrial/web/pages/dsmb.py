@@ -44,6 +44,7 @@ DECISION_WORDS = {"continue": _("continue"), "modify": _("modify the trial"),
                   "stop for futility": _("stop for futility")}
 RECOMMENDATION_WORDS = {**DECISION_WORDS, interim.NOT_SIGNIFICANT: _("final analysis: the boundary was not crossed")}
 KIND_WORDS = {"closed": _("closed report (by arm)"), "open": _("open report (all patients pooled)")}
+SPENDING_WORDS = {"obf": _("O'Brien-Fleming-type"), "pocock": _("Pocock-type")}
 EVENT_WORDS = {"death": _("death"), "sich": _("symptomatic intracranial haemorrhage")}
 
 
@@ -98,7 +99,9 @@ def _page(request: Request, trial: str, status: int = 200, message: str | None =
         r["kind_words"] = i18n.gettext(KIND_WORDS[r["kind"]])
         r["when"] = when(r["generated_at"])
     return render(request, "dsmb.html", status=status, protocol=protocol, closed=closed, looks=rows,
-                  planned=protocol.interim, rules=rule_rows, reports=reports, undecided=undecided,
+                  planned=protocol.interim, rules=rule_rows,
+                  spending=i18n.gettext(SPENDING_WORDS[protocol.interim.spending]) if protocol.interim else "",
+                  reports=reports, undecided=undecided,
                   may_run=closed and actor.may(interim_analyses.RUNNING) and protocol.interim is not None,
                   may_decide=closed and actor.may(interim_analyses.DECIDING),
                   may_generate={k: actor.may(dsmb_reports.GENERATING[k]) and (k == "open" or closed)
