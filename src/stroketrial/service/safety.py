@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..analysis.planned_outcomes import event_on_form
+from ..analysis.planned_outcomes import events_on_forms
 from ..protocol import Protocol
 from ..protocol.analysis_plan import Outcome
 from ..store.models import Allocation, Patient, SeriousAdverseEvent, VisitRecord
@@ -56,41 +56,60 @@ def reported_within(sae: Mapping[str, Any], terms: set[str], randomized: dt.date
     return onset <= randomized.date() + dt.timedelta(days=math.ceil(days))
 
 
+def watched_visits(protocol: Protocol) -> set[str]:
+    """The visits whose forms can record a death or an sICH (the others change no safety count)."""
+    sich = _sich_outcome(protocol)
+    imaging = {sich.visit} if sich is not None and sich.visit else set()
+    return {v.id for v in protocol.visits if "death" in v.assessments
+            or (sich is None and "sich" in v.assessments)} | imaging
+
+
 def counts_by_arm(session: Session, protocol: Protocol, trial_id: str,
                   admits: Callable[[str], bool] = lambda _site: True) -> dict[str, dict[str, int]]:
     """Randomized, deaths, sICH, patients with an SAE and SAEs, per arm (closed: callers pool or check the reader),
     over the patients of the sites `admits` lets in."""
-    rows = [(p, a) for p, a in session.execute(select(Patient, Allocation)
-                                               .join(Allocation, Allocation.patient_id == Patient.id)
-                                               .where(Patient.trial_id == trial_id)).all()
-            if admits(p.site_code)]
+    # Checked after every visit form and SAE report: only the columns and forms the counts read, and the sICH
+    # definition evaluated on all the imaging forms at once.
+    rows = [(pid, arm, created) for pid, site, arm, created in session.execute(
+        select(Patient.id, Patient.site_code, Allocation.arm, Allocation.created_at)
+        .join(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id)).all()
+            if admits(site)]
     counts = {a.id: {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0}
               for a in protocol.arms}
-    ids = [p.id for p, _ in rows]
-    visits_by: dict[int, list[dict[str, Any]]] = {}
-    sich_by: dict[int, bool] = {}
+    ids = [pid for pid, _, _ in rows]
     sich = _sich_outcome(protocol)
     sich_terms = _reported_terms(protocol, sich)
     sich_days = next((e.timepoint_days for e in protocol.endpoints if e.analysis is not None
                       and e.analysis.outcome is sich), None)
+    watched = watched_visits(protocol)
+    dead: set[int] = set()
+    sich_by: set[int] = set()
+    imaging: list[tuple[int, dict[str, Any]]] = []
     saes_by: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        for v in session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(ids))).scalars():
-            values = json.loads(v.values_json)
-            visits_by.setdefault(v.patient_id, []).append(values)
-            if sich is not None and v.visit_id == sich.visit and event_on_form(sich, values):
-                sich_by[v.patient_id] = True
-        for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))).scalars():
-            saes_by.setdefault(s.patient_id, []).append(json.loads(s.data_json))
-    for p, a in rows:
-        c = counts.setdefault(a.arm, {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0})
-        values = visits_by.get(p.id, [])
-        saes = saes_by.get(p.id, [])
+        for pid, visit_id, values_json in session.execute(
+                select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.values_json)
+                .where(VisitRecord.patient_id.in_(ids), VisitRecord.visit_id.in_(watched))).all():
+            values = json.loads(values_json)
+            if values.get("death"):
+                dead.add(pid)
+            if sich is not None and visit_id == sich.visit:
+                imaging.append((pid, values))
+            elif sich is None and values.get("sich") is True:
+                sich_by.add(pid)
+        if sich is not None:
+            sich_by.update(pid for (pid, _), hit in zip(imaging, events_on_forms(sich, [v for _, v in imaging]),
+                                                        strict=True) if hit)
+        for pid, data_json in session.execute(select(SeriousAdverseEvent.patient_id, SeriousAdverseEvent.data_json)
+                                              .where(SeriousAdverseEvent.patient_id.in_(ids))).all():
+            saes_by.setdefault(pid, []).append(json.loads(data_json))
+    for pid, arm, created in rows:
+        c = counts.setdefault(arm, {"randomized": 0, "deaths": 0, "sich": 0, "patients_with_sae": 0, "saes": 0})
+        saes = saes_by.get(pid, [])
         c["randomized"] += 1
-        c["deaths"] += any(v.get("death") for v in values) or any(s["outcome"] == "fatal" for s in saes)
-        on_form = sich_by.get(p.id, False) if sich is not None else any(v.get("sich") is True for v in values)
-        reported = any(reported_within(s, sich_terms, a.created_at, sich_days) for s in saes) if sich_terms else False
-        c["sich"] += on_form or reported
+        c["deaths"] += pid in dead or any(s["outcome"] == "fatal" for s in saes)
+        reported = any(reported_within(s, sich_terms, created, sich_days) for s in saes) if sich_terms else False
+        c["sich"] += pid in sich_by or reported
         c["patients_with_sae"] += bool(saes)
         c["saes"] += len(saes)
     return counts
