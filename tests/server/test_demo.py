@@ -151,3 +151,39 @@ def _the_dsmb_has_its_first_look_to_decide_on(db, client, logins):
     assert followed == look["patients_observed"]
     assert all(c["sich"] >= 3 and c["deaths"] >= 10 and c["saes"] >= c["deaths"] for c in counts.values()), counts
     assert unblinded == 1
+
+
+def test_a_demo_patient_is_randomized_at_its_own_time_in_the_past(database_url):
+    """`randomize(now=...)`, the demo's alone: the allocation is dated then, and the window that ends at
+    randomization is measured to then (the server's clock would put this patient 200 days out of it)."""
+    import datetime as dt
+    import json
+    import uuid
+
+    from stroketrial.service import patients, randomize, trials
+    from stroketrial.service.errors import Invalid
+    from stroketrial.store.models import Allocation
+
+    from ..trials import impact_lvo
+
+    db = Database(database_url)
+    db.migrate()
+    coordinator = accounts.Actor("coordinator", "coordinator", frozenset({"S1"}))
+    then = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=200)
+    with db.write() as session:
+        accounts.create_site(session, accounts.SYSTEM, "S1", "Demo Stroke Centre 1")
+        trials.create_trial(session, accounts.SYSTEM, "impact-lvo", ["S1"])
+        for code in ("PAST-1", "PAST-2"):
+            record, attestations = demo.shifted_screening(dict(impact_lvo.ELIGIBLE), then)
+            patients.register(session, coordinator, "impact-lvo", code, "S1", record, attestations)
+    with pytest.raises(Invalid, match="not eligible at the time of randomization"), db.write() as session:
+        randomize.randomize(session, coordinator, "impact-lvo", "PAST-1", str(uuid.uuid4()))
+    with db.write() as session:
+        randomize.randomize(session, coordinator, "impact-lvo", "PAST-2", str(uuid.uuid4()), now=then)
+    with db.read() as session:
+        allocation, data = session.execute(select(Allocation.created_at, Patient.data_json).join(
+            Patient, Patient.id == Allocation.patient_id)).one()
+        assert verify(session).ok
+    assert allocation.replace(tzinfo=dt.UTC) == then
+    assert json.loads(data)["randomization"].startswith(then.replace(tzinfo=None).isoformat()[:16])
+    db.dispose()
