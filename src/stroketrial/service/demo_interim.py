@@ -35,7 +35,8 @@ MRS_GRADES = 7
 def enrol_history(db: Database, actor: Actor, trial_id: str, spec: dict[str, Any], frame: pd.DataFrame,
                   sites: list[str], seed: int, codes: list[str]) -> None:
     """The trial's patients randomized before today: the first `followed` from `days` days ago to 91 days ago,
-    the others within the last 90 days; every follow-up form whose day has come, SAEs, AEs, one unblinding."""
+    the others within the last 90 days; the follow-up forms the DSMB's report reads whose day has come, SAEs, AEs,
+    one emergency unblinding."""
     from .demo import baseline_values, shifted_screening
 
     protocol = load_builtin(trial_id)
@@ -111,13 +112,13 @@ def _follow_up(session, actor: Actor, protocol: Protocol, code: str, randomized:
     infection = bool(rng.random() < (0.14 if on_drug else 0.10))
     bleed = "ph2" if sich else ("hi1" if rng.random() < 0.15 else "none")
     values = {
-        "h24": {"nihss": nihss + 6 if sich else max(0, round(nihss * 0.7)), "ct_or_mri": "ct",
+        "h24": {"nihss": min(42, nihss + 6) if sich else max(0, round(nihss * 0.7)), "ct_or_mri": "ct",
                 "haemorrhage_class": bleed, "nihss_increase": 6 if sich else 0, "nihss_item_increase": sich,
                 "major_intervention": sich and dead, "haemorrhage_causal": sich},
-        "d3": {"nihss": max(0, round(nihss * 0.6)) + (6 if sich else 0), "infection": infection,
+        "d3": {"nihss": min(42, round(nihss * 0.6) + (6 if sich else 0)), "infection": infection,
                "glucose_mmol_l": round(float(rng.normal(9.5 if on_drug else 7.4, 1.2)), 1),
                "iv_doses_given": 3 if rng.random() > 0.04 else 2},
-        "d7": {"nihss": max(0, round(nihss * 0.5)) + (5 if sich else 0), "infection": infection, "sae": sich},
+        "d7": {"nihss": min(42, round(nihss * 0.5) + (5 if sich else 0)), "infection": infection, "sae": sich},
         "d90": {"mrs": mrs, "death": dead, "sae": sich or dead},
     }
     for visit in protocol.visits[1:]:
