@@ -1,13 +1,19 @@
-"""`stroketrial serve --demo`: five trials, a user per role, AMASS-2 patients waiting to be randomized, and
-AMASS-1's escalation done (27 patients, the MTD declared) with its expansion cohort open."""
+"""`stroketrial serve --demo`: five trials, a user per role, AMASS-2 patients waiting to be randomized,
+AMASS-1's escalation done (27 patients, the MTD declared) with its expansion cohort open, and IMPACT-LVO at the
+DSMB's first interim look (about 530 of 560 patients with their day-90 mRS; the look says continue)."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from stroketrial.service import accounts, demo
+from stroketrial.protocol import load_builtin
+from stroketrial.service import accounts, demo, locks
+from stroketrial.service.safety import counts_by_arm
+from stroketrial.store.models import Patient, Unblinding, VisitRecord
 from stroketrial.service.reconcile import reconcile
 from stroketrial.store import Database, verify
 from stroketrial.web import create_app
@@ -48,6 +54,7 @@ def test_demo_data_lets_a_newcomer_randomize_at_once(database_url):
     assert enrolled.status_code == 201 and enrolled.json()["phase"] == "expansion", enrolled.text
     _the_demo_shows_a_trial_run_under_gcp(client, logins)
     _the_chinese_speaking_coordinator_reads_chinese_pages(db, logins)
+    _the_dsmb_has_its_first_look_to_decide_on(db, client, logins)
     with db.read() as session:
         assert verify(session).ok
         assert reconcile(session) == []  # every table, the escalation's included, agrees with the trail
@@ -115,3 +122,68 @@ def _the_trial_pages_show_what_waits(client):
     versions = page("coordinator", "/trials/angel-rescue/protocol")
     assert "2 in force" in versions and "routes changed" in versions
     assert "the protocol the trial was created with" in versions
+
+
+def _the_dsmb_has_its_first_look_to_decide_on(db, client, logins):
+    """IMPACT-LVO ten months in: the look run on frozen data by the unblinded statistician, the freeze released,
+    the decision left to the DSMB; the blinded statistician gets no look."""
+    def call(role, path):
+        token = next(login["token"] for login in logins if login["role"] == role)
+        return client.get(f"/api/v1{path}", headers={"Authorization": f"Bearer {token}"})
+
+    looks = call("dsmb", "/trials/impact-lvo/interim-looks")
+    assert looks.status_code == 200, looks.text
+    [look] = looks.json()
+    assert look["recommendation"] == "continue" and look["decision"] is None
+    assert 520 <= look["patients_observed"] <= 540 and look["information"] == pytest.approx(0.52, abs=0.01)
+    assert 0 < look["z"] < look["look_result"]["efficacy_bound"]
+    assert look["run_by"] == "unblinded_stat" and look["lock_reason"].startswith("DSMB first interim look")
+    assert call("blinded_statistician", "/trials/impact-lvo/interim-looks").status_code == 403
+    patients = call("coordinator", "/trials/impact-lvo/patients").json()
+    assert sum(p["randomized"] for p in patients) == 560
+    with db.read() as session:
+        assert locks.trial_lock_in_force(session, "impact-lvo") is None  # released: data entry goes on
+        counts = counts_by_arm(session, load_builtin("impact-lvo"), "impact-lvo")
+        followed = session.execute(select(func.count()).select_from(VisitRecord).join(
+            Patient, Patient.id == VisitRecord.patient_id).where(Patient.trial_id == "impact-lvo",
+                                                                  VisitRecord.visit_id == "d90")).scalar_one()
+        unblinded = session.execute(select(func.count()).select_from(Unblinding)).scalar_one()
+    assert followed == look["patients_observed"]
+    assert all(c["sich"] >= 3 and c["deaths"] >= 10 and c["saes"] >= c["deaths"] for c in counts.values()), counts
+    assert unblinded == 1
+
+
+def test_a_demo_patient_is_randomized_at_its_own_time_in_the_past(database_url):
+    """`randomize(now=...)`, the demo's alone: the allocation is dated then, and the window that ends at
+    randomization is measured to then (the server's clock would put this patient 200 days out of it)."""
+    import datetime as dt
+    import json
+    import uuid
+
+    from stroketrial.service import patients, randomize, trials
+    from stroketrial.service.errors import Invalid
+    from stroketrial.store.models import Allocation
+
+    from ..trials import impact_lvo
+
+    db = Database(database_url)
+    db.migrate()
+    coordinator = accounts.Actor("coordinator", "coordinator", frozenset({"S1"}))
+    then = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=200)
+    with db.write() as session:
+        accounts.create_site(session, accounts.SYSTEM, "S1", "Demo Stroke Centre 1")
+        trials.create_trial(session, accounts.SYSTEM, "impact-lvo", ["S1"])
+        for code in ("PAST-1", "PAST-2"):
+            record, attestations = demo.shifted_screening(dict(impact_lvo.ELIGIBLE), then)
+            patients.register(session, coordinator, "impact-lvo", code, "S1", record, attestations)
+    with pytest.raises(Invalid, match="not eligible at the time of randomization"), db.write() as session:
+        randomize.randomize(session, coordinator, "impact-lvo", "PAST-1", str(uuid.uuid4()))
+    with db.write() as session:
+        randomize.randomize(session, coordinator, "impact-lvo", "PAST-2", str(uuid.uuid4()), now=then)
+    with db.read() as session:
+        allocation, data = session.execute(select(Allocation.created_at, Patient.data_json).join(
+            Patient, Patient.id == Allocation.patient_id)).one()
+        assert verify(session).ok
+    assert allocation.replace(tzinfo=dt.UTC) == then
+    assert json.loads(data)["randomization"].startswith(then.replace(tzinfo=None).isoformat()[:16])
+    db.dispose()

@@ -443,7 +443,7 @@ def test_the_demo_shows_kit_stock_at_two_sites_one_at_its_trigger_with_a_resuppl
 
     db = Database(database_url)
     db.migrate()
-    demo.load(db)
+    demo.load(db, interim_look=False)  # no DSMB look: loads in seconds
     pharmacist = Actor("pharmacist", "unblinded_pharmacist", frozenset({"S1", "S2", "S3"}))
     with db.read() as session:
         view = supply.overview(session, pharmacist, TRIAL)

@@ -22,7 +22,7 @@ from stroketrial.web import create_app, pages
 def app_db(tmp_path_factory):
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('pages') / 'pages.db'}")
     db.migrate()
-    demo.load(db)
+    demo.load(db, interim_look=False)  # no DSMB look: loads in seconds
     yield db
     db.dispose()
 

@@ -24,7 +24,7 @@ def server(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('screening-web') / 'web.db'}"
     db = Database(url)
     db.migrate()
-    demo.load(db)
+    demo.load(db, interim_look=False)  # no DSMB look: loads in seconds
     db.dispose()
     with ServerProcess(url, log_path=str(tmp_path_factory.getbasetemp() / "screening-server.log")) as process:
         yield process, url

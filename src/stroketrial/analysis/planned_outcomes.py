@@ -62,6 +62,15 @@ def event_on_form(outcome: Outcome, values: Mapping[str, object]) -> bool:
     return values.get(outcome.assessment) is True
 
 
+def events_on_forms(outcome: Outcome, forms: list[Mapping[str, object]]) -> list[bool]:
+    """`event_on_form` for many forms at once (one frame, not one per form)."""
+    if not forms:
+        return []
+    if outcome.all_of is not None:
+        return [bool(v == 1.0) for v in derive_all_of(outcome.all_of, pd.DataFrame([dict(f) for f in forms]))]
+    return [f.get(outcome.assessment) is True for f in forms]
+
+
 def _visit_value(outcome: Outcome, form: pd.DataFrame) -> pd.Series | None:
     if outcome.all_of is not None:
         return derive_all_of(outcome.all_of, form)

@@ -61,7 +61,8 @@ def serve(db_url: str | None = DbOption,
         if demo.has_data(db):
             err.print("the database holds trials already; demo data not loaded again", highlight=False)
         else:
-            with err.status("loading demo trials, sites, users and patients"):
+            with err.status("loading demo trials, sites, users and patients, and IMPACT-LVO's 560 patients for the "
+                            "DSMB's first interim look (a minute or two)"):
                 logins = demo.load(db)
             _print_logins(logins, host, port)
     out.print(f"stroketrial serving {db.backend} database {db.url} at http://{host}:{port} "

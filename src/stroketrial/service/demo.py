@@ -26,7 +26,7 @@ from ..clinical.cohort_records import records_from_frame
 from ..cohort import synthesize
 from ..cohort.registry import simulate_outcomes, synthesize_registry, write_registry
 from ..eligibility import encode_cohort, statuses
-from ..protocol import load_builtin
+from ..protocol import Protocol, load_builtin
 from ..store import Database
 from ..store.models import Trial
 from . import accounts, escalation, patients, randomize, registry, signatures, trials, visits
@@ -56,8 +56,10 @@ def has_data(db: Database) -> bool:
         return session.execute(select(Trial.id).limit(1)).first() is not None
 
 
-def load(db: Database, seed: int = 2026) -> list[dict]:
-    """Load the demo; returns the demo logins (name, role, password, token)."""
+def load(db: Database, seed: int = 2026, interim_look: bool = True) -> list[dict]:
+    """Load the demo; returns the demo logins (name, role, password, token). `interim_look`: the trials with a
+    `history` (demo_platform.yaml) get their patients randomized in the past and the DSMB's first interim look
+    (demo_interim.py), which takes most of the loading time; tests that need neither leave them out."""
     logins = []
     with db.write() as session:
         for code, name in SITES.items():
@@ -77,11 +79,14 @@ def load(db: Database, seed: int = 2026) -> list[dict]:
             registry.import_registry(session, SYSTEM, path)
     coordinator = accounts.Actor("coordinator", "coordinator", frozenset(SITES))
     for k, trial_id in enumerate(TRIAL_SITES):
-        later = _enrol(db, coordinator, trial_id, seed + k)
+        later = _enrol(db, coordinator, trial_id, seed + k, interim_look)
         spec = _PLATFORM["trials"][trial_id]
         if "workflow" in spec:
             from .demo_workflow import run_workflow  # the GCP records built on the patients above
             run_workflow(db, trial_id, spec["workflow"], later, DEMO_PASSWORD)
+        if interim_look and "history" in spec:
+            from .demo_interim import first_look  # the data frozen, the look run, the freeze released
+            first_look(db, trial_id, spec["history"], frozenset(SITES))
     from .demo_supply import stock_demo_sites  # kit stock at two sites, one at its trigger with a resupply request
     stock_demo_sites(db, TRIAL_SITES)
     return logins
@@ -92,9 +97,9 @@ def patient_code(protocol_acronym: str, number: int) -> str:
     return f"{protocol_acronym.split('-')[0][:5]}-{number:03d}"
 
 
-def register_demo_patient(db: Database, actor: accounts.Actor, trial_id: str, code: str, site: str, record: dict,
-                          ends: dt.datetime) -> None:
-    """Register a synthetic patient screened just now: the timeline's intervals kept, ending at `ends`."""
+def shifted_screening(record: dict, ends: dt.datetime) -> tuple[dict, dict | None]:
+    """A synthetic screening record moved in time, its timeline's intervals kept, ending at `ends`; and its
+    attestations, apart."""
     attestations = record.pop(ATTESTATIONS_KEY, None)
     record.pop("patient_id", None)
     record.pop("site", None)
@@ -106,11 +111,18 @@ def register_demo_patient(db: Database, actor: accounts.Actor, trial_id: str, co
         if key in record:
             moment = dt.datetime.fromisoformat(record[key]).replace(tzinfo=dt.UTC) + shift
             record[key] = moment.isoformat()
+    return record, attestations
+
+
+def register_demo_patient(db: Database, actor: accounts.Actor, trial_id: str, code: str, site: str, record: dict,
+                          ends: dt.datetime) -> None:
+    """Register a synthetic patient screened just now: the timeline's intervals kept, ending at `ends`."""
+    record, attestations = shifted_screening(record, ends)
     with db.write() as session:
         patients.register(session, actor, trial_id, code, site, record, attestations)
 
 
-def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> list[dict]:
+def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int, interim_look: bool = False) -> list[dict]:
     """The trial's demo patients; returns the screening records of the eligible patients kept for later (the
     workflow's `later` count: screened after a demo amendment, for instance)."""
     protocol = load_builtin(trial_id)
@@ -128,14 +140,21 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> lis
     else:
         complete = status == status
     n_later = spec.get("workflow", {}).get("later", 0)
-    kept = frame[(status == "eligible") & complete].head(n_randomized + n_waiting + n_later)
+    n_past = spec["history"]["randomized"] if interim_look and "history" in spec else 0
+    kept = frame[(status == "eligible") & complete].head(n_past + n_randomized + n_waiting + n_later)
+    if n_past:  # the patients randomized in the past come first in the trial's numbering
+        from .demo_interim import enrol_history
+        past, kept = kept.head(n_past), kept.iloc[n_past:]
+        assert len(past) == n_past, f"{trial_id}: {len(past)} eligible synthetic patients, not {n_past}"
+        enrol_history(db, actor, trial_id, spec["history"], past, sites, seed,
+                      [patient_code(protocol.acronym, i + 1) for i in range(n_past)])
     eligible, later = kept.head(n_randomized + n_waiting), kept.iloc[n_randomized + n_waiting:]
     ineligible = frame[status == "ineligible"].head(4)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     enrolment = (_EscalationRun(db, actor, trial_id, spec, now, simulate_outcomes(
         eligible, np.random.default_rng(seed), volume_ratio=0.7)) if protocol.dose_escalation else None)
     for i, record in enumerate(records_from_frame(eligible) + records_from_frame(ineligible)):
-        code = patient_code(protocol.acronym, i + 1)
+        code = patient_code(protocol.acronym, n_past + i + 1)
         ends = enrolment.moment(i) if enrolment and i < n_randomized else now
         register_demo_patient(db, actor, trial_id, code, sites[i % len(sites)], record, ends)
         if i >= n_randomized or i >= len(eligible):
@@ -152,15 +171,21 @@ def _enrol(db: Database, actor: accounts.Actor, trial_id: str, seed: int) -> lis
             enrolment.follow_up(i, code, record)
     return records_from_frame(later)
 
-def record_baseline(db: Database, actor: accounts.Actor, trial_id: str, code: str, record: dict,
-                    day: dt.datetime) -> None:
+def baseline_values(protocol: Protocol, record: dict) -> dict[str, bool | int]:
     """The first visit of the schedule, filled from the screening record (NIHSS) and done (vital signs, labs)."""
-    baseline = load_builtin(trial_id).visits[0]
+    baseline = protocol.visits[0]
     values: dict[str, bool | int] = {a: True for a in baseline.assessments if a in ("vital_signs", "labs", "mri")}
     if "nihss" in baseline.assessments and record.get("nihss") is not None:
         values["nihss"] = int(record["nihss"])
+    return values
+
+
+def record_baseline(db: Database, actor: accounts.Actor, trial_id: str, code: str, record: dict,
+                    day: dt.datetime) -> None:
+    protocol = load_builtin(trial_id)
     with db.write() as session:
-        visits.record_visit(session, actor, trial_id, code, baseline.id, day.date().isoformat(), values)
+        visits.record_visit(session, actor, trial_id, code, protocol.visits[0].id, day.date().isoformat(),
+                            baseline_values(protocol, record))
 
 
 class _EscalationRun:

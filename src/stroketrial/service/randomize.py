@@ -35,9 +35,10 @@ from .trials import get_trial, patient_protocol, randomization_state
 MAX_KEY = 200
 
 
-def randomize(session: Session, actor: Actor, trial_id: str, code: str,
-              idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-    """(the allocation as this actor may see it, whether it was created now)."""
+def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempotency_key: str | None, *,
+              now: dt.datetime | None = None) -> tuple[dict[str, Any], bool]:
+    """(the allocation as this actor may see it, whether it was created now). `now` stands for the server's clock
+    (the demo's patients randomized in the past); real use leaves it None."""
     actor.require("randomizing")
     if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
         raise Invalid("randomization needs an Idempotency-Key header (1-200 characters, new for each request, "
@@ -60,7 +61,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
                        "randomized once", sequence=existing.sequence)
     require_eligible(patient)
     require_consent(session, protocol, patient, "randomized")
-    screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient)
+    screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient,
+                          now=now)
     randomizer = Randomizer.for_protocol(protocol)
     try:
         levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
@@ -88,7 +90,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
             blocks, kits = _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
     else:  # pragma: no cover - a resupply always makes room
         raise Conflict("the concealed lists could not be extended")
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     row = Allocation(trial_id=trial_id, patient_id=patient.id, sequence=allocation.sequence, arm=allocation.arm,
                      kit=allocation.kit, record_json=allocation.model_dump_json(), idempotency_key=idempotency_key,
                      created_at=now, created_by=actor.name)
@@ -105,20 +107,21 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str,
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
 
 
-def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient) -> None:
+def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient,
+                          now: dt.datetime | None = None) -> None:
     """Windows that end at randomization are measured to the server's clock, not to a time typed on the form:
     the planned time of randomization is replaced by now (in the site's zone) and the patient screened again."""
     zone = site_zone(session, patient.site_code)
     data = json.loads(patient.data_json)
     typed = parse_patient(data)
     like = next((v for v in typed.values.values() if isinstance(v, dt.datetime)), None)
-    now = local_now(zone, like)
-    document = {**data, "randomization": now.isoformat()}
+    local = local_now(zone, like, now)
+    document = {**data, "randomization": local.isoformat()}
     record_now, result = validated_screening(protocol, document)
     if result.status != "eligible":
         problems = [c for c in result.criteria if c.excludes or c.status in ("missing_data", "needs_attestation")]
         raise Invalid(f"patient {patient.code} is not eligible at the time of randomization by the server's clock "
-                      f"({now.isoformat(timespec='minutes')}, {zone.key}): "
+                      f"({local.isoformat(timespec='minutes')}, {zone.key}): "
                       + "; ".join(c.reason for c in problems),
                       [{"field": c.id, "value": c.status, "message": c.reason} for c in problems],
                       status=result.status)

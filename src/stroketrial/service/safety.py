@@ -15,13 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..analysis.planned_outcomes import event_on_form
+from ..analysis.planned_outcomes import events_on_forms
 from ..protocol import Protocol
 from ..protocol.analysis_plan import Outcome
-from ..store.models import Allocation, Patient, SeriousAdverseEvent, VisitRecord
+from ..store.models import Allocation, Patient, SaeReport, SeriousAdverseEvent, VisitRecord
 from .accounts import Actor
 from .blinding import sees_arm_counts
 from .trials import get_trial
@@ -79,52 +79,94 @@ def _day(text: Any) -> dt.date | None:
         return None
 
 
+def watched_visits(protocol: Protocol) -> set[str]:
+    """The visits whose forms can record a death or an sICH (the others change no safety count)."""
+    sich = _sich_outcome(protocol)
+    imaging = {sich.visit} if sich is not None and sich.visit else set()
+    return {v.id for v in protocol.visits if "death" in v.assessments
+            or (sich is None and "sich" in v.assessments)} | imaging
+
+
+def _sae_states(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each patient's SAEs as their reports leave them now: the initial report, updated by each follow-up (the
+    sponsor's assessment changes no fact of the event), read in two queries."""
+    from .serious_adverse_events import SAE_FIELDS  # it checks safety monitoring, which reads this module
+
+    saes = session.execute(select(SeriousAdverseEvent.id, SeriousAdverseEvent.patient_id, SeriousAdverseEvent.data_json)
+                           .where(SeriousAdverseEvent.patient_id.in_(ids)).order_by(SeriousAdverseEvent.id)).all()
+    reports: dict[int, list[tuple[str, str]]] = {}
+    for sae_id, kind, data_json in session.execute(
+            select(SaeReport.sae_id, SaeReport.kind, SaeReport.data_json)
+            .where(SaeReport.sae_id.in_([s for s, _, _ in saes])).order_by(SaeReport.id)).all() if saes else []:
+        reports.setdefault(sae_id, []).append((kind, data_json))
+    out: dict[int, list[dict[str, Any]]] = {}
+    for sae_id, patient_id, data_json in saes:
+        history = reports.get(sae_id, [])
+        if not any(kind == "initial" for kind, _ in history):
+            history = [("initial", data_json), *history]
+        state: dict[str, Any] = {"sae_id": sae_id}
+        for kind, text in history:
+            if kind != "sponsor_assessment":
+                state.update({k: v for k, v in json.loads(text).items() if k in SAE_FIELDS and k != "awareness_at"})
+        out.setdefault(patient_id, []).append(state)
+    return out
+
+
 def patient_safety(session: Session, protocol: Protocol, trial_id: str,
                    admits: Callable[[str], bool] = lambda _site: True) -> list[PatientSafety]:
     """Every randomized patient of the sites `admits` lets in, with deaths, sICH and SAEs (closed: the arm).
 
     Death: a visit form saying so (its visit date), or an SAE with a fatal outcome (its onset). sICH: the
     protocol's definition on its form (the visit date), or an SAE reported under the endpoint's term with its
-    onset within the endpoint's timepoint. The SAEs are read as their latest follow-up leaves them."""
-    from .serious_adverse_events import status_of  # it notifies through safety monitoring, which reads this module
-
-    rows = [(p, a) for p, a in session.execute(select(Patient, Allocation)
-                                               .join(Allocation, Allocation.patient_id == Patient.id)
-                                               .where(Patient.trial_id == trial_id)
-                                               .order_by(Allocation.sequence, Patient.id)).all()
-            if admits(p.site_code)]
-    ids = [p.id for p, _ in rows]
+    onset within the endpoint's timepoint. The SAEs are read as their latest follow-up leaves them. Checked after
+    every watched visit form and SAE report: only the forms that can hold a death or an sICH are read, and the sICH
+    definition is evaluated on all the imaging forms at once."""
+    rows = [(pid, code, site, arm, created) for pid, code, site, arm, created in session.execute(
+        select(Patient.id, Patient.code, Patient.site_code, Allocation.arm, Allocation.created_at)
+        .join(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id)
+        .order_by(Allocation.sequence, Patient.id)).all() if admits(site)]
+    ids = [pid for pid, *_ in rows]
     sich = _sich_outcome(protocol)
     sich_terms = _reported_terms(protocol, sich)
     sich_days = next((e.timepoint_days for e in protocol.endpoints if e.analysis is not None
                       and e.analysis.outcome is sich), None)
-    visits_by: dict[int, list[tuple[dt.date | None, str, dict[str, Any]]]] = {}
+    deaths: dict[int, list[dt.date]] = {}
+    sich_seen: dict[int, list[dt.date]] = {}
+    imaging: list[tuple[int, dt.date | None, dict[str, Any]]] = []
+    last_seen: dict[int, dt.date | None] = {}
     saes_by: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        for v in session.execute(select(VisitRecord).where(VisitRecord.patient_id.in_(ids))).scalars():
-            visits_by.setdefault(v.patient_id, []).append((_day(v.visit_date), v.visit_id, json.loads(v.values_json)))
-        for s in session.execute(select(SeriousAdverseEvent).where(SeriousAdverseEvent.patient_id.in_(ids))
-                                 .order_by(SeriousAdverseEvent.id)).scalars():
-            saes_by.setdefault(s.patient_id, []).append(
-                {"sae_id": s.id, **status_of(session, protocol, s)["state"]})
-    out = []
-    for p, a in rows:
-        randomized = a.created_at.date()
-        visits = visits_by.get(p.id, [])
-        saes = saes_by.get(p.id, [])
-        deaths = [day for day, _visit, values in visits if values.get("death") and day is not None]
-        deaths += [day for s in saes if s.get("outcome") == "fatal" and (day := _day(s.get("onset_date")))]
+        for pid, visit_id, visit_date, values_json in session.execute(
+                select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date, VisitRecord.values_json)
+                .where(VisitRecord.patient_id.in_(ids), VisitRecord.visit_id.in_(watched_visits(protocol)))).all():
+            values, day = json.loads(values_json), _day(visit_date)
+            if values.get("death") and day is not None:
+                deaths.setdefault(pid, []).append(day)
+            if sich is not None and visit_id == sich.visit:
+                imaging.append((pid, day, values))
+            elif sich is None and values.get("sich") is True and day is not None:
+                sich_seen.setdefault(pid, []).append(day)
         if sich is not None:
-            sich_days_seen = [day for day, visit, values in visits
-                              if visit == sich.visit and event_on_form(sich, values) and day is not None]
-        else:
-            sich_days_seen = [day for day, _visit, values in visits if values.get("sich") is True and day is not None]
-        if sich_terms:
-            sich_days_seen += [day for s in saes if reported_within(s, sich_terms, a.created_at, sich_days)
-                               and (day := _day(s.get("onset_date")))]
-        seen = [day for day, _visit, _values in visits if day is not None] + [randomized]
-        out.append(PatientSafety(p.code, p.site_code, a.arm, randomized, max(seen), min(deaths, default=None),
-                                 min(sich_days_seen, default=None), tuple(saes)))
+            for (pid, day, _values), hit in zip(imaging, events_on_forms(sich, [v for *_, v in imaging]),
+                                                strict=True):
+                if hit and day is not None:
+                    sich_seen.setdefault(pid, []).append(day)
+        last_seen = {pid: _day(day) for pid, day in session.execute(
+            select(VisitRecord.patient_id, func.max(VisitRecord.visit_date))
+            .where(VisitRecord.patient_id.in_(ids)).group_by(VisitRecord.patient_id)).all()}
+        saes_by = _sae_states(session, ids)
+    out = []
+    for pid, code, site, arm, created in rows:
+        randomized = created.date()
+        saes = saes_by.get(pid, [])
+        # an SAE's onset dates its death or sICH (the day of randomization if the report has none)
+        died = deaths.get(pid, []) + [_day(s.get("onset_date")) or randomized for s in saes
+                                      if s.get("outcome") == "fatal"]
+        bled = sich_seen.get(pid, []) + [_day(s.get("onset_date")) or randomized for s in saes
+                                         if sich_terms and reported_within(s, sich_terms, created, sich_days)]
+        seen = max(d for d in (last_seen.get(pid), randomized) if d is not None)
+        out.append(PatientSafety(code, site, arm, randomized, seen, min(died, default=None), min(bled, default=None),
+                                 tuple(saes)))
     return out
 
 

@@ -288,13 +288,15 @@ def _mark_under_lock(session: Session, patient: Patient, document: dict[str, Any
         document["received_under_lock"] = lock["described"]
 
 
-def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The initial SAE report. Without `awareness_at` the site became aware at the time of this report."""
+def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: Mapping[str, Any], *,
+               now: dt.datetime | None = None) -> dict[str, Any]:
+    """The initial SAE report. Without `awareness_at` the site became aware at the time of this report. `now`
+    stands for the server's clock (the demo's SAEs reported in the past); real use leaves it None."""
     actor.require("reporting a serious adverse event")
     protocol, patient, _allocation = randomized_patient(session, actor, trial_id, code)
     if not isinstance(data, Mapping):
         raise Invalid("an SAE report is an object", [{"field": "sae", "value": data, "message": "an object"}])
-    now = utcnow()
+    now = now or utcnow()
     errors, awareness = _sae_errors(session, patient, data, now, follow_up=False)
     refuse("SAE report", errors)
     document = _document(data, awareness or now.isoformat(timespec="seconds"),

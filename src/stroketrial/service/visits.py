@@ -32,6 +32,7 @@ from .clock import calendar_date
 from .consent import refuse_visit_after_withdrawal
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .roles import PERMISSIONS
+from .safety import watched_visits
 from .patients import MAX_REASON, aware, randomized_patient
 from .text import plain_text
 
@@ -179,7 +180,8 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     record_signatures.after_change(session, actor, patient, visit.id)
     verification.clear_changed(session, actor, trial_id, patient, visit.id, reason)  # source verification
     edit_checks.run_on_visit(session, actor, protocol, trial_id, patient, allocation, visit)  # automatic queries
-    safety_monitoring.check(session, trial_id)  # a death or an sICH on the form may cross a rule the DSMB watches
+    if visit.id in watched_visits(protocol):  # a death or an sICH on the form may cross a rule the DSMB watches
+        safety_monitoring.check(session, trial_id)
     readable = readable_assessments(actor.role, visit)
     shown = {k: v for k, v in after["values"].items() if k in readable}
     return {"visit_date": after["visit_date"], "values": shown, "visit": visit.id, "patient_id": code}
