@@ -31,7 +31,6 @@ from starlette.datastructures import FormData, UploadFile
 from ... import i18n
 from ...protocol import Protocol
 from ...service import supply, trials
-from ...wording import translated
 from ...service.accounts import Actor
 from ...service.errors import Forbidden, Invalid, ServiceError
 from ..csrf import check_csrf
@@ -62,16 +61,6 @@ FIELDS = {"kits": _("kit"), "kit_number": _("kit number"), "kits_per_arm": _("ki
           "arm": _("treatment"), "expiry": _("expiry"), "received": _("received"), "damaged": _("damaged"),
           "missing": _("missing")}
 WHERE = (_("depot"),)  # where a kit is: a site's code, or the depot (service.supply)
-# The reconciliation's discrepancies as service.supply words them, most particular first (`wording.translated`).
-DISCREPANCIES = (
-    _("kit {kit}: missing from its shipment, never received"),
-    _("kit {kit} (patient {patient}): {status}, neither returned nor destroyed"),
-    _("kit {kit}: {status}, neither returned nor destroyed"),
-    _("kit {kit}: dispensed to a patient with no allocation"),
-    _("kit {kit} of patient {patient}: allocated but not recorded as dispensed"),
-    _("kit {kit}: allocated but not recorded as dispensed"),
-    _("available"), _("in transit"), _("in depot"), _("reserved"),
-)
 MAX_UPLOAD = 900_000
 
 
@@ -319,6 +308,5 @@ def reconciliation_page(request: Request, trial: str, site: str) -> HTMLResponse
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         report = supply.reconciliation(session, actor, trial, site)
-    report = report | {"discrepancies": [translated(d, DISCREPANCIES) for d in report["discrepancies"]]}
     return render(request, "supply_reconciliation.html", protocol=protocol, report=report, kit_status=KIT_STATUS,
                   now=dt.datetime.now(dt.UTC))
