@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from stroketrial.protocol import load_builtin
-from stroketrial.service import SYSTEM, accounts, escalation, patients, supply, trials
+from stroketrial.service import SYSTEM, accounts, escalation, patients, randomize, supply, trials
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
 from stroketrial.web import create_app
 
-from ..trials import amass1, angel_rescue, impact_lvo
+from ..trials import amass1, amass2, angel_rescue, impact_lvo
 from ..trials.helpers import happening_now
 
 PASSWORD = "password-1"
@@ -37,7 +37,7 @@ def db(database_url):
     database = Database(database_url)
     database.migrate()
     with database.write() as session:
-        for trial in (SUPPLY_TRIAL, ENVELOPE_TRIAL, ESCALATION_TRIAL):
+        for trial in (SUPPLY_TRIAL, ENVELOPE_TRIAL, ESCALATION_TRIAL, amass2.TRIAL):
             trials.create_trial(session, SYSTEM, trial, ["S1"])
         accounts.create_user(session, SYSTEM, "yao", "unblinded_pharmacist", ["S1"], password=PASSWORD,
                              language="zh_Hans")
@@ -199,3 +199,25 @@ def test_the_escalation_pages_refuse_in_chinese_and_wait_in_chinese(db):
     assert answer.status_code == 422 and not CJK.search(answer.text)
     assert answer.json()["detail"] == ("E1 has a DLT assessment already; a correction needs a reason (1-2000 "
                                        "characters)")
+
+
+def test_the_dose_sheet_works_the_dose_out_in_chinese_and_the_api_in_english(db):
+    data = dict(happening_now(amass2.ELIGIBLE))
+    attestations = data.pop("attestations")
+    arms = {}
+    for code in ("A1", "A2", "A3", "A4", "A5", "A6", "A7", "A8"):  # a permuted block holds both arms
+        with db.write() as session:
+            patients.register(session, COORDINATOR, amass2.TRIAL, code, "S1", data, attestations)
+        with db.write() as session:
+            arms[randomize.randomize(session, COORDINATOR, amass2.TRIAL, code, f"key-{code}")[0]["arm"]] = code
+        if "albumin" in arms:
+            break
+    code = arms["albumin"]  # the control arm's sheet has no working to show
+    sheet = text_of(client_for(db, "chen").get(f"/trials/{amass2.TRIAL}/patients/{code}/dose").text)
+    assert "% 溶液：" in sheet and " mL/min（" in sheet and " g/kg × " in sheet  # noqa: RUF001
+    assert "solution:" not in sheet and " over " not in sheet
+    api = api_for(db, "coordinator")
+    sheet = api.get(f"/api/v1/trials/{amass2.TRIAL}/patients/{code}/dose").json()
+    notes = [n for a in sheet["administrations"] for n in a.get("notes", [])]
+    assert any(re.fullmatch(r"20% solution: [\d.]+ g in [\d.]+ mL", n) for n in notes), notes
+    assert any(re.fullmatch(r"[\d.]+ mL over 20 min = [\d.]+ mL/min \([\d.]+ mL/h\)", n) for n in notes), notes
