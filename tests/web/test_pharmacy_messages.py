@@ -13,6 +13,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
+from stroketrial import i18n
 from stroketrial.protocol import load_builtin
 from stroketrial.service import SYSTEM, accounts, escalation, patients, randomize, supply, trials
 from stroketrial.service.accounts import Actor
@@ -99,7 +100,10 @@ def test_the_supply_pages_refuse_in_chinese_and_the_api_in_english(db):
     # more kits than the depot holds: the number kept, the treatment named as the reader reads it
     too_many = yao.post(f"{page}/ship", data={"csrf": token, "site": "S1", f"arm:{DRUG}": "9"})
     words = text_of(too_many.text)
-    assert too_many.status_code == 409 and "可发放的药盒有 8 个，需要 9 个；请先导入或生成更多药盒" in words  # noqa: RUF001
+    with i18n.use(i18n.CHINESE):
+        drug = i18n.protocol_text(next(a for a in load_builtin(SUPPLY_TRIAL).arms if a.id == DRUG), "name")
+    assert too_many.status_code == 409
+    assert f"中心仓库中{drug}可发放的药盒有 8 个，需要 9 个；请先导入或生成更多药盒" in words  # noqa: RUF001
     assert "dispensable kit(s) of" not in words and "generate more kits first" not in words
     # kits named that are not in the kit list, then a kit released that is not quarantined
     unknown = yao.post(f"{page}/quarantine", data={"csrf": token, "action": "quarantine", "kits": "nope",

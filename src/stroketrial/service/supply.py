@@ -309,7 +309,7 @@ def ship(session: Session, actor: Actor, trial_id: str, site: str, kit_numbers: 
 
 
 def _by_arm(protocol: Protocol, kits_by_arm: Mapping[str, int]) -> dict[str, int]:
-    arms = {a.id: a.name for a in protocol.arms}
+    arms = {a.id: i18n.protocol_text(a, "name") for a in protocol.arms}
     errors: list[dict[str, Any]] = []
     for arm, n in kits_by_arm.items():
         if arm not in arms:

@@ -86,7 +86,8 @@ def _in_words(arms_shown: bool, arm_names: dict[str, str]) -> Callable[[str], st
     def words(text: str) -> str:
         if arms_shown:
             for arm, name in arm_names.items():
-                text = re.sub(rf"\b{re.escape(arm)}\b", name, text)
+                # An id between Chinese characters has no \b around it: only a Latin letter or digit joins it.
+                text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(arm)}(?![A-Za-z0-9_])", name, text)
         return text
     return words
 
