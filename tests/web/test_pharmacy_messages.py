@@ -119,7 +119,7 @@ def test_the_supply_pages_refuse_in_chinese_and_the_api_in_english(db):
     # a site's levels that cannot be (the protocol model's own check is quoted as it is)
     levels = yao.post(f"{page}/levels", data={"csrf": token, "site": "S1", "trigger": "5", "target": "5"})
     words = text_of(levels.text)
-    assert levels.status_code == 422 and "研究中心库存水平被拒绝：" in words  # noqa: RUF001
+    assert levels.status_code == 422 and "研究中心补货水平被拒绝：" in words  # noqa: RUF001
     assert "须高于 trigger_per_arm；两者均为 >= 0 的整数" in words and "site levels refused" not in words  # noqa: RUF001
     assert "both whole numbers" not in words
     # the same refusal through the API: English, as it always was
