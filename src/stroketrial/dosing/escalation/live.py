@@ -12,6 +12,9 @@ a window that ended without an assessment is not taken as no DLT, so a DLT not y
 missed. The cohort is complete when every patient is done; then the rule decides, and the decision takes
 effect only when the committee confirms it. After a confirmed deviation the 3+3 rule starts again from the
 level the committee chose (BOIN and CRM use all the data at every decision, so they need no restart).
+
+What waits and why enrolment is refused are worded in the current language (i18n: English for the CLI and the API,
+the reader's on a page); the rule's decision itself stays in English, as it is stored with the committee's.
 """
 
 from __future__ import annotations
