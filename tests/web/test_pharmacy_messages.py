@@ -2,7 +2,8 @@
 (issue 20), without a browser, on SQLite and PostgreSQL: a Chinese user's pages show each refusal in Chinese, with
 the values it names as they are (a kit number, a patient, a date), and no English; the JSON API answers the same
 refusal in English, byte for byte what it always said. The lines the supply reconciliation and the escalation
-table put together (a discrepancy, what the escalation waits for) and the dose sheet's working are Chinese too."""
+table put together (a discrepancy, what the escalation waits for), the dose sheet's working and what a protocol
+amendment changed are Chinese too."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from stroketrial import i18n
 from stroketrial.protocol import load_builtin
-from stroketrial.service import SYSTEM, accounts, escalation, patients, randomize, supply, trials
+from stroketrial.service import SYSTEM, accounts, amendments, escalation, patients, randomize, supply, trials
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
 from stroketrial.web import create_app
@@ -225,3 +226,16 @@ def test_the_dose_sheet_works_the_dose_out_in_chinese_and_the_api_in_english(db)
     notes = [n for a in sheet["administrations"] for n in a.get("notes", [])]
     assert any(re.fullmatch(r"20% solution: [\d.]+ g in [\d.]+ mL", n) for n in notes), notes
     assert any(re.fullmatch(r"[\d.]+ mL over 20 min = [\d.]+ mL/min \([\d.]+ mL/h\)", n) for n in notes), notes
+
+
+def test_the_protocol_versions_page_words_an_amendments_changes_in_chinese(db, tmp_path):
+    """What an amendment changed is stored in English (the record); the page words it in the reader's language."""
+    from ..server.test_amendments import amended
+
+    with db.write() as session:
+        body = amendments.amend_protocol(session, SYSTEM, amass2.TRIAL, amended(tmp_path),
+                                         dt.datetime.now(dt.UTC).date())
+    assert body["changes"]["eligibility"] == ["criterion nihss changed (rule, text)"]
+    page = text_of(client_for(db, "chen").get(f"/trials/{amass2.TRIAL}/protocol").text)
+    assert "修改标准 nihss（rule, text）" in page and "新增访视 d30" in page and "入选资格" in page  # noqa: RUF001
+    assert "changed (rule, text)" not in page and "d30 added" not in page
