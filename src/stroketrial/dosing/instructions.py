@@ -8,11 +8,14 @@ A weight outside 20-300 kg is refused: nothing is computed from a guess.
 A matching placebo is prepared, not described: the unblinded pharmacist gets the volume to
 draw up (the active dose's volume for this weight), the diluent, the infusion and pump rates,
 the times and the blinded label, each the active arm's, with the same arithmetic.
+
+The working lines and the label are worded in the reader's language (i18n: the catalogs for the platform's words,
+the protocol file for its own), English where no language is set (the CLI, the JSON API); the numbers are the same.
 """
 
 from __future__ import annotations
 
-from .. import InputError
+from .. import InputError, i18n
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -120,8 +123,9 @@ def _administration(protocol: Protocol, intervention: Intervention, active: Inte
     placebo = intervention is not active
     notes: list[str] = []
     if placebo:
-        notes.append(f"matching placebo for {active.name}: its volumes for this patient, with "
-                     f"{intervention.name} drawn up in place of the drug")
+        notes.append(i18n.gettext("matching placebo for {drug}: its volumes for this patient, with {placebo} drawn "
+                                  "up in place of the drug").format(drug=i18n.protocol_text(active, "name"),
+                                                                   placebo=i18n.protocol_text(intervention, "name")))
     amount = _amount(protocol, step, dose_choice, level, notes)
     if amount is None:
         return Administration(intervention.id, intervention.name, step.route, step.timing,
@@ -149,14 +153,16 @@ def _amount(protocol: Protocol, step: DoseStep, dose_choice: float | None, level
     if step.amount_choices:
         choices = ", ".join(f"{c:g}" for c in step.amount_choices)
         if dose_choice is None:
-            notes.append(f"dose group chosen at treatment: {choices} {step.unit}")
+            notes.append(i18n.gettext("dose group chosen at treatment: {choices} {unit}").format(choices=choices,
+                                                                                                  unit=step.unit))
             return None
         if dose_choice not in step.amount_choices:
             raise DoseError(f"dose {dose_choice:g} {step.unit} is not a registered dose group ({choices})")
         return dose_choice
     if step.amount is None:
         amount, level_unit = _level_dose(protocol, level)
-        notes.append(f"escalation level {level}: {amount:g} {level_unit}")
+        notes.append(i18n.gettext("escalation level {level}: {amount} {unit}").format(level=level, amount=f"{amount:g}",
+                                                                                    unit=level_unit))
         return amount
     return step.amount
 
@@ -170,7 +176,8 @@ def _prepared(step: DoseStep, amount: float, weight_kg: float | None, notes: lis
         amount = per_kg * weight
         notes.append(f"{per_kg:g} {step.unit}/kg × {weight:g} kg = {amount:.4g} {step.unit}")
     if step.max_amount is not None and amount > step.max_amount:
-        notes.append(f"capped at {step.max_amount:g} {step.unit} (protocol maximum per dose)")
+        notes.append(i18n.gettext("capped at {most} {unit} (protocol maximum per dose)").format(
+            most=f"{step.max_amount:g}", unit=step.unit))
         amount = step.max_amount
     step_size = _AMOUNT_STEP.get(step.unit or "")
     if step_size:
@@ -184,7 +191,8 @@ def _prepared(step: DoseStep, amount: float, weight_kg: float | None, notes: lis
             notes.append(f"{milligrams:g} mg ÷ {step.concentration_mg_per_ml:g} mg/mL = {drawn:g} mL")
         elif step.concentration_pct:
             drawn = _round(grams / (step.concentration_pct / 100), 0.1)  # w/v: % = g per 100 mL
-            notes.append(f"{step.concentration_pct:g}% solution: {grams:g} g in {drawn:g} mL")
+            notes.append(i18n.gettext("{pct}% solution: {grams} g in {ml} mL").format(
+                pct=f"{step.concentration_pct:g}", grams=f"{grams:g}", ml=f"{drawn:g}"))
     volume, diluent_ml = drawn, None
     if drawn is not None and step.final_volume_ml is not None:
         if drawn > step.final_volume_ml:
@@ -192,12 +200,15 @@ def _prepared(step: DoseStep, amount: float, weight_kg: float | None, notes: lis
                             f"{step.final_volume_ml:g} of the protocol; the protocol needs a cap (max_amount)")
         volume = step.final_volume_ml
         diluent_ml = _round(volume - drawn, 0.1)
-        notes.append(f"{drawn:g} mL + {diluent_ml:g} mL {step.diluent} = {volume:g} mL")
+        notes.append(i18n.gettext("{drawn} mL + {diluent_ml} mL {diluent} = {volume} mL").format(
+            drawn=f"{drawn:g}", diluent_ml=f"{diluent_ml:g}", diluent=i18n.protocol_text(step, "diluent"),
+            volume=f"{volume:g}"))
     rate_min = rate_h = None
     if volume is not None and step.infusion_minutes:
         rate_min = _round(volume / step.infusion_minutes, 0.1)
         rate_h = _round(volume / step.infusion_minutes * 60, 0.1)
-        notes.append(f"{volume:g} mL over {step.infusion_minutes:g} min = {rate_min:g} mL/min ({rate_h:g} mL/h)")
+        notes.append(i18n.gettext("{volume} mL over {minutes} min = {rate} mL/min ({hourly} mL/h)").format(
+            volume=f"{volume:g}", minutes=f"{step.infusion_minutes:g}", rate=f"{rate_min:g}", hourly=f"{rate_h:g}"))
     return _Prepared(amount, drawn, diluent_ml, volume, rate_min, rate_h)
 
 
@@ -212,12 +223,14 @@ def _strength_name(name: str, step: DoseStep) -> str:
 def _label(protocol: Protocol, active: Intervention, step: DoseStep, dose: _Prepared) -> str:
     """The blinded label: the trial, "<drug> or placebo", route, volume, infusion and timing. Built from the
     active step for both arms, so that it is the same text whichever the syringe or bag holds."""
-    parts = [f"{protocol.acronym} study drug: {active.name} or placebo",
-             f"for {ROUTE_LABELS[step.route]} use"]
+    parts = [i18n.gettext("{trial} study drug: {drug} or placebo").format(trial=protocol.acronym,
+                                                                          drug=i18n.protocol_text(active, "name")),
+             i18n.gettext("for {route} use").format(route=i18n.gettext(ROUTE_LABELS[step.route]))]
     if dose.volume_ml is not None:
-        parts.append(f"{dose.volume_ml:g} mL" + (f", infuse over {step.infusion_minutes:g} min"
-                                                  if step.infusion_minutes else ""))
-    parts += [step.timing, "for clinical trial use only"]
+        parts.append(i18n.gettext("{ml} mL, infuse over {minutes} min").format(
+            ml=f"{dose.volume_ml:g}", minutes=f"{step.infusion_minutes:g}") if step.infusion_minutes
+            else f"{dose.volume_ml:g} mL")
+    parts += [i18n.protocol_text(step, "timing"), i18n.gettext("for clinical trial use only")]
     return " · ".join(parts)
 
 

@@ -14,13 +14,12 @@ font (WenQuanYi Micro Hei or Noto Sans CJK SC after DejaVu Sans, which has no Ch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import jinja2
 from markupsafe import Markup
 
 from .. import __version__, i18n
-from ..wording import translated
 from .html import _environment
 
 FONTS = Markup('"DejaVu Sans", "WenQuanYi Micro Hei", "Noto Sans CJK SC", sans-serif')
@@ -32,7 +31,8 @@ def _(message: str) -> str:
 
 
 # What the document itself says (templates/envelopes.html, whose `_()` reads these from the catalogs), and the
-# service's words it prints (service.envelopes): listed here so that the catalog checks find them.
+# service's words it prints (service.envelopes, which words them in the print's language): listed here so that
+# the catalog checks find them.
 WORDS = (
     _("%(trial)s emergency envelopes, site %(site)s"), _("site %(site)s"), _("envelope set %(set)s"),
     _("print %(n)s"), _("%(trial)s: sealed emergency envelopes"), _("Site"), _("Envelope set"),
@@ -51,10 +51,10 @@ WORDS = (
     _("When the link returns, record envelope %(label)s with its check code, the patient and the time it was "
       "opened on the platform (the trial's emergency envelopes page)."),
 )
-SERVICE_PATTERNS = (
+SERVICE_WORDS = (
     _("the trial's permuted blocks, per stratum"),
     _("the protocol's fallback: a stratified permuted-block list per site"),
-    _("Kit {kit}"), _("Give the study drug in kit {kit}."), _("all patients"),
+    _("all patients"),
 )
 
 
@@ -84,17 +84,6 @@ class EnvelopeSetDocument:
     envelopes: Sequence[EnvelopeSheet]
 
 
-def _translated(document: EnvelopeSetDocument) -> EnvelopeSetDocument:
-    """The service's words of the document (method, strata, what an envelope holds, the procedure) in the current
-    language, where the catalogs have them."""
-    def words(text: str) -> str:
-        return translated(text, SERVICE_PATTERNS)
-
-    sheets = [replace(e, stratum=words(e.stratum), allocation=words(e.allocation), treatment=words(e.treatment))
-              for e in document.envelopes]
-    return replace(document, method=words(document.method), procedure=words(document.procedure), envelopes=sheets)
-
-
 def _i18n_environment() -> jinja2.Environment:
     environment = _environment()
     environment.add_extension("jinja2.ext.i18n")
@@ -113,7 +102,7 @@ def _page_of() -> tuple[str, str, str]:
 def envelope_set_html(document: EnvelopeSetDocument) -> str:
     """The set as HTML, in the current language (`i18n.use`)."""
     return _i18n_environment().get_template("envelopes.html").render(
-        d=_translated(document), version=__version__, lang_tag=i18n.TAGS[i18n.current()], fonts=FONTS,
+        d=document, version=__version__, lang_tag=i18n.TAGS[i18n.current()], fonts=FONTS,
         page_of=_page_of())
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..dosing import DoseError, dose_instructions
 from .accounts import Actor
 from .blinding import sees_arm
@@ -46,9 +47,9 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     for s in steps:
         item = s.to_json()
         if kit and "label" in item:
-            item["label"] += f" · kit {kit}"
+            item["label"] += " · " + i18n.gettext("kit {kit}").format(kit=kit)
         if blinded and kit and s.route != "procedure":  # the thrombectomy is no study drug
-            item["name"] = f"study drug from kit {kit}"
+            item["name"] = i18n.gettext("study drug from kit {kit}").format(kit=kit)
             # What the pharmacist draws up and reconstitutes names the drug: the kit arrives prepared.
             for key in ("intervention", "draw_up", "reconstitution"):
                 item.pop(key, None)

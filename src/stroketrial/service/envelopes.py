@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical import parse_patient
 from ..protocol import Protocol
 from ..protocol.envelopes import EmergencyRandomization
@@ -48,8 +49,8 @@ MAX_REASON = 2000
 
 def _emergency(protocol: Protocol, trial_id: str) -> tuple[EmergencyRandomization, RandomizationScheme]:
     if protocol.randomization is None or protocol.emergency_randomization is None:
-        raise Conflict(f"{trial_id} keeps no sealed emergency envelopes (its protocol has no "
-                       "emergency_randomization section)")
+        raise Conflict(i18n.gettext("{trial} keeps no sealed emergency envelopes (its protocol has no "
+                                    "emergency_randomization section)").format(trial=trial_id))
     return protocol.emergency_randomization, protocol.randomization
 
 
@@ -59,7 +60,8 @@ def _key(session: Session) -> bytes:
     if key is None:
         keystore = session.info.get("keystore")
         if keystore is None or not keystore.exists():  # pragma: no cover - every database has its keystore
-            raise Conflict("the audit key is not available, so envelope check codes cannot be made or checked")
+            raise Conflict(i18n.gettext("the audit key is not available, so envelope check codes cannot be made or "
+                                        "checked"))
         key = keystore.key()
     return bytes(key)
 
@@ -76,14 +78,17 @@ def _code(session: Session, envelope: Envelope) -> str:
 def _require_exporter(actor: Actor, protocol: Protocol) -> None:
     actor.require("generating emergency envelopes")
     if not sees_arm(actor.role, protocol.design.masking):
-        raise Forbidden(f"sealed envelopes hold the allocation; in a {protocol.design.masking.replace('_', ' ')} "
-                        f"trial only the unblinded pharmacist makes and prints them ({actor.name} is {actor.role})")
+        raise Forbidden(i18n.gettext("sealed envelopes hold the allocation; in a {masking} trial only the unblinded "
+                                     "pharmacist makes and prints them ({user} is {role})").format(
+            masking=i18n.gettext(protocol.design.masking.replace("_", " ")), user=actor.name,
+            role=i18n.gettext(actor.role.replace("_", " "))))
 
 
 def _site(session: Session, actor: Actor, trial_id: str, site: str) -> str:
     if site not in trial_sites(session, trial_id) or not actor.can_see_site(site):
-        raise NotFound(f"no site {site!r} of {trial_id} at your sites",
-                       [{"field": "site", "value": site, "message": "a site of the trial where you work"}])
+        raise NotFound(i18n.gettext("no site {site} of {trial} at your sites").format(site=repr(site), trial=trial_id),
+                       [{"field": "site", "value": site,
+                         "message": i18n.gettext("a site of the trial where you work")}])
     return site
 
 
@@ -98,20 +103,22 @@ def generate(session: Session, actor: Actor, trial_id: str, site: str,
     _site(session, actor, trial_id, site)
     locks.refuse_if_locked(session, trial_id)
     if scheme.blinded_kits and (protocol.supply is None or not supply.has_inventory(session, trial_id)):
-        raise Conflict(f"{trial_id} dispenses blinded kits: an envelope holds a kit number, never an arm, and kits "
-                       "are set aside for envelopes from the site's physical stock; import or generate the kit list "
-                       "and ship kits to the site first (the supply page)")
+        raise Conflict(i18n.gettext("{trial} dispenses blinded kits: an envelope holds a kit number, never an arm, "
+                                    "and kits are set aside for envelopes from the site's physical stock; import or "
+                                    "generate the kit list and ship kits to the site first (the supply page)").format(
+            trial=trial_id))
     count = per_stratum if per_stratum is not None else emergency.envelopes_per_stratum
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
-        raise Invalid(f"envelopes per stratum is {count!r}; give 1 to 100",
-                      [{"field": "per_stratum", "value": count, "message": "a whole number from 1 to 100"}])
+        raise Invalid(i18n.gettext("envelopes per stratum is {count}; give 1 to 100").format(count=repr(count)),
+                      [{"field": "per_stratum", "value": count,
+                        "message": i18n.gettext("a whole number from 1 to 100")}])
     sealed = session.execute(select(Envelope).where(Envelope.trial_id == trial_id, Envelope.site_code == site,
                                                     Envelope.status == "sealed").order_by(Envelope.number)
                              ).scalars().first()
     if sealed is not None:
-        raise Conflict(f"site {site} still holds sealed envelopes of set {sealed.set_id} (the first: "
-                       f"{envelope_label(site, sealed.number)}); use them, or void that set, before making another",
-                       set=sealed.set_id)
+        raise Conflict(i18n.gettext("site {site} still holds sealed envelopes of set {set} (the first: {first}); use "
+                                    "them, or void that set, before making another").format(
+            site=site, set=sealed.set_id, first=envelope_label(site, sealed.number)), set=sealed.set_id)
     strata = envelope_strata(scheme, emergency)
     blocks = envelope_blocks(ArmSlots.of(protocol.arms), emergency.block_sizes(scheme), count, strata, SystemDraw())
     number = session.execute(select(func.max(Envelope.number)).where(Envelope.trial_id == trial_id,
@@ -173,7 +180,8 @@ def set_view(session: Session, envelope_set: EnvelopeSet, actor: Actor | None = 
 def _find_set(session: Session, actor: Actor, trial_id: str, set_id: int) -> EnvelopeSet:
     row = session.get(EnvelopeSet, set_id)
     if row is None or row.trial_id != trial_id or not actor.can_see_site(row.site_code):
-        raise NotFound(f"no envelope set {set_id} of {trial_id} at your sites")
+        raise NotFound(i18n.gettext("no envelope set {set} of {trial} at your sites").format(set=set_id,
+                                                                                            trial=trial_id))
     return row
 
 
@@ -187,27 +195,30 @@ def set_pdf(session: Session, actor: Actor, trial_id: str, set_id: int) -> tuple
     emergency, _scheme = _emergency(protocol, trial_id)
     envelope_set = _find_set(session, actor, trial_id, set_id)
     if envelope_set.voided_at is not None:
-        raise Conflict(f"envelope set {set_id} is void ({envelope_set.void_reason}); print the site's current set")
+        raise Conflict(i18n.gettext("envelope set {set} is void ({reason}); print the site's current set").format(
+            set=set_id, reason=envelope_set.void_reason))
     envelope_set.prints += 1
     site = session.get(Site, envelope_set.site_code)
     zone = site_zone(session, envelope_set.site_code)
     arms = {a.id: a for a in protocol.arms}
     rows = session.execute(select(Envelope).where(Envelope.set_id == set_id).order_by(Envelope.number)
                            ).scalars().all()
-    sheets = [EnvelopeSheet(label=envelope_label(e.site_code, e.number), stratum=stratum_label(e.stratum),
-                            check_code=_code(session, e),
-                            allocation=f"Kit {e.kit}" if e.kit is not None else arms[e.arm].name,
-                            treatment=(f"Give the study drug in kit {e.kit}." if e.kit is not None
-                                       else arms[e.arm].description))
+    # The document is in the language of the print (`i18n.use` by the caller; English for the CLI and the API).
+    sheets = [EnvelopeSheet(label=envelope_label(e.site_code, e.number),
+                            stratum=i18n.gettext(stratum_label(e.stratum)), check_code=_code(session, e),
+                            allocation=(i18n.gettext("Kit {kit}").format(kit=e.kit) if e.kit is not None
+                                        else i18n.protocol_text(arms[e.arm], "name")),
+                            treatment=(i18n.gettext("Give the study drug in kit {kit}.").format(kit=e.kit)
+                                       if e.kit is not None else i18n.protocol_text(arms[e.arm], "description")))
               for e in rows]
     now = dt.datetime.now(dt.UTC)
     document = EnvelopeSetDocument(
         acronym=protocol.acronym, title=protocol.title, registry_id=protocol.registry_id,
         site=envelope_set.site_code, site_name=site.name if site is not None else envelope_set.site_code,
-        set_id=set_id, method=METHOD_WORDS[envelope_set.method], made_by=envelope_set.created_by,
+        set_id=set_id, method=i18n.gettext(METHOD_WORDS[envelope_set.method]), made_by=envelope_set.created_by,
         made_at=aware(envelope_set.created_at).astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
         printed_at=now.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"), print_number=envelope_set.prints,
-        procedure=emergency.procedure, envelopes=sheets)
+        procedure=i18n.gettext(emergency.procedure), envelopes=sheets)
     pdf = envelope_set_pdf(document)
     record(session, actor.name, "print_envelope_set", "envelope_set",
            f"{trial_id}/{envelope_set.site_code}/{set_id}", trial_id=trial_id, site=envelope_set.site_code,
@@ -222,7 +233,7 @@ def void_set(session: Session, actor: Actor, trial_id: str, set_id: int, reason:
     envelope_set = _find_set(session, actor, trial_id, set_id)
     why = plain_text("reason", reason, MAX_REASON)
     if envelope_set.voided_at is not None:
-        raise Conflict(f"envelope set {set_id} is void already")
+        raise Conflict(i18n.gettext("envelope set {set} is void already").format(set=set_id))
     now = dt.datetime.now(dt.UTC)
     envelope_set.voided_at, envelope_set.voided_by, envelope_set.void_reason = now, actor.name, why
     voided = []
@@ -299,8 +310,10 @@ def randomization_status(session: Session, actor: Actor, trial_id: str) -> dict[
 def _parse_label(label: str) -> tuple[str, int]:
     site, _, number = str(label).strip().rpartition("-")
     if not site or not number.isdigit():
-        raise Invalid(f"envelope {label!r} is not an envelope number as printed (SITE-NUMBER, e.g. S1-004)",
-                      [{"field": "envelope", "value": label, "message": "SITE-NUMBER as printed on the envelope"}])
+        raise Invalid(i18n.gettext("envelope {envelope} is not an envelope number as printed (SITE-NUMBER, e.g. "
+                                   "S1-004)").format(envelope=repr(label)),
+                      [{"field": "envelope", "value": label,
+                        "message": i18n.gettext("SITE-NUMBER as printed on the envelope")}])
     return site, int(number)
 
 
@@ -308,13 +321,15 @@ def _opened_moment(value: str, zone: Any, now: dt.datetime) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(str(value).strip())
     except ValueError:
-        raise Invalid(f"opened_at {value!r} is not a date and time (YYYY-MM-DDTHH:MM, the site's clock)",
+        raise Invalid(i18n.gettext("opened_at {value} is not a date and time (YYYY-MM-DDTHH:MM, the site's "
+                                   "clock)").format(value=repr(value)),
                       [{"field": "opened_at", "value": value, "message": "YYYY-MM-DDTHH:MM"}]) from None
     opened = as_utc(moment, zone)
     if opened > now + CLOCK_SKEW:
         shown = local_now(zone, moment, now).isoformat(timespec="minutes")
-        raise Invalid(f"opened_at {moment.isoformat(timespec='minutes')} is in the future: it is now {shown} at this "
-                      f"site ({zone.key})", [{"field": "opened_at", "value": value, "message": "not in the future"}])
+        raise Invalid(i18n.gettext("opened_at {moment} is in the future: it is now {now} at this site ({zone})").format(
+                          moment=moment.isoformat(timespec="minutes"), now=shown, zone=zone.key),
+                      [{"field": "opened_at", "value": value, "message": i18n.gettext("not in the future")}])
     return opened
 
 
@@ -330,52 +345,63 @@ def record_opened(session: Session, actor: Actor, trial_id: str, envelope: str, 
                                                  Envelope.number == number)).scalar_one_or_none()
     label = envelope_label(site, number)
     if row is None or not actor.can_see_site(site):
-        raise NotFound(f"no envelope {label} of {trial_id} at your sites")
+        raise NotFound(i18n.gettext("no envelope {envelope} of {trial} at your sites").format(envelope=label,
+                                                                                             trial=trial_id))
     if not same_code(str(code or ""), _code(session, row)):
-        raise Invalid(f"the check code {code!r} is not envelope {label}'s: check the code printed on the envelope; an "
-                      "envelope whose code does not match was not made by the platform for this number (keep it and "
-                      "report it to the trial's unblinded pharmacist)",
-                      [{"field": "check_code", "value": code, "message": f"the code printed on envelope {label}"}])
+        raise Invalid(i18n.gettext("the check code {code} is not envelope {envelope}'s: check the code printed on "
+                                   "the envelope; an envelope whose code does not match was not made by the platform "
+                                   "for this number (keep it and report it to the trial's unblinded "
+                                   "pharmacist)").format(code=repr(code), envelope=label),
+                      [{"field": "check_code", "value": code,
+                        "message": i18n.gettext("the code printed on envelope {envelope}").format(envelope=label)}])
     patient = find_patient(session, actor, trial_id, patient_code)
     _refuse_used(session, row, label)
     if patient.site_code != site:
-        raise Conflict(f"envelope {label} is site {site}'s; patient {patient.code} is at site {patient.site_code}")
+        raise Conflict(i18n.gettext("envelope {envelope} is site {site}'s; patient {patient} is at site "
+                                    "{patient_site}").format(envelope=label, site=site, patient=patient.code,
+                                                             patient_site=patient.site_code))
     existing = allocation_of(session, patient)
     if existing is not None:
-        raise Conflict(f"patient {patient.code} was randomized already (sequence {existing.sequence}); a patient is "
-                       "randomized once", sequence=existing.sequence)
+        raise Conflict(i18n.gettext("patient {patient} was randomized already (sequence {sequence}); a patient is "
+                                    "randomized once").format(patient=patient.code, sequence=existing.sequence),
+                       sequence=existing.sequence)
     locks.refuse_if_locked(session, patient)
     now = dt.datetime.now(dt.UTC)
     zone = site_zone(session, site)
     opened = _opened_moment(opened_at, zone, now)
     envelope_set = session.get(EnvelopeSet, row.set_id)
     if envelope_set is not None and opened < aware(envelope_set.created_at):
-        raise Invalid(f"opened_at {opened_at} is before envelope set {row.set_id} was made", [
-            {"field": "opened_at", "value": opened_at, "message": "after the set was made"}])
+        raise Invalid(i18n.gettext("opened_at {opened} is before envelope set {set} was made").format(
+            opened=opened_at, set=row.set_id), [
+            {"field": "opened_at", "value": opened_at, "message": i18n.gettext("after the set was made")}])
     randomizer = Randomizer.for_protocol(protocol)
     try:
         levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
     except FactorValueError as exc:
-        raise Invalid(f"cannot randomize {patient.code}: {exc}", [{"field": "randomization factors", "value": None,
-                                                                    "message": str(exc)}]) from None
+        raise Invalid(i18n.gettext("cannot randomize {patient}: {reason}").format(patient=patient.code, reason=exc),
+                      [{"field": "randomization factors", "value": None, "message": str(exc)}]) from None
     stratum = envelope_stratum(scheme, emergency, levels)
     if stratum.key != row.stratum:
         right = next_envelopes(session, trial_id, site).get(stratum.key)
-        raise Conflict(f"envelope {label} is for {stratum_label(row.stratum)}; patient {patient.code} is in "
-                       f"{stratum.label()}" + (f" (the next envelope of that stratum is {right})" if right else ""),
-                       envelope=label)
+        wrong = (i18n.gettext("envelope {envelope} is for {stratum}; patient {patient} is in {patient_stratum} (the "
+                              "next envelope of that stratum is {right})") if right else
+                 i18n.gettext("envelope {envelope} is for {stratum}; patient {patient} is in {patient_stratum}"))
+        raise Conflict(wrong.format(envelope=label, stratum=stratum_label(row.stratum), patient=patient.code,
+                                    patient_stratum=stratum.label(), right=right), envelope=label)
     earlier = session.execute(select(Envelope).where(
         Envelope.trial_id == trial_id, Envelope.site_code == site, Envelope.stratum == row.stratum,
         Envelope.status == "sealed", Envelope.number < number).order_by(Envelope.number).limit(1)).scalar_one_or_none()
     if earlier is not None:
-        raise Conflict(f"envelope {label} is out of order: envelope {envelope_label(site, earlier.number)} of "
-                       f"{stratum_label(row.stratum)} is still sealed; envelopes of a stratum are opened in number "
-                       "order (record the earlier one first if it was opened)",
+        raise Conflict(i18n.gettext("envelope {envelope} is out of order: envelope {earlier} of {stratum} is still "
+                                    "sealed; envelopes of a stratum are opened in number order (record the earlier "
+                                    "one first if it was opened)").format(
+            envelope=label, earlier=envelope_label(site, earlier.number), stratum=stratum_label(row.stratum)),
                        envelope=label, earlier=envelope_label(site, earlier.number))
     if allocation is not None and allocation.strip() and allocation.strip() not in (row.arm, row.kit):
-        raise Conflict(f"the allocation recorded ({allocation.strip()}) is not the one envelope {label} holds: the "
-                       "envelope's inside sheet was changed; nothing was recorded (report it to the trial's unblinded "
-                       "pharmacist)", envelope=label)
+        raise Conflict(i18n.gettext("the allocation recorded ({allocation}) is not the one envelope {envelope} holds: "
+                                    "the envelope's inside sheet was changed; nothing was recorded (report it to the "
+                                    "trial's unblinded pharmacist)").format(allocation=allocation.strip(),
+                                                                            envelope=label), envelope=label)
     require_eligible(patient)
     require_consent(session, protocol, patient, "randomized")
     _screen_at(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient, opened, label)
@@ -408,13 +434,15 @@ def _refuse_used(session: Session, row: Envelope, label: str) -> None:
     """409 for an envelope used already (naming its patient) or void."""
     if row.status == "reconciled":
         used_by = session.get(Patient, row.patient_id) if row.patient_id is not None else None
-        raise Conflict(f"envelope {label} was used already, for patient {used_by.code if used_by else '?'} (opened "
-                       f"{aware(row.opened_at).isoformat(timespec='minutes') if row.opened_at else '?'}); an "
-                       "envelope is opened for one patient only", envelope=label)
+        raise Conflict(i18n.gettext("envelope {envelope} was used already, for patient {patient} (opened {opened}); "
+                                    "an envelope is opened for one patient only").format(
+            envelope=label, patient=used_by.code if used_by else "?",
+            opened=aware(row.opened_at).isoformat(timespec="minutes") if row.opened_at else "?"), envelope=label)
     if row.status == "void":
         reason = session.get(EnvelopeSet, row.set_id)
-        raise Conflict(f"envelope {label} is void (its set {row.set_id} was voided: "
-                       f"{reason.void_reason if reason else '?'}); it allocates no one", envelope=label)
+        raise Conflict(i18n.gettext("envelope {envelope} is void (its set {set} was voided: {reason}); it allocates "
+                                    "no one").format(envelope=label, set=row.set_id,
+                                                     reason=reason.void_reason if reason else "?"), envelope=label)
 
 
 def _screen_at(session: Session, actor: Actor, protocol: Protocol, patient: Patient, opened: dt.datetime,
@@ -430,8 +458,10 @@ def _screen_at(session: Session, actor: Actor, protocol: Protocol, patient: Pati
     record_then, result = validated_screening(protocol, document)
     if result.status != "eligible":
         problems = [c for c in result.criteria if c.excludes or c.status in ("missing_data", "needs_attestation")]
-        raise Invalid(f"patient {patient.code} was not eligible when envelope {label} was opened "
-                      f"({moment.isoformat(timespec='minutes')}, {zone.key}): " + "; ".join(c.reason for c in problems),
+        raise Invalid(i18n.gettext("patient {patient} was not eligible when envelope {envelope} was opened ({moment}, "
+                                   "{zone}): {reasons}").format(
+                          patient=patient.code, envelope=label, moment=moment.isoformat(timespec="minutes"),
+                          zone=zone.key, reasons="; ".join(c.reason for c in problems)),
                       [{"field": c.id, "value": c.status, "message": c.reason} for c in problems],
                       status=result.status)
     stored = record_then.to_json()

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..dosing.escalation.decisions import EscalationInputError
 from ..dosing.escalation.live import (Confirmation, EnrolledPatient, EnrolmentClosed, EscalationState,
                                       check_confirmation, escalation_state, observation_ends)
@@ -37,7 +38,8 @@ PHASE_TEXT = {"escalation": "dose escalation", "expansion": "dose expansion"}
 
 def escalation_of(protocol: Protocol, trial_id: str) -> DoseEscalation:
     if protocol.dose_escalation is None:
-        raise Conflict(f"{trial_id} has no dose escalation ({protocol.design.model.replace('_', ' ')})")
+        raise Conflict(i18n.gettext("{trial} has no dose escalation ({design})").format(
+            trial=trial_id, design=protocol.design.model.replace("_", " ")))
     return protocol.dose_escalation
 
 
@@ -110,9 +112,10 @@ def enrol(session: Session, actor: Actor, trial_id: str, code: str, idempotency_
     `cohort` and `level`, when given, are what the caller expects (the page it read); another is refused."""
     actor.require("enrolling in a dose-escalation cohort")
     if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
-        raise Invalid("enrolment needs an Idempotency-Key header (1-200 characters, new for each request, the same "
-                      "when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,
-                                          "message": "1-200 characters"}])
+        raise Invalid(i18n.gettext("enrolment needs an Idempotency-Key header (1-200 characters, new for each "
+                                   "request, the same when retrying)"),
+                      [{"field": "Idempotency-Key", "value": idempotency_key,
+                        "message": i18n.gettext("1-200 characters")}])
     _trial, protocol = get_trial(session, actor, trial_id)
     escalation = escalation_of(protocol, trial_id)
     patient = find_patient(session, actor, trial_id, code)
@@ -121,11 +124,14 @@ def enrol(session: Session, actor: Actor, trial_id: str, code: str, idempotency_
     ).scalar_one_or_none()
     if previous is not None:
         if previous.patient_id != patient.id:
-            raise Conflict("this Idempotency-Key was used for another patient; use a new key for each patient")
+            raise Conflict(i18n.gettext("this Idempotency-Key was used for another patient; use a new key for each "
+                                        "patient"))
         return _enrolment_json(protocol, escalation, previous, code), False
     if (existing := assignment_of(session, patient)) is not None:
-        raise Conflict(f"patient {code} was enrolled already (cohort {existing.cohort}, level {existing.level}); "
-                       "a patient is enrolled once", cohort=existing.cohort, level=existing.level)
+        raise Conflict(i18n.gettext("patient {patient} was enrolled already (cohort {cohort}, level {level}); a "
+                                    "patient is enrolled once").format(patient=code, cohort=existing.cohort,
+                                                                       level=existing.level),
+                       cohort=existing.cohort, level=existing.level)
     require_eligible(patient)
     require_consent(session, protocol, patient, "enrolled")
     moment = now or dt.datetime.now(dt.UTC)
@@ -176,21 +182,23 @@ def record_dlt(session: Session, actor: Actor, trial_id: str, code: str, dlt: bo
     patient = find_patient(session, actor, trial_id, code)
     assignment = assignment_of(session, patient)
     if assignment is None:
-        raise Conflict(f"patient {code} is not enrolled in a dose cohort")
+        raise Conflict(i18n.gettext("patient {patient} is not enrolled in a dose cohort").format(patient=code))
     values = _checked_dlt(escalation, dlt, criterion, event, onset, aware(assignment.enrolled_at))
     existing = session.execute(select(DltAssessment).where(DltAssessment.patient_id == patient.id)
                                ).scalar_one_or_none()
     before = None if existing is None else _dlt_json(escalation, existing)
     if existing is not None:
         if not reason or not reason.strip() or len(reason) > MAX_REASON:
-            raise Invalid(f"{code} has a DLT assessment already; a correction needs a reason (1-{MAX_REASON} "
-                          "characters)", [{"field": "reason", "value": reason, "message": "required for a correction"}])
+            raise Invalid(i18n.gettext("{patient} has a DLT assessment already; a correction needs a reason (1-{most} "
+                                       "characters)").format(patient=code, most=MAX_REASON),
+                          [{"field": "reason", "value": reason, "message": i18n.gettext("required for a correction")}])
         decided = session.execute(select(EscalationDecision.after_cohort).where(
             EscalationDecision.trial_id == trial_id, EscalationDecision.after_cohort >= assignment.cohort)).first()
         if decided is not None and assignment.phase == "escalation":
-            raise Conflict(f"the safety review committee has confirmed the decision after cohort {decided[0]}, which "
-                           f"counted {code}'s DLT assessment; a correction now is a matter for the committee "
-                           "(record it as an SAE or protocol deviation)")
+            raise Conflict(i18n.gettext("the safety review committee has confirmed the decision after cohort {cohort}, "
+                                        "which counted {patient}'s DLT assessment; a correction now is a matter for "
+                                        "the committee (record it as an SAE or protocol deviation)").format(
+                cohort=decided[0], patient=code))
     row = existing or DltAssessment(patient_id=patient.id, recorded_by=actor.name)
     row.dlt, row.criterion, row.event, row.onset = values
     row.recorded_at, row.recorded_by = dt.datetime.now(dt.UTC), actor.name
@@ -209,28 +217,31 @@ def _checked_dlt(escalation: DoseEscalation, dlt: bool, criterion: str | None, e
     if not dlt:
         given = {k: v for k, v in (("criterion", criterion), ("event", event), ("onset", onset)) if v}
         if given:
-            raise Invalid("no DLT: leave criterion, event and onset empty",
-                          [{"field": k, "value": v, "message": "only with a DLT"} for k, v in given.items()])
+            raise Invalid(i18n.gettext("no DLT: leave criterion, event and onset empty"),
+                          [{"field": k, "value": v, "message": i18n.gettext("only with a DLT")}
+                           for k, v in given.items()])
         return False, None, None, None
     problems = []
     if criterion not in ids:
         problems.append({"field": "criterion", "value": criterion,
-                         "message": "one of the protocol's DLTs: " + ", ".join(ids)})
+                         "message": i18n.gettext("one of the protocol's DLTs: {ids}").format(ids=", ".join(ids))})
     if not event or not event.strip() or len(event) > MAX_REASON:
-        problems.append({"field": "event", "value": event, "message": f"the event, 1-{MAX_REASON} characters"})
+        problems.append({"field": "event", "value": event,
+                         "message": i18n.gettext("the event, 1-{most} characters").format(most=MAX_REASON)})
     try:
         day = dt.date.fromisoformat(onset or "")
     except ValueError:
-        problems.append({"field": "onset", "value": onset, "message": "a date, YYYY-MM-DD"})
+        problems.append({"field": "onset", "value": onset, "message": i18n.gettext("a date, YYYY-MM-DD")})
     else:
         window = escalation.dlt_definition[ids.index(criterion)] if criterion in ids else None
         last = (enrolled + dt.timedelta(hours=window.window_hours)).date() if window else None
         if day < enrolled.date() or (last is not None and day > last):
             problems.append({"field": "onset", "value": onset,
-                             "message": f"within the DLT's window, {enrolled.date()} to {last}"})
+                             "message": i18n.gettext("within the DLT's window, {first} to {last}").format(
+                                 first=enrolled.date(), last=last)})
     if problems:
-        raise Invalid("the DLT assessment is not valid: " + "; ".join(f"{p['field']}: {p['message']}"
-                                                                       for p in problems), problems)
+        raise Invalid(i18n.gettext("the DLT assessment is not valid: {problems}").format(
+            problems="; ".join(f"{p['field']}: {p['message']}" for p in problems)), problems)
     assert criterion is not None and event is not None
     return True, ids.index(criterion) + 1, event.strip(), onset
 
@@ -267,16 +278,18 @@ def confirm_decision(session: Session, actor: Actor, trial_id: str, after_cohort
     _trial, protocol = get_trial(session, actor, trial_id)
     escalation = escalation_of(protocol, trial_id)
     if signature.name != actor.name:
-        raise Unauthorized(f"the signature is {signature.name}'s, not {actor.name}'s")
+        raise Unauthorized(i18n.gettext("the signature is {signer}'s, not {user}'s").format(signer=signature.name,
+                                                                                           user=actor.name))
     if not reason or not reason.strip() or len(reason) > MAX_REASON:
-        raise Invalid(f"the committee's reason is required (1-{MAX_REASON} characters)",
-                      [{"field": "reason", "value": reason, "message": "required"}])
+        raise Invalid(i18n.gettext("the committee's reason is required (1-{most} characters)").format(most=MAX_REASON),
+                      [{"field": "reason", "value": reason, "message": i18n.gettext("required")}])
     state = current_state(session, trial_id, escalation)
     if state.pending_after != after_cohort:
-        waiting = (f"the decision after cohort {state.pending_after} is waiting" if state.pending_after
-                   else "no decision is waiting (" + "; ".join(state.waiting or ("nothing to confirm",)) + ")")
-        raise Conflict(f"there is no decision after cohort {after_cohort} to confirm: {waiting}",
-                       pending_after_cohort=state.pending_after)
+        waiting = (i18n.gettext("the decision after cohort {cohort} is waiting").format(cohort=state.pending_after)
+                   if state.pending_after else i18n.gettext("no decision is waiting ({waiting})").format(
+                       waiting="; ".join(state.waiting or (i18n.gettext("nothing to confirm"),))))
+        raise Conflict(i18n.gettext("there is no decision after cohort {cohort} to confirm: {waiting}").format(
+            cohort=after_cohort, waiting=waiting), pending_after_cohort=state.pending_after)
     try:
         confirmation = check_confirmation(escalation, state, action, level, mtd)
     except EnrolmentClosed as exc:  # pragma: no cover - pending_after was checked above

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol
 from ..protocol.supply import Supply, SupplyLevels
 from ..store import record
@@ -54,11 +55,38 @@ STATUS_WORDS = {"in_depot": "in the depot", "in_transit": "on its way", "availab
 GENERATED_DIGITS = 6
 
 
+def status_words(status: str) -> str:
+    """A kit's status in words, in the reader's language (STATUS_WORDS, listed for the catalogs in data_words)."""
+    return i18n.gettext(STATUS_WORDS.get(status, status))
+
+
+def _one_of(choices: Iterable[str]) -> str:
+    return i18n.gettext("one of {choices}").format(choices=", ".join(choices))
+
+
+def _a_date() -> str:
+    return i18n.gettext("a date, YYYY-MM-DD")
+
+
+def _lot_rule() -> str:
+    return i18n.gettext("1-40 letters, digits, '.', '_', '/' or '-'")
+
+
+def _returned_or_destroyed() -> str:
+    return i18n.gettext("returned or destroyed")
+
+
+def _not_reserved(kit: SupplyKit) -> Conflict:
+    return Conflict(i18n.gettext("kit {kit} is {status}, not reserved").format(kit=kit.kit_number, status=kit.status),
+                    kit=kit.kit_number)
+
+
 # ---- the trial's supply rules and the site's day --------------------------------------------------------------
 def supply_protocol(session: Session, actor: Actor, trial_id: str) -> tuple[Protocol, Supply]:
     _trial, protocol = get_trial(session, actor, trial_id)
     if protocol.supply is None:
-        raise Conflict(f"{trial_id} has no `supply` section in its protocol: it dispenses no physical kits")
+        raise Conflict(i18n.gettext("{trial} has no `supply` section in its protocol: it dispenses no physical "
+                                    "kits").format(trial=trial_id))
     return protocol, protocol.supply
 
 
@@ -82,14 +110,14 @@ def _dispensable(session: Session, supply: Supply, trial_id: str, site: str, arm
 
 def _require_site(session: Session, actor: Actor, trial_id: str, site: str) -> None:
     if site not in trial_sites(session, trial_id) or not actor.can_see_site(site):
-        raise NotFound(f"no site {site} of {trial_id} at your sites")
+        raise NotFound(i18n.gettext("no site {site} of {trial} at your sites").format(site=site, trial=trial_id))
 
 
 def _kit(session: Session, trial_id: str, kit_number: str) -> SupplyKit:
     row = session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
                                                   SupplyKit.kit_number == kit_number)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"no kit {kit_number} in {trial_id}")
+        raise NotFound(i18n.gettext("no kit {kit} in {trial}").format(kit=kit_number, trial=trial_id))
     return row
 
 
@@ -108,8 +136,11 @@ def import_kits(session: Session, actor: Actor, trial_id: str, text: str) -> dic
     header = [h.strip() for h in reader.fieldnames or []]
     missing = [c for c in CSV_COLUMNS if c not in header]
     if missing:
-        raise Invalid(f"the kit list needs the columns {', '.join(CSV_COLUMNS)}; missing {', '.join(missing)}",
-                      [{"field": "columns", "value": header, "message": f"columns {', '.join(CSV_COLUMNS)}"}])
+        columns = ", ".join(CSV_COLUMNS)
+        raise Invalid(i18n.gettext("the kit list needs the columns {columns}; missing {missing}").format(
+                          columns=columns, missing=", ".join(missing)),
+                      [{"field": "columns", "value": header,
+                        "message": i18n.gettext("columns {columns}").format(columns=columns)}])
     stored = set(session.execute(select(SupplyKit.kit_number).where(SupplyKit.trial_id == trial_id)).scalars())
     today = dt.datetime.now(dt.UTC).date()
     errors: list[dict[str, Any]] = []
@@ -117,7 +148,8 @@ def import_kits(session: Session, actor: Actor, trial_id: str, text: str) -> dic
     rows: list[tuple[str, str, str, dt.date]] = []
     for n, raw in enumerate(reader, start=2):  # row 1 is the header
         if n - 1 > MAX_KITS:
-            errors.append({"row": n, "field": "kit_number", "value": None, "message": f"at most {MAX_KITS} kits"})
+            errors.append({"row": n, "field": "kit_number", "value": None,
+                           "message": i18n.gettext("at most {n} kits").format(n=MAX_KITS)})
             break
         row = {(k or "").strip(): (v or "").strip() if isinstance(v, str) else v for k, v in raw.items()}
         problems = _row_problems(row, arms, today, stored, seen, n)
@@ -126,10 +158,12 @@ def import_kits(session: Session, actor: Actor, trial_id: str, text: str) -> dic
             seen[row["kit_number"]] = n
             rows.append((row["kit_number"], row["arm"], row["lot"], dt.date.fromisoformat(row["expiry"])))
     if not rows and not errors:
-        raise Invalid("the kit list has no kits", [{"field": "rows", "value": 0, "message": "at least one kit"}])
+        raise Invalid(i18n.gettext("the kit list has no kits"),
+                      [{"field": "rows", "value": 0, "message": i18n.gettext("at least one kit")}])
     if errors:
-        raise Invalid(f"the kit list has {len(errors)} bad value(s) in {len({e['row'] for e in errors})} row(s); "
-                      "nothing was stored: correct them and import the whole list again", errors)
+        raise Invalid(i18n.gettext("the kit list has {n} bad value(s) in {rows} row(s); nothing was stored: correct "
+                                   "them and import the whole list again").format(
+                          n=len(errors), rows=len({e['row'] for e in errors})), errors)
     for number, arm, lot, expiry in rows:
         _add_kit(session, actor, trial_id, number, arm, lot, expiry, "import_kit")
     return {"trial": trial_id, "imported": len(rows), "kits": len(stored) + len(rows)}
@@ -141,25 +175,27 @@ def _row_problems(row: dict[str, Any], arms: Sequence[str], today: dt.date, stor
     number = row.get("kit_number") or ""
     if not KIT_NUMBER.match(number):
         problems.append({"field": "kit_number", "value": number,
-                         "message": "1-20 letters, digits or '-', starting with a letter or digit"})
+                         "message": i18n.gettext("1-20 letters, digits or '-', starting with a letter or digit")})
     elif number in stored:
-        problems.append({"field": "kit_number", "value": number, "message": "already in the trial's kit list"})
+        problems.append({"field": "kit_number", "value": number,
+                         "message": i18n.gettext("already in the trial's kit list")})
     elif number in seen:
         problems.append({"field": "kit_number", "value": number,
-                         "message": f"repeated: row {seen[number]} has the same kit number"})
+                         "message": i18n.gettext("repeated: row {row} has the same kit number").format(
+                             row=seen[number])})
     if row.get("arm") not in arms:
-        problems.append({"field": "arm", "value": row.get("arm"), "message": f"one of {', '.join(arms)}"})
+        problems.append({"field": "arm", "value": row.get("arm"), "message": _one_of(arms)})
     if not LOT.match(row.get("lot") or ""):
-        problems.append({"field": "lot", "value": row.get("lot"),
-                         "message": "1-40 letters, digits, '.', '_', '/' or '-'"})
+        problems.append({"field": "lot", "value": row.get("lot"), "message": _lot_rule()})
     try:
         expiry = dt.date.fromisoformat(row.get("expiry") or "")
     except ValueError:
-        problems.append({"field": "expiry", "value": row.get("expiry"), "message": "a date, YYYY-MM-DD"})
+        problems.append({"field": "expiry", "value": row.get("expiry"), "message": _a_date()})
     else:
         if expiry <= today:
             problems.append({"field": "expiry", "value": row.get("expiry"),
-                             "message": f"expired: a kit must expire after today ({today.isoformat()})"})
+                             "message": i18n.gettext("expired: a kit must expire after today ({today})").format(
+                                 today=today.isoformat())})
     return problems
 
 
@@ -181,25 +217,26 @@ def generate_kits(session: Session, actor: Actor, trial_id: str, kits_per_arm: i
     protocol, _supply = supply_protocol(session, actor, trial_id)
     errors = []
     if not isinstance(kits_per_arm, int) or not 1 <= kits_per_arm <= 5000:
-        errors.append({"field": "kits_per_arm", "value": kits_per_arm, "message": "a whole number, 1-5000"})
+        errors.append({"field": "kits_per_arm", "value": kits_per_arm,
+                       "message": i18n.gettext("a whole number, 1-5000")})
     if not isinstance(lot, str) or not LOT.match(lot):
-        errors.append({"field": "lot", "value": lot, "message": "1-40 letters, digits, '.', '_', '/' or '-'"})
+        errors.append({"field": "lot", "value": lot, "message": _lot_rule()})
     try:
         expiry_date = expiry if isinstance(expiry, dt.date) else dt.date.fromisoformat(str(expiry))
     except ValueError:
-        errors.append({"field": "expiry", "value": expiry, "message": "a date, YYYY-MM-DD"})
+        errors.append({"field": "expiry", "value": expiry, "message": _a_date()})
     else:
         if expiry_date <= dt.datetime.now(dt.UTC).date():
-            errors.append({"field": "expiry", "value": str(expiry), "message": "after today"})
+            errors.append({"field": "expiry", "value": str(expiry), "message": i18n.gettext("after today")})
     if errors:
-        raise Invalid("cannot generate the kit list: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                      errors)
+        raise Invalid(i18n.gettext("cannot generate the kit list: {problems}").format(
+                          problems="; ".join(f"{e['field']}: {e['message']}" for e in errors)), errors)
     used = set(session.execute(select(SupplyKit.kit_number).where(SupplyKit.trial_id == trial_id)).scalars())
     wanted = [(a.id, kits_per_arm * a.ratio) for a in protocol.arms]
     capacity = 9 * 10 ** (GENERATED_DIGITS - 1)
     if len(used) + sum(n for _, n in wanted) > capacity // 2:
-        raise Invalid(f"too many kits for {GENERATED_DIGITS}-digit kit numbers",
-                      [{"field": "kits_per_arm", "value": kits_per_arm, "message": "fewer kits"}])
+        raise Invalid(i18n.gettext("too many kits for {digits}-digit kit numbers").format(digits=GENERATED_DIGITS),
+                      [{"field": "kits_per_arm", "value": kits_per_arm, "message": i18n.gettext("fewer kits")}])
     made = []
     for arm, n in wanted:
         for _ in range(n):
@@ -239,8 +276,10 @@ def ship(session: Session, actor: Actor, trial_id: str, site: str, kit_numbers: 
     shipped = _date("shipped_on", shipped_on) or dt.datetime.now(dt.UTC).date()
     expected = _date("expected_on", expected_on)
     if expected is not None and expected < shipped:
-        raise Invalid(f"expected_on {expected.isoformat()} is before shipped_on {shipped.isoformat()}",
-                      [{"field": "expected_on", "value": expected.isoformat(), "message": "on or after shipped_on"}])
+        raise Invalid(i18n.gettext("expected_on {expected} is before shipped_on {shipped}").format(
+                          expected=expected.isoformat(), shipped=shipped.isoformat()),
+                      [{"field": "expected_on", "value": expected.isoformat(),
+                        "message": i18n.gettext("on or after shipped_on")}])
     if kits_by_arm:
         kits_per_arm = None
         wanted_by_arm = _by_arm(protocol, kits_by_arm)
@@ -270,17 +309,20 @@ def ship(session: Session, actor: Actor, trial_id: str, site: str, kit_numbers: 
 
 
 def _by_arm(protocol: Protocol, kits_by_arm: Mapping[str, int]) -> dict[str, int]:
-    arms = {a.id: a.name for a in protocol.arms}
+    arms = {a.id: i18n.protocol_text(a, "name") for a in protocol.arms}
     errors: list[dict[str, Any]] = []
     for arm, n in kits_by_arm.items():
         if arm not in arms:
-            errors.append({"field": "kits_by_arm", "value": arm, "message": f"one of {', '.join(arms)}"})
+            errors.append({"field": "kits_by_arm", "value": arm, "message": _one_of(arms)})
         elif isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 1000:
-            errors.append({"field": "kits_by_arm", "value": n, "message": f"{arms[arm]}: a whole number, 0-1000"})
+            errors.append({"field": "kits_by_arm", "value": n,
+                           "message": i18n.gettext("{arm}: a whole number, 0-1000").format(arm=arms[arm])})
     if not errors and not any(kits_by_arm.values()):
-        errors.append({"field": "kits_by_arm", "value": 0, "message": "at least one kit of some treatment"})
+        errors.append({"field": "kits_by_arm", "value": 0,
+                       "message": i18n.gettext("at least one kit of some treatment")})
     if errors:
-        raise Invalid("the kits per treatment are refused: " + "; ".join(e["message"] for e in errors), errors)
+        raise Invalid(i18n.gettext("the kits per treatment are refused: {problems}").format(
+                          problems="; ".join(e["message"] for e in errors)), errors)
     return {arm: n for arm, n in kits_by_arm.items() if n}
 
 
@@ -292,8 +334,8 @@ def _date(field: str, value: dt.date | str | None) -> dt.date | None:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise Invalid(f"{field} {value!r} is not a date (YYYY-MM-DD)",
-                      [{"field": field, "value": value, "message": "a date, YYYY-MM-DD"}]) from None
+        raise Invalid(i18n.gettext("{field} {value} is not a date (YYYY-MM-DD)").format(field=field, value=repr(value)),
+                      [{"field": field, "value": value, "message": _a_date()}]) from None
 
 
 def _kits_to_ship(session: Session, supply: Supply, trial_id: str, site: str, kit_numbers: Sequence[str] | None,
@@ -305,20 +347,23 @@ def _kits_to_ship(session: Session, supply: Supply, trial_id: str, site: str, ki
             row = session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
                                                           SupplyKit.kit_number == number)).scalar_one_or_none()
             if row is None:
-                errors.append({"field": "kits", "value": number, "message": "no such kit in the trial's kit list"})
+                errors.append({"field": "kits", "value": number,
+                               "message": i18n.gettext("no such kit in the trial's kit list")})
             elif row.status != "in_depot":
                 errors.append({"field": "kits", "value": number,
-                               "message": f"not in the depot ({STATUS_WORDS.get(row.status, row.status)})"})
+                               "message": i18n.gettext("not in the depot ({status})").format(
+                                   status=status_words(row.status))})
             else:
                 kits.append(row)
         if errors:
-            raise Invalid(f"{len(errors)} kit(s) cannot be shipped; nothing was shipped", errors)
+            raise Invalid(i18n.gettext("{n} kit(s) cannot be shipped; nothing was shipped").format(n=len(errors)),
+                          errors)
         return kits
     if kits_by_arm:
         wanted = dict(kits_by_arm)
     elif kits_per_arm is not None:
         if not isinstance(kits_per_arm, int) or not 1 <= kits_per_arm <= 1000:
-            raise Invalid("kits_per_arm is a whole number, 1-1000",
+            raise Invalid(i18n.gettext("kits_per_arm is a whole number, 1-1000"),
                           [{"field": "kits_per_arm", "value": kits_per_arm, "message": "1-1000"}])
         wanted = {arm: kits_per_arm for arm in _arms(session, trial_id)}
     else:
@@ -326,8 +371,9 @@ def _kits_to_ship(session: Session, supply: Supply, trial_id: str, site: str, ki
         for r in requests:
             wanted[r.arm] = wanted.get(r.arm, 0) + r.kits
         if not wanted:
-            raise Invalid("name the kits to ship, or a number per arm: the site has no open resupply request",
-                          [{"field": "kits", "value": None, "message": "kit numbers, or kits_per_arm"}])
+            raise Invalid(i18n.gettext("name the kits to ship, or a number per arm: the site has no open resupply "
+                                       "request"),
+                          [{"field": "kits", "value": None, "message": i18n.gettext("kit numbers, or kits_per_arm")}])
     # A kit shipped must still be dispensable when it arrives and for the treatment after.
     last_day = shipped + dt.timedelta(days=supply.no_dispense_within_days)
     kits = []
@@ -336,8 +382,9 @@ def _kits_to_ship(session: Session, supply: Supply, trial_id: str, site: str, ki
             SupplyKit.trial_id == trial_id, SupplyKit.status == "in_depot", SupplyKit.arm == arm,
             SupplyKit.expiry > last_day).order_by(SupplyKit.expiry, SupplyKit.kit_number).limit(n)).scalars())
         if len(found) < n:
-            raise Conflict(f"the depot holds {len(found)} dispensable kit(s) of {arm}, {n} wanted; import or "
-                           "generate more kits first", arm=arm, available=len(found))
+            raise Conflict(i18n.gettext("the depot holds {available} dispensable kit(s) of {arm}, {n} wanted; import "
+                                        "or generate more kits first").format(available=len(found), arm=arm, n=n),
+                           arm=arm, available=len(found))
         kits.extend(found)
     return kits
 
@@ -353,9 +400,11 @@ def receive(session: Session, actor: Actor, trial_id: str, shipment_id: int, rec
     protocol, supply = supply_protocol(session, actor, trial_id)
     shipment = session.get(SupplyShipment, shipment_id) if isinstance(shipment_id, int) else None
     if shipment is None or shipment.trial_id != trial_id or not actor.can_see_site(shipment.site_code):
-        raise NotFound(f"no shipment {shipment_id} of {trial_id} to your sites")
+        raise NotFound(i18n.gettext("no shipment {shipment} of {trial} to your sites").format(
+            shipment=shipment_id, trial=trial_id))
     if shipment.status != "in_transit":
-        raise Conflict(f"shipment {shipment_id} was received already ({shipment.received_by})")
+        raise Conflict(i18n.gettext("shipment {shipment} was received already ({by})").format(
+            shipment=shipment_id, by=shipment.received_by))
     kits = {k.kit_number: k for k in session.execute(select(SupplyKit).where(SupplyKit.shipment_id == shipment.id,
                                                                              SupplyKit.status == "in_transit"))
             .scalars()}
@@ -364,18 +413,20 @@ def receive(session: Session, actor: Actor, trial_id: str, shipment_id: int, rec
     for status, numbers in (("available", received), ("damaged", damaged), ("missing", missing)):
         for number in numbers:
             if number not in kits:
-                errors.append({"field": status, "value": number, "message": f"not a kit of shipment {shipment_id}"})
+                errors.append({"field": status, "value": number,
+                               "message": i18n.gettext("not a kit of shipment {shipment}").format(
+                                   shipment=shipment_id)})
             elif number in marks:
-                errors.append({"field": status, "value": number, "message": "marked twice"})
+                errors.append({"field": status, "value": number, "message": i18n.gettext("marked twice")})
             else:
                 marks[number] = status
     unmarked = sorted(set(kits) - set(marks))
     if unmarked:
         errors.append({"field": "received", "value": unmarked,
-                       "message": "every kit of the shipment is marked received, damaged or missing"})
+                       "message": i18n.gettext("every kit of the shipment is marked received, damaged or missing")})
     if errors:
-        raise Invalid(f"shipment {shipment_id}: {len(errors)} problem(s) with the kits marked; nothing was recorded",
-                      errors)
+        raise Invalid(i18n.gettext("shipment {shipment}: {n} problem(s) with the kits marked; nothing was "
+                                   "recorded").format(shipment=shipment_id, n=len(errors)), errors)
     for number, status in marks.items():
         _set(kits[number], actor, status)
     shipment.status, shipment.received_at, shipment.received_by = "received", dt.datetime.now(dt.UTC), actor.name
@@ -412,9 +463,9 @@ def set_site_levels(session: Session, actor: Actor, trial_id: str, site: str, tr
     try:
         levels = SupplyLevels(trigger_per_arm=trigger_per_arm, target_per_arm=target_per_arm)
     except ValueError as exc:
-        raise Invalid(f"site levels refused: {exc}", [{"field": "target_per_arm", "value": target_per_arm,
-                                                       "message": "above trigger_per_arm; both whole numbers >= 0"}]
-                      ) from None
+        raise Invalid(i18n.gettext("site levels refused: {reason}").format(reason=exc),
+                      [{"field": "target_per_arm", "value": target_per_arm,
+                        "message": i18n.gettext("above trigger_per_arm; both whole numbers >= 0")}]) from None
     row = session.get(SupplySiteLevels, (trial_id, site))
     before = None if row is None else {"trigger_per_arm": row.trigger_per_arm, "target_per_arm": row.target_per_arm}
     if row is None:
@@ -489,12 +540,13 @@ def before_randomizing(session: Session, protocol: Protocol, trial_id: str, site
     if supply.when_out_of_stock == "allocate_and_flag":
         return "flag"
     pooled = len(list(session.execute(_dispensable(session, supply, trial_id, site)).scalars()))
-    raise Conflict(f"site {site} cannot randomize now: it holds {pooled} dispensable kit(s) but not one of every "
-                   f"treatment, and a patient must be able to receive whichever kit the randomization gives "
-                   f"(kits expiring within {supply.no_dispense_within_days} days, damaged, quarantined or reserved "
-                   "are not dispensed). Nothing was stored. Ask the unblinded pharmacist or the supply manager for "
-                   "an urgent shipment, and confirm receipt of any shipment on its way (the supply page).",
-                   site=site, dispensable_kits=pooled)
+    raise Conflict(i18n.gettext(
+        "site {site} cannot randomize now: it holds {pooled} dispensable kit(s) but not one of every treatment, and a "
+        "patient must be able to receive whichever kit the randomization gives (kits expiring within {days} days, "
+        "damaged, quarantined or reserved are not dispensed). Nothing was stored. Ask the unblinded pharmacist or "
+        "the supply manager for an urgent shipment, and confirm receipt of any shipment on its way (the supply "
+        "page).").format(site=site, pooled=pooled, days=supply.no_dispense_within_days),
+        site=site, dispensable_kits=pooled)
 
 
 def pick_kit(session: Session, protocol: Protocol, trial_id: str, site: str, arm: str) -> str | None:
@@ -543,8 +595,8 @@ def reserve_kit(session: Session, actor: Actor, trial_id: str, site: str, arm: s
     _protocol, supply = supply_protocol(session, actor, trial_id)
     kit = session.execute(_dispensable(session, supply, trial_id, site, arm).limit(1)).scalar_one_or_none()
     if kit is None:
-        raise Conflict(f"site {site} holds no dispensable kit of {arm} to reserve; ship kits to it first",
-                       site=site)
+        raise Conflict(i18n.gettext("site {site} holds no dispensable kit of {arm} to reserve; ship kits to it "
+                                    "first").format(site=site, arm=arm), site=site)
     purpose = plain_text("purpose", purpose, 200)
     kit.note = purpose
     _set(kit, actor, "reserved")
@@ -559,9 +611,10 @@ def dispense_reserved_kit(session: Session, actor: Actor, trial_id: str, kit_num
     row = patient if isinstance(patient, Patient) else find_patient(session, actor, trial_id, patient)
     kit = _kit(session, trial_id, kit_number)
     if kit.status != "reserved":
-        raise Conflict(f"kit {kit_number} is {kit.status}, not reserved", kit=kit_number)
+        raise _not_reserved(kit)
     if kit.site_code != row.site_code:
-        raise Conflict(f"kit {kit_number} is at site {kit.site_code}, the patient at {row.site_code}")
+        raise Conflict(i18n.gettext("kit {kit} is at site {site}, the patient at {patient_site}").format(
+            kit=kit_number, site=kit.site_code, patient_site=row.site_code))
     _dispense(session, actor, trial_id, kit, row, "dispense_reserved_kit")
 
 
@@ -574,7 +627,7 @@ def release_reserved_kit(session: Session, actor: Actor, trial_id: str, kit_numb
                after={"kit_number": kit.kit_number, "arm": kit.arm, "status": "quarantined"}, reason=reason)
         return
     if kit.status != "reserved":
-        raise Conflict(f"kit {kit_number} is {kit.status}, not reserved", kit=kit_number)
+        raise _not_reserved(kit)
     kit.note = None
     _set(kit, actor, "available")
     record(session, actor.name, "release_reserved_kit", "kit", f"{trial_id}/{kit.kit_number}", trial_id=trial_id,
@@ -594,12 +647,13 @@ def replace_kit(session: Session, actor: Actor, trial_id: str, code: str, reason
                                                   SupplyKit.status == "dispensed")
                           .order_by(SupplyKit.dispensed_at.desc()).limit(1)).scalar_one_or_none()
     if old is None:
-        raise Conflict(f"patient {code} holds no dispensed kit to replace")
+        raise Conflict(i18n.gettext("patient {patient} holds no dispensed kit to replace").format(patient=code))
     new = session.execute(_dispensable(session, supply, trial_id, patient.site_code, old.arm)
                           .limit(1)).scalar_one_or_none()
     if new is None:
-        raise Conflict(f"site {patient.site_code} holds no dispensable kit of {old.arm} to replace kit "
-                       f"{old.kit_number}; ask for an urgent shipment", site=patient.site_code)
+        raise Conflict(i18n.gettext("site {site} holds no dispensable kit of {arm} to replace kit {kit}; ask for an "
+                                    "urgent shipment").format(site=patient.site_code, arm=old.arm, kit=old.kit_number),
+                       site=patient.site_code)
     old.note = reason
     _set(old, actor, "damaged")
     record(session, actor.name, "kit_damaged", "kit", f"{trial_id}/{old.kit_number}", trial_id=trial_id,
@@ -619,14 +673,14 @@ def dispense_late(session: Session, actor: Actor, trial_id: str, code: str) -> d
     patient = find_patient(session, actor, trial_id, code)
     allocation = session.execute(select(Allocation).where(Allocation.patient_id == patient.id)).scalar_one_or_none()
     if allocation is None:
-        raise Conflict(f"patient {code} is not randomized yet")
+        raise Conflict(i18n.gettext("patient {patient} is not randomized yet").format(patient=code))
     if allocation.kit is not None or current_kit(session, patient) is not None:
-        raise Conflict(f"patient {code} was given a kit already")
+        raise Conflict(i18n.gettext("patient {patient} was given a kit already").format(patient=code))
     kit = session.execute(_dispensable(session, supply, trial_id, patient.site_code, allocation.arm)
                           .limit(1)).scalar_one_or_none()
     if kit is None:
-        raise Conflict(f"site {patient.site_code} still holds no dispensable kit of {allocation.arm}",
-                       site=patient.site_code)
+        raise Conflict(i18n.gettext("site {site} still holds no dispensable kit of {arm}").format(
+            site=patient.site_code, arm=allocation.arm), site=patient.site_code)
     _dispense(session, actor, trial_id, kit, patient, "dispense_kit_late")
     raised = check_levels(session, actor, protocol, supply, trial_id, patient.site_code)
     return {"patient_id": code, "kit": kit.kit_number, "arm": kit.arm, "resupply_raised": raised}
@@ -647,14 +701,15 @@ def close_out_kit(session: Session, actor: Actor, trial_id: str, kit_number: str
     actor.require("reconciling kits at close-out")
     supply_protocol(session, actor, trial_id)
     if outcome not in FINAL:
-        raise Invalid(f"outcome {outcome!r} is not one of {', '.join(FINAL)}",
-                      [{"field": "outcome", "value": outcome, "message": " or ".join(FINAL)}])
+        raise Invalid(i18n.gettext("outcome {outcome} is not one of {choices}").format(
+                          outcome=repr(outcome), choices=", ".join(FINAL)),
+                      [{"field": "outcome", "value": outcome, "message": _returned_or_destroyed()}])
     kit = _kit(session, trial_id, kit_number)
     if kit.site_code is None or not actor.can_see_site(kit.site_code):
-        raise NotFound(f"no kit {kit_number} of {trial_id} at your sites")
+        raise NotFound(i18n.gettext("no kit {kit} of {trial} at your sites").format(kit=kit_number, trial=trial_id))
     if kit.status in ("in_depot", "in_transit", *FINAL):
-        raise Conflict(f"kit {kit_number} is {STATUS_WORDS.get(kit.status, kit.status)}: only a kit at the site is "
-                       "returned or destroyed", kit=kit_number)
+        raise Conflict(i18n.gettext("kit {kit} is {status}: only a kit at the site is returned or destroyed").format(
+            kit=kit_number, status=status_words(kit.status)), kit=kit_number)
     return _close_out(session, actor, trial_id, kit, outcome, *_close_out_details(session, kit.site_code, reason,
                                                                                   done_by, done_on))
 
@@ -666,9 +721,11 @@ def _close_out_details(session: Session, site: str, reason: str | None, done_by:
     today = site_today(session, site)
     day = _date("done_on", done_on) or today
     if day > today:
-        raise Invalid(f"done_on {day.isoformat()} is in the future (today at site {site} is {today.isoformat()})",
+        raise Invalid(i18n.gettext("done_on {day} is in the future (today at site {site} is {today})").format(
+                          day=day.isoformat(), site=site, today=today.isoformat()),
                       [{"field": "done_on", "value": day.isoformat(),
-                        "message": f"in the future: today at site {site} is {today.isoformat()}, or earlier"}])
+                        "message": i18n.gettext("in the future: today at site {site} is {today}, or earlier").format(
+                            site=site, today=today.isoformat())}])
     return note, who, day
 
 
@@ -693,21 +750,22 @@ def close_out_kits(session: Session, actor: Actor, trial_id: str, site: str, kit
     _require_site(session, actor, trial_id, site)
     errors: list[dict[str, Any]] = []
     if outcome not in FINAL:
-        errors.append({"field": "outcome", "value": outcome, "message": " or ".join(FINAL)})
+        errors.append({"field": "outcome", "value": outcome, "message": _returned_or_destroyed()})
     numbers = list(dict.fromkeys(n.strip() for n in kit_numbers if n and n.strip()))
     if not numbers:
-        errors.append({"field": "kits", "value": None, "message": "at least one kit number"})
+        errors.append({"field": "kits", "value": None, "message": i18n.gettext("at least one kit number")})
     kits = []
     for number in numbers:
         kit = session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
                                                       SupplyKit.kit_number == number)).scalar_one_or_none()
         if kit is None or kit.site_code is None or not actor.can_see_site(kit.site_code):
-            errors.append({"field": "kits", "value": number, "message": "no such kit at your sites"})
+            errors.append({"field": "kits", "value": number, "message": i18n.gettext("no such kit at your sites")})
         elif kit.site_code != site:
-            errors.append({"field": "kits", "value": number, "message": f"a kit of site {kit.site_code}, not {site}"})
+            errors.append({"field": "kits", "value": number, "message": i18n.gettext(
+                "a kit of site {kit_site}, not {site}").format(kit_site=kit.site_code, site=site)})
         elif kit.status in ("in_transit", *FINAL):
-            errors.append({"field": "kits", "value": number, "message": f"{STATUS_WORDS[kit.status]}: only a kit at "
-                                                                        "the site is returned or destroyed"})
+            errors.append({"field": "kits", "value": number, "message": i18n.gettext(
+                "{status}: only a kit at the site is returned or destroyed").format(status=status_words(kit.status))})
         else:
             kits.append(kit)
     try:
@@ -715,7 +773,7 @@ def close_out_kits(session: Session, actor: Actor, trial_id: str, site: str, kit
     except Invalid as exc:
         errors.extend(exc.errors)
     if errors:
-        raise Invalid(f"{len(errors)} problem(s); no kit was closed out", errors)
+        raise Invalid(i18n.gettext("{n} problem(s); no kit was closed out").format(n=len(errors)), errors)
     done = [_close_out(session, actor, trial_id, kit, outcome, *details) for kit in kits]
     return {"site": site, "outcome": outcome, "kits": [d["kit"] for d in done], "on": details[2].isoformat(),
             "by": details[1]}
@@ -771,8 +829,8 @@ def _quarantine_targets(session: Session, actor: Actor, trial_id: str, kit_numbe
     numbers = list(dict.fromkeys(n.strip() for n in kit_numbers or () if n and n.strip()))
     lot = (lot or "").strip() or None
     if bool(numbers) == bool(lot):
-        raise Invalid("name the kits or a lot (one of the two)",
-                      [{"field": "kits", "value": numbers or None, "message": "kit numbers, or a lot"}])
+        raise Invalid(i18n.gettext("name the kits or a lot (one of the two)"),
+                      [{"field": "kits", "value": numbers or None, "message": i18n.gettext("kit numbers, or a lot")}])
     plain_text("reason", reason, 2000, min_length=5)
     if lot is not None:
         return _lot_targets(session, actor, trial_id, lot, release)
@@ -782,21 +840,23 @@ def _quarantine_targets(session: Session, actor: Actor, trial_id: str, kit_numbe
         kit = session.execute(select(SupplyKit).where(SupplyKit.trial_id == trial_id,
                                                       SupplyKit.kit_number == number)).scalar_one_or_none()
         if kit is None or (kit.site_code is not None and not actor.can_see_site(kit.site_code)):
-            errors.append({"field": "kits", "value": number, "message": "no such kit in the trial's kit list"})
+            errors.append({"field": "kits", "value": number,
+                           "message": i18n.gettext("no such kit in the trial's kit list")})
         elif release and kit.status != "quarantined":
-            errors.append({"field": "kits", "value": number,
-                           "message": f"not quarantined ({STATUS_WORDS.get(kit.status, kit.status)})"})
+            errors.append({"field": "kits", "value": number, "message": i18n.gettext(
+                "not quarantined ({status})").format(status=status_words(kit.status))})
         elif not release and kit.status == "quarantined":
-            errors.append({"field": "kits", "value": number, "message": "already quarantined"})
+            errors.append({"field": "kits", "value": number, "message": i18n.gettext("already quarantined")})
         elif not release and kit.status not in QUARANTINABLE:
-            errors.append({"field": "kits", "value": number,
-                           "message": f"{STATUS_WORDS.get(kit.status, kit.status)}: only a kit in the depot, on a "
-                                      "site's shelf or reserved is quarantined"})
+            errors.append({"field": "kits", "value": number, "message": i18n.gettext(
+                "{status}: only a kit in the depot, on a site's shelf or reserved is quarantined").format(
+                    status=status_words(kit.status))})
         else:
             kits.append(kit)
     if errors:
-        raise Invalid(f"{len(errors)} kit(s) refused; nothing was {'released' if release else 'quarantined'}",
-                      errors)
+        refused = (i18n.gettext("{n} kit(s) refused; nothing was released") if release
+                   else i18n.gettext("{n} kit(s) refused; nothing was quarantined"))
+        raise Invalid(refused.format(n=len(errors)), errors)
     return kits
 
 
@@ -805,17 +865,19 @@ def _lot_targets(session: Session, actor: Actor, trial_id: str, lot: str, releas
                                        .order_by(SupplyKit.kit_number)).scalars()
             if k.site_code is None or actor.can_see_site(k.site_code)]
     if not rows:
-        raise Invalid(f"no lot {lot} in the trial's kit list",
-                      [{"field": "lot", "value": lot, "message": "no such lot in the trial's kit list"}])
+        raise Invalid(i18n.gettext("no lot {lot} in the trial's kit list").format(lot=lot),
+                      [{"field": "lot", "value": lot, "message": i18n.gettext("no such lot in the trial's kit list")}])
     wanted = ("quarantined",) if release else QUARANTINABLE
     kits = [k for k in rows if k.status in wanted]
     if not kits:
         counts: dict[str, int] = {}
         for k in rows:
             counts[STATUS_WORDS.get(k.status, k.status)] = counts.get(STATUS_WORDS.get(k.status, k.status), 0) + 1
-        held = ", ".join(f"{n} {w}" for w, n in sorted(counts.items()))
-        what = "is quarantined" if release else "can be quarantined (in the depot, on a shelf or reserved)"
-        raise Conflict(f"no kit of lot {lot} {what}: its kits are {held}", lot=lot)
+        held = ", ".join(f"{n} {i18n.gettext(w)}" for w, n in sorted(counts.items()))
+        refused = (i18n.gettext("no kit of lot {lot} is quarantined: its kits are {held}") if release else
+                   i18n.gettext("no kit of lot {lot} can be quarantined (in the depot, on a shelf or reserved): its "
+                                "kits are {held}"))
+        raise Conflict(refused.format(lot=lot, held=held), lot=lot)
     return kits
 
 
@@ -857,19 +919,28 @@ def reconciliation(session: Session, actor: Actor, trial_id: str, site: str) -> 
     ever_dispensed = [k for k in kits if k.patient_id is not None]
     discrepancies = []
     for k in kits:
-        whose = f" (patient {codes.get(k.patient_id)})" if names_patients and k.patient_id else ""
         if k.status == "missing":
-            discrepancies.append(f"kit {k.kit_number}: missing from its shipment, never received")
+            discrepancies.append(i18n.gettext("kit {kit}: missing from its shipment, never received").format(
+                kit=k.kit_number))
         elif k.status not in FINAL:
-            discrepancies.append(f"kit {k.kit_number}{whose}: {k.status.replace('_', ' ')}, neither returned nor "
-                                 "destroyed")
+            status = i18n.gettext(k.status.replace("_", " "))
+            if names_patients and k.patient_id:
+                discrepancies.append(i18n.gettext("kit {kit} (patient {patient}): {status}, neither returned nor "
+                                                  "destroyed").format(kit=k.kit_number,
+                                                                      patient=codes.get(k.patient_id), status=status))
+            else:
+                discrepancies.append(i18n.gettext("kit {kit}: {status}, neither returned nor destroyed").format(
+                    kit=k.kit_number, status=status))
         if k.patient_id is not None and k.patient_id not in allocated:
-            discrepancies.append(f"kit {k.kit_number}: dispensed to a patient with no allocation")
+            discrepancies.append(i18n.gettext("kit {kit}: dispensed to a patient with no allocation").format(
+                kit=k.kit_number))
     given = {k.kit_number for k in ever_dispensed}
     for patient_id, kit in allocated.items():
         if kit is not None and kit not in given and _is_physical(session, trial_id, kit):
-            whose = f" of patient {codes.get(patient_id)}" if names_patients else ""
-            discrepancies.append(f"kit {kit}{whose}: allocated but not recorded as dispensed")
+            discrepancies.append(
+                i18n.gettext("kit {kit} of patient {patient}: allocated but not recorded as dispensed").format(
+                    kit=kit, patient=codes.get(patient_id)) if names_patients else
+                i18n.gettext("kit {kit}: allocated but not recorded as dispensed").format(kit=kit))
     closed = {(e.entity_id.split("/", 1)[1], e.action): e for e in session.execute(
         select(AuditEvent).where(AuditEvent.trial_id == trial_id, AuditEvent.site_code == site,
                                  AuditEvent.entity == "kit", AuditEvent.action.in_(("kit_returned", "kit_destroyed"))

@@ -11,7 +11,7 @@ from ..clinical.assessments import ASSESSMENTS
 from ..clinical.dictionary import VARIABLES
 from ..clinical.scales import MRS_GRADES, LabelledEnum
 from ..protocol import envelopes
-from ..service import adverse_events, serious_adverse_events as sae
+from ..service import adverse_events, serious_adverse_events as sae, supply
 from ..service.roles import ROLES
 
 # The choices every yes/no field shows (`label` filter, the forms).
@@ -60,6 +60,11 @@ def dictionary_messages() -> dict[str, str]:
     for where, labels in SAFETY_CHOICES.items():
         for words in labels.values():
             found.setdefault(words, f"service/{where}")
+    # A kit's status in the supply service's refusals and reconciliation (`supply.status_words`, and the status
+    # itself in words where a discrepancy names it).
+    for status, words in supply.STATUS_WORDS.items():
+        found.setdefault(words, "service/supply.py STATUS_WORDS")
+        found.setdefault(status.replace("_", " "), "service/supply.py reconciliation")
     # The platform's own envelope procedure, shown where a protocol does not word its own.
     found.setdefault(envelopes.PROCEDURE, "protocol/envelopes.py PROCEDURE")
     return found

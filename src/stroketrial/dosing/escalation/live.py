@@ -12,6 +12,9 @@ a window that ended without an assessment is not taken as no DLT, so a DLT not y
 missed. The cohort is complete when every patient is done; then the rule decides, and the decision takes
 effect only when the committee confirms it. After a confirmed deviation the 3+3 rule starts again from the
 level the committee chose (BOIN and CRM use all the data at every decision, so they need no restart).
+
+What waits and why enrolment is refused are worded in the current language (i18n: English for the CLI and the API,
+the reader's on a page); the rule's decision itself stays in English, as it is stored with the committee's.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from ... import i18n
 from ...protocol.model import DoseEscalation
 from .decisions import Cohort, Decision, EscalationInputError
 from .from_protocol import boin_design, crm_design
@@ -112,7 +116,7 @@ class EscalationState:
     pending: Decision | None = None  # the decision awaiting confirmation
     pending_after: int | None = None
     mtd: int | None = None
-    waiting: tuple[str, ...] = field(default_factory=tuple)  # what stands in the way, in words
+    waiting: tuple[str, ...] = field(default_factory=tuple)  # what stands in the way, in the reader's words
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "status_text": STATUS_TEXT[self.status], "open_cohort": self.open_cohort,
@@ -124,13 +128,16 @@ class EscalationState:
         """(cohort, level, phase) for the next patient; EnrolmentClosed when none is open or it is not the
         cohort or level the request named (a page read before the escalation moved on)."""
         if self.open_cohort is None or self.open_level is None or self.open_phase is None:
-            raise EnrolmentClosed("enrolment is closed: " + "; ".join(self.waiting or (STATUS_TEXT[self.status],)))
+            raise EnrolmentClosed(i18n.gettext("enrolment is closed: {why}").format(
+                why="; ".join(self.waiting or (i18n.gettext(STATUS_TEXT[self.status]),))))
         if cohort is not None and cohort != self.open_cohort:
-            raise EnrolmentClosed(f"cohort {cohort} is not open; enrolment is open in cohort {self.open_cohort} "
-                                  f"(level {self.open_level})")
+            raise EnrolmentClosed(i18n.gettext("cohort {cohort} is not open; enrolment is open in cohort {open} (level "
+                                               "{level})").format(cohort=cohort, open=self.open_cohort,
+                                                                  level=self.open_level))
         if level is not None and level != self.open_level:
-            raise EnrolmentClosed(f"level {level} is closed; enrolment is open at level {self.open_level} "
-                                  f"(cohort {self.open_cohort})")
+            raise EnrolmentClosed(i18n.gettext("level {level} is closed; enrolment is open at level {open} (cohort "
+                                               "{cohort})").format(level=level, open=self.open_level,
+                                                                   cohort=self.open_cohort))
         return self.open_cohort, self.open_level, self.open_phase
 
 
@@ -213,16 +220,19 @@ def _where_next(escalation: DoseEscalation, views: list[CohortView]) -> Escalati
     if not last.complete:
         waiting = []
         if last.observing:
-            waiting.append(f"DLT observation of {', '.join(last.observing)} in cohort {last.number} (the window "
-                           f"is {escalation.dlt_window_hours} h from the start of the infusion)")
+            waiting.append(i18n.gettext("DLT observation of {patients} in cohort {cohort} (the window is {hours} h "
+                                        "from the start of the infusion)").format(
+                patients=", ".join(last.observing), cohort=last.number, hours=escalation.dlt_window_hours))
         if last.unassessed:
-            waiting.append(f"the investigator's DLT assessment of {', '.join(last.unassessed)}")
+            waiting.append(i18n.gettext("the investigator's DLT assessment of {patients}").format(
+                patients=", ".join(last.unassessed)))
         return EscalationState("observing", cohorts, waiting=tuple(waiting))
     assert last.decision is not None
     if last.confirmation is None:
         return EscalationState("awaiting_confirmation", cohorts, pending=last.decision, pending_after=last.number,
-                               waiting=(f"the safety review committee's confirmation of the decision after cohort "
-                                        f"{last.number}: {last.decision.text}",))
+                               waiting=(i18n.gettext("the safety review committee's confirmation of the decision "
+                                                     "after cohort {cohort}: {rule}").format(
+                                   cohort=last.number, rule=i18n.gettext(last.decision.text)),))
     return _after_confirmation(escalation, cohorts, last, last.confirmation, expansion)
 
 
@@ -233,7 +243,7 @@ def _after_confirmation(escalation: DoseEscalation, cohorts: tuple[CohortView, .
         return EscalationState("enrolling", cohorts, last.number + 1, confirmation.level, "escalation",
                                escalation.cohort_size)
     if confirmation.mtd is None:
-        return EscalationState("stopped", cohorts, waiting=("no dose level is tolerated",))
+        return EscalationState("stopped", cohorts, waiting=(i18n.gettext("no dose level is tolerated"),))
     size = escalation.expansion_size
     if size == 0:
         return EscalationState("complete", cohorts, mtd=confirmation.mtd)
@@ -250,23 +260,27 @@ def check_confirmation(escalation: DoseEscalation, state: EscalationState, actio
     protocol's safety rules still allow (never an untested level skipped, never an MTD above what was tried)."""
     pending, after = state.pending, state.pending_after
     if pending is None or after is None:
-        raise EnrolmentClosed("no escalation decision is waiting for confirmation ("
-                              + STATUS_TEXT[state.status] + ")")
+        raise EnrolmentClosed(i18n.gettext("no escalation decision is waiting for confirmation ({status})").format(
+            status=i18n.gettext(STATUS_TEXT[state.status])))
     k = len(escalation.levels)
     tried = [c.level for c in state.cohorts if c.phase == "escalation"]
     if action == "treat":
         if level is None or not 1 <= level <= k:
-            raise EscalationInputError(f"level {level}: the next cohort's level must be one of 1 to {k}")
+            raise EscalationInputError(i18n.gettext("level {level}: the next cohort's level must be one of 1 to "
+                                                    "{top}").format(level=level, top=k))
         if level > max(tried) + 1:
-            raise EscalationInputError(f"level {level} would skip level {max(tried) + 1}, which no patient has "
-                                       "received; escalation is one level at a time")
+            raise EscalationInputError(i18n.gettext("level {level} would skip level {skipped}, which no patient has "
+                                                    "received; escalation is one level at a time").format(
+                level=level, skipped=max(tried) + 1))
         mtd = None
     elif action == "stop":
         if mtd is not None and not (1 <= mtd <= k and mtd in tried):
-            raise EscalationInputError(f"MTD level {mtd} was not given to any patient; it must be a level tried "
-                                       f"({', '.join(str(t) for t in sorted(set(tried)))}) or none")
+            raise EscalationInputError(i18n.gettext("MTD level {mtd} was not given to any patient; it must be a level "
+                                                    "tried ({tried}) or none").format(
+                mtd=mtd, tried=", ".join(str(t) for t in sorted(set(tried)))))
         level = None
     else:
-        raise EscalationInputError(f"decision {action!r} is not one of treat, stop")
+        raise EscalationInputError(i18n.gettext("decision {action} is not one of treat, stop").format(
+            action=repr(action)))
     deviation = (action, level, mtd) != (pending.action, pending.level, pending.mtd)
     return Confirmation(after, "treat" if action == "treat" else "stop", level, mtd, deviation)

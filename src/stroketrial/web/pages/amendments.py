@@ -11,29 +11,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ... import i18n
+from ...protocol import Protocol
+from ...protocol.amendments import AmendmentRefused, compare
 from ...service import amendments, trials
-from ...wording import translated
 from .auth import signed_in
 from .base import database, render
 from .escalation import when
 
 router: APIRouter = APIRouter(include_in_schema=False)
-
-
-def _(message: str) -> str:
-    """Marks a message for the catalogs (locale/zh_Hans/management.po); it is translated where it is shown."""
-    return message
-
-
-# The parts of an amendment and its lines as protocol.amendments words them (ids and field names stay as they are).
-PARTS = (_("eligibility"), _("visits and forms"), _("endpoints"), _("interventions and doses"), _("analysis plan"),
-         _("dose escalation"), _("consent"), _("edit checks"), _("reference safety information"), _("other"))
-LINES = (_("criterion {id} added"), _("criterion {id} removed"), _("criterion {id} changed ({fields})"),
-         _("visit {id} added"), _("visit {id} removed"), _("visit {id} changed ({fields})"),
-         _("endpoint {id} added"), _("endpoint {id} removed"), _("endpoint {id} changed ({fields})"),
-         _("intervention {id} added"), _("intervention {id} removed"), _("intervention {id} changed ({fields})"),
-         _("check {id} added"), _("check {id} removed"), _("check {id} changed ({fields})"),
-         _("expected events changed"), _("{field} changed"))
 
 
 @router.get("/trials/{trial}/protocol", response_class=HTMLResponse)
@@ -42,8 +27,22 @@ def versions_page(request: Request, trial: str) -> HTMLResponse:
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         versions = amendments.versions(session, actor, trial)
+        protocols = {v["version"]: trials.patient_protocol(session, trial, v["version"]) for v in versions}
     for v in versions:
         v["when"] = when(v["effective_from"])
-        v["changes"] = {i18n.gettext(part): [translated(line, LINES) for line in lines]
-                        for part, lines in (v.get("changes") or {}).items()}
+        v["changes"] = _in_words(v.get("changes") or {}, protocols.get(v["version"] - 1), protocols[v["version"]])
     return render(request, "protocol_versions.html", protocol=protocol, versions=list(reversed(versions)))
+
+
+def _in_words(stored: dict[str, list[str]], before: Protocol | None, after: Protocol) -> dict[str, list[str]]:
+    """An amendment's changes in the reader's language: compared again from the two versions, part by part and
+    line by line as catalog messages; the stored lines (the record) as they are should the comparison now say
+    anything else."""
+    as_stored = {i18n.gettext(part): lines for part, lines in stored.items()}
+    if not stored or before is None:
+        return as_stored
+    try:
+        changes = compare(before, after)
+    except AmendmentRefused:  # pragma: no cover - a stored amendment was allowed
+        return as_stored
+    return changes.in_words() if changes.to_json() == stored else as_stored

@@ -35,7 +35,6 @@ from ...service.throttle import TooManyAttempts
 from ...service.accounts import Actor
 from ...service.errors import Conflict, Forbidden, Invalid, ServiceError, Unauthorized
 from ...store.models import Site
-from ...wording import translated
 from ..csrf import check_csrf
 from .auth import signed_in
 from .base import common_zone, database, in_zone, render, site_zones
@@ -56,8 +55,8 @@ STATUS_LABELS = {"enrolling": _("Enrolling"), "observing": _("Observing the coho
 # A patient's DLT status: (badge class of app.css, the badge's words).
 DLT_MARKS = {"dlt": ("ineligible", "DLT"), "no_dlt": ("eligible", _("no DLT")),
              "observing": ("visit-upcoming", _("observing")), "due": ("incomplete", _("assessment due"))}
-# The words the escalation's state and the 3+3 rule come with (dosing/escalation), for the catalogs: shown
-# translated through `wording.translated`.
+# The words the escalation's state and the 3+3 rule come with (dosing/escalation: STATUS_TEXT, the rule's
+# decisions), for the catalogs; the state's waiting lines are worded in the reader's language there.
 ENGINE_WORDS = (
     _("enrolling"), _("cohort full: waiting for the DLT observation to end"),
     _("waiting for the safety review committee to confirm the decision"),
@@ -68,11 +67,6 @@ ENGINE_WORDS = (
     _("2 or more patients with a DLT: stop; the level below is the MTD"),
     _("2 or more patients with a DLT at the first level: stop; no level is tolerated"),
     _("the top level is tolerated (0/3 or at most 1/6): it is the MTD"),
-)
-WAITING_PATTERNS = (
-    _("DLT observation of {patients} in cohort {cohort} (the window is {hours} h from the start of the infusion)"),
-    _("the investigator's DLT assessment of {patients}"),
-    _("the safety review committee's confirmation of the decision after cohort {cohort}: {rule}"),
 )
 
 
@@ -180,8 +174,7 @@ def escalation_table(session: Session, actor: Actor, trial: str, protocol: Proto
     assert protocol.dose_escalation is not None
     texts = {d.id: i18n.protocol_text(d, "text") for d in protocol.dose_escalation.dlt_definition}
     return view | {"status_label": i18n.gettext(STATUS_LABELS[view["status"]]),
-                   "status_text": translated(view["status_text"]),
-                   "waiting": [translated(w, WAITING_PATTERNS) for w in view["waiting"]],
+                   "status_text": i18n.gettext(view["status_text"]),
                    "dlt_definition": [d | {"text": texts.get(d["id"], d["text"])} for d in view["dlt_definition"]],
                    "open_dose_text": _dose(view, view["open_level"]),
                    "open_phase_label": i18n.gettext(PHASE_LABELS.get(view["open_phase"] or "", "")),
@@ -408,7 +401,7 @@ async def decision_submit(request: Request, trial: str) -> Response:
                 # rule says now, never what a stale page said it was.
                 raise Conflict(i18n.gettext("the rule's decision after cohort {cohort} changed since this page was "
                                             "shown; it is now: {rule}. Review it again.").format(
-                                                cohort=after, rule=translated(rule["text"])))
+                                                cohort=after, rule=i18n.gettext(rule["text"])))
             escalation.confirm_decision(session, actor, trial, after, action, level, mtd, values["reason"],
                                         signature)
 

@@ -38,53 +38,6 @@ def dose_page(request: Request, trial: str, patient: str) -> HTMLResponse:
                   administrations=[_in_words(protocol, sheet.get("kit"), a) for a in sheet["administrations"]])
 
 
-# The dosing module writes its working and the blinded label in English; the sheet shows them in the reader's
-# language, taking each known shape apart (numbers, units and the protocol's words stay as they are).
-_NOTES = [
-    (re.compile(r"(?P<pct>[\d.]+)% solution: (?P<grams>[\d.]+) g in (?P<ml>[\d.]+) mL"),
-     lambda w: i18n.gettext("{pct}% solution: {grams} g in {ml} mL").format(**w)),
-    (re.compile(r"(?P<drawn>[\d.]+) mL \+ (?P<diluent_ml>[\d.]+) mL (?P<diluent>.+) = (?P<volume>[\d.]+) mL"),
-     lambda w: i18n.gettext("{drawn} mL + {diluent_ml} mL {diluent} = {volume} mL").format(**w)),
-    (re.compile(r"(?P<volume>[\d.]+) mL over (?P<minutes>[\d.]+) min = (?P<rate>[\d.]+) mL/min "
-                r"\((?P<hourly>[\d.]+) mL/h\)"),
-     lambda w: i18n.gettext("{volume} mL over {minutes} min = {rate} mL/min ({hourly} mL/h)").format(**w)),
-]
-
-
-def _note(text: str, diluent: str) -> str:
-    for pattern, said in _NOTES:
-        found = pattern.fullmatch(text)
-        if found:
-            words = found.groupdict()
-            if "diluent" in words:
-                words["diluent"] = diluent or words["diluent"]
-            return str(said(words))
-    return text  # arithmetic alone: numbers and units
-
-
-def _label(protocol: Protocol, text: str, timing: dict[str, str], drug: dict[str, str]) -> str:
-    """The blinded label, part by part (dosing.instructions._label's parts, joined by " · ")."""
-    parts = []
-    for part in text.split(" · "):
-        if (found := re.fullmatch(r"(?P<trial>\S+) study drug: (?P<drug>.+) or placebo", part)):
-            part = i18n.gettext("{trial} study drug: {drug} or placebo").format(
-                trial=found["trial"], drug=drug.get(found["drug"], found["drug"]))
-        elif (found := re.fullmatch(r"for (?P<route>.+) use", part)):
-            route = {v: k for k, v in ROUTE_LABELS.items()}.get(found["route"], found["route"])
-            part = i18n.gettext("for {route} use").format(route=route_name(route))
-        elif (found := re.fullmatch(r"(?P<ml>[\d.]+) mL, infuse over (?P<minutes>[\d.]+) min", part)):
-            part = i18n.gettext("{ml} mL, infuse over {minutes} min").format(ml=found["ml"],
-                                                                              minutes=found["minutes"])
-        elif part == "for clinical trial use only":
-            part = i18n.gettext("for clinical trial use only")
-        elif (found := re.fullmatch(r"kit (?P<kit>\S+)", part)):
-            part = i18n.gettext("kit {kit}").format(kit=found["kit"])
-        else:
-            part = timing.get(part, part)
-        parts.append(part)
-    return " · ".join(parts)
-
-
 def route_name(route: str) -> str:
     names = {"intra_arterial": i18n.gettext("intra-arterial"), "intravenous": i18n.gettext("intravenous"),
              "procedure": i18n.gettext("procedure")}
@@ -93,7 +46,8 @@ def route_name(route: str) -> str:
 
 def _in_words(protocol: Protocol, kit: str | None, item: dict[str, Any]) -> dict[str, Any]:
     """One administration of the dose sheet with its words in the reader's language: the protocol's (names,
-    timings, diluents) through `protocol_text`, the platform's through the catalogs."""
+    timings, diluents) through `protocol_text`, the platform's through the catalogs (the working lines and the
+    label come worded so from dosing.instructions)."""
     steps = [step for i in protocol.interventions for step in i.steps]
     timing = {s.timing: i18n.protocol_text(s, "timing") for s in steps}
     diluents = {s.diluent: i18n.protocol_text(s, "diluent") for s in steps if s.diluent}
@@ -114,9 +68,6 @@ def _in_words(protocol: Protocol, kit: str | None, item: dict[str, Any]) -> dict
     if "draw_up" in item:
         shown["draw_up"] = next((item["draw_up"].replace(name, words) for name, words in drug.items()
                                  if name in item["draw_up"]), item["draw_up"])
-    shown["notes"] = [_note(n, shown.get("diluent", "")) for n in item.get("notes") or []]
-    if "label" in item:
-        shown["label"] = _label(protocol, item["label"], timing, drug)
     return shown
 
 

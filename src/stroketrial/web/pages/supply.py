@@ -31,7 +31,6 @@ from starlette.datastructures import FormData, UploadFile
 from ... import i18n
 from ...protocol import Protocol
 from ...service import supply, trials
-from ...wording import translated
 from ...service.accounts import Actor
 from ...service.errors import Forbidden, Invalid, ServiceError
 from ..csrf import check_csrf
@@ -62,16 +61,6 @@ FIELDS = {"kits": _("kit"), "kit_number": _("kit number"), "kits_per_arm": _("ki
           "arm": _("treatment"), "expiry": _("expiry"), "received": _("received"), "damaged": _("damaged"),
           "missing": _("missing")}
 WHERE = (_("depot"),)  # where a kit is: a site's code, or the depot (service.supply)
-# The reconciliation's discrepancies as service.supply words them, most particular first (`wording.translated`).
-DISCREPANCIES = (
-    _("kit {kit}: missing from its shipment, never received"),
-    _("kit {kit} (patient {patient}): {status}, neither returned nor destroyed"),
-    _("kit {kit}: {status}, neither returned nor destroyed"),
-    _("kit {kit}: dispensed to a patient with no allocation"),
-    _("kit {kit} of patient {patient}: allocated but not recorded as dispensed"),
-    _("kit {kit}: allocated but not recorded as dispensed"),
-    _("available"), _("in transit"), _("in depot"), _("reserved"),
-)
 MAX_UPLOAD = 900_000
 
 
@@ -97,7 +86,8 @@ def _in_words(arms_shown: bool, arm_names: dict[str, str]) -> Callable[[str], st
     def words(text: str) -> str:
         if arms_shown:
             for arm, name in arm_names.items():
-                text = re.sub(rf"\b{re.escape(arm)}\b", name, text)
+                # An id between Chinese characters has no \b around it: only a Latin letter or digit joins it.
+                text = re.sub(rf"(?<![A-Za-z0-9_]){re.escape(arm)}(?![A-Za-z0-9_])", name, text)
         return text
     return words
 
@@ -319,6 +309,5 @@ def reconciliation_page(request: Request, trial: str, site: str) -> HTMLResponse
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         report = supply.reconciliation(session, actor, trial, site)
-    report = report | {"discrepancies": [translated(d, DISCREPANCIES) for d in report["discrepancies"]]}
     return render(request, "supply_reconciliation.html", protocol=protocol, report=report, kit_status=KIT_STATUS,
                   now=dt.datetime.now(dt.UTC))
