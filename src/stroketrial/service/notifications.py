@@ -106,8 +106,9 @@ def smtp_settings() -> SmtpSettings | None:
         return None
     port_text = os.environ.get("STROKETRIAL_SMTP_PORT", "25").strip() or "25"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise Invalid(f"STROKETRIAL_SMTP_PORT={port_text!r} is not a port number (1-65535)",
-                      [{"field": "STROKETRIAL_SMTP_PORT", "value": port_text, "message": "a port number, 1-65535"}])
+        raise Invalid(i18n.gettext("STROKETRIAL_SMTP_PORT={port} is not a port number (1-65535)").format(
+            port=repr(port_text)),
+            [{"field": "STROKETRIAL_SMTP_PORT", "value": port_text, "message": i18n.gettext("a port number, 1-65535")}])
     return SmtpSettings(host, int(port_text), os.environ.get("STROKETRIAL_SMTP_FROM", "").strip()
                         or "stroketrial@localhost")
 
@@ -115,9 +116,9 @@ def smtp_settings() -> SmtpSettings | None:
 # ---- recipients ---------------------------------------------------------------------------------------------
 def _email(value: Any) -> str:
     if not isinstance(value, str) or len(value.strip()) > 254 or not EMAIL.fullmatch(value.strip()):
-        raise Invalid(f"{value!r} is not an email address",
-                      [{"field": "email", "value": value, "message": "an email address, name@example.org "
-                                                                     "(at most 254 characters)"}])
+        raise Invalid(i18n.gettext("{value} is not an email address").format(value=repr(value)),
+                      [{"field": "email", "value": value, "message": i18n.gettext(
+                          "an email address, name@example.org (at most 254 characters)")}])
     return value.strip()
 
 
@@ -134,13 +135,15 @@ def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, rol
     except Invalid as exc:
         errors.extend(exc.errors)
     if role not in ROLES:
-        errors.append({"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"})
+        errors.append({"field": "role", "value": role,
+                       "message": i18n.gettext("one of {choices}").format(choices=", ".join(ROLES))})
     if language is not None and language not in i18n.LANGUAGES:
         errors.append({"field": "language", "value": language,
-                       "message": f"one of {', '.join(i18n.LANGUAGES)}, or none for English then Chinese"})
+                       "message": i18n.gettext("one of {choices}, or none for English then Chinese").format(
+                           choices=", ".join(i18n.LANGUAGES))})
     if errors:
-        raise Invalid("notification recipient refused: " + "; ".join(f"{e['field']}: {e['message']}"
-                                                                      for e in errors), errors)
+        raise Invalid(i18n.gettext("notification recipient refused: {problems}").format(
+            problems="; ".join(f"{e['field']}: {e['message']}" for e in errors)), errors)
     row = session.execute(select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id,
                                                               NotificationRecipient.email == email)
                           ).scalar_one_or_none()
@@ -166,7 +169,8 @@ def remove_recipient(session: Session, actor: Actor, trial_id: str, email: str) 
                                                               NotificationRecipient.email == email)
                           ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"{email} is not a notification recipient of {trial_id}")
+        raise NotFound(i18n.gettext("{email} is not a notification recipient of {trial}").format(email=email,
+                                                                                              trial=trial_id))
     session.delete(row)
     record(session, actor.name, "remove_notification_recipient", "notification_recipient", f"{trial_id}/{email}",
            trial_id=trial_id, before={"email": row.email, "role": row.role})
@@ -246,7 +250,7 @@ def emergency_unblinding(session: Session, protocol: Protocol, trial_id: str, pa
 def _user_id(session: Session, actor: Actor) -> int:
     user_id = session.execute(select(User.id).where(User.name == actor.name)).scalar_one_or_none()
     if user_id is None:
-        raise NotFound(f"no user {actor.name}")
+        raise NotFound(i18n.gettext("no user {name}").format(name=actor.name))
     return user_id
 
 
@@ -310,7 +314,8 @@ def mark_read(session: Session, actor: Actor, notification_id: int) -> dict[str,
     row = session.get(Notification, notification_id)
     visible = {n["id"] for n in inbox(session, actor)} if row is not None else set()
     if row is None or notification_id not in visible:
-        raise NotFound(f"no notification {notification_id} in {actor.name}'s inbox")
+        raise NotFound(i18n.gettext("no notification {notification} in {name}'s inbox").format(
+            notification=notification_id, name=actor.name))
     user_id = _user_id(session, actor)
     if session.get(NotificationRead, (notification_id, user_id)) is None:
         session.add(NotificationRead(notification_id=notification_id, user_id=user_id, read_at=utcnow()))
