@@ -83,14 +83,14 @@ def test_a_chinese_page_says_each_refusal_in_chinese(demo_db):
     # accounts.Actor.require: the operation and the roles in Chinese, the user's name as it is
     refused(zhang.post("/trials/amass-2/patients/AMASS-001/queries",
                        data={"csrf": token, "form": "screening", "field": "age", "text": "please check the age"}),
-            403, ["发起数据质疑仅限监查员, 数据管理员；zhang 的角色是研究协调员"], "raising a data query is for")
+            403, ["发起数据质疑仅限监查员, 数据管理员；zhang 的角色是研究协调员"], "raising a data query is for")  # noqa: RUF001
     statistician = client_for(demo_db, "statistician", "zh-CN,zh;q=0.9")  # Chinese from the browser alone
     refused(statistician.get("/trials/amass-2/patients/AMASS-040/randomize"), 403,
-            ["随机化仅限研究者, 研究协调员；statistician 的角色是"], "randomizing is for")
+            ["随机化仅限研究者, 研究协调员；statistician 的角色是"], "randomizing is for")  # noqa: RUF001
     # serious_adverse_events.py: the report and each field's problem
     refused(zhang.post("/trials/amass-2/patients/AMASS-001/sae",
                        data={"csrf": token, "term": "", "onset_date": "2099-01-01"}),
-            422, ["SAE 报告未被接受", "用文字描述事件（例如“肺炎”）", "2099-01-01 晚于今天"], "SAE report refused")
+            422, ["SAE 报告未被接受", "用文字描述事件（例如“肺炎”）", "2099-01-01 晚于今天"], "SAE report refused")  # noqa: RUF001
     # locks.py: a frozen patient's screening data cannot be corrected
     manager = client_for(demo_db, "data_manager")
     response = manager.post("/trials/amass-2/locks", data={"csrf": csrf(manager), "level": "freeze",
@@ -99,14 +99,14 @@ def test_a_chinese_page_says_each_refusal_in_chinese(demo_db):
     assert response.status_code == 200 and "freeze #" in response.text  # the data manager reads English
     refused(zhang.post("/trials/amass-2/patients/AMASS-003/screening",
                        data={"csrf": token, "nihss": "3", "reason": "typed 13 for 3"}),
-            422, ["数据已冻结", "数据管理员可以解除冻结", "原因：interim analysis cut"], "cannot be changed")
+            422, ["数据已冻结", "数据管理员可以解除冻结", "原因：interim analysis cut"], "cannot be changed")  # noqa: RUF001
     # consent.py: a withdrawal is widened, never narrowed
     page = zhang.get("/trials/amass-2/patients/AMASS-005").text
     withdrawal = re.search(r'action="(/trials/amass-2/patients/AMASS-005/consents/\d+/withdrawal)"', page).group(1)
     response = zhang.post(withdrawal, data={"csrf": token, "scope": "data_use", "reason": "the family asked"})
     assert response.status_code == 200, said(response)[:2000]
     refused(zhang.post(withdrawal, data={"csrf": token, "scope": "treatment", "reason": "asked again"}), 409,
-            ["撤回范围只能扩大，不能缩小或撤销", "停止治疗和随访，并撤回其数据的使用"], "never narrowed")
+            ["撤回范围只能扩大，不能缩小或撤销", "停止治疗和随访，并撤回其数据的使用"], "never narrowed")  # noqa: RUF001
 
 
 def test_an_english_page_and_the_api_say_the_same_refusals_in_english(demo_db):
