@@ -87,6 +87,12 @@ def query_targets(session: Session, actor: Actor, trial_id: str, code: str) -> d
     return _forms(session, actor, protocol, find_patient(session, actor, trial_id, code))
 
 
+def _status_words(status: str) -> str:
+    words = {"open": i18n.gettext("open"), "answered": i18n.gettext("answered, awaiting review"),
+             "closed": i18n.gettext("closed")}
+    return words.get(status, status) if i18n.current() != i18n.ENGLISH else status
+
+
 def _form_words(protocol: Protocol, form: str) -> str:
     visit = next((v for v in protocol.visits if v.id == form), None)
     return i18n.protocol_text(visit, "name") if visit is not None else i18n.gettext(form_name(protocol, form))
@@ -141,7 +147,7 @@ def answer_query(session: Session, actor: Actor, trial_id: str, query_id: int, a
     if query.status != "open":
         raise Conflict(i18n.gettext("data query {query} is {status}; only an open query is answered (a monitor or "
                                     "data manager re-opens it)").format(query=query_id,
-                                                                        status=i18n.gettext(query.status)))
+                                                                        status=_status_words(query.status)))
     answer = plain_text("answer", answer, MAX_ANSWER)
     now = dt.datetime.now(dt.UTC)
     query.status, query.answer, query.answered_by, query.answered_at = "answered", answer, actor.name, now
