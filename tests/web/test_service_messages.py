@@ -83,10 +83,10 @@ def test_a_chinese_page_says_each_refusal_in_chinese(demo_db):
     # accounts.Actor.require: the operation and the roles in Chinese, the user's name as it is
     refused(zhang.post("/trials/amass-2/patients/AMASS-001/queries",
                        data={"csrf": token, "form": "screening", "field": "age", "text": "please check the age"}),
-            403, ["发起数据质疑仅限监查员, 数据管理员；zhang 的角色是研究协调员"], "raising a data query is for")  # noqa: RUF001
+            403, ["发起数据质疑仅限监查员、数据管理员；zhang 的角色是研究协调员"], "raising a data query is for")  # noqa: RUF001
     statistician = client_for(demo_db, "statistician", "zh-CN,zh;q=0.9")  # Chinese from the browser alone
     refused(statistician.get("/trials/amass-2/patients/AMASS-040/randomize"), 403,
-            ["随机化仅限研究者, 研究协调员；statistician 的角色是"], "randomizing is for")  # noqa: RUF001
+            ["随机化仅限研究者、研究协调员；statistician 的角色是"], "randomizing is for")  # noqa: RUF001
     # serious_adverse_events.py: the report and each field's problem
     refused(zhang.post("/trials/amass-2/patients/AMASS-001/sae",
                        data={"csrf": token, "term": "", "onset_date": "2099-01-01"}),

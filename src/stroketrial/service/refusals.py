@@ -16,7 +16,8 @@ def role(name: str) -> str:
 
 
 def roles(names: Iterable[str]) -> str:
-    return ", ".join(role(name) for name in names)
+    separator = "、" if i18n.current() == i18n.CHINESE else ", "  # the enumeration comma of a Chinese list
+    return separator.join(role(name) for name in names)
 
 
 def operation(name: str) -> str:
