@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -318,7 +318,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     record(session, actor.name, "report_sae", "sae", f"{trial_id}/{code}/{row.id}", trial_id=trial_id,
            site=patient.site_code, after=document)
     status = sae_status(protocol, now, [("initial", document)], now)
-    _notify(session, protocol, trial_id, patient, row.id, status, "sae_new", "SAE reported")
+    _notify(session, protocol, trial_id, patient, row.id, status, "sae_new", lambda: i18n.gettext("SAE reported"))
     _notify_overdue(session, protocol, trial_id, patient, row.id, status)
     record_signatures.after_change(session, actor, patient, locks.SAE_FORM)
     safety_monitoring.check(session, trial_id)  # a death or an sICH may cross a rule the DSMB watches
@@ -480,43 +480,64 @@ def _summary(protocol: Protocol, trial_id: str, patient: Patient, sae_id: int, s
     """The message body: the event and its clocks. Never the arm, the kit or the narrative (free text that could
     name a treatment), whoever receives it."""
     state = status["state"]
-    lines = [f"Trial: {protocol.acronym} ({trial_id})", f"Patient: {patient.code} at site {patient.site_code}",
-             f"SAE {sae_id}: {state.get('term', '')}"
-             + (f" (coded: {state['coded_term']})" if state.get("coded_term") else ""),
-             f"Onset: {state.get('onset_date', '')}",
-             f"Seriousness: {', '.join(c.replace('_', ' ') for c in state.get('criteria') or [])}",
-             f"Outcome: {str(state.get('outcome', '')).replace('_', ' ')}",
-             f"Investigator causality: {str(state.get('relatedness', '')).replace('_', ' ')}",
-             f"Expectedness: {'expected' if status['expected'] else 'unexpected'} ({status['expectedness_by']})",
-             f"SUSAR: {'yes' if status['susar'] else 'no'}",
-             f"Site aware since: {status['awareness_at']} (UTC)"]
+    _ = i18n.gettext
+
+    def words(code: Any) -> str:  # a stored choice as the email words it: the code's words, translated
+        return _(str(code).replace("_", " "))
+
+    shown = {"sponsor": _("sponsor"),
+             "reference safety information (provisional)": _("reference safety information (provisional)"),
+             "on time": _("on time"), "late": _("late"), "overdue": _("overdue"), "due": _("due")}
+    listed = ("、" if i18n.current() == i18n.CHINESE else ", ").join(words(c) for c in state.get("criteria") or [])
+    lines = [_("Trial: {acronym} ({trial})").format(acronym=protocol.acronym, trial=trial_id),
+             _("Patient: {patient} at site {site}").format(patient=patient.code, site=patient.site_code),
+             _("SAE {sae}: {term}").format(sae=sae_id, term=state.get("term", ""))
+             + (_(" (coded: {term})").format(term=state["coded_term"]) if state.get("coded_term") else ""),
+             _("Onset: {day}").format(day=state.get("onset_date", "")),
+             _("Seriousness: {criteria}").format(criteria=listed),
+             _("Outcome: {outcome}").format(outcome=words(state.get("outcome", ""))),
+             _("Investigator causality: {relatedness}").format(relatedness=words(state.get("relatedness", ""))),
+             _("Expectedness: {expectedness} ({by})").format(
+                 expectedness=_("expected") if status["expected"] else _("unexpected"),
+                 by=shown.get(status["expectedness_by"], status["expectedness_by"])),
+             _("SUSAR: {answer}").format(answer=_("yes") if status["susar"] else _("no")),
+             _("Site aware since: {when} (UTC)").format(when=status["awareness_at"])]
     for clock in status["clocks"]:
-        what = "Initial report to the sponsor" if clock["report"] == "initial" else \
-            f"SUSAR report to the authorities ({clock['days']} days)"
-        lines.append(f"{what}: due {clock['due']} (UTC), {clock['status']}")
-    lines.append(f"Open the trial's SAE list: /trials/{trial_id}/saes")
+        what = _("Initial report to the sponsor") if clock["report"] == "initial" else \
+            _("SUSAR report to the authorities ({days} days)").format(days=clock["days"])
+        lines.append(_("{what}: due {when} (UTC), {status}").format(what=what, when=clock["due"],
+                                                                    status=shown.get(clock["status"], clock["status"])))
+    lines.append(_("Open the trial's SAE list: {link}").format(link=f"/trials/{trial_id}/saes"))
     return "\n".join(lines)
 
 
 def _notify(session: Session, protocol: Protocol, trial_id: str, patient: Patient, sae_id: int,
-            status: Mapping[str, Any], kind: str, headline: str) -> None:
-    subject = (f"[{protocol.acronym}] {headline}: {'SUSAR, ' if status['susar'] else ''}patient {patient.code} "
-               f"(site {patient.site_code}), SAE {sae_id}")
-    notifications.notify(session, trial_id, kind, subject, _summary(protocol, trial_id, patient, sae_id, status),
-                         SAE_AUDIENCE, site=patient.site_code, about=f"sae/{sae_id}/{kind}")
+            status: Mapping[str, Any], kind: str, headline: Callable[[], str]) -> None:
+    """`headline` words the event in the language it is called in."""
+    def compose() -> tuple[str, str]:
+        subject = i18n.gettext("[{acronym}] {headline}: {susar}patient {patient} (site {site}), SAE {sae}").format(
+            acronym=protocol.acronym, headline=headline(), susar=i18n.gettext("SUSAR, ") if status["susar"] else "",
+            patient=patient.code, site=patient.site_code, sae=sae_id)
+        return subject, _summary(protocol, trial_id, patient, sae_id, status)
+
+    subject, body, others = notifications.composed(compose)
+    notifications.notify(session, trial_id, kind, subject, body, SAE_AUDIENCE, site=patient.site_code,
+                         about=f"sae/{sae_id}/{kind}", translations=others)
 
 
 def _notify_upgrade(session: Session, protocol: Protocol, trial_id: str, patient: Patient, sae_id: int,
                     before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
     """Upgraded: now fatal or life-threatening, or now a SUSAR."""
-    changes = []
-    if after["fatal_or_life_threatening"] and not before["fatal_or_life_threatening"]:
-        changes.append("now fatal or life-threatening")
-    if after["susar"] and not before["susar"]:
-        changes.append("now a SUSAR")
-    if changes:
-        _notify(session, protocol, trial_id, patient, sae_id, after, "sae_upgraded",
-                "SAE upgraded (" + ", ".join(changes) + ")")
+    worse = after["fatal_or_life_threatening"] and not before["fatal_or_life_threatening"]
+    susar = after["susar"] and not before["susar"]
+
+    def headline() -> str:
+        changes = [*([i18n.gettext("now fatal or life-threatening")] if worse else []),
+                   *([i18n.gettext("now a SUSAR")] if susar else [])]
+        return i18n.gettext("SAE upgraded ({changes})").format(changes=", ".join(changes))
+
+    if worse or susar:
+        _notify(session, protocol, trial_id, patient, sae_id, after, "sae_upgraded", headline)
 
 
 def _notify_overdue(session: Session, protocol: Protocol, trial_id: str, patient: Patient, sae_id: int,
@@ -528,13 +549,16 @@ def _notify_overdue(session: Session, protocol: Protocol, trial_id: str, patient
         about = f"sae/{sae_id}/{clock['report']}_overdue"
         if not clock["overdue"] or notifications.exists(session, trial_id, about):
             continue
-        what = "initial SAE report (24 h)" if clock["report"] == "initial" else \
-            f"SUSAR report to the authorities ({clock['days']} days)"
-        subject = (f"[{protocol.acronym}] Overdue: {what}, patient {patient.code} (site {patient.site_code}), "
-                   f"SAE {sae_id}")
-        made.append(notifications.notify(session, trial_id, "overdue_report", subject,
-                                         _summary(protocol, trial_id, patient, sae_id, status), OVERDUE_AUDIENCE,
-                                         site=patient.site_code, about=about))
+        def compose(clock: Mapping[str, Any] = clock) -> tuple[str, str]:
+            what = i18n.gettext("initial SAE report (24 h)") if clock["report"] == "initial" else \
+                i18n.gettext("SUSAR report to the authorities ({days} days)").format(days=clock["days"])
+            subject = i18n.gettext("[{acronym}] Overdue: {what}, patient {patient} (site {site}), SAE {sae}").format(
+                acronym=protocol.acronym, what=what, patient=patient.code, site=patient.site_code, sae=sae_id)
+            return subject, _summary(protocol, trial_id, patient, sae_id, status)
+
+        subject, body, others = notifications.composed(compose)
+        made.append(notifications.notify(session, trial_id, "overdue_report", subject, body, OVERDUE_AUDIENCE,
+                                         site=patient.site_code, about=about, translations=others))
     return made
 
 
