@@ -15,8 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
-from stroketrial.service import SYSTEM, accounts, demo
+from sqlalchemy import select
+
+from stroketrial.service import SYSTEM, accounts, demo, notifications, unblinding
 from stroketrial.store import Database
+from stroketrial.store.models import Notification
 from stroketrial.web import create_app
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -131,3 +134,25 @@ def test_an_english_page_and_the_api_say_the_same_refusals_in_english(demo_db):
     assert response.status_code == 403
     assert response.json()["detail"] == ("raising a data query is for monitor, data_manager; api-zh is coordinator")
     assert not CJK.search(response.text)
+
+
+def test_an_unblinding_email_in_chinese_is_worded_from_the_catalogs_and_the_english_is_as_stored(demo_db):
+    with demo_db.write() as session:
+        investigator = accounts.actor_named(session, "investigator")
+        unblinding.unblind(session, investigator, "amass-2", "AMASS-001", "anaphylaxis: the treating team must know")
+    with demo_db.read() as session:
+        rows = session.execute(select(Notification).where(Notification.kind == "emergency_unblinding")).scalars().all()
+        assert rows
+        for row in rows:
+            assert notifications.email_text(row, "en") == (row.subject, row.body)
+            assert row.subject == "[AMASS-2] Emergency unblinding: patient AMASS-001 (site S1)"
+            assert "Unblinded by: investigator\n" in row.body and "Clinical reason: anaphylaxis" in row.body
+            assert row.translations_json is not None  # worded when stored, not pattern-matched when sent
+            subject, body = notifications.email_text(row, "zh_Hans")
+            assert subject == "[AMASS-2] 紧急揭盲：患者 AMASS-001（中心 S1）"  # noqa: RUF001
+            assert "试验：AMASS-2（amass-2）" in body and "揭盲人：investigator" in body  # noqa: RUF001
+            assert "临床原因：anaphylaxis: the treating team must know" in body  # noqa: RUF001
+            assert ("组别：" in body) == ("Arm: " in row.body)  # noqa: RUF001
+            assert not re.search(r"^[A-Z][a-z ]+: ", body, re.MULTILINE), body  # no English label left
+            both_subject, both_body = notifications.email_text(row, None)
+            assert both_subject == f"{row.subject} / {subject}" and both_body == row.body + notifications.BOTH + body
