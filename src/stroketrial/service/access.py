@@ -12,9 +12,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
-from . import passwords, sessions, throttle
+from . import passwords, refusals, sessions, throttle
 from .accounts import Actor, hash_token
 from .roles import ROLES
 from .errors import Invalid, NotFound
@@ -24,7 +25,7 @@ from .password_policy import check_password
 def _user(session: Session, name: str) -> User:
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"no user {name!r}")
+        raise NotFound(i18n.gettext("no user {name}").format(name=repr(name)))
     return user
 
 
@@ -47,7 +48,7 @@ def revoke_tokens(session: Session, actor: Actor, name: str, token: str | None =
     if token is not None:
         row = session.execute(query.where(ApiToken.token_hash == hash_token(token.strip()))).scalar_one_or_none()
         if row is None:
-            raise NotFound(f"that token is not one of {name}'s tokens (nothing revoked)")
+            raise NotFound(i18n.gettext("that token is not one of {name}'s tokens (nothing revoked)").format(name=name))
         rows = [] if row.revoked else [row]
     else:
         rows = list(session.execute(query.where(ApiToken.revoked.is_(False))).scalars())
@@ -63,8 +64,8 @@ def reset_password(session: Session, actor: Actor, name: str, password: str) -> 
     user = _user(session, name)
     check_password(password, name)
     if user.password_hash and passwords.verify(user.password_hash, password):
-        raise Invalid("the new password is the user's current one; choose another",
-                      [{"field": "password", "value": "***", "message": "not the current password"}])
+        raise Invalid(i18n.gettext("the new password is the user's current one; choose another"),
+                      [{"field": "password", "value": "***", "message": i18n.gettext("not the current password")}])
     user.password_hash = passwords.hash_password(password)
     ended = sessions.end_for_user(session, user.id, "password_reset")
     cleared = throttle.clear(session, name)
@@ -88,14 +89,17 @@ def change_role(session: Session, actor: Actor, name: str, role: str, reason: st
     actor.require("changing a user's role or sites")
     user = _user(session, name)
     if role not in ROLES:
-        raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}",
-                      [{"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"}])
+        raise Invalid(i18n.gettext("role {role} is not one of {roles}").format(role=repr(role), roles=", ".join(ROLES)),
+                      [{"field": "role", "value": role,
+                        "message": i18n.gettext("one of {choices}").format(choices=", ".join(ROLES))}])
     if role == user.role:
-        raise Invalid(f"{name} is {role} already", [{"field": "role", "value": role, "message": "a different role"}])
+        raise Invalid(i18n.gettext("{name} is {role} already").format(name=name, role=refusals.role(role)),
+                      [{"field": "role", "value": role, "message": i18n.gettext("a different role")}])
     if (role == "admin") != (user.role == "admin"):
         # An admin has no sites and sees every site; a site role has sites: a change between them is a new account.
-        raise Invalid("a change to or from admin changes what the user sees everywhere; create a new account",
-                      [{"field": "role", "value": role, "message": "not to or from admin"}])
+        raise Invalid(i18n.gettext("a change to or from admin changes what the user sees everywhere; create a new "
+                                   "account"),
+                      [{"field": "role", "value": role, "message": i18n.gettext("not to or from admin")}])
     reason = _reason(reason)
     before, user.role = user.role, role
     ended = sessions.end_for_user(session, user.id, "role_changed")
@@ -109,14 +113,15 @@ def set_sites(session: Session, actor: Actor, name: str, sites: list[str], reaso
     actor.require("changing a user's role or sites")
     user = _user(session, name)
     if user.role == "admin":
-        raise Invalid("an admin sees every site; an admin has no sites to set",
-                      [{"field": "site", "value": sites, "message": "none for an admin"}])
+        raise Invalid(i18n.gettext("an admin sees every site; an admin has no sites to set"),
+                      [{"field": "site", "value": sites, "message": i18n.gettext("none for an admin")}])
     if not sites:
-        raise Invalid("a user works at one or more sites", [{"field": "site", "value": sites,
-                                                               "message": "at least one site"}])
+        raise Invalid(i18n.gettext("a user works at one or more sites"),
+                      [{"field": "site", "value": sites, "message": i18n.gettext("at least one site")}])
     unknown = sorted(s for s in set(sites) if session.get(Site, s) is None)
     if unknown:
-        raise NotFound(f"no site {', '.join(unknown)}; create it first (stroketrial admin create-site)")
+        raise NotFound(i18n.gettext("no site {sites}; create it first (stroketrial admin create-site)").format(
+            sites=", ".join(unknown)))
     reason = _reason(reason)
     rows = list(session.execute(select(UserSite).where(UserSite.user_id == user.id)).scalars())
     before = sorted(r.site_code for r in rows)
@@ -133,6 +138,6 @@ def set_sites(session: Session, actor: Actor, name: str, sites: list[str], reaso
 
 def _reason(reason: str | None) -> str:
     if not reason or not reason.strip() or len(reason) > 2000:
-        raise Invalid("a change to a user's access needs a reason (1-2000 characters)",
-                      [{"field": "reason", "value": reason, "message": "required"}])
+        raise Invalid(i18n.gettext("a change to a user's access needs a reason (1-2000 characters)"),
+                      [{"field": "reason", "value": reason, "message": i18n.gettext("required")}])
     return reason.strip()

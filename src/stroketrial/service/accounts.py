@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..i18n import LANGUAGES
 from ..store import record
 from ..store.models import ApiToken, Site, User, UserSite
+from . import refusals
 from .blinding import sees_arm
 from .password_policy import check_password
 from .roles import PERMISSIONS, RANDOMIZERS, ROLE_DESCRIPTIONS, ROLES, SITE_STAFF
@@ -49,7 +51,9 @@ class Actor:
     def require(self, operation: str) -> None:
         """Refuse (403) an operation this user's role does not allow, naming who may."""
         if not self.may(operation):
-            raise Forbidden(f"{operation} is for {', '.join(PERMISSIONS[operation])}; {self.name} is {self.role}")
+            raise Forbidden(i18n.gettext("{operation} is for {roles}; {name} is {role}").format(
+                operation=refusals.operation(operation), roles=refusals.roles(PERMISSIONS[operation]),
+                name=self.name, role=refusals.role(self.role)))
 
 
 SYSTEM = Actor("system", "admin", frozenset())
@@ -65,8 +69,9 @@ def create_site(session: Session, actor: Actor, code: str, name: str | None = No
     actor.require("creating a site")
     code = code.strip()
     if not code or len(code) > 40 or not all(ch.isalnum() or ch in "-_" for ch in code):
-        raise Invalid(f"site code {code!r} is not allowed; use 1-40 letters, digits, '-' or '_'",
-                      [{"field": "site", "value": code, "message": "1-40 letters, digits, '-' or '_'"}])
+        raise Invalid(i18n.gettext("site code {code} is not allowed; use 1-40 letters, digits, '-' or '_'").format(
+            code=repr(code)), [{"field": "site", "value": code,
+                                "message": i18n.gettext("1-40 letters, digits, '-' or '_'")}])
     existing = session.get(Site, code)
     if existing is not None:
         return existing
@@ -83,22 +88,25 @@ def create_user(session: Session, actor: Actor, name: str, role: str, sites: lis
     actor.require("creating a user")
     check_language(language)
     if role not in ROLES:
-        raise Invalid(f"role {role!r} is not one of {', '.join(ROLES)}",
-                      [{"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"}])
+        raise Invalid(i18n.gettext("role {role} is not one of {roles}").format(role=repr(role), roles=", ".join(ROLES)),
+                      [{"field": "role", "value": role,
+                        "message": i18n.gettext("one of {choices}").format(choices=", ".join(ROLES))}])
     name = name.strip()
     if not name or len(name) > 80:
-        raise Invalid("a user name is 1-80 characters", [{"field": "name", "value": name, "message": "1-80 chars"}])
+        raise Invalid(i18n.gettext("a user name is 1-80 characters"),
+                      [{"field": "name", "value": name, "message": i18n.gettext("1-80 chars")}])
     if role == "admin" and sites:
-        raise Invalid("an admin sees every site; give no --site", [{"field": "site", "value": sites,
-                                                                      "message": "none for an admin"}])
+        raise Invalid(i18n.gettext("an admin sees every site; give no --site"),
+                      [{"field": "site", "value": sites, "message": i18n.gettext("none for an admin")}])
     if role != "admin" and not sites:
-        raise Invalid(f"a {role} works at one or more sites; give --site",
-                      [{"field": "site", "value": None, "message": "at least one site"}])
+        raise Invalid(i18n.gettext("a {role} works at one or more sites; give --site").format(role=refusals.role(role)),
+                      [{"field": "site", "value": None, "message": i18n.gettext("at least one site")}])
     if session.execute(select(User).where(User.name == name)).scalar_one_or_none() is not None:
-        raise Conflict(f"user {name!r} exists already")
+        raise Conflict(i18n.gettext("user {name} exists already").format(name=repr(name)))
     unknown = [s for s in sites if session.get(Site, s) is None]
     if unknown:
-        raise NotFound(f"no site {', '.join(unknown)}; create it first (stroketrial admin create-site)")
+        raise NotFound(i18n.gettext("no site {sites}; create it first (stroketrial admin create-site)").format(
+            sites=", ".join(unknown)))
     if password is not None:
         check_password(password, name)
     user = User(name=name, role=role, password_hash=hash_password(password) if password else None, active=True,
@@ -116,8 +124,10 @@ def create_user(session: Session, actor: Actor, name: str, role: str, sites: lis
 def check_language(language: str | None) -> None:
     if language is not None and language not in LANGUAGES:
         allowed = ", ".join(f"{code} ({words})" for code, words in LANGUAGES.items())
-        raise Invalid(f"language {language!r} is not offered; use one of {allowed}",
-                      [{"field": "language", "value": language, "message": f"one of {', '.join(LANGUAGES)}"}])
+        raise Invalid(i18n.gettext("language {language} is not offered; use one of {allowed}").format(
+            language=repr(language), allowed=allowed), [{"field": "language", "value": language,
+                                                         "message": i18n.gettext(
+                "one of {choices}").format(choices=", ".join(LANGUAGES))}])
 
 
 def set_language(session: Session, actor: Actor, language: str | None) -> str | None:
@@ -125,7 +135,7 @@ def set_language(session: Session, actor: Actor, language: str | None) -> str | 
     check_language(language)
     user = session.execute(select(User).where(User.name == actor.name)).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"no user {actor.name!r}")
+        raise NotFound(i18n.gettext("no user {name}").format(name=repr(actor.name)))
     if user.language != language:
         record(session, actor.name, "update", "user", actor.name, before={"language": user.language},
                after={"language": language}, reason="language chosen")
@@ -149,12 +159,12 @@ def actor_for_token(session: Session, token: str) -> Actor:
                                                  ApiToken.revoked.is_(False))).scalar_one_or_none()
     user = session.get(User, row.user_id) if row else None
     if user is None or not user.active:
-        raise Unauthorized("the API token is unknown or revoked")
+        raise Unauthorized(i18n.gettext("the API token is unknown or revoked"))
     return _actor(session, user)
 
 
 def actor_named(session: Session, name: str) -> Actor:
     user = session.execute(select(User).where(User.name == name)).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"no user {name!r}")
+        raise NotFound(i18n.gettext("no user {name}").format(name=repr(name)))
     return _actor(session, user)

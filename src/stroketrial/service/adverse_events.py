@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..store import canonical, record
 from ..store.models import AdverseEvent, Patient
 from . import locks, record_signatures
@@ -42,11 +43,12 @@ AE_CHOICES = {"severity": AE_SEVERITY, "relatedness": AE_RELATEDNESS, "action_ta
 
 def _checked(session: Session, patient: Patient, data: Any) -> dict[str, Any]:
     if not isinstance(data, Mapping):
-        raise Invalid("an adverse event is an object", [{"field": "adverse_event", "value": data,
-                                                         "message": "an object"}])
+        raise Invalid(i18n.gettext("an adverse event is an object"),
+                      [{"field": "adverse_event", "value": data, "message": i18n.gettext("an object")}])
     errors = [*term_errors(data), *coded_errors(data), *onset_errors(session, patient, data.get("onset_date")),
-              *choice_errors(data, AE_CHOICES), *unknown_field_errors(data, AE_FIELDS, "adverse event log")]
-    refuse("adverse event", errors)
+              *choice_errors(data, AE_CHOICES), *unknown_field_errors(data, AE_FIELDS,
+                                                                      i18n.gettext("adverse event log"))]
+    refuse(i18n.gettext("adverse event"), errors)
     document: dict[str, Any] = {k: data[k] for k in AE_FIELDS if data.get(k) not in (None, "")}
     for key, limit in (("term", MAX_SAE_TERM), ("coded_term", MAX_CODED), ("system_organ_class", MAX_CODED)):
         if key in document:
@@ -83,7 +85,8 @@ def correct_ae(session: Session, actor: Actor, trial_id: str, code: str, ae_id: 
     _protocol, patient, _ = randomized_patient(session, actor, trial_id, code)
     row = session.get(AdverseEvent, ae_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"no adverse event {ae_id} of patient {code} in {trial_id}")
+        raise NotFound(i18n.gettext("no adverse event {ae} of patient {patient} in {trial}").format(
+            ae=ae_id, patient=code, trial=trial_id))
     locks.refuse_if_locked(session, patient, locks.AE_FORM)
     problems: list[dict[str, Any]] = []
     try:
@@ -93,9 +96,9 @@ def correct_ae(session: Session, actor: Actor, trial_id: str, code: str, ae_id: 
     try:
         document = _checked(session, patient, data)
     except Invalid as exc:
-        refuse("adverse event correction", [*exc.errors, *problems])
+        refuse(i18n.gettext("adverse event correction"), [*exc.errors, *problems])
         raise
-    refuse("adverse event correction", problems)
+    refuse(i18n.gettext("adverse event correction"), problems)
     before = json.loads(row.data_json)
     row.data_json = canonical(document)
     row.updated_at, row.updated_by = dt.datetime.now(dt.UTC), actor.name

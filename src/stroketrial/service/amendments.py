@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import ProtocolError, resolve
 from ..protocol.amendments import AmendmentRefused, compare
 from ..store import record
@@ -29,15 +30,17 @@ from .trials import get_trial, protocol_in_force, stored_protocol
 def _effective(effective: dt.date, last: dt.datetime | None) -> dt.datetime:
     today = dt.datetime.now(dt.UTC).date()
     if effective < today:
-        raise Invalid(f"effective date {effective.isoformat()} is in the past; an amendment comes into force today "
-                      f"({today.isoformat()}) or later, never for patients already screened",
-                      [{"field": "effective", "value": effective.isoformat(), "message": "today or later"}])
+        raise Invalid(i18n.gettext("effective date {effective} is in the past; an amendment comes into force today "
+                                   "({today}) or later, never for patients already screened").format(
+            effective=effective.isoformat(), today=today.isoformat()),
+            [{"field": "effective", "value": effective.isoformat(), "message": i18n.gettext("today or later")}])
     # in force from the start of that day, or from now when that is today: never before it was applied, so that
     # no patient screened earlier today is counted under a version that did not yet exist
     now = dt.datetime.now(dt.UTC)
     start = max(dt.datetime.combine(effective, dt.time(), tzinfo=dt.UTC), now)
     if last is not None and start <= last:
-        raise Conflict(f"the latest amendment comes into force on {last.date().isoformat()}; this one must come after")
+        raise Conflict(i18n.gettext("the latest amendment comes into force on {day}; this one must come after").format(
+            day=last.date().isoformat()))
     return start
 
 
@@ -53,16 +56,18 @@ def amend_protocol(session: Session, actor: Actor, trial_id: str, path: str | Pa
     try:
         new = resolve(str(path))
     except ProtocolError as exc:
-        raise Invalid(f"the amended protocol is not valid: {exc}",
+        raise Invalid(i18n.gettext("the amended protocol is not valid: {problem}").format(problem=exc),
                       [{"field": "protocol", "value": str(path), "message": str(exc)}]) from None
     try:
         changes = compare(current, new)
     except AmendmentRefused as exc:
-        raise Invalid(f"version {current_version + 1} may not be an amendment of {trial_id}: {exc}",
+        raise Invalid(i18n.gettext("version {version} may not be an amendment of {trial}: {problem}").format(
+            version=current_version + 1, trial=trial_id, problem=exc),
                       [{"field": "protocol", "value": str(path), "message": p} for p in exc.problems]) from None
     if changes.empty:
-        raise Invalid(f"{path} is the same as version {current_version}: nothing to amend",
-                      [{"field": "protocol", "value": str(path), "message": "no change"}])
+        raise Invalid(i18n.gettext("{path} is the same as version {version}: nothing to amend").format(
+            path=path, version=current_version),
+            [{"field": "protocol", "value": str(path), "message": i18n.gettext("no change")}])
     start = _effective(effective, aware(latest.effective_from) if latest else None)
     body = {"trial": trial_id, "version": current_version + 1, "previous_version": current_version,
             "effective_from": start.isoformat(), "changes": changes.to_json(), "applied": apply,

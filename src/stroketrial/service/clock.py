@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical import VARIABLES
 from ..store.models import Site
 from .errors import Invalid
@@ -41,8 +42,9 @@ def valid_timezone(name: str) -> str:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         examples = ", ".join(z for z in ("Asia/Shanghai", "Europe/Paris", "UTC") if z in available_timezones())
-        raise Invalid(f"time zone {name!r} is not an IANA time zone name (for example {examples})",
-                      [{"field": "timezone", "value": name, "message": "an IANA time zone name"}]) from None
+        raise Invalid(i18n.gettext("time zone {name} is not an IANA time zone name (for example {examples})").format(
+            name=repr(name), examples=examples),
+            [{"field": "timezone", "value": name, "message": i18n.gettext("an IANA time zone name")}]) from None
     return name
 
 
@@ -83,6 +85,8 @@ def future_times(values: Mapping[str, Any], zone: ZoneInfo, now: dt.datetime | N
         if as_utc(value, zone) > now + allowance:
             shown = local_now(zone, value, now).isoformat(timespec="minutes")
             errors.append({"field": name, "value": value.isoformat(),
-                           "message": f"{VARIABLES[name].label} {value.isoformat(timespec='minutes')} is in the "
-                                      f"future: it is now {shown} at this site ({zone.key})"})
+                           "message": i18n.gettext("{label} {value} is in the future: it is now {now} at this site "
+                                                   "({zone})").format(label=i18n.gettext(VARIABLES[name].label),
+                                                                      value=value.isoformat(timespec="minutes"),
+                                                                      now=shown, zone=zone.key)})
     return errors

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical.record import ATTESTATIONS_KEY
 from ..protocol import Protocol
 from ..protocol.model import ConsentPolicy
@@ -66,12 +67,26 @@ MAX_RELATIONSHIP = 60
 
 def policy_of(protocol: Protocol, trial_id: str) -> ConsentPolicy:
     if protocol.consent is None:
-        raise Conflict(f"{trial_id}'s protocol has no consent section: consent is not recorded on the platform")
+        raise Conflict(i18n.gettext("{trial}'s protocol has no consent section: consent is not recorded on the "
+                                    "platform").format(trial=trial_id))
     return protocol.consent
 
 
 def _allowed(policy: ConsentPolicy) -> str:
-    return ", ".join(f"{r} ({ROUTE_LABELS[r]})" for r in policy.routes)
+    return ", ".join(f"{r} ({i18n.gettext(ROUTE_LABELS[r])})" for r in policy.routes)
+
+
+def _scope(scope: str | None) -> str | None:
+    return i18n.gettext(SCOPE_LABELS[scope]) if scope in SCOPE_LABELS else scope
+
+
+def _route(route: str | None) -> str | None:
+    return i18n.gettext(ROUTE_LABELS[route]) if route in ROUTE_LABELS else route
+
+
+def _step(step: str) -> str:
+    """The step refused without consent (`require_consent`), in the reader's language."""
+    return {"randomized": i18n.gettext("randomized"), "enrolled": i18n.gettext("enrolled")}.get(step, step)
 
 
 def _moment(session: Session, field: str, value: Any, site: str, now: dt.datetime) -> dt.datetime:
@@ -84,13 +99,16 @@ def _moment(session: Session, field: str, value: Any, site: str, now: dt.datetim
         except ValueError:
             moment = None
         if moment is None:
-            raise Invalid(f"{field} {value!r} is not a date and time (YYYY-MM-DDTHH:MM, the site's clock)",
-                          [{"field": field, "value": value, "message": "a date and time, YYYY-MM-DDTHH:MM"}])
+            raise Invalid(i18n.gettext("{field} {value} is not a date and time (YYYY-MM-DDTHH:MM, the site's "
+                                       "clock)").format(field=field, value=repr(value)),
+                          [{"field": field, "value": value,
+                            "message": i18n.gettext("a date and time, YYYY-MM-DDTHH:MM")}])
     utc = as_utc(moment, zone)
     if utc > now + CLOCK_SKEW:
         shown = local_now(zone, moment, now).isoformat(timespec="minutes")
-        raise Invalid(f"{field} {moment.isoformat(timespec='minutes')} is in the future: it is now {shown} at this "
-                      f"site ({zone.key})", [{"field": field, "value": str(value), "message": "not in the future"}])
+        raise Invalid(i18n.gettext("{field} {value} is in the future: it is now {now} at this site ({zone})").format(
+            field=field, value=moment.isoformat(timespec="minutes"), now=shown, zone=zone.key),
+            [{"field": field, "value": str(value), "message": i18n.gettext("not in the future")}])
     return utc
 
 
@@ -98,15 +116,19 @@ def _signer(route: str, name: Any, relationship: Any, field: str = "signer") -> 
     """A representative's name and relationship, stored as 'name (relationship)'; nothing for the patient."""
     if route != "representative":
         if name or relationship:
-            raise Invalid(f"only a legally authorised representative's consent names a signer (route is {route})",
-                          [{"field": f"{field}_name", "value": name, "message": "only for route representative"}])
+            raise Invalid(i18n.gettext("only a legally authorised representative's consent names a signer (route is "
+                                       "{route})").format(route=route),
+                          [{"field": f"{field}_name", "value": name,
+                            "message": i18n.gettext("only for route representative")}])
         return None
-    errors = [{"field": f"{field}_{part}", "value": value, "message": f"required: the representative's {part}"}
-              for part, value in (("name", name), ("relationship", relationship))
+    errors = [{"field": f"{field}_{part}", "value": value, "message": message}
+              for part, value, message in (
+                  ("name", name, i18n.gettext("required: the representative's name")),
+                  ("relationship", relationship, i18n.gettext("required: the representative's relationship")))
               if not isinstance(value, str) or not value.strip()]
     if errors:
-        raise Invalid("a legally authorised representative's consent names the signer and their relationship to the "
-                      "patient", errors)
+        raise Invalid(i18n.gettext("a legally authorised representative's consent names the signer and their "
+                                   "relationship to the patient"), errors)
     return (f"{plain_text(f'{field}_name', name, MAX_SIGNER)} "
             f"({plain_text(f'{field}_relationship', relationship, MAX_RELATIONSHIP)})")
 
@@ -193,14 +215,17 @@ def record_consent(session: Session, actor: Actor, trial_id: str, code: str, rou
     errors = []
     if route not in policy.routes:
         errors.append({"field": "route", "value": route,
-                       "message": f"{trial_id} allows consent by {_allowed(policy)}"})
+                       "message": i18n.gettext("{trial} allows consent by {routes}").format(
+                           trial=trial_id, routes=_allowed(policy))})
     if form_version not in policy.form_versions:
         errors.append({"field": "form_version", "value": form_version,
-                       "message": f"approved consent form versions of {trial_id}: {', '.join(policy.form_versions)} "
-                                  f"(current: {policy.current_form})"})
+                       "message": i18n.gettext("approved consent form versions of {trial}: {versions} (current: "
+                                               "{current})").format(trial=trial_id,
+                                                                    versions=", ".join(policy.form_versions),
+                                                                    current=policy.current_form)})
     if errors:
-        raise Invalid("consent refused: " + "; ".join(f"{e['field']} {e['value']!r}: {e['message']}" for e in errors),
-                      errors)
+        raise Invalid(i18n.gettext("consent refused: {problems}").format(
+            problems="; ".join(f"{e['field']} {e['value']!r}: {e['message']}" for e in errors)), errors)
     moment = _moment(session, "consented_at", consented_at, patient.site_code, now)
     signer = _signer(str(route), signer_name, signer_relationship)
     current = current_consent(session, patient)
@@ -230,29 +255,34 @@ def record_consent(session: Session, actor: Actor, trial_id: str, code: str, rou
 def _check_reconsent(policy: ConsentPolicy, code: str, current: Consent, route: str, form_version: str,
                      moment: dt.datetime) -> None:
     if current.withdrawn_at is not None:
-        raise Conflict(f"patient {code} withdrew consent {current.id} on {aware(current.withdrawn_at).date()} "
-                       f"({SCOPE_LABELS.get(current.withdrawal or '', current.withdrawal)}); a withdrawal is not "
-                       "undone by a new consent", consent=current.id)
+        raise Conflict(i18n.gettext("patient {patient} withdrew consent {consent} on {day} ({scope}); a withdrawal is "
+                                    "not undone by a new consent").format(
+            patient=code, consent=current.id, day=aware(current.withdrawn_at).date(), scope=_scope(current.withdrawal)),
+            consent=current.id)
     if route == "deferred":
-        raise Invalid(f"patient {code} has consent {current.id} already: a re-consent is given by the patient or a "
-                      "legally authorised representative, not deferred",
-                      [{"field": "route", "value": route, "message": "patient or representative for a re-consent"}])
+        raise Invalid(i18n.gettext("patient {patient} has consent {consent} already: a re-consent is given by the "
+                                   "patient or a legally authorised representative, not deferred").format(
+            patient=code, consent=current.id),
+            [{"field": "route", "value": route, "message": i18n.gettext("patient or representative for a re-consent")}])
     versions = policy.form_versions
     newer = versions[versions.index(current.form_version) + 1:] if current.form_version in versions else versions
     if form_version not in newer:
-        raise Conflict(f"patient {code} consented on form version {current.form_version} (consent {current.id}); a "
-                       f"re-consent is on a newer approved version ({', '.join(newer) or 'none approved yet'})",
-                       consent=current.id)
+        raise Conflict(i18n.gettext("patient {patient} consented on form version {version} (consent {consent}); a "
+                                    "re-consent is on a newer approved version ({newer})").format(
+            patient=code, version=current.form_version, consent=current.id,
+            newer=", ".join(newer) or i18n.gettext("none approved yet")), consent=current.id)
     if moment < aware(current.consented_at):
-        raise Invalid(f"a re-consent cannot precede the consent it replaces ({_iso(current.consented_at)})",
-                      [{"field": "consented_at", "value": moment.isoformat(),
-                        "message": f"on or after {_iso(current.consented_at)}"}])
+        raise Invalid(i18n.gettext("a re-consent cannot precede the consent it replaces ({when})").format(
+            when=_iso(current.consented_at)), [{"field": "consented_at", "value": moment.isoformat(),
+                                                "message": i18n.gettext("on or after {day}").format(
+                                                    day=_iso(current.consented_at))}])
 
 
 def _consent_row(session: Session, patient: Patient, consent_id: int, trial_id: str) -> Consent:
     row = session.get(Consent, consent_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"no consent {consent_id} of patient {patient.code} in {trial_id}")
+        raise NotFound(i18n.gettext("no consent {consent} of patient {patient} in {trial}").format(
+            consent=consent_id, patient=patient.code, trial=trial_id))
     return row
 
 
@@ -268,22 +298,25 @@ def confirm(session: Session, actor: Actor, trial_id: str, code: str, consent_id
     row = _consent_row(session, patient, consent_id, trial_id)
     now = now or utcnow()
     if row.route != "deferred":
-        raise Conflict(f"consent {row.id} was given by {ROUTE_LABELS.get(row.route, row.route)}; only a deferred "
-                       "consent is confirmed")
+        raise Conflict(i18n.gettext("consent {consent} was given by {route}; only a deferred consent is "
+                                    "confirmed").format(consent=row.id, route=_route(row.route)))
     if row.superseded_by is not None or row.withdrawn_at is not None:
-        raise Conflict(f"consent {row.id} is {STATUS_LABELS[_status(row, now)]}; it is not confirmed")
+        raise Conflict(i18n.gettext("consent {consent} is {status}; it is not confirmed").format(
+            consent=row.id, status=i18n.gettext(STATUS_LABELS[_status(row, now)])))
     if row.confirmed_at is not None:
-        raise Conflict(f"consent {row.id} was confirmed already ({_iso(row.confirmed_at)}, by "
-                       f"{ROUTE_LABELS.get(row.confirmed_route or '', row.confirmed_route)})")
+        raise Conflict(i18n.gettext("consent {consent} was confirmed already ({when}, by {route})").format(
+            consent=row.id, when=_iso(row.confirmed_at), route=_route(row.confirmed_route)))
     if route not in CONFIRMATION_ROUTES:
-        by = ", ".join(f"{r} ({ROUTE_LABELS[r]})" for r in CONFIRMATION_ROUTES)
-        raise Invalid(f"a deferred consent is confirmed by {by}, not {route!r}",
-                      [{"field": "route", "value": route, "message": "patient or representative"}])
+        by = ", ".join(f"{r} ({i18n.gettext(ROUTE_LABELS[r])})" for r in CONFIRMATION_ROUTES)
+        raise Invalid(i18n.gettext("a deferred consent is confirmed by {routes}, not {route}").format(
+            routes=by, route=repr(route)),
+            [{"field": "route", "value": route, "message": i18n.gettext("patient or representative")}])
     moment = _moment(session, "confirmed_at", confirmed_at, patient.site_code, now)
     if moment < aware(row.consented_at):
-        raise Invalid(f"confirmed_at {moment.isoformat()} is before the deferred consent ({_iso(row.consented_at)})",
-                      [{"field": "confirmed_at", "value": str(confirmed_at),
-                        "message": f"on or after {_iso(row.consented_at)}"}])
+        raise Invalid(i18n.gettext("confirmed_at {value} is before the deferred consent ({when})").format(
+            value=moment.isoformat(), when=_iso(row.consented_at)),
+            [{"field": "confirmed_at", "value": str(confirmed_at),
+              "message": i18n.gettext("on or after {day}").format(day=_iso(row.consented_at))}])
     signer = _signer(str(route), signer_name, signer_relationship)
     before = stored_consent(row)
     row.confirmed_at, row.confirmed_route, row.confirmed_by = moment, route, actor.name
@@ -307,25 +340,28 @@ def withdraw(session: Session, actor: Actor, trial_id: str, code: str, consent_i
     now = now or utcnow()
     offered = [s for s in SCOPES if s != "data_use" or policy.data_use_withdrawal]
     if scope not in offered:
-        why = (" (withdrawal of data use is not offered: the protocol keeps data collected before a withdrawal)"
-               if scope == "data_use" else "")
-        raise Invalid(f"withdrawal {scope!r} is not one {trial_id} offers{why}: "
-                      + "; ".join(f"{s} ({SCOPE_LABELS[s]})" for s in offered),
-                      [{"field": "scope", "value": scope, "message": f"one of {', '.join(offered)}"}])
+        why = (i18n.gettext(" (withdrawal of data use is not offered: the protocol keeps data collected before a "
+                            "withdrawal)") if scope == "data_use" else "")
+        raise Invalid(i18n.gettext("withdrawal {scope} is not one {trial} offers{why}: {offered}").format(
+            scope=repr(scope), trial=trial_id, why=why, offered="; ".join(f"{s} ({_scope(s)})" for s in offered)),
+            [{"field": "scope", "value": scope,
+              "message": i18n.gettext("one of {choices}").format(choices=", ".join(offered))}])
     reason = plain_text("reason", reason, MAX_REASON)
     if row.superseded_by is not None:
-        raise Conflict(f"consent {row.id} was replaced by consent {row.superseded_by}; a withdrawal is recorded on the "
-                       "consent in force", consent=row.superseded_by)
+        raise Conflict(i18n.gettext("consent {consent} was replaced by consent {by}; a withdrawal is recorded on the "
+                                    "consent in force").format(consent=row.id, by=row.superseded_by),
+                       consent=row.superseded_by)
     if row.withdrawn_at is not None and SCOPES.index(scope) <= SCOPES.index(row.withdrawal or SCOPES[0]):
-        raise Conflict(f"consent {row.id} was withdrawn already on {aware(row.withdrawn_at).date()} "
-                       f"({SCOPE_LABELS.get(row.withdrawal or '', row.withdrawal)}); a withdrawal may be widened, "
-                       "never narrowed or undone")
+        raise Conflict(i18n.gettext("consent {consent} was withdrawn already on {day} ({scope}); a withdrawal may be "
+                                    "widened, never narrowed or undone").format(
+            consent=row.id, day=aware(row.withdrawn_at).date(), scope=_scope(row.withdrawal)))
     moment = now if withdrawn_at in (None, "") else _moment(session, "withdrawn_at", withdrawn_at,
                                                              patient.site_code, now)
     if moment < aware(row.consented_at):
-        raise Invalid(f"withdrawn_at {moment.isoformat()} is before the consent ({_iso(row.consented_at)})",
-                      [{"field": "withdrawn_at", "value": str(withdrawn_at),
-                        "message": f"on or after {_iso(row.consented_at)}"}])
+        raise Invalid(i18n.gettext("withdrawn_at {value} is before the consent ({when})").format(
+            value=moment.isoformat(), when=_iso(row.consented_at)),
+            [{"field": "withdrawn_at", "value": str(withdrawn_at),
+              "message": i18n.gettext("on or after {day}").format(day=_iso(row.consented_at))}])
     before = stored_consent(row)
     row.withdrawn_at, row.withdrawal, row.withdrawal_reason = moment, scope, reason
     session.flush()
@@ -405,12 +441,15 @@ def require_consent(session: Session, protocol: Protocol, patient: Patient, step
         return
     current = current_consent(session, patient)
     if current is None:
-        raise Conflict(f"patient {patient.code} cannot be {step}: no informed consent is recorded (record the consent "
-                       f"by {_allowed(policy)} first)", missing="consent")
+        raise Conflict(i18n.gettext("patient {patient} cannot be {step}: no informed consent is recorded (record the "
+                                    "consent by {routes} first)").format(
+            patient=patient.code, step=_step(step), routes=_allowed(policy)), missing="consent")
     if current.withdrawn_at is not None:
-        raise Conflict(f"patient {patient.code} cannot be {step}: consent {current.id} was withdrawn on "
-                       f"{aware(current.withdrawn_at).date()} ({SCOPE_LABELS.get(current.withdrawal or '')})",
-                       missing="consent", consent=current.id)
+        raise Conflict(i18n.gettext("patient {patient} cannot be {step}: consent {consent} was withdrawn on {day} "
+                                    "({scope})").format(
+            patient=patient.code, step=_step(step), consent=current.id, day=aware(current.withdrawn_at).date(),
+            scope=i18n.gettext(SCOPE_LABELS[current.withdrawal]) if current.withdrawal in SCOPE_LABELS else None),
+            missing="consent", consent=current.id)
 
 
 def _withdrawal(session: Session, patient: Patient, scopes: tuple[str, ...]) -> Consent | None:
@@ -427,9 +466,11 @@ def refuse_visit_after_withdrawal(session: Session, patient: Patient, visit_date
         return
     withdrawn_on = aware(row.withdrawn_at).astimezone(site_zone(session, patient.site_code)).date()
     if visit_date > withdrawn_on:
-        raise Conflict(f"patient {patient.code} withdrew from follow-up on {withdrawn_on} (consent {row.id}: "
-                       f"{SCOPE_LABELS[row.withdrawal or 'follow_up']}; reason: {row.withdrawal_reason}); visit data "
-                       f"dated after the withdrawal ({visit_date}) are not collected, data collected before are kept",
+        raise Conflict(i18n.gettext("patient {patient} withdrew from follow-up on {day} (consent {consent}: {scope}; "
+                                    "reason: {reason}); visit data dated after the withdrawal ({visit_date}) are not "
+                                    "collected, data collected before are kept").format(
+            patient=patient.code, day=withdrawn_on, consent=row.id, scope=_scope(row.withdrawal or "follow_up"),
+            reason=row.withdrawal_reason, visit_date=visit_date),
                        withdrawal=row.withdrawal, withdrawn_at=_iso(row.withdrawn_at))
 
 
@@ -437,8 +478,10 @@ def refuse_treatment_after_withdrawal(session: Session, patient: Patient) -> Non
     """409 for the dose sheet of a patient who withdrew from study treatment."""
     row = _withdrawal(session, patient, SCOPES)
     if row is not None and row.withdrawn_at is not None:
-        raise Conflict(f"patient {patient.code} withdrew from study treatment on {aware(row.withdrawn_at).date()} "
-                       f"(consent {row.id}: {SCOPE_LABELS[row.withdrawal or 'treatment']}): no dose is given",
+        raise Conflict(i18n.gettext("patient {patient} withdrew from study treatment on {day} (consent {consent}: "
+                                    "{scope}): no dose is given").format(
+            patient=patient.code, day=aware(row.withdrawn_at).date(), consent=row.id,
+            scope=_scope(row.withdrawal or "treatment")),
                        withdrawal=row.withdrawal, withdrawn_at=_iso(row.withdrawn_at))
 
 

@@ -27,16 +27,18 @@ def dose(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, 
     # A physical kit replaced after damage: the sheet names the kit the patient holds now.
     kit = supply.current_kit(session, patient) or allocation.kit
     if blinded and not kit and protocol.randomization is not None and protocol.randomization.blinded_kits:
-        raise Conflict(f"patient {code} was allocated without a kit (none was in stock); the unblinded pharmacist "
-                       "dispenses one when the urgent resupply arrives, and the dose sheet follows")
+        raise Conflict(i18n.gettext("patient {patient} was allocated without a kit (none was in stock); the unblinded "
+                                    "pharmacist dispenses one when the urgent resupply arrives, and the dose sheet "
+                                    "follows").format(patient=code))
     # In a double-blind trial kits look alike and hold the same volume: a blinded user is given the
     # experimental arm's instructions for "the study drug in kit N", whichever arm the kit holds. The
     # unblinded pharmacist, who sees the arm, gets the arm's own sheet: for a matching placebo, what to
     # draw up in place of the drug; the volumes, rates, times and label are the active arm's.
     if blinded and not kit:
         # The protocol model refuses masking without kits; never fall back to showing one arm's dose.
-        raise Conflict(f"{trial_id} is {protocol.design.masking.replace('_', ' ')} without blinded kits: the dose "
-                       "sheet is for those who may see the arm")
+        raise Conflict(i18n.gettext("{trial} is {masking} without blinded kits: the dose sheet is for those who may "
+                                    "see the arm").format(trial=trial_id,
+                                                      masking=i18n.gettext(protocol.design.masking.replace("_", " "))))
     arm = next(a.id for a in protocol.arms if a.role == "experimental") if blinded else allocation.arm
     try:
         steps = dose_instructions(protocol, arm, weight, aware(allocation.created_at),

@@ -102,7 +102,8 @@ def preview(session: Session, actor: Actor, trial_id: str, code: str, visit_id: 
     protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
     visit = next((v for v in protocol.visits if v.id == visit_id), None)
     if visit is None:
-        raise NotFound(f"{trial_id} has no visit {visit_id!r} ({', '.join(v.id for v in protocol.visits)})")
+        raise NotFound(i18n.gettext("{trial} has no visit {visit} ({visits})").format(
+            trial=trial_id, visit=repr(visit_id), visits=", ".join(v.id for v in protocol.visits)))
     # another party's assessment is refused (403, named) before any check, as saving refuses it
     _refuse_others_assessments(actor, trial_id, visit, recordable(actor, visit), values)
     findings: list[dict[str, Any]] = []
@@ -161,8 +162,9 @@ def confirm_warnings(session: Session, actor: Actor, trial_id: str, code: str, v
     _protocol, patient, _allocation = randomized_patient(session, actor, trial_id, code)
     reason = plain_text("reason", reason, MAX_REASON).strip()
     if not reason:
-        raise Invalid("saving over a warning needs the reason the values are right",
-                      [{"field": "confirm_reason", "value": reason, "message": "why the values are right"}])
+        raise Invalid(i18n.gettext("saving over a warning needs the reason the values are right"),
+                      [{"field": "confirm_reason", "value": reason,
+                        "message": i18n.gettext("why the values are right")}])
     ids = [w["check"] for w in warnings if w.get("check")]
     record(session, actor.name, "confirm_edit_checks", "visit", f"{trial_id}/{code}/{visit_id}", trial_id=trial_id,
            site=patient.site_code, after={"checks": ids, "messages": [w["message"] for w in warnings]},

@@ -32,10 +32,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol
 from ..store import record
 from ..store.models import DataLock, Patient
-from . import patients as patient_records
+from . import patients as patient_records, refusals
 from .accounts import Actor
 from .blinding import sees_arm
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -51,6 +52,10 @@ READING = "reading data locks"
 _WORDS = {"freeze": "frozen", "lock": "locked"}
 
 
+def _state(level: str) -> str:
+    return i18n.gettext("frozen") if level == "freeze" else i18n.gettext("locked")
+
+
 def _aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
@@ -62,21 +67,24 @@ def _when(moment: dt.datetime) -> str:
 def scope_words(lock: DataLock, patient_code: str | None) -> str:
     """What the lock covers, in words: 'the whole trial TRIAL', 'patient P1', 'form VISIT of patient P1'."""
     if lock.patient_id is None:
-        return f"the whole trial {lock.trial_id}"
+        return i18n.gettext("the whole trial {trial}").format(trial=lock.trial_id)
     if lock.form is None:
-        return f"patient {patient_code}"
-    return f"form {lock.form} of patient {patient_code}"
+        return i18n.gettext("patient {patient}").format(patient=patient_code)
+    return i18n.gettext("form {form} of patient {patient}").format(form=lock.form, patient=patient_code)
 
 
 def describe(lock: DataLock, patient_code: str | None) -> str:
     """One sentence naming the lock: 'lock #3 of patient P1 by dm on 2025-01-02 10:00 UTC (reason: ...)'."""
-    return (f"{lock.level} #{lock.id} of {scope_words(lock, patient_code)} by {lock.locked_by} on "
-            f"{_when(lock.locked_at)} (reason: {lock.reason})")
+    return i18n.gettext("{level} #{id} of {scope} by {user} on {when} (reason: {reason})").format(
+        level=i18n.gettext(lock.level), id=lock.id, scope=scope_words(lock, patient_code), user=lock.locked_by,
+        when=_when(lock.locked_at), reason=lock.reason)
 
 
 def lock_json(lock: DataLock, patient_code: str | None) -> dict[str, Any]:
+    with i18n.use(i18n.ENGLISH):  # kept in the audit trail and read by the API's clients
+        scope = scope_words(lock, patient_code)
     return {"id": lock.id, "trial": lock.trial_id, "patient_id": patient_code, "form": lock.form,
-            "level": lock.level, "scope": scope_words(lock, patient_code), "reason": lock.reason,
+            "level": lock.level, "scope": scope, "reason": lock.reason,
             "locked_by": lock.locked_by, "locked_at": _aware(lock.locked_at).isoformat(),
             "in_force": lock.released_at is None, "released_by": lock.released_by,
             "released_at": _aware(lock.released_at).isoformat() if lock.released_at else None,
@@ -106,12 +114,14 @@ def refuse_if_locked(session: Session, target: Patient | str, form: str | None =
         return
     lock = found[0]
     code = patient.code if patient is not None else None
-    what = (f"{form} of patient {code}" if patient is not None and form else f"patient {code}" if patient is not None
-            else f"trial {trial_id}")
-    release = ("the data manager may release the freeze" if lock.level == "freeze"
-               else "only the admin may release the lock")
-    raise Conflict(f"{what} cannot be changed: the data are {_WORDS[lock.level]} ({describe(lock, code)}); "
-                   f"{release}", lock=lock_json(lock, code))
+    what = (i18n.gettext("{form} of patient {patient}").format(form=form, patient=code)
+            if patient is not None and form else i18n.gettext("patient {patient}").format(patient=code)
+            if patient is not None else i18n.gettext("trial {trial}").format(trial=trial_id))
+    release = (i18n.gettext("the data manager may release the freeze") if lock.level == "freeze"
+               else i18n.gettext("only the admin may release the lock"))
+    raise Conflict(i18n.gettext("{what} cannot be changed: the data are {state} ({lock}); {release}").format(
+        what=what, state=_state(lock.level), lock=describe(lock, code), release=release),
+        lock=lock_json(lock, code))
 
 
 def lock_over_safety_report(session: Session, patient: Patient) -> dict[str, Any] | None:
@@ -129,13 +139,16 @@ def _form_of(session: Session, protocol: Protocol, actor: Actor, patient: Patien
     visit = next((v for v in protocol.visits if v.id == form), None)
     if visit is None:
         forms = ", ".join([SCREENING_FORM, AE_FORM, SAE_FORM, *(v.id for v in protocol.visits)])
-        raise NotFound(f"{protocol.id} has no form {form!r} ({forms})")
+        raise NotFound(i18n.gettext("{trial} has no form {form} ({forms})").format(
+            trial=protocol.id, form=repr(form), forms=forms))
     if visit.arms is not None:
         if not sees_arm(actor.role, protocol.design.masking):
-            raise Forbidden(f"form {form} is kept for some arms; {actor.name} ({actor.role}) does not see arms")
+            raise Forbidden(i18n.gettext("form {form} is kept for some arms; {name} ({role}) does not see arms").format(
+                form=form, name=actor.name, role=refusals.role(actor.role)))
         allocation = patient_records.allocation_of(session, patient)
         if allocation is None or allocation.arm not in visit.arms:
-            raise NotFound(f"form {form} is kept for patients of {', '.join(visit.arms)}; {patient.code} is not one")
+            raise NotFound(i18n.gettext("form {form} is kept for patients of {arms}; {patient} is not one").format(
+                form=form, arms=", ".join(visit.arms), patient=patient.code))
     return form
 
 
@@ -145,12 +158,14 @@ def lock(session: Session, actor: Actor, trial_id: str, level: str, reason: str 
     actor.require(SETTING)
     _trial, protocol = get_trial(session, actor, trial_id)
     if level not in LEVELS:
-        raise Invalid(f"level {level!r} is not one of {', '.join(LEVELS)}",
-                      [{"field": "level", "value": level, "message": f"one of {', '.join(LEVELS)}"}])
+        raise Invalid(i18n.gettext("level {level} is not one of {levels}").format(level=repr(level),
+                                                                                  levels=", ".join(LEVELS)),
+                      [{"field": "level", "value": level,
+                        "message": i18n.gettext("one of {choices}").format(choices=", ".join(LEVELS))}])
     reason = plain_text("reason", reason, MAX_LOCK_REASON)
     if form and not patient_code:
-        raise Invalid("a form is frozen or locked for one patient; name the patient",
-                      [{"field": "patient_id", "value": None, "message": "required with a form"}])
+        raise Invalid(i18n.gettext("a form is frozen or locked for one patient; name the patient"),
+                      [{"field": "patient_id", "value": None, "message": i18n.gettext("required with a form")}])
     patient = patient_records.find_patient(session, actor, trial_id, patient_code) if patient_code else None
     if patient is not None and form:
         form = _form_of(session, protocol, actor, patient, form)
@@ -159,9 +174,9 @@ def lock(session: Session, actor: Actor, trial_id: str, level: str, reason: str 
         DataLock.patient_id.is_(None) if patient is None else DataLock.patient_id == patient.id,
         DataLock.form.is_(None) if not form else DataLock.form == form)).scalars().first()
     if same is not None:
-        raise Conflict(f"{scope_words(same, patient_code)} is {_WORDS[same.level]} already "
-                       f"({describe(same, patient_code)}); release it first to change its level",
-                       lock=lock_json(same, patient_code))
+        raise Conflict(i18n.gettext("{scope} is {state} already ({lock}); release it first to change its level").format(
+            scope=scope_words(same, patient_code), state=_state(same.level),
+            lock=describe(same, patient_code)), lock=lock_json(same, patient_code))
     row = DataLock(trial_id=trial_id, patient_id=patient.id if patient else None, form=form or None, level=level,
                    reason=reason, locked_by=actor.name, locked_at=dt.datetime.now(dt.UTC))
     session.add(row)
@@ -178,12 +193,14 @@ def release(session: Session, actor: Actor, trial_id: str, lock_id: int, reason:
     row = session.get(DataLock, lock_id) if 0 < lock_id < 2**31 else None  # (a number no column holds)
     patient = session.get(Patient, row.patient_id) if row is not None and row.patient_id is not None else None
     if row is None or row.trial_id != trial_id or (patient is not None and not actor.can_see_site(patient.site_code)):
-        raise NotFound(f"{trial_id} has no freeze or lock #{lock_id} at your sites")
+        raise NotFound(i18n.gettext("{trial} has no freeze or lock #{id} at your sites").format(trial=trial_id,
+                                                                                                id=lock_id))
     code = patient.code if patient else None
     actor.require(RELEASING[row.level])
     if row.released_at is not None:
-        raise Conflict(f"{row.level} #{row.id} was released already by {row.released_by} on "
-                       f"{_when(row.released_at)}", lock=lock_json(row, code))
+        raise Conflict(i18n.gettext("{level} #{id} was released already by {user} on {when}").format(
+            level=i18n.gettext(row.level), id=row.id, user=row.released_by, when=_when(row.released_at)),
+            lock=lock_json(row, code))
     reason = plain_text("reason", reason, MAX_LOCK_REASON)
     before = lock_json(row, code)
     row.released_by, row.released_at, row.release_reason = actor.name, dt.datetime.now(dt.UTC), reason

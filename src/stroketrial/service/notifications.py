@@ -17,9 +17,9 @@ against the reader's role when shown, and each address against its recipient's r
 
 Language: a recipient may have one (`add_recipient(..., language="zh_Hans")`); its emails are in that language,
 and an email to a recipient without one is in English followed by the Chinese text. A notification is stored in
-English (the inbox, the audit trail); its Chinese is made when it is sent, line by line, from the patterns of
-`EMAIL_PATTERNS` (locale/zh_Hans/documents.po), so that the messages made elsewhere (service.serious_adverse_events)
-are translated too.
+English (the inbox, the audit trail) with its other languages beside it, each worded from the catalogs' messages
+when it is stored (`composed`: the SAE, overdue and unblinding messages); one stored without them is translated
+when it is sent, line by line, from the patterns of `EMAIL_PATTERNS` (locale/zh_Hans/documents.po).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import smtplib
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -106,8 +106,9 @@ def smtp_settings() -> SmtpSettings | None:
         return None
     port_text = os.environ.get("STROKETRIAL_SMTP_PORT", "25").strip() or "25"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise Invalid(f"STROKETRIAL_SMTP_PORT={port_text!r} is not a port number (1-65535)",
-                      [{"field": "STROKETRIAL_SMTP_PORT", "value": port_text, "message": "a port number, 1-65535"}])
+        raise Invalid(i18n.gettext("STROKETRIAL_SMTP_PORT={port} is not a port number (1-65535)").format(
+            port=repr(port_text)),
+            [{"field": "STROKETRIAL_SMTP_PORT", "value": port_text, "message": i18n.gettext("a port number, 1-65535")}])
     return SmtpSettings(host, int(port_text), os.environ.get("STROKETRIAL_SMTP_FROM", "").strip()
                         or "stroketrial@localhost")
 
@@ -115,9 +116,9 @@ def smtp_settings() -> SmtpSettings | None:
 # ---- recipients ---------------------------------------------------------------------------------------------
 def _email(value: Any) -> str:
     if not isinstance(value, str) or len(value.strip()) > 254 or not EMAIL.fullmatch(value.strip()):
-        raise Invalid(f"{value!r} is not an email address",
-                      [{"field": "email", "value": value, "message": "an email address, name@example.org "
-                                                                     "(at most 254 characters)"}])
+        raise Invalid(i18n.gettext("{value} is not an email address").format(value=repr(value)),
+                      [{"field": "email", "value": value, "message": i18n.gettext(
+                          "an email address, name@example.org (at most 254 characters)")}])
     return value.strip()
 
 
@@ -134,13 +135,15 @@ def add_recipient(session: Session, actor: Actor, trial_id: str, email: Any, rol
     except Invalid as exc:
         errors.extend(exc.errors)
     if role not in ROLES:
-        errors.append({"field": "role", "value": role, "message": f"one of {', '.join(ROLES)}"})
+        errors.append({"field": "role", "value": role,
+                       "message": i18n.gettext("one of {choices}").format(choices=", ".join(ROLES))})
     if language is not None and language not in i18n.LANGUAGES:
         errors.append({"field": "language", "value": language,
-                       "message": f"one of {', '.join(i18n.LANGUAGES)}, or none for English then Chinese"})
+                       "message": i18n.gettext("one of {choices}, or none for English then Chinese").format(
+                           choices=", ".join(i18n.LANGUAGES))})
     if errors:
-        raise Invalid("notification recipient refused: " + "; ".join(f"{e['field']}: {e['message']}"
-                                                                      for e in errors), errors)
+        raise Invalid(i18n.gettext("notification recipient refused: {problems}").format(
+            problems="; ".join(f"{e['field']}: {e['message']}" for e in errors)), errors)
     row = session.execute(select(NotificationRecipient).where(NotificationRecipient.trial_id == trial_id,
                                                               NotificationRecipient.email == email)
                           ).scalar_one_or_none()
@@ -166,7 +169,8 @@ def remove_recipient(session: Session, actor: Actor, trial_id: str, email: str) 
                                                               NotificationRecipient.email == email)
                           ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"{email} is not a notification recipient of {trial_id}")
+        raise NotFound(i18n.gettext("{email} is not a notification recipient of {trial}").format(email=email,
+                                                                                              trial=trial_id))
     session.delete(row)
     record(session, actor.name, "remove_notification_recipient", "notification_recipient", f"{trial_id}/{email}",
            trial_id=trial_id, before={"email": row.email, "role": row.role})
@@ -191,9 +195,11 @@ def exists(session: Session, trial_id: str, about: str) -> bool:
 
 
 def notify(session: Session, trial_id: str, kind: str, subject: str, body: str, roles: Sequence[str], *,
-           site: str | None = None, about: str | None = None, carries_arm: bool = False) -> Notification:
+           site: str | None = None, about: str | None = None, carries_arm: bool = False,
+           translations: Mapping[str, tuple[str, str]] | None = None) -> Notification:
     """Store one notification for these roles (at `site`, or the whole trial), addressed to the trial's recipients of
-    those roles. A message that carries an arm must only be for roles that see arms."""
+    those roles. A message that carries an arm must only be for roles that see arms. `translations`: the subject
+    and body in other languages (`composed`); without them an email is translated line by line when sent."""
     trial = session.get(Trial, trial_id)
     assert trial is not None
     masking = protocol_in_force(session, trial)[1].design.masking
@@ -205,13 +211,28 @@ def notify(session: Session, trial_id: str, kind: str, subject: str, body: str, 
     audience = {"roles": list(roles), "emails": emails, "site": site, "carries_arm": carries_arm, "about": about}
     row = Notification(trial_id=trial_id, kind=kind, subject=subject[:300], body=body,
                        audience_json=canonical(audience), created_at=utcnow(),
-                       send_error=None if emails else NO_ADDRESSES)
+                       send_error=None if emails else NO_ADDRESSES,
+                       translations_json=canonical({k: list(v) for k, v in translations.items()})
+                       if translations else None)
     session.add(row)
     session.flush()
     # The trail keeps what was sent to whom, never the body (it may carry an arm; monitors read the trail).
     record(session, SYSTEM_NAME, "notify", "notification", row.id, trial_id=trial_id, site=site,
            after={"kind": kind, "subject": row.subject, **audience})
     return row
+
+
+def composed(compose: Callable[[], tuple[str, str]]) -> tuple[str, str, dict[str, tuple[str, str]]]:
+    """A message's (subject, body) in English, and in each other language: `compose` words it with the catalogs'
+    messages (i18n.gettext), in the language of the block it is called in."""
+    with i18n.use(i18n.ENGLISH):
+        subject, body = compose()
+    others = {}
+    for language in i18n.LANGUAGES:
+        if language != i18n.ENGLISH:
+            with i18n.use(language):
+                others[language] = compose()
+    return subject, body, others
 
 
 def emergency_unblinding(session: Session, protocol: Protocol, trial_id: str, patient: Patient,
@@ -221,24 +242,39 @@ def emergency_unblinding(session: Session, protocol: Protocol, trial_id: str, pa
     masking = protocol.design.masking
     seeing = [r for r in UNBLINDING_AUDIENCE if sees_arm(r, masking)]
     blind = [r for r in UNBLINDING_AUDIENCE if not sees_arm(r, masking)]
-    subject = f"[{protocol.acronym}] Emergency unblinding: patient {patient.code} (site {patient.site_code})"
-    common = [f"Trial: {protocol.acronym} ({trial_id})", f"Patient: {patient.code} at site {patient.site_code}",
-              f"Unblinded by: {by}", f"At: {utcnow().isoformat(timespec='seconds')} (UTC)",
-              f"Clinical reason: {reason}"]
+    at = utcnow().isoformat(timespec="seconds")
+    arm = next((a for a in protocol.arms if a.id == allocation.arm), None)
+
+    def compose(with_arm: bool) -> tuple[str, str]:
+        subject = i18n.gettext("[{acronym}] Emergency unblinding: patient {patient} (site {site})").format(
+            acronym=protocol.acronym, patient=patient.code, site=patient.site_code)
+        lines = [i18n.gettext("Trial: {acronym} ({trial})").format(acronym=protocol.acronym, trial=trial_id),
+                 i18n.gettext("Patient: {patient} at site {site}").format(patient=patient.code,
+                                                                         site=patient.site_code),
+                 i18n.gettext("Unblinded by: {name}").format(name=by),
+                 i18n.gettext("At: {when} (UTC)").format(when=at),
+                 i18n.gettext("Clinical reason: {reason}").format(reason=reason)]
+        if not with_arm:
+            lines.append(i18n.gettext("The treatment is not given here: your role does not see treatment "
+                                      "allocations in this trial."))
+            return subject, "\n".join(lines)
+        lines.append(i18n.gettext("Arm: {arm}").format(arm=allocation.arm)
+                     + (i18n.gettext(" ({name})").format(name=i18n.protocol_text(arm, "name"))
+                        if arm is not None else ""))
+        if allocation.kit:
+            lines.append(i18n.gettext("Kit: {kit}").format(kit=allocation.kit))
+        lines.append(i18n.gettext("The unblinding log: {link}").format(link=f"/trials/{trial_id}/unblindings"))
+        return subject, "\n".join(lines)
+
     made = []
     if seeing:
-        arm = next((a for a in protocol.arms if a.id == allocation.arm), None)
-        lines = [*common, f"Arm: {allocation.arm}" + (f" ({arm.name})" if arm is not None else "")]
-        if allocation.kit:
-            lines.append(f"Kit: {allocation.kit}")
-        made.append(notify(session, trial_id, "emergency_unblinding", subject,
-                           "\n".join([*lines, f"The unblinding log: /trials/{trial_id}/unblindings"]), seeing,
-                           site=patient.site_code, about=f"unblinding/{patient.code}", carries_arm=True))
+        subject, body, others = composed(lambda: compose(True))
+        made.append(notify(session, trial_id, "emergency_unblinding", subject, body, seeing, site=patient.site_code,
+                           about=f"unblinding/{patient.code}", carries_arm=True, translations=others))
     if blind:
-        lines = [*common, "The treatment is not given here: your role does not see treatment allocations in this "
-                          "trial."]
-        made.append(notify(session, trial_id, "emergency_unblinding", subject, "\n".join(lines), blind,
-                           site=patient.site_code, about=f"unblinding/{patient.code}"))
+        subject, body, others = composed(lambda: compose(False))
+        made.append(notify(session, trial_id, "emergency_unblinding", subject, body, blind, site=patient.site_code,
+                           about=f"unblinding/{patient.code}", translations=others))
     return made
 
 
@@ -246,7 +282,7 @@ def emergency_unblinding(session: Session, protocol: Protocol, trial_id: str, pa
 def _user_id(session: Session, actor: Actor) -> int:
     user_id = session.execute(select(User.id).where(User.name == actor.name)).scalar_one_or_none()
     if user_id is None:
-        raise NotFound(f"no user {actor.name}")
+        raise NotFound(i18n.gettext("no user {name}").format(name=actor.name))
     return user_id
 
 
@@ -310,7 +346,8 @@ def mark_read(session: Session, actor: Actor, notification_id: int) -> dict[str,
     row = session.get(Notification, notification_id)
     visible = {n["id"] for n in inbox(session, actor)} if row is not None else set()
     if row is None or notification_id not in visible:
-        raise NotFound(f"no notification {notification_id} in {actor.name}'s inbox")
+        raise NotFound(i18n.gettext("no notification {notification} in {name}'s inbox").format(
+            notification=notification_id, name=actor.name))
     user_id = _user_id(session, actor)
     if session.get(NotificationRead, (notification_id, user_id)) is None:
         session.add(NotificationRead(notification_id=notification_id, user_id=user_id, read_at=utcnow()))
@@ -354,7 +391,11 @@ def email_text(row: Notification, language: str | None) -> tuple[str, str]:
     the English followed by the Chinese."""
     if language == i18n.ENGLISH:
         return row.subject, row.body
-    subject, body = in_chinese(row.subject), in_chinese(row.body)
+    stored = json.loads(row.translations_json) if row.translations_json else {}
+    if i18n.CHINESE in stored:
+        subject, body = stored[i18n.CHINESE]
+    else:  # a notification stored without its translations (made elsewhere, or before they were stored)
+        subject, body = in_chinese(row.subject), in_chinese(row.body)
     if language == i18n.CHINESE:
         return subject, body
     return f"{row.subject} / {subject}", row.body + BOTH + body

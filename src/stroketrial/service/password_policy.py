@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from .. import i18n
 from .errors import Invalid
 
 MAX_LENGTH = 128
@@ -32,8 +33,9 @@ def min_length() -> int:
     except ValueError:
         value = 0
     if not 8 <= value <= MAX_LENGTH:
-        raise Invalid(f"STROKETRIAL_PASSWORD_MIN_LENGTH={raw!r} is not allowed: a whole number from 8 to {MAX_LENGTH}",
-                      [{"field": "STROKETRIAL_PASSWORD_MIN_LENGTH", "value": raw, "message": "8 to 128"}])
+        raise Invalid(i18n.gettext("STROKETRIAL_PASSWORD_MIN_LENGTH={raw} is not allowed: a whole number from 8 to "
+                                   "{most}").format(raw=repr(raw), most=MAX_LENGTH),
+                      [{"field": "STROKETRIAL_PASSWORD_MIN_LENGTH", "value": raw, "message": i18n.gettext("8 to 128")}])
     return value
 
 
@@ -42,17 +44,17 @@ def check_password(password: str, user_name: str) -> None:
     shortest = min_length()
     problems = []
     if len(password) < shortest:
-        problems.append(f"at least {shortest} characters")
+        problems.append(i18n.gettext("at least {count} characters").format(count=shortest))
     if len(password) > MAX_LENGTH:
-        problems.append(f"at most {MAX_LENGTH} characters")
+        problems.append(i18n.gettext("at most {count} characters").format(count=MAX_LENGTH))
     folded = password.casefold()
     if folded in COMMON:
-        problems.append("not one of the passwords most often guessed")
+        problems.append(i18n.gettext("not one of the passwords most often guessed"))
     if len(set(password)) == 1:
-        problems.append("not one character repeated")
+        problems.append(i18n.gettext("not one character repeated"))
     name = user_name.strip().casefold()
     if len(name) >= 3 and name in folded:
-        problems.append("not containing the user name")
+        problems.append(i18n.gettext("not containing the user name"))
     if problems:
-        raise Invalid("the password must be " + "; ".join(problems),
+        raise Invalid(i18n.gettext("the password must be {rules}").format(rules="; ".join(problems)),
                       [{"field": "password", "value": "***", "message": "; ".join(problems)}])

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical import PatientDataError, parse_patient
 from ..clinical.record import ATTESTATIONS_KEY
 from ..eligibility import ScreeningInputError, screen
@@ -35,15 +36,17 @@ def field_errors(exc: PatientDataError | ScreeningInputError) -> list[dict[str, 
 def validated_screening(protocol: Protocol, data: Mapping[str, Any], zone: ZoneInfo | None = None):
     """(patient, screening result); with the site's time zone, clock times in the future are refused."""
     if not isinstance(data, Mapping):
-        raise Invalid("data must be an object of field: value", [{"field": "data", "value": data,
-                                                                   "message": "an object"}])
+        raise Invalid(i18n.gettext("data must be an object of field: value"),
+                      [{"field": "data", "value": data, "message": i18n.gettext("an object")}])
     try:
         patient = parse_patient(data)
         result = screen(protocol, patient)
     except (PatientDataError, ScreeningInputError) as exc:
-        raise Invalid(f"screening data refused: {exc}", field_errors(exc)) from None
+        raise Invalid(i18n.gettext("screening data refused: {problems}").format(problems=exc),
+                      field_errors(exc)) from None
     if zone is not None and (errors := future_times(patient.values, zone)):
-        raise Invalid("screening data refused: " + "; ".join(e["message"] for e in errors), errors)
+        raise Invalid(i18n.gettext("screening data refused: {problems}").format(
+            problems="; ".join(e["message"] for e in errors)), errors)
     return patient, result
 
 
@@ -57,12 +60,14 @@ def register(session: Session, actor: Actor, trial_id: str, code: str, site: str
     # reached again by URL or typed again at the bedside.
     code = identifier("patient_id", code, max_length=60)
     if site not in trial_sites(session, trial_id):
-        raise Invalid(f"site {site!r} does not take part in {trial_id} ({', '.join(trial_sites(session, trial_id))})",
-                      [{"field": "site", "value": site, "message": "a site of this trial"}])
+        raise Invalid(i18n.gettext("site {site} does not take part in {trial} ({sites})").format(
+            site=repr(site), trial=trial_id, sites=", ".join(trial_sites(session, trial_id))),
+            [{"field": "site", "value": site, "message": i18n.gettext("a site of this trial")}])
     if not actor.can_see_site(site):
-        raise Forbidden(f"{actor.name} does not work at site {site}")
+        raise Forbidden(i18n.gettext("{name} does not work at site {site}").format(name=actor.name, site=site))
     if session.execute(select(Patient).where(Patient.trial_id == trial_id, Patient.code == code)).scalar_one_or_none():
-        raise Conflict(f"patient {code} is already registered in {trial_id}")
+        raise Conflict(i18n.gettext("patient {patient} is already registered in {trial}").format(patient=code,
+                                                                                              trial=trial_id))
     document = {**dict(data), "patient_id": code, "site": site}
     if attestations:
         document[ATTESTATIONS_KEY] = dict(attestations)
@@ -89,16 +94,17 @@ def update_screening(session: Session, actor: Actor, trial_id: str, code: str, c
     locks.refuse_if_locked(session, row, locks.SCREENING_FORM)
     protocol = patient_protocol(session, trial_id, row.protocol_version)  # screened under it, corrected under it
     if not reason or not reason.strip():
-        raise Invalid("a change to recorded data needs a reason", [{"field": "reason", "value": reason,
-                                                                     "message": "required"}])
+        raise Invalid(i18n.gettext("a change to recorded data needs a reason"),
+                      [{"field": "reason", "value": reason, "message": i18n.gettext("required")}])
     reason = plain_text("reason", reason, MAX_REASON)
     if allocation_of(session, row) is not None:
-        raise Conflict(f"patient {code} is randomized; screening data are locked: a monitor or data manager raises "
-                       f"a data query on the field (POST /api/v1/trials/{trial_id}/patients/{code}/queries with form "
-                       "screening, or the patient's Data queries page), which the site answers with an explanation")
+        raise Conflict(i18n.gettext("patient {patient} is randomized; screening data are locked: a monitor or data "
+                                    "manager raises a data query on the field (POST /api/v1/trials/{trial}/patients/"
+                                    "{patient}/queries with form screening, or the patient's Data queries page), which "
+                                    "the site answers with an explanation").format(patient=code, trial=trial_id))
     if not isinstance(changes, Mapping):
-        raise Invalid("changes must be an object of field: value", [{"field": "data", "value": changes,
-                                                                      "message": "an object"}])
+        raise Invalid(i18n.gettext("changes must be an object of field: value"),
+                      [{"field": "data", "value": changes, "message": i18n.gettext("an object")}])
     before = json.loads(row.data_json)
     after_document = {**before, **dict(changes), "patient_id": row.code, "site": row.site_code}
     after_document = {k: v for k, v in after_document.items() if v is not None}
@@ -117,7 +123,8 @@ def find_patient(session: Session, actor: Actor, trial_id: str, code: str) -> Pa
                           ).scalar_one_or_none()
     if row is None or not actor.can_see_site(row.site_code):
         # The same answer whether the patient is elsewhere or absent: a site learns nothing of others.
-        raise NotFound(f"no patient {code} in {trial_id} at your sites")
+        raise NotFound(i18n.gettext("no patient {patient} in {trial} at your sites").format(patient=code,
+                                                                                            trial=trial_id))
     return row
 
 
@@ -133,8 +140,9 @@ def randomized_patient(session: Session, actor: Actor, trial_id: str,
     patient = find_patient(session, actor, trial_id, code)
     allocation = allocation_of(session, patient)
     if allocation is None:
-        raise Conflict(f"patient {code} is not randomized yet" if protocol.randomization is not None
-                       else f"patient {code} is not enrolled in a dose cohort yet")
+        message = (i18n.gettext("patient {patient} is not randomized yet") if protocol.randomization is not None
+                   else i18n.gettext("patient {patient} is not enrolled in a dose cohort yet"))
+        raise Conflict(message.format(patient=code))
     return protocol, patient, allocation
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical import VARIABLES, parse_patient
 from ..clinical.record import ATTESTATIONS_KEY
 from ..protocol import Protocol
@@ -37,8 +38,8 @@ WAITING = "waiting for the procedure"
 def during_procedure(protocol: Protocol) -> DuringProcedure:
     during = protocol.during_procedure
     if during is None:
-        raise Conflict(f"{protocol.id} does not randomize during the procedure: register and randomize the patient "
-                       "as usual")
+        raise Conflict(i18n.gettext("{trial} does not randomize during the procedure: register and randomize the "
+                                    "patient as usual").format(trial=protocol.id))
     return during
 
 
@@ -85,12 +86,14 @@ def _missing_fields(protocol: Protocol, data: Mapping[str, Any], criteria: list[
         criterion = by_id.get(c["id"])
         if criterion is not None and criterion.attestation is not None:
             errors.append({"field": f"{ATTESTATIONS_KEY}.{c['id']}", "value": None,
-                           "message": f"answer: {criterion.attestation}"})
+                           "message": i18n.gettext("answer: {question}").format(
+                               question=i18n.protocol_text(criterion, "attestation"))})
             continue
         reads = criterion.fields() if criterion is not None else set()
         names = sorted({real for name in reads for real in (VARIABLES[name].derived_from or (name,))
                         if data.get(real) is None})
-        errors.extend({"field": name, "value": None, "message": f"required ({c['id']}: {c['reason']})"}
+        errors.extend({"field": name, "value": None, "message": i18n.gettext("required ({criterion}: {reason})").format(
+                           criterion=c["id"], reason=c["reason"])}
                       for name in names or [c["id"]])
     return errors
 
@@ -104,17 +107,18 @@ def register_before_procedure(session: Session, actor: Actor, trial_id: str, cod
     during_procedure(protocol)
     view = register(session, actor, trial_id, code, site, data, attestations)
     if view["status"] == "incomplete" and (still := open_before_procedure(protocol, view["screening"])):
-        raise Invalid(f"patient {code} cannot wait for the procedure yet: "
-                      + "; ".join(f"{c['id']} ({c['reason']})" for c in still),
+        raise Invalid(i18n.gettext("patient {patient} cannot wait for the procedure yet: {criteria}").format(
+                          patient=code, criteria="; ".join(f"{c['id']} ({c['reason']})" for c in still)),
                       _missing_fields(protocol, view["data"], still))
     return view | {"waiting_for_procedure": waiting_for_procedure(protocol, view)}
 
 
 def _key(idempotency_key: str | None) -> str:
     if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
-        raise Invalid("randomization needs an Idempotency-Key (1-200 characters, new for each request, the same "
-                      "when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,
-                                          "message": "1-200 characters"}])
+        raise Invalid(i18n.gettext("randomization needs an Idempotency-Key (1-200 characters, new for each request, "
+                                   "the same when retrying)"),
+                      [{"field": "Idempotency-Key", "value": idempotency_key,
+                        "message": i18n.gettext("1-200 characters")}])
     return idempotency_key
 
 
@@ -122,21 +126,24 @@ def _only_asked(during: DuringProcedure, data: Any, attestations: Any) -> None:
     """Refuse what the procedure step does not ask, naming each field: the rest is corrected on the screening
     data, with a reason."""
     if not isinstance(data, Mapping):
-        raise Invalid("data must be an object of field: value", [{"field": "data", "value": data,
-                                                                   "message": "an object"}])
+        raise Invalid(i18n.gettext("data must be an object of field: value"),
+                      [{"field": "data", "value": data, "message": i18n.gettext("an object")}])
     if attestations is not None and not isinstance(attestations, Mapping):
-        raise Invalid("attestations must be an object of criterion: true/false",
-                      [{"field": "attestations", "value": attestations, "message": "an object"}])
+        raise Invalid(i18n.gettext("attestations must be an object of criterion: true/false"),
+                      [{"field": "attestations", "value": attestations, "message": i18n.gettext("an object")}])
     asked = ", ".join(during.fields)
     errors = [{"field": name, "value": value,
-               "message": f"not asked during the procedure (only {asked}); correct the screening data instead"}
+               "message": i18n.gettext("not asked during the procedure (only {asked}); correct the screening data "
+                                       "instead").format(asked=asked)}
               for name, value in data.items() if name not in during.fields]
     errors += [{"field": f"{ATTESTATIONS_KEY}.{name}", "value": value,
-                "message": f"not asked during the procedure (only {', '.join(during.attestations) or 'none'})"}
+                "message": i18n.gettext("not asked during the procedure (only {asked})").format(
+                    asked=", ".join(during.attestations) or i18n.gettext("none"))}
                for name, value in (attestations or {}).items() if name not in during.attestations]
     if errors:
-        raise Invalid("the procedure step takes only the during-procedure fields: "
-                      + ", ".join(e["field"] for e in errors) + " refused", errors)
+        raise Invalid(i18n.gettext("the procedure step takes only the during-procedure fields: {fields} "
+                                   "refused").format(
+            fields=", ".join(e["field"] for e in errors)), errors)
 
 
 def randomize_during_procedure(session: Session, actor: Actor, trial_id: str, code: str, data: Any,
@@ -157,8 +164,9 @@ def randomize_during_procedure(session: Session, actor: Actor, trial_id: str, co
         return patient_view(session, actor, protocol, row), created
     _only_asked(during, data, attestations)
     if (existing := allocation_of(session, row)) is not None:
-        raise Conflict(f"patient {code} was randomized already (sequence {existing.sequence}); a patient is "
-                       "randomized once", sequence=existing.sequence)
+        raise Conflict(i18n.gettext("patient {patient} was randomized already (sequence {sequence}); a patient is "
+                                    "randomized once").format(patient=code, sequence=existing.sequence),
+                       sequence=existing.sequence)
     locks.refuse_if_locked(session, row, locks.SCREENING_FORM)
     screened_under = patient_protocol(session, trial_id, row.protocol_version)
     zone = site_zone(session, row.site_code)
@@ -171,8 +179,8 @@ def randomize_during_procedure(session: Session, actor: Actor, trial_id: str, co
     patient, result = validated_screening(screened_under, document, zone)
     if result.status == "incomplete":
         still = [c for c in result.to_json()["criteria"] if c["status"] in ("missing_data", "needs_attestation")]
-        raise Invalid(f"patient {code} cannot be screened in full yet: "
-                      + "; ".join(f"{c['id']} ({c['reason']})" for c in still),
+        raise Invalid(i18n.gettext("patient {patient} cannot be screened in full yet: {criteria}").format(
+                          patient=code, criteria="; ".join(f"{c['id']} ({c['reason']})" for c in still)),
                       _missing_fields(screened_under, patient.to_json(), still), status="incomplete")
     after = patient.to_json()
     row.data_json, row.status, row.screening_json = canonical(after), result.status, canonical(result.to_json())

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical.dictionary import VARIABLES
 from ..protocol import Protocol
 from ..store import record
@@ -86,6 +87,17 @@ def query_targets(session: Session, actor: Actor, trial_id: str, code: str) -> d
     return _forms(session, actor, protocol, find_patient(session, actor, trial_id, code))
 
 
+def _status_words(status: str) -> str:
+    words = {"open": i18n.gettext("open"), "answered": i18n.gettext("answered, awaiting review"),
+             "closed": i18n.gettext("closed")}
+    return words.get(status, status) if i18n.current() != i18n.ENGLISH else status
+
+
+def _form_words(protocol: Protocol, form: str) -> str:
+    visit = next((v for v in protocol.visits if v.id == form), None)
+    return i18n.protocol_text(visit, "name") if visit is not None else i18n.gettext(form_name(protocol, form))
+
+
 def raise_query(session: Session, actor: Actor, trial_id: str, code: str, form: str, field: str,
                 text: str) -> dict[str, Any]:
     """A monitor or data manager raises a query on one field of one form of a patient."""
@@ -94,14 +106,16 @@ def raise_query(session: Session, actor: Actor, trial_id: str, code: str, form: 
     patient = find_patient(session, actor, trial_id, code)
     forms = _forms(session, actor, protocol, patient)
     if form not in forms:
-        raise Invalid(f"patient {code} has no form {form!r} a query may go on",
-                      [{"field": "form", "value": form,
-                        "message": f"{SCREENING}, or a visit of the patient's schedule: "
-                                   f"{', '.join(f for f in forms if f != SCREENING) or 'none before randomization'}"}])
+        visits_ = ", ".join(f for f in forms if f != SCREENING) or i18n.gettext("none before randomization")
+        raise Invalid(i18n.gettext("patient {patient} has no form {form} a query may go on").format(
+            patient=code, form=repr(form)), [{"field": "form", "value": form, "message": i18n.gettext(
+                "{screening}, or a visit of the patient's schedule: {visits}").format(screening=SCREENING,
+                                                                                        visits=visits_)}])
     if field not in forms[form]:
-        allowed = "a data-dictionary field" if form == SCREENING else ", ".join(forms[form])
-        raise Invalid(f"{field!r} is not a field of the {form_name(protocol, form)} form",
-                      [{"field": "field", "value": field, "message": f"one of {allowed}"}])
+        allowed = i18n.gettext("a data-dictionary field") if form == SCREENING else ", ".join(forms[form])
+        raise Invalid(i18n.gettext("{field} is not a field of the {form} form").format(
+            field=repr(field), form=_form_words(protocol, form)),
+            [{"field": "field", "value": field, "message": i18n.gettext("one of {choices}").format(choices=allowed)}])
     text = plain_text("text", text, MAX_QUERY_TEXT)
     query = DataQuery(trial_id=trial_id, patient_id=patient.id, form=form, field=field, text=text, status="open",
                       origin="manual", raised_by=actor.name, raised_at=dt.datetime.now(dt.UTC), reopened=0)
@@ -119,7 +133,8 @@ def _query(session: Session, actor: Actor, trial_id: str, query_id: int) -> tupl
     patient = session.get(Patient, query.patient_id) if query is not None and query.trial_id == trial_id else None
     if query is None or patient is None or not actor.can_see_site(patient.site_code) \
             or _hidden(actor, protocol, query.form):
-        raise NotFound(f"no data query {query_id} in {trial_id} at your sites")
+        raise NotFound(i18n.gettext("no data query {query} in {trial} at your sites").format(query=query_id,
+                                                                                          trial=trial_id))
     return protocol, query, patient
 
 
@@ -130,8 +145,9 @@ def answer_query(session: Session, actor: Actor, trial_id: str, query_id: int, a
     actor.require("answering a data query")
     protocol, query, patient = _query(session, actor, trial_id, query_id)
     if query.status != "open":
-        raise Conflict(f"data query {query_id} is {query.status}; only an open query is answered (a monitor or data "
-                       "manager re-opens it)")
+        raise Conflict(i18n.gettext("data query {query} is {status}; only an open query is answered (a monitor or "
+                                    "data manager re-opens it)").format(query=query_id,
+                                                                        status=_status_words(query.status)))
     answer = plain_text("answer", answer, MAX_ANSWER)
     now = dt.datetime.now(dt.UTC)
     query.status, query.answer, query.answered_by, query.answered_at = "answered", answer, actor.name, now
@@ -154,15 +170,16 @@ def _correct(session: Session, actor: Actor, trial_id: str, protocol: Protocol, 
     row = session.execute(select(VisitRecord).where(VisitRecord.patient_id == patient.id,
                                                     VisitRecord.visit_id == visit.id)).scalar_one_or_none()
     if row is None:
-        raise Conflict(f"{visit.name} of {patient.code} is not entered yet: enter the form on the visits page, then "
-                       "answer the query with an explanation")
+        raise Conflict(i18n.gettext("{visit} of {patient} is not entered yet: enter the form on the visits page, then "
+                                    "answer the query with an explanation").format(
+            visit=i18n.protocol_text(visit, "name"), patient=patient.code))
     own = visits.recordable(actor, visit)
     values = {k: v for k, v in json.loads(row.values_json).items() if k in own}
     visit_date = row.visit_date
     if query.field == VISIT_DATE:
         if not isinstance(value, str):
-            raise Invalid(f"the corrected visit date {value!r} is not a date (YYYY-MM-DD)",
-                          [{"field": "value", "value": value, "message": "a date, YYYY-MM-DD"}])
+            raise Invalid(i18n.gettext("the corrected visit date {value} is not a date (YYYY-MM-DD)").format(
+                value=repr(value)), [{"field": "value", "value": value, "message": i18n.gettext("a date, YYYY-MM-DD")}])
         visit_date = value
     else:
         values[query.field] = value  # one the user may not record is refused by name, as on the form
@@ -175,7 +192,8 @@ def close_query(session: Session, actor: Actor, trial_id: str, query_id: int,
     actor.require("closing a data query")
     protocol, query, patient = _query(session, actor, trial_id, query_id)
     if query.status == "closed":
-        raise Conflict(f"data query {query_id} is closed already (by {query.closed_by})")
+        raise Conflict(i18n.gettext("data query {query} is closed already (by {user})").format(query=query_id,
+                                                                                            user=query.closed_by))
     note = plain_text("note", note, MAX_REASON, required=False)
     before = query.status
     query.status, query.closed_by, query.closed_at = "closed", actor.name, dt.datetime.now(dt.UTC)
@@ -190,7 +208,7 @@ def reopen_query(session: Session, actor: Actor, trial_id: str, query_id: int, r
     actor.require("closing a data query")
     protocol, query, patient = _query(session, actor, trial_id, query_id)
     if query.status == "open":
-        raise Conflict(f"data query {query_id} is open already")
+        raise Conflict(i18n.gettext("data query {query} is open already").format(query=query_id))
     reason = plain_text("reason", reason, MAX_REASON)
     before = {"status": query.status, "answer": query.answer}
     now = dt.datetime.now(dt.UTC)
@@ -215,8 +233,10 @@ def patient_queries(session: Session, actor: Actor, trial_id: str, code: str) ->
 
 def _choice(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> None:
     if value is not None and value not in allowed:
-        raise Invalid(f"{name} {value!r} is not one of {', '.join(allowed)}",
-                      [{"field": name, "value": value, "message": f"one of {', '.join(allowed)}"}])
+        raise Invalid(i18n.gettext("{name} {value} is not one of {choices}").format(
+            name=name, value=repr(value), choices=", ".join(allowed)),
+            [{"field": name, "value": value,
+              "message": i18n.gettext("one of {choices}").format(choices=", ".join(allowed))}])
 
 
 def trial_queries(session: Session, actor: Actor, trial_id: str, status: str | None = None, site: str | None = None,

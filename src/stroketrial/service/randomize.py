@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical import parse_patient
 from ..protocol import Protocol
 from ..protocol.schemes import PermutedBlocks
@@ -41,24 +42,28 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     (the demo's patients randomized in the past); real use leaves it None."""
     actor.require("randomizing")
     if not idempotency_key or not idempotency_key.strip() or len(idempotency_key) > MAX_KEY:
-        raise Invalid("randomization needs an Idempotency-Key header (1-200 characters, new for each request, "
-                      "the same when retrying)", [{"field": "Idempotency-Key", "value": idempotency_key,
-                                                   "message": "1-200 characters"}])
+        raise Invalid(i18n.gettext("randomization needs an Idempotency-Key header (1-200 characters, new for each "
+                                   "request, the same when retrying)"),
+                      [{"field": "Idempotency-Key", "value": idempotency_key,
+                        "message": i18n.gettext("1-200 characters")}])
     _trial, protocol = get_trial(session, actor, trial_id)
     if protocol.randomization is None:
-        raise Conflict(f"{trial_id} is not randomized ({protocol.design.model.replace('_', ' ')})")
+        raise Conflict(i18n.gettext("{trial} is not randomized ({design})").format(
+            trial=trial_id, design=i18n.gettext(protocol.design.model.replace("_", " "))))
     previous = session.execute(select(Allocation).where(Allocation.trial_id == trial_id,
                                                         Allocation.idempotency_key == idempotency_key)
                                ).scalar_one_or_none()
     patient = find_patient(session, actor, trial_id, code)
     if previous is not None:
         if previous.patient_id != patient.id:
-            raise Conflict("this Idempotency-Key was used for another patient; use a new key for each patient")
+            raise Conflict(i18n.gettext("this Idempotency-Key was used for another patient; use a new key for each "
+                                        "patient"))
         return allocation_view(actor, protocol, previous) | {"patient_id": code}, False
     existing = allocation_of(session, patient)
     if existing is not None:
-        raise Conflict(f"patient {code} was randomized already (sequence {existing.sequence}); a patient is "
-                       "randomized once", sequence=existing.sequence)
+        raise Conflict(i18n.gettext("patient {patient} was randomized already (sequence {sequence}); a patient is "
+                                    "randomized once").format(patient=code, sequence=existing.sequence),
+                       sequence=existing.sequence)
     require_eligible(patient)
     require_consent(session, protocol, patient, "randomized")
     screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient,
@@ -67,8 +72,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     try:
         levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
     except FactorValueError as exc:
-        raise Invalid(f"cannot randomize {code}: {exc}", [{"field": "randomization factors", "value": None,
-                                                            "message": str(exc)}]) from None
+        raise Invalid(i18n.gettext("cannot randomize {patient}: {problem}").format(patient=code, problem=exc),
+                      [{"field": "randomization factors", "value": None, "message": str(exc)}]) from None
     # A trial with physical kits: whether a kit of every arm is on the site's shelf is asked before the
     # allocation is made, so a refusal (or an allocation without a kit) never depends on the next arm.
     dispensing = supply.before_randomizing(session, protocol, trial_id, patient.site_code)
@@ -89,7 +94,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
             # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
             blocks, kits = _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
     else:  # pragma: no cover - a resupply always makes room
-        raise Conflict("the concealed lists could not be extended")
+        raise Conflict(i18n.gettext("the concealed lists could not be extended"))
     now = now or dt.datetime.now(dt.UTC)
     row = Allocation(trial_id=trial_id, patient_id=patient.id, sequence=allocation.sequence, arm=allocation.arm,
                      kit=allocation.kit, record_json=allocation.model_dump_json(), idempotency_key=idempotency_key,
@@ -120,9 +125,10 @@ def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Pat
     record_now, result = validated_screening(protocol, document)
     if result.status != "eligible":
         problems = [c for c in result.criteria if c.excludes or c.status in ("missing_data", "needs_attestation")]
-        raise Invalid(f"patient {patient.code} is not eligible at the time of randomization by the server's clock "
-                      f"({local.isoformat(timespec='minutes')}, {zone.key}): "
-                      + "; ".join(c.reason for c in problems),
+        raise Invalid(i18n.gettext("patient {patient} is not eligible at the time of randomization by the server's "
+                                   "clock ({now}, {zone}): {reasons}").format(
+            patient=patient.code, now=local.isoformat(timespec="minutes"), zone=zone.key,
+            reasons="; ".join(c.reason for c in problems)),
                       [{"field": c.id, "value": c.status, "message": c.reason} for c in problems],
                       status=result.status)
     stored = record_now.to_json()
@@ -140,7 +146,8 @@ def require_eligible(patient: Patient) -> None:
     failing = [c for c in screening["criteria"] if c.get("excludes")]
     outstanding = [c for c in screening["criteria"] if c["status"] in ("missing_data", "needs_attestation")]
     problems = failing if patient.status == "ineligible" else outstanding
-    raise Invalid(f"patient {patient.code} is {patient.status} and cannot be randomized",
+    raise Invalid(i18n.gettext("patient {patient} is {status} and cannot be randomized").format(
+        patient=patient.code, status=i18n.gettext(patient.status)),
                   [{"field": c["id"], "value": c["status"], "message": c["reason"]} for c in problems],
                   status=patient.status)
 

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol, Visit
 from ..store import canonical, record
 from ..store.models import (AdverseEvent, Patient, RecordSignature, SaeReport, SeriousAdverseEvent, Trial,
@@ -124,16 +125,19 @@ def _signable_form(session: Session, actor: Actor, protocol: Protocol, patient: 
     visit = next((v for v in protocol.visits if v.id == form), None)
     if visit is None:
         forms = ", ".join([locks.SCREENING_FORM, *(v.id for v in protocol.visits)])
-        raise NotFound(f"{protocol.id} has no form {form!r} to sign ({forms}; or the whole casebook)")
+        raise NotFound(i18n.gettext("{trial} has no form {form} to sign ({forms}; or the whole casebook)").format(
+            trial=protocol.id, form=repr(form), forms=forms))
     if visit.arms is not None:
         allocation = patient_records.allocation_of(session, patient)
         if (not sees_arm(actor.role, protocol.design.masking) or allocation is None
                 or allocation.arm not in visit.arms):
-            raise NotFound(f"patient {patient.code} has no form {form} that you may sign")
+            raise NotFound(i18n.gettext("patient {patient} has no form {form} that you may sign").format(
+                patient=patient.code, form=form))
     entered = session.execute(select(VisitRecord.id).where(VisitRecord.patient_id == patient.id,
                                                            VisitRecord.visit_id == form)).first()
     if entered is None:
-        raise Conflict(f"form {form} of patient {patient.code} is not entered yet: there is nothing to sign")
+        raise Conflict(i18n.gettext("form {form} of patient {patient} is not entered yet: there is nothing to "
+                                    "sign").format(form=form, patient=patient.code))
     return form
 
 
@@ -143,12 +147,15 @@ def sign_record(session: Session, actor: Actor, trial_id: str, code: str, form: 
     casebook, with the meaning stated; `signature` (signatures.sign: the password entered again) is the proof."""
     actor.require(SIGNING)
     if signature.name != actor.name:
-        raise Unauthorized(f"the signature is {signature.name}'s, not {actor.name}'s")
+        raise Unauthorized(i18n.gettext("the signature is {signer}'s, not {name}'s").format(signer=signature.name,
+                                                                                         name=actor.name))
     _trial, protocol = get_trial(session, actor, trial_id)
     patient = patient_records.find_patient(session, actor, trial_id, code)
     if meaning not in MEANINGS:
-        raise Invalid(f"the signature's meaning {meaning!r} is not one of {', '.join(MEANINGS)}",
-                      [{"field": "meaning", "value": meaning, "message": f"one of {', '.join(MEANINGS)}"}])
+        raise Invalid(i18n.gettext("the signature's meaning {meaning} is not one of {meanings}").format(
+            meaning=repr(meaning), meanings=", ".join(MEANINGS)),
+            [{"field": "meaning", "value": meaning,
+              "message": i18n.gettext("one of {choices}").format(choices=", ".join(MEANINGS))}])
     form = None if form in (None, "", CASEBOOK) else _signable_form(session, actor, protocol, patient, str(form))
     row = RecordSignature(patient_id=patient.id, form=form, meaning=meaning_text(protocol, form, meaning),
                           content_sha256=content_sha256(session, protocol, patient, form), signed_by=actor.name,

@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical.record import FieldError
 from ..clinical.registry_columns import (MAX_PROBLEMS, RegistryDataError, RegistryFileError, frame_from_records,
                                          read_registry, registry_records, registry_table, row_label)
@@ -76,19 +77,19 @@ def import_registry(session: Session, actor: Actor, path_or_bytes: str | Path | 
 def _file(path_or_bytes: str | Path | bytes, name: str | None) -> tuple[bytes, str]:
     if isinstance(path_or_bytes, (bytes, bytearray)):
         if not name:
-            raise Invalid("a registry file's bytes need its name (.csv or .parquet)",
-                          [{"field": "name", "value": name, "message": "the file's name"}])
+            raise Invalid(i18n.gettext("a registry file's bytes need its name (.csv or .parquet)"),
+                          [{"field": "name", "value": name, "message": i18n.gettext("the file's name")}])
         return bytes(path_or_bytes), name
     path = Path(path_or_bytes)
     name = name or str(path)
     try:
         return path.read_bytes(), name
     except FileNotFoundError:
-        raise Invalid(f"{name}: no such file", [{"field": "file", "value": name, "message": "no such file"}]
-                      ) from None
+        raise Invalid(i18n.gettext("{name}: no such file").format(name=name),
+                      [{"field": "file", "value": name, "message": i18n.gettext("no such file")}]) from None
     except (IsADirectoryError, PermissionError) as exc:
-        raise Invalid(f"{name}: cannot read the file ({exc.strerror})",
-                      [{"field": "file", "value": name, "message": "a readable file"}]) from None
+        raise Invalid(i18n.gettext("{name}: cannot read the file ({error})").format(name=name, error=exc.strerror),
+                      [{"field": "file", "value": name, "message": i18n.gettext("a readable file")}]) from None
 
 
 def _refuse_repeat(session: Session, sha256: str, name: str) -> None:
@@ -96,8 +97,9 @@ def _refuse_repeat(session: Session, sha256: str, name: str) -> None:
                               .where(RegistryPatient.source_sha256 == sha256).limit(1)).first()
     if earlier is not None:
         when = _aware(earlier.imported_at).isoformat(timespec="seconds")
-        raise Conflict(f"{name}: this file (SHA-256 {sha256}) was imported already, at {when} by "
-                       f"{earlier.imported_by}; nothing imported")
+        raise Conflict(i18n.gettext("{name}: this file (SHA-256 {sha256}) was imported already, at {when} by {user}; "
+                                    "nothing imported").format(name=name, sha256=sha256, when=when,
+                                                               user=earlier.imported_by))
 
 
 def _text_problems(frame: pd.DataFrame) -> list[FieldError]:
@@ -129,22 +131,25 @@ def _already_registered(session: Session, ids: pd.Series) -> list[FieldError]:
     found = [(position, code) for position, code in enumerate(ids) if code is not pd.NA and code in known]
     if len(found) <= _NAMED:
         return [FieldError(f"{row_label(position, code)}: patient_id", code,
-                           f"{code!r} is in the registry already (imported earlier); each registry patient once")
+                           i18n.gettext("{patient} is in the registry already (imported earlier); each registry "
+                                        "patient once").format(patient=repr(code)))
                 for position, code in found]
     # a file sent again with changes: one problem naming the first few, not thousands of lines
     named = ", ".join(f"{code} (row {position + 1})" for position, code in found[:_NAMED])
     return [FieldError("patient_id", [code for _, code in found[:_NAMED]],
-                       f"{len(found)} patients are in the registry already (imported earlier): {named} and "
-                       f"{len(found) - _NAMED} more; each registry patient once")]
+                       i18n.gettext("{count} patients are in the registry already (imported earlier): {named} and "
+                                    "{more} more; each registry patient once").format(
+                           count=len(found), named=named, more=len(found) - _NAMED))]
 
 
 def _invalid(name: str, problems: Sequence[FieldError], more: int) -> Invalid:
     shown = list(problems[:MAX_PROBLEMS])
     more += len(problems) - len(shown)
     count = len(shown) + more
-    extra = f" (and {more} more)" if more else ""
-    message = (f"{name}: nothing imported; {count} problem{'' if count == 1 else 's'}: "
-               + "; ".join(str(e) for e in shown) + extra)
+    extra = i18n.gettext(" (and {more} more)").format(more=more) if more else ""
+    message = i18n.ngettext("{name}: nothing imported; {count} problem: {problems}",
+                            "{name}: nothing imported; {count} problems: {problems}", count).format(
+        name=name, count=count, problems="; ".join(str(e) for e in shown) + extra)
     return Invalid(message, [{"field": e.field, "value": _jsonable(e.value), "message": e.message} for e in shown],
                    more=more)
 

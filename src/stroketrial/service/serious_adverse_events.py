@@ -24,12 +24,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol
 from ..store import canonical, record
 from ..store.models import Allocation, Notification, Patient, SaeReport, SeriousAdverseEvent, Trial
@@ -85,7 +86,7 @@ def text_errors(field: str, value: Any, max_length: int) -> list[dict[str, Any]]
 def term_errors(data: Mapping[str, Any], max_length: int = MAX_SAE_TERM) -> list[dict[str, Any]]:
     term = data.get("term")
     if not isinstance(term, str) or not term.strip():
-        return [{"field": "term", "value": term, "message": "the event, in words (e.g. 'pneumonia')"}]
+        return [{"field": "term", "value": term, "message": i18n.gettext("the event, in words (e.g. 'pneumonia')")}]
     return text_errors("term", term, max_length)
 
 
@@ -100,12 +101,13 @@ def coded_errors(data: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def choice_errors(data: Mapping[str, Any], choices: Mapping[str, Sequence[str]]) -> list[dict[str, Any]]:
-    return [{"field": key, "value": data.get(key), "message": f"one of {', '.join(allowed)}"}
+    return [{"field": key, "value": data.get(key),
+             "message": i18n.gettext("one of {choices}").format(choices=", ".join(allowed))}
             for key, allowed in choices.items() if data.get(key) not in allowed]
 
 
 def unknown_field_errors(data: Mapping[str, Any], known: Sequence[str], form: str) -> list[dict[str, Any]]:
-    return [{"field": key, "value": data[key], "message": f"not a field of the {form}"}
+    return [{"field": key, "value": data[key], "message": i18n.gettext("not a field of the {form}").format(form=form)}
             for key in sorted(set(data) - set(known))]
 
 
@@ -113,25 +115,28 @@ def onset_errors(session: Session, patient: Patient, onset: Any) -> list[dict[st
     """Not a date; a date after today (at the site) or before the patient can have been born."""
     day = calendar_date(onset)
     if day is None:
-        return [{"field": "onset_date", "value": onset, "message": "a date, YYYY-MM-DD"}]
+        return [{"field": "onset_date", "value": onset, "message": i18n.gettext("a date, YYYY-MM-DD")}]
     today = local_now(site_zone(session, patient.site_code), None).date()
     if day > today:
         return [{"field": "onset_date", "value": day.isoformat(),
-                 "message": f"{day.isoformat()} is after today ({today.isoformat()} at this site)"}]
+                 "message": i18n.gettext("{day} is after today ({today} at this site)").format(
+                     day=day.isoformat(), today=today.isoformat())}]
     age = json.loads(patient.data_json).get("age")
     if isinstance(age, int):
         registered = aware(patient.created_at).date()
         born_after = registered.replace(year=registered.year - age - 1, day=min(registered.day, 28))
         if day < born_after:
             return [{"field": "onset_date", "value": day.isoformat(),
-                     "message": f"{day.isoformat()} is before the patient was born (aged {age} at screening on "
-                                f"{registered.isoformat()})"}]
+                     "message": i18n.gettext("{day} is before the patient was born (aged {age} at screening on "
+                                             "{registered})").format(day=day.isoformat(), age=age,
+                                                                     registered=registered.isoformat())}]
     return []
 
 
 def refuse(what: str, errors: list[dict[str, Any]]) -> None:
     if errors:
-        raise Invalid(f"{what} refused: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+        raise Invalid(i18n.gettext("{what} refused: {problems}").format(
+            what=what, problems="; ".join(f"{e['field']}: {e['message']}" for e in errors)), errors)
 
 
 def _moment(session: Session, patient: Patient, field: str, value: Any, now: dt.datetime,
@@ -146,18 +151,20 @@ def _moment(session: Session, patient: Patient, field: str, value: Any, now: dt.
             moment = None
     if moment is None:
         return None, [{"field": field, "value": value,
-                       "message": "a date and time, YYYY-MM-DDTHH:MM (the site's clock, or with a UTC offset)"}]
+                       "message": i18n.gettext("a date and time, YYYY-MM-DDTHH:MM (the site's clock, or with a UTC "
+                                               "offset)")}]
     zone = site_zone(session, patient.site_code)
     utc = as_utc(moment, zone)
     if utc > now + CLOCK_SKEW:
         return None, [{"field": field, "value": value,
-                       "message": f"{value} is in the future: it is now "
-                                  f"{local_now(zone, None, now).isoformat(timespec='minutes')} at this site "
-                                  f"({zone.key})"}]
+                       "message": i18n.gettext(
+                           "{value} is in the future: it is now {now} at this site ({zone})").format(
+                           value=value, now=local_now(zone, None, now).isoformat(timespec="minutes"), zone=zone.key)}]
     if not_before is not None and utc.astimezone(zone).date() < not_before:
         return None, [{"field": field, "value": value,
-                       "message": f"{value} is before the onset ({not_before.isoformat()}): the site cannot have "
-                                  "learned of the event before it began"}]
+                       "message": i18n.gettext("{value} is before the onset ({onset}): the site cannot have learned of "
+                                               "the event before it began").format(value=value,
+                                                                                   onset=not_before.isoformat())}]
     return utc.isoformat(timespec="seconds"), []
 
 
@@ -247,7 +254,7 @@ def _sae_errors(session: Session, patient: Patient, data: Mapping[str, Any], now
     description = data.get("description")
     if follow_up and (not isinstance(description, str) or not description.strip()):
         errors.append({"field": "description", "value": description,
-                       "message": "what the follow-up adds, in words (at most 4000 characters)"})
+                       "message": i18n.gettext("what the follow-up adds, in words (at most 4000 characters)")})
     elif description is not None and description != "":
         errors.extend(text_errors("description", description, MAX_SAE_DESCRIPTION))
     if given("onset_date"):
@@ -256,7 +263,7 @@ def _sae_errors(session: Session, patient: Patient, data: Mapping[str, Any], now
     if given("criteria") and (not isinstance(criteria, list) or not criteria
                               or any(c not in SAE_CRITERIA for c in criteria)):
         errors.append({"field": "criteria", "value": criteria,
-                       "message": f"one or more of {', '.join(SAE_CRITERIA)}"})
+                       "message": i18n.gettext("one or more of {choices}").format(choices=", ".join(SAE_CRITERIA))})
     errors.extend(choice_errors(data, {k: v for k, v in (("outcome", SAE_OUTCOMES), ("relatedness", SAE_RELATEDNESS))
                                        if given(k)}))
     awareness = None
@@ -264,7 +271,7 @@ def _sae_errors(session: Session, patient: Patient, data: Mapping[str, Any], now
         onset = calendar_date(data.get("onset_date"))
         awareness, problems = _moment(session, patient, "awareness_at", data["awareness_at"], now, onset)
         errors.extend(problems)
-    form = "SAE follow-up report" if follow_up else "SAE form"
+    form = i18n.gettext("SAE follow-up report") if follow_up else i18n.gettext("SAE form")
     errors.extend(unknown_field_errors(data, SAE_FIELDS, form))
     return errors, awareness
 
@@ -295,10 +302,11 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     actor.require("reporting a serious adverse event")
     protocol, patient, _allocation = randomized_patient(session, actor, trial_id, code)
     if not isinstance(data, Mapping):
-        raise Invalid("an SAE report is an object", [{"field": "sae", "value": data, "message": "an object"}])
+        raise Invalid(i18n.gettext("an SAE report is an object"),
+                      [{"field": "sae", "value": data, "message": i18n.gettext("an object")}])
     now = now or utcnow()
     errors, awareness = _sae_errors(session, patient, data, now, follow_up=False)
-    refuse("SAE report", errors)
+    refuse(i18n.gettext("SAE report"), errors)
     document = _document(data, awareness or now.isoformat(timespec="seconds"),
                          ("term", "coded_term", "system_organ_class", "onset_date", "criteria", "outcome",
                           "relatedness"))
@@ -312,7 +320,7 @@ def report_sae(session: Session, actor: Actor, trial_id: str, code: str, data: M
     record(session, actor.name, "report_sae", "sae", f"{trial_id}/{code}/{row.id}", trial_id=trial_id,
            site=patient.site_code, after=document)
     status = sae_status(protocol, now, [("initial", document)], now)
-    _notify(session, protocol, trial_id, patient, row.id, status, "sae_new", "SAE reported")
+    _notify(session, protocol, trial_id, patient, row.id, status, "sae_new", lambda: i18n.gettext("SAE reported"))
     _notify_overdue(session, protocol, trial_id, patient, row.id, status)
     record_signatures.after_change(session, actor, patient, locks.SAE_FORM)
     safety_monitoring.check(session, trial_id)  # a death or an sICH may cross a rule the DSMB watches
@@ -324,7 +332,8 @@ def _sae_of(session: Session, actor: Actor, trial_id: str, code: str, sae_id: in
     protocol, patient, _ = randomized_patient(session, actor, trial_id, code)
     row = session.get(SeriousAdverseEvent, sae_id)
     if row is None or row.patient_id != patient.id:
-        raise NotFound(f"no SAE {sae_id} of patient {code} in {trial_id}")
+        raise NotFound(i18n.gettext("no SAE {sae} of patient {patient} in {trial}").format(sae=sae_id, patient=code,
+                                                                                         trial=trial_id))
     return protocol, patient, row
 
 
@@ -355,11 +364,11 @@ def follow_up_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_
     actor.require("reporting a serious adverse event")
     protocol, patient, sae = _sae_of(session, actor, trial_id, code, sae_id)
     if not isinstance(data, Mapping):
-        raise Invalid("a follow-up report is an object", [{"field": "follow_up", "value": data,
-                                                            "message": "an object"}])
+        raise Invalid(i18n.gettext("a follow-up report is an object"),
+                      [{"field": "follow_up", "value": data, "message": i18n.gettext("an object")}])
     now = utcnow()
     errors, awareness = _sae_errors(session, patient, data, now, follow_up=True)
-    refuse("SAE follow-up report", errors)
+    refuse(i18n.gettext("SAE follow-up report"), errors)
     before = status_of(session, protocol, sae, now)
     document = _document(data, awareness or now.isoformat(timespec="seconds"),
                          [k for k in SAE_FIELDS if k not in ("description", "awareness_at")])
@@ -383,8 +392,8 @@ def assess_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_id:
     actor.require("assessing an SAE for the sponsor")
     protocol, patient, sae = _sae_of(session, actor, trial_id, code, sae_id)
     if not isinstance(data, Mapping):
-        raise Invalid("a sponsor assessment is an object", [{"field": "assessment", "value": data,
-                                                              "message": "an object"}])
+        raise Invalid(i18n.gettext("a sponsor assessment is an object"),
+                      [{"field": "assessment", "value": data, "message": i18n.gettext("an object")}])
     now = utcnow()
     errors = choice_errors(data, {"causality": SAE_RELATEDNESS, "expectedness": EXPECTEDNESS})
     comment = data.get("comment")
@@ -395,8 +404,8 @@ def assess_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_id:
         submitted, problems = _moment(session, patient, "reported_to_authorities_at",
                                       data["reported_to_authorities_at"], now)
         errors.extend(problems)
-    errors.extend(unknown_field_errors(data, SPONSOR_FIELDS, "sponsor assessment"))
-    refuse("sponsor assessment", errors)
+    errors.extend(unknown_field_errors(data, SPONSOR_FIELDS, i18n.gettext("sponsor assessment")))
+    refuse(i18n.gettext("sponsor assessment"), errors)
     before = status_of(session, protocol, sae, now)
     document = {"causality": data["causality"], "expectedness": data["expectedness"],
                 "comment": plain_text("comment", comment, MAX_REASON, required=False) or ""}
@@ -473,43 +482,64 @@ def _summary(protocol: Protocol, trial_id: str, patient: Patient, sae_id: int, s
     """The message body: the event and its clocks. Never the arm, the kit or the narrative (free text that could
     name a treatment), whoever receives it."""
     state = status["state"]
-    lines = [f"Trial: {protocol.acronym} ({trial_id})", f"Patient: {patient.code} at site {patient.site_code}",
-             f"SAE {sae_id}: {state.get('term', '')}"
-             + (f" (coded: {state['coded_term']})" if state.get("coded_term") else ""),
-             f"Onset: {state.get('onset_date', '')}",
-             f"Seriousness: {', '.join(c.replace('_', ' ') for c in state.get('criteria') or [])}",
-             f"Outcome: {str(state.get('outcome', '')).replace('_', ' ')}",
-             f"Investigator causality: {str(state.get('relatedness', '')).replace('_', ' ')}",
-             f"Expectedness: {'expected' if status['expected'] else 'unexpected'} ({status['expectedness_by']})",
-             f"SUSAR: {'yes' if status['susar'] else 'no'}",
-             f"Site aware since: {status['awareness_at']} (UTC)"]
+    _ = i18n.gettext
+
+    def words(code: Any) -> str:  # a stored choice as the email words it: the code's words, translated
+        return _(str(code).replace("_", " "))
+
+    shown = {"sponsor": _("sponsor"),
+             "reference safety information (provisional)": _("reference safety information (provisional)"),
+             "on time": _("on time"), "late": _("late"), "overdue": _("overdue"), "due": _("due")}
+    listed = ("、" if i18n.current() == i18n.CHINESE else ", ").join(words(c) for c in state.get("criteria") or [])
+    lines = [_("Trial: {acronym} ({trial})").format(acronym=protocol.acronym, trial=trial_id),
+             _("Patient: {patient} at site {site}").format(patient=patient.code, site=patient.site_code),
+             _("SAE {sae}: {term}").format(sae=sae_id, term=state.get("term", ""))
+             + (_(" (coded: {term})").format(term=state["coded_term"]) if state.get("coded_term") else ""),
+             _("Onset: {day}").format(day=state.get("onset_date", "")),
+             _("Seriousness: {criteria}").format(criteria=listed),
+             _("Outcome: {outcome}").format(outcome=words(state.get("outcome", ""))),
+             _("Investigator causality: {relatedness}").format(relatedness=words(state.get("relatedness", ""))),
+             _("Expectedness: {expectedness} ({by})").format(
+                 expectedness=_("expected") if status["expected"] else _("unexpected"),
+                 by=shown.get(status["expectedness_by"], status["expectedness_by"])),
+             _("SUSAR: {answer}").format(answer=_("yes") if status["susar"] else _("no")),
+             _("Site aware since: {when} (UTC)").format(when=status["awareness_at"])]
     for clock in status["clocks"]:
-        what = "Initial report to the sponsor" if clock["report"] == "initial" else \
-            f"SUSAR report to the authorities ({clock['days']} days)"
-        lines.append(f"{what}: due {clock['due']} (UTC), {clock['status']}")
-    lines.append(f"Open the trial's SAE list: /trials/{trial_id}/saes")
+        what = _("Initial report to the sponsor") if clock["report"] == "initial" else \
+            _("SUSAR report to the authorities ({days} days)").format(days=clock["days"])
+        lines.append(_("{what}: due {when} (UTC), {status}").format(what=what, when=clock["due"],
+                                                                    status=shown.get(clock["status"], clock["status"])))
+    lines.append(_("Open the trial's SAE list: {link}").format(link=f"/trials/{trial_id}/saes"))
     return "\n".join(lines)
 
 
 def _notify(session: Session, protocol: Protocol, trial_id: str, patient: Patient, sae_id: int,
-            status: Mapping[str, Any], kind: str, headline: str) -> None:
-    subject = (f"[{protocol.acronym}] {headline}: {'SUSAR, ' if status['susar'] else ''}patient {patient.code} "
-               f"(site {patient.site_code}), SAE {sae_id}")
-    notifications.notify(session, trial_id, kind, subject, _summary(protocol, trial_id, patient, sae_id, status),
-                         SAE_AUDIENCE, site=patient.site_code, about=f"sae/{sae_id}/{kind}")
+            status: Mapping[str, Any], kind: str, headline: Callable[[], str]) -> None:
+    """`headline` words the event in the language it is called in."""
+    def compose() -> tuple[str, str]:
+        subject = i18n.gettext("[{acronym}] {headline}: {susar}patient {patient} (site {site}), SAE {sae}").format(
+            acronym=protocol.acronym, headline=headline(), susar=i18n.gettext("SUSAR, ") if status["susar"] else "",
+            patient=patient.code, site=patient.site_code, sae=sae_id)
+        return subject, _summary(protocol, trial_id, patient, sae_id, status)
+
+    subject, body, others = notifications.composed(compose)
+    notifications.notify(session, trial_id, kind, subject, body, SAE_AUDIENCE, site=patient.site_code,
+                         about=f"sae/{sae_id}/{kind}", translations=others)
 
 
 def _notify_upgrade(session: Session, protocol: Protocol, trial_id: str, patient: Patient, sae_id: int,
                     before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
     """Upgraded: now fatal or life-threatening, or now a SUSAR."""
-    changes = []
-    if after["fatal_or_life_threatening"] and not before["fatal_or_life_threatening"]:
-        changes.append("now fatal or life-threatening")
-    if after["susar"] and not before["susar"]:
-        changes.append("now a SUSAR")
-    if changes:
-        _notify(session, protocol, trial_id, patient, sae_id, after, "sae_upgraded",
-                "SAE upgraded (" + ", ".join(changes) + ")")
+    worse = after["fatal_or_life_threatening"] and not before["fatal_or_life_threatening"]
+    susar = after["susar"] and not before["susar"]
+
+    def headline() -> str:
+        changes = [*([i18n.gettext("now fatal or life-threatening")] if worse else []),
+                   *([i18n.gettext("now a SUSAR")] if susar else [])]
+        return i18n.gettext("SAE upgraded ({changes})").format(changes=", ".join(changes))
+
+    if worse or susar:
+        _notify(session, protocol, trial_id, patient, sae_id, after, "sae_upgraded", headline)
 
 
 def _notify_overdue(session: Session, protocol: Protocol, trial_id: str, patient: Patient, sae_id: int,
@@ -521,13 +551,16 @@ def _notify_overdue(session: Session, protocol: Protocol, trial_id: str, patient
         about = f"sae/{sae_id}/{clock['report']}_overdue"
         if not clock["overdue"] or notifications.exists(session, trial_id, about):
             continue
-        what = "initial SAE report (24 h)" if clock["report"] == "initial" else \
-            f"SUSAR report to the authorities ({clock['days']} days)"
-        subject = (f"[{protocol.acronym}] Overdue: {what}, patient {patient.code} (site {patient.site_code}), "
-                   f"SAE {sae_id}")
-        made.append(notifications.notify(session, trial_id, "overdue_report", subject,
-                                         _summary(protocol, trial_id, patient, sae_id, status), OVERDUE_AUDIENCE,
-                                         site=patient.site_code, about=about))
+        def compose(clock: Mapping[str, Any] = clock) -> tuple[str, str]:
+            what = i18n.gettext("initial SAE report (24 h)") if clock["report"] == "initial" else \
+                i18n.gettext("SUSAR report to the authorities ({days} days)").format(days=clock["days"])
+            subject = i18n.gettext("[{acronym}] Overdue: {what}, patient {patient} (site {site}), SAE {sae}").format(
+                acronym=protocol.acronym, what=what, patient=patient.code, site=patient.site_code, sae=sae_id)
+            return subject, _summary(protocol, trial_id, patient, sae_id, status)
+
+        subject, body, others = notifications.composed(compose)
+        made.append(notifications.notify(session, trial_id, "overdue_report", subject, body, OVERDUE_AUDIENCE,
+                                         site=patient.site_code, about=about, translations=others))
     return made
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from .. import i18n
 from ..store import Database
 from ..store.models import User
 from . import passwords, throttle
@@ -37,5 +38,5 @@ def sign(db: Database, actor: Actor, password: str | None, address: str) -> Sign
     if not password or not passwords.verify(stored, password):
         with db.write() as session:
             throttle.record_failure(session, actor.name, address, limits)
-        raise Unauthorized("the signature needs your password; it did not match")
+        raise Unauthorized(i18n.gettext("the signature needs your password; it did not match"))
     return Signature(actor.name, dt.datetime.now(dt.UTC))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy import select
 
+from .. import i18n
 from ..store import Database, record
 from ..store.models import User
 from . import passwords, sessions, throttle
@@ -60,7 +61,7 @@ def succeed(db: Database, attempt: Attempt, replaces: str | None = None) -> str:
     with db.write() as session:
         user = session.get(User, attempt.user_id)
         if user is None or not user.active:  # deactivated while the hash ran
-            raise Unauthorized("unknown user or wrong password")
+            raise Unauthorized(i18n.gettext("unknown user or wrong password"))
         if replaces:
             sessions.end(session, replaces, "replaced")
         token, row = sessions.start(session, user)
@@ -79,5 +80,5 @@ async def sign_in(db: Database, name: str, password: str, address: str, replaces
         raise
     if not await passwords.verify_off_loop(attempt.password_hash, password) or attempt.user_id is None:
         await anyio.to_thread.run_sync(fail, db, attempt, limits)
-        raise Unauthorized("unknown user or wrong password")
+        raise Unauthorized(i18n.gettext("unknown user or wrong password"))
     return await anyio.to_thread.run_sync(succeed, db, attempt, replaces)

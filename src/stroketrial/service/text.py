@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Literal, overload
 
+from .. import i18n
 from .errors import Invalid
 
 IDENTIFIER_PUNCTUATION = "-_."
@@ -27,7 +28,8 @@ def _shown(value: Any) -> Any:
 
 
 def _refuse(field: str, value: Any, message: str) -> Invalid:
-    return Invalid(f"{field}: {message}", [{"field": field, "value": _shown(value), "message": message}])
+    return Invalid(i18n.gettext("{field}: {message}").format(field=field, message=message),
+                   [{"field": field, "value": _shown(value), "message": message}])
 
 
 def _describe(char: str) -> str:
@@ -40,23 +42,26 @@ def identifier(field: str, value: Any, max_length: int = 60) -> str:
     """An identifier people type, read aloud and put in URLs: 1 to `max_length` characters, each a letter
     (any script), a combining mark after a letter, a digit, '-', '_' or '.'; at least one letter or digit;
     no spaces anywhere, no slashes, no control or format characters."""
-    allowed = f"1-{max_length} characters: {IDENTIFIER_RULE}"
+    allowed = i18n.gettext("1-{most} characters: {rule}").format(most=max_length, rule=i18n.gettext(IDENTIFIER_RULE))
     if not isinstance(value, str):
-        raise _refuse(field, value, f"text of {allowed}")
+        raise _refuse(field, value, i18n.gettext("text of {allowed}").format(allowed=allowed))
     if not value:
-        raise _refuse(field, value, f"required; {allowed}")
+        raise _refuse(field, value, i18n.gettext("required; {allowed}").format(allowed=allowed))
     if len(value) > max_length:
-        raise _refuse(field, value, f"{len(value)} characters is too long; {allowed}")
+        raise _refuse(field, value, i18n.gettext("{count} characters is too long; {allowed}").format(
+            count=len(value), allowed=allowed))
     for i, char in enumerate(value):
         category = unicodedata.category(char)
         ok = (category.startswith("L") or category == "Nd" or char in IDENTIFIER_PUNCTUATION
               or (category in ("Mn", "Mc") and i > 0))
         if not ok:
-            where = "a leading or trailing space" if char.isspace() and i in (0, len(value) - 1) else \
-                _describe(char)
-            raise _refuse(field, value, f"{where} at position {i + 1} is not allowed; {allowed}")
+            where = i18n.gettext("a leading or trailing space") if char.isspace() and i in (0, len(value) - 1) \
+                else _describe(char)
+            raise _refuse(field, value, i18n.gettext("{what} at position {position} is not allowed; {allowed}").format(
+                what=where, position=i + 1, allowed=allowed))
     if not any(unicodedata.category(c).startswith("L") or unicodedata.category(c) == "Nd" for c in value):
-        raise _refuse(field, value, f"needs at least one letter or digit; {allowed}")
+        raise _refuse(field, value, i18n.gettext("needs at least one letter or digit; {allowed}").format(
+            allowed=allowed))
     return value
 
 
@@ -72,33 +77,38 @@ def plain_text(field: str, value: Any, max_length: int, *, required: bool = True
     Without `required`, None or blank gives None."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise _refuse(field, value, f"required: text of {min_length}-{max_length} characters")
+            raise _refuse(field, value, i18n.gettext("required: text of {least}-{most} characters").format(
+                least=min_length, most=max_length))
         return None
     if not isinstance(value, str):
-        raise _refuse(field, value, f"text of {min_length}-{max_length} characters")
+        raise _refuse(field, value, i18n.gettext("text of {least}-{most} characters").format(
+            least=min_length, most=max_length))
     text = value.strip()
     if len(text) > max_length:
         raise _refuse(field, f"{text[:40]}… ({len(text)} characters)",
-                      f"{len(text)} characters is too long; at most {max_length}")
+                      i18n.gettext("{count} characters is too long; at most {most}").format(
+                          count=len(text), most=max_length))
     if len(text) < min_length:
-        raise _refuse(field, text, f"{len(text)} characters is too short; at least {min_length}")
+        raise _refuse(field, text, i18n.gettext("{count} characters is too short; at least {least}").format(
+            count=len(text), least=min_length))
     for i, char in enumerate(text):
         if char in LINE_BREAKS:
             continue
         if char in BIDI_CONTROLS or unicodedata.category(char) in ("Cc", "Cs", "Co", "Cn"):
-            raise _refuse(field, value, f"{_describe(char)} at position {i + 1} is not allowed in text "
-                                        "(control, bidirectional-override, private-use or unassigned character)")
+            raise _refuse(field, value, i18n.gettext(
+                "{what} at position {position} is not allowed in text (control, bidirectional-override, private-use "
+                "or unassigned character)").format(what=_describe(char), position=i + 1))
     return text
 
 
 def storable(value: str) -> str | None:
     """Why the database cannot hold this text as it is (a NUL byte, an unpaired surrogate), or None."""
     if "\x00" in value:
-        return "a NUL (0x00) character"
+        return i18n.gettext("a NUL (0x00) character")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        return f"an unpaired surrogate ({_describe(value[exc.start])})"
+        return i18n.gettext("an unpaired surrogate ({character})").format(character=_describe(value[exc.start]))
     return None
 
 
@@ -114,5 +124,7 @@ def refuse_unstorable_parameters(_conn, _cursor, _statement, parameters, _contex
             if isinstance(value, str):
                 problem = storable(value)
                 if problem:
-                    raise Invalid(f"the request holds text with {problem}, which is not allowed in any field",
-                                  [{"field": "(request)", "value": _shown(value), "message": f"contains {problem}"}])
+                    raise Invalid(i18n.gettext("the request holds text with {problem}, which is not allowed in any "
+                                               "field").format(problem=problem),
+                                  [{"field": "(request)", "value": _shown(value),
+                                    "message": i18n.gettext("contains {problem}").format(problem=problem)}])

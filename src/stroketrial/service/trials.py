@@ -9,6 +9,7 @@ from functools import lru_cache
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol, ProtocolError, resolve
 from ..protocol.schemes import PermutedBlocks
 from ..randomization import BlockList, KitList, Randomizer, SystemDraw, generate_kit_list
@@ -38,9 +39,9 @@ def get_trial(session: Session, actor: Actor, trial_id: str) -> tuple[Trial, Pro
     """The trial and the protocol version in force now."""
     trial = session.get(Trial, trial_id)
     if trial is None:
-        raise NotFound(f"no trial {trial_id!r} on this platform")
+        raise NotFound(i18n.gettext("no trial {trial} on this platform").format(trial=repr(trial_id)))
     if not actor.is_admin and not (actor.sites & set(trial_sites(session, trial_id))):
-        raise Forbidden(f"{actor.name} works at no site of {trial_id}")
+        raise Forbidden(i18n.gettext("{name} works at no site of {trial}").format(name=actor.name, trial=trial_id))
     return trial, protocol_in_force(session, trial)[1]
 
 
@@ -57,7 +58,7 @@ def patient_protocol(session: Session, trial_id: str, version: int | None) -> Pr
     """The protocol version a patient was screened under (None: version 1): their eligibility stays its."""
     trial = session.get(Trial, trial_id)
     if trial is None:  # pragma: no cover - a patient's trial exists
-        raise NotFound(f"no trial {trial_id!r} on this platform")
+        raise NotFound(i18n.gettext("no trial {trial} on this platform").format(trial=repr(trial_id)))
     if version is None or version == 1:
         return protocol_of(trial)
     row = session.execute(select(ProtocolVersion).where(ProtocolVersion.trial_id == trial_id,
@@ -91,10 +92,11 @@ def create_trial(session: Session, actor: Actor, trial: str, sites: list[str]) -
     except ProtocolError as exc:
         raise Invalid(str(exc), [{"field": "trial", "value": trial, "message": str(exc)}]) from None
     if not sites:
-        raise Invalid("a trial runs at one or more sites; give --site", [{"field": "site", "value": None,
-                                                                          "message": "at least one site"}])
+        raise Invalid(i18n.gettext("a trial runs at one or more sites; give --site"),
+                      [{"field": "site", "value": None, "message": i18n.gettext("at least one site")}])
     if session.get(Trial, protocol.id) is not None:
-        raise Conflict(f"trial {protocol.id} exists already; add sites with `stroketrial admin add-site`")
+        raise Conflict(i18n.gettext("trial {trial} exists already; add sites with `stroketrial admin add-site`").format(
+            trial=protocol.id))
     row = Trial(id=protocol.id, protocol_json=stored_protocol(protocol))
     session.add(row)
     session.flush()
@@ -116,7 +118,7 @@ def add_site(session: Session, actor: Actor, trial_id: str, site: str) -> None:
     actor.require("adding a site to a trial")
     trial = session.get(Trial, trial_id)
     if trial is None:
-        raise NotFound(f"no trial {trial_id!r}")
+        raise NotFound(i18n.gettext("no trial {trial}").format(trial=repr(trial_id)))
     if session.get(Site, site) is None:
         create_site(session, actor, site)
     if session.get(TrialSite, (trial_id, site)) is not None:
@@ -132,7 +134,8 @@ def randomization_state(session: Session, trial_id: str) -> RandomizationStateRo
     """The allocation state and the concealed lists of a randomized trial, made with the trial."""
     row = session.get(RandomizationStateRow, trial_id)
     if row is None:
-        raise Conflict(f"{trial_id} has no allocation state on this platform, so it cannot randomize")
+        raise Conflict(i18n.gettext("{trial} has no allocation state on this platform, so it cannot randomize").format(
+            trial=trial_id))
     return row
 
 

@@ -8,10 +8,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol
 from ..store import record
 from ..store.models import Allocation, Patient, Unblinding
-from . import notifications
+from . import notifications, refusals
 from .accounts import Actor
 from .blinding import sees_arm
 from .errors import Forbidden, Invalid, NotFound
@@ -26,8 +27,9 @@ def unblind(session: Session, actor: Actor, trial_id: str, code: str, reason: st
     actor.require("emergency unblinding")
     _protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
     if not isinstance(reason, str) or len(reason.strip()) < 10:
-        raise Invalid("emergency unblinding needs the clinical reason (at least 10 characters)",
-                      [{"field": "reason", "value": reason, "message": "the clinical reason, 10+ characters"}])
+        raise Invalid(i18n.gettext("emergency unblinding needs the clinical reason (at least 10 characters)"),
+                      [{"field": "reason", "value": reason,
+                        "message": i18n.gettext("the clinical reason, 10+ characters")}])
     reason = plain_text("reason", reason, MAX_REASON, min_length=10)
     row = Unblinding(patient_id=patient.id, reason=reason.strip(), created_by=actor.name)
     session.add(row)
@@ -76,8 +78,10 @@ def patient_unblindings(session: Session, actor: Actor, trial_id: str, code: str
     """One patient's unblindings, oldest first: to the investigators at its site (the arm only of an unblinding
     they made themselves) and to the roles that read the log (the arm only where they see arms)."""
     if not may_read_patient_unblindings(actor):
-        raise Forbidden(f"{actor.name} ({actor.role}) may not read unblindings: the unblinding investigator and "
-                        f"{', '.join(PERMISSIONS['reading the unblinding log'])} may")
+        raise Forbidden(i18n.gettext("{name} ({role}) may not read unblindings: the unblinding investigator and "
+                                     "{roles} may").format(
+            name=actor.name, role=refusals.role(actor.role),
+            roles=refusals.roles(PERMISSIONS["reading the unblinding log"])))
     protocol, patient, allocation = randomized_patient(session, actor, trial_id, code)
     rows = session.execute(select(Unblinding).where(Unblinding.patient_id == patient.id)
                            .order_by(Unblinding.id)).scalars()
@@ -89,7 +93,8 @@ def unblinding_of(session: Session, actor: Actor, trial_id: str, code: str, unbl
     found = next((u for u in patient_unblindings(session, actor, trial_id, code)
                   if u["unblinding_id"] == unblinding_id), None)
     if found is None:
-        raise NotFound(f"patient {code} of {trial_id} has no unblinding {unblinding_id}")
+        raise NotFound(i18n.gettext("patient {patient} of {trial} has no unblinding {unblinding}").format(
+            patient=code, trial=trial_id, unblinding=unblinding_id))
     return found
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical.assessments import ASSESSMENTS
 from ..clinical.dictionary import VARIABLES
 from ..protocol import Protocol
@@ -117,12 +118,17 @@ def verify_form(session: Session, actor: Actor, trial_id: str, code: str, form: 
     forms = forms_of(session, actor, protocol, patient, allocation)
     if form not in forms:
         entered = ", ".join(forms)
-        raise Invalid(f"patient {code} has no form {form!r} to verify (entered: {entered})",
-                      [{"field": "form", "value": form, "message": f"one of {entered}"}])
+        raise Invalid(i18n.gettext("patient {patient} has no form {form} to verify (entered: {entered})").format(
+            patient=code, form=repr(form), entered=entered),
+            [{"field": "form", "value": form, "message": i18n.gettext("one of {choices}").format(choices=entered)}])
     if field is not None and field not in _allowed_fields(protocol, form):
-        raise Invalid(f"{field!r} is not a field of the {form_name(protocol, form)} form",
-                      [{"field": "field", "value": field,
-                        "message": f"one of {', '.join(_allowed_fields(protocol, form))}, or none for the form"}])
+        visit = next((v for v in protocol.visits if v.id == form), None)
+        raise Invalid(i18n.gettext("{field} is not a field of the {form} form").format(
+            field=repr(field), form=i18n.protocol_text(visit, "name") if visit is not None
+            else i18n.gettext(form_name(protocol, form))),
+            [{"field": "field", "value": field,
+              "message": i18n.gettext("one of {choices}, or none for the form").format(
+                  choices=", ".join(_allowed_fields(protocol, form)))}])
     value_sha256 = digest(_value(form, forms[form], field))
     active = list(session.execute(select(SourceVerification).where(
         SourceVerification.patient_id == patient.id, SourceVerification.form == form,

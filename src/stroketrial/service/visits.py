@@ -19,12 +19,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..clinical.assessments import ASSESSMENTS, VisitDataError, parse_visit_values
 from ..protocol import Visit
 from ..protocol.visit_windows import visit_window
 from ..store import canonical, record
 from ..store.models import VisitRecord
-from . import locks, record_signatures
+from . import locks, record_signatures, refusals
 from . import edit_checks, safety_monitoring, verification
 from .accounts import Actor
 from .blinding import readable_assessments, sees_arm
@@ -102,23 +103,27 @@ def visits(session: Session, actor: Actor, trial_id: str, code: str, today: dt.d
 def _refuse_others_assessments(actor: Actor, trial_id: str, visit: Visit, own: list[str], values: Any) -> None:
     """403 for an assessment of this visit that another role records (named, with the role that records it)."""
     if not own:
-        who = "the blinded outcome assessor" if actor.may(BLINDED_ENTRY) else "site staff"
-        raise Forbidden(f"visit {visit.id} of {trial_id} has nothing that {who} record ({actor.name} is {actor.role})")
+        who = i18n.gettext("the blinded outcome assessor") if actor.may(BLINDED_ENTRY) else i18n.gettext("site staff")
+        raise Forbidden(i18n.gettext("visit {visit} of {trial} has nothing that {who} record ({name} is "
+                                     "{role})").format(
+            visit=visit.id, trial=trial_id, who=who, name=actor.name, role=refusals.role(actor.role)))
     if not isinstance(values, Mapping):
         return  # refused as malformed by parse_visit_values
     errors = []
     for key in values:
         if key in visit.assessments and key not in own:
             if key in visit.assessor_only:
-                message = (f"{key} at visit {visit.id} is recorded by the blinded outcome assessor "
-                           f"({', '.join(PERMISSIONS[BLINDED_ENTRY])}), who does not know the arm")
+                message = i18n.gettext("{assessment} at visit {visit} is recorded by the blinded outcome assessor "
+                                       "({roles}), who does not know the arm").format(
+                    assessment=key, visit=visit.id, roles=refusals.roles(PERMISSIONS[BLINDED_ENTRY]))
             else:
-                message = (f"{key} at visit {visit.id} is recorded by site staff "
-                           f"({', '.join(PERMISSIONS[SITE_ENTRY])}); the blinded outcome assessor records only "
-                           f"{', '.join(own)}")
+                message = i18n.gettext("{assessment} at visit {visit} is recorded by site staff ({roles}); the blinded "
+                                       "outcome assessor records only {own}").format(
+                    assessment=key, visit=visit.id, roles=refusals.roles(PERMISSIONS[SITE_ENTRY]), own=", ".join(own))
             errors.append({"field": key, "value": values[key], "message": message})
     if errors:
-        raise Forbidden("; ".join(e["message"] for e in errors) + f" ({actor.name} is {actor.role})", errors)
+        raise Forbidden(i18n.gettext("{problems} ({name} is {role})").format(
+            problems="; ".join(e["message"] for e in errors), name=actor.name, role=refusals.role(actor.role)), errors)
 
 
 def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit_id: str, visit_date: str,
@@ -130,29 +135,33 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
     locks.refuse_if_locked(session, patient, visit_id)
     visit = next((v for v in protocol.visits if v.id == visit_id), None)
     if visit is None:
-        raise NotFound(f"{trial_id} has no visit {visit_id!r} ({', '.join(v.id for v in protocol.visits)})")
+        raise NotFound(i18n.gettext("{trial} has no visit {visit} ({visits})").format(
+            trial=trial_id, visit=repr(visit_id), visits=", ".join(v.id for v in protocol.visits)))
     own = recordable(actor, visit)
     _refuse_others_assessments(actor, trial_id, visit, own, values)
     if visit.arms is not None and allocation.arm not in visit.arms:
-        names = ", ".join(a.name for a in protocol.arms if a.id in visit.arms)
-        raise Conflict(f"visit {visit.id} ({visit.name}) is recorded for patients of {names} only; {code} is not "
-                       "one of them")
+        names = ", ".join(i18n.protocol_text(a, "name") for a in protocol.arms if a.id in visit.arms)
+        raise Conflict(i18n.gettext("visit {visit} ({name}) is recorded for patients of {arms} only; {patient} is not "
+                                    "one of them").format(visit=visit.id, name=i18n.protocol_text(visit, "name"),
+                                                          arms=names, patient=code))
     day = calendar_date(visit_date)
     if day is None:
-        raise Invalid(f"visit_date {visit_date!r} is not a date (YYYY-MM-DD)",
-                      [{"field": "visit_date", "value": visit_date, "message": "a date, YYYY-MM-DD"}])
+        raise Invalid(i18n.gettext("visit_date {value} is not a date (YYYY-MM-DD)").format(value=repr(visit_date)),
+                      [{"field": "visit_date", "value": visit_date, "message": i18n.gettext("a date, YYYY-MM-DD")}])
     randomized_on = aware(allocation.created_at).date()
     if day < randomized_on:
-        raise Invalid(f"visit_date {visit_date} is before randomization ({randomized_on})",
-                      [{"field": "visit_date", "value": visit_date, "message": f"on or after {randomized_on}"}])
+        raise Invalid(i18n.gettext("visit_date {value} is before randomization ({day})").format(
+            value=visit_date, day=randomized_on), [{"field": "visit_date", "value": visit_date,
+                                                    "message": i18n.gettext("on or after {day}").format(
+                                                        day=randomized_on)}])
     if day > dt.datetime.now(dt.UTC).date():
-        raise Invalid(f"visit_date {visit_date} is in the future",
-                      [{"field": "visit_date", "value": visit_date, "message": "today or earlier"}])
+        raise Invalid(i18n.gettext("visit_date {value} is in the future").format(value=visit_date),
+                      [{"field": "visit_date", "value": visit_date, "message": i18n.gettext("today or earlier")}])
     refuse_visit_after_withdrawal(session, patient, day)
     try:
         parsed = parse_visit_values(visit.id, visit.assessments, values)
     except VisitDataError as exc:
-        raise Invalid(f"visit {visit.id} data refused: {exc}",
+        raise Invalid(i18n.gettext("visit {visit} data refused: {problems}").format(visit=visit.id, problems=exc),
                       [{"field": e.field, "value": e.value, "message": e.message} for e in exc.errors]) from None
     existing = session.execute(select(VisitRecord).where(VisitRecord.patient_id == patient.id,
                                                          VisitRecord.visit_id == visit.id)).scalar_one_or_none()
@@ -168,8 +177,9 @@ def record_visit(session: Session, actor: Actor, trial_id: str, code: str, visit
                             patient.site_code)
     else:
         if not reason or not reason.strip():
-            raise Invalid(f"visit {visit.id} is entered already; a correction needs a reason",
-                          [{"field": "reason", "value": reason, "message": "required to change recorded data"}])
+            raise Invalid(i18n.gettext("visit {visit} is entered already; a correction needs a reason").format(
+                visit=visit.id), [{"field": "reason", "value": reason,
+                                   "message": i18n.gettext("required to change recorded data")}])
         reason = plain_text("reason", reason, MAX_REASON)
         before = {"visit_date": existing.visit_date, "values": json.loads(existing.values_json)}
         existing.visit_date, existing.values_json = visit_date, canonical(parsed)
@@ -199,10 +209,12 @@ def _enter_part(session: Session, actor: Actor, existing: VisitRecord, own: list
     after: dict[str, Any] = {"visit_date": visit_date, "values": merged}
     if correcting:
         if not reason or not reason.strip():
-            changed = "its date" if not any(k in recorded for k in own) else f"{', '.join(own)}"
-            raise Invalid(f"visit {existing.visit_id} is entered already (on {existing.visit_date}); changing "
-                          f"{changed} is a correction and needs a reason",
-                          [{"field": "reason", "value": reason, "message": "required to change recorded data"}])
+            changed = i18n.gettext("its date") if not any(k in recorded for k in own) else ", ".join(own)
+            raise Invalid(i18n.gettext("visit {visit} is entered already (on {day}); changing {changed} is a "
+                                       "correction and needs a reason").format(
+                              visit=existing.visit_id, day=existing.visit_date, changed=changed),
+                          [{"field": "reason", "value": reason,
+                            "message": i18n.gettext("required to change recorded data")}])
         reason = plain_text("reason", reason, MAX_REASON).strip()
     existing.visit_date, existing.values_json = visit_date, canonical(merged)
     existing.updated_by, existing.updated_at = actor.name, dt.datetime.now(dt.UTC)

@@ -343,6 +343,8 @@ class Notification(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     send_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # {language: [subject, body]}: the same message in the other languages, from the catalogs when it was stored
+    translations_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class NotificationRead(Base):

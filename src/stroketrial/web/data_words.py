@@ -12,7 +12,8 @@ from ..clinical.dictionary import VARIABLES
 from ..clinical.scales import MRS_GRADES, LabelledEnum
 from ..protocol import envelopes
 from ..service import adverse_events, serious_adverse_events as sae, supply
-from ..service.roles import ROLES
+from ..service.roles import PERMISSIONS, ROLES
+from ..service.text import IDENTIFIER_RULE
 
 # The choices every yes/no field shows (`label` filter, the forms).
 YES_NO = ("yes", "no")
@@ -67,4 +68,8 @@ def dictionary_messages() -> dict[str, str]:
         found.setdefault(status.replace("_", " "), "service/supply.py reconciliation")
     # The platform's own envelope procedure, shown where a protocol does not word its own.
     found.setdefault(envelopes.PROCEDURE, "protocol/envelopes.py PROCEDURE")
+    # What a refusal names: the operation a role may not do (accounts.Actor.require), the identifier rule.
+    for operation in PERMISSIONS:
+        found.setdefault(operation, "service/roles.py PERMISSIONS")
+    found.setdefault(IDENTIFIER_RULE, "service/text.py IDENTIFIER_RULE")
     return found
