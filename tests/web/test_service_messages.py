@@ -43,7 +43,7 @@ def demo_db(request, tmp_path_factory):
         url = server.set(database=name).render_as_string(hide_password=False)
     db = Database(url)
     db.migrate()
-    demo.load(db)
+    demo.load(db, interim_look=False)  # the DSMB look is not needed here (and takes a minute)
     yield db
     db.dispose()
     if admin is not None:
