@@ -61,8 +61,9 @@ def test_follow_up_completeness_counts_only_patients_whose_primary_window_has_cl
     data = pd.DataFrame({"patient_id": ["P1", "P2", "P3"], "arm": ["a"] * 3,
                          primary.analysis.outcome.column: [2, None, None]})
     table = dsmb.enrolment(PROTOCOL, data, frame, GROUPS, TODAY).set_index("site")
-    assert table.loc["All sites", "a"] == {"randomized": 3, "due": 2, "observed": 1, "completeness": 0.5}
-    assert table.loc["S2", "a"] == {"randomized": 2, "due": 1, "observed": 0, "completeness": 0.0}
+    assert table.loc["All sites", "a"] == {"randomized": 3, "recorded": 1, "due": 2, "observed": 1,
+                                           "completeness": 0.5}
+    assert table.loc["S2", "a"] == {"randomized": 2, "recorded": 0, "due": 1, "observed": 0, "completeness": 0.0}
     missing = dsmb.deviations(PROTOCOL, data, frame, GROUPS, TODAY)
     assert missing.iloc[0]["a"] == 1 and "not recorded after its window closed" in missing.iloc[0]["deviation"]
 

@@ -156,8 +156,8 @@ def _report(protocol: Protocol, data: pd.DataFrame, safety: pd.DataFrame, saes: 
 
 def enrolment(protocol: Protocol, data: pd.DataFrame, safety: pd.DataFrame, groups: Sequence[Group],
               as_of: dt.date) -> pd.DataFrame:
-    """Per site and group: patients randomized, those whose primary outcome is due (its day has passed), and those
-    with it recorded; the last row is every site."""
+    """Per site and group: patients randomized, those with the primary outcome recorded, those whose primary outcome
+    is due (its window has closed) and those of them with it recorded; the last row is every site."""
     primary = _primary(protocol)
     column = primary.analysis.outcome.column if primary and primary.analysis else None
     days = primary.timepoint_days if primary is not None and primary.timepoint_days is not None else 0
@@ -174,8 +174,8 @@ def enrolment(protocol: Protocol, data: pd.DataFrame, safety: pd.DataFrame, grou
         for g, rows_g in _grouped(part, groups).items():
             due = int(rows_g["due"].sum())
             seen = int((rows_g["due"] & rows_g["observed"]).sum())
-            row[g] = {"randomized": len(rows_g), "due": due, "observed": seen,
-                      "completeness": seen / due if due else None}
+            row[g] = {"randomized": len(rows_g), "recorded": int(rows_g["observed"].sum()), "due": due,
+                      "observed": seen, "completeness": seen / due if due else None}
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -58,12 +58,12 @@ def _context(r: DsmbReport, snapshot: Snapshot, look: Mapping[str, Any] | None,
 
     def completeness(cell: Mapping[str, Any]) -> str:
         share = cell["completeness"]
-        return (f"{cell['randomized']} / {cell['due']} / {cell['observed']}"
+        return (f"{cell['randomized']} / {cell['recorded']}; {cell['observed']} of {cell['due']}"
                 + (f" ({100 * share:.0f}%)" if share is not None else ""))
 
     enrolment = number.table(
-        "Enrolment and follow-up by site: patients randomized / primary outcome due (its window has closed) / "
-        "primary outcome recorded (% of those due).", ["site", *labels],
+        "Enrolment and follow-up by site: patients randomized / with the primary outcome recorded; follow-up "
+        "completeness: recorded of those whose primary outcome window has closed (%).", ["site", *labels],
         [Row([row["site"], *(completeness(row[g]) for g in ids)]) for row in r.enrolment.to_dict("records")],
         "safety")
     baseline = number.table("Baseline characteristics.", list(r.baseline.columns),
