@@ -20,7 +20,7 @@ from stroketrial.service import SYSTEM, accounts, audit_trail, notifications, pa
 from stroketrial.service import serious_adverse_events, trials
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database
-from stroketrial.store.models import Allocation, Patient
+from stroketrial.store.models import Allocation, Notification, Patient
 from stroketrial.web import create_app
 
 from ..trials import impact_lvo
@@ -106,6 +106,11 @@ def test_crossing_the_sich_bound_alerts_the_dsmb_once(db):
     assert after["crossed"] == (after["probability_above_expected"] > 0.9)
     assert after["crossed"], "one sICH among a handful of patients: P(rate > 6%) > 0.9"
     assert len(alerts(db)) == 1
+    with db.read() as session:  # the DSMB's email in Chinese is worded from the catalogs when it is stored
+        row = session.execute(select(Notification).where(Notification.kind == safety_monitoring.KIND)).scalar_one()
+        subject, body = notifications.email_text(row, "zh_Hans")
+    assert subject == "[IMPACT-LVO] 非公开：致 DSMB 的消息" and "症状性颅内出血" in body and "/dsmb" in body  # noqa: RUF001
+    assert "Safety monitoring rule" in row.body and "symptomatic intracranial haemorrhage" in row.body
     report_sich(db, methylprednisolone[1])
     assert len(alerts(db)) == 1  # once per rule
     with db.read() as session:

@@ -8,11 +8,13 @@ closed message was sent (audit_trail.py), nothing of the rule or its numbers.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from scipy import stats
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..protocol import Protocol
 from ..protocol.safety_monitoring import SafetyRule
 from ..store.models import Trial
@@ -26,6 +28,7 @@ from .trials import get_trial, protocol_in_force
 KIND = "safety_rule"
 READING = "reading interim analyses"  # the DSMB and its statistician (roles.py)
 EVENT_KEY = {"death": "deaths", "sich": "sich"}
+EVENT_WORDS = {"death": "death", "sich": "symptomatic intracranial haemorrhage"}  # translated where shown
 
 
 def exceedance(events: int, patients: int, expected: float, prior: tuple[float, float] = (1.0, 1.0)) -> float:
@@ -73,16 +76,28 @@ def check(session: Session, trial_id: str) -> list[dict[str, Any]]:
         about = f"{KIND}/{rule.id}"
         if not result["crossed"] or notifications.exists(session, trial_id, about):
             continue
-        watched = f"{result['arm_name']} arm" if rule.arm else "all patients"
-        body = "\n".join([
-            f"Trial: {protocol.acronym} ({trial_id})",
-            f"Safety monitoring rule {rule.id}: {rule.event} in {watched}",
-            f"{result['events']} of {result['patients']} patients ({result['rate']:.1%}); "
-            f"expected {rule.expected_rate:.1%}",
-            f"Posterior probability that the rate exceeds the expected one: {result['probability_above_expected']:.3f}"
-            f" (bound {rule.probability}; Beta{rule.prior} prior)",
-            f"The DSMB's safety view: /trials/{trial_id}/dashboard"])
-        notifications.notify(session, trial_id, KIND, f"[{protocol.acronym}] Closed: a message for the DSMB", body,
-                             ["dsmb"], about=about, carries_arm=rule.arm is not None)
+        subject, body, translations = notifications.composed(partial(_alert, protocol, trial_id, rule, result))
+        notifications.notify(session, trial_id, KIND, subject, body, ["dsmb"], about=about,
+                             carries_arm=rule.arm is not None, translations=translations)
         alerted.append(result)
     return alerted
+
+
+def _alert(protocol: Protocol, trial_id: str, rule: SafetyRule, result: dict[str, Any]) -> tuple[str, str]:
+    """The DSMB's alert, worded in the current language (notifications.composed calls it once per language)."""
+    _ = i18n.gettext
+    arm = next((a for a in protocol.arms if a.id == rule.arm), None)
+    watched = (_("the {arm} arm").format(arm=i18n.protocol_text(arm, "name")) if arm is not None
+               else _("all patients"))
+    event = _(EVENT_WORDS[rule.event])
+    body = "\n".join([
+        _("Trial: {acronym} ({trial})").format(acronym=protocol.acronym, trial=trial_id),
+        _("Safety monitoring rule {rule}: {event} in {watched}").format(rule=rule.id, event=event, watched=watched),
+        _("{events} of {patients} patients ({rate}); expected {expected}").format(
+            events=result["events"], patients=result["patients"], rate=f"{result['rate']:.1%}",
+            expected=f"{rule.expected_rate:.1%}"),
+        _("Posterior probability that the rate exceeds the expected one: {probability} (bound {bound}; Beta{prior} "
+          "prior)").format(probability=f"{result['probability_above_expected']:.3f}", bound=rule.probability,
+                           prior=rule.prior),
+        _("The DSMB's page: /trials/{trial}/dsmb").format(trial=trial_id)])
+    return _("[{acronym}] Closed: a message for the DSMB").format(acronym=protocol.acronym), body
