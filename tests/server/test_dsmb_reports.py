@@ -277,3 +277,17 @@ def test_a_kept_report_changed_in_the_database_is_found_by_the_audit_check(db):
     assert f"DSMB report {TRIAL}/{made['number']}: its kept HTML or PDF is not the document generated " \
            "(changed unseen)" in problems
     assert f"interim look {TRIAL}/1: recommendation differ from the audit trail (changed unseen)" in problems
+
+
+def test_a_blinded_reader_is_refused_a_closed_report_in_chinese_on_the_page_and_in_english_on_the_api(db):
+    client = api(db)
+    closed = generate(db, DSMB, "closed")["number"]
+    signed_in(client, "u-blinded_statistician")
+    page = client.get(f"/trials/{TRIAL}/dsmb/reports/{closed}.pdf", headers={"Accept-Language": "zh-CN"})
+    assert page.status_code == 403 and "查看 DSMB 非公开报告仅限" in page.text and "设盲统计师" in page.text
+    with db.write() as session:
+        _, token = accounts.create_user(session, SYSTEM, "api-reader", "blinded_statistician", [SITE])
+    refused = client.get(f"/api/v1/trials/{TRIAL}/dsmb-reports/{closed}.pdf",
+                         headers={"Authorization": f"Bearer {token}", "Accept-Language": "zh-CN"})
+    assert refused.status_code == 403
+    assert refused.json()["detail"].startswith("reading closed DSMB reports is for unblinded_statistician, dsmb")

@@ -18,13 +18,14 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..analysis.platform_dataset import dataset_from_tables
 from ..protocol import Protocol
 from ..report import dsmb
 from ..report.dsmb_html import Snapshot, dsmb_document
 from ..store import record
 from ..store.models import AdverseEvent, DsmbReportFile, InterimLook, Patient, Unblinding
-from . import export, interim_analyses, locks, safety, safety_monitoring
+from . import export, interim_analyses, locks, refusals, safety, safety_monitoring
 from .accounts import Actor
 from .blinding import sees_arm
 from .errors import Forbidden, Invalid, NotFound
@@ -38,6 +39,7 @@ READING = {"closed": "reading closed DSMB reports", "open": "reading open DSMB r
 FORMATS = {"html": "text/html; charset=utf-8", "pdf": "application/pdf"}
 # What the audit trail shows of a closed report to a reader who may not see arms (audit_trail.py).
 OPEN_KEYS = ("number", "kind", "look", "patients")
+_ = i18n.gettext
 
 
 def may_read(actor: Actor, protocol: Protocol, kind: str) -> bool:
@@ -49,14 +51,15 @@ def may_read(actor: Actor, protocol: Protocol, kind: str) -> bool:
 def _require(actor: Actor, protocol: Protocol, operation: str, kind: str) -> None:
     actor.require(operation)
     if kind == "closed" and not sees_arm(actor.role, protocol.design.masking):
-        raise Forbidden(f"closed DSMB reports are for those who see arms: {actor.name} ({actor.role}) does not see "
-                        f"arms in {protocol.acronym}")
+        raise Forbidden(_("closed DSMB reports are for those who see arms: {name} ({role}) does not see arms in "
+                          "{acronym}").format(name=actor.name, role=refusals.role(actor.role),
+                                              acronym=protocol.acronym))
 
 
 def _kind(kind: str) -> str:
     if kind not in KINDS:
-        raise Invalid(f"report kind {kind!r} is not one of closed, open",
-                      [{"field": "kind", "value": kind, "message": "closed or open"}])
+        raise Invalid(_("report kind {kind} is not one of closed, open").format(kind=repr(kind)),
+                      [{"field": "kind", "value": kind, "message": _("closed or open")}])
     return kind
 
 
@@ -185,12 +188,12 @@ def document(session: Session, actor: Actor, trial_id: str, number: int, fmt: st
     """A kept report's file: (content, media type, file name)."""
     _trial, protocol = get_trial(session, actor, trial_id)
     if fmt not in FORMATS:
-        raise NotFound(f"a DSMB report is kept as html or pdf, not {fmt!r}")
+        raise NotFound(_("a DSMB report is kept as html or pdf, not {format}").format(format=repr(fmt)))
     row = session.execute(select(DsmbReportFile).where(DsmbReportFile.trial_id == trial_id,
                                                        DsmbReportFile.number == number)).scalar_one_or_none()
     if row is None:
         actor.require(READING["open"])
-        raise NotFound(f"{protocol.acronym} has no DSMB report {number}")
+        raise NotFound(_("{acronym} has no DSMB report {number}").format(acronym=protocol.acronym, number=number))
     _require(actor, protocol, READING[row.kind], row.kind)
     content = row.html.encode("utf-8") if fmt == "html" else row.pdf
     name = f"{protocol.acronym}-dsmb-{row.kind}-report-{row.number}.{fmt}"

@@ -19,13 +19,14 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..analysis.platform_dataset import dataset_from_tables
 from ..design import interim
 from ..protocol import Protocol
 from ..protocol.interim_plan import InterimPlan
 from ..store import record
 from ..store.models import DsmbDecision, InterimLook
-from . import export, locks
+from . import export, locks, refusals
 from .accounts import Actor
 from .blinding import sees_arm
 from .errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -38,18 +39,21 @@ DECIDING = "recording a DSMB decision"
 DECISIONS = ("continue", "modify", "stop for efficacy", "stop for harm", "stop for futility")
 # What a reader who may not see arms sees of a look's audit event: nothing computed from the arms.
 OPEN_KEYS = ("look", "patients_observed", "information", "information_total", "lock")
+_ = i18n.gettext
 
 
 def _closed(actor: Actor, protocol: Protocol, operation: str) -> None:
     actor.require(operation)
     if not sees_arm(actor.role, protocol.design.masking):
-        raise Forbidden(f"{operation} is closed: {actor.name} ({actor.role}) does not see arms in "
-                        f"{protocol.acronym}")
+        raise Forbidden(_("{operation} is closed: {name} ({role}) does not see arms in {acronym}").format(
+            operation=refusals.operation(operation), name=actor.name, role=refusals.role(actor.role),
+            acronym=protocol.acronym))
 
 
 def _plan(protocol: Protocol) -> InterimPlan:
     if protocol.interim is None:
-        raise Conflict(f"{protocol.acronym} declares no interim analysis (the protocol's `interim` plan)")
+        raise Conflict(_("{acronym} declares no interim analysis (the protocol's `interim` plan)").format(
+            acronym=protocol.acronym))
     return protocol.interim
 
 
@@ -57,7 +61,8 @@ def _arms(protocol: Protocol) -> tuple[str, str]:
     experimental = [a.id for a in protocol.arms if a.role == "experimental"]
     control = [a.id for a in protocol.arms if a.role != "experimental"]
     if len(experimental) != 1 or len(control) != 1:
-        raise Conflict(f"{protocol.acronym}: an interim analysis compares one experimental arm with one control")
+        raise Conflict(_("{acronym}: an interim analysis compares one experimental arm with one control").format(
+            acronym=protocol.acronym))
     return experimental[0], control[0]
 
 
@@ -79,18 +84,21 @@ def primary_statistic(protocol: Protocol, data: pd.DataFrame) -> dict[str, Any]:
 
     primary = next((e for e in protocol.endpoints if e.role == "primary" and e.analysis is not None), None)
     if primary is None or primary.analysis is None:
-        raise Conflict(f"{protocol.acronym}: no primary endpoint with an analysis in the plan")
+        raise Conflict(_("{acronym}: no primary endpoint with an analysis in the plan").format(
+            acronym=protocol.acronym))
     if primary.analysis.method != "ordinal_shift":
-        raise Conflict(f"{protocol.acronym}: an interim z for the primary analysis by {primary.analysis.method} is "
-                       "not available yet (ordinal_shift is)")
+        raise Conflict(_("{acronym}: an interim z for the primary analysis by {method} is not available yet "
+                         "(ordinal_shift is)").format(acronym=protocol.acronym, method=primary.analysis.method))
     column = primary.analysis.outcome.column
     observed = int(data[column].notna().sum()) if column in data.columns else 0
     treatment, control = _arms(protocol)
     adjust = list(protocol.analysis_plan.adjust) if protocol.analysis_plan else []
     arms = set(data.loc[data[column].notna(), "arm"]) if observed else set()
     if {treatment, control} - arms:
-        raise Conflict(f"{protocol.acronym}: no patient of {', '.join(sorted({treatment, control} - arms))} has "
-                       f"the primary outcome ({primary.name}) yet")
+        missing = [a for a in protocol.arms if a.id in {treatment, control} - arms]
+        raise Conflict(_("{acronym}: no patient of {arms} has the primary outcome ({endpoint}) yet").format(
+            acronym=protocol.acronym, arms=", ".join(sorted(i18n.protocol_text(a, "name") for a in missing)),
+            endpoint=i18n.protocol_text(primary, "name")))
     result = proportional_odds(data, column, "arm", treatment, control, adjust=adjust, profile=False)
     z = result.details["log_or"] / result.details["se_log_or"]
     return {"endpoint": primary.id, "endpoint_name": primary.name, "outcome": column, "patients_observed": observed,
@@ -122,18 +130,20 @@ def run_look(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     plan = _plan(protocol)
     lock = locks.trial_lock_in_force(session, trial_id)
     if lock is None:
-        raise Conflict(f"an interim analysis runs on frozen or locked data: freeze {protocol.acronym}'s data first "
-                       "(a trial-wide freeze or lock)")
+        raise Conflict(_("an interim analysis runs on frozen or locked data: freeze {acronym}'s data first (a "
+                         "trial-wide freeze or lock)").format(acronym=protocol.acronym))
     earlier = _looks(session, trial_id)
     if earlier and earlier[-1].information >= 1.0:
-        raise Conflict(f"{protocol.acronym}: the final analysis (look {earlier[-1].number}) has been run")
+        raise Conflict(_("{acronym}: the final analysis (look {look}) has been run").format(
+            acronym=protocol.acronym, look=earlier[-1].number))
     data = look_dataset(session, actor, protocol)
     statistic = primary_statistic(protocol, data)
     fraction = statistic["patients_observed"] / plan.information_total
     if earlier and fraction <= earlier[-1].information:
-        raise Conflict(f"{protocol.acronym}: no new information since look {earlier[-1].number} "
-                       f"({earlier[-1].patients_observed} patients with the primary outcome; now "
-                       f"{statistic['patients_observed']})")
+        raise Conflict(_("{acronym}: no new information since look {look} ({before} patients with the primary "
+                         "outcome; now {now})").format(acronym=protocol.acronym, look=earlier[-1].number,
+                                                      before=earlier[-1].patients_observed,
+                                                      now=statistic["patients_observed"]))
     alpha = protocol.analysis_plan.alpha if protocol.analysis_plan else 0.05
     sided = protocol.analysis_plan.sided if protocol.analysis_plan else 2
     effect = plan.planned_effect
@@ -172,20 +182,24 @@ def record_decision(session: Session, actor: Actor, trial_id: str, number: int, 
     _trial, protocol = get_trial(session, actor, trial_id)
     _closed(actor, protocol, DECIDING)
     if signature.name != actor.name:
-        raise Unauthorized(f"the signature is {signature.name}'s, not {actor.name}'s")
+        raise Unauthorized(_("the signature is {signer}'s, not {name}'s").format(signer=signature.name,
+                                                                                  name=actor.name))
     if decision not in DECISIONS:
-        raise Invalid(f"decision {decision!r} is not one of {', '.join(DECISIONS)}",
-                      [{"field": "decision", "value": decision, "message": f"one of {', '.join(DECISIONS)}"}])
+        raise Invalid(_("decision {decision} is not one of {choices}").format(decision=repr(decision),
+                                                                              choices=", ".join(DECISIONS)),
+                      [{"field": "decision", "value": decision,
+                        "message": _("one of {choices}").format(choices=", ".join(DECISIONS))}])
     reason = (reason or "").strip()
     if not reason or len(reason) > 4000:
-        raise Invalid("the DSMB's decision needs its reason (1-4000 characters)",
-                      [{"field": "reason", "value": reason[:80], "message": "1-4000 characters"}])
+        raise Invalid(_("the DSMB's decision needs its reason (1-4000 characters)"),
+                      [{"field": "reason", "value": reason[:80], "message": _("1-4000 characters")}])
     row = session.execute(select(InterimLook).where(InterimLook.trial_id == trial_id,
                                                     InterimLook.number == number)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"{protocol.acronym} has no interim look {number}")
+        raise NotFound(_("{acronym} has no interim look {look}").format(acronym=protocol.acronym, look=number))
     if session.execute(select(DsmbDecision).where(DsmbDecision.look_id == row.id)).scalar_one_or_none():
-        raise Conflict(f"the DSMB's decision after look {number} of {protocol.acronym} is recorded already")
+        raise Conflict(_("the DSMB's decision after look {look} of {acronym} is recorded already").format(
+            look=number, acronym=protocol.acronym))
     made = DsmbDecision(look_id=row.id, decision=decision, reason=reason, decided_by=actor.name,
                         decided_at=signature.at)
     session.add(made)

@@ -18,7 +18,7 @@ from .. import i18n
 from ..protocol import Protocol
 from ..protocol.safety_monitoring import SafetyRule
 from ..store.models import Trial
-from . import notifications
+from . import notifications, refusals
 from .accounts import Actor
 from .blinding import sees_arm
 from .errors import Forbidden
@@ -55,7 +55,8 @@ def status(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]
     _trial, protocol = get_trial(session, actor, trial_id)
     actor.require(READING)
     if not sees_arm(actor.role, protocol.design.masking):
-        raise Forbidden(f"safety monitoring is closed: {actor.name} ({actor.role}) does not see arms")
+        raise Forbidden(i18n.gettext("safety monitoring is closed: {name} ({role}) does not see arms").format(
+            name=actor.name, role=refusals.role(actor.role)))
     counts = counts_by_arm(session, protocol, trial_id)
     return [_evaluate(protocol, rule, counts) for rule in protocol.safety_monitoring]
 
