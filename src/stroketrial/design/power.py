@@ -24,8 +24,11 @@ from scipy import stats
 
 from ..protocol import Protocol
 from ..protocol.schemes import RandomizationScheme
+from ..protocol.schemes import PermutedBlocks
 from ..randomization import ArmSlots, simulate_slots
+from ..randomization.batch_simulation import stratum_index
 from . import batched_po_fit
+from .power_blocks import block_slots
 from .samplesize import DesignInputError, check_distribution
 
 CONTROL_MRS = (0.10, 0.14, 0.16, 0.17, 0.15, 0.08, 0.20)  # thrombectomy arms, close to HERMES (Goyal 2016)
@@ -110,38 +113,65 @@ def _pool(protocol: Protocol):
 
 
 def run_chunk(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedSequence, trials: int) -> dict:
-    """Simulate and analyse `trials` trials; returns the arrays to combine (pure: same seed, same arrays)."""
+    """Simulate and analyse `trials` trials; returns the arrays to combine (pure: same seed, same arrays).
+
+    The random draws are made in today's order and shapes (`power_reference.run_chunk_reference`), so a
+    seed gives the same simulated trials; what follows them is arranged for speed."""
     codes_pool, n_levels, cov_pool = _pool(protocol)
+    scheme = _scheme(protocol)
     rng = np.random.default_rng(seed)
     n = settings.n
     pick = rng.integers(0, len(cov_pool), size=(trials, n))
-    codes, cov = codes_pool[pick], cov_pool[pick]
     arms = ArmSlots.of(protocol.arms)
     u, v = rng.random((trials, n)), rng.random((trials, n))
-    slots = simulate_slots(_scheme(protocol), arms, codes, n_levels, u, v)
+    if isinstance(scheme, PermutedBlocks):
+        names = [f.name for f in scheme.factors]
+        pool_stratum, n_strata = stratum_index(codes_pool, [names.index(s) for s in scheme.stratify_by], n_levels)
+        slots = block_slots(scheme, arms.n_slots, pool_stratum[pick], n_strata, u, v)
+    else:
+        slots = simulate_slots(scheme, arms, codes_pool[pick], n_levels, u, v)
     treatment = next(i for i, a in enumerate(protocol.arms) if a.role == "experimental")
-    treated = (np.asarray(arms.slot_arm)[slots] == treatment).astype(float)
-    eta = sum(effect * (cov[..., j] - centre) for j, (effect, centre) in enumerate(COVARIATE_EFFECTS.values()))
-    p = check_distribution(settings.control_mrs)
-    cuts = np.log(np.cumsum(p)[:-1] / (1 - np.cumsum(p)[:-1]))
-    cumulative = 1 / (1 + np.exp(-(cuts + np.log(settings.common_or) * treated[..., None] - eta[..., None])))
-    mrs = (rng.random((trials, n))[..., None] > cumulative).sum(axis=-1)
+    treated = np.asarray(arms.slot_arm)[slots] == treatment
+    # per pool patient: the covariates as centred for the model, and their part of the linear predictor
+    centred = [cov_pool[:, j] - centre for j, (_, centre) in enumerate(COVARIATE_EFFECTS.values())]
+    eta = sum(effect * (cov_pool[:, j] - centre) for j, (effect, centre) in enumerate(COVARIATE_EFFECTS.values()))
+    mrs = _mrs(settings, treated, np.asarray(eta)[pick], rng.random((trials, n)))
     observed = rng.random((trials, n)) >= settings.dropout
     # Dropouts leave the analysis; keep arrays rectangular by analysing a fixed number per trial (the
     # smallest observed count in the chunk, taking observed patients first, in enrolment order).
     keep = int(observed.sum(axis=1).min())
-    order = np.argsort(~observed, axis=1, kind="stable")[:, :keep]
-    take = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
-    y = take(mrs) if settings.endpoint == "ordinal" else (take(mrs) > settings.mrs_at_most).astype(int)
+    analysed = observed & (np.cumsum(observed, axis=1) <= keep)
+    mrs, pick, treated = mrs[analysed].reshape(trials, keep), pick[analysed].reshape(trials, keep), \
+        treated[analysed].reshape(trials, keep)
+    y = mrs if settings.endpoint == "ordinal" else (mrs > settings.mrs_at_most).astype(int)
     k = 7 if settings.endpoint == "ordinal" else 2
-    columns = [take(treated)] + [take(cov[..., j]) - centre for j, (name, (_, centre)) in
-                                 enumerate(COVARIATE_EFFECTS.items()) if name in settings.adjust]
-    X = np.stack(columns, axis=2)
-    fitted = batched_po_fit.fit(y, X, k)
+    columns = [treated.astype(float)] + [centred[j][pick] for j, name in enumerate(COVARIATE_EFFECTS)
+                                         if name in settings.adjust]
+    fitted = batched_po_fit.fit(y, np.stack(columns, axis=2), k)
     beta, se = fitted.beta[:, 0], fitted.se[:, 0]
-    z = -beta / se  # above 0 favours treatment (shift toward lower mRS / more mRS 0-2)
-    reject = (2 * stats.norm.sf(np.abs(z)) < settings.alpha) & (z > 0) & fitted.converged
+    with np.errstate(invalid="ignore"):
+        z = -beta / se  # above 0 favours treatment (shift toward lower mRS / more mRS 0-2)
+        reject = (2 * stats.norm.sf(np.abs(z)) < settings.alpha) & (z > 0) & fitted.converged
     return {"reject": reject, "log_or": -beta, "converged": fitted.converged, "analysed": keep}
+
+
+def _mrs(settings: PowerSettings, treated: np.ndarray, eta: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The 90-day mRS: the number of cumulative probabilities P(mRS <= j) that the uniform r exceeds.
+
+    Compared on the logit scale (one log per patient instead of six logistic functions); where r lies
+    within 1e-6 (logit) of a threshold the comparison is redone as today's code makes it, so the
+    same uniforms give the same mRS to the last rounding."""
+    p = check_distribution(settings.control_mrs)
+    cuts = np.log(np.cumsum(p)[:-1] / (1 - np.cumsum(p)[:-1]))
+    log_or = np.log(settings.common_or)
+    with np.errstate(divide="ignore"):
+        value = np.log(r / (1 - r)) + eta - log_or * treated  # r > F(cut + log_or * treated - eta)
+    mrs = np.searchsorted(cuts, value, side="left")
+    near = np.abs(value[..., None] - cuts).min(axis=-1) < 1e-6
+    if near.any():
+        cumulative = 1 / (1 + np.exp(-(cuts + log_or * treated[near].astype(float)[:, None] - eta[near][:, None])))
+        mrs[near] = (r[near][:, None] > cumulative).sum(axis=-1)
+    return mrs
 
 
 def simulate_power(protocol: Protocol, settings: PowerSettings,
