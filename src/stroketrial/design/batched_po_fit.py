@@ -38,22 +38,27 @@ class _Sorted:
 
     def __init__(self, y: np.ndarray, X: np.ndarray, k: int):
         t, n = y.shape
-        order = np.argsort(y, axis=1, kind="stable")
-        ys = np.take_along_axis(y, order, axis=1)
+        key = (np.arange(t)[:, None] * k + y).ravel()
+        order = np.argsort(key.astype(np.uint16 if t * k < 65_536 else np.int64), kind="stable")  # radix sort
+        counts = np.bincount(key, minlength=t * k).reshape(t, k)
         self.k, self.t, self.n = k, t, n
-        self.x = np.ascontiguousarray(np.take_along_axis(X, order[..., None], axis=1).transpose(2, 0, 1))  # [p, t, n]
+        self.x = np.ascontiguousarray(X.reshape(t * n, -1)[order].T).reshape(-1, t, n)  # [p, t, n]
         p = len(self.x)
         pairs = [(i, j) for i in range(p) for j in range(i, p)]
         self.pairs = pairs
         # [t, n, p + p(p+1)/2]: the covariates and their products, for the whole-trial sums
-        self.design = np.ascontiguousarray(np.concatenate([self.x, np.stack([self.x[i] * self.x[j] for i, j in pairs])
-                                                           if p else self.x[:0]]).transpose(1, 2, 0))
+        design = np.empty((t, n, p + len(pairs)))
+        design[..., :p] = self.x.transpose(1, 2, 0)
+        for c, (i, j) in enumerate(pairs):
+            np.multiply(self.x[i], self.x[j], out=design[..., p + c])
+        self.design = design
         # alpha padded as [-inf, alpha_0..alpha_{K-2}, +inf] per trial; flat indices of each patient's two thresholds
-        base = (np.arange(t) * (k + 1))[:, None]
-        self.lo, self.hi = base + ys, base + ys + 1
-        counts = np.stack([(ys == j).sum(axis=1) for j in range(k)], axis=1)
+        ys = np.repeat(np.tile(np.arange(k), t), counts.ravel()).reshape(t, n)
+        self.lo = (np.arange(t) * (k + 1))[:, None] + ys
+        self.hi = self.lo + 1
         self.starts = (np.arange(t)[:, None] * n + np.cumsum(counts, axis=1) - counts).ravel()
         self.counts = counts
+        self._rows: np.ndarray | None = None
 
     def evaluate(self, params: np.ndarray, derivatives: bool = True):
         """Log-likelihood per trial, and (with `derivatives`) its gradient and Hessian, in one pass."""
@@ -105,7 +110,7 @@ class _Sorted:
         return ll, grad, hess
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        if getattr(self, "_rows", None) is None:
+        if self._rows is None:
             self._rows = np.empty((2 * len(self.x) + 5, self.t, self.n))
             self._both = np.empty((self.t, 2, self.n))
         return self._rows, self._both
@@ -132,8 +137,8 @@ def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
 
 def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float):
     trials, n = y.shape
-    m = k - 1
-    counts = np.stack([(y == j).sum(axis=1) for j in range(k)], axis=1)
+    data = _Sorted(y, X, k)
+    counts = data.counts
     cumulative = np.clip(np.cumsum(counts, axis=1)[:, :-1] / n, 1e-4, 1 - 1e-4)
     params = np.concatenate([np.log(cumulative / (1 - cumulative)), np.zeros((trials, X.shape[2]))], axis=1)
     active = np.all(counts > 0, axis=1)  # a trial missing a category has a threshold not identified
@@ -145,7 +150,8 @@ def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float):
     live = np.flatnonzero(active)
     if not len(live):
         return params, hess, ll, converged, iteration
-    data = _Sorted(y[live], X[live], k)
+    if len(live) < trials:
+        data = data.take(live)
     ll[live], grad[live], hess[live] = data.evaluate(params[live])
     threshold = tol ** 0.5 * 1e-2
     for iteration in range(1, max_iter + 1):  # noqa: B007  (the count is reported after the loop)

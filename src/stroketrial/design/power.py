@@ -167,7 +167,8 @@ def _mrs(settings: PowerSettings, treated: np.ndarray, eta: np.ndarray, r: np.nd
     with np.errstate(divide="ignore"):
         value = np.log(r / (1 - r)) + eta - log_or * treated  # r > F(cut + log_or * treated - eta)
     mrs = np.searchsorted(cuts, value, side="left")
-    near = np.abs(value[..., None] - cuts).min(axis=-1) < 1e-6
+    bounds = np.concatenate([[-np.inf], cuts, [np.inf]])
+    near = np.minimum(value - bounds[mrs], bounds[mrs + 1] - value) < 1e-6
     if near.any():
         cumulative = 1 / (1 + np.exp(-(cuts + log_or * treated[near].astype(float)[:, None] - eta[near][:, None])))
         mrs[near] = (r[near][:, None] > cumulative).sum(axis=-1)

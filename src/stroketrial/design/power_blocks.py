@@ -35,31 +35,28 @@ def block_slots(scheme: PermutedBlocks, n_slots: int, stratum: np.ndarray, n_str
     start_state = start_state.sum(axis=1)  # the full block of each size
 
     group = (np.arange(trials)[:, None] * n_strata + stratum).ravel()
-    order = np.argsort(group, kind="stable")  # each (trial, stratum) in enrolment order
+    order = np.argsort(group.astype(np.uint16) if trials * n_strata < 65_536 else group, kind="stable")  # radix
     counts = np.bincount(group, minlength=trials * n_strata)
     by_length = np.argsort(-counts, kind="stable")  # longest first, so step j runs on a prefix of the groups
-    rank = np.empty_like(by_length)
-    rank[by_length] = np.arange(len(by_length))
-    sorted_group = group[order]
-    position = np.arange(trials * patients) - np.repeat(np.cumsum(counts) - counts, counts)
-    column = rank[sorted_group]
+    first = (np.cumsum(counts) - counts)[by_length]  # where each group starts in `order`
     length = counts[by_length]
-    steps = int(length[0]) if len(length) else 0
-    U = np.zeros((steps, len(length)))
-    V = np.zeros((steps, len(length)))
-    U[position, column] = u.ravel()[order]
-    V[position, column] = v.ravel()[order]
-    fresh = start_state[np.minimum((V * len(sizes)).astype(int), len(sizes) - 1)]
-    chosen = np.zeros((steps, len(length)), dtype=np.int8)
+    us = u.ravel()[order]
+    fresh = start_state[np.minimum((v.ravel()[order] * len(sizes)).astype(int), len(sizes) - 1)]
+    chosen = np.empty(trials * patients, dtype=np.int8)
     state = np.zeros(len(length), dtype=np.int64)
+    steps = int(length[0]) if len(length) else 0
     live = np.searchsorted(-length, -np.arange(1, steps + 1), side="right")  # groups longer than step j
     for j in range(steps):
         g = live[j]
+        at = first[:g] + j
         s = state[:g]
-        s = np.where(s == 0, fresh[j, :g], s)
-        slot = (thresholds[s] <= U[j, :g, None]).sum(axis=-1)
-        chosen[j, :g] = slot
+        s = np.where(s == 0, fresh[at], s)
+        if n_slots == 2:  # the second threshold is 1 and no uniform reaches it
+            slot = (thresholds[s, 0] <= us[at]).astype(np.int8)
+        else:
+            slot = (thresholds[s] <= us[at, None]).sum(axis=-1).astype(np.int8)
+        chosen[at] = slot
         state[:g] = s - place[slot]
     out = np.empty(trials * patients, dtype=np.int8)
-    out[order] = chosen[position, column]
+    out[order] = chosen
     return out.reshape(trials, patients)
