@@ -113,7 +113,20 @@ def _pool(protocol: Protocol):
 
 
 def run_chunk(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedSequence, trials: int) -> dict:
-    """Simulate and analyse `trials` trials; returns the arrays to combine (pure: same seed, same arrays).
+    """Simulate and analyse `trials` trials; returns the arrays to combine (pure: same seed, same arrays)."""
+    y, X, k = simulate_trials(protocol, settings, seed, trials)
+    fitted = batched_po_fit.fit(y, X, k)
+    beta, se = fitted.beta[:, 0], fitted.se[:, 0]
+    with np.errstate(invalid="ignore"):
+        z = -beta / se  # above 0 favours treatment (shift toward lower mRS / more mRS 0-2)
+        reject = (2 * stats.norm.sf(np.abs(z)) < settings.alpha) & (z > 0) & fitted.converged
+    return {"reject": reject, "log_or": -beta, "converged": fitted.converged, "analysed": y.shape[1]}
+
+
+def simulate_trials(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedSequence,
+                    trials: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The analysed outcomes y [trials, patients], covariates X [trials, patients, p] (treatment first) and
+    the number of outcome categories of `trials` simulated trials.
 
     The random draws are made in today's order and shapes (`power_reference.run_chunk_reference`), so a
     seed gives the same simulated trials; what follows them is arranged for speed."""
@@ -147,12 +160,7 @@ def run_chunk(protocol: Protocol, settings: PowerSettings, seed: np.random.SeedS
     k = 7 if settings.endpoint == "ordinal" else 2
     columns = [treated.astype(float)] + [centred[j][pick] for j, name in enumerate(COVARIATE_EFFECTS)
                                          if name in settings.adjust]
-    fitted = batched_po_fit.fit(y, np.stack(columns, axis=2), k)
-    beta, se = fitted.beta[:, 0], fitted.se[:, 0]
-    with np.errstate(invalid="ignore"):
-        z = -beta / se  # above 0 favours treatment (shift toward lower mRS / more mRS 0-2)
-        reject = (2 * stats.norm.sf(np.abs(z)) < settings.alpha) & (z > 0) & fitted.converged
-    return {"reject": reject, "log_or": -beta, "converged": fitted.converged, "analysed": keep}
+    return y, np.stack(columns, axis=2), k
 
 
 def _mrs(settings: PowerSettings, treated: np.ndarray, eta: np.ndarray, r: np.ndarray) -> np.ndarray:
