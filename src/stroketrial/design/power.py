@@ -251,9 +251,9 @@ def _dask(protocol, settings, pieces, scheduler, workers, progress):
     """The chunks on a Dask cluster: the protocol and its eligible cohort (under 1 MB) go to each worker
     once, each task gets only seeds, and each returns only its trials' estimates.
 
-    A chunk of 500 IMPACT-LVO trials is about a quarter of a CPU-second; tasks take a few consecutive
-    chunks, about four tasks per worker, so the scheduler's overhead stays small and a slow worker
-    does not hold up the end."""
+    A task should be worth sending: about 300,000 simulated patients (a tenth of a CPU-second; one chunk
+    of 500 IMPACT-LVO trials is more), yet leave at least two tasks per worker, so the workers finish
+    together."""
     import math
     import uuid
 
@@ -266,8 +266,10 @@ def _dask(protocol, settings, pieces, scheduler, workers, progress):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
-        n_workers = max(1, len(client.scheduler_info()["workers"]))
-        per_task = max(1, math.ceil(len(pieces) / (4 * n_workers)))
+        if not client.scheduler_info()["workers"]:
+            client.wait_for_workers(1, timeout=120)  # a scheduler whose workers are still starting
+        n_workers = len(client.scheduler_info()["workers"])
+        per_task = max(1, min(math.ceil(300_000 / (settings.chunk * settings.n)), len(pieces) // (2 * n_workers)))
         groups = [pieces[i:i + per_task] for i in range(0, len(pieces), per_task)]
         shared, pool = client.scatter([protocol, _pool(protocol)], broadcast=True)
         run = uuid.uuid4().hex[:8]  # keys unique to this run: a shared scheduler may hold another's
