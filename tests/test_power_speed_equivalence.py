@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
+from stroketrial.cli import app
 
 from stroketrial.design import batched_po_fit
 from stroketrial.design.power import PowerSettings, chunk_seeds, run_chunk, simulate_power, _pool, _scheme
@@ -126,6 +129,11 @@ def test_power_runs_on_a_dask_scheduler_and_worker_started_as_processes(tmp_path
         remote = simulate_power(protocol, settings, scheduler=address)
         local = simulate_power(protocol, settings)
         assert remote.power == local.power and remote.estimates == local.estimates
+        cli = CliRunner().invoke(app, ["design", "power", "impact-lvo", "--n", "400", "--trials", "120", "--seed", "5",
+                                       "--common-or", "1.5", "--endpoint", "ordinal", "--scheduler", address, "--json"])
+        assert cli.exit_code == 0, cli.output
+        direct = simulate_power(protocol, PowerSettings("impact-lvo", 400, 120, 5, 1.5))  # the CLI's chunks of 500
+        assert json.loads(cli.stdout)["power"] == direct.power
         with Client(address, timeout=60) as client:  # the chunks ran there, in that worker process
             ran = client.run(lambda dask_worker: dask_worker.state.executed_count)
         assert sum(ran.values()) >= 3
