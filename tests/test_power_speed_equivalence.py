@@ -55,6 +55,34 @@ def test_the_fit_equals_todays_fit():
     y[7, :] = 0  # one category only: today's fitter stops on the singular information; this one reports it
     new = batched_po_fit.fit(y, X, 7)
     assert not new.converged[7] and np.isnan(new.se[7]).all() and new.converged.sum() == 38
+    # small trials with strong effects (slow, far from normal likelihoods): the standard errors too
+    rng = np.random.default_rng(3)
+    X = np.stack([rng.integers(0, 2, (100, 60)).astype(float), rng.normal(0, 13, (100, 60)),
+                  rng.normal(0, 6, (100, 60))], axis=2)
+    eta = X @ np.array([-3.0, 0.09, 0.24])
+    y = (rng.random((100, 60))[..., None] > 1 / (1 + np.exp(-(np.array([-2.2, -1.2, -0.4, 0.3, 1.1, 1.6])
+                                                               - eta[..., None])))).sum(axis=-1)
+    old, new = fit_reference(y, X, 7), batched_po_fit.fit(y, X, 7)
+    assert (old.converged == new.converged).all() and old.converged.sum() > 90
+    ok = old.converged
+    assert np.abs(old.beta[ok] - new.beta[ok]).max() < 1e-8 and np.abs(old.se[ok] - new.se[ok]).max() < 1e-8
+
+
+def test_step_halving_brings_an_overshooting_step_back(monkeypatch):
+    """Newton from the marginal thresholds does not overshoot on these data; force it (steps 8x too long
+    on the first two iterations) and the line search still reaches today's maximum."""
+    y, X = _ordinal_data(20, 300, 2)
+    today = fit_reference(y, X, 7)
+    solve, calls = batched_po_fit._solve, []
+
+    def overshoot(hess, grad):
+        calls.append(1)
+        return solve(hess, grad) * (8.0 if len(calls) <= 2 else 1.0)
+
+    monkeypatch.setattr(batched_po_fit, "_solve", overshoot)
+    forced = batched_po_fit.fit(y, X, 7)
+    assert forced.converged.all() and forced.iterations > today.iterations
+    assert np.abs(forced.beta - today.beta).max() < 1e-8 and np.abs(forced.se - today.se).max() < 1e-8
 
 
 @pytest.mark.parametrize("trial,n,endpoint,dropout", [

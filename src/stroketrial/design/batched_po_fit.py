@@ -162,9 +162,10 @@ def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float):
             data, live = data.take(np.searchsorted(live, idx)), idx
         step = _solve(hess[idx], grad[idx])
         size = np.abs(step).max(axis=1)
-        tiny = size < threshold
-        # A step this small is the last: Newton is then within ~step**2 of the maximum, and the
-        # information at the point it starts from gives the standard errors to ~1e-10.
+        tiny = size < 1e-3 * threshold
+        # A step this small is the last: Newton is then within ~step**2 of the maximum, and the information
+        # at the point it starts from gives the standard errors to ~1e-10, so the pass there is saved.
+        # Steps up to the threshold are taken as before and also end the fit (converged below).
         params[idx[tiny]] += step[tiny]
         converged[idx[tiny]] = True
         moving = ~tiny
