@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=120)
     console.print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
                   f"medians of {args.repeat} runs")
     protocol = load_builtin("impact-lvo")
