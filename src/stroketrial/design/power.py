@@ -272,9 +272,11 @@ def _dask(protocol, settings, pieces, scheduler, workers, progress):
 
         # Forked workers start with this process's imports and eligible cohort: a tenth of a second, where
         # spawned ones take seconds to import the package and rebuild the cohort (Linux; elsewhere spawn).
+        # No dashboard, so no statistical profiler either (it sampled the stack every 10 ms: 5% of the CPU).
         method = "fork" if sys.platform == "linux" else dask.config.get("distributed.worker.multiprocessing-method")
         _pool(protocol)
-        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        with dask.config.set({"distributed.worker.multiprocessing-method": method,
+                              "distributed.worker.profile.enabled": False}):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster)
     try:
