@@ -244,22 +244,6 @@ def test_the_same_seed_gives_the_same_power_in_chunks_and_on_a_dask_cluster():
     assert distributed.power == local.power and distributed.estimates == local.estimates
 
 
-def test_power_runs_on_a_dask_scheduler_given_by_its_address():
-    """`--scheduler tcp://...`: a cluster the statistician started elsewhere (here, one worker process)."""
-    from dask.distributed import LocalCluster
-
-    protocol = load_builtin("amass-2")
-    settings = PowerSettings("amass-2", 306, 200, 5, 1.5, chunk=100)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                      protocol="tcp") as cluster:
-        assert cluster.scheduler_address.startswith("tcp://")
-        remote = simulate_power(protocol, settings, scheduler=cluster.scheduler_address)
-        assert cluster.scheduler.transition_counter > 0  # the chunks ran on that scheduler
-    local = simulate_power(protocol, settings)
-    assert remote.power == local.power and remote.estimates == local.estimates
-
-
-# ---- CLI ---------------------------------------------------------------------------------------------------
 def test_design_cli_json():
     data = json.loads(runner.invoke(app, ["design", "boundaries", "--looks", "3", "--alpha", "0.025", "--sided", "1",
                                           "--spending", "obf", "--json"]).stdout)
