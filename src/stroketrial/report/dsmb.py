@@ -104,7 +104,9 @@ def closed_report(protocol: Protocol, data: pd.DataFrame, safety: pd.DataFrame, 
         observed = _primary_observed(protocol, data)
         if observed >= 20:
             only = protocol.model_copy(update={"endpoints": efficacy_endpoints})
-            report.efficacy = analyse(only, data, imputations=IMPUTATIONS, bootstrap=BOOTSTRAP, subgroups=False)
+            # An early look's small arms can give an estimate whose interval overflows: printed as inf, not an error.
+            with np.errstate(over="ignore", divide="ignore"):
+                report.efficacy = analyse(only, data, imputations=IMPUTATIONS, bootstrap=BOOTSTRAP, subgroups=False)
         else:
             report.notes.append(f"Efficacy not analysed: {observed} patients have the primary outcome (20 needed).")
     return report
