@@ -111,21 +111,24 @@ def _follow_up(session, actor: Actor, protocol: Protocol, code: str, randomized:
     dead = mrs == 6
     infection = bool(rng.random() < (0.14 if on_drug else 0.10))
     bleed = "ph2" if sich else ("hi1" if rng.random() < 0.15 else "none")
-    values = {
-        "h24": {"nihss": min(42, nihss + 6) if sich else max(0, round(nihss * 0.7)), "ct_or_mri": "ct",
-                "haemorrhage_class": bleed, "nihss_increase": 6 if sich else 0, "nihss_item_increase": sich,
-                "major_intervention": sich and dead, "haemorrhage_causal": sich},
-        "d3": {"nihss": min(42, round(nihss * 0.6) + (6 if sich else 0)), "infection": infection,
-               "glucose_mmol_l": round(float(rng.normal(9.5 if on_drug else 7.4, 1.2)), 1),
-               "iv_doses_given": 3 if rng.random() > 0.04 else 2},
-        "d7": {"nihss": min(42, round(nihss * 0.5) + (5 if sich else 0)), "infection": infection, "sae": sich},
-        "d90": {"mrs": mrs, "death": dead, "sae": sich or dead},
-    }
+    def values(visit: Any) -> dict[str, Any]:
+        """The visit's assessments, each as this patient's synthetic course gives it on the visit's day."""
+        later = visit.day > 1
+        course = {
+            "nihss": (min(42, round(nihss * (0.6 if visit.day <= 3 else 0.5)) + (6 if sich else 0)) if later
+                      else min(42, nihss + 6) if sich else max(0, round(nihss * 0.7))),
+            "ct_or_mri": "ct", "haemorrhage_class": bleed, "nihss_increase": 6 if sich else 0,
+            "nihss_item_increase": sich, "major_intervention": sich and dead, "haemorrhage_causal": sich,
+            "infection": infection, "glucose_mmol_l": round(float(rng.normal(9.5 if on_drug else 7.4, 1.2)), 1),
+            "iv_doses_given": 3 if rng.random() > 0.04 else 2,
+            "mrs": mrs, "death": dead, "sae": sich or (dead and "death" in visit.assessments)}
+        return {a: course[a] for a in visit.assessments if a in course}
+
     for visit in protocol.visits[1:]:
         day = (randomized + dt.timedelta(days=visit.day)).date()
-        if day > today.date() or visit.id not in spec["forms"] or (visit.id == "d90" and mrs is None):
+        if day > today.date() or visit.id not in spec["forms"] or ("mrs" in visit.assessments and mrs is None):
             continue
-        visits.record_visit(session, actor, protocol.id, code, visit.id, day.isoformat(), values[visit.id])
+        visits.record_visit(session, actor, protocol.id, code, visit.id, day.isoformat(), values(visit))
     if sich:
         _report(session, actor, protocol.id, code, randomized + dt.timedelta(hours=20), spec["sich"],
                 "fatal" if dead else "recovered_with_sequelae")
