@@ -17,9 +17,9 @@ from stroketrial.store import Database
 
 from ..process import ServerProcess
 from ..server.test_dsmb_reports import ARM_NAMES, DSMB, SITE, TRIAL, seed_look
-from .axe import assert_accessible
+from .axe import page_problems
 from .test_browser import SHOTS, require_chromium
-from .test_management_a11y_browser import LAYOUT, PASSWORD, VIEWPORTS, _signed_in
+from .test_management_a11y_browser import PASSWORD, VIEWPORTS, _signed_in
 from .visible_english import english_left
 
 USERS = {"dsmb": "dsmb", "statistician": "blinded_statistician"}
@@ -45,13 +45,7 @@ def server(tmp_path_factory) -> Iterator[Any]:
 
 def check(page, where: str, language: str, problems: list[str]) -> None:
     assert page.locator("h1").count() == 1, where
-    try:
-        assert_accessible(page, where)
-    except AssertionError as failure:
-        problems.append(str(failure))
-    layout = page.evaluate(LAYOUT)
-    if layout["wide"] > 1:
-        problems.append(f"{where}: the page scrolls sideways by {layout['wide']} px")
+    problems += page_problems(page, where)
     if language == i18n.CHINESE:
         left = english_left(page.locator("main").inner_text(), ALLOWED)
         if left:

@@ -29,7 +29,7 @@ from stroketrial.store.models import Site
 from ..process import ServerProcess
 from ..trials import amass1, amass2, angel_rescue
 from ..trials.helpers import happening_now
-from .axe import assert_accessible
+from .axe import page_problems
 from .test_browser import SHOTS, require_chromium
 
 PASSWORD = "password-1"
@@ -185,23 +185,6 @@ def _signed_in(browser, server, user: str, language: str, viewport: dict[str, in
     return context, page
 
 
-LAYOUT = """() => {
-  const wide = document.documentElement.scrollWidth - document.documentElement.clientWidth;
-  const spilled = [];
-  for (const card of document.querySelectorAll('main .card, main section, main form')) {
-    const box = card.getBoundingClientRect();
-    for (const e of card.querySelectorAll('*')) {
-      if (e.closest('.scroll') || e.offsetParent === null || getComputedStyle(e).position === 'absolute') continue;
-      const r = e.getBoundingClientRect();
-      if (r.width > 0 && (r.right > box.right + 2 || r.left < box.left - 2))
-        spilled.push((e.getAttribute('data-testid') || e.name || e.tagName) + ' in '
-                     + (card.getAttribute('data-testid') || card.id || card.tagName));
-    }
-  }
-  return {wide, spilled: [...new Set(spilled)].slice(0, 8)};
-}"""
-
-
 @pytest.mark.parametrize("viewport", list(VIEWPORTS))
 @pytest.mark.parametrize("language", [i18n.ENGLISH, i18n.CHINESE])
 def test_the_management_pages_are_accessible_fit_the_screen_and_are_translated(browser, server, viewport, language):
@@ -220,15 +203,7 @@ def test_the_management_pages_are_accessible_fit_the_screen_and_are_translated(b
                 page.check("[data-testid=dlt-yes]")  # the DLT's own fields, shown
             where = f"{what} ({language}, {viewport})"
             assert page.locator("h1").count() == 1, f"{where}: {page.locator('h1').count()} h1"
-            try:
-                assert_accessible(page, where)
-            except AssertionError as failure:
-                problems.append(str(failure))
-            layout = page.evaluate(LAYOUT)
-            if layout["wide"] > 1:
-                problems.append(f"{where}: the page scrolls sideways by {layout['wide']} px")
-            if layout["spilled"]:
-                problems.append(f"{where}: out of its card: {layout['spilled']}")
+            problems += page_problems(page, where)
             if language == i18n.CHINESE:
                 assert page.locator("html").get_attribute("lang") == "zh-Hans"
                 english = untranslated(page.locator("main").inner_text())

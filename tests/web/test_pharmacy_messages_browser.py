@@ -22,9 +22,9 @@ from stroketrial.store import Database
 from ..process import ServerProcess
 from ..trials import amass1, angel_rescue, impact_lvo
 from ..trials.helpers import happening_now
-from .axe import assert_accessible
+from .axe import page_problems
 from .test_browser import SHOTS, require_chromium
-from .test_management_a11y_browser import LAYOUT, untranslated
+from .test_management_a11y_browser import untranslated
 
 PASSWORD = "password-1"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "tablet": {"width": 820, "height": 1180},
@@ -132,15 +132,7 @@ def test_a_refusal_is_accessible_fits_the_screen_and_is_in_the_readers_language(
                 assert control.get_attribute("aria-invalid") == "true", where
                 described = (control.get_attribute("aria-describedby") or "").split()
                 assert f"error-{field}" in described and page.locator(f"#error-{field}").is_visible(), where
-            try:
-                assert_accessible(page, where)
-            except AssertionError as failure:
-                problems.append(str(failure))
-            layout = page.evaluate(LAYOUT)
-            if layout["wide"] > 1:
-                problems.append(f"{where}: the page scrolls sideways by {layout['wide']} px")
-            if layout["spilled"]:
-                problems.append(f"{where}: out of its card: {layout['spilled']}")
+            problems += page_problems(page, where)
             text = page.locator("main").inner_text()
             if language == i18n.CHINESE:
                 if chinese not in text:
