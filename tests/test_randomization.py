@@ -151,7 +151,7 @@ def test_pocock_simon_prefers_the_arm_that_minimizes_the_summed_range():
 
 def test_minimization_through_the_randomizer_matches_the_hand_count():
     randomizer = Randomizer(minimization(p_preferred=0.8), ONE_TO_ONE)
-    state = RandomizationState(allocated=8, patients=tuple(f"Q{i}" for i in range(8)),
+    state = RandomizationState(allocated=8,
                                slots={"treatment": 5, "control": 3},
                                margins={"age_band": {"<70": {"treatment": 5, "control": 3}},
                                         "nihss_band": {">=16": {"treatment": 3, "control": 3},
@@ -329,7 +329,7 @@ def test_a_patient_is_randomized_once_and_the_history_has_no_gaps():
     levels = {"age_band": "<70", "nihss_band": "6-15"}
     first, state = randomizer.allocate(randomizer.initial_state(), "P1", levels, SeededDraw(1))
     with pytest.raises(RandomizationError, match="P1 is already randomized"):
-        randomizer.allocate(state, "P1", levels, SeededDraw(2))
+        randomizer.run([("P1", levels, None), ("P2", levels, None), ("P1", levels, None)], SeededDraw(2))
     second, _ = randomizer.allocate(state, "P2", levels, SeededDraw(2))
     with pytest.raises(RandomizationError, match="must have no gaps or repeats"):
         randomizer.rebuild([first, second.model_copy(update={"sequence": 3})])

@@ -129,11 +129,10 @@ class Randomizer:
                  ) -> tuple[Allocation, RandomizationState]:
         """Randomize one patient; the state is not changed, the next one is returned. `choose_kit(arm)`, when
         given, names the physical kit of the allocated arm (None: allocated without a kit) in place of the
-        concealed kit list."""
+        concealed kit list. That the patient was not randomized before is the caller's to know (`run` keeps the
+        ids it has randomized; the server has one allocation row per patient, unique in the database)."""
         if not patient_id or not str(patient_id).strip():
             raise RandomizationError("patient_id is empty; every allocation belongs to a patient")
-        if patient_id in state.patients:
-            raise RandomizationError(f"patient {patient_id} is already randomized; a patient is randomized once")
         levels = self._check_levels(levels)
         site = levels.get("site", site)
         stratum = self.stratum(levels)
@@ -172,8 +171,6 @@ class Randomizer:
         if allocation.sequence != state.allocated + 1:
             raise RandomizationError(f"allocation {allocation.sequence} follows {state.allocated}: the sequence must "
                                      "have no gaps or repeats")
-        if allocation.patient_id in state.patients:
-            raise RandomizationError(f"patient {allocation.patient_id} appears twice in the allocation history")
         if allocation.slot not in self.arms.slots or self.arms.arm_of(allocation.slot) != allocation.arm:
             raise RandomizationError(f"allocation {allocation.sequence}: slot {allocation.slot!r} and arm "
                                      f"{allocation.arm!r} do not match the arms {self.arms.slots}")
@@ -199,13 +196,15 @@ class Randomizer:
             counts = dict(kits.get(allocation.site, {}))
             counts[allocation.arm] = counts.get(allocation.arm, 0) + 1
             kits[allocation.site] = counts
-        return RandomizationState(allocated=allocation.sequence, patients=(*state.patients, allocation.patient_id),
-                                  slots=slots, margins=margins, strata=strata, kits=kits)
+        return RandomizationState(allocated=allocation.sequence, slots=slots, margins=margins, strata=strata, kits=kits)
 
     def rebuild(self, history: Iterable[Allocation]) -> RandomizationState:
         """The state from the allocation history alone (in sequence order)."""
-        state = self.initial_state()
+        state, seen = self.initial_state(), set()
         for allocation in sorted(history, key=lambda a: a.sequence):
+            if allocation.patient_id in seen:
+                raise RandomizationError(f"patient {allocation.patient_id} appears twice in the allocation history")
+            seen.add(allocation.patient_id)
             state = self.advance(state, allocation)
         return state
 
@@ -219,7 +218,11 @@ class Randomizer:
         allocations = []
         if isinstance(self.scheme, PermutedBlocks) and block_list is None:
             block_list = BlockList()
+        randomized: set[str] = set()
         for patient_id, levels, site in patients:
+            if patient_id in randomized:
+                raise RandomizationError(f"patient {patient_id} is already randomized; a patient is randomized once")
+            randomized.add(patient_id)
             if isinstance(self.scheme, PermutedBlocks):
                 assert block_list is not None  # made above for a block design when none was passed
                 key = _stratum_key(self.scheme, self._check_levels(levels))

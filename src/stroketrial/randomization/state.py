@@ -64,10 +64,13 @@ Counts = dict[str, int]
 
 
 class RandomizationState(FrozenModel):
-    """Counts so far: per slot, per factor level, per stratum, and kits dispensed per site."""
+    """Counts so far: per slot, per factor level, per stratum, and kits dispensed per site.
+
+    Counts only, so its size and the cost of reading and writing it do not grow with the trial; who was
+    randomized lives in the allocations (the server's allocations table, one row per patient, unique).
+    """
 
     allocated: int = 0
-    patients: tuple[str, ...] = ()
     slots: Counts = Field(default_factory=dict)
     margins: dict[str, dict[str, Counts]] = Field(default_factory=dict, description="factor -> level -> slot -> n")
     strata: dict[str, Counts] = Field(default_factory=dict, description="stratum -> slot -> n (block designs): "

@@ -81,7 +81,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     state = RandomizationState.model_validate_json(state_row.state_json)
     blocks = BlockList.model_validate_json(state_row.block_list_json)
     kits = KitList.model_validate_json(state_row.kit_list_json)
-    draw = SystemDraw()
+    draw, resupplied = SystemDraw(), False
     for _ in range(3):
         try:
             allocation, new_state = randomizer.allocate(
@@ -93,6 +93,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
         except ListExhausted:
             # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
             blocks, kits = _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
+            resupplied = True
     else:  # pragma: no cover - a resupply always makes room
         raise Conflict(i18n.gettext("the concealed lists could not be extended"))
     now = now or dt.datetime.now(dt.UTC)
@@ -101,8 +102,9 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
                      created_at=now, created_by=actor.name)
     session.add(row)
     state_row.state_json = new_state.model_dump_json()
-    state_row.block_list_json = blocks.model_dump_json()
-    state_row.kit_list_json = kits.model_dump_json()
+    if resupplied:  # the concealed lists grow with the trial: rewritten only when they were extended
+        state_row.block_list_json = blocks.model_dump_json()
+        state_row.kit_list_json = kits.model_dump_json()
     session.flush()
     record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
            site=patient.site_code,
