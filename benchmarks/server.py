@@ -1,20 +1,24 @@
 """Randomizations per second and latency under concurrent clients, against a real server process.
 
-Each database gets a fresh AMASS-2 (minimization, six factors) with --patients
-eligible patients registered; --clients threads then randomize them through the
-HTTP API (POST .../randomization with an Idempotency-Key), each request timed from
-send to answer. Every allocation is one transaction holding the write lock with the
-minimization state and the audit event.
+Each database gets fresh trials (AMASS-2: minimization, six factors; with --trials 8, eight copies of it
+under their own ids) with --patients eligible patients registered among them; --clients threads then
+randomize them through the HTTP API (POST .../randomization with an Idempotency-Key), client i working on
+trial i mod T, each request timed from send to answer. Every allocation is one transaction holding its
+trial's write lock with the minimization state and the audit event.
 
     python benchmarks/server.py --db sqlite:///tmp/bench.db [--db postgresql+psycopg://...]
-                                [--clients 16] [--patients 800]
+                                [--clients 16] [--patients 800] [--trials 1 --trials 8] [--baseline GIT_REF]
 
-`scripts/bench-server` runs it on SQLite and on a throw-away PostgreSQL. Prints a table.
+--baseline measures the same with the code of an earlier commit (a temporary git worktree; the server and
+the set-up run from it), in the same run. `scripts/bench-server` runs it on SQLite and on a throw-away
+PostgreSQL. Prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import os
 import statistics
 import sys
@@ -57,37 +61,62 @@ def fresh(url: str) -> str:
     return parsed.set(database=name).render_as_string(hide_password=False)
 
 
-def prepare(url: str, n: int) -> tuple[list[str], str]:
+def _trial_files(n_trials: int, folder: Path) -> list[str]:
+    """AMASS-2, and copies of its protocol under other ids: as many trials as asked, all alike."""
+    from stroketrial.protocol import loader
+
+    if n_trials == 1:
+        return ["amass-2"]
+    text = (Path(loader.__file__).parent / "builtin" / "amass-2.yaml").read_text()
+    paths = []
+    for t in range(n_trials):
+        path = folder / f"bench-{t + 1}.yaml"
+        path.write_text(text.replace("\nid: amass-2\n", f"\nid: bench-{t + 1}\n", 1))
+        paths.append(str(path))
+    return paths
+
+
+def prepare(url: str, n: int, n_trials: int) -> tuple[dict[str, list[str]], str]:
+    """The trials' ids, each with its registered patients, and a coordinator's token."""
     db = Database(url)
     db.migrate()
     sites = ["S1", "S2", "S3", "S4"]
+    ids = []
     with db.write() as session:
-        trials.create_trial(session, SYSTEM, "amass-2", sites)
+        for source in _trial_files(n_trials, Path(tempfile.mkdtemp())):
+            ids.append(trials.create_trial(session, SYSTEM, source, sites).id)
         _, token = accounts.create_user(session, SYSTEM, "bench", "coordinator", sites)
     actor = Actor("bench", "coordinator", frozenset(sites))
-    codes = []
+    codes: dict[str, list[str]] = {t: [] for t in ids}
     with db.write() as session:
         for i in range(n):
-            code = f"B{i:05d}"
+            trial, code = ids[i % len(ids)], f"B{i:05d}"
             data = {**PATIENT, "age": 45 + i % 40, "nihss": 6 + i % 20, "aspects": 6 + i % 5,
                     "occlusion_site": ("m1", "tandem_ica_m1")[i % 2], "bridging_thrombolysis": bool(i % 3)}
-            patients.register(session, actor, "amass-2", code, sites[i % 4], data, ATTESTATIONS)
-            codes.append(code)
+            patients.register(session, actor, trial, code, sites[i % 4], data, ATTESTATIONS)
+            codes[trial].append(code)
     db.dispose()
     return codes, token
 
 
-def run(url: str, clients: int, n: int) -> dict:
+def run(url: str, clients: int, n: int, n_trials: int) -> dict:
     url = fresh(url)
-    codes, token = prepare(url, n)
+    codes, token = prepare(url, n, n_trials)
     latencies: list[float] = []
     lock = threading.Lock()
+    ids = list(codes)
+    work = []  # client c works on trial c mod T, sharing its patients with the other clients of that trial
+    for c in range(clients):
+        mates = [k for k in range(clients) if k % len(ids) == c % len(ids)]
+        trial = ids[c % len(ids)]
+        work.append((trial, codes[trial][mates.index(c)::len(mates)]))
     with ServerProcess(url) as server:
-        def client(chunk: list[str]) -> None:
+        def client(job: tuple[str, list[str]]) -> None:
+            trial, chunk = job
             with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
                 for code in chunk:
                     start = time.perf_counter()
-                    response = http.post(f"/api/v1/trials/amass-2/patients/{code}/randomization",
+                    response = http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
                                          headers={"Idempotency-Key": str(uuid.uuid4())})
                     elapsed = time.perf_counter() - start
                     if response.status_code != 201:
@@ -97,12 +126,32 @@ def run(url: str, clients: int, n: int) -> dict:
 
         began = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(client, [codes[i::clients] for i in range(clients)]))
+            list(pool.map(client, work))
         wall = time.perf_counter() - began
     latencies.sort()
-    return {"backend": make_url(url).get_backend_name(), "allocations": len(latencies), "seconds": wall,
-            "per_second": len(latencies) / wall, "p50_ms": 1000 * statistics.median(latencies),
+    return {"backend": make_url(url).get_backend_name(), "trials": n_trials, "allocations": len(latencies),
+            "seconds": wall, "per_second": len(latencies) / wall, "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))]}
+
+
+def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int]) -> list[dict]:
+    """The same measurement with the code of `ref` (its server, its schema), in a child process."""
+    root = Path(__file__).resolve().parents[1]
+    tree = Path(tempfile.mkdtemp()) / "baseline"
+    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), ref], check=True,
+                   capture_output=True)
+    try:
+        rows = []
+        for url in urls:
+            for n_trials in trial_counts:
+                out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--clients", str(clients),
+                                      "--patients", str(n), "--trials", str(n_trials)], check=True,
+                                     capture_output=True, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(tree / "src")})
+                rows.append({"code": ref, **json.loads(out.stdout.splitlines()[-1])})
+        return rows
+    finally:
+        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
 
 
 def main() -> None:
@@ -110,15 +159,28 @@ def main() -> None:
     parser.add_argument("--db", action="append", help="database URL (repeat); default: a temporary SQLite file")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--patients", type=int, default=800)
+    parser.add_argument("--trials", type=int, action="append", help="trials the clients spread over (repeat); "
+                                                                     "default: 1 and 8")
+    parser.add_argument("--baseline", help="a git ref whose code is measured the same way, for comparison")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     urls = args.db or [f"sqlite:///{tempfile.mkdtemp()}/bench.db"]
+    trial_counts = args.trials or [1, 8]
+    if args.child:
+        print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0])))
+        return
+    rows = baseline(args.baseline, urls, args.clients, args.patients, trial_counts) if args.baseline else []
+    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t)} for url in urls for t in trial_counts]
+    if args.json:
+        print(json.dumps(rows))
+        return
     table = Table(title=f"randomization over HTTP: {args.clients} concurrent clients, AMASS-2 minimization")
-    for col in ("database", "allocations", "seconds", "allocations/s", "p50 ms", "p99 ms"):
-        table.add_column(col, justify="left" if col == "database" else "right")
-    for url in urls:
-        r = run(url, args.clients, args.patients)
-        table.add_row(r["backend"], str(r["allocations"]), f"{r['seconds']:.1f}", f"{r['per_second']:.0f}",
-                      f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}")
+    for col in ("code", "database", "trials", "allocations", "seconds", "allocations/s", "p50 ms", "p99 ms"):
+        table.add_column(col, justify="left" if col in ("code", "database") else "right")
+    for r in rows:
+        table.add_row(r["code"], r["backend"], str(r["trials"]), str(r["allocations"]), f"{r['seconds']:.1f}",
+                      f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}")
     Console().print(table)
 
 

@@ -22,8 +22,11 @@ def free_port() -> int:
 class ServerProcess:
     """`stroketrial serve` in a child process; `kill()` ends it at once, as a crash would."""
 
-    def __init__(self, db_url: str, port: int | None = None, log_path: str | None = None):
+    def __init__(self, db_url: str, port: int | None = None, log_path: str | None = None,
+                 extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None, start_timeout: float = 30.0):
         self.db_url = db_url
+        self.start_timeout = start_timeout
+        self.extra_args, self.env = extra_args, env or {}
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -36,8 +39,8 @@ class ServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen([sys.executable, "-m", "stroketrial.cli", "serve", "--db", self.db_url,
-                                             "--port", str(self.port)], stdout=log, stderr=log,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                             "--port", str(self.port), *self.extra_args], stdout=log, stderr=log,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # the child has its own copy of the file for its whole life
@@ -67,7 +70,7 @@ class ServerProcess:
                 self.kill()
 
     def __enter__(self) -> ServerProcess:
-        return self.start()
+        return self.start(self.start_timeout)
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -147,3 +147,33 @@ def test_killing_the_server_loses_no_acknowledged_allocation(database_url, tmp_p
     assert [a.sequence for a in final] == list(range(1, len(attempted) + 1))
     assert len({a.patient_id for a in final}) == len(attempted)
     assert _chain_ok(database_url)
+
+
+def test_several_server_processes_randomize_two_trials_at_once_without_gaps_or_duplicates(database_url, tmp_path):
+    """Two `stroketrial serve` on one database, one of them with two worker processes: 16 clients over both
+    servers and two trials. Each trial's sequence runs 1..n with nobody twice, and every chain verifies."""
+    platform = Platform(database_url)
+    codes = {trial: _register(platform, 48, trial) for trial in ("amass-2", "angel-rescue")}
+    token = platform.tokens["coordinator"]
+    platform.db.dispose()
+    keys = {"STROKETRIAL_KEYS": str(platform.db.keystore.folder), "STROKETRIAL_SECRET_KEY": "one-key-for-all"}
+    with ServerProcess(database_url, log_path=str(tmp_path / "a.log"), extra_args=("--workers", "2"), env=keys,
+                       start_timeout=120) as first, \
+            ServerProcess(database_url, log_path=str(tmp_path / "b.log"), env=keys) as second:
+        def client(number: int) -> None:
+            # even clients on AMASS-2, odd on ANGEL-RESCUE; within each trial, half the clients on each server
+            trial, mate = ("amass-2", "angel-rescue")[number % 2], number // 2
+            server, chunk = (first, second)[mate % 2], codes[trial][mate::8]
+            with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+                for code in chunk:
+                    response = http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
+                                         headers={"Idempotency-Key": str(uuid.uuid4())})
+                    assert response.status_code == 201, response.text
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(client, range(16)))
+    for trial, registered in codes.items():
+        stored = _allocations(database_url, trial)
+        assert [a.sequence for a in stored] == list(range(1, len(registered) + 1)), trial
+        assert len({a.patient_id for a in stored}) == len(registered)
+    assert _chain_ok(database_url)

@@ -1,56 +1,87 @@
-"""Migrations that rewrite stored data: up and down again on a trial in progress, on both databases."""
+"""Migrations that rewrite stored data, up and down, on both databases."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-import uuid
 
+import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import text
 
 from stroketrial.randomization import RandomizationState
-from stroketrial.service import randomize
-from stroketrial.service.accounts import Actor
-from stroketrial.store import verify
+from stroketrial.service import SYSTEM, trials
+from stroketrial.store import Database, verify
+from stroketrial.store.audit import GENESIS, KEYED, event_hash
 from stroketrial.store.db import alembic_config
-from stroketrial.store.models import RandomizationStateRow
-
-from .conftest import Platform
-from .test_concurrency import _register
-
-COORDINATOR = Actor("coordinator", "coordinator", frozenset({"S1"}))
 
 
-def _randomize(platform: Platform, codes: list[str]) -> None:
-    for code in codes:
-        with platform.db.write() as session:
-            randomize.randomize(session, COORDINATOR, "amass-2", code, str(uuid.uuid4()))
+def _at(url: str, revision: str, tmp_path) -> Database:
+    db = Database(url, keys=tmp_path / "keys")
+    command.upgrade(alembic_config(db.url), revision)
+    return db
 
 
-def _state(platform: Platform) -> dict:
-    with platform.db.read() as session:
-        row = session.execute(select(RandomizationStateRow).where(RandomizationStateRow.trial_id == "amass-2")
-                              ).scalar_one()
-        return json.loads(row.state_json)
+def test_the_state_keeps_counts_only_and_gets_its_patient_list_back_on_downgrade(database_url, tmp_path):
+    db = _at(database_url, "0013", tmp_path)
+    state = {"allocated": 0, "patients": [], "slots": {"albumin": 0}, "margins": {}, "strata": {}, "kits": {}}
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO trials (id, protocol_json, created_at) VALUES ('t1', '{}', :now)"),
+                     {"now": dt.datetime.now(dt.UTC)})
+        conn.execute(text("INSERT INTO randomization_state (trial_id, state_json, block_list_json, kit_list_json) "
+                          "VALUES ('t1', :s, '{}', '{}')"), {"s": json.dumps(state)})
+    command.upgrade(alembic_config(db.url), "0014")
+    with db.engine.connect() as conn:
+        counts = json.loads(conn.execute(text("SELECT state_json FROM randomization_state")).scalar_one())
+    assert counts == {k: v for k, v in state.items() if k != "patients"}
+    RandomizationState.model_validate(counts)
+    command.downgrade(alembic_config(db.url), "0013")
+    with db.engine.connect() as conn:
+        assert json.loads(conn.execute(text("SELECT state_json FROM randomization_state")).scalar_one()) == state
+    db.dispose()
 
 
-def test_the_state_loses_its_patient_list_and_gets_it_back_on_downgrade(database_url):
-    platform = Platform(database_url)
-    codes = _register(platform, 6)
-    _randomize(platform, codes[:4])
-    counts = _state(platform)
-    assert "patients" not in counts and counts["allocated"] == 4
+def _legacy_event(conn, key: bytes, seq: int, prev: str, action: str) -> str:
+    """An event as schema 0002-0014 wrote it: keyed, numbered in the one chain of the whole platform."""
+    at = dt.datetime.now(dt.UTC).isoformat()
+    digest = event_hash(key, prev, seq, at, "admin", action, "user", f"u{seq}", None, None, None, '{"x":1}', None)
+    conn.execute(text("INSERT INTO audit_events (seq, at, actor, action, entity, entity_id, trial_id, site_code, "
+                      "before_json, after_json, reason, prev_hash, hash, chain) VALUES (:seq, :at, 'admin', :action, "
+                      "'user', :eid, NULL, NULL, NULL, :after, NULL, :prev, :hash, :chain)"),
+                 {"after": '{"x":1}', "seq": seq, "at": at, "action": action, "eid": f"u{seq}", "prev": prev,
+                  "hash": digest, "chain": KEYED})
+    conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h WHERE id = 1"), {"s": seq, "h": digest})
+    return digest
 
-    command.downgrade(alembic_config(platform.db.url), "0013")
-    old = _state(platform)
-    assert old["patients"] == codes[:4]  # in sequence order, as the old state carried them
-    assert {k: v for k, v in old.items() if k != "patients"} == counts
 
-    command.upgrade(alembic_config(platform.db.url), "head")
-    assert _state(platform) == counts
-    RandomizationState.model_validate(_state(platform))
-    _randomize(platform, codes[4:])
-    assert _state(platform)["allocated"] == 6
-    with platform.db.read() as session:
-        assert verify(session).ok
-    platform.db.dispose()
+def test_the_single_chain_becomes_the_platform_chain_and_trials_get_their_own(database_url, tmp_path):
+    db = _at(database_url, "0014", tmp_path)
+    key = db.keystore.create()
+    previous = GENESIS
+    with db.engine.begin() as conn:
+        for seq in (1, 2, 3):
+            previous = _legacy_event(conn, key, seq, previous, "create")
+            db.keystore.append_checkpoint(seq, previous)  # the log's lines as they were: no chain named
+
+    command.upgrade(alembic_config(db.url), "head")
+    with db.read() as session:
+        result = verify(session)
+    assert result.ok and result.events == 3, result.message
+    # Only events of the old kind: the schema can still go back, and up again.
+    command.downgrade(alembic_config(db.url), "0014")
+    command.upgrade(alembic_config(db.url), "head")
+
+    with db.write() as session:
+        trials.create_trial(session, SYSTEM, "amass-2", ["S1"])
+    with db.read() as session:
+        result = verify(session)
+        heads = {r.chain_id: r.seq for r in session.execute(text("SELECT chain_id, seq FROM audit_heads"))}
+        chained = session.execute(text("SELECT chain_seq FROM audit_events WHERE chain_id = 'amass-2' "
+                                       "ORDER BY chain_seq")).scalars().all()
+    assert result.ok, result.message
+    assert heads["amass-2"] == len(chained) and chained == list(range(1, len(chained) + 1))
+    assert heads[""] > 3  # the new site was created on the platform's chain, after the old events
+
+    with pytest.raises(RuntimeError, match="cannot go back before schema 0015"):
+        command.downgrade(alembic_config(db.url), "0014")
+    db.dispose()

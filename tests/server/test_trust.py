@@ -178,13 +178,23 @@ def test_the_audit_trail_and_unblinding_log_keep_the_site_scope(platform):
 
 # ---- 6. tamper evidence ----------------------------------------------------------------------------------------------
 def _append(conn, forged: dict, chain: int) -> None:
-    """An event added at the end of the trail with the head moved on, hashed with the formula the attacker knows."""
+    """An event added at the end of its chain with the chain's head moved on, hashed with the formula the attacker
+    knows (the database numbers it in the whole trail)."""
     forged["hash"] = _legacy_hash(forged, forged["after_json"])
-    conn.execute(text("INSERT INTO audit_events (seq, at, actor, action, entity, entity_id, trial_id, before_json, "
-                      "after_json, reason, prev_hash, hash, chain) VALUES (:seq, :at, :actor, :action, :entity, "
-                      ":entity_id, :trial_id, :before_json, :after_json, :reason, :prev_hash, :hash, :chain)"),
-                 {**forged, "chain": chain})
-    conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": forged["seq"], "h": forged["hash"]})
+    conn.execute(text("INSERT INTO audit_events (at, actor, action, entity, entity_id, trial_id, before_json, "
+                      "after_json, reason, prev_hash, hash, chain, chain_id, chain_seq) VALUES (:at, :actor, :action, "
+                      ":entity, :entity_id, :trial_id, :before_json, :after_json, :reason, :prev_hash, :hash, :chain, "
+                      ":chain_id, :seq)"), {**forged, "chain": chain, "chain_id": forged["trial_id"] or ""})
+    _move_head(conn, forged["trial_id"] or "", forged["seq"], forged["hash"])
+
+
+def _move_head(conn, chain_id: str, seq: int, digest: str) -> None:
+    conn.execute(text("UPDATE audit_heads SET seq = :s, hash = :h WHERE chain_id = :c"),
+                 {"s": seq, "h": digest, "c": chain_id})
+
+
+def _head(conn, chain_id: str):
+    return conn.execute(text("SELECT seq, hash FROM audit_heads WHERE chain_id = :c"), {"c": chain_id}).one()
 
 
 def _check(platform):
@@ -203,17 +213,29 @@ def test_deleting_the_last_events_and_moving_the_head_back_is_caught(platform):
     assert _check(platform).ok
     _drop_audit_triggers(platform)
     with platform.db.engine.begin() as conn:
-        last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
+        last = _head(conn, "impact-lvo").seq
         keep = last - 2
-        digest = conn.execute(text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": keep}).scalar()
-        conn.execute(text("DELETE FROM audit_events WHERE seq > :s"), {"s": keep})
-        conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": keep, "h": digest})
+        digest = conn.execute(text("SELECT hash FROM audit_events WHERE chain_id = 'impact-lvo' AND chain_seq = :s"),
+                              {"s": keep}).scalar()
+        conn.execute(text("DELETE FROM audit_events WHERE chain_id = 'impact-lvo' AND chain_seq > :s"), {"s": keep})
+        _move_head(conn, "impact-lvo", keep, digest)
         # and the rows those events recorded, so that the tables agree with the shortened trail
         conn.execute(text("DELETE FROM allocations WHERE sequence = 3"))
     result = _check(platform)
     assert not result.ok and "deleted from the end" in result.message and f"event {last}" in result.message
+    assert result.chain == "impact-lvo" and "trial impact-lvo" in result.message
     cli = _cli_verify(platform)
     assert cli.returncode == 1 and "deleted" in cli.stderr
+
+
+def test_deleting_a_whole_trial_chain_with_its_head_is_caught(platform):
+    _enrol(platform, "amass-2", 2)
+    _drop_audit_triggers(platform)
+    with platform.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE chain_id = 'amass-2'"))
+        conn.execute(text("DELETE FROM audit_heads WHERE chain_id = 'amass-2'"))
+    result = _check(platform)
+    assert not result.ok and result.chain == "amass-2" and "deleted" in result.message
 
 
 def test_flipping_an_arm_and_recomputing_every_later_hash_is_caught(platform):
@@ -221,7 +243,8 @@ def test_flipping_an_arm_and_recomputing_every_later_hash_is_caught(platform):
     arms = [a.id for a in load_builtin("impact-lvo").arms]
     _drop_audit_triggers(platform)
     with platform.db.engine.begin() as conn:
-        events = [dict(r._mapping) for r in conn.execute(text("SELECT * FROM audit_events ORDER BY seq"))]
+        events = [dict(r._mapping) for r in conn.execute(text(
+            "SELECT * FROM audit_events WHERE chain_id = 'impact-lvo' ORDER BY chain_seq"))]
         target = next(e for e in events if e["action"] == "randomize")
         document = json.loads(target["after_json"])
         flipped = next(a for a in arms if a != document["arm"])
@@ -231,47 +254,49 @@ def test_flipping_an_arm_and_recomputing_every_later_hash_is_caught(platform):
                      {"a": flipped, "r": target["after_json"], "s": document["sequence"]})
         previous = None
         for e in events:  # recompute the chain from the flipped event on, with every formula the attacker knows
-            if e["seq"] < target["seq"]:
+            if e["chain_seq"] < target["chain_seq"]:
                 previous = e["hash"]
                 continue
             e["prev_hash"] = previous
-            e["hash"] = _legacy_hash(e, e["after_json"])
+            e["hash"] = _legacy_hash({**e, "seq": e["chain_seq"]}, e["after_json"])
             conn.execute(text("UPDATE audit_events SET after_json = :a, prev_hash = :p, hash = :h WHERE seq = :s"),
                          {"a": e["after_json"], "p": e["prev_hash"], "h": e["hash"], "s": e["seq"]})
             previous = e["hash"]
-        conn.execute(text("UPDATE audit_head SET hash = :h"), {"h": previous})
+        conn.execute(text("UPDATE audit_heads SET hash = :h WHERE chain_id = 'impact-lvo'"), {"h": previous})
     result = _check(platform)
-    assert not result.ok and f"event {target['seq']}" in result.message and "forged" in result.message
+    assert not result.ok and f"event {target['chain_seq']} of trial impact-lvo" in result.message
+    assert "forged" in result.message
     assert _cli_verify(platform).returncode == 1
 
 
 def test_a_forged_emergency_unblinding_event_is_caught(platform):
     _enrol(platform, "impact-lvo", 2)
     with platform.db.engine.begin() as conn:  # INSERT needs no trigger bypass
-        head = conn.execute(text("SELECT seq, hash FROM audit_head")).one()
+        head = _head(conn, "impact-lvo")
         forged = {"seq": head.seq + 1, "at": dt.datetime.now(dt.UTC).isoformat(), "actor": "investigator",
                   "action": "emergency_unblinding", "entity": "patient", "entity_id": "impact-lvo/P0",
                   "trial_id": "impact-lvo", "before_json": None, "after_json": '{"kit":null,"sequence":1}',
                   "reason": "forged to cover an unblinding done outside the platform", "prev_hash": head.hash}
-        _append(conn, forged, chain=2)
+        _append(conn, forged, chain=3)
         patient = conn.execute(text("SELECT id FROM patients WHERE code = 'P0' AND trial_id = 'impact-lvo'")).scalar()
         conn.execute(text("INSERT INTO unblindings (patient_id, reason, created_at, created_by) VALUES "
                           "(:p, 'forged', :t, 'investigator')"), {"p": patient, "t": dt.datetime.now(dt.UTC)})
     result = _check(platform)
-    assert not result.ok and f"event {forged['seq']}" in result.message
+    assert not result.ok and f"event {forged['seq']} of trial impact-lvo" in result.message
     assert _cli_verify(platform).returncode == 1
 
 
-def test_an_unkeyed_event_after_keyed_ones_is_caught(platform):
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_event_of_an_older_chain_version_after_the_current_ones_is_caught(platform, version):
     _enrol(platform, "amass-2", 1)
     with platform.db.engine.begin() as conn:
-        head = conn.execute(text("SELECT seq, hash FROM audit_head")).one()
+        head = _head(conn, "")
         forged = {"seq": head.seq + 1, "at": dt.datetime.now(dt.UTC).isoformat(), "actor": "admin",
                   "action": "create", "entity": "user", "entity_id": "backdoor", "trial_id": None,
                   "before_json": None, "after_json": '{"role":"admin"}', "reason": None, "prev_hash": head.hash}
-        _append(conn, forged, chain=1)
+        _append(conn, forged, chain=version)
     result = _check(platform)
-    assert not result.ok and "not signed with the audit key" in result.message
+    assert not result.ok and "it was inserted" in result.message and "of the platform" in result.message
 
 
 def test_changing_an_allocation_row_is_named_by_the_reconciliation(platform):
@@ -320,18 +345,22 @@ def test_a_missing_audit_key_stops_the_platform_rather_than_making_a_new_one(pla
 
 def test_an_offsite_checkpoint_catches_a_rewrite_of_the_log_beside_the_key(platform, tmp_path):
     _enrol(platform, "amass-2", 2)
-    line = subprocess.run([sys.executable, "-m", "stroketrial.cli", "audit", "checkpoint", "--db", platform.db.url],
-                          capture_output=True, text=True, check=True,
-                          env={**os.environ, "STROKETRIAL_KEYS": str(platform.db.keystore.folder)}).stdout.strip()
-    assert line.startswith("stroketrial-checkpoint seq=")
+    lines = subprocess.run([sys.executable, "-m", "stroketrial.cli", "audit", "checkpoint", "--db", platform.db.url],
+                           capture_output=True, text=True, check=True,
+                           env={**os.environ, "STROKETRIAL_KEYS": str(platform.db.keystore.folder)}
+                           ).stdout.splitlines()
+    assert all(line.startswith("stroketrial-checkpoint seq=") for line in lines)
+    # the platform's chain, and one per trial (each created one when its first event was written)
+    assert len(lines) == 6 and sum("chain=amass-2" in line for line in lines) == 1
     offsite = tmp_path / "offsite.txt"
-    offsite.write_text(line + "\n")
+    offsite.write_text("\n".join(lines) + "\n")
     _drop_audit_triggers(platform)
     with platform.db.engine.begin() as conn:
-        last = conn.execute(text("SELECT MAX(seq) FROM audit_events")).scalar()
-        digest = conn.execute(text("SELECT hash FROM audit_events WHERE seq = :s"), {"s": last - 1}).scalar()
-        conn.execute(text("DELETE FROM audit_events WHERE seq = :s"), {"s": last})
-        conn.execute(text("UPDATE audit_head SET seq = :s, hash = :h"), {"s": last - 1, "h": digest})
+        last = _head(conn, "amass-2").seq
+        digest = conn.execute(text("SELECT hash FROM audit_events WHERE chain_id = 'amass-2' AND chain_seq = :s"),
+                              {"s": last - 1}).scalar()
+        conn.execute(text("DELETE FROM audit_events WHERE chain_id = 'amass-2' AND chain_seq = :s"), {"s": last})
+        _move_head(conn, "amass-2", last - 1, digest)
     platform.db.keystore.checkpoint_path.write_text("")  # someone who could also empty the local log
     cli = subprocess.run([sys.executable, "-m", "stroketrial.cli", "audit", "verify", "--db", platform.db.url,
                           "--checkpoint-file", str(offsite)], capture_output=True, text=True,

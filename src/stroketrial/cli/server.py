@@ -6,6 +6,8 @@ else uses the SQLite file stroketrial.db in the working folder.
 
 from __future__ import annotations
 
+import os
+import secrets
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +51,11 @@ def serve(db_url: str | None = DbOption,
           port: int = typer.Option(8000, "--port", min=1, max=65535, help="Port to listen on."),
           demo_data: bool = typer.Option(False, "--demo", help="Load the five trials with demo sites, users and "
                                                                "patients (only into an empty database)."),
-          workers_log: str = typer.Option("warning", "--log-level", help="uvicorn log level.")) -> None:
+          workers_log: str = typer.Option("warning", "--log-level", help="uvicorn log level."),
+          workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                      help="Server processes sharing the port (uvicorn workers). Writes of different "
+                                           "trials run side by side on PostgreSQL; SQLite takes one write at a "
+                                           "time.")) -> None:
     """Start the platform: the JSON API under /api/v1 (OpenAPI at /docs)."""
     import uvicorn
 
@@ -67,7 +73,17 @@ def serve(db_url: str | None = DbOption,
             _print_logins(logins, host, port)
     out.print(f"stroketrial serving {db.backend} database {db.url} at http://{host}:{port} "
               f"(API docs: http://{host}:{port}/docs)", highlight=False)
-    uvicorn.run(create_app(db), host=host, port=port, log_level=workers_log)
+    if workers == 1:
+        uvicorn.run(create_app(db), host=host, port=port, log_level=workers_log)
+        return
+    # Each worker builds its own app from the environment; they must sign sessions with one key, or a browser
+    # signed in by one worker would be signed out by the next.
+    assert db.keystore is not None
+    os.environ.update(STROKETRIAL_DB=db.url, STROKETRIAL_KEYS=str(db.keystore.folder))
+    os.environ.setdefault("STROKETRIAL_SECRET_KEY", secrets.token_urlsafe(32))
+    db.dispose()
+    uvicorn.run("stroketrial.web.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level=workers_log)
 
 
 def _print_logins(logins: list[dict], host: str, port: int) -> None:
@@ -321,7 +337,7 @@ def audit_verify(db_url: str | None = DbOption, as_json: bool = JsonOption,
         result = check_trail(session, tuple(given))
     if as_json:
         emit_json({"ok": result.ok, "events": result.events, "message": result.message,
-                   "first_bad": result.first_bad, "problems": list(result.problems)})
+                   "first_bad": result.first_bad, "chain": result.chain, "problems": list(result.problems)})
     elif result.ok:
         out.print(f"[green]OK[/] {result.message}", highlight=False)
     else:
@@ -334,18 +350,21 @@ def audit_verify(db_url: str | None = DbOption, as_json: bool = JsonOption,
 
 @command(audit_app, "checkpoint", epilog="Example: stroketrial audit checkpoint >> /mnt/offsite/checkpoints.txt")
 def audit_checkpoint(db_url: str | None = DbOption, as_json: bool = JsonOption) -> None:
-    """Print the trail's head signed with the audit key, to keep off site; `audit verify --checkpoint-file`
-    later proves no event up to it was deleted or rewritten."""
+    """Print the head of each chain of the trail (the platform's, each trial's) signed with the audit key, one line
+    each, to keep off site; `audit verify --checkpoint-file` later proves no event up to them was deleted or
+    rewritten."""
+    from sqlalchemy import select
+
     from ..store.models import AuditHead
     db = open_db(db_url)
     assert db.keystore is not None
     with db.read() as session:
-        head = session.get(AuditHead, 1)
-        if head is None:
+        heads = list(session.execute(select(AuditHead).order_by(AuditHead.chain_id)).scalars())
+        if not heads:
             fail("the database has no audit head; run `stroketrial db upgrade` first")
-        checkpoint = db.keystore.checkpoint(head.seq, head.hash)
+        checkpoints = [db.keystore.checkpoint(head.seq, head.hash, head.chain_id) for head in heads]
     if as_json:
-        emit_json({"seq": checkpoint.seq, "hash": checkpoint.hash, "at": checkpoint.at,
-                   "signature": checkpoint.signature, "line": checkpoint.line()})
+        emit_json([{"chain": c.chain, "seq": c.seq, "hash": c.hash, "at": c.at, "signature": c.signature,
+                    "line": c.line()} for c in checkpoints])
     else:
-        sys.stdout.write(checkpoint.line() + "\n")
+        sys.stdout.write("".join(c.line() + "\n" for c in checkpoints))

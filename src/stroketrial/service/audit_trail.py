@@ -132,6 +132,7 @@ def trail_check(session: Session, actor: Actor) -> dict[str, Any]:
     actor.require("checking the audit trail")
     result = check_trail(session)
     return {"ok": result.ok, "events": result.events, "message": result.message, "first_bad": result.first_bad,
+            "chain": result.chain,
             "problems": list(result.problems) if actor.is_admin else len(result.problems)}
 
 

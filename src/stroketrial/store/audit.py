@@ -1,15 +1,21 @@
-"""The audit trail: append-only events in one chain, keyed with a secret kept outside the database.
+"""The audit trail: append-only events in chains, one per trial and one for the platform, keyed with a secret
+kept outside the database.
 
-Each event's hash is HMAC-SHA256, under the keystore's audit key, over its number, time,
-actor, action, entity, trial, site, before and after documents, reason and the previous
-event's hash. Changing, inserting or deleting an event breaks every hash after it, and
-without the key nobody can recompute them, forge an event, or test a guess about a hidden
-field (an arm) against a stored hash. The head row keeps the last number and hash; the
-checkpoint log outside the database (`keystore.py`) catches a trail cut short together
-with its head. `verify` recomputes it all.
+Each event's hash is HMAC-SHA256, under the keystore's audit key, over its chain, its number in the chain,
+time, actor, action, entity, trial, site, before and after documents, reason and the previous event's hash
+in the chain. Changing, inserting or deleting an event breaks every hash after it in its chain, and without
+the key nobody can recompute them, forge an event, or test a guess about a hidden field (an arm) against a
+stored hash. Each chain's head row keeps its last number and hash; the checkpoint log outside the database
+(`keystore.py`) catches a chain cut short together with its head, or a trial's chain and head deleted
+whole. `verify` recomputes it all.
 
-Events written before the key existed (schema 0001) carry chain version 1, a plain
-SHA-256 chain; they may only come before the first keyed event.
+Why a chain per trial: every write locks the head of the chain it appends to, so with one chain every
+write of every trial waited for every other; with a chain per trial, trial A's randomizations never queue
+behind trial B's (`db.py` says how the locks are taken).
+
+Chain versions: 1, a plain SHA-256 chain, for events written before the key existed (schema 0001);
+2, keyed, before there were trial chains (schema 0002-0014): both are only in the platform chain, where
+their number in the chain is their `seq`; 3, keyed with the chain's id and number, from schema 0015.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +35,12 @@ from .keystore import Checkpoint, Keystore, KeystoreError
 from .models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
-UNKEYED, KEYED = 1, 2
+UNKEYED, KEYED, CHAINED = 1, 2, 3
+PLATFORM = ""  # the chain of events that belong to no trial
+
+
+class AuditScopeError(RuntimeError):
+    """A write opened for one trial recorded an event of another trial: a programming error, never the user's."""
 
 
 def canonical(document: Any) -> str:
@@ -38,45 +50,90 @@ def canonical(document: Any) -> str:
 
 def event_hash(key: bytes | None, prev_hash: str, seq: int, at: str, actor: str, action: str, entity: str,
                entity_id: str, trial_id: str | None, site: str | None, before_json: str | None,
-               after_json: str | None, reason: str | None) -> str:
-    """Chain version 2 with a key; version 1 (no key, no site) for events from before the key."""
+               after_json: str | None, reason: str | None, chain_id: str | None = None) -> str:
+    """Chain version 3 with a key and a chain id (`seq` is then the number in the chain); version 2 with a key
+    and no chain id; version 1 (no key, no site) for events from before the key."""
     if key is None:
         payload = canonical([seq, at, actor, action, entity, entity_id, trial_id, before_json, after_json, reason,
                              prev_hash])
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-    payload = canonical([KEYED, seq, at, actor, action, entity, entity_id, trial_id, site, before_json, after_json,
-                         reason, prev_hash])
+    if chain_id is None:
+        payload = canonical([KEYED, seq, at, actor, action, entity, entity_id, trial_id, site, before_json,
+                             after_json, reason, prev_hash])
+    else:
+        payload = canonical([CHAINED, chain_id, seq, at, actor, action, entity, entity_id, trial_id, site,
+                             before_json, after_json, reason, prev_hash])
     return hmac.new(key, payload.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _hash_of(event: AuditEvent, key: bytes | None) -> str:
+    if event.chain == CHAINED:
+        return event_hash(key, event.prev_hash, event.chain_seq, event.at, event.actor, event.action, event.entity,
+                          event.entity_id, event.trial_id, event.site_code, event.before_json, event.after_json,
+                          event.reason, event.chain_id)
     return event_hash(key if event.chain == KEYED else None, event.prev_hash, event.seq, event.at, event.actor,
                       event.action, event.entity, event.entity_id, event.trial_id, event.site_code, event.before_json,
                       event.after_json, event.reason)
 
 
+def chain_of(trial_id: str | None) -> str:
+    return trial_id or PLATFORM
+
+
+def chain_label(chain_id: str) -> str:
+    return f"trial {chain_id}" if chain_id else "the platform"
+
+
+def chain_head(session: Session, chain_id: str) -> AuditHead:
+    """The head of a chain this write may append to, locked (made, for a trial's first event)."""
+    heads: dict[str, AuditHead] = session.info["audit_heads"]
+    if chain_id in heads:
+        return heads[chain_id]
+    scope = session.info.get("audit_scope")
+    if scope is not None and chain_id not in (scope, PLATFORM):
+        raise AuditScopeError(f"a write opened for trial {scope} recorded an event of {chain_label(chain_id)}")
+    head = session.execute(select(AuditHead).where(AuditHead.chain_id == chain_id).with_for_update()
+                           ).scalar_one_or_none()
+    if head is None:  # only a platform-wide write gets here (a trial's write is opened so only if its head exists)
+        head = AuditHead(chain_id=chain_id, seq=0, hash=GENESIS)
+        session.add(head)
+        session.flush()
+    heads[chain_id] = head
+    session.info["audit_start"].setdefault(chain_id, head.seq)
+    return head
+
+
 def record(session: Session, actor: str, action: str, entity: str, entity_id: str | int, *,
            trial_id: str | None = None, site: str | None = None, before: Any = None, after: Any = None,
            reason: str | None = None) -> AuditEvent:
-    """Append one event inside the current write transaction (which holds the head lock).
+    """Append one event, to its trial's chain (the platform's when it has no trial), inside the current write
+    transaction (`Database.write`).
 
     `site` is the site whose data the event touches (a patient's site); the audit export
     shows a site-scoped reader only the events of their sites.
     """
-    head: AuditHead = session.info["audit_head"]
+    chain_id = chain_of(trial_id)
+    head = chain_head(session, chain_id)
     key: bytes = session.info["audit_key"]
-    seq = head.seq + 1
+    number = head.seq + 1
     at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
     before_json = None if before is None else canonical(before)
     after_json = None if after is None else canonical(after)
-    digest = event_hash(key, head.hash, seq, at, actor, action, entity, str(entity_id), trial_id, site, before_json,
-                        after_json, reason)
-    event = AuditEvent(seq=seq, at=at, actor=actor, action=action, entity=entity, entity_id=str(entity_id),
+    digest = event_hash(key, head.hash, number, at, actor, action, entity, str(entity_id), trial_id, site,
+                        before_json, after_json, reason, chain_id)
+    event = AuditEvent(at=at, actor=actor, action=action, entity=entity, entity_id=str(entity_id),
                        trial_id=trial_id, site_code=site, before_json=before_json, after_json=after_json,
-                       reason=reason, prev_hash=head.hash, hash=digest, chain=KEYED)
+                       reason=reason, prev_hash=head.hash, hash=digest, chain=CHAINED, chain_id=chain_id,
+                       chain_seq=number)
     session.add(event)
-    head.seq, head.hash = seq, digest
+    head.seq, head.hash = number, digest
     return event
+
+
+def moved_heads(session: Session) -> list[AuditHead]:
+    """The heads this write moved (after it committed: their new number and hash go to the checkpoint log)."""
+    start: dict[str, int] = session.info.get("audit_start", {})
+    return [h for c, h in session.info.get("audit_heads", {}).items() if h.seq != start.get(c)]
 
 
 @dataclass(frozen=True)
@@ -86,79 +143,113 @@ class Verification:
     message: str
     first_bad: int | None = None
     problems: tuple[str, ...] = field(default_factory=tuple)
+    chain: str | None = None  # the chain of the first bad event: a trial id, or "" for the platform's
 
 
 def keyed_events(session: Session) -> int:
-    return session.query(AuditEvent).filter(AuditEvent.chain == KEYED).count()
+    return session.query(AuditEvent).filter(AuditEvent.chain != UNKEYED).count()
 
 
-def verify(session: Session, extra_checkpoints: list[Checkpoint] | tuple[Checkpoint, ...] = ()) -> Verification:
-    """Recompute the chain from the first event, then compare it with every checkpoint; report the first break.
+@dataclass
+class _Chain:
+    """One chain as verify walks it."""
+
+    chain_id: str
+    count: int = 0
+    last: str = GENESIS
+    keyed_seen: bool = False
+    chained_seen: bool = False
+    hashes: dict[int, str] = field(default_factory=dict)
+
+
+def verify(session: Session, extra_checkpoints: Iterable[Checkpoint] = ()) -> Verification:
+    """Recompute every chain from its first event, then compare each with its head and every checkpoint;
+    report the first break.
 
     `extra_checkpoints` are signed heads kept elsewhere (`stroketrial audit checkpoint`).
     """
+    extra_checkpoints = list(extra_checkpoints)
     keystore: Keystore | None = session.info.get("keystore")
     try:
         key = keystore.key() if keystore is not None and keystore.exists() else None
     except KeystoreError as exc:
         return Verification(False, 0, str(exc))
-    previous, count, keyed_seen = GENESIS, 0, False
-    hashes: dict[int, str] = {}
-    for event in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
-        keyed_seen = keyed_seen or event.chain == KEYED
-        problem = _event_break(event, count + 1, previous, key, keyed_seen, keystore)
+    chains: dict[str, _Chain] = {}
+    total = 0
+    for event in session.execute(select(AuditEvent).order_by(AuditEvent.chain_id, AuditEvent.chain_seq)).scalars():
+        chain = chains.setdefault(event.chain_id, _Chain(event.chain_id))
+        problem = _event_break(event, chain, key, keystore)
         if problem is not None:
-            return Verification(False, count, *problem)
-        hashes[event.seq] = event.hash
-        previous, count = event.hash, count + 1
-    head = session.get(AuditHead, 1)
-    if head is None:
-        return Verification(False, count, "the audit head is missing")
-    if head.seq != count or head.hash != previous:
-        return Verification(False, count, f"the trail ends at event {count}, but the head records event {head.seq}: "
-                                          "events were deleted from the end", count + 1)
+            return Verification(False, total, problem[0], problem[1], chain=event.chain_id)
+        chain.hashes[event.chain_seq] = event.hash
+        chain.last, chain.count = event.hash, chain.count + 1
+        total += 1
+    heads = {h.chain_id: h for h in session.execute(select(AuditHead)).scalars()}
+    if PLATFORM not in heads:
+        return Verification(False, total, "the audit head is missing", chain=PLATFORM)
+    for chain_id in sorted(set(heads) | set(chains)):
+        chain, head = chains.get(chain_id, _Chain(chain_id)), heads.get(chain_id)
+        if head is None:
+            return Verification(False, total, f"the head of {chain_label(chain_id)}'s chain is missing: it was deleted",
+                                chain=chain_id)
+        if head.seq != chain.count or head.hash != chain.last:
+            return Verification(False, total, f"{chain_label(chain_id)}'s chain ends at event {chain.count}, but "
+                                              f"its head records event {head.seq}: events were deleted from the end",
+                                chain.count + 1, chain=chain_id)
     checkpoints = list(keystore.checkpoints()) if keystore is not None and key is not None else []
     for checkpoint in [*checkpoints, *extra_checkpoints]:
         signed = keystore is not None and key is not None and keystore.is_signed(checkpoint)
-        mismatch = _checkpoint_break(checkpoint, signed, count, hashes)
+        mismatch = _checkpoint_break(checkpoint, signed, chains.get(checkpoint.chain, _Chain(checkpoint.chain)))
         if mismatch is not None:
-            return Verification(False, count, *mismatch)
-    latest = max((c.seq for c in checkpoints), default=0)
-    return Verification(True, count, f"audit trail intact: {count} events, chain verified with the audit key, "
+            return Verification(False, total, *mismatch, chain=checkpoint.chain)
+    latest = max((c.seq for c in checkpoints if c.chain == PLATFORM), default=0)
+    trials = len([c for c in chains if c != PLATFORM])
+    return Verification(True, total, f"audit trail intact: {total} events in the platform's chain and {trials} "
+                                     f"trial chain(s), each verified with the audit key, "
                                      f"{len(checkpoints) + len(extra_checkpoints)} checkpoints matched "
-                                     f"(latest: event {latest})")
+                                     f"(latest of the platform's chain: event {latest})")
 
 
-def _event_break(event: AuditEvent, expected_seq: int, previous: str, key: bytes | None, keyed_seen: bool,
+def _event_break(event: AuditEvent, chain: _Chain, key: bytes | None,
                  keystore: Keystore | None) -> tuple[str, int] | None:
-    """Why this event breaks the chain (the message and the first bad event), or None when it holds."""
-    if event.seq != expected_seq:
-        return f"event {expected_seq} is missing (next found: {event.seq})", expected_seq
-    if event.prev_hash != previous:
-        return (f"event {event.seq} does not follow event {event.seq - 1}: its previous-hash link is broken",
-                event.seq)
-    described = f"event {event.seq} ({event.action} {event.entity} {event.entity_id})"
-    if event.chain == KEYED:
+    """Why this event breaks its chain (the message and the first bad event's number in it), or None."""
+    where = chain_label(event.chain_id)
+    expected = chain.count + 1
+    if event.chain_seq != expected:
+        return f"event {expected} of {where} is missing (next found: {event.chain_seq})", expected
+    if event.prev_hash != chain.last:
+        return (f"event {event.chain_seq} of {where} does not follow event {event.chain_seq - 1}: its previous-hash "
+                "link is broken", event.chain_seq)
+    described = f"event {event.chain_seq} of {where} ({event.action} {event.entity} {event.entity_id})"
+    if event.chain in (KEYED, CHAINED):
         if key is None:
-            where = keystore.key_path if keystore is not None else "(no keystore configured)"
-            return (f"the trail is keyed but the audit key is missing ({where}); restore the keystore folder from "
-                    "its backup", event.seq)
-    elif event.chain != UNKEYED or keyed_seen:
-        return f"{described} is not signed with the audit key: it was inserted", event.seq
+            location = keystore.key_path if keystore is not None else "(no keystore configured)"
+            return (f"the trail is keyed but the audit key is missing ({location}); restore the keystore folder "
+                    "from its backup", event.chain_seq)
+        # Versions 1 and 2 exist only in the platform chain, before any version 3, numbered as their seq.
+        legacy_out_of_place = event.chain == KEYED and (event.chain_id != PLATFORM or chain.chained_seen
+                                                        or event.seq != event.chain_seq)
+        if legacy_out_of_place:
+            return f"{described} is not signed as its place in the chain requires: it was inserted", event.chain_seq
+        chain.keyed_seen = True
+        chain.chained_seen = chain.chained_seen or event.chain == CHAINED
+    elif event.chain != UNKEYED or chain.keyed_seen or event.chain_id != PLATFORM or event.seq != event.chain_seq:
+        return f"{described} is not signed with the audit key: it was inserted", event.chain_seq
     if not hmac.compare_digest(_hash_of(event, key), event.hash):
-        return f"{described} was changed or forged after it was written", event.seq
+        return f"{described} was changed or forged after it was written", event.chain_seq
     return None
 
 
-def _checkpoint_break(checkpoint: Checkpoint, signed: bool, count: int,
-                      hashes: dict[int, str]) -> tuple[str, int | None] | None:
-    """Why the trail does not match this checkpoint, or None when it does."""
+def _checkpoint_break(checkpoint: Checkpoint, signed: bool, chain: _Chain) -> tuple[str, int | None] | None:
+    """Why the chain does not match this checkpoint of it, or None when it does."""
+    where = chain_label(checkpoint.chain)
     if not signed:
         return f"checkpoint {checkpoint.source} is not signed with this database's audit key", None
-    if checkpoint.seq > count:
-        return (f"the trail ends at event {count}, but it held event {checkpoint.seq} at {checkpoint.at} "
-                f"(checkpoint {checkpoint.source}): events were deleted from the end", count + 1)
-    if checkpoint.seq > 0 and hashes.get(checkpoint.seq) != checkpoint.hash:
-        return (f"event {checkpoint.seq} differs from the one checkpointed at {checkpoint.at} "
+    if checkpoint.seq > chain.count:
+        return (f"{where}'s chain ends at event {chain.count}, but it held event {checkpoint.seq} at "
+                f"{checkpoint.at} (checkpoint {checkpoint.source}): events were deleted from the end",
+                chain.count + 1)
+    if checkpoint.seq > 0 and chain.hashes.get(checkpoint.seq) != checkpoint.hash:
+        return (f"event {checkpoint.seq} of {where} differs from the one checkpointed at {checkpoint.at} "
                 f"({checkpoint.source}): the trail was rewritten", checkpoint.seq)
     return None

@@ -2,11 +2,14 @@
 
 SQLite (WAL mode, a file in the working folder) is the default; PostgreSQL is used
 through a URL (`postgresql+psycopg://...`). Every write runs in one transaction that
-first locks the audit head row: on PostgreSQL with SELECT ... FOR UPDATE, on SQLite
-by BEGIN IMMEDIATE (SQLite has one writer at a time). That orders all writes, keeps
-the audit hash chain linear, and means a randomization reads the allocation state
-no other request can change before it commits. After each commit the new head is
-appended to the checkpoint log in the keystore, outside the database.
+first takes the write lock: on SQLite by BEGIN IMMEDIATE (one writer at a time); on
+PostgreSQL a write confined to one trial locks that trial's audit chain head (SELECT
+... FOR UPDATE) under a shared platform lock, and any other write takes the platform
+lock exclusively (`_take_write_lock`). That orders each chain's writes, keeps each
+audit hash chain linear, and means a randomization reads the allocation state no
+other request can change before it commits, while trials do not queue behind each
+other. After each commit the new heads are appended to the checkpoint log in the
+keystore, outside the database.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ from pathlib import Path
 from collections.abc import Iterator
 from typing import Any, cast
 
-from sqlalchemy import Delete, Update, create_engine, event, select
+from sqlalchemy import Delete, Update, create_engine, event, select, text
 from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .audit import keyed_events, record
+from .audit import PLATFORM, chain_head, keyed_events, moved_heads, record
 from .keystore import Keystore, default_location
 from .models import AuditHead
 
@@ -116,7 +119,7 @@ class Database:
             f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
             f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
             f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role}",
-            f"REVOKE INSERT, DELETE, TRUNCATE ON audit_head FROM {role}",
+            f"REVOKE DELETE, TRUNCATE ON audit_heads FROM {role}",
             f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}",
         ]
         with self.engine.begin() as connection:
@@ -155,20 +158,25 @@ class Database:
             yield session
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """One transaction that holds the write lock; commits on success, rolls back on error."""
+    def write(self, trial: str | None = None) -> Iterator[Session]:
+        """One transaction that holds the write lock; commits on success, rolls back on error.
+
+        `trial`: the write touches that trial's data only and records events of its chain (and, at most, of the
+        platform's). On PostgreSQL it then runs beside the writes of other trials instead of after them; without
+        it the write has the whole platform to itself, as every write had before there were trial chains.
+        """
         if self.backend == "sqlite":
             # SQLite admits one writer; queue this process's writers on a lock rather than in
             # SQLite's busy handler, which sleeps in growing steps and makes the slowest request
             # wait a second. Other processes still meet busy_timeout.
-            with self._sqlite_writer, self._write() as session:
+            with self._sqlite_writer, self._write(trial) as session:
                 yield session
         else:
-            with self._write() as session:
+            with self._write(trial) as session:
                 yield session
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
+    def _write(self, trial: str | None) -> Iterator[Session]:
         key = self.audit_key()
         assert self.keystore is not None
         with self.engine.connect() as connection:
@@ -176,23 +184,50 @@ class Database:
                 connection = connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
                 session = Session(bind=connection, expire_on_commit=False,
-                                  info={"keystore": self.keystore, "audit_key": key})
-                head = session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update()
-                                       ).scalar_one_or_none()
-                if head is None:
-                    raise DatabaseError("the database has no audit head; run `stroketrial db upgrade` first")
-                start = head.seq
-                session.info["audit_head"] = head
+                                  info={"keystore": self.keystore, "audit_key": key, "audit_heads": {},
+                                        "audit_start": {}})
+                session.info["audit_scope"] = _take_write_lock(session, self.backend, trial)
                 try:
                     yield session
                     session.flush()
+                    moved = [(h.chain_id, h.seq, h.hash) for h in moved_heads(session)]
                 finally:
                     session.close()
-            if head.seq != start:  # committed: the new head goes to the checkpoint log, outside the database
-                self.keystore.append_checkpoint(head.seq, head.hash)
+            # committed: each chain's new head goes to the checkpoint log, outside the database
+            for chain_id, seq, digest in moved:
+                self.keystore.append_checkpoint(seq, digest, chain_id)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Any 64-bit number of our own: PostgreSQL's advisory locks are named by one.
+PLATFORM_LOCK = 0x5354524F4B45  # "STROKE"
+
+
+def _take_write_lock(session: Session, backend: str, trial: str | None) -> str | None:
+    """Lock what this write may change; the trial it is confined to, or None for a platform-wide write.
+
+    PostgreSQL: a trial's write takes the platform lock shared, then its trial's chain head FOR UPDATE, so
+    writes of one trial follow each other and writes of different trials run side by side; a platform-wide
+    write takes the platform lock exclusively and waits for every trial's write to finish. Lock order is always
+    platform lock, trial head, platform head (`audit.chain_head`), so no two writes wait for each other in a
+    circle. SQLite has one writer at a time (BEGIN IMMEDIATE has locked the database); a trial's write is still
+    confined to its trial's chain there, so a write that strays is found on either database.
+    """
+    if trial is not None and session.execute(select(AuditHead.chain_id).where(AuditHead.chain_id == trial)
+                                             ).first() is None:
+        trial = None  # a trial with no chain yet (or no such trial): its first events are written platform-wide
+    if backend == "postgresql":
+        lock = "pg_advisory_xact_lock_shared" if trial is not None else "pg_advisory_xact_lock"
+        session.execute(text(f"SELECT {lock}(:key)"), {"key": PLATFORM_LOCK})
+    if trial is not None:
+        session.info["audit_scope"] = trial
+        chain_head(session, trial)
+        return trial
+    if session.execute(select(AuditHead.chain_id).where(AuditHead.chain_id == PLATFORM)).first() is None:
+        raise DatabaseError("the database has no audit head; run `stroketrial db upgrade` first")
+    return None
 
 
 def rows_changed(session: Session, statement: Update | Delete) -> int:

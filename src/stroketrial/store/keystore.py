@@ -6,8 +6,9 @@ A keystore is a folder holding two files:
 - `audit.key`: 32 random bytes (hex), made on first start; every audit event's hash is an
   HMAC-SHA256 under this key, so nobody without it can recompute a chain after an edit,
   forge an event, or test a guess about a hidden field against a stored hash.
-- `checkpoints`: one line appended after every committed write, `seq hash at signature`,
-  the signature an HMAC of the line under the key. `audit verify` checks the trail against
+- `checkpoints`: one line appended after every committed write for each chain it moved (the
+  platform's, or a trial's: `audit.py`), `seq hash at signature [chain]`, the signature an
+  HMAC of the line under the key. `audit verify` checks the trail against
   every line, so events deleted from the end (and the head moved back) are caught.
 
 Where it is: `STROKETRIAL_KEYS`, else next to a SQLite file (`trial.db` -> `trial.db.keys/`),
@@ -59,9 +60,11 @@ class Checkpoint:
     at: str
     signature: str
     source: str  # where the line came from, for messages
+    chain: str = ""  # the trial whose chain it is; "" for the platform's chain
 
     def line(self) -> str:
-        return f"{CHECKPOINT_PREFIX} seq={self.seq} hash={self.hash} at={self.at} sig={self.signature}"
+        line = f"{CHECKPOINT_PREFIX} seq={self.seq} hash={self.hash} at={self.at} sig={self.signature}"
+        return f"{line} chain={self.chain}" if self.chain else line
 
 
 class Keystore:
@@ -111,16 +114,18 @@ class Keystore:
         return hmac.new(self.key(), b"stroketrial audit key id", hashlib.sha256).hexdigest()[:16]
 
     # ---- checkpoints -------------------------------------------------------------------------------------
-    def sign(self, seq: int, digest: str, at: str) -> str:
-        return hmac.new(self.key(), f"checkpoint:{seq}:{digest}:{at}".encode(), hashlib.sha256).hexdigest()
+    def sign(self, seq: int, digest: str, at: str, chain: str = "") -> str:
+        # The platform chain keeps the signature its lines had before there were trial chains.
+        text = f"checkpoint:{chain}:{seq}:{digest}:{at}" if chain else f"checkpoint:{seq}:{digest}:{at}"
+        return hmac.new(self.key(), text.encode(), hashlib.sha256).hexdigest()
 
-    def checkpoint(self, seq: int, digest: str) -> Checkpoint:
+    def checkpoint(self, seq: int, digest: str, chain: str = "") -> Checkpoint:
         at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        return Checkpoint(seq, digest, at, self.sign(seq, digest, at), "now")
+        return Checkpoint(seq, digest, at, self.sign(seq, digest, at, chain), "now", chain)
 
-    def append_checkpoint(self, seq: int, digest: str) -> None:
+    def append_checkpoint(self, seq: int, digest: str, chain: str = "") -> None:
         """One line, one write() on an O_APPEND file: lines from several processes never interleave."""
-        line = (self.checkpoint(seq, digest).line() + "\n").encode()
+        line = (self.checkpoint(seq, digest, chain).line() + "\n").encode()
         fd = os.open(self.checkpoint_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)
@@ -135,7 +140,8 @@ class Keystore:
                 if line.strip()]
 
     def is_signed(self, checkpoint: Checkpoint) -> bool:
-        return hmac.compare_digest(checkpoint.signature, self.sign(checkpoint.seq, checkpoint.hash, checkpoint.at))
+        return hmac.compare_digest(checkpoint.signature,
+                                   self.sign(checkpoint.seq, checkpoint.hash, checkpoint.at, checkpoint.chain))
 
 
 def parse_checkpoint(line: str, source: str) -> Checkpoint:
@@ -144,7 +150,8 @@ def parse_checkpoint(line: str, source: str) -> Checkpoint:
     try:
         if parts[0] != CHECKPOINT_PREFIX:
             raise ValueError
-        return Checkpoint(int(fields["seq"]), fields["hash"], fields["at"], fields["sig"], source)
+        return Checkpoint(int(fields["seq"]), fields["hash"], fields["at"], fields["sig"], source,
+                          fields.get("chain", ""))
     except (IndexError, KeyError, ValueError):
         raise KeystoreError(f"{source}: not a checkpoint line ({CHECKPOINT_PREFIX} seq=N hash=H at=T sig=S)") \
             from None

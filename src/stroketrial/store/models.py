@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (Boolean, Date, DateTime, Float, ForeignKey, Identity, Index, Integer, LargeBinary, String,
+                        Text, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -141,10 +141,16 @@ class Unblinding(Base):
 
 
 class AuditEvent(Base):
-    """Append-only; each event's hash (keyed, chain 2) covers its content and the previous event's hash."""
+    """Append-only; each event's hash (keyed) covers its content and the previous event's hash in its chain.
+
+    A chain is one trial's events (`chain_id` = the trial), or the platform's (`chain_id` = ""): users, sites,
+    and every event from before there were trial chains. `chain_seq` numbers a chain's events 1, 2, 3, ...
+    with no gaps; `seq` numbers every event of the platform in the order written (gaps allowed: a transaction
+    rolled back leaves its numbers unused)."""
 
     __tablename__ = "audit_events"
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    __table_args__ = (Index("ux_audit_events_chain", "chain_id", "chain_seq", unique=True),)
+    seq: Mapped[int] = mapped_column(Integer, Identity(), primary_key=True)
     at: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(60))
@@ -157,15 +163,17 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    chain: Mapped[int] = mapped_column(Integer, default=2, server_default="1")
+    chain: Mapped[int] = mapped_column(Integer, default=3, server_default="1")
+    chain_id: Mapped[str] = mapped_column(String(60), server_default="")
+    chain_seq: Mapped[int] = mapped_column(Integer)
 
 
 class AuditHead(Base):
-    """One row: the last event's number and hash. Every write locks it first, which orders
-    all writes (and the chain) and detects a truncated trail."""
+    """One row per chain: its last event's number and hash. A write locks the head of each chain it appends to,
+    which orders that chain's events and detects a chain cut short."""
 
-    __tablename__ = "audit_head"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    __tablename__ = "audit_heads"
+    chain_id: Mapped[str] = mapped_column(String(60), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -164,7 +164,7 @@ def get_trial(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(da
 def register_patient(trial: Trial, body: PatientIn, actor: Actor = Depends(current_actor),
                      db=Depends(database)) -> dict[str, Any]:
     """Register a patient with screening data; the answer holds the eligibility result per criterion."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return patients.register(session, actor, trial, body.patient_id, body.site, body.data, body.attestations)
 
 
@@ -183,7 +183,7 @@ def get_patient(trial: Trial, patient: PatientCode, actor: Actor = Depends(curre
 @router.patch("/trials/{trial}/patients/{patient}", tags=["patients"])
 def correct_screening(trial: Trial, patient: PatientCode, body: ScreeningChange, actor: Actor = Depends(current_actor),
                       db=Depends(database)):
-    with db.write() as session:
+    with db.write(trial) as session:
         return patients.update_screening(session, actor, trial, patient, body.data, body.reason)
 
 
@@ -201,7 +201,7 @@ def randomize_patient(trial: Trial, patient: PatientCode, request: Request, resp
                       actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Randomize once. Send a new Idempotency-Key per patient; resend the same key to retry safely."""
     idempotency_key = request.headers.get("idempotency-key")
-    with db.write() as session:
+    with db.write(trial) as session:
         body, created = randomize.randomize(session, actor, trial, patient, idempotency_key)
     if not created:
         response.headers["Idempotent-Replay"] = "true"
@@ -234,14 +234,14 @@ def get_visits(trial: Trial, patient: PatientCode, actor: Actor = Depends(curren
 @router.put("/trials/{trial}/patients/{patient}/visits/{visit}", tags=["follow-up"])
 def put_visit(trial: Trial, patient: PatientCode, visit: VisitId, body: VisitIn, actor: Actor = Depends(current_actor),
               db=Depends(database)):
-    with db.write() as session:
+    with db.write(trial) as session:
         return visits.record_visit(session, actor, trial, patient, visit, body.visit_date, body.values, body.reason)
 
 
 @router.post("/trials/{trial}/patients/{patient}/saes", status_code=201, tags=["safety"])
 def post_sae(trial: Trial, patient: PatientCode, body: SaeIn, actor: Actor = Depends(current_actor),
              db=Depends(database)):
-    with db.write() as session:
+    with db.write(trial) as session:
         result = serious_adverse_events.report_sae(session, actor, trial, patient, body.model_dump(exclude_none=True))
     notifications.deliver(db)  # after the commit: emails never go out for a report that was not stored
     return result
@@ -257,7 +257,7 @@ def get_saes(trial: Trial, patient: PatientCode, actor: Actor = Depends(current_
 def post_unblinding(trial: Trial, patient: PatientCode, body: UnblindingIn, actor: Actor = Depends(current_actor),
                     db=Depends(database)):
     """Emergency unblinding by the treating investigator, with the clinical reason; audited."""
-    with db.write() as session:
+    with db.write(trial) as session:
         result = unblinding.unblind(session, actor, trial, patient, body.reason)
     notifications.deliver(db)
     return result

@@ -54,7 +54,7 @@ def get_consents(trial: Trial, patient: PatientCode, actor: Actor = Depends(curr
 def post_consent(trial: Trial, patient: PatientCode, body: ConsentIn, actor: Actor = Depends(current_actor),
                  db=Depends(database)) -> dict[str, Any]:
     """Record a consent (or a re-consent on a newer approved form version: the one in force is superseded)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return consent.record_consent(session, actor, trial, patient, body.route, body.form_version,
                                       body.consented_at, body.signer_name, body.signer_relationship)
 
@@ -63,7 +63,7 @@ def post_consent(trial: Trial, patient: PatientCode, body: ConsentIn, actor: Act
 def post_confirmation(trial: Trial, patient: PatientCode, consent_id: ConsentId, body: ConfirmationIn,
                       actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Confirm a deferred consent by the patient or a legally authorised representative."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return consent.confirm(session, actor, trial, patient, consent_id, body.route, body.confirmed_at,
                                body.signer_name, body.signer_relationship)
 
@@ -72,7 +72,7 @@ def post_confirmation(trial: Trial, patient: PatientCode, consent_id: ConsentId,
 def post_withdrawal(trial: Trial, patient: PatientCode, consent_id: ConsentId, body: WithdrawalIn,
                     actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Record the patient's withdrawal with its scope and reason (or widen an earlier one)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return consent.withdraw(session, actor, trial, patient, consent_id, body.scope, body.reason,
                                 body.withdrawn_at)
 

@@ -49,7 +49,7 @@ class VerificationIn(_Body):
 def raise_query(trial: Trial, patient: PatientCode, body: QueryIn, actor: Actor = Depends(current_actor),
                 db=Depends(database)) -> dict[str, Any]:
     """A monitor or data manager raises a query on one field of one form."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return queries.raise_query(session, actor, trial, patient, body.form, body.field, body.text)
 
 
@@ -74,7 +74,7 @@ def trial_queries(trial: Trial, status: Literal["open", "answered", "closed"] | 
 def answer_query(trial: Trial, query: QueryId, body: AnswerIn, actor: Actor = Depends(current_actor),
                  db=Depends(database)) -> dict[str, Any]:
     """The site answers an open query with an explanation, or with a correction of the field."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return queries.answer_query(session, actor, trial, query, body.answer, body.correction is not None,
                                     body.correction.value if body.correction is not None else None)
 
@@ -82,14 +82,14 @@ def answer_query(trial: Trial, query: QueryId, body: AnswerIn, actor: Actor = De
 @router.post("/trials/{trial}/queries/{query}/close", tags=["data management"])
 def close_query(trial: Trial, query: QueryId, body: CloseIn | None = None, actor: Actor = Depends(current_actor),
                 db=Depends(database)) -> dict[str, Any]:
-    with db.write() as session:
+    with db.write(trial) as session:
         return queries.close_query(session, actor, trial, query, body.note if body else None)
 
 
 @router.post("/trials/{trial}/queries/{query}/reopen", tags=["data management"])
 def reopen_query(trial: Trial, query: QueryId, body: ReopenIn, actor: Actor = Depends(current_actor),
                  db=Depends(database)) -> dict[str, Any]:
-    with db.write() as session:
+    with db.write(trial) as session:
         return queries.reopen_query(session, actor, trial, query, body.reason)
 
 
@@ -97,7 +97,7 @@ def reopen_query(trial: Trial, query: QueryId, body: ReopenIn, actor: Actor = De
 def verify_source(trial: Trial, patient: PatientCode, body: VerificationIn, actor: Actor = Depends(current_actor),
                   db=Depends(database)) -> dict[str, Any]:
     """The monitor marks a form (or one field) verified against the source, over the SHA-256 of its values."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return verification.verify_form(session, actor, trial, patient, body.form, body.field)
 
 

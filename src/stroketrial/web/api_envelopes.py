@@ -69,7 +69,7 @@ def generate_envelope_set(trial: Trial, body: EnvelopeSetIn, actor: Actor = Depe
                           db=Depends(database)) -> dict[str, Any]:
     """Make a site's set (unblinded pharmacist, or the admin of a trial where the admin sees arms): whole permuted
     blocks per stratum, apart from the online list. Print it with POST .../print."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return envelopes.generate(session, actor, trial, body.site, body.per_stratum)
 
 
@@ -80,7 +80,7 @@ def generate_envelope_set(trial: Trial, body: EnvelopeSetIn, actor: Actor = Depe
 def print_envelope_set(trial: Trial, set_id: SetId, actor: Actor = Depends(current_actor),
                        db=Depends(database)) -> Response:
     """The set as a PDF to print (counted and audited: the print number is on every page)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         pdf, filename = envelopes.set_pdf(session, actor, trial, set_id)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -90,7 +90,7 @@ def print_envelope_set(trial: Trial, set_id: SetId, actor: Actor = Depends(curre
 def void_envelope_set(trial: Trial, set_id: SetId, body: VoidIn, actor: Actor = Depends(current_actor),
                       db=Depends(database)) -> dict[str, Any]:
     """Void a set's sealed envelopes (lost, damaged, replaced), with the reason."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return envelopes.void_set(session, actor, trial, set_id, body.reason)
 
 
@@ -100,6 +100,6 @@ def record_opened_envelope(trial: Trial, body: OpenedEnvelopeIn, actor: Actor = 
     """Record an envelope opened while the platform could not be reached: the patient is randomized to its
     allocation (409 for an envelope used twice, void or out of order; 422 for a wrong check code or a time in the
     future)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return envelopes.record_opened(session, actor, trial, body.envelope, body.check_code, body.patient_id,
                                        body.opened_at, body.allocation)

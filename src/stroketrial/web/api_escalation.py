@@ -51,7 +51,7 @@ def enrol(trial: Trial, patient: PatientCode, request: Request, response: Respon
           actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Enrol an eligible patient into the open cohort at its dose level, once (Idempotency-Key as randomization)."""
     wanted = body or EnrolmentIn()
-    with db.write() as session:
+    with db.write(trial) as session:
         result, created = escalation.enrol(session, actor, trial, patient, request.headers.get("idempotency-key"),
                                            wanted.cohort, wanted.level)
     if not created:
@@ -63,7 +63,7 @@ def enrol(trial: Trial, patient: PatientCode, request: Request, response: Respon
 def put_dlt(trial: Trial, patient: PatientCode, body: DltIn, actor: Actor = Depends(current_actor),
             db=Depends(database)) -> dict[str, Any]:
     """The investigator's DLT assessment (yes, with the protocol's DLT and the event; or no)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return escalation.record_dlt(session, actor, trial, patient, body.dlt, body.criterion, body.event, body.onset,
                                      body.reason)
 
@@ -75,6 +75,6 @@ def post_decision(trial: Trial, body: DecisionIn, request: Request, actor: Actor
     password counts as a failed sign-in (429 after too many)."""
     actor.require("confirming an escalation decision")
     signature = signatures.sign(db, actor, body.password, request.client.host if request.client else "unknown")
-    with db.write() as session:
+    with db.write(trial) as session:
         return escalation.confirm_decision(session, actor, trial, body.after_cohort, body.action, body.level,
                                            body.mtd, body.reason, signature)

@@ -28,7 +28,7 @@ def post_look(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(da
     """Run the next planned look on the trial's frozen or locked data: the information observed, the primary
     analysis's z, the boundary at the fractions observed so far, conditional power, the predictive probability and
     what the rule recommends. 409 without a trial-wide freeze or lock, or without new information."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return interim_analyses.run_look(session, actor, trial)
 
 
@@ -45,7 +45,7 @@ def post_decision(trial: Trial, look: LookNumber, body: DecisionIn, request: Req
     """The DSMB records its recommendation after a look, with its reason, signed with the member's password."""
     actor.require(interim_analyses.DECIDING)
     signature = signatures.sign(db, actor, body.password, request.client.host if request.client else "unknown")
-    with db.write() as session:
+    with db.write(trial) as session:
         return interim_analyses.record_decision(session, actor, trial, look, body.decision, body.reason, signature)
 
 
@@ -71,7 +71,7 @@ def post_report(trial: Trial, body: ReportIn, actor: Actor = Depends(current_act
                 db=Depends(database)) -> dict[str, Any]:
     """Generate a DSMB report on the data as they are now, kept as HTML and PDF with the SHA-256 of the data
     snapshot it read. Closed reports: 403 for every role that may not see arms."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return dsmb_reports.generate(session, actor, trial, body.kind)
 
 

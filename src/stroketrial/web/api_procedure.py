@@ -23,7 +23,7 @@ class ProcedureIn(_Body):
 def register_before_procedure(trial: Trial, body: PatientIn, actor: Actor = Depends(current_actor),
                               db=Depends(database)) -> dict[str, Any]:
     """Register a patient with everything known before the procedure; 422 names what is still missing."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return procedure.register_before_procedure(session, actor, trial, body.patient_id, body.site, body.data,
                                                    body.attestations)
 
@@ -35,7 +35,7 @@ def randomize_during_procedure(trial: Trial, patient: PatientCode, body: Procedu
                                db=Depends(database)) -> dict[str, Any]:
     """Record the during-procedure fields and randomize when eligible (201); ineligible, 200 with the failed
     criteria and nothing randomized. Resend the same Idempotency-Key to retry safely."""
-    with db.write() as session:
+    with db.write(trial) as session:
         view, created = procedure.randomize_during_procedure(session, actor, trial, patient, body.data,
                                                              body.attestations,
                                                              request.headers.get("idempotency-key"))

@@ -78,7 +78,7 @@ def _given(body: _Body) -> dict[str, Any]:
 def post_adverse_event(trial: Trial, patient: PatientCode, body: AdverseEventIn,
                        actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """Record a non-serious adverse event (a serious one goes on the SAE form)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return adverse_events.record_ae(session, actor, trial, patient, _given(body))
 
 
@@ -95,7 +95,7 @@ def put_adverse_event(trial: Trial, patient: PatientCode, ae: AeId, body: Advers
     """Correct a recorded adverse event: every field as it should be, and the reason."""
     data = _given(body)
     reason = data.pop("reason", None)
-    with db.write() as session:
+    with db.write(trial) as session:
         return adverse_events.correct_ae(session, actor, trial, patient, ae, data, reason)
 
 
@@ -103,7 +103,7 @@ def put_adverse_event(trial: Trial, patient: PatientCode, ae: AeId, body: Advers
 def post_sae_follow_up(trial: Trial, patient: PatientCode, sae: SaeId, body: SaeFollowUpIn,
                        actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """A follow-up report by the site; an upgrade (now fatal or life-threatening, or a SUSAR) notifies."""
-    with db.write() as session:
+    with db.write(trial) as session:
         result = serious_adverse_events.follow_up_sae(session, actor, trial, patient, sae, _given(body))
     notifications.deliver(db)
     return result
@@ -113,7 +113,7 @@ def post_sae_follow_up(trial: Trial, patient: PatientCode, sae: SaeId, body: Sae
 def post_sponsor_assessment(trial: Trial, patient: PatientCode, sae: SaeId, body: SponsorAssessmentIn,
                             actor: Actor = Depends(current_actor), db=Depends(database)) -> dict[str, Any]:
     """The sponsor's pharmacovigilance assesses causality and expectedness, and records the SUSAR's submission."""
-    with db.write() as session:
+    with db.write(trial) as session:
         result = serious_adverse_events.assess_sae(session, actor, trial, patient, sae, _given(body))
     notifications.deliver(db)
     return result
@@ -168,11 +168,11 @@ def get_recipients(trial: Trial, actor: Actor = Depends(current_actor), db=Depen
 def post_recipient(trial: Trial, body: RecipientIn, actor: Actor = Depends(current_actor), db=Depends(database)
                    ) -> dict[str, Any]:
     """The admin adds an address (again: changes its role)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return notifications.add_recipient(session, actor, trial, body.email, body.role, body.language)
 
 
 @router.delete("/trials/{trial}/notification-recipients/{email}", status_code=204, tags=["notifications"])
 def delete_recipient(trial: Trial, email: str, actor: Actor = Depends(current_actor), db=Depends(database)) -> None:
-    with db.write() as session:
+    with db.write(trial) as session:
         notifications.remove_recipient(session, actor, trial, email)

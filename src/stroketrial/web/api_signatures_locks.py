@@ -47,7 +47,7 @@ def post_signature(trial: Trial, patient: PatientCode, body: RecordSignatureIn, 
     sign-in (429 after too many)."""
     actor.require(record_signatures.SIGNING)
     signature = signatures.sign(db, actor, body.password, request.client.host if request.client else "unknown")
-    with db.write() as session:
+    with db.write(trial) as session:
         return record_signatures.sign_record(session, actor, trial, patient, body.form, body.meaning, signature)
 
 
@@ -72,7 +72,7 @@ def get_locks(trial: Trial, patient: str | None = None, actor: Actor = Depends(c
 def post_lock(trial: Trial, body: LockIn, actor: Actor = Depends(current_actor),
               db=Depends(database)) -> dict[str, Any]:
     """Freeze or lock the whole trial, a patient, or one form of a patient."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return locks.lock(session, actor, trial, body.level, body.reason, body.patient_id, body.form)
 
 
@@ -80,5 +80,5 @@ def post_lock(trial: Trial, body: LockIn, actor: Actor = Depends(current_actor),
 def post_release(trial: Trial, lock_id: LockId, body: ReleaseIn, actor: Actor = Depends(current_actor),
                  db=Depends(database)) -> dict[str, Any]:
     """Release a freeze (data manager or admin) or a lock (admin), with a reason."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return locks.release(session, actor, trial, lock_id, body.reason)

@@ -88,7 +88,7 @@ def import_kits(trial: Trial, body: KitListIn, actor: Actor = Depends(current_ac
                 db=Depends(database)) -> dict[str, Any]:
     """Import the packager's kit list; every bad row is named (row, field, value, what is allowed) and nothing is
     stored while any row is bad."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.import_kits(session, actor, trial, body.csv)
 
 
@@ -96,7 +96,7 @@ def import_kits(trial: Trial, body: KitListIn, actor: Actor = Depends(current_ac
 def generate_kits(trial: Trial, body: GenerateIn, actor: Actor = Depends(current_actor),
                   db=Depends(database)) -> dict[str, Any]:
     """Generate a kit list here (kit numbers from the OS CSPRNG, telling nothing of the arm)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.generate_kits(session, actor, trial, body.kits_per_arm, body.lot, body.expiry)
 
 
@@ -105,7 +105,7 @@ def generate_kits(trial: Trial, body: GenerateIn, actor: Actor = Depends(current
                              "description": "the kit list: kit number, arm, lot, expiry, one row per kit"}})
 def export_kits(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> Response:
     """The kit list as CSV for the packager (unblinded pharmacist and supply manager only)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         text = supply.export_kits(session, actor, trial)
     return Response(text, media_type="text/csv",
                              headers={"Content-Disposition": f'attachment; filename="{trial}-kits.csv"'})
@@ -115,7 +115,7 @@ def export_kits(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(
 def post_shipment(trial: Trial, body: ShipmentIn, actor: Actor = Depends(current_actor),
                   db=Depends(database)) -> dict[str, Any]:
     """Ship kits from the depot to a site."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.ship(session, actor, trial, body.site, body.kits, body.kits_per_arm, body.shipped_on,
                            body.expected_on, body.kits_by_arm)
 
@@ -124,7 +124,7 @@ def post_shipment(trial: Trial, body: ShipmentIn, actor: Actor = Depends(current
 def post_receipt(trial: Trial, shipment: int, body: ReceiptIn, actor: Actor = Depends(current_actor),
                  db=Depends(database)) -> dict[str, Any]:
     """The site confirms a shipment: each kit received, damaged or missing."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.receive(session, actor, trial, shipment, body.received, body.damaged, body.missing)
 
 
@@ -132,7 +132,7 @@ def post_receipt(trial: Trial, shipment: int, body: ReceiptIn, actor: Actor = De
 def put_levels(trial: Trial, site: Site, body: LevelsIn, actor: Actor = Depends(current_actor),
                db=Depends(database)) -> dict[str, Any]:
     """A site's own resupply trigger and target, in place of the protocol's."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.set_site_levels(session, actor, trial, site, body.trigger_per_arm, body.target_per_arm)
 
 
@@ -148,7 +148,7 @@ def get_reconciliation(trial: Trial, site: Site, actor: Actor = Depends(current_
 def post_close_out(trial: Trial, kit: KitNumber, body: CloseOutIn, actor: Actor = Depends(current_actor),
                    db=Depends(database)) -> dict[str, Any]:
     """At close-out: a kit returned or destroyed."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.close_out_kit(session, actor, trial, kit, body.outcome, body.reason, body.by, body.on)
 
 
@@ -156,7 +156,7 @@ def post_close_out(trial: Trial, kit: KitNumber, body: CloseOutIn, actor: Actor 
 def post_site_close_out(trial: Trial, site: Site, body: SiteCloseOutIn, actor: Actor = Depends(current_actor),
                         db=Depends(database)) -> dict[str, Any]:
     """At close-out: several kits of the site returned or destroyed, all or nothing (each refused kit named)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.close_out_kits(session, actor, trial, site, body.kits, body.outcome, body.reason, body.by,
                                      body.on)
 
@@ -166,7 +166,7 @@ def post_quarantine(trial: Trial, body: QuarantineIn, actor: Actor = Depends(cur
                     db=Depends(database)) -> dict[str, Any]:
     """Quarantine kits or a whole lot (a temperature excursion, a recall): never shipped, dispensed or reserved
     until released; a site dropped to its trigger gets a resupply request."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.quarantine(session, actor, trial, body.kits, body.lot, body.reason)
 
 
@@ -174,7 +174,7 @@ def post_quarantine(trial: Trial, body: QuarantineIn, actor: Actor = Depends(cur
 def post_release_quarantine(trial: Trial, body: QuarantineIn, actor: Actor = Depends(current_actor),
                             db=Depends(database)) -> dict[str, Any]:
     """Release quarantined kits (or a lot's), with a reason: each goes back where it was."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.release_quarantine(session, actor, trial, body.kits, body.lot, body.reason)
 
 
@@ -182,7 +182,7 @@ def post_release_quarantine(trial: Trial, body: QuarantineIn, actor: Actor = Dep
 def post_replacement(trial: Trial, patient: PatientCode, body: ReplacementIn, actor: Actor = Depends(current_actor),
                      db=Depends(database)) -> dict[str, Any]:
     """A dispensed kit damaged: another kit of the same arm from the site's shelf (the unblinded pharmacist)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.replace_kit(session, actor, trial, patient, body.reason)
 
 
@@ -191,5 +191,5 @@ def post_late_kit(trial: Trial, patient: PatientCode, actor: Actor = Depends(cur
                   db=Depends(database)) -> dict[str, Any]:
     """A patient allocated without a kit (allocate_and_flag) is given one once stock has arrived (the unblinded
     pharmacist)."""
-    with db.write() as session:
+    with db.write(trial) as session:
         return supply.dispense_late(session, actor, trial, patient)

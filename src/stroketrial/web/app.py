@@ -84,6 +84,12 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def app_from_environment() -> FastAPI:
+    """The app for each of several worker processes (`stroketrial serve --workers N`): the database from
+    STROKETRIAL_DB and its keystore from STROKETRIAL_KEYS, which the parent process set."""
+    return create_app(Database())
+
+
 def create_app(db: Database) -> FastAPI:
     app = FastAPI(title="stroketrial", version=__version__,
                   description="Acute ischemic stroke trials: screening, central randomization, follow-up, safety, "

@@ -140,7 +140,7 @@ async def record_submit(request: Request, trial: str, patient: str) -> RedirectR
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         consent.record_consent(session, actor, trial, patient, _text(form, "route"), _text(form, "form_version"),
                                _text(form, "consented_at"), _text(form, "signer_name"),
                                _text(form, "signer_relationship"))
@@ -152,7 +152,7 @@ async def confirm_submit(request: Request, trial: str, patient: str, consent_id:
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         consent.confirm(session, actor, trial, patient, _consent_id(consent_id), _text(form, "route"),
                         _text(form, "confirmed_at"), _text(form, "signer_name"), _text(form, "signer_relationship"))
     return _back(trial, patient, "confirmed")
@@ -163,7 +163,7 @@ async def withdraw_submit(request: Request, trial: str, patient: str, consent_id
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         consent.withdraw(session, actor, trial, patient, _consent_id(consent_id), _text(form, "scope"),
                          _text(form, "reason"), _text(form, "withdrawn_at"))
     return _back(trial, patient, "withdrawn")

@@ -103,7 +103,7 @@ async def raise_submit(request: Request, trial: str, patient: str) -> Response:
     target = str(form.get("target", ""))
     form_id, _, field = target.partition("/")
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             raised = queries.raise_query(session, actor, trial, patient, form_id, field, str(form.get("text", "")))
         return _back(trial, patient, f"#query-{raised['id']}")
     except ServiceError as exc:
@@ -135,7 +135,7 @@ async def query_action(request: Request, trial: str, query_id: int, action: str)
         return _patient_page(request, trial, patient, 404, i18n.gettext("no data query {query} for {patient}").format(
             query=query_id, patient=patient))
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             if action == "answer":
                 raw = str(form.get("value", "")).strip()
                 correct = form.get("correct") == "yes"
@@ -187,7 +187,7 @@ async def verify_submit(request: Request, trial: str, patient: str) -> Response:
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         verification.verify_form(session, actor, trial, patient, str(form.get("form", "")),
                                  str(form.get("field", "")) or None)
     return RedirectResponse(f"/trials/{trial}/verification#{patient}", status_code=303)

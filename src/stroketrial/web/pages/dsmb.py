@@ -121,7 +121,7 @@ async def run_look(request: Request, trial: str) -> Response:
     form = await request.form()
     check_csrf(request, form.get("csrf"))
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             look = interim_analyses.run_look(session, actor, trial)
     except (Forbidden, NotFound):
         raise

@@ -47,7 +47,7 @@ async def record_opened(request: Request, trial: str) -> RedirectResponse:
     form = await request.form()
     check_csrf(request, form.get("csrf"))
     patient = str(form.get("patient_id", "")).strip()
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         envelopes.record_opened(session, actor, trial, str(form.get("envelope", "")), str(form.get("check_code", "")),
                                 patient, str(form.get("opened_at", "")), str(form.get("allocation", "")) or None)
     return RedirectResponse(f"/trials/{trial}/patients/{patient}/allocation", status_code=303)
@@ -63,7 +63,7 @@ async def generate_set(request: Request, trial: str) -> RedirectResponse:
         raise Invalid(i18n.gettext("envelopes per stratum {value} is not a whole number").format(
             value=repr(per_stratum)), [{"field": "per_stratum", "value": per_stratum,
                                         "message": i18n.gettext("a whole number from 1 to 100")}])
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         envelopes.generate(session, actor, trial, str(form.get("site", "")), int(per_stratum) if per_stratum else None)
     return RedirectResponse(f"/trials/{trial}/envelopes", status_code=303)
 
@@ -75,7 +75,7 @@ async def print_set(request: Request, trial: str, set_id: int) -> Response:
     check_csrf(request, form.get("csrf"))
     # The set is printed in the language chosen on the page (a site's nurses may read Chinese), else the page's.
     language = str(form.get("language") or i18n.current())
-    with i18n.use(language), database(request).write() as session:
+    with i18n.use(language), database(request).write(trial) as session:
         pdf, filename = envelopes.set_pdf(session, actor, trial, set_id)
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -86,6 +86,6 @@ async def void_set(request: Request, trial: str, set_id: int) -> RedirectRespons
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         envelopes.void_set(session, actor, trial, set_id, str(form.get("reason", "")))
     return RedirectResponse(f"/trials/{trial}/envelopes", status_code=303)

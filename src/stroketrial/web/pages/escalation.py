@@ -274,7 +274,7 @@ async def enrol_submit(request: Request, trial: str, patient: str) -> Response:
                       [{"field": "confirm", "value": None, "message": i18n.gettext("required")}])
     cohort, level = _number(form, "cohort"), _number(form, "level")
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             escalation.enrol(session, actor, trial, patient, str(form.get("key", "")), cohort, level)
     except Conflict as exc:
         actor, protocol, view = patient_context(request, trial, patient)
@@ -335,7 +335,7 @@ async def dlt_submit(request: Request, trial: str, patient: str) -> Response:
         criterion, event, onset = ((values["criterion"] or None, values["event"] or None, values["onset"] or None)
                                    if yes else (None, None, None))
         try:
-            with database(request).write() as session:
+            with database(request).write(trial) as session:
                 saved = escalation.record_dlt(session, actor, trial, patient, yes, criterion, event, onset,
                                               values["reason"] or None)
             return RedirectResponse(f"/trials/{trial}/escalation?saved={saved['patient_id']}", status_code=303)

@@ -240,7 +240,7 @@ async def visit_submit(request: Request, trial: str, patient: str, visit: str) -
         checks = _checks(request, actor, protocol, patient, visit, form, values, errors)
         warnings = [c for c in checks if c["severity"] == "warning"]
         if not any(c["severity"] == "error" for c in checks) and (not warnings or _confirmed(form, warnings)):
-            with database(request).write() as session:
+            with database(request).write(trial) as session:
                 visits.record_visit(session, actor, trial, patient, visit, str(form.get("visit_date", "")),
                                     values, str(form.get("reason", "")) or None)
                 if warnings:
@@ -266,7 +266,7 @@ async def sae_submit(request: Request, trial: str, patient: str) -> RedirectResp
     data: dict[str, Any] = {k: str(form.get(k, "")) for k in ("term", "onset_date", "outcome", "relatedness",
                                                                "description")}
     data["criteria"] = [str(c) for c in form.getlist("criteria")]
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         serious_adverse_events.report_sae(session, actor, trial, patient, data)
     notifications.deliver(database(request))  # after the commit
     return RedirectResponse(f"/trials/{trial}/patients/{patient}/visits#saes", status_code=303)
@@ -311,7 +311,7 @@ async def unblind_submit(request: Request, trial: str, patient: str) -> Redirect
     actor = signed_in(request)
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         revealed, new = unblinding.unblind_once(session, actor, trial, patient, str(form.get("reason", "")))
     if new:
         notifications.deliver(database(request))  # after the commit: the DSMB and the admin are told

@@ -107,7 +107,7 @@ async def randomize_submit(request: Request, trial: str, patient: str) -> Redire
     if form.get("confirm") != "yes":
         raise Invalid(i18n.gettext("tick the box to confirm the eligibility facts"),
                       [{"field": "confirm", "value": None, "message": i18n.gettext("required")}])
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         randomize.randomize(session, actor, trial, patient, str(form.get("key", "")))
     return RedirectResponse(f"/trials/{trial}/patients/{patient}/allocation", status_code=303)
 
@@ -168,7 +168,7 @@ async def correction_submit(request: Request, trial: str, patient: str) -> Respo
         changes: dict[str, Any] = {f.name: checked.data.get(f.name) for f in fields}
         changes["attestations"] = checked.attestations or None
         try:
-            with database(request).write() as session:
+            with database(request).write(trial) as session:
                 updated = patients.update_screening(session, actor, trial, patient, changes, reason)
             request.session[NOTICE] = i18n.gettext("Screening data corrected; the patient is {status}.").format(
                 status=status_words().get(updated["status"], updated["status"]))

@@ -52,7 +52,7 @@ async def save_before_procedure(request: Request, trial: str) -> Response:
         errors = {"patient_id": i18n.gettext("give the patient's screening number"), **errors}
     if not errors:
         try:
-            with database(request).write() as session:
+            with database(request).write(trial) as session:
                 procedure.register_before_procedure(session, actor, trial, code, site, checked.data,
                                                     checked.attestations)
             return RedirectResponse(f"/trials/{trial}/patients/{code}", status_code=303)
@@ -221,7 +221,7 @@ async def procedure_submit(request: Request, trial: str, patient: str) -> Respon
     key = str(form.get("key", ""))
     if not errors:
         try:
-            with database(request).write() as session:
+            with database(request).write(trial) as session:
                 done, _created = procedure.randomize_during_procedure(session, actor, trial, patient, data,
                                                                       attestations, key)
         except ServiceError as exc:

@@ -54,7 +54,7 @@ async def ae_record(request: Request, trial: str, patient: str) -> Response:
     check_csrf(request, form.get("csrf"))
     data = _ae_form(form)
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             adverse_events.record_ae(session, actor, trial, patient, data)
     except ServiceError as exc:
         if not exc.errors:
@@ -71,7 +71,7 @@ async def ae_correct(request: Request, trial: str, patient: str, ae: RowId) -> R
     check_csrf(request, form.get("csrf"))
     data = _ae_form(form)
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             adverse_events.correct_ae(session, actor, trial, patient, ae, data, str(form.get("reason", "")))
     except ServiceError as exc:
         if not exc.errors:
@@ -91,7 +91,7 @@ async def sae_follow_up(request: Request, trial: str, patient: str, sae: RowId) 
     criteria = [str(c) for c in form.getlist("criteria")]
     if criteria:
         data["criteria"] = criteria
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         serious_adverse_events.follow_up_sae(session, actor, trial, patient, sae, data)
     notifications.deliver(database(request))
     return RedirectResponse(f"/trials/{trial}/patients/{patient}/visits#sae-{sae}", status_code=303)
@@ -127,7 +127,7 @@ async def sae_assessment(request: Request, trial: str, patient: str, sae: RowId)
     data = {k: str(form.get(k, "")).strip() for k in ("causality", "expectedness", "comment",
                                                       "reported_to_authorities_at")
             if str(form.get(k, "")).strip() or k in ("causality", "expectedness")}
-    with database(request).write() as session:
+    with database(request).write(trial) as session:
         serious_adverse_events.assess_sae(session, actor, trial, patient, sae, data)
     notifications.deliver(database(request))
     return RedirectResponse(f"/trials/{trial}/saes#sae-{sae}", status_code=303)

@@ -169,7 +169,7 @@ async def lock_submit(request: Request, trial: str) -> Response:
     check_csrf(request, form.get("csrf"))
     values = {k: str(form.get(k) or "").strip() for k in ("level", "reason", "patient_id", "form")}
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             locks.lock(session, actor, trial, values["level"], values["reason"], values["patient_id"] or None,
                        values["form"] or None)
     except Forbidden:
@@ -185,7 +185,7 @@ async def release_submit(request: Request, trial: str, lock_id: int) -> Response
     form = await request.form()
     check_csrf(request, form.get("csrf"))
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             locks.release(session, actor, trial, lock_id, str(form.get("reason") or ""))
     except Forbidden:
         raise

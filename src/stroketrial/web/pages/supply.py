@@ -135,7 +135,7 @@ async def _submit(request: Request, trial: str, name: str, fields: tuple[str, ..
     typed = {k: _text(form, k) for k in fields}
     typed.update({k: _text(form, k) for k in form if k.startswith("arm:")})
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             notice = act(session, actor, form)
     except Forbidden:
         raise
@@ -181,7 +181,7 @@ async def import_submit(request: Request, trial: str) -> Response:
                          [{"field": "file", "value": upload.filename, "message": problem}], "import",
                          csv_columns=True)
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             result = supply.import_kits(session, actor, trial, text)
     except Forbidden:
         raise
@@ -202,7 +202,7 @@ async def receipt_submit(request: Request, trial: str, shipment: int) -> Respons
         if key.startswith("kit:") and str(value) in marks:
             marks[str(value)].append(key[4:])
     try:
-        with database(request).write() as session:
+        with database(request).write(trial) as session:
             supply.receive(session, actor, trial, shipment, marks["received"], marks["damaged"], marks["missing"])
     except Forbidden:
         raise

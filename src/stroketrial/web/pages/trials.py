@@ -125,7 +125,7 @@ async def screen_submit(request: Request, trial: str) -> Response:
         errors = {"patient_id": i18n.gettext("give the patient's screening number"), **errors}
     if not errors:
         try:
-            with database(request).write() as session:
+            with database(request).write(trial) as session:
                 patients.register(session, actor, trial, code, site, checked.data, checked.attestations)
             return RedirectResponse(f"/trials/{trial}/patients/{code}", status_code=303)
         except ServiceError as exc:
