@@ -101,7 +101,7 @@ def resolve(db: Database, token: str, idle: dt.timedelta, lifetime: dt.timedelta
         raise SessionEnded(message)
     if now - seen >= TOUCH_EVERY:
         # Not audited: when a session was last seen is bookkeeping for the idle timeout, not a change to data.
-        with db.write() as session:
+        with db.bookkeeping() as session:
             session.execute(update(UserSession).where(UserSession.id == row_id, UserSession.ended_at.is_(None))
                             .values(last_seen_at=now))
     return actor

@@ -86,6 +86,8 @@ def chain_label(chain_id: str) -> str:
 
 def chain_head(session: Session, chain_id: str) -> AuditHead:
     """The head of a chain this write may append to, locked (made, for a trial's first event)."""
+    if "audit_heads" not in session.info:
+        raise AuditScopeError("an audit event was recorded outside a write transaction (Database.write)")
     heads: dict[str, AuditHead] = session.info["audit_heads"]
     if chain_id in heads:
         return heads[chain_id]

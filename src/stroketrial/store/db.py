@@ -176,6 +176,18 @@ class Database:
                 yield session
 
     @contextmanager
+    def bookkeeping(self) -> Iterator[Session]:
+        """A write that records no audit event (when a session was last seen). On PostgreSQL it takes no write
+        lock, so a page view never waits for the trials' writes; on SQLite it is one more write in the queue."""
+        if self.backend == "sqlite":
+            with self.write() as session:
+                del session.info["audit_heads"]  # as on PostgreSQL: record() refuses here
+                yield session
+            return
+        with self._sessions.begin() as session:
+            yield session
+
+    @contextmanager
     def _write(self, trial: str | None) -> Iterator[Session]:
         key = self.audit_key()
         assert self.keystore is not None
