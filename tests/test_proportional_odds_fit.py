@@ -107,3 +107,23 @@ def test_multiple_imputation_equals_the_statsmodels_path_it_replaced():
     r = sensitivity.multiple_imputation(DATA, "mrs_90d", *ARMS, adjust=ADJUST, imputations=20)
     reference = _multiple_imputation_with_statsmodels(DATA, ADJUST, 20)
     assert r.estimate == pytest.approx(reference, abs=1e-6)
+
+
+def test_bootstrap_of_the_adjusted_risk_difference_equals_the_statsmodels_loop_it_replaced():
+    import statsmodels.api as sm
+
+    from stroketrial.analysis import binary
+
+    data = DATA.assign(good=(DATA["mrs_90d"] <= 2).astype(float).where(DATA["mrs_90d"].notna()))
+    r = binary.binary(data, "good", *ARMS, adjust=["age", "nihss"], bootstrap=200)["risk_difference_adjusted"]
+    rows = data[data["good"].notna()]
+    X = sm.add_constant(np.column_stack([(rows["arm"] == "albumin").to_numpy(float),
+                                         rows[["age", "nihss"]].to_numpy(float)]))
+    y, rng, draws = rows["good"].to_numpy(), np.random.default_rng(2026), []
+    for _ in range(200):
+        idx = rng.integers(0, len(y), len(y))
+        params = sm.Logit(y[idx], X[idx]).fit(disp=False, maxiter=100).params
+        treated, control = X[idx].copy(), X[idx].copy()
+        treated[:, 1], control[:, 1] = 1.0, 0.0
+        draws.append(np.mean(1 / (1 + np.exp(-treated @ params))) - np.mean(1 / (1 + np.exp(-control @ params))))
+    assert (r.ci_low, r.ci_high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])), abs=1e-9)
