@@ -21,6 +21,7 @@ cache-sized batches.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,6 +186,19 @@ def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
         return np.stack([np.linalg.lstsq(-h, g, rcond=None)[0] for h, g in zip(hess, grad, strict=True)])
 
 
+def _inverse(information: np.ndarray) -> np.ndarray:
+    """The inverse of each matrix; NaN for one that is singular (a diverging fit, e.g. a bootstrap resample whose
+    outcome a covariate separates), which would otherwise stop the whole batch."""
+    try:
+        return np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        out = np.full(information.shape, np.nan)
+        for i, matrix in enumerate(information):
+            with contextlib.suppress(np.linalg.LinAlgError):
+                out[i] = np.linalg.inv(matrix)
+        return out
+
+
 def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float, groups: np.ndarray | None = None,
                n_groups: int = 1, weights: np.ndarray | None = None, offset: np.ndarray | None = None,
                start: np.ndarray | None = None):
@@ -271,7 +285,7 @@ def fit(y: np.ndarray, X: np.ndarray, k: int, max_iter: int = 50, tol: float = 1
     se = np.full(params.shape, np.nan)
     known = np.isfinite(hess).all(axis=(1, 2))  # not for a trial missing a category
     with np.errstate(invalid="ignore"):
-        inverse = np.linalg.inv(-hess[known])
+        inverse = _inverse(-hess[known])
         se[known] = np.sqrt(np.clip(np.diagonal(inverse, axis1=1, axis2=2), 0, None))
     covariance = gradient = None
     if full:
