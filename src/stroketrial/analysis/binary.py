@@ -118,7 +118,8 @@ def _bootstrap_rd(y: np.ndarray, X: np.ndarray, bootstrap: int, seed: int) -> np
     fitted = batched_po_fit.fit(ys[usable], Xs[usable], 2, max_iter=100)
     eta = np.einsum("tnp,tp->tn", Xs[usable][..., 1:], fitted.beta[:, 1:]) - fitted.alpha
     treated, control = eta + fitted.beta[:, :1], eta  # the treated column (first) set to 1, then to 0
-    return special.expit(treated).mean(axis=1) - special.expit(control).mean(axis=1)
+    differences = special.expit(treated).mean(axis=1) - special.expit(control).mean(axis=1)
+    return differences[np.isfinite(differences)]  # a fit that broke down (singular information) carries none
 
 
 def _standardized_rd(params: np.ndarray, X: np.ndarray) -> float:

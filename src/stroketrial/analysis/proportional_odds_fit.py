@@ -46,8 +46,12 @@ class ProportionalOddsFit:
 
 def fit(codes: np.ndarray, k: int, X: np.ndarray, weights: np.ndarray | None = None,
         offset: np.ndarray | None = None, groups: np.ndarray | None = None, n_groups: int = 1,
-        start: np.ndarray | None = None) -> ProportionalOddsFit:
-    """The maximum-likelihood fit of one model: codes in 0..k-1 (every one observed), X [patients, p]."""
+        start: np.ndarray | None = None, converge: bool = True) -> ProportionalOddsFit:
+    """The maximum-likelihood fit of one model: codes in 0..k-1 (every one observed), X [patients, p].
+
+    converge=False: where the maximum is not reached (a covariate level that separates the outcome: its
+    coefficient runs off to infinity), the fit after 200 Newton steps, whose log-likelihood is then within
+    far less than 1e-10 of its supremum, instead of an AnalysisInputError."""
     def one(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a, float)[None]
 
@@ -55,7 +59,7 @@ def fit(codes: np.ndarray, k: int, X: np.ndarray, weights: np.ndarray | None = N
                                 max_iter=200, groups=None if groups is None else np.asarray(groups)[None],
                                 n_groups=n_groups, weights=one(weights), offset=one(offset), start=one(start),
                                 full=True)
-    if not fitted.converged[0]:
+    if converge and not fitted.converged[0]:
         raise AnalysisInputError("the proportional-odds model did not converge (an arm or a covariate level "
                                  "without every outcome category, or a covariate that predicts the outcome "
                                  "perfectly)")

@@ -135,7 +135,10 @@ def subgroups(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control:
             part = data[data["_subgroup"] == level]
             if part[arm].nunique() < 2 or part[outcome].nunique() < 2 or len(part) < 10:
                 continue
-            r = proportional_odds(part, outcome, arm, treatment, control, profile=False)
+            try:
+                r = proportional_odds(part, outcome, arm, treatment, control, profile=False)
+            except AnalysisInputError:  # a level whose arms separate the outcome has no finite common OR
+                continue
             out.append(Result(f"{name}: {level}", r.estimate, r.ci_low, r.ci_high, interaction_p, r.method, r.n,
                               r.measure, {"subgroup": name, "level": str(level), "interaction_p": interaction_p,
                                           "n_treatment": r.details["n_treatment"],
@@ -150,6 +153,7 @@ def _interaction_p(data: pd.DataFrame, outcome: str, arm: str, treatment: str) -
     codes = np.searchsorted(levels, data[outcome].to_numpy())
     main = np.column_stack([treated, dummies.to_numpy(float)])
     inter = np.column_stack([main, treated[:, None] * dummies.to_numpy(float)])
-    ll0 = po.fit(codes, len(levels), main).llf
-    ll1 = po.fit(codes, len(levels), inter).llf
+    # a small subgroup level can separate the outcome; the likelihood-ratio test needs only the supremum
+    ll0 = po.fit(codes, len(levels), main, converge=False).llf
+    ll1 = po.fit(codes, len(levels), inter, converge=False).llf
     return float(stats.chi2.sf(max(2 * (ll1 - ll0), 0), dummies.shape[1]))

@@ -77,7 +77,15 @@ class _Sorted:
         self._rows: np.ndarray | None = None
 
     def evaluate(self, params: np.ndarray, derivatives: bool = True):
-        """Log-likelihood per trial, and (with `derivatives`) its gradient and Hessian, in one pass."""
+        """Log-likelihood per trial, and (with `derivatives`) its gradient and Hessian, in one pass.
+
+        A step too far (a small trial or bootstrap resample that a covariate separates) can leave a patient
+        probability 0: that trial's log-likelihood is then -inf, the step is halved, and the derivatives
+        computed on the way, inf or NaN, are never used; NumPy is told not to warn about them."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._evaluate(params, derivatives)
+
+    def _evaluate(self, params: np.ndarray, derivatives: bool):
         k, t, n, m, g = self.k, self.t, self.n, self.k - 1, self.g
         alpha, beta = params[:, :g * m].reshape(t, g, m), params[:, g * m:]
         eta = np.einsum("ptn,tp->tn", self.x, beta)
@@ -183,7 +191,16 @@ def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(-hess, grad[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        return np.stack([np.linalg.lstsq(-h, g, rcond=None)[0] for h, g in zip(hess, grad, strict=True)])
+        return np.stack([_least_squares(-h, g) for h, g in zip(hess, grad, strict=True)])
+
+
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares step; NaN where even that fails (an information matrix of inf or NaN, from a fit that
+    has broken down): the step is then refused and that fit ends unconverged."""
+    try:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return np.full(len(b), np.nan)
 
 
 def _inverse(information: np.ndarray) -> np.ndarray:
