@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--old", default="7ac5968", help="git ref of the code before (default: before issue 23)")
     parser.add_argument("--demo", action="store_true", help="also time `demo TRIAL` for every seed trial")
     options = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     console.print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
