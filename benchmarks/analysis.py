@@ -7,6 +7,8 @@
    commit before issue 23, unpacked from git into a temporary folder), this checkout, and `Rscript` fitting the
    same model with MASS::polr and its profile interval by MASS's confint (left out, with a message, without
    Rscript and MASS); medians of --runs wall times, and each one's answer;
+   and the same analysis inside one process (the imports left out: what the fit and the interval take),
+   median of 15 after a first call, by the code before, this checkout, and R (MASS::polr + confint);
 2. `stroketrial analyze impact-lvo DATA --out DIR` (1,060 simulated patients, seed 1: 20 imputations, 500
    bootstrap resamples per adjusted binary outcome, figures, HTML and PDF): wall time and peak memory (the
    process's maximum resident set, from getrusage(RUSAGE_CHILDREN) in a process that runs only it), old and new,
@@ -44,6 +46,33 @@ d$mrs <- factor(d$mrs_90d, ordered = TRUE)
 fit <- polr(mrs ~ treated + age + nihss + aspects, data = d, method = "logistic", Hess = TRUE)
 ci <- suppressMessages(confint(fit, "treated"))
 cat(sprintf("common OR %.4f (95%% CI %.4f to %.4f)\\n", exp(-coef(fit)[["treated"]]), exp(-ci[2]), exp(-ci[1])))
+"""
+INSIDE = """import statistics, sys, time, warnings
+import pandas as pd
+from stroketrial.analysis import ordinal
+warnings.simplefilter("ignore")  # statsmodels' convergence notes, in the code before
+data = pd.read_csv(sys.argv[1])
+def once():
+    ordinal.proportional_odds(data, "mrs_90d", "arm", "albumin", "control", ["age", "nihss", "aspects"])
+once()
+times = []
+for _ in range(15):
+    started = time.perf_counter()
+    once()
+    times.append(time.perf_counter() - started)
+print(f"{1000 * statistics.median(times):.1f}")
+"""
+POLR_INSIDE = """suppressPackageStartupMessages(library(MASS))
+d <- read.csv(commandArgs(TRUE)[1])
+d <- d[!is.na(d$mrs_90d) & d$arm %in% c("albumin", "control"), ]
+d$treated <- as.numeric(d$arm == "albumin")
+d$mrs <- factor(d$mrs_90d, ordered = TRUE)
+once <- function() {
+  fit <- polr(mrs ~ treated + age + nihss + aspects, data = d, method = "logistic", Hess = TRUE)
+  suppressMessages(confint(fit, "treated"))
+}
+invisible(once())
+cat(sprintf("%.1f\n", 1000 * median(replicate(15, system.time(once())[["elapsed"]]))))
 """
 # run a command and print its peak resident set (KiB on Linux): RUSAGE_CHILDREN of a process that ran only it
 PEAK = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], capture_output=True); "
@@ -110,6 +139,20 @@ def main() -> None:
                           f"{min(r[0] for r in runs):.2f}", str(max(r[1] for r in runs)), runs[-1][2])
         else:
             table.add_row("R: MASS::polr + confint", "-", "-", "-", "Rscript with MASS is not installed: left out")
+        console.print(table)
+
+        table = Table(title="the same analysis inside one process (median of 15, ms)")
+        for column in ("", "ms"):
+            table.add_column(column, justify="left" if not column else "right")
+        for label, src in paths.items():
+            inside = subprocess.run([sys.executable, "-c", INSIDE, str(DATA)], capture_output=True, text=True,
+                                    env=env_for(src), check=True)
+            table.add_row(f"stroketrial {label}", inside.stdout.strip())
+        if has_mass:
+            script = work / "polr_inside.R"
+            script.write_text(POLR_INSIDE)
+            inside = subprocess.run([rscript, str(script), str(DATA)], capture_output=True, text=True, check=True)
+            table.add_row("R: MASS::polr + confint", inside.stdout.strip())
         console.print(table)
 
         dataset = work / "impact-lvo.csv"
