@@ -33,7 +33,7 @@ def test_proportional_odds_matches_mass_polr_with_profile_interval():
     assert r.estimate == pytest.approx(np.exp(-R["polr_beta"]), abs=1e-4)
     assert r.ci_low == pytest.approx(np.exp(-R["polr_profile_beta_high"]), abs=1e-4)
     assert r.ci_high == pytest.approx(np.exp(-R["polr_profile_beta_low"]), abs=1e-4)
-    assert r.details["log_or"] == pytest.approx(-R["clm_beta"], abs=1e-4)  # ordinal::clm agrees too
+    assert r.details["log_or"] == pytest.approx(-R["clm_beta"], abs=1e-6)  # ordinal::clm (tighter than polr) too
     assert r.n == DATA["mrs_90d"].notna().sum() and r.details["dropped_missing"] == DATA["mrs_90d"].isna().sum()
 
 
@@ -47,7 +47,7 @@ def test_adjusted_proportional_odds_matches_mass_polr():
 
 def test_proportional_odds_test_matches_ordinal_nominal_test():
     r = ordinal.proportional_odds_test(DATA, "mrs_90d", *ARMS)
-    assert r.estimate == pytest.approx(R["clm_nominal_lr"], abs=1e-4)
+    assert r.estimate == pytest.approx(R["clm_nominal_lr"], abs=1e-6)
     assert r.details["df"] == R["clm_nominal_df"]
     assert r.p_value == pytest.approx(R["clm_nominal_p"], abs=1e-4)
 

@@ -5,7 +5,8 @@ risk ratio come from statsmodels; the conditional (exact) odds ratio with its ex
 interval and Fisher's exact test from SciPy, which is what pilot-trial safety tables
 with a handful of events need. The covariate-adjusted odds ratio is a logistic
 regression; the adjusted (marginal) risk difference standardizes its predictions over
-the whole sample (g-computation) with a seeded bootstrap interval.
+the whole sample (g-computation) with a seeded bootstrap interval, the resamples' models fitted
+together by the batched fitter.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from scipy import stats
+from scipy import special, stats
 from scipy.stats.contingency import odds_ratio
 from statsmodels.stats.proportion import confint_proportions_2indep
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
+from ..design import batched_po_fit
 from .dataset import Contrast, contrast
 from .result import AnalysisInputError, Result
 
@@ -91,24 +93,33 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
         float(np.exp(beta + Z95 * se)), float(fit.pvalues["treated"]),
         f"logistic regression adjusted for {label} (Wald interval)", c.n, "odds ratio", base)}
     rd = _standardized_rd(fit.params.to_numpy(), X.to_numpy(float))
-    rng = np.random.default_rng(seed)
-    draws = []
-    for _ in range(bootstrap):
-        idx = rng.integers(0, c.n, c.n)
-        try:
-            with warnings.catch_warnings():  # a resample's fit that stops at maxiter still gives a usable RD
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                warnings.simplefilter("ignore", PerfectSeparationWarning)
-                boot = sm.Logit(c.outcome[idx], X.iloc[idx]).fit(disp=False, maxiter=100)
-            draws.append(_standardized_rd(boot.params.to_numpy(), X.to_numpy(float)[idx]))
-        except Exception:  # a resample without events in one arm carries no information
-            continue
-    lo, hi = np.percentile(draws, [2.5, 97.5]) if draws else (float("nan"), float("nan"))
+    draws = _bootstrap_rd(c.outcome.astype(int), X.to_numpy(float)[:, 1:], bootstrap, seed)
+    lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (float("nan"), float("nan"))
     results["risk_difference_adjusted"] = Result(
         f"{outcome}: adjusted risk difference", rd, float(lo), float(hi), float(fit.pvalues["treated"]),
         f"marginal risk difference by standardization (g-computation) over a logistic model adjusted for {label}; "
         f"percentile bootstrap interval ({len(draws)} resamples, seed {seed})", c.n, "risk difference", base)
     return results
+
+
+def _bootstrap_rd(y: np.ndarray, X: np.ndarray, bootstrap: int, seed: int) -> np.ndarray:
+    """The standardized risk difference of each bootstrap resample (rows drawn with replacement, as many as
+    there are), the logistic models of every resample fitted in one batch by the proportional-odds fitter with
+    two categories (logit P(y = 1) = X beta - alpha). A resample without events, or without non-events, carries
+    no information and is left out; one whose fit stops at 100 iterations still gives a usable difference."""
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    rows = np.stack([rng.integers(0, n, n) for _ in range(bootstrap)]) if bootstrap else np.zeros((0, n), int)
+    ys, Xs = y[rows], X[rows]
+    events = ys.sum(axis=1)
+    usable = (events > 0) & (events < n)
+    if not usable.any():
+        return np.zeros(0)
+    fitted = batched_po_fit.fit(ys[usable], Xs[usable], 2, max_iter=100)
+    eta = np.einsum("tnp,tp->tn", Xs[usable][..., 1:], fitted.beta[:, 1:]) - fitted.alpha
+    treated, control = eta + fitted.beta[:, :1], eta  # the treated column (first) set to 1, then to 0
+    differences = special.expit(treated).mean(axis=1) - special.expit(control).mean(axis=1)
+    return differences[np.isfinite(differences)]  # a fit that broke down (singular information) carries none
 
 
 def _standardized_rd(params: np.ndarray, X: np.ndarray) -> float:

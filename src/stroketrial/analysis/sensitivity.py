@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.miscmodels.ordinal_model import OrderedModel
+from scipy import special, stats
 
+from ..design import batched_po_fit
+from . import proportional_odds_fit as po
 from .dataset import require_columns
 from .ordinal import proportional_odds
 from .result import AnalysisInputError, Result
@@ -70,26 +71,34 @@ def multiple_imputation(df: pd.DataFrame, outcome: str, arm: str, treatment: str
         return Result("ordinal shift, multiple imputation", result.estimate, result.ci_low, result.ci_high,
                       result.p_value, result.method + "; no mRS missing, nothing imputed", result.n, result.measure,
                       {"imputed": 0})
-    X = pd.concat([pd.Series((data[arm] == treatment).astype(float), name="treated"),
-                   data[list(adjust)].astype(float)], axis=1)
+    X = np.column_stack([(data[arm] == treatment).to_numpy(float), data[list(adjust)].to_numpy(float)])
     y = data[outcome]
     observed = ~missing
     levels = np.sort(y[observed].unique())
+    k = len(levels)
     codes = np.searchsorted(levels, y[observed].to_numpy())
-    model = OrderedModel(pd.Series(codes), X[observed].reset_index(drop=True), distr="logit")
-    fit = model.fit(method="bfgs", disp=False, maxiter=2000)
+    fit = po.fit(codes, k, X[observed])
+    # The parameters are drawn as before issue 23, as statsmodels' OrderedModel held them: the coefficients, the
+    # first cut-point and the logs of the cut-points' increments, with their covariance by the delta method.
+    raw, jacobian = _log_increments(fit.cuts[0])
+    p = len(fit.coef)
+    to_raw = np.zeros((p + k - 1, p + k - 1))
+    to_raw[:p, k - 1:], to_raw[p:, :k - 1] = np.eye(p), jacobian
     rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(fit.params.to_numpy(), fit.cov_params().to_numpy(), size=imputations)
-    estimates, variances = [], []
-    for params in draws:
-        probs = model.predict(params, exog=X[missing].reset_index(drop=True))
+    draws = rng.multivariate_normal(np.concatenate([fit.coef, raw]), to_raw @ fit.covariance @ to_raw.T,
+                                    size=imputations)
+    completed = np.tile(np.searchsorted(levels, y.fillna(levels[0]).to_numpy()), (imputations, 1))
+    for i, params in enumerate(draws):
+        cuts = np.cumsum(np.concatenate([params[p:p + 1], np.exp(params[p + 1:])]))
+        below = special.expit(cuts[None, :] - (X[missing] @ params[:p])[:, None])  # P(mRS <= j) per patient
+        probs = np.diff(np.column_stack([np.zeros(len(below)), below, np.ones(len(below))]), axis=1)
         u = rng.random(len(probs))
-        picked = (np.cumsum(probs, axis=1) < u[:, None]).sum(axis=1)
-        completed = data.copy()
-        completed.loc[missing, outcome] = levels[np.minimum(picked, len(levels) - 1)]
-        r = proportional_odds(completed, outcome, arm, treatment, control, adjust, profile=False)
-        estimates.append(r.details["log_or"])
-        variances.append(r.details["se_log_or"] ** 2)
+        completed[i, missing] = np.minimum((np.cumsum(probs, axis=1) < u[:, None]).sum(axis=1), k - 1)
+    # every completed dataset fitted in one batch (the codes stay 0..k-1: each level is observed)
+    fits = batched_po_fit.fit(completed, np.broadcast_to(X, (imputations, *X.shape)), k, max_iter=200)
+    if not fits.converged.all():
+        raise AnalysisInputError("the proportional-odds model did not converge on a completed dataset")
+    estimates, variances = -fits.beta[:, 0], fits.se[:, 0] ** 2
     q = float(np.mean(estimates))
     within, between = float(np.mean(variances)), float(np.var(estimates, ddof=1))
     total = within + (1 + 1 / imputations) * between
@@ -101,6 +110,16 @@ def multiple_imputation(df: pd.DataFrame, outcome: str, arm: str, treatment: str
                   f"{imputations} imputations of {int(missing.sum())} missing mRS from a proportional-odds model on "
                   f"arm{', ' + ', '.join(adjust) if adjust else ''}; Rubin's rules (seed {seed})",
                   len(data), "common odds ratio", {"imputed": int(missing.sum()), "imputations": imputations})
+
+
+def _log_increments(cuts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first cut-point and the logs of the increments, and their Jacobian with respect to the cut-points."""
+    raw = np.concatenate([cuts[:1], np.log(np.diff(cuts))])
+    jacobian = np.zeros((len(cuts), len(cuts)))
+    jacobian[0, 0] = 1.0
+    for j in range(1, len(cuts)):
+        jacobian[j, j], jacobian[j, j - 1] = 1 / (cuts[j] - cuts[j - 1]), -1 / (cuts[j] - cuts[j - 1])
+    return raw, jacobian
 
 
 def subgroups(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
@@ -116,7 +135,10 @@ def subgroups(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control:
             part = data[data["_subgroup"] == level]
             if part[arm].nunique() < 2 or part[outcome].nunique() < 2 or len(part) < 10:
                 continue
-            r = proportional_odds(part, outcome, arm, treatment, control, profile=False)
+            try:
+                r = proportional_odds(part, outcome, arm, treatment, control, profile=False)
+            except AnalysisInputError:  # a level whose arms separate the outcome has no finite common OR
+                continue
             out.append(Result(f"{name}: {level}", r.estimate, r.ci_low, r.ci_high, interaction_p, r.method, r.n,
                               r.measure, {"subgroup": name, "level": str(level), "interaction_p": interaction_p,
                                           "n_treatment": r.details["n_treatment"],
@@ -129,10 +151,9 @@ def _interaction_p(data: pd.DataFrame, outcome: str, arm: str, treatment: str) -
     dummies = pd.get_dummies(data["_subgroup"].astype(str), drop_first=True, dtype=float).reset_index(drop=True)
     levels = np.sort(data[outcome].unique())
     codes = np.searchsorted(levels, data[outcome].to_numpy())
-    main = pd.concat([pd.Series(treated, name="treated"), dummies], axis=1)
-    inter = main.copy()
-    for column in dummies.columns:
-        inter[f"treated:{column}"] = treated * dummies[column].to_numpy()
-    ll0 = OrderedModel(pd.Series(codes), main, distr="logit").fit(method="bfgs", disp=False, maxiter=2000).llf
-    ll1 = OrderedModel(pd.Series(codes), inter, distr="logit").fit(method="bfgs", disp=False, maxiter=2000).llf
+    main = np.column_stack([treated, dummies.to_numpy(float)])
+    inter = np.column_stack([main, treated[:, None] * dummies.to_numpy(float)])
+    # a small subgroup level can separate the outcome; the likelihood-ratio test needs only the supremum
+    ll0 = po.fit(codes, len(levels), main, converge=False).llf
+    ll1 = po.fit(codes, len(levels), inter, converge=False).llf
     return float(stats.chi2.sf(max(2 * (ll1 - ll0), 0), dummies.shape[1]))

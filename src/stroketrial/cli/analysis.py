@@ -101,21 +101,22 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
                                                                           "visit (patient_id, arm, visit, scores)."),
             as_json: bool = JsonOption) -> None:
     """Analyse a trial dataset: the full report (HTML, PDF, figures), or one analysis printed as JSON."""
-    from ..protocol import resolve
-    import pandas as pd
-
-    from ..analysis import binary, ordinal  # statsmodels: imported when used, so `--help` stays quick
-    from ..report import analyse, write_report
-
+    # each branch imports what it uses: one analysis needs neither the protocols, the report's figures nor
+    # statsmodels (binary only), and a command spends more time importing them than analysing
     covariates = [c.strip() for c in adjust.split(",") if c.strip()]
-    protocol = None if first in ("ordinal", "binary") else resolve(first)
-    data = read_dataset(data_path, protocol)
     if first in ("ordinal", "binary"):
+        data = read_dataset(data_path)
         if not treatment or not control:
             fail("give --treatment and --control, the two arm labels to compare")
         if first == "ordinal":
+            from ..analysis import ordinal
+
             result = ordinal.proportional_odds(data, outcome, arm, treatment, control, covariates)
         else:
+            import pandas as pd
+
+            from ..analysis import binary
+
             if success_max is not None:
                 mrs = pd.to_numeric(data[outcome], errors="coerce") if outcome in data else None
                 if mrs is None:
@@ -137,7 +138,11 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
             out.print(f"{result.name}: {result.measure} {result.text()} (n = {result.n})")
             out.print(result.method, style="dim")
         return
-    assert protocol is not None
+    from ..protocol import resolve
+    from ..report import analyse, write_report
+
+    protocol = resolve(first)
+    data = read_dataset(data_path, protocol)
     if out_dir is None:
         fail("give --out DIR for the report")
     if protocol.dose_escalation is not None:

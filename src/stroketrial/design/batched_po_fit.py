@@ -7,6 +7,11 @@ parameterization as statsmodels' OrderedModel and MASS::polr: P(Y <= j) =
 logistic(alpha_j - X beta). Tests and the benchmark check it against statsmodels to 1e-6,
 and against the fitter it replaced (`power_reference.fit_reference`) to 1e-8.
 
+The analyses fit their single models here too (`analysis/po_model.py`, issue 23): frequency weights, an
+offset (the profile likelihood fixes the arm's coefficient through it), a warm start, and cut-points
+per group (the arm's effect free at each cut-point, as ordinal::clm's nominal effects) are optional,
+and without them the arithmetic is the power simulation's, step for step.
+
 Where the time goes (issue 22): one pass over the patients per Newton step. Each trial's
 patients are sorted by outcome once, so every per-category sum of the gradient and the
 Hessian is a segment sum (`np.add.reduceat`) instead of a product with one-hot rows; the
@@ -16,6 +21,7 @@ cache-sized batches.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,18 +37,25 @@ class BatchFit:
     loglik: np.ndarray  # [trials]
     converged: np.ndarray  # [trials] bool
     iterations: int
+    covariance: np.ndarray | None = None  # [trials, G(K-1) + p, G(K-1) + p] (alpha, beta), with full=True
+    gradient: np.ndarray | None = None  # [trials, G(K-1) + p] at the estimate, with full=True
 
 
 class _Sorted:
     """A batch of trials with each trial's patients in outcome order, and what every pass reuses."""
 
-    def __init__(self, y: np.ndarray, X: np.ndarray, k: int):
+    def __init__(self, y: np.ndarray, X: np.ndarray, k: int, groups: np.ndarray | None = None, n_groups: int = 1,
+                 weights: np.ndarray | None = None, offset: np.ndarray | None = None):
         t, n = y.shape
-        key = (np.arange(t)[:, None] * k + y).ravel()
-        order = np.argsort(key.astype(np.uint16 if t * k < 65_536 else np.int64), kind="stable")  # radix sort
-        counts = np.bincount(key, minlength=t * k).reshape(t, k)
-        self.k, self.t, self.n = k, t, n
+        g = n_groups
+        cells = y if groups is None else groups * k + y  # each trial's patients in (group, outcome) order
+        key = (np.arange(t)[:, None] * (g * k) + cells).ravel()
+        order = np.argsort(key.astype(np.uint16 if t * g * k < 65_536 else np.int64), kind="stable")  # radix sort
+        counts = np.bincount(key, minlength=t * g * k).reshape(t, g * k)
+        self.k, self.t, self.n, self.g = k, t, n, g
         self.x = np.ascontiguousarray(X.reshape(t * n, -1)[order].T).reshape(-1, t, n)  # [p, t, n]
+        self.w = None if weights is None else weights.ravel()[order].reshape(t, n)
+        self.offset = None if offset is None else offset.ravel()[order].reshape(t, n)
         p = len(self.x)
         pairs = [(i, j) for i in range(p) for j in range(i, p)]
         self.pairs = pairs
@@ -52,20 +65,33 @@ class _Sorted:
         for c, (i, j) in enumerate(pairs):
             np.multiply(self.x[i], self.x[j], out=design[..., p + c])
         self.design = design
-        # alpha padded as [-inf, alpha_0..alpha_{K-2}, +inf] per trial; flat indices of each patient's two thresholds
-        ys = np.repeat(np.tile(np.arange(k), t), counts.ravel()).reshape(t, n)
-        self.lo = (np.arange(t) * (k + 1))[:, None] + ys
+        # alpha padded as [-inf, alpha_0..alpha_{K-2}, +inf] per trial and group; flat indices of each patient's
+        # two thresholds (a group's outcome j sits at block g, position j)
+        cell = np.tile(np.arange(g * k), t)
+        ys = np.repeat(cell // k * (k + 1) + cell % k, counts.ravel()).reshape(t, n)
+        self.lo = (np.arange(t) * (g * (k + 1)))[:, None] + ys
         self.hi = self.lo + 1
         self.starts = (np.arange(t)[:, None] * n + np.cumsum(counts, axis=1) - counts).ravel()
         self.counts = counts
+        self.totals = counts if weights is None else np.bincount(key, weights.ravel(), t * g * k).reshape(t, g * k)
         self._rows: np.ndarray | None = None
 
     def evaluate(self, params: np.ndarray, derivatives: bool = True):
-        """Log-likelihood per trial, and (with `derivatives`) its gradient and Hessian, in one pass."""
-        k, t, n, m = self.k, self.t, self.n, self.k - 1
-        alpha, beta = params[:, :m], params[:, m:]
+        """Log-likelihood per trial, and (with `derivatives`) its gradient and Hessian, in one pass.
+
+        A step too far (a small trial or bootstrap resample that a covariate separates) can leave a patient
+        probability 0: that trial's log-likelihood is then -inf, the step is halved, and the derivatives
+        computed on the way, inf or NaN, are never used; NumPy is told not to warn about them."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._evaluate(params, derivatives)
+
+    def _evaluate(self, params: np.ndarray, derivatives: bool):
+        k, t, n, m, g = self.k, self.t, self.n, self.k - 1, self.g
+        alpha, beta = params[:, :g * m].reshape(t, g, m), params[:, g * m:]
         eta = np.einsum("ptn,tp->tn", self.x, beta)
-        padded = np.concatenate([np.full((t, 1), -np.inf), alpha, np.full((t, 1), np.inf)], axis=1).ravel()
+        if self.offset is not None:
+            eta += self.offset
+        padded = np.concatenate([np.full((t, g, 1), -np.inf), alpha, np.full((t, g, 1), np.inf)], axis=2).ravel()
         # in place where it saves a pass; the same operations, so the same numbers, as 1 / (1 + exp(-(a - eta)))
         with np.errstate(over="ignore"):  # exp(-inf) = 0 and exp(inf) = inf give 1 and 0
             Fa, Fb = np.subtract(eta, padded[self.hi]), np.subtract(eta, padded[self.lo])
@@ -75,7 +101,8 @@ class _Sorted:
                 np.reciprocal(F, out=F)
         pi = Fa - Fb
         with np.errstate(divide="ignore", invalid="ignore"):
-            ll = np.where(np.all(pi > 0, axis=1), np.log(pi).sum(axis=1), -np.inf)
+            log_pi = np.log(pi) if self.w is None else self.w * np.log(pi)
+            ll = np.where(np.all(pi > 0, axis=1), log_pi.sum(axis=1), -np.inf)
         if not derivatives:
             return ll, None, None
         p = len(self.x)
@@ -104,26 +131,39 @@ class _Sorted:
         np.add(c_hi, c_lo, out=both[:, 1])
         np.multiply(c_hi, self.x, out=rows[5:5 + p])
         np.multiply(c_lo, self.x, out=rows[5 + p:])
-        by_y = np.add.reduceat(rows.reshape(len(rows), t * n), self.starts, axis=1).reshape(len(rows), t, k)
+        if self.w is not None:  # each patient's terms count `weight` times
+            rows *= self.w
+            both *= self.w[:, None, :]
+        by_y = np.add.reduceat(rows.reshape(len(rows), t * n), self.starts, axis=1).reshape(len(rows), t, g, k)
         whole = np.matmul(both, self.design)  # [t, 2, p + pairs]
+        grad, hess = self._derivatives(by_y, whole)
+        return ll, grad, hess
+
+    def _derivatives(self, by_y: np.ndarray, whole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient and Hessian from the per-(group, outcome) sums and the whole-trial sums of a pass."""
+        t, m, g, p = self.t, self.k - 1, self.g, len(self.x)
         s_hi, s_lo, s_hl, s_chi, s_clo = by_y[:5]
-        # observation in category j: upper threshold j (none for K-1), lower threshold j-1 (none for 0)
-        grad = np.empty((t, m + p))
-        grad[:, :m] = s_hi[:, :m] + s_lo[:, 1:]
-        grad[:, m:] = -whole[:, 0, :p]
-        hess = np.zeros((t, m + p, m + p))
-        diag = -(s_chi[:, :m] + s_hl[:, :m]) - (s_clo[:, 1:] + s_hl[:, 1:])  # h_hh = -c_hi - h_hl, h_ll = -c_lo - h_hl
-        hess[:, np.arange(m), np.arange(m)] = diag
-        pair = s_hl[:, 1:m]  # observations in category j + 1 link thresholds j and j + 1
-        hess[:, np.arange(1, m), np.arange(m - 1)] = pair
-        hess[:, np.arange(m - 1), np.arange(1, m)] = pair
-        ab = by_y[5:5 + p, :, :m].transpose(1, 2, 0) + by_y[5 + p:, :, 1:].transpose(1, 2, 0)  # [t, m, p]
-        hess[:, :m, m:] = ab
-        hess[:, m:, :m] = ab.transpose(0, 2, 1)
+        # observation in category j: upper threshold j (none for K-1), lower threshold j-1 (none for 0); the
+        # thresholds of different groups share no observation
+        grad = np.empty((t, g * m + p))
+        grad[:, :g * m] = (s_hi[..., :m] + s_lo[..., 1:]).reshape(t, g * m)
+        grad[:, g * m:] = -whole[:, 0, :p]
+        hess = np.zeros((t, g * m + p, g * m + p))
+        diag = -(s_chi[..., :m] + s_hl[..., :m]) - (s_clo[..., 1:] + s_hl[..., 1:])  # h_hh = -c_hi - h_hl, ...
+        pair = s_hl[..., 1:m]  # observations in category j + 1 link thresholds j and j + 1
+        ab = (by_y[5:5 + p, :, :, :m].transpose(1, 2, 3, 0)
+              + by_y[5 + p:, :, :, 1:].transpose(1, 2, 3, 0))  # [t, g, m, p]
+        for h in range(g):
+            at = h * m
+            hess[:, at + np.arange(m), at + np.arange(m)] = diag[:, h]
+            hess[:, at + np.arange(1, m), at + np.arange(m - 1)] = pair[:, h]
+            hess[:, at + np.arange(m - 1), at + np.arange(1, m)] = pair[:, h]
+            hess[:, at:at + m, g * m:] = ab[:, h]
+            hess[:, g * m:, at:at + m] = ab[:, h].transpose(0, 2, 1)
         bb = -whole[:, 1, p:]
         for c, (i, j) in enumerate(self.pairs):
-            hess[:, m + i, m + j] = hess[:, m + j, m + i] = bb[:, c]
-        return ll, grad, hess
+            hess[:, g * m + i, g * m + j] = hess[:, g * m + j, g * m + i] = bb[:, c]
+        return grad, hess
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
         if self._rows is None:
@@ -134,9 +174,12 @@ class _Sorted:
     def take(self, rows: np.ndarray) -> _Sorted:
         """The same trials, only those in `rows` (as the active set shrinks)."""
         part = object.__new__(_Sorted)
-        part.k, part.t, part.n, part.pairs, part._rows = self.k, len(rows), self.n, self.pairs, None
+        part.k, part.t, part.n, part.g, part.pairs, part._rows = self.k, len(rows), self.n, self.g, self.pairs, None
         part.x, part.design = np.ascontiguousarray(self.x[:, rows]), self.design[rows]
-        base = (np.arange(len(rows)) * (self.k + 1) - rows * (self.k + 1))[:, None]
+        part.w = None if self.w is None else self.w[rows]
+        part.offset = None if self.offset is None else self.offset[rows]
+        block = self.g * (self.k + 1)
+        base = (np.arange(len(rows)) * block - rows * block)[:, None]
         part.lo, part.hi = self.lo[rows] + base, self.hi[rows] + base
         part.counts = self.counts[rows]
         part.starts = (np.arange(len(rows))[:, None] * self.n + np.cumsum(part.counts, axis=1)
@@ -148,15 +191,44 @@ def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(-hess, grad[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        return np.stack([np.linalg.lstsq(-h, g, rcond=None)[0] for h, g in zip(hess, grad, strict=True)])
+        return np.stack([_least_squares(-h, g) for h, g in zip(hess, grad, strict=True)])
 
 
-def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float):
-    trials, n = y.shape
-    data = _Sorted(y, X, k)
+def _least_squares(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The least-squares step; NaN where even that fails (an information matrix of inf or NaN, from a fit that
+    has broken down): the step is then refused and that fit ends unconverged."""
+    try:
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+    except np.linalg.LinAlgError:
+        return np.full(len(b), np.nan)
+
+
+def _inverse(information: np.ndarray) -> np.ndarray:
+    """The inverse of each matrix; NaN for one that is singular (a diverging fit, e.g. a bootstrap resample whose
+    outcome a covariate separates), which would otherwise stop the whole batch."""
+    try:
+        return np.linalg.inv(information)
+    except np.linalg.LinAlgError:
+        out = np.full(information.shape, np.nan)
+        for i, matrix in enumerate(information):
+            with contextlib.suppress(np.linalg.LinAlgError):
+                out[i] = np.linalg.inv(matrix)
+        return out
+
+
+def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float, groups: np.ndarray | None = None,
+               n_groups: int = 1, weights: np.ndarray | None = None, offset: np.ndarray | None = None,
+               start: np.ndarray | None = None):
+    trials = len(y)
+    data = _Sorted(y, X, k, groups, n_groups, weights, offset)
     counts = data.counts
-    cumulative = np.clip(np.cumsum(counts, axis=1)[:, :-1] / n, 1e-4, 1 - 1e-4)
-    params = np.concatenate([np.log(cumulative / (1 - cumulative)), np.zeros((trials, X.shape[2]))], axis=1)
+    if start is None:
+        totals = data.totals.reshape(trials, n_groups, k)
+        cumulative = np.cumsum(totals, axis=2)[..., :-1] / totals.sum(axis=2, keepdims=True)
+        cumulative = np.clip(cumulative, 1e-4, 1 - 1e-4).reshape(trials, n_groups * (k - 1))
+        params = np.concatenate([np.log(cumulative / (1 - cumulative)), np.zeros((trials, X.shape[2]))], axis=1)
+    else:
+        params = np.array(start, dtype=float)
     active = np.all(counts > 0, axis=1)  # a trial missing a category has a threshold not identified
     converged = np.zeros(trials, dtype=bool)
     hess = np.full((trials, params.shape[1], params.shape[1]), np.nan)
@@ -165,7 +237,7 @@ def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float):
     iteration = 0
     live = np.flatnonzero(active)
     if not len(live):
-        return params, hess, ll, converged, iteration
+        return params, hess, ll, converged, iteration, grad
     if len(live) < trials:
         data = data.take(live)
     ll[live], grad[live], hess[live] = data.evaluate(params[live])
@@ -206,18 +278,36 @@ def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float):
             new_ll[bad], new_grad[bad], new_hess[bad] = part.evaluate(new[bad])
         params[rows], ll[rows], grad[rows], hess[rows] = new, new_ll, new_grad, new_hess
         converged[rows] = size[moving] * scale < threshold
-    return params, hess, ll, converged & active, iteration
+    return params, hess, ll, converged & active, iteration, grad
 
 
-def fit(y: np.ndarray, X: np.ndarray, k: int, max_iter: int = 50, tol: float = 1e-10) -> BatchFit:
-    """Fit every trial's model; a trial missing a category (a threshold not identified) is not converged."""
-    m = k - 1
-    parts = [_fit_batch(y[s:s + BATCH], X[s:s + BATCH], k, max_iter, tol) for s in range(0, len(y), BATCH)]
+def fit(y: np.ndarray, X: np.ndarray, k: int, max_iter: int = 50, tol: float = 1e-10, *,
+        groups: np.ndarray | None = None, n_groups: int = 1, weights: np.ndarray | None = None,
+        offset: np.ndarray | None = None, start: np.ndarray | None = None, full: bool = False) -> BatchFit:
+    """Fit every trial's model; a trial missing a category (a threshold not identified) is not converged.
+
+    groups [trials, patients] in 0..n_groups-1: each group its own K-1 thresholds (alpha is then
+    [trials, n_groups (K-1)], group by group). weights, offset [trials, patients]: frequency weights, and a
+    term added to X beta. start [trials, n_groups (K-1) + p]: where Newton starts (alpha, then beta).
+    full: the covariance of every parameter and the gradient at the estimate, too."""
+    m = n_groups * (k - 1)
+
+    def part(a: np.ndarray | None, s: int) -> np.ndarray | None:
+        return None if a is None else a[s:s + BATCH]
+
+    parts = [_fit_batch(y[s:s + BATCH], X[s:s + BATCH], k, max_iter, tol, part(groups, s), n_groups,
+                        part(weights, s), part(offset, s), part(start, s)) for s in range(0, len(y), BATCH)]
     params = np.concatenate([p[0] for p in parts])
     hess = np.concatenate([p[1] for p in parts])
     se = np.full(params.shape, np.nan)
     known = np.isfinite(hess).all(axis=(1, 2))  # not for a trial missing a category
     with np.errstate(invalid="ignore"):
-        se[known] = np.sqrt(np.clip(np.diagonal(np.linalg.inv(-hess[known]), axis1=1, axis2=2), 0, None))
+        inverse = _inverse(-hess[known])
+        se[known] = np.sqrt(np.clip(np.diagonal(inverse, axis1=1, axis2=2), 0, None))
+    covariance = gradient = None
+    if full:
+        covariance = np.full(hess.shape, np.nan)
+        covariance[known] = inverse
+        gradient = np.concatenate([p[5] for p in parts])
     return BatchFit(params[:, :m], params[:, m:], se[:, m:], np.concatenate([p[2] for p in parts]),
-                    np.concatenate([p[3] for p in parts]), max(p[4] for p in parts))
+                    np.concatenate([p[3] for p in parts]), max(p[4] for p in parts), covariance, gradient)

@@ -29,10 +29,13 @@ STYLE: dict[RcKeyType, Any] = {"font.family": "DejaVu Sans", "font.size": 10, "s
 
 @matplotlib.rc_context(STYLE)
 def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", "pdf")) -> list[Path]:
+    """Write the figure in each format. The PNG is compressed at zlib level 1: the same pixels, written several
+    times faster than at PIL's default level 6, for a file about a third larger."""
     paths = []
     for fmt in formats:
         path = Path(f"{stem}.{fmt}")
-        fig.savefig(path, dpi=300 if fmt == "png" else None, bbox_inches="tight")
+        options: dict[str, Any] = {"dpi": 300, "pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}
+        fig.savefig(path, bbox_inches="tight", **options)
         paths.append(path)
     return paths
 

@@ -366,7 +366,7 @@ def _consort(df: pd.DataFrame, funnel: dict | None, treatment: str, control: str
 
 # The Methods section says what ran: one sentence per method and per sensitivity analysis.
 _METHOD_TEXT = {
-    "ordinal_shift": "Ordinal shift: proportional-odds logistic regression (statsmodels OrderedModel), unadjusted "
+    "ordinal_shift": "Ordinal shift: proportional-odds logistic regression (Newton-Raphson, as MASS::polr), unadjusted "
                      "and adjusted for {adjust}; the common odds ratio above 1 favours the treatment arm (a shift "
                      "toward better scores); 95% profile-likelihood intervals.",
     "binary": "Binary outcomes: risk difference with Newcombe's hybrid score interval, risk ratio (log interval), "
