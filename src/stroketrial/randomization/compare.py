@@ -20,7 +20,7 @@ from ..eligibility import encode_cohort, statuses
 from ..protocol import Protocol
 from ..protocol.schemes import (BigStick, EfronBiasedCoin, Minimization, PermutedBlocks, RandomizationScheme,
                                 SimpleRandomization)
-from .diagnostics import BalanceSummary, summarize
+from .diagnostics import BalanceSummary, CohortGroups, summarize
 from .factors import CodedCohort, code_cohort
 from .randomizer import RandomizationError
 from .batch_simulation import simulate_slots
@@ -162,6 +162,7 @@ def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = N
     names = [f.name for f in factors]
     site = names.index("site") if "site" in names else None
     treatment = next(i for i, a in enumerate(protocol.arms) if a.role == "experimental")
+    groups = CohortGroups.of_cohorts(codes, n_levels)  # every method is scored on the same cohorts
     results = [summarize(c.label, np.concatenate(allocated[c.label]), codes, n_levels, names, arms.ratio, site,
-                         treatment) for c in methods]
+                         treatment, groups) for c in methods]
     return Comparison(protocol.id, trials, patients, seed, arms.label, pool.n, results, methods)
