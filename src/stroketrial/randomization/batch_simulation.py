@@ -47,27 +47,72 @@ def simulate_slots(scheme: RandomizationScheme, arms: ArmSlots, codes: np.ndarra
         return out
     if not isinstance(scheme, Minimization):
         raise ValueError(f"no simulation for method {scheme.method!r}")
+    return _minimization(scheme, arms, codes, n_levels, u, naive_unequal)
+
+
+def _choice_table(width: int, p_preferred: float, base: np.ndarray | None) -> np.ndarray:
+    """`choose`'s normalised cumulative probabilities for every (best slots, allowed slots) pattern.
+
+    `preferred_probabilities` depends on the scores only through which allowed slots score
+    lowest, so each step looks its row up by the bit pattern instead of recomputing it; the
+    rows are made by the very same functions, so the chosen slots are the same to the last tie.
+    """
+    patterns = np.arange(1 << (2 * width))
+    bits = (patterns[:, None] >> np.arange(2 * width)) & 1 == 1
+    best, allowed = bits[:, :width], bits[:, width:]
+    valid = best.any(axis=1) & ~(best & ~allowed).any(axis=1)
+    p = P.preferred_probabilities(np.where(best, 0.0, 1.0), allowed | ~valid[:, None], p_preferred, base)
+    cumulative = np.cumsum(p, axis=-1)
+    return cumulative / cumulative[..., -1:]
+
+
+def _minimization(scheme: Minimization, arms: ArmSlots, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
+                  naive_unequal: bool) -> np.ndarray:
+    n_trials, n_patients = u.shape
     weights = np.array([f.weight for f in scheme.factors], dtype=float)
-    n_factors = len(scheme.factors)
-    width = n_slots if not naive_unequal else len(arms.arms)
-    counts = np.zeros((n_trials, n_factors, max(n_levels), width))
-    factor_idx = np.arange(n_factors)[None, :]
+    width = arms.n_slots if not naive_unequal else len(arms.arms)
     ratio = np.asarray(arms.ratio, dtype=float)
-    if naive_unequal:
-        totals = np.zeros((n_trials, width))
+    base = ratio if naive_unequal else None
+    # Each patient's level of each factor as a row of a (trials x all levels, slots) table of counts.
+    n_rows = int(np.sum(n_levels))
+    offsets = np.cumsum([0, *n_levels[:-1]])
+    level_rows = codes.transpose(1, 0, 2) + offsets + (np.arange(n_trials) * n_rows)[:, None]  # (P, T, F)
+    counts = np.zeros((n_trials * n_rows, width))
+    flat_counts = counts.reshape(-1)
+    totals = np.zeros((n_trials, width))
+    rows = np.arange(n_trials)
+    table = _choice_table(width, scheme.p_preferred, base) if width <= 6 else None
+    powers = 1 << np.arange(2 * width)
+    every = np.ones((n_trials, width), dtype=bool)
+    out = np.empty((n_trials, n_patients), dtype=np.int8)
     for i in range(n_patients):
-        lv = codes[:, i, :]
-        margins = counts[rows[:, None], factor_idx, lv]  # [T, F, width]
+        lv = level_rows[i]
+        margins = counts[lv]  # [T, F, width]
         if naive_unequal:
             scores = P.naive_unequal_scores(margins, weights, ratio)
-            allowed = np.ones_like(scores, dtype=bool)
-            p = P.preferred_probabilities(scores, allowed, scheme.p_preferred, base=ratio)
+        elif width == 2:
+            # Two slots, one more patient in slot j: the range of the counts is |m_j + 1 - m_other| and their
+            # variance its square over 4. These are `minimization_scores`' values exactly (small multiples of
+            # 1/4), weighted and summed by the same einsum.
+            after = np.abs(margins + 1 - margins[..., ::-1])
+            imbalance = after if scheme.imbalance == "range" else (after / 2) ** 2
+            scores = np.einsum("...fj,f->...j", imbalance, weights)
         else:
             scores = P.minimization_scores(margins, weights, scheme.imbalance)
+        if naive_unequal or scheme.max_imbalance is None:
+            allowed = every
+        elif width == 2:
+            allowed = np.abs(totals + 1 - totals[:, ::-1]) <= scheme.max_imbalance
+        else:
             allowed = P.tolerated(totals, scheme.max_imbalance)
-            p = P.preferred_probabilities(scores, allowed, scheme.p_preferred)
-        slot = P.choose(p, u[:, i])
-        counts[rows[:, None], factor_idx, lv, slot[:, None]] += 1
+        if table is None:
+            slot = P.choose(P.preferred_probabilities(scores, allowed, scheme.p_preferred, base), u[:, i])
+        else:
+            masked = np.where(allowed, scores, np.inf)
+            best = allowed & (masked <= masked.min(axis=-1, keepdims=True) + P.EPS)
+            key = np.concatenate([best, allowed], axis=1) @ powers
+            slot = (table[key] <= u[:, i, None]).sum(axis=-1)
+        flat_counts[lv * width + slot[:, None]] += 1
         totals[rows, slot] += 1
         out[:, i] = slot
     return out
