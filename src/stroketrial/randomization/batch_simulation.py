@@ -66,11 +66,53 @@ def _choice_table(width: int, p_preferred: float, base: np.ndarray | None) -> np
     return cumulative / cumulative[..., -1:]
 
 
+def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
+                           weights: np.ndarray) -> np.ndarray:
+    """Two slots and whole-number factor weights: each level's counts kept as one difference d = m_0 - m_1.
+
+    One more patient in slot 0 makes the level's range |d + 1| and its variance (d + 1)^2 / 4
+    (slot 1: d - 1); the weighted sums are whole numbers (quarters for the variance), exact in
+    any order of addition, so the scores, and the slots chosen, are `minimization_scores`'.
+    """
+    n_trials, n_patients = u.shape
+    n_rows = int(np.sum(n_levels))
+    offsets = np.cumsum([0, *n_levels[:-1]])
+    level_rows = codes.transpose(1, 0, 2) + offsets + (np.arange(n_trials) * n_rows)[:, None]  # (P, T, F)
+    difference = np.zeros(n_trials * n_rows, dtype=np.int32)
+    total = np.zeros(n_trials, dtype=np.int32)  # slot 0's patients less slot 1's
+    table = _choice_table(2, scheme.p_preferred, None)
+    powers = 1 << np.arange(4)
+    scores = np.empty((n_trials, 2))
+    allowed = np.ones((n_trials, 2), dtype=bool)
+    out = np.empty((n_trials, n_patients), dtype=np.int8)
+    for i in range(n_patients):
+        lv = level_rows[i]
+        d = difference[lv]
+        if scheme.imbalance == "range":
+            scores[:, 0], scores[:, 1] = np.abs(d + 1) @ weights, np.abs(d - 1) @ weights
+        else:
+            scores[:, 0], scores[:, 1] = (d + 1) ** 2 @ weights / 4, (d - 1) ** 2 @ weights / 4
+        if scheme.max_imbalance is not None:
+            allowed[:, 0], allowed[:, 1] = np.abs(total + 1) <= scheme.max_imbalance, \
+                np.abs(total - 1) <= scheme.max_imbalance
+        masked = np.where(allowed, scores, np.inf)
+        best = allowed & (masked <= masked.min(axis=-1, keepdims=True) + P.EPS)
+        key = best @ powers[:2] + allowed @ powers[2:]
+        slot = (table[key] <= u[:, i, None]).sum(axis=-1)
+        step = (1 - 2 * slot).astype(np.int32)
+        difference[lv] = d + step[:, None]
+        total += step
+        out[:, i] = slot
+    return out
+
+
 def _minimization(scheme: Minimization, arms: ArmSlots, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
                   naive_unequal: bool) -> np.ndarray:
     n_trials, n_patients = u.shape
     weights = np.array([f.weight for f in scheme.factors], dtype=float)
     width = arms.n_slots if not naive_unequal else len(arms.arms)
+    if width == 2 and not naive_unequal and np.array_equal(weights, np.round(weights)):
+        return _two_slot_minimization(scheme, codes, n_levels, u, weights)
     ratio = np.asarray(arms.ratio, dtype=float)
     base = ratio if naive_unequal else None
     # Each patient's level of each factor as a row of a (trials x all levels, slots) table of counts.
