@@ -66,6 +66,15 @@ def _choice_table(width: int, p_preferred: float, base: np.ndarray | None) -> np
     return cumulative / cumulative[..., -1:]
 
 
+def _level_rows(codes: np.ndarray, n_levels: Sequence[int]) -> tuple[np.ndarray, int]:
+    """(patients, trials, factors): each patient's level of each factor as a row of a (trials x all levels) table."""
+    n_trials, n_rows = codes.shape[0], int(np.sum(n_levels))
+    rows = codes.transpose(1, 0, 2).astype(np.intp)
+    rows += np.cumsum([0, *n_levels[:-1]], dtype=np.intp)
+    rows += (np.arange(n_trials, dtype=np.intp) * n_rows)[:, None]
+    return rows, n_rows
+
+
 def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
                            weights: np.ndarray) -> np.ndarray:
     """Two slots and whole-number factor weights: each level's counts kept as one difference d = m_0 - m_1.
@@ -75,9 +84,7 @@ def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Se
     any order of addition, so the scores, and the slots chosen, are `minimization_scores`'.
     """
     n_trials, n_patients = u.shape
-    n_rows = int(np.sum(n_levels))
-    offsets = np.cumsum([0, *n_levels[:-1]])
-    level_rows = codes.transpose(1, 0, 2) + offsets + (np.arange(n_trials) * n_rows)[:, None]  # (P, T, F)
+    level_rows, n_rows = _level_rows(codes, n_levels)
     difference = np.zeros(n_trials * n_rows, dtype=np.int32)
     total = np.zeros(n_trials, dtype=np.int32)  # slot 0's patients less slot 1's
     table = _choice_table(2, scheme.p_preferred, None)
@@ -116,9 +123,7 @@ def _minimization(scheme: Minimization, arms: ArmSlots, codes: np.ndarray, n_lev
     ratio = np.asarray(arms.ratio, dtype=float)
     base = ratio if naive_unequal else None
     # Each patient's level of each factor as a row of a (trials x all levels, slots) table of counts.
-    n_rows = int(np.sum(n_levels))
-    offsets = np.cumsum([0, *n_levels[:-1]])
-    level_rows = codes.transpose(1, 0, 2) + offsets + (np.arange(n_trials) * n_rows)[:, None]  # (P, T, F)
+    level_rows, n_rows = _level_rows(codes, n_levels)
     counts = np.zeros((n_trials * n_rows, width))
     flat_counts = counts.reshape(-1)
     totals = np.zeros((n_trials, width))

@@ -144,12 +144,14 @@ def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = N
     pool_seed, *chunk_seeds = root.spawn(1 + -(-trials // chunk))
     pool = eligible_pool(protocol, pool_seed)
     n_levels = [len(lv) for lv in pool.levels]
+    # Small codes keep the (trials, patients, factors) cohorts a few bytes per patient.
+    pool_codes = pool.codes.astype(np.int8) if max(n_levels, default=0) <= np.iinfo(np.int8).max else pool.codes
     all_codes: list[np.ndarray] = []
     allocated: dict[str, list[np.ndarray]] = {c.label: [] for c in methods}
     for k, chunk_seed in enumerate(chunk_seeds):
         n = min(chunk, trials - k * chunk)
         rng = np.random.default_rng(chunk_seed)
-        codes = pool.codes[rng.integers(0, pool.n, size=(n, patients))]
+        codes = pool_codes[rng.integers(0, pool.n, size=(n, patients))]
         u = rng.random((n, patients))
         v = rng.random((n, patients))
         all_codes.append(codes)

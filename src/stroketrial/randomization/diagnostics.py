@@ -157,8 +157,11 @@ class CohortGroups:
         """(patients, factors, trials): the patient's level of each factor as a flat position in a
         (all factors' levels, trials) table."""
         n_trials = self.codes.shape[0]
-        offsets = np.cumsum([0, *self.n_levels[:-1]], dtype=np.intp)
-        return (self.codes.transpose(1, 2, 0) + offsets[:, None]) * n_trials + np.arange(n_trials)
+        rows = self.codes.transpose(1, 2, 0).astype(np.intp)
+        rows += np.cumsum([0, *self.n_levels[:-1]], dtype=np.intp)[:, None]
+        rows *= n_trials
+        rows += np.arange(n_trials)
+        return rows
 
     @cached_property
     def stratum_rows(self) -> np.ndarray:
