@@ -39,8 +39,13 @@ def simulate_slots(scheme: RandomizationScheme, arms: ArmSlots, codes: np.ndarra
     totals = np.zeros((n_trials, n_slots))
     if isinstance(scheme, (EfronBiasedCoin, BigStick)):
         for i in range(n_patients):
-            p = (P.efron_probabilities(totals, scheme.p) if isinstance(scheme, EfronBiasedCoin)
-                 else P.big_stick_probabilities(totals, scheme.max_imbalance))
+            if isinstance(scheme, EfronBiasedCoin):
+                p = P.efron_probabilities(totals, scheme.p)
+            elif n_slots == 2:  # `big_stick_probabilities`, with the two-slot range |t_j + 1 - t_other| in closed form
+                allowed = (np.abs(totals + 1 - totals[:, ::-1]) <= scheme.max_imbalance).astype(float)
+                p = allowed / allowed.sum(axis=-1, keepdims=True)
+            else:
+                p = P.big_stick_probabilities(totals, scheme.max_imbalance)
             slot = P.choose(p, u[:, i])
             totals[rows, slot] += 1
             out[:, i] = slot
@@ -66,13 +71,15 @@ def _choice_table(width: int, p_preferred: float, base: np.ndarray | None) -> np
     return cumulative / cumulative[..., -1:]
 
 
-def _level_rows(codes: np.ndarray, n_levels: Sequence[int]) -> tuple[np.ndarray, int]:
-    """(patients, trials, factors): each patient's level of each factor as a row of a (trials x all levels) table."""
+def _level_rows(codes: np.ndarray, n_levels: Sequence[int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each patient's level of each factor as a row of a (trials x all levels) table: small codes by patient
+    (patients, trials, factors) and, per (trial, factor), the row of the factor's first level; a step adds the
+    two, which costs less memory traffic than reading rows precomputed for every patient."""
     n_trials, n_rows = codes.shape[0], int(np.sum(n_levels))
-    rows = codes.transpose(1, 0, 2).astype(np.intp)
-    rows += np.cumsum([0, *n_levels[:-1]], dtype=np.intp)
-    rows += (np.arange(n_trials, dtype=np.intp) * n_rows)[:, None]
-    return rows, n_rows
+    small = np.int8 if max(n_levels, default=0) <= np.iinfo(np.int8).max else np.intp
+    by_patient = np.ascontiguousarray(codes.transpose(1, 0, 2).astype(small))
+    first = np.cumsum([0, *n_levels[:-1]], dtype=np.intp) + (np.arange(n_trials, dtype=np.intp) * n_rows)[:, None]
+    return by_patient, first, n_rows
 
 
 def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
@@ -84,7 +91,7 @@ def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Se
     any order of addition, so the scores, and the slots chosen, are `minimization_scores`'.
     """
     n_trials, n_patients = u.shape
-    level_rows, n_rows = _level_rows(codes, n_levels)
+    by_patient, first_rows, n_rows = _level_rows(codes, n_levels)
     difference = np.zeros(n_trials * n_rows, dtype=np.int32)
     total = np.zeros(n_trials, dtype=np.int32)  # slot 0's patients less slot 1's
     table = _choice_table(2, scheme.p_preferred, None)
@@ -93,7 +100,7 @@ def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Se
     allowed = np.ones((n_trials, 2), dtype=bool)
     out = np.empty((n_trials, n_patients), dtype=np.int8)
     for i in range(n_patients):
-        lv = level_rows[i]
+        lv = first_rows + by_patient[i]
         d = difference[lv]
         if scheme.imbalance == "range":
             scores[:, 0], scores[:, 1] = np.abs(d + 1) @ weights, np.abs(d - 1) @ weights
@@ -123,7 +130,7 @@ def _minimization(scheme: Minimization, arms: ArmSlots, codes: np.ndarray, n_lev
     ratio = np.asarray(arms.ratio, dtype=float)
     base = ratio if naive_unequal else None
     # Each patient's level of each factor as a row of a (trials x all levels, slots) table of counts.
-    level_rows, n_rows = _level_rows(codes, n_levels)
+    by_patient, first_rows, n_rows = _level_rows(codes, n_levels)
     counts = np.zeros((n_trials * n_rows, width))
     flat_counts = counts.reshape(-1)
     totals = np.zeros((n_trials, width))
@@ -133,7 +140,7 @@ def _minimization(scheme: Minimization, arms: ArmSlots, codes: np.ndarray, n_lev
     every = np.ones((n_trials, width), dtype=bool)
     out = np.empty((n_trials, n_patients), dtype=np.int8)
     for i in range(n_patients):
-        lv = level_rows[i]
+        lv = first_rows + by_patient[i]
         margins = counts[lv]  # [T, F, width]
         if naive_unequal:
             scores = P.naive_unequal_scores(margins, weights, ratio)
@@ -185,18 +192,19 @@ def _blocks(scheme: PermutedBlocks, arms: ArmSlots, codes: np.ndarray, n_levels:
     n_trials, n_patients = u.shape
     n_slots = arms.n_slots
     sizes = np.asarray(scheme.block_sizes)
-    remaining = np.zeros((n_trials, n_strata, n_slots))
+    remaining = np.zeros((n_trials * n_strata, n_slots))  # a row per (trial, stratum)
     rows = np.arange(n_trials)
+    stratum_rows = np.ascontiguousarray((stratum + rows[:, None] * n_strata).T)
     out = np.empty((n_trials, n_patients), dtype=np.int8)
     for i in range(n_patients):
-        s = stratum[:, i]
-        left = remaining[rows, s]  # [T, S]
+        s = stratum_rows[i]
+        left = remaining[s]  # [T, S]
         new = left.sum(axis=1) == 0
         if new.any():
             size = sizes[np.minimum((v[new, i] * len(sizes)).astype(int), len(sizes) - 1)]
             left[new] = (size // n_slots)[:, None]
         slot = P.choose(left / left.sum(axis=1, keepdims=True), u[:, i])
         left[rows, slot] -= 1
-        remaining[rows, s] = left
+        remaining[s] = left
         out[:, i] = slot
     return out

@@ -153,14 +153,24 @@ class CohortGroups:
         return cls(stratum, n_strata, codes, tuple(n_levels))
 
     @cached_property
-    def level_rows(self) -> np.ndarray:
-        """(patients, factors, trials): the patient's level of each factor as a flat position in a
-        (all factors' levels, trials) table."""
+    def _codes_by_patient(self) -> np.ndarray:
+        """(patients, factors, trials) codes, in the smallest integer type that holds them."""
+        small = np.int8 if max(self.n_levels, default=0) <= np.iinfo(np.int8).max else np.intp
+        return np.ascontiguousarray(self.codes.transpose(1, 2, 0).astype(small))
+
+    @cached_property
+    def _first_rows(self) -> np.ndarray:
+        """(factors, trials): where each factor's first level starts for each trial, in a (levels, trials) table."""
         n_trials = self.codes.shape[0]
-        rows = self.codes.transpose(1, 2, 0).astype(np.intp)
-        rows += np.cumsum([0, *self.n_levels[:-1]], dtype=np.intp)[:, None]
-        rows *= n_trials
-        rows += np.arange(n_trials)
+        return np.cumsum([0, *self.n_levels[:-1]], dtype=np.intp)[:, None] * n_trials + np.arange(n_trials)
+
+    def level_rows(self, patient: int) -> np.ndarray:
+        """(factors, trials): the patient's level of each factor as a flat position in a (all factors' levels,
+        trials) table. Worked out per patient from the small codes: reading positions precomputed for every
+        patient would cost more memory traffic than the table updates themselves."""
+        rows = self._codes_by_patient[patient].astype(np.intp)
+        rows *= self.codes.shape[0]
+        rows += self._first_rows
         return rows
 
     @cached_property
@@ -280,7 +290,7 @@ def _two_arm_balance(arms: np.ndarray, ratio: Sequence[int], groups: CohortGroup
         stratum_before[i] = strata[rows]
         strata[rows] = stratum_before[i] + delta[i]
         if len(levels):
-            rows = groups.level_rows[i]
+            rows = groups.level_rows(i)
             before = flat_levels[rows]
             flat_levels[rows] = before + delta[i]
             if site_before is not None:
@@ -330,7 +340,7 @@ def _worst_level_running(arms: np.ndarray, n_levels: Sequence[int], ratio: Seque
     worst = np.empty(n_trials)
     worst_running = np.empty(n_patients)
     for i in range(n_patients):
-        flat_table[groups.level_rows[i]] = after[i]
+        flat_table[groups.level_rows(i)] = after[i]
         np.max(table, axis=0, out=worst)
         worst_running[i] = worst.mean()
     final = np.zeros((n_trials, n_factors, max(n_levels)))
