@@ -68,3 +68,29 @@ def test_a_trial_without_factors_scores_as_today():
     codes = np.zeros((40, 50, 0), dtype=np.int64)
     assert_identical(summarize("simple", arms, codes, [], [], (1, 1, 1), None, 1),
                      summarize_reference("simple", arms, codes, [], [], (1, 1, 1), None, 1))
+
+
+@pytest.mark.parametrize(("ratio", "weights", "measure", "mti"), [
+    ((1, 1), (0.3, 1.7, 1.0, 2.5, 0.1, 1.0), "range", None),  # two slots, weights that are not whole numbers
+    ((1, 1), (0.3, 1.7, 1.0, 2.5, 0.1, 1.0), "variance", 2),
+    ((4, 3), (1.0, 2.0, 1.0, 1.0, 1.0, 1.0), "range", 4),  # seven slots: no lookup table
+    ((1, 1, 1), (1.0, 1.0, 1.0, 1.0, 1.0, 1.0), "variance", None),
+    ((3, 1), (1.0, 1.0, 1.0, 1.0, 1.0, 1.0), "range", None),  # two arms, four slots: balance counted in units of 1/4
+])
+def test_minimization_off_the_fast_paths_allocates_as_today(ratio, weights, measure, mti):
+    protocol = load_builtin("amass-2")
+    own = protocol.randomization
+    factors = [f.model_copy(update={"weight": w}) for f, w in zip(own.factors, weights, strict=True)]
+    scheme = own.model_copy(update={"factors": factors, "imbalance": measure, "max_imbalance": mti})
+    arms = ArmSlots(tuple(f"arm{k}" for k in range(len(ratio))), ratio)
+    pool = eligible_pool(protocol, np.random.SeedSequence(21))
+    n_levels = [len(lv) for lv in pool.levels]
+    rng = np.random.default_rng(22)
+    codes = pool.codes[rng.integers(0, pool.n, size=(40, 100))]
+    u = rng.random((40, 100))
+    slots = simulate_slots(scheme, arms, codes, n_levels, u)
+    assert np.array_equal(slots, simulate_slots_reference(scheme, arms, codes, n_levels, u))
+    names = [f.name for f in factors]
+    allocated = np.asarray(arms.slot_arm)[slots]
+    assert_identical(summarize("m", allocated, codes, n_levels, names, arms.ratio, 0, 0),
+                     summarize_reference("m", allocated, codes, n_levels, names, arms.ratio, 0, 0))

@@ -31,7 +31,9 @@ def simulate_slots(scheme: RandomizationScheme, arms: ArmSlots, codes: np.ndarra
     n_trials, n_patients = u.shape
     n_slots = arms.n_slots
     if isinstance(scheme, SimpleRandomization):
-        return P.choose(P.uniform(n_slots, u.shape), u).astype(np.int8)
+        # `choose` with the same uniform probabilities for everyone: the count of cumulative bounds at or below u
+        bounds = np.cumsum(P.uniform(n_slots))
+        return np.searchsorted(bounds / bounds[-1], u, side="right").astype(np.int8)
     out = np.empty((n_trials, n_patients), dtype=np.int8)
     rows = np.arange(n_trials)
     if isinstance(scheme, PermutedBlocks):
