@@ -96,30 +96,36 @@ def _two_slot_minimization(scheme: Minimization, codes: np.ndarray, n_levels: Se
     by_patient, first_rows, n_rows = _level_rows(codes, n_levels)
     difference = np.zeros(n_trials * n_rows, dtype=np.int32)
     total = np.zeros(n_trials, dtype=np.int32)  # slot 0's patients less slot 1's
-    table = _choice_table(2, scheme.p_preferred, None)
-    powers = 1 << np.arange(4)
-    scores = np.empty((n_trials, 2))
-    allowed = np.ones((n_trials, 2), dtype=bool)
-    out = np.empty((n_trials, n_patients), dtype=np.int8)
+    # Slot 0 is chosen when u is at or above its cumulative bound, looked up by the pattern
+    # best_0 + 2 best_1 + 4 allowed_0 + 8 allowed_1 (slot 1's bound is 1, never reached).
+    bound = _choice_table(2, scheme.p_preferred, None)[:, 0]
+    u_by_patient = np.ascontiguousarray(u.T)
+    bounded = scheme.max_imbalance is not None
+    allowed0 = allowed1 = np.ones(n_trials, dtype=bool)
+    out = np.empty((n_patients, n_trials), dtype=np.int8)
     for i in range(n_patients):
         lv = first_rows + by_patient[i]
         d = difference[lv]
         if scheme.imbalance == "range":
-            scores[:, 0], scores[:, 1] = np.abs(d + 1) @ weights, np.abs(d - 1) @ weights
+            score0, score1 = np.abs(d + 1) @ weights, np.abs(d - 1) @ weights
         else:
-            scores[:, 0], scores[:, 1] = (d + 1) ** 2 @ weights / 4, (d - 1) ** 2 @ weights / 4
-        if scheme.max_imbalance is not None:
-            allowed[:, 0], allowed[:, 1] = np.abs(total + 1) <= scheme.max_imbalance, \
-                np.abs(total - 1) <= scheme.max_imbalance
-        masked = np.where(allowed, scores, np.inf)
-        best = allowed & (masked <= masked.min(axis=-1, keepdims=True) + P.EPS)
-        key = best @ powers[:2] + allowed @ powers[2:]
-        slot = (table[key] <= u[:, i, None]).sum(axis=-1)
-        step = (1 - 2 * slot).astype(np.int32)
+            score0, score1 = (d + 1) ** 2 @ weights / 4, (d - 1) ** 2 @ weights / 4
+        if bounded:
+            allowed0, allowed1 = np.abs(total + 1) <= scheme.max_imbalance, np.abs(total - 1) <= scheme.max_imbalance
+            score0, score1 = np.where(allowed0, score0, np.inf), np.where(allowed1, score1, np.inf)
+        # `preferred_probabilities`' best slots: a score within EPS of the lower of the two
+        key = (allowed0 & (score0 <= score1 + P.EPS)).astype(np.intp)
+        key += 2 * (allowed1 & (score1 <= score0 + P.EPS))
+        if bounded:
+            key += 4 * allowed0 + 8 * allowed1
+        else:
+            key += 12
+        slot = (bound[key] <= u_by_patient[i]).view(np.int8)
+        step = 1 - 2 * slot.astype(np.int32)
         difference[lv] = d + step[:, None]
         total += step
-        out[:, i] = slot
-    return out
+        out[i] = slot
+    return np.ascontiguousarray(out.T)
 
 
 def _minimization(scheme: Minimization, arms: ArmSlots, codes: np.ndarray, n_levels: Sequence[int], u: np.ndarray,
