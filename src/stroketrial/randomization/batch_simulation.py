@@ -203,6 +203,7 @@ def _blocks(scheme: PermutedBlocks, arms: ArmSlots, codes: np.ndarray, n_levels:
     remaining = np.zeros((n_trials * n_strata, n_slots))  # a row per (trial, stratum)
     rows = np.arange(n_trials)
     stratum_rows = np.ascontiguousarray((stratum + rows[:, None] * n_strata).T)
+    u_by_patient = np.ascontiguousarray(u.T)
     out = np.empty((n_trials, n_patients), dtype=np.int8)
     for i in range(n_patients):
         s = stratum_rows[i]
@@ -211,7 +212,12 @@ def _blocks(scheme: PermutedBlocks, arms: ArmSlots, codes: np.ndarray, n_levels:
         if new.any():
             size = sizes[np.minimum((v[new, i] * len(sizes)).astype(int), len(sizes) - 1)]
             left[new] = (size // n_slots)[:, None]
-        slot = P.choose(left / left.sum(axis=1, keepdims=True), u[:, i])
+        if n_slots == 2:  # `choose`'s arithmetic on the block's remaining slots, without the (trials, 2) arrays
+            n = left[:, 0] + left[:, 1]
+            p0, p1 = left[:, 0] / n, left[:, 1] / n
+            slot = (p0 / (p0 + p1) <= u_by_patient[i]).view(np.int8)
+        else:
+            slot = P.choose(left / left.sum(axis=1, keepdims=True), u[:, i])
         left[rows, slot] -= 1
         remaining[s] = left
         out[:, i] = slot
