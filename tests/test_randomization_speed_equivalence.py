@@ -12,8 +12,9 @@ import pytest
 from stroketrial.protocol import load_builtin
 from stroketrial.randomization import ArmSlots, compare, simulate_slots, summarize
 from stroketrial.randomization.compare import candidates, eligible_pool
-from stroketrial.randomization.compare_reference import (compare_reference, simulate_slots_reference,
-                                                         summarize_reference)
+from stroketrial.randomization.compare_reference import (compare_reference, convergence_hits_reference,
+                                                         simulate_slots_reference, summarize_reference)
+from stroketrial.randomization.diagnostics import convergence_hits
 
 
 def assert_identical(new, old):
@@ -68,6 +69,11 @@ def test_a_trial_without_factors_scores_as_today():
     codes = np.zeros((40, 50, 0), dtype=np.int64)
     assert_identical(summarize("simple", arms, codes, [], [], (1, 1, 1), None, 1),
                      summarize_reference("simple", arms, codes, [], [], (1, 1, 1), None, 1))
+    sites = rng.integers(0, 4, size=(40, 50))
+    for ratio in ((1, 1, 1), (2, 1, 3)):
+        assert np.array_equal(convergence_hits(arms, ratio, sites, 4),
+                              convergence_hits_reference(arms, ratio, sites, 4))
+        assert np.array_equal(convergence_hits(arms, ratio), convergence_hits_reference(arms, ratio))
 
 
 @pytest.mark.parametrize(("ratio", "weights", "measure", "mti"), [

@@ -75,13 +75,6 @@ def group_imbalance(counts: np.ndarray, ratio: Sequence[int]) -> np.ndarray:
     return np.abs(counts - n * share).sum(axis=-1)
 
 
-def _counts_by(group: np.ndarray, n_groups: int, arms: np.ndarray, n_arms: int) -> np.ndarray:
-    """Arm counts per (trial, group): bincount over a flattened index."""
-    n_trials = arms.shape[0]
-    flat = (np.arange(n_trials)[:, None] * n_groups + group) * n_arms + arms
-    return np.bincount(flat.ravel(), minlength=n_trials * n_groups * n_arms).reshape(n_trials, n_groups, n_arms)
-
-
 def _exact(ratio: Sequence[int]) -> bool:
     """Two arms and a ratio total R that is a power of two (1:1, 3:1): every target n r_k / R and every
     convergence guess (0, 1/2, 1) is exact in binary floating point, so imbalances can be counted in whole
@@ -207,22 +200,7 @@ def _running_counts(arms: np.ndarray, n_arms: int) -> np.ndarray:
 
 def _imbalance(counts: np.ndarray, ratio: Sequence[int]) -> np.ndarray:
     """`group_imbalance` of arm-major counts (arms, ...), the same float64 values."""
-    if _exact(ratio):
-        total = int(np.sum(ratio))
-        n = counts.sum(axis=0)
-        units = sum(np.abs(total * c - r * n) for c, r in zip(counts, ratio, strict=True))
-        return units / total
     return group_imbalance(np.ascontiguousarray(np.moveaxis(counts, 0, -1)), ratio)
-
-
-def _mean_over_trials(values: np.ndarray, exact: bool) -> np.ndarray:
-    """Per patient, the mean of (patients, trials) values, added up in today's order unless the values are exact."""
-    return values.mean(axis=1) if exact else np.ascontiguousarray(values.T).mean(axis=0)
-
-
-def _mean_of_all(values: np.ndarray, exact: bool) -> float:
-    """The mean of (patients, trials) values, added up in today's order unless the values are exact."""
-    return float(values.mean() if exact else np.ascontiguousarray(values.T).mean())
 
 
 def _hits(seen: np.ndarray, arms: np.ndarray, ratio: Sequence[int]) -> np.ndarray:
