@@ -255,14 +255,16 @@ def _two_arm_balance(arms: np.ndarray, ratio: Sequence[int], groups: CohortGroup
     r0, r1 = ratio
     scale = 2 / (r0 + r1)
     by_patient = np.ascontiguousarray(arms.T)
-    delta = np.where(by_patient == 0, r1, -r0).astype(np.int32)  # (patients, trials)
-    levels = np.zeros((sum(groups.n_levels), n_trials), dtype=np.int32)
-    strata = np.zeros(n_trials * groups.n_strata, dtype=np.int32)
+    # |D| is at most max(r0, r1) per patient: 16-bit counts halve the tables' memory traffic when they fit.
+    small = np.int16 if max(r0, r1) * n_patients <= np.iinfo(np.int16).max else np.int32
+    delta = np.where(by_patient == 0, r1, -r0).astype(small)  # (patients, trials)
+    levels = np.zeros((sum(groups.n_levels), n_trials), dtype=small)
+    strata = np.zeros(n_trials * groups.n_strata, dtype=small)
     flat_levels = levels.reshape(-1)
-    stratum_before = np.empty((n_patients, n_trials), dtype=np.int32)
-    site_before = np.empty((n_patients, n_trials), dtype=np.int32) if site_factor is not None else None
+    stratum_before = np.empty((n_patients, n_trials), dtype=small)
+    site_before = np.empty((n_patients, n_trials), dtype=small) if site_factor is not None else None
     worst_sum = np.zeros(n_patients, dtype=np.int64)
-    worst = np.empty(n_trials, dtype=np.int32)
+    worst = np.empty(n_trials, dtype=small)
     for i in range(n_patients):
         rows = groups.stratum_rows[i]
         stratum_before[i] = strata[rows]
