@@ -142,7 +142,7 @@ class CohortGroups:
     def of_cohorts(cls, codes: np.ndarray, n_levels: Sequence[int]) -> CohortGroups:
         stratum, n_strata = stratum_index(codes, range(len(n_levels)), n_levels)
         if n_strata > codes.shape[1]:  # strata can outnumber patients (8 sites x 2^5 bands): number those present
-            stratum, n_strata = _numbered_within_trial(stratum, n_strata), codes.shape[1]
+            stratum, n_strata = _numbered_within_trial(stratum), codes.shape[1]
         return cls(stratum, n_strata, codes, tuple(n_levels))
 
     @cached_property
@@ -181,7 +181,7 @@ class CohortGroups:
         return tuple(Grouping.of(self.codes[..., f], n) for f, n in enumerate(self.n_levels))
 
 
-def _numbered_within_trial(group: np.ndarray, n_groups: int) -> np.ndarray:
+def _numbered_within_trial(group: np.ndarray) -> np.ndarray:
     """Each trial's groups numbered 0, 1, ... in order of their index."""
     order = np.argsort(group, axis=1, kind="stable")
     ordered = np.take_along_axis(group, order, axis=1)
