@@ -39,11 +39,11 @@ def simulate_slots(scheme: RandomizationScheme, arms: ArmSlots, codes: np.ndarra
     if isinstance(scheme, PermutedBlocks):
         return _blocks(scheme, arms, codes, n_levels, u, v)
     totals = np.zeros((n_trials, n_slots))
-    if isinstance(scheme, (EfronBiasedCoin, BigStick)):
+    if isinstance(scheme, EfronBiasedCoin):
+        return _efron(scheme.p, u)
+    if isinstance(scheme, BigStick):
         for i in range(n_patients):
-            if isinstance(scheme, EfronBiasedCoin):
-                p = P.efron_probabilities(totals, scheme.p)
-            elif n_slots == 2:  # `big_stick_probabilities`, with the two-slot range |t_j + 1 - t_other| in closed form
+            if n_slots == 2:  # `big_stick_probabilities`, with the two-slot range |t_j + 1 - t_other| in closed form
                 allowed = (np.abs(totals + 1 - totals[:, ::-1]) <= scheme.max_imbalance).astype(float)
                 p = allowed / allowed.sum(axis=-1, keepdims=True)
             else:
@@ -55,6 +55,20 @@ def simulate_slots(scheme: RandomizationScheme, arms: ArmSlots, codes: np.ndarra
     if not isinstance(scheme, Minimization):
         raise ValueError(f"no simulation for method {scheme.method!r}")
     return _minimization(scheme, arms, codes, n_levels, u, naive_unequal)
+
+
+def _efron(p: float, u: np.ndarray) -> np.ndarray:
+    """Efron's coin on two slots as per-trial vectors: `efron_probabilities` and `choose`'s arithmetic."""
+    n_trials, n_patients = u.shape
+    u_by_patient = np.ascontiguousarray(u.T)
+    lead = np.zeros(n_trials, dtype=np.int32)  # slot 0's patients less slot 1's
+    out = np.empty((n_patients, n_trials), dtype=np.int8)
+    for i in range(n_patients):
+        p0 = np.where(lead < 0, p, np.where(lead > 0, 1 - p, 0.5))
+        slot = (p0 / (p0 + (1 - p0)) <= u_by_patient[i]).view(np.int8)
+        lead += 1 - 2 * slot.astype(np.int32)
+        out[i] = slot
+    return np.ascontiguousarray(out.T)
 
 
 def _choice_table(width: int, p_preferred: float, base: np.ndarray | None) -> np.ndarray:
