@@ -20,7 +20,7 @@ from ..eligibility import encode_cohort, statuses
 from ..protocol import Protocol
 from ..protocol.schemes import (BigStick, EfronBiasedCoin, Minimization, PermutedBlocks, RandomizationScheme,
                                 SimpleRandomization)
-from .diagnostics import BalanceSummary, summarize
+from .diagnostics import BalanceSummary, CohortGroups, summarize
 from .factors import CodedCohort, code_cohort
 from .randomizer import RandomizationError
 from .batch_simulation import simulate_slots
@@ -144,12 +144,14 @@ def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = N
     pool_seed, *chunk_seeds = root.spawn(1 + -(-trials // chunk))
     pool = eligible_pool(protocol, pool_seed)
     n_levels = [len(lv) for lv in pool.levels]
+    # Small codes keep the (trials, patients, factors) cohorts a few bytes per patient.
+    pool_codes = pool.codes.astype(np.int8) if max(n_levels, default=0) <= np.iinfo(np.int8).max else pool.codes
     all_codes: list[np.ndarray] = []
     allocated: dict[str, list[np.ndarray]] = {c.label: [] for c in methods}
     for k, chunk_seed in enumerate(chunk_seeds):
         n = min(chunk, trials - k * chunk)
         rng = np.random.default_rng(chunk_seed)
-        codes = pool.codes[rng.integers(0, pool.n, size=(n, patients))]
+        codes = pool_codes[rng.integers(0, pool.n, size=(n, patients))]
         u = rng.random((n, patients))
         v = rng.random((n, patients))
         all_codes.append(codes)
@@ -162,6 +164,7 @@ def compare(protocol: Protocol, trials: int, seed: int, patients: int | None = N
     names = [f.name for f in factors]
     site = names.index("site") if "site" in names else None
     treatment = next(i for i, a in enumerate(protocol.arms) if a.role == "experimental")
+    groups = CohortGroups.of_cohorts(codes, n_levels)  # every method is scored on the same cohorts
     results = [summarize(c.label, np.concatenate(allocated[c.label]), codes, n_levels, names, arms.ratio, site,
-                         treatment) for c in methods]
+                         treatment, groups) for c in methods]
     return Comparison(protocol.id, trials, patients, seed, arms.label, pool.n, results, methods)
