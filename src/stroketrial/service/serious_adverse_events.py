@@ -352,9 +352,10 @@ def _history(sae: SeriousAdverseEvent, reports: Sequence[SaeReport]) -> list[tup
     return history
 
 
-def status_of(session: Session, protocol: Protocol, sae: SeriousAdverseEvent, now: dt.datetime | None = None
-              ) -> dict[str, Any]:
-    return sae_status(protocol, aware(sae.created_at), _history(sae, _reports(session, sae)), now or utcnow())
+def status_of(session: Session, protocol: Protocol, sae: SeriousAdverseEvent, now: dt.datetime | None = None,
+              reports: Sequence[SaeReport] | None = None) -> dict[str, Any]:
+    reports = _reports(session, sae) if reports is None else reports
+    return sae_status(protocol, aware(sae.created_at), _history(sae, reports), now or utcnow())
 
 
 def follow_up_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_id: int,
@@ -423,11 +424,12 @@ def assess_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_id:
 
 
 def _view(actor: Actor, protocol: Protocol, patient: Patient, sae: SeriousAdverseEvent, status: Mapping[str, Any],
-          session: Session, allocation: Allocation | None = None) -> dict[str, Any]:
+          session: Session, allocation: Allocation | None = None,
+          reports: Sequence[SaeReport] | None = None) -> dict[str, Any]:
     """One SAE as a reader sees it: its current state, classification and clocks, its reports, and the arm only
     for those who see arms in a list (blinding.sees_arm_counts), or for the sponsor's pharmacovigilance on a
     SUSAR (blinding.sees_susar_arm)."""
-    reports = _reports(session, sae)
+    reports = _reports(session, sae) if reports is None else reports
     item = {"id": sae.id, "patient_id": patient.code, "site": patient.site_code, "reported_by": sae.created_by,
             "reported_at": aware(sae.created_at).isoformat(timespec="seconds"), **status["state"],
             **{k: status[k] for k in ("awareness_at", "related", "expected", "expectedness_by", "susar",
@@ -469,8 +471,14 @@ def trial_saes(session: Session, actor: Actor, trial_id: str, now: dt.datetime |
                            .join(Patient, Patient.id == SeriousAdverseEvent.patient_id)
                            .outerjoin(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id).order_by(SeriousAdverseEvent.id.desc())).all()
-    return [_view(actor, protocol, p, s, status_of(session, protocol, s, now), session, a)
-            for s, p, a in rows if actor.can_see_site(p.site_code)]
+    visible = [(s, p, a) for s, p, a in rows if actor.can_see_site(p.site_code)]
+    reports: dict[int, list[SaeReport]] = {s.id: [] for s, _, _ in visible}
+    if visible:  # every SAE's reports in one query, not one per SAE
+        for report in session.execute(select(SaeReport).where(SaeReport.sae_id.in_(list(reports)))
+                                      .order_by(SaeReport.id)).scalars():
+            reports[report.sae_id].append(report)
+    return [_view(actor, protocol, p, s, status_of(session, protocol, s, now, reports[s.id]), session, a,
+                  reports[s.id]) for s, p, a in visible]
 
 
 # ---- notifications --------------------------------------------------------------------------------------------
