@@ -64,14 +64,14 @@ def test_streamed_exports_and_set_based_pages_answer_as_before(database_url):
             for actor in READERS:
                 if not actor.is_admin and not actor.sites & set(demo.TRIAL_SITES[trial]):
                     # refused when asked, before a byte is sent (not when the first piece is read)
-                    for make in (export.csv_zip, export.odm_xml):
+                    for make in (export.csv_zip_stream, export.odm_xml_stream):
                         with pytest.raises(Forbidden):
                             make(session, actor, trial, NOW)
                     continue
                 for chunk in (3, export.CHUNK):
-                    streamed = b"".join(export.csv_zip(session, actor, trial, NOW, chunk=chunk))
+                    streamed = b"".join(export.csv_zip_stream(session, actor, trial, NOW, chunk=chunk))
                     assert streamed == export_reference.csv_zip(session, actor, trial, NOW), (trial, actor, chunk)
-                    streamed = b"".join(export.odm_xml(session, actor, trial, NOW, chunk=chunk))
+                    streamed = b"".join(export.odm_xml_stream(session, actor, trial, NOW, chunk=chunk))
                     assert streamed == export_reference.odm_xml(session, actor, trial, NOW), (trial, actor, chunk)
                     checked += 1
                 assert export.tables(session, actor, trial) == export_reference.tables(session, actor, trial)
@@ -88,7 +88,7 @@ def test_streamed_exports_and_set_based_pages_answer_as_before(database_url):
                                                                for p in listed)
                 assert counts["excluded_by"] == dict(Counter(p["failing"][0] for p in listed
                                                              if p["status"] == "ineligible").most_common())
-        archive = zipfile.ZipFile(io.BytesIO(b"".join(export.csv_zip(session, READERS[0], "amass-2"))))
+        archive = zipfile.ZipFile(io.BytesIO(export.csv_zip(session, READERS[0], "amass-2")))
         assert archive.testzip() is None and "amass-2/screening.csv" in archive.namelist()
     assert checked >= 2 * len(demo.TRIAL_SITES) * (len(READERS) - 1)
     db.dispose()

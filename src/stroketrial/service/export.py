@@ -276,8 +276,13 @@ def _spooled_rows(spool: IO[bytes]) -> Iterator[dict[str, Any]]:
             return
 
 
-def csv_zip(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None,
-            chunk: int = CHUNK) -> Iterator[bytes]:
+def csv_zip(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None) -> bytes:
+    """The trial's tables as CSV files in a zip archive, whole (`csv_zip_stream` hands it on piece by piece)."""
+    return b"".join(csv_zip_stream(session, actor, trial_id, now))
+
+
+def csv_zip_stream(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None,
+                   chunk: int = CHUNK) -> Iterator[bytes]:
     """The trial's tables as CSV files in a zip archive, as successive pieces of the archive. The permission is
     checked at once; the rows are then read a chunk of patients at a time, each table's rows kept in a file of its
     own (in memory while small) until its member is written, so the server's memory does not grow with the
@@ -342,8 +347,13 @@ SKIP = {"patient_id", "sae_id", "ae_id"}  # a row's keys that are not items (the
 PLACEHOLDER = "stroketrial-subjects-go-here"
 
 
-def odm_xml(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None,
-            chunk: int = CHUNK) -> Iterator[bytes]:
+def odm_xml(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None) -> bytes:
+    """The trial's ODM 1.3.2 Snapshot, whole (`odm_xml_stream` hands it on piece by piece)."""
+    return b"".join(odm_xml_stream(session, actor, trial_id, now))
+
+
+def odm_xml_stream(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None,
+                   chunk: int = CHUNK) -> Iterator[bytes]:
     """The trial's metadata (events, forms, items) and clinical data as one ODM 1.3.2 Snapshot, as successive
     pieces of the document. The permission is checked at once. The metadata need every form's items, so the
     patients are read twice, a chunk at a time: once for the items, once for the subjects, each subject written

@@ -49,14 +49,14 @@ def _streamed(request: Request, make: Callable[[Session, Actor], Iterator[bytes]
 
 @router.get("/trials/{trial}/export/csv")
 def export_csv(request: Request, trial: str) -> StreamingResponse:
-    return _streamed(request, lambda session, actor: export.csv_zip(session, actor, trial), "application/zip",
-                     f"{trial}-data.zip")
+    return _streamed(request, lambda session, actor: export.csv_zip_stream(session, actor, trial),
+                     "application/zip", f"{trial}-data.zip")
 
 
 @router.get("/trials/{trial}/export/odm")
 def export_odm(request: Request, trial: str) -> StreamingResponse:
-    return _streamed(request, lambda session, actor: export.odm_xml(session, actor, trial), "application/xml",
-                     f"{trial}-odm.xml")
+    return _streamed(request, lambda session, actor: export.odm_xml_stream(session, actor, trial),
+                     "application/xml", f"{trial}-odm.xml")
 
 
 @router.get("/audit.csv")
