@@ -7,7 +7,9 @@ monitor on some of them. The database is built once and copied, so both servers 
 
 - "before": a server started from the source of --baseline-ref (default: the merge-base with `main`), taken
   with `git archive` into a temporary folder (the repository's worktrees are left alone);
-- "after": a server from this checkout.
+- "after": a server from this checkout;
+
+both running at once and asked in turn, request by request, so that a change in the machine's load falls on both.
 
 Each page is fetched --repeats times by the user who reaches it (signed in through the login form; the API with
 the user's token), one request at a time; exports also report the server's peak resident memory growth during
@@ -194,31 +196,41 @@ def peak_growth(pid: int, fetch) -> tuple[httpx.Response, float]:
     return response, (hwm - before) / 2**20
 
 
-def measure(base: str, pid: int, tokens: dict[str, str], patient: str, repeats: int) -> dict[str, dict]:
-    clients: dict[tuple[str, str], httpx.Client] = {}
-    results = {}
+def measure(servers: dict[str, ServerProcess], tokens: dict[str, str], patient: str,
+            repeats: int) -> dict[str, dict[str, dict]]:
+    """Per server, per route: status, bytes, p50, p95 and (exports) peak memory growth. The servers take turns
+    request by request, so that a change in the machine's load falls on both alike."""
+    clients: dict[tuple[str, str, str], httpx.Client] = {}
+    results: dict[str, dict[str, dict]] = {label: {} for label in servers}
     try:
         for kind, user, path in routes(patient):
-            key = ("api" if kind == "api" else "page", user)
-            if key not in clients:
-                clients[key] = (httpx.Client(base_url=base, timeout=120,
-                                             headers={"Authorization": f"Bearer {tokens[user]}"})
-                                if kind == "api" else signed_in(base, user))
-            http = clients[key]
-            first = http.get(path)  # warm: imports, template compilation, caches
-            times, growth = [], 0.0
+            times: dict[str, list[float]] = {label: [] for label in servers}
+            growth = dict.fromkeys(servers, 0.0)
+            first, last = {}, {}
+            for label, server in servers.items():
+                key = (label, "api" if kind == "api" else "page", user)
+                if key not in clients:
+                    clients[key] = (httpx.Client(base_url=server.url, timeout=120,
+                                                 headers={"Authorization": f"Bearer {tokens[user]}"})
+                                    if kind == "api" else signed_in(server.url, user))
+                first[label] = clients[key].get(path)  # warm: imports, template compilation, caches
             for _ in range(max(3, repeats // 3) if kind == "export" else repeats):  # an export takes seconds
-                started = time.perf_counter()
-                if kind == "export":
-                    response, grew = peak_growth(pid, functools.partial(http.get, path))
-                    growth = max(growth, grew)
-                else:
-                    response = http.get(path)
-                times.append(1000 * (time.perf_counter() - started))
-            results[f"{user} {path}"] = {"status": first.status_code, "bytes": len(response.content),
-                                         "p50": statistics.median(times),
-                                         "p95": statistics.quantiles(times, n=20, method="inclusive")[18],
-                                         "growth": growth if kind == "export" else None}
+                for label, server in servers.items():
+                    http = clients[(label, "api" if kind == "api" else "page", user)]
+                    started = time.perf_counter()
+                    if kind == "export":
+                        response, grew = peak_growth(server.process.pid, functools.partial(http.get, path))
+                        growth[label] = max(growth[label], grew)
+                    else:
+                        response = http.get(path)
+                    times[label].append(1000 * (time.perf_counter() - started))
+                    last[label] = response
+            for label in servers:
+                results[label][f"{user} {path}"] = {
+                    "status": first[label].status_code, "bytes": len(last[label].content),
+                    "p50": statistics.median(times[label]),
+                    "p95": statistics.quantiles(times[label], n=20, method="inclusive")[18],
+                    "growth": growth[label] if kind == "export" else None}
     finally:
         for c in clients.values():
             c.close()
@@ -234,7 +246,7 @@ def main() -> None:
     args = parser.parse_args()
     ref = args.baseline_ref or subprocess.run(["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], check=True,
                                               capture_output=True, text=True).stdout.strip()
-    console = Console(width=160)
+    console = Console(width=230)
     folder = Path(tempfile.mkdtemp(prefix="stroketrial-bench-pages-"))
     try:
         url = fresh(args.db) if args.db else f"sqlite:///{folder / 'built.db'}"
@@ -243,20 +255,20 @@ def main() -> None:
             tokens = build(url, args.patients)
             built = time.perf_counter() - started
         patient = demo.patient_code(load_builtin(TRIAL).acronym, args.patients // 2)
-        measured = {}
-        with baseline_source(ref) as old_src:
-            for label, src in (("before", old_src), ("after", ROOT / "src")):
-                with console.status(f"timing the pages, {label}"), server(copy_database(url, folder, label), src) as s:
-                    measured[label] = measure(s.url, s.process.pid, tokens, patient, args.repeats)
+        loads = [Path("/proc/loadavg").read_text().split()[0]]
+        with baseline_source(ref) as old_src, server(copy_database(url, folder, "before"), old_src) as before, \
+                server(copy_database(url, folder, "after"), ROOT / "src") as after, console.status("timing the pages"):
+            measured = measure({"before": before, "after": after}, tokens, patient, args.repeats)
+        loads.append(Path("/proc/loadavg").read_text().split()[0])
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     backend = make_url(url).get_backend_name()
     table = Table(title=f"GET latency (ms) with {args.patients} {TRIAL} patients, {backend}, {args.repeats} repeats; "
-                        f"before = {ref[:10]}, after = this checkout (built in {built:.0f} s; "
-                        f"load average {Path('/proc/loadavg').read_text().split()[0]})")
+                        f"before = {ref[:10]}, after = this checkout, taking turns (built in {built:.0f} s; "
+                        f"load average {' then '.join(loads)} on {os.cpu_count()} cores)")
     for column in ("user", "path", "status", "before p50", "after p50", "target p50", "before p95", "after p95",
                    "bytes before", "bytes after", "peak RSS growth MiB before/after"):
-        table.add_column(column, justify="left" if column in ("user", "path") else "right")
+        table.add_column(column, justify="left" if column in ("user", "path") else "right", no_wrap=True)
     for key, after in measured["after"].items():
         before = measured["before"][key]
         user, path = key.split(" ", 1)

@@ -342,6 +342,16 @@ def _reports(session: Session, sae: SeriousAdverseEvent) -> list[SaeReport]:
                                 ).scalars())
 
 
+def _reports_of(session: Session, sae_ids: list[int]) -> dict[int, list[SaeReport]]:
+    """The reports of many SAEs, each SAE's in order, in one query (a trial's list reads them all)."""
+    reports: dict[int, list[SaeReport]] = {sae_id: [] for sae_id in sae_ids}
+    if sae_ids:
+        for report in session.execute(select(SaeReport).where(SaeReport.sae_id.in_(sae_ids))
+                                      .order_by(SaeReport.id)).scalars():
+            reports[report.sae_id].append(report)
+    return reports
+
+
 def _history(sae: SeriousAdverseEvent, reports: Sequence[SaeReport]) -> list[tuple[str, dict[str, Any]]]:
     """The reports in order; an SAE reported before expedited reporting existed has no initial report row."""
     history = [(r.kind, json.loads(r.data_json)) for r in reports]
@@ -472,11 +482,7 @@ def trial_saes(session: Session, actor: Actor, trial_id: str, now: dt.datetime |
                            .outerjoin(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id).order_by(SeriousAdverseEvent.id.desc())).all()
     visible = [(s, p, a) for s, p, a in rows if actor.can_see_site(p.site_code)]
-    reports: dict[int, list[SaeReport]] = {s.id: [] for s, _, _ in visible}
-    if visible:  # every SAE's reports in one query, not one per SAE
-        for report in session.execute(select(SaeReport).where(SaeReport.sae_id.in_(list(reports)))
-                                      .order_by(SaeReport.id)).scalars():
-            reports[report.sae_id].append(report)
+    reports = _reports_of(session, [s.id for s, _, _ in visible])
     return [_view(actor, protocol, p, s, status_of(session, protocol, s, now, reports[s.id]), session, a,
                   reports[s.id]) for s, p, a in visible]
 
@@ -579,12 +585,14 @@ def _overdue(session: Session, trial_id: str | None, now: dt.datetime
     if trial_id is not None:
         query = query.where(Patient.trial_id == trial_id)
     protocols: dict[str, Protocol] = {}
-    for sae, patient in session.execute(query.order_by(SeriousAdverseEvent.id)).all():
+    rows = session.execute(query.order_by(SeriousAdverseEvent.id)).all()
+    reports = _reports_of(session, [sae.id for sae, _ in rows])
+    for sae, patient in rows:
         if patient.trial_id not in protocols:
             trial = session.get(Trial, patient.trial_id)
             assert trial is not None
             protocols[patient.trial_id] = protocol_in_force(session, trial)[1]
-        status = status_of(session, protocols[patient.trial_id], sae, now)
+        status = status_of(session, protocols[patient.trial_id], sae, now, reports[sae.id])
         if any(c["overdue"] and not notifications.exists(session, patient.trial_id,
                                                          f"sae/{sae.id}/{c['report']}_overdue")
                for c in status["clocks"]):
