@@ -1,5 +1,6 @@
 """The streamed exports are the files the whole-in-memory build made, byte for byte; the set-based page queries
-(patient list, CONSORT funnel, the trial's SAEs) answer what the record-by-record ones did.
+(patient list, CONSORT funnel, the trial's SAEs and their overdue count, the unresolved queries' counts) answer
+what the record-by-record ones did.
 
 On the demo (its five trials: minimization, blocks, dose escalation, kits, consent routes, envelopes), for readers
 who see arms and readers who do not, at all sites and at one; the exports read in chunks of a few patients, so that
@@ -15,7 +16,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import select
 
-from stroketrial.service import demo, export, patients, serious_adverse_events
+from stroketrial.service import demo, export, patients, queries, serious_adverse_events
 from stroketrial.service.accounts import Actor
 from stroketrial.service.dashboard import funnel
 from stroketrial.service.trials import get_trial
@@ -77,8 +78,13 @@ def test_streamed_exports_and_set_based_pages_answer_as_before(database_url):
                 assert export.tables(session, actor, trial) == export_reference.tables(session, actor, trial)
                 assert patients.list_patients(session, actor, trial) == _listed_before(session, actor, trial)
                 if actor.may("reading safety data"):
-                    assert (serious_adverse_events.trial_saes(session, actor, trial, NOW)
-                            == _saes_before(session, actor, trial))
+                    listed_saes = serious_adverse_events.trial_saes(session, actor, trial, NOW)
+                    assert listed_saes == _saes_before(session, actor, trial)
+                    assert (serious_adverse_events.overdue_count(session, actor, trial, NOW)
+                            == sum(s["overdue"] for s in listed_saes))
+                if actor.may("reading data queries"):
+                    assert (queries.query_counts(session, actor, trial)
+                            == queries.trial_queries(session, actor, trial)["summary"])
                 listed, counts = _listed_before(session, actor, trial), funnel(session, actor, trial)
                 assert counts["assessed"] == len(listed)
                 assert counts["randomized"] == sum(p["randomized"] for p in listed) == sum(counts["allocated"].values())
