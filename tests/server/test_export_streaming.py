@@ -1,6 +1,6 @@
 """The streamed exports are the files the whole-in-memory build made, byte for byte; the set-based page queries
-(patient list, CONSORT funnel, the trial's SAEs and their overdue count, the unresolved queries' counts) answer
-what the record-by-record ones did.
+(patient list and counts, CONSORT funnel, the trial's SAEs and their overdue count, the unresolved queries'
+counts) answer what the record-by-record ones did.
 
 On the demo (its five trials: minimization, blocks, dose escalation, kits, consent routes, envelopes), for readers
 who see arms and readers who do not, at all sites and at one; the exports read in chunks of a few patients, so that
@@ -86,6 +86,9 @@ def test_streamed_exports_and_set_based_pages_answer_as_before(database_url):
                     assert (queries.query_counts(session, actor, trial)
                             == queries.trial_queries(session, actor, trial)["summary"])
                 listed, counts = _listed_before(session, actor, trial), funnel(session, actor, trial)
+                assert patients.patient_counts(session, actor, trial) == {
+                    "registered": len(listed), "randomized": sum(p["randomized"] for p in listed),
+                    "awaiting": sum(p["status"] == "eligible" and not p["randomized"] for p in listed)}
                 assert counts["assessed"] == len(listed)
                 assert counts["randomized"] == sum(p["randomized"] for p in listed) == sum(counts["allocated"].values())
                 for status in ("eligible", "incomplete"):

@@ -213,6 +213,17 @@ def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[st
             for row in rows if actor.can_see_site(row.site_code)]
 
 
+def patient_counts(session: Session, actor: Actor, trial_id: str) -> dict[str, int]:
+    """Registered, randomized, and eligible awaiting randomization, at the actor's sites (the trials list)."""
+    get_trial(session, actor, trial_id)
+    rows = [(status, randomized) for site, status, randomized in session.execute(
+        select(Patient.site_code, Patient.status, Allocation.id.is_not(None))
+        .outerjoin(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id))
+        if actor.can_see_site(site)]
+    return {"registered": len(rows), "randomized": sum(bool(r) for _, r in rows),
+            "awaiting": sum(status == "eligible" and not r for status, r in rows)}
+
+
 def get_patient(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:
     _trial, protocol = get_trial(session, actor, trial_id)
     return patient_view(session, actor, protocol, find_patient(session, actor, trial_id, code))
