@@ -41,6 +41,7 @@ from .trials import get_trial, protocol_in_force
 
 CHUNK = 500  # patients read, turned into rows and written at a time
 SPOOL_BYTES = 1 << 20  # a table's rows kept in memory up to this size, then in a temporary file
+PIECE_BYTES = 1 << 20  # the zip handed on in pieces of about this size
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,10 @@ class _ZipSink:
     def close(self) -> None:
         pass
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     def take(self) -> bytes:
         """The bytes written since the last take (call it between members)."""
         done = bytes(self._pending)
@@ -310,7 +315,8 @@ def _zip_pieces(session: Session, actor: Actor, scope: _Scope, now: dt.datetime)
                 with archive.open(_member(f"{scope.trial_id}/{name}.csv", stamp), "w") as member:
                     for text in _csv_text(_spooled_rows(spool), list(columns[name])):
                         member.write(text.encode("utf-8"))
-                yield sink.take()
+                if sink.pending >= PIECE_BYTES:  # small members go out together: each piece is a hop to a thread
+                    yield sink.take()
             info = locks.export_info(session, scope.trial_id, actor.name, now)
             with archive.open(_member(f"{scope.trial_id}/export_info.csv", stamp), "w") as member:
                 member.write(_csv(info).encode("utf-8"))
