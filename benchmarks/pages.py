@@ -146,10 +146,11 @@ def baseline_source(ref: str) -> Iterator[Path]:
 def server(url: str, src: Path) -> Iterator[ServerProcess]:
     saved = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = str(src)
+    process = ServerProcess(url, log_path=os.path.join(tempfile.gettempdir(), "stroketrial-bench-pages.log"))
     try:
-        with ServerProcess(url, log_path=os.path.join(tempfile.gettempdir(), "stroketrial-bench-pages.log")) as s:
-            yield s
+        yield process.start(timeout=300)  # a loaded machine takes a while to start a server
     finally:
+        process.stop()
         if saved is None:
             os.environ.pop("PYTHONPATH", None)
         else:
