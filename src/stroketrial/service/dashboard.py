@@ -6,7 +6,7 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from ..randomization import ArmSlots
@@ -42,33 +42,38 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """CONSORT-style counts: registered (assessed), excluded by first failing criterion, incomplete,
     eligible, randomized (per arm where the user may see arms), 90-day visit done."""
     _trial, protocol = get_trial(session, actor, trial_id)
-    query = (select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id)
-             .where(Patient.trial_id == trial_id))
-    # An outer join: a patient not randomized yet comes with no allocation.
-    rows: list[tuple[Patient, Allocation | None]] = [(p, a) for p, a in session.execute(query).all()
-                                                     if actor.can_see_site(p.site_code)]
+    # Columns, not whole records; an outer join: a patient not randomized yet comes with no arm. Only an ineligible
+    # patient's screening result is read (for the criterion that excluded them).
+    query = (select(Patient.id, Patient.site_code, Patient.status,
+                    case((Patient.status == "ineligible", Patient.screening_json), else_=None),
+                    Allocation.id.is_not(None), Allocation.arm)
+             .outerjoin(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id))
+    rows = [(pid, status, screening, randomized, arm)
+            for pid, site, status, screening, randomized, arm in session.execute(query).all()
+            if actor.can_see_site(site)]
     excluded: Counter = Counter()
-    for p, _ in rows:
-        if p.status == "ineligible":
-            first = next(c["id"] for c in json.loads(p.screening_json)["criteria"] if c.get("excludes"))
+    for _, status, screening, _, _ in rows:
+        if status == "ineligible":
+            first = next(c["id"] for c in json.loads(screening)["criteria"] if c.get("excludes"))
             excluded[first] += 1
-    randomized = [a for _, a in rows if a is not None]
+    n_randomized = sum(bool(randomized) for *_, randomized, _ in rows)
     last_visit = protocol.visits[-1].id
     followed = set(session.execute(select(VisitRecord.patient_id).where(VisitRecord.visit_id == last_visit)).scalars())
     by_arm = sees_arm_counts(actor.role, protocol)
     groups = [a.id for a in protocol.arms] if by_arm else ["all"]
     allocated = {g: 0 for g in groups}
     completed = {g: 0 for g in groups}
-    for p, a in rows:
-        if a is None:
+    for pid, _, _, randomized, arm in rows:
+        if not randomized:
             continue
-        g = a.arm if by_arm else "all"
+        g = arm if by_arm else "all"
         allocated[g] += 1
-        completed[g] += p.id in followed
+        completed[g] += pid in followed
     return {"assessed": len(rows), "excluded": sum(excluded.values()), "excluded_by": dict(excluded.most_common()),
-            "incomplete": sum(p.status == "incomplete" for p, _ in rows),
-            "eligible": sum(p.status == "eligible" for p, _ in rows), "randomized": len(randomized),
-            "awaiting_randomization": sum(p.status == "eligible" and a is None for p, a in rows),
+            "incomplete": sum(status == "incomplete" for _, status, *_ in rows),
+            "eligible": sum(status == "eligible" for _, status, *_ in rows), "randomized": n_randomized,
+            "awaiting_randomization": sum(status == "eligible" and not randomized
+                                          for _, status, _, randomized, _ in rows),
             "by_arm": by_arm, "allocated": allocated, "completed_last_visit": completed,
             "last_visit": protocol.visits[-1].name,
             "queries": query_counts(session, actor, trial_id)}  # unresolved data queries by site and age

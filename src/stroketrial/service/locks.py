@@ -253,12 +253,15 @@ def trial_lock_in_force(session: Session, trial_id: str) -> DataLock | None:
     return next((lk for lk in found if lk.level == "lock"), next(iter(found), None))
 
 
-def export_info(session: Session, trial_id: str, exported_by: str) -> list[dict[str, Any]]:
-    """The rows of an export's export_info.csv: when and by whom the export was made, and the trial's lock in
-    force (`data_lock`: locked, frozen or not locked, with the lock's number, who set it, when and why)."""
+def export_info(session: Session, trial_id: str, exported_by: str,
+                now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The rows of an export's export_info.csv: when (`now`, the clock's time unless given) and by whom the export
+    was made, and the trial's lock in force (`data_lock`: locked, frozen or not locked, with the lock's number, who
+    set it, when and why)."""
     lock_ = trial_lock_in_force(session, trial_id)
+    exported_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     rows: list[dict[str, Any]] = [{"field": "trial", "value": trial_id},
-            {"field": "exported_at", "value": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")},
+            {"field": "exported_at", "value": exported_at.isoformat(timespec="seconds")},
             {"field": "exported_by", "value": exported_by},
             {"field": "data_lock", "value": "not locked" if lock_ is None else _WORDS[lock_.level]}]
     if lock_ is not None:

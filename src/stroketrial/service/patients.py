@@ -8,7 +8,7 @@ from typing import Any
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Row, case, select
 from sqlalchemy.orm import Session
 
 from .. import i18n
@@ -151,7 +151,8 @@ def aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation, in_list: bool = False) -> dict[str, Any]:
+def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation | Row,
+                    in_list: bool = False) -> dict[str, Any]:
     """One allocation as this actor may see it. In a list, arms are counts per arm in all but name: those who
     enrol patients in a trial whose next allocation depends on the counts see each arm on its patient's
     page (the treating team needs it), never in a list from which the margins could be rebuilt."""
@@ -170,27 +171,57 @@ def patient_view(session: Session, actor: Actor, protocol: Protocol, row: Patien
     if allocation is None and look_up:
         allocation = allocation_of(session, row)
     screening = json.loads(row.screening_json)
-    view = {"patient_id": row.code, "site": row.site_code, "status": row.status,
-            "randomized": allocation is not None,
-            "randomization": (allocation_view(actor, protocol, allocation, in_list=not with_data)
-                              if allocation else None),
-            "registered_at": aware(row.created_at).isoformat() if row.created_at else None,
-            "failing": [c["id"] for c in screening["criteria"] if c.get("excludes")],
-            "outstanding": [c["id"] for c in screening["criteria"]
-                            if c["status"] in ("missing_data", "needs_attestation")]}
+    view = _summary(actor, protocol, row, allocation, with_data, *_open_criteria(screening))
     if with_data:
         view["screening"] = screening
         view["data"] = json.loads(row.data_json)
     return view
 
 
+def _summary(actor: Actor, protocol: Protocol, row: Patient | Row, allocation: Allocation | Row | None,
+             with_data: bool, failing: list[str], outstanding: list[str]) -> dict[str, Any]:
+    return {"patient_id": row.code, "site": row.site_code, "status": row.status,
+            "randomized": allocation is not None,
+            "randomization": (allocation_view(actor, protocol, allocation, in_list=not with_data)
+                              if allocation else None),
+            "registered_at": aware(row.created_at).isoformat() if row.created_at else None,
+            "failing": failing, "outstanding": outstanding}
+
+
+def _open_criteria(screening: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The criteria that exclude the patient, and those still waiting for data or an attestation."""
+    criteria = screening["criteria"]
+    return ([c["id"] for c in criteria if c.get("excludes")],
+            [c["id"] for c in criteria if c["status"] in ("missing_data", "needs_attestation")])
+
+
 def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
+    """The trial's patients at the actor's sites, in order of registration: columns, not whole records. An eligible
+    patient's stored screening result has no excluding and no open criterion (eligibility/screen.py gives
+    "eligible" only then), so only the others' results are read and parsed."""
     _trial, protocol = get_trial(session, actor, trial_id)
-    query = select(Patient, Allocation).outerjoin(Allocation, Allocation.patient_id == Patient.id) \
-        .where(Patient.trial_id == trial_id).order_by(Patient.id)
-    rows = session.execute(query).all()
-    return [patient_view(session, actor, protocol, p, a, with_data=False, look_up=False)
-            for p, a in rows if actor.can_see_site(p.site_code)]
+    allocations = {r.patient_id: r for r in session.execute(
+        select(Allocation.patient_id, Allocation.sequence, Allocation.kit, Allocation.created_at,
+               Allocation.created_by, Allocation.arm)
+        .join(Patient, Patient.id == Allocation.patient_id).where(Patient.trial_id == trial_id))}
+    screening = case((Patient.status == "eligible", None), else_=Patient.screening_json)
+    rows = session.execute(select(Patient.id, Patient.code, Patient.site_code, Patient.status, Patient.created_at,
+                                  screening.label("screening_json"))
+                           .where(Patient.trial_id == trial_id).order_by(Patient.id))
+    return [_summary(actor, protocol, row, allocations.get(row.id), False,
+                     *(_open_criteria(json.loads(row.screening_json)) if row.screening_json else ([], [])))
+            for row in rows if actor.can_see_site(row.site_code)]
+
+
+def patient_counts(session: Session, actor: Actor, trial_id: str) -> dict[str, int]:
+    """Registered, randomized, and eligible awaiting randomization, at the actor's sites (the trials list)."""
+    get_trial(session, actor, trial_id)
+    rows = [(status, randomized) for site, status, randomized in session.execute(
+        select(Patient.site_code, Patient.status, Allocation.id.is_not(None))
+        .outerjoin(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id))
+        if actor.can_see_site(site)]
+    return {"registered": len(rows), "randomized": sum(bool(r) for _, r in rows),
+            "awaiting": sum(status == "eligible" and not r for status, r in rows)}
 
 
 def get_patient(session: Session, actor: Actor, trial_id: str, code: str) -> dict[str, Any]:

@@ -255,20 +255,21 @@ def trial_queries(session: Session, actor: Actor, trial_id: str, status: str | N
     listed = [query_view(protocol, q, p, now) for q, p in seen
               if (status is None or q.status == status) and (site is None or p.site_code == site)
               and (form is None or q.form == form) and (origin is None or q.origin == origin)]
-    return {"trial": trial_id, "queries": listed, "summary": summary([(q, p) for q, p in seen], now)}
+    return {"trial": trial_id, "queries": listed, "summary": summary([(q, p.site_code) for q, p in seen], now)}
 
 
-def summary(rows: list[tuple[DataQuery, Patient]], now: dt.datetime) -> dict[str, Any]:
-    """Unresolved queries (open or answered) by site, with the oldest's age, and by age."""
+def summary(rows: list[tuple[DataQuery, str]], now: dt.datetime) -> dict[str, Any]:
+    """Unresolved queries (open or answered) by site, with the oldest's age, and by age; `rows`: (query, its
+    patient's site)."""
     by_site: dict[str, Counter] = defaultdict(Counter)
     oldest: dict[str, int] = {}
     by_age = {label: 0 for label, _ in AGES}
-    for q, p in rows:
+    for q, site in rows:
         if q.status not in OPEN_STATUSES:
             continue
         days = _days_open(q, now)
-        by_site[p.site_code][q.status] += 1
-        oldest[p.site_code] = max(oldest.get(p.site_code, 0), days)
+        by_site[site][q.status] += 1
+        oldest[site] = max(oldest.get(site, 0), days)
         by_age[next(label for label, limit in AGES if limit is None or days <= limit)] += 1
     return {"open": sum(c["open"] for c in by_site.values()),
             "answered": sum(c["answered"] for c in by_site.values()),
@@ -281,4 +282,8 @@ def query_counts(session: Session, actor: Actor, trial_id: str) -> dict[str, Any
     """The dashboard's counts of unresolved queries at the actor's sites (None for a role that reads none)."""
     if not actor.may("reading data queries"):
         return None
-    return trial_queries(session, actor, trial_id)["summary"]
+    _trial, protocol = get_trial(session, actor, trial_id)
+    rows = session.execute(select(DataQuery, Patient.site_code).join(Patient, Patient.id == DataQuery.patient_id)
+                           .where(DataQuery.trial_id == trial_id, DataQuery.status.in_(OPEN_STATUSES))).all()
+    return summary([(q, site) for q, site in rows
+                    if actor.can_see_site(site) and not _hidden(actor, protocol, q.form)], dt.datetime.now(dt.UTC))

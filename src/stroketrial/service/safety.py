@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ..analysis.planned_outcomes import events_on_forms
@@ -87,13 +87,15 @@ def watched_visits(protocol: Protocol) -> set[str]:
             or (sich is None and "sich" in v.assessments)} | imaging
 
 
-def _sae_states(session: Session, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """Each patient's SAEs as their reports leave them now: the initial report, updated by each follow-up (the
-    sponsor's assessment changes no fact of the event), read in two queries."""
+def _sae_states(session: Session, trial_id: str, ids: set[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each patient's SAEs (of the trial's patients `ids`) as their reports leave them now: the initial report,
+    updated by each follow-up (the sponsor's assessment changes no fact of the event), read in two queries."""
     from .serious_adverse_events import SAE_FIELDS  # it checks safety monitoring, which reads this module
 
-    saes = session.execute(select(SeriousAdverseEvent.id, SeriousAdverseEvent.patient_id, SeriousAdverseEvent.data_json)
-                           .where(SeriousAdverseEvent.patient_id.in_(ids)).order_by(SeriousAdverseEvent.id)).all()
+    saes = [(sae_id, pid, data_json) for sae_id, pid, data_json in session.execute(
+        select(SeriousAdverseEvent.id, SeriousAdverseEvent.patient_id, SeriousAdverseEvent.data_json)
+        .where(SeriousAdverseEvent.patient_id.in_(_patients_of(trial_id))).order_by(SeriousAdverseEvent.id)).all()
+        if pid in ids]
     reports: dict[int, list[tuple[str, str]]] = {}
     for sae_id, kind, data_json in session.execute(
             select(SaeReport.sae_id, SaeReport.kind, SaeReport.data_json)
@@ -112,6 +114,11 @@ def _sae_states(session: Session, ids: list[int]) -> dict[int, list[dict[str, An
     return out
 
 
+def _patients_of(trial_id: str) -> Select[int]:
+    """The trial's patients, as a subquery: a thousand patients' ids are not sent to the database as parameters."""
+    return select(Patient.id).where(Patient.trial_id == trial_id)
+
+
 def patient_safety(session: Session, protocol: Protocol, trial_id: str,
                    admits: Callable[[str], bool] = lambda _site: True) -> list[PatientSafety]:
     """Every randomized patient of the sites `admits` lets in, with deaths, sICH and SAEs (closed: the arm).
@@ -125,7 +132,7 @@ def patient_safety(session: Session, protocol: Protocol, trial_id: str,
         select(Patient.id, Patient.code, Patient.site_code, Allocation.arm, Allocation.created_at)
         .join(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id)
         .order_by(Allocation.sequence, Patient.id)).all() if admits(site)]
-    ids = [pid for pid, *_ in rows]
+    ids = {pid for pid, *_ in rows}
     sich = _sich_outcome(protocol)
     sich_terms = _reported_terms(protocol, sich)
     sich_days = next((e.timepoint_days for e in protocol.endpoints if e.analysis is not None
@@ -138,7 +145,10 @@ def patient_safety(session: Session, protocol: Protocol, trial_id: str,
     if ids:
         for pid, visit_id, visit_date, values_json in session.execute(
                 select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date, VisitRecord.values_json)
-                .where(VisitRecord.patient_id.in_(ids), VisitRecord.visit_id.in_(watched_visits(protocol)))).all():
+                .where(VisitRecord.patient_id.in_(_patients_of(trial_id)),
+                       VisitRecord.visit_id.in_(watched_visits(protocol)))).all():
+            if pid not in ids:
+                continue
             values, day = json.loads(values_json), _day(visit_date)
             if values.get("death") and day is not None:
                 deaths.setdefault(pid, []).append(day)
@@ -153,8 +163,9 @@ def patient_safety(session: Session, protocol: Protocol, trial_id: str,
                     sich_seen.setdefault(pid, []).append(day)
         last_seen = {pid: _day(day) for pid, day in session.execute(
             select(VisitRecord.patient_id, func.max(VisitRecord.visit_date))
-            .where(VisitRecord.patient_id.in_(ids)).group_by(VisitRecord.patient_id)).all()}
-        saes_by = _sae_states(session, ids)
+            .where(VisitRecord.patient_id.in_(_patients_of(trial_id))).group_by(VisitRecord.patient_id)).all()
+            if pid in ids}
+        saes_by = _sae_states(session, trial_id, ids)
     out = []
     for pid, code, site, arm, created in rows:
         randomized = created.date()

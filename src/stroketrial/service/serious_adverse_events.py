@@ -342,6 +342,16 @@ def _reports(session: Session, sae: SeriousAdverseEvent) -> list[SaeReport]:
                                 ).scalars())
 
 
+def _reports_of(session: Session, sae_ids: list[int]) -> dict[int, list[SaeReport]]:
+    """The reports of many SAEs, each SAE's in order, in one query (a trial's list reads them all)."""
+    reports: dict[int, list[SaeReport]] = {sae_id: [] for sae_id in sae_ids}
+    if sae_ids:
+        for report in session.execute(select(SaeReport).where(SaeReport.sae_id.in_(sae_ids))
+                                      .order_by(SaeReport.id)).scalars():
+            reports[report.sae_id].append(report)
+    return reports
+
+
 def _history(sae: SeriousAdverseEvent, reports: Sequence[SaeReport]) -> list[tuple[str, dict[str, Any]]]:
     """The reports in order; an SAE reported before expedited reporting existed has no initial report row."""
     history = [(r.kind, json.loads(r.data_json)) for r in reports]
@@ -352,9 +362,10 @@ def _history(sae: SeriousAdverseEvent, reports: Sequence[SaeReport]) -> list[tup
     return history
 
 
-def status_of(session: Session, protocol: Protocol, sae: SeriousAdverseEvent, now: dt.datetime | None = None
-              ) -> dict[str, Any]:
-    return sae_status(protocol, aware(sae.created_at), _history(sae, _reports(session, sae)), now or utcnow())
+def status_of(session: Session, protocol: Protocol, sae: SeriousAdverseEvent, now: dt.datetime | None = None,
+              reports: Sequence[SaeReport] | None = None) -> dict[str, Any]:
+    reports = _reports(session, sae) if reports is None else reports
+    return sae_status(protocol, aware(sae.created_at), _history(sae, reports), now or utcnow())
 
 
 def follow_up_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_id: int,
@@ -423,11 +434,12 @@ def assess_sae(session: Session, actor: Actor, trial_id: str, code: str, sae_id:
 
 
 def _view(actor: Actor, protocol: Protocol, patient: Patient, sae: SeriousAdverseEvent, status: Mapping[str, Any],
-          session: Session, allocation: Allocation | None = None) -> dict[str, Any]:
+          session: Session, allocation: Allocation | None = None,
+          reports: Sequence[SaeReport] | None = None) -> dict[str, Any]:
     """One SAE as a reader sees it: its current state, classification and clocks, its reports, and the arm only
     for those who see arms in a list (blinding.sees_arm_counts), or for the sponsor's pharmacovigilance on a
     SUSAR (blinding.sees_susar_arm)."""
-    reports = _reports(session, sae)
+    reports = _reports(session, sae) if reports is None else reports
     item = {"id": sae.id, "patient_id": patient.code, "site": patient.site_code, "reported_by": sae.created_by,
             "reported_at": aware(sae.created_at).isoformat(timespec="seconds"), **status["state"],
             **{k: status[k] for k in ("awareness_at", "related", "expected", "expectedness_by", "susar",
@@ -469,8 +481,23 @@ def trial_saes(session: Session, actor: Actor, trial_id: str, now: dt.datetime |
                            .join(Patient, Patient.id == SeriousAdverseEvent.patient_id)
                            .outerjoin(Allocation, Allocation.patient_id == Patient.id)
                            .where(Patient.trial_id == trial_id).order_by(SeriousAdverseEvent.id.desc())).all()
-    return [_view(actor, protocol, p, s, status_of(session, protocol, s, now), session, a)
-            for s, p, a in rows if actor.can_see_site(p.site_code)]
+    visible = [(s, p, a) for s, p, a in rows if actor.can_see_site(p.site_code)]
+    reports = _reports_of(session, [s.id for s, _, _ in visible])
+    return [_view(actor, protocol, p, s, status_of(session, protocol, s, now, reports[s.id]), session, a,
+                  reports[s.id]) for s, p, a in visible]
+
+
+def overdue_count(session: Session, actor: Actor, trial_id: str, now: dt.datetime | None = None) -> int:
+    """How many of the trial's SAEs at the actor's sites have a report overdue (or made late): `trial_saes`
+    counted, without building each SAE's view."""
+    actor.require("reading safety data")
+    _trial, protocol = get_trial(session, actor, trial_id)
+    now = now or utcnow()
+    rows = [sae for sae, site in session.execute(
+        select(SeriousAdverseEvent, Patient.site_code).join(Patient, Patient.id == SeriousAdverseEvent.patient_id)
+        .where(Patient.trial_id == trial_id)).all() if actor.can_see_site(site)]
+    reports = _reports_of(session, [sae.id for sae in rows])
+    return sum(1 for sae in rows if status_of(session, protocol, sae, now, reports[sae.id])["overdue"])
 
 
 # ---- notifications --------------------------------------------------------------------------------------------
@@ -571,12 +598,14 @@ def _overdue(session: Session, trial_id: str | None, now: dt.datetime
     if trial_id is not None:
         query = query.where(Patient.trial_id == trial_id)
     protocols: dict[str, Protocol] = {}
-    for sae, patient in session.execute(query.order_by(SeriousAdverseEvent.id)).all():
+    rows = session.execute(query.order_by(SeriousAdverseEvent.id)).all()
+    reports = _reports_of(session, [sae.id for sae, _ in rows])
+    for sae, patient in rows:
         if patient.trial_id not in protocols:
             trial = session.get(Trial, patient.trial_id)
             assert trial is not None
             protocols[patient.trial_id] = protocol_in_force(session, trial)[1]
-        status = status_of(session, protocols[patient.trial_id], sae, now)
+        status = status_of(session, protocols[patient.trial_id], sae, now, reports[sae.id])
         if any(c["overdue"] and not notifications.exists(session, patient.trial_id,
                                                          f"sae/{sae.id}/{c['report']}_overdue")
                for c in status["clocks"]):

@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from .. import i18n
@@ -58,22 +59,25 @@ def field_label(protocol: Protocol, form: str, field: str | None) -> str:
     return assessment.label if assessment is not None else field
 
 
-def forms_of(session: Session, actor: Actor, protocol: Protocol, patient: Patient,
-             allocation: Allocation | None) -> dict[str, Any]:
+def forms_of(session: Session, actor: Actor, protocol: Protocol, patient: Patient | Row,
+             allocation: Allocation | Row | None, visits: Mapping[str, VisitRecord | Row] | None = None,
+             contents: bool = True) -> dict[str, Any]:
     """What is stored on each form of the patient this actor may see: screening, then each visit entered (a form
-    kept for some arms only is left out for those who may not know the arm)."""
-    out: dict[str, Any] = {SCREENING: json.loads(patient.data_json)}
+    kept for some arms only is left out for those who may not know the arm). `visits`: the patient's visit records
+    by visit, when read already; without `contents`, the forms alone (each None), nothing parsed."""
+    out: dict[str, Any] = {SCREENING: json.loads(patient.data_json) if contents else None}
     if allocation is None:
         return out
-    rows = {r.visit_id: r for r in session.execute(select(VisitRecord).where(VisitRecord.patient_id == patient.id))
-            .scalars()}
+    if visits is None:
+        visits = {r.visit_id: r for r in session.execute(select(VisitRecord).where(
+            VisitRecord.patient_id == patient.id)).scalars()}
     for visit in protocol.visits:
-        row = rows.get(visit.id)
+        row = visits.get(visit.id)
         if row is None:
             continue
         if visit.arms is not None and not sees_arm(actor.role, protocol.design.masking):
             continue
-        out[visit.id] = {VISIT_DATE: row.visit_date, "values": json.loads(row.values_json)}
+        out[visit.id] = {VISIT_DATE: row.visit_date, "values": json.loads(row.values_json)} if contents else None
     return out
 
 
@@ -182,23 +186,32 @@ def verification_list(session: Session, actor: Actor, trial_id: str, code: str |
     verified, with each mark on a single field beside its form."""
     actor.require("reading source data verification")
     _trial, protocol = get_trial(session, actor, trial_id)
+    # Columns, not records, for a trial's thousand patients and their visits.
+    patients: list[Patient | Row]
     if code is not None:
         patients = [find_patient(session, actor, trial_id, code)]
     else:
-        patients = [p for p in session.execute(select(Patient).where(Patient.trial_id == trial_id)
-                                               .order_by(Patient.id)).scalars() if actor.can_see_site(p.site_code)]
+        patients = [p for p in session.execute(select(Patient.id, Patient.code, Patient.site_code, Patient.data_json)
+                                               .where(Patient.trial_id == trial_id).order_by(Patient.id))
+                    if actor.can_see_site(p.site_code)]
     ids = [p.id for p in patients]
-    allocations = {a.patient_id: a for a in session.execute(select(Allocation).where(Allocation.patient_id.in_(ids)))
-                   .scalars()} if ids else {}
+    allocations = {a.patient_id: a for a in session.execute(select(Allocation.patient_id, Allocation.arm)
+                                                            .where(Allocation.patient_id.in_(ids)))} if ids else {}
     marks: dict[int, list[SourceVerification]] = {}
+    visits: dict[int, dict[str, VisitRecord | Row]] = {}
     if ids:
         for m in session.execute(select(SourceVerification).where(SourceVerification.patient_id.in_(ids))
                                  .order_by(SourceVerification.id)).scalars():
             marks.setdefault(m.patient_id, []).append(m)
+        for v in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date,
+                                        VisitRecord.values_json).where(VisitRecord.patient_id.in_(ids))):
+            visits.setdefault(v.patient_id, {})[v.visit_id] = v
     out = []
     counts = {"verified": 0, "cleared": 0, "never": 0}
     for patient in patients:
-        forms = forms_of(session, actor, protocol, patient, allocations.get(patient.id))
+        # a form's content is read only to check a mark on it against the data now
+        forms = forms_of(session, actor, protocol, patient, allocations.get(patient.id), visits.get(patient.id, {}),
+                         contents=patient.id in marks)
         rows = []
         for form, content in forms.items():
             mine = [m for m in marks.get(patient.id, []) if m.form == form]

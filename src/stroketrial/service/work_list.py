@@ -39,7 +39,7 @@ def work_list(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
             "data queries open (the site answers) or answered (the monitor closes)", waiting),
             counts["open"], i18n.gettext("open"), "queries"))
     if actor.may("reading safety data"):
-        overdue = sum(1 for s in serious_adverse_events.trial_saes(session, actor, trial_id) if s["overdue"])
+        overdue = serious_adverse_events.overdue_count(session, actor, trial_id)
         if overdue:
             items.append(_item(overdue, i18n.ngettext("SAE with a report overdue or made late",
                                                      "SAEs with a report overdue or made late", overdue),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import io
 from typing import Any
 
@@ -17,17 +18,26 @@ def enrolment_chart(enrolment: dict[str, Any]) -> str | None:
     """Cumulative randomizations per site (`dashboard.enrolment`), as base64 PNG; None before the first."""
     if not enrolment["days"]:
         return None
+    return _drawn(tuple(enrolment["days"]),
+                  tuple((site, tuple(counts)) for site, counts in enrolment["cumulative_by_site"].items()))
+
+
+@functools.lru_cache(maxsize=32)
+def _drawn(day_list: tuple[str, ...], by_site: tuple[tuple[str, tuple[int, ...]], ...]) -> str:
+    """The chart of these counts: drawn once, then served from memory until an allocation changes them (drawing
+    takes longer than the rest of the dashboard)."""
+    days = [dt.date.fromisoformat(d) for d in day_list]
+    cumulative_by_site = {site: list(c) for site, c in by_site}
     import matplotlib.dates as mdates
     import numpy as np
     from matplotlib.figure import Figure
 
-    days = [dt.date.fromisoformat(d) for d in enrolment["days"]]
     fig = Figure(figsize=(7, 2.8), layout="constrained")
     ax = fig.subplots()
     if len(days) == 1:
         # One day of enrolment: a step line would be invisible; show the day's count per site.
-        sites = list(enrolment["cumulative_by_site"])
-        counts = [c[-1] for c in enrolment["cumulative_by_site"].values()]
+        sites = list(cumulative_by_site)
+        counts = [c[-1] for c in cumulative_by_site.values()]
         ax.barh(sites, counts, color="#0b57a4")
         ax.invert_yaxis()
         ax.set_xlabel(f"patients randomized on {days[0].isoformat()}")
@@ -37,7 +47,7 @@ def enrolment_chart(enrolment: dict[str, Any]) -> str | None:
         # Days as datetime64: an array matplotlib plots on a date axis (a list of dates is not array-like
         # to its type hints).
         x = np.array([days[0] - dt.timedelta(days=1), *days], dtype="datetime64[D]")
-        for site, cumulative in enrolment["cumulative_by_site"].items():
+        for site, cumulative in cumulative_by_site.items():
             ax.step(x, [0, *cumulative], where="post", label=site, lw=2, marker="o", ms=3)
         ax.set_ylabel("patients randomized")
         ax.set_ylim(bottom=0)

@@ -178,7 +178,8 @@ def verification_page(request: Request, trial: str) -> HTMLResponse:
         _, protocol = trials.get_trial(session, actor, trial)
         listed = verification.verification_list(session, actor, trial)
     listed = listed | {"patients": [pt | {"forms": _named(protocol, pt["forms"])} for pt in listed["patients"]]}
-    return render(request, "verification.html", protocol=protocol, listed=listed,
+    form_names = list(dict.fromkeys(f["form_name"] for pt in listed["patients"] for f in pt["forms"]))
+    return render(request, "verification.html", protocol=protocol, listed=listed, form_names=form_names,
                   can_verify=actor.may("verifying source data"))
 
 

@@ -34,10 +34,7 @@ def home(request: Request) -> HTMLResponse:
         listed = trials.list_trials(session, actor)
         for t in listed:
             t["title"] = i18n.protocol_text(trials.get_trial(session, actor, t["id"])[1], "title")
-            rows = patients.list_patients(session, actor, t["id"])
-            t["registered"] = len(rows)
-            t["randomized"] = sum(r["randomized"] for r in rows)
-            t["awaiting"] = sum(r["status"] == "eligible" and not r["randomized"] for r in rows)
+            t.update(patients.patient_counts(session, actor, t["id"]))
     return render(request, "home.html", trials=listed)
 
 
