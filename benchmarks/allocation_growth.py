@@ -5,7 +5,7 @@ transaction as the server does, and compare the median time of the first 2,000 w
                                            [--baseline GIT_REF]
 
 --baseline runs the same measurement, in the same run, against the code of an earlier commit (a
-temporary git worktree on PYTHONPATH), so the table shows the figure before and after a change.
+`git archive` of it on PYTHONPATH), so the table shows the figure before and after a change.
 The issue's goal: the last 2,000 within 1.2x of the first 2,000, on SQLite and on PostgreSQL.
 Prints a table; `--json` prints the rows.
 """
@@ -73,19 +73,16 @@ def measure(url: str, trial: str, n: int) -> dict:
 
 def baseline(ref: str, urls: list[str], trial: str, n: int) -> list[dict]:
     """The same measurement with the code of `ref`, in a child process."""
-    tree = Path(tempfile.mkdtemp()) / "baseline"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref], check=True,
-                   capture_output=True)
-    try:
-        rows = []
+    from baseline import baseline_source
+
+    rows = []
+    with baseline_source(ref) as src:
         for url in urls:
             out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--trial", trial,
                                   "--patients", str(n)], check=True, capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": str(tree / "src")})
+                                 env={**os.environ, "PYTHONPATH": str(src)})
             rows.append(json.loads(out.stdout.splitlines()[-1]))
-        return rows
-    finally:
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
+    return rows
 
 
 def main() -> None:

@@ -24,15 +24,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-from io import BytesIO
 from pathlib import Path
 from statistics import median
 
 from rich.console import Console
 from rich.table import Table
+
+from baseline import baseline_source  # benchmarks/, beside this script
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "reference" / "amass2_trial.csv"
@@ -81,14 +81,6 @@ PEAK = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], c
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, done.returncode)")
 
 
-def unpack(ref: str, into: Path) -> Path:
-    """The src/ folder of the commit `ref`, unpacked from git (no worktree is made)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into / "src"
-
-
 def stroketrial(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "stroketrial.cli", *args]  # the checkout given by PYTHONPATH
 
@@ -117,9 +109,8 @@ def main() -> None:
     options = parser.parse_args()
     console = Console(width=150)
     console.print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        old, new = unpack(options.old, work / "old"), ROOT / "src"
+    with tempfile.TemporaryDirectory() as tmp, baseline_source(options.old) as old:
+        work, new = Path(tmp), ROOT / "src"
         paths = {f"before ({options.old})": old, "now": new}
 
         table = Table(title=f"analyze ordinal, adjusted, with the profile interval ({options.runs} fresh processes)")

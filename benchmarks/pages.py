@@ -31,7 +31,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -60,6 +59,8 @@ from stroketrial.store.models import Patient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the test harness's server process
 from tests.process import ServerProcess  # noqa: E402
+
+from baseline import baseline_source  # noqa: E402  (benchmarks/, beside this script)
 
 TRIAL = "amass-2"
 TARGET_MS = 50.0
@@ -126,20 +127,6 @@ def copy_database(url: str, folder: Path, label: str) -> str:
     if keys.is_dir():
         shutil.copytree(keys, folder / f"{label}.db.keys")
     return f"sqlite:///{target}"
-
-
-@contextlib.contextmanager
-def baseline_source(ref: str) -> Iterator[Path]:
-    """The package source at `ref`, extracted with `git archive` (no worktree, no checkout)."""
-    folder = Path(tempfile.mkdtemp(prefix="stroketrial-baseline-"))
-    archive = folder / "src.tar"
-    subprocess.run(["git", "-C", str(ROOT), "archive", "-o", str(archive), ref, "src"], check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
-    try:
-        yield folder / "src"
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

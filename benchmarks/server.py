@@ -9,7 +9,7 @@ trial's write lock with the minimization state and the audit event.
     python benchmarks/server.py --db sqlite:///tmp/bench.db [--db postgresql+psycopg://...]
                                 [--clients 16] [--patients 800] [--trials 1 --trials 8] [--baseline GIT_REF]
 
---baseline measures the same with the code of an earlier commit (a temporary git worktree; the server and
+--baseline measures the same with the code of an earlier commit (a `git archive` of it; the server and
 the set-up run from it), in the same run. `scripts/bench-server` runs it on SQLite and on a throw-away
 PostgreSQL. Prints a table.
 """
@@ -136,22 +136,17 @@ def run(url: str, clients: int, n: int, n_trials: int) -> dict:
 
 def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int]) -> list[dict]:
     """The same measurement with the code of `ref` (its server, its schema), in a child process."""
-    root = Path(__file__).resolve().parents[1]
-    tree = Path(tempfile.mkdtemp()) / "baseline"
-    subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), ref], check=True,
-                   capture_output=True)
-    try:
-        rows = []
+    from baseline import baseline_source
+
+    rows = []
+    with baseline_source(ref) as src:
         for url in urls:
             for n_trials in trial_counts:
                 out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--clients", str(clients),
                                       "--patients", str(n), "--trials", str(n_trials)], check=True,
-                                     capture_output=True, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(tree / "src")})
+                                     capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)})
                 rows.append({"code": ref, **json.loads(out.stdout.splitlines()[-1])})
-        return rows
-    finally:
-        subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=False)
+    return rows
 
 
 def main() -> None:
