@@ -37,7 +37,7 @@ def measure(url: str, trial: str, n: int) -> dict:
     from stroketrial.service.accounts import Actor
     from stroketrial.store import Database
 
-    from server import fresh  # benchmarks/server.py: a new SQLite file or PostgreSQL database
+    from databases import fresh  # benchmarks/, beside this script
     from platform_data import ATTESTATIONS, PATIENT
 
     url = fresh(url)

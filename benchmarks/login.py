@@ -29,15 +29,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from contextlib import contextmanager
 
 import httpx
-import psycopg
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
 from stroketrial.service import SYSTEM, accounts, patients, trials
 from stroketrial.service.accounts import Actor
@@ -46,25 +43,11 @@ from stroketrial.store import Database
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test harness's server process
 from tests.process import ServerProcess
 
-from platform_data import ATTESTATIONS, PATIENT  # benchmarks/, beside this script
+from databases import fresh  # benchmarks/, beside this script
+from platform_data import ATTESTATIONS, PATIENT
 
 LIFTED = {"STROKETRIAL_LOGIN_MAX_FAILURES": "1000000", "STROKETRIAL_LOGIN_MAX_FAILURES_PER_ADDRESS": "1000000"}
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def fresh(url: str) -> str:
-    """A new empty database for this run (a new file, or a new PostgreSQL database)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(parsed.database + suffix):
-                os.remove(parsed.database + suffix)
-        return url
-    name = f"bench_login_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def prepare(url: str) -> str:

@@ -33,14 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import httpx
 import psutil
-import psycopg
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -61,21 +59,11 @@ sys.path.insert(0, str(ROOT))  # the test harness's server process
 from tests.process import ServerProcess  # noqa: E402
 
 from baseline import baseline_source  # noqa: E402  (benchmarks/, beside this script)
+from databases import fresh  # noqa: E402
 
 TRIAL = "amass-2"
 TARGET_MS = 50.0
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def fresh(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return url
-    name = f"bench_pages_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def build(url: str, n_patients: int, seed: int = 2026) -> dict[str, str]:

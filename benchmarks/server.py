@@ -30,7 +30,6 @@ from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import psycopg
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -41,24 +40,9 @@ from stroketrial.store import Database
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test harness's server process
 from tests.process import ServerProcess
 
-from platform_data import ATTESTATIONS, PATIENT  # benchmarks/, beside this script
+from databases import fresh  # benchmarks/, beside this script
+from platform_data import ATTESTATIONS, PATIENT
 
-
-
-def fresh(url: str) -> str:
-    """A new empty database for this run (a new file, or a new PostgreSQL database)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
-        for suffix in ("", "-wal", "-shm"):
-            if os.path.exists(path + suffix):
-                os.remove(path + suffix)
-        return url
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-                         autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def _trial_files(n_trials: int, folder: Path) -> list[str]:
