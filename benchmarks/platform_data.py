@@ -1,5 +1,6 @@
-"""The AMASS-2 patient both server benchmarks register, screened today: the platform measures the windows
-that end at randomization by its own clock, so the clock times are moved to end now."""
+"""Patients the benchmarks register, screened today (the platform measures the windows that end at
+randomization by its own clock, so the clock times are moved to end now): the AMASS-2 patient the server
+benchmarks vary, and any seed trial's eligible synthetic patients."""
 
 import datetime as dt
 
@@ -19,3 +20,21 @@ PATIENT = {"age": 67, "sex": "female", "weight_kg": 64, "nihss": 14, "aspects": 
            "last_known_well": _ago(260), "arterial_puncture": _ago(50), "recanalization": _ago(10),
            "randomization": _ago(0)}
 ATTESTATIONS = {"informed_consent": True, "life_expectancy": False, "investigator_judgement": False}
+
+
+def eligible_records(trial_id: str, n: int) -> list[tuple[dict, dict | None]]:
+    """n (screening data, attestations) of the trial's synthetic cohort (the demo's) that screen eligible with
+    every randomization factor known, repeated in turn as needed, their clocks moved to end now."""
+    from stroketrial.clinical.cohort_records import records_from_frame
+    from stroketrial.cohort import synthesize
+    from stroketrial.eligibility import encode_cohort, statuses
+    from stroketrial.protocol import load_builtin
+    from stroketrial.service.demo import shifted_screening
+
+    protocol = load_builtin(trial_id)
+    frame = synthesize(3000, 1, protocol)
+    eligible = statuses(protocol, encode_cohort(protocol, frame)) == "eligible"
+    fields = [f.field for f in protocol.randomization.factors if f.field != "site"] if protocol.randomization else []
+    records = records_from_frame(frame[eligible & frame[fields].notna().all(axis=1).to_numpy()].head(500))
+    ends = dt.datetime.now(dt.UTC)
+    return [shifted_screening(dict(records[i % len(records)]), ends) for i in range(n)]

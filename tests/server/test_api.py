@@ -157,9 +157,9 @@ def test_a_blinded_coordinator_sees_kits_never_arms(platform):
     pharmacist = platform.call("GET", "/trials/impact-lvo/patients/P1/randomization", "unblinded_pharmacist").json()
     assert pharmacist["arm"] in arms
     with platform.db.read() as session:
-        kit_arm = json.loads(session.execute(text("SELECT kit_list_json FROM randomization_state "
-                                                  "WHERE trial_id = 'impact-lvo'")).scalar_one())
-    assert next(k["arm"] for k in kit_arm["kits"] if k["kit_number"] == body["kit"]) == pharmacist["arm"]
+        kit_arm = session.execute(text("SELECT arm FROM concealed_kits WHERE trial_id = 'impact-lvo' "
+                                       "AND kit_number = :kit"), {"kit": body["kit"]}).scalar_one()
+    assert kit_arm == pharmacist["arm"]
 
 
 def test_the_blinded_statistician_never_sees_an_arm_even_open_label(platform):

@@ -41,6 +41,42 @@ def test_the_state_keeps_counts_only_and_gets_its_patient_list_back_on_downgrade
     db.dispose()
 
 
+def test_the_concealed_lists_move_into_rows_and_back_entry_for_entry(database_url, tmp_path):
+    from sqlalchemy.orm import Session
+
+    from stroketrial.protocol import load_builtin
+    from stroketrial.randomization import BlockList, KitList, Randomizer, SeededDraw, generate_kit_list
+    from stroketrial.service.concealed_lists import StoredBlockList, StoredKitList
+
+    arms = Randomizer.for_protocol(load_builtin("impact-lvo")).arms
+    draw = SeededDraw(7)
+    blocks = BlockList().extended(arms, [2, 4], "site=S2", 12, draw).extended(arms, [2, 4], "site=S1", 9, draw)
+    kits = generate_kit_list(arms, ["S1", "S2"], 10, [2, 4], draw)
+    db = _at(database_url, "0015", tmp_path)
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO trials (id, protocol_json, created_at) VALUES ('t1', '{}', :now)"),
+                     {"now": dt.datetime.now(dt.UTC)})
+        conn.execute(text("INSERT INTO randomization_state (trial_id, state_json, block_list_json, kit_list_json) "
+                          "VALUES ('t1', '{}', :b, :k)"), {"b": blocks.model_dump_json(), "k": kits.model_dump_json()})
+    command.upgrade(alembic_config(db.url), "0016")
+    with Session(db.engine) as session:
+        stored_blocks, stored_kits = StoredBlockList(session, "t1"), StoredKitList(session, "t1")
+        for stratum, entries in blocks.strata.items():
+            assert [stored_blocks.entry(stratum, e.position) for e in entries] == list(entries)
+            assert stored_blocks.length(stratum) == len(entries)
+        for site in ("S1", "S2"):
+            for arm in arms.arms:
+                of_arm = [k for k in kits.kits if k.site == site and k.arm == arm]
+                assert [stored_kits.next_kit(site, arm, i) for i in range(len(of_arm))] == of_arm
+    command.downgrade(alembic_config(db.url), "0015")
+    with db.engine.connect() as conn:
+        back_blocks, back_kits = conn.execute(text("SELECT block_list_json, kit_list_json FROM randomization_state")
+                                              ).one()
+    assert BlockList.model_validate_json(back_blocks) == blocks and KitList.model_validate_json(back_kits) == kits
+    command.upgrade(alembic_config(db.url), "head")
+    db.dispose()
+
+
 def _legacy_event(conn, key: bytes, seq: int, prev: str, action: str) -> str:
     """An event as schema 0002-0014 wrote it: keyed, numbered in the one chain of the whole platform."""
     at = dt.datetime.now(dt.UTC).isoformat()

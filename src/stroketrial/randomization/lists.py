@@ -12,6 +12,7 @@ from __future__ import annotations
 from .. import InputError
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 
 from pydantic import Field
@@ -51,12 +52,33 @@ class BlockList(FrozenModel):
     def extended(self, arms: ArmSlots, block_sizes: Sequence[int], stratum: str, n_entries: int,
                  draw: Draw) -> BlockList:
         """A copy with at least `n_entries` entries for the stratum, whole blocks appended."""
-        entries = list(self.strata.get(stratum, ()))
-        block = entries[-1].block if entries else 0
-        while len(entries) < n_entries:
-            block += 1
-            entries.extend(permuted_block(arms, block_sizes, draw, block, len(entries)))
-        return BlockList(strata={**self.strata, stratum: tuple(entries)})
+        entries = self.strata.get(stratum, ())
+        more = blocks_after(arms, block_sizes, draw, entries[-1] if entries else None, n_entries)
+        return BlockList(strata={**self.strata, stratum: (*entries, *more)})
+
+
+class ConcealedBlocks(Protocol):
+    """What an allocation reads of a block list: one entry (a `BlockList`, or a list kept in rows)."""
+
+    def entry(self, stratum: str, position: int) -> ListEntry: ...
+
+
+class ConcealedKits(Protocol):
+    """What an allocation reads of a kit list: the site's next kit of an arm."""
+
+    def next_kit(self, site: str, arm: str, dispensed: int) -> Kit: ...
+
+
+def blocks_after(arms: ArmSlots, block_sizes: Sequence[int], draw: Draw, last: ListEntry | None,
+                 n_entries: int) -> list[ListEntry]:
+    """Whole permuted blocks that follow a stratum's `last` entry (None: an empty stratum) until the stratum
+    has at least `n_entries` entries; only the new entries are returned."""
+    have, block = (last.position + 1, last.block) if last is not None else (0, 0)
+    more: list[ListEntry] = []
+    while have + len(more) < n_entries:
+        block += 1
+        more.extend(permuted_block(arms, block_sizes, draw, block, have + len(more)))
+    return more
 
 
 def permuted_block(arms: ArmSlots, block_sizes: Sequence[int], draw: Draw, block: int = 1,
@@ -119,10 +141,16 @@ def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, 
                       draw: Draw, digits: int = 6, existing: KitList | None = None) -> KitList:
     """Kits for each site in permuted blocks, numbered at random without repeats."""
     existing = existing or KitList()
-    used = {k.kit_number for k in existing.kits}
+    more = new_kits(arms, sites, kits_per_site, block_sizes, draw, {k.kit_number for k in existing.kits}, digits)
+    return KitList(kits=(*existing.kits, *more))
+
+
+def new_kits(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, block_sizes: Sequence[int], draw: Draw,
+             used: set[str], digits: int = 6) -> list[Kit]:
+    """Kits for each site in permuted blocks, numbered at random, none with a number in `used` (which grows)."""
     if kits_per_site < 1:
         raise InputError(f"kits per site is {kits_per_site}; ship at least one kit")
-    kits = list(existing.kits)
+    kits: list[Kit] = []
     capacity = 9 * 10 ** (digits - 1)
     for site in sites:
         blocks = BlockList()
@@ -136,7 +164,7 @@ def generate_kit_list(arms: ArmSlots, sites: Iterable[str], kits_per_site: int, 
                     break
             used.add(number)
             kits.append(Kit(kit_number=number, site=site, arm=entry.arm, block=entry.block))
-    return KitList(kits=tuple(kits))
+    return kits
 
 
 def kit_block_sizes(scheme: RandomizationScheme, arms: ArmSlots) -> list[int]:

@@ -23,7 +23,7 @@ from ..protocol.schemes import (BigStick, EfronBiasedCoin, Factor, Minimization,
 from . import probabilities as P
 from .draws import Draw
 from .factors import FactorValueError, patient_levels
-from .lists import BlockList, KitList
+from .lists import BlockList, ConcealedBlocks, ConcealedKits, KitList
 from .state import Allocation, ArmSlots, RandomizationState
 
 
@@ -124,7 +124,7 @@ class Randomizer:
 
     # ---- one allocation -----------------------------------------------------------------------
     def allocate(self, state: RandomizationState, patient_id: str, levels: Mapping[str, str], draw: Draw, *,
-                 block_list: BlockList | None = None, kit_list: KitList | None = None,
+                 block_list: ConcealedBlocks | None = None, kit_list: ConcealedKits | None = None,
                  site: str | None = None, choose_kit: Callable[[str], str | None] | None = None,
                  ) -> tuple[Allocation, RandomizationState]:
         """Randomize one patient; the state is not changed, the next one is returned. `choose_kit(arm)`, when

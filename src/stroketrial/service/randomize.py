@@ -20,13 +20,14 @@ from .. import i18n
 from ..clinical import parse_patient
 from ..protocol import Protocol
 from ..protocol.schemes import PermutedBlocks
-from ..randomization import (Allocation as AllocationRecord, BlockList, Draw, FactorValueError, KitList, ListExhausted,
-                             RandomizationState, Randomizer, SystemDraw, generate_kit_list)
+from ..randomization import (Allocation as AllocationRecord, Draw, FactorValueError, ListExhausted, RandomizationState,
+                             Randomizer, SystemDraw)
 from ..store import canonical, record
 from ..store.models import Allocation, Patient
 from .accounts import Actor
 from .clock import local_now, site_zone
 from . import supply
+from .concealed_lists import StoredBlockList, StoredKitList
 from .consent import require_consent
 from .errors import Conflict, Invalid
 from .patients import allocation_of, allocation_view, find_patient, validated_screening
@@ -79,9 +80,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     dispensing = supply.before_randomizing(session, protocol, trial_id, patient.site_code)
     state_row = randomization_state(session, trial_id)
     state = RandomizationState.model_validate_json(state_row.state_json)
-    blocks = BlockList.model_validate_json(state_row.block_list_json)
-    kits = KitList.model_validate_json(state_row.kit_list_json)
-    draw, resupplied = SystemDraw(), False
+    blocks, kits = StoredBlockList(session, trial_id), StoredKitList(session, trial_id)
+    draw = SystemDraw()
     for _ in range(3):
         try:
             allocation, new_state = randomizer.allocate(
@@ -92,8 +92,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
             break
         except ListExhausted:
             # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
-            blocks, kits = _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
-            resupplied = True
+            _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
     else:  # pragma: no cover - a resupply always makes room
         raise Conflict(i18n.gettext("the concealed lists could not be extended"))
     now = now or dt.datetime.now(dt.UTC)
@@ -102,9 +101,6 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
                      created_at=now, created_by=actor.name)
     session.add(row)
     state_row.state_json = new_state.model_dump_json()
-    if resupplied:  # the concealed lists grow with the trial: rewritten only when they were extended
-        state_row.block_list_json = blocks.model_dump_json()
-        state_row.kit_list_json = kits.model_dump_json()
     session.flush()
     record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
            site=patient.site_code,
@@ -155,19 +151,17 @@ def require_eligible(patient: Patient) -> None:
 
 
 def _resupply(randomizer: Randomizer, protocol: Protocol, state: RandomizationState, levels: Mapping[str, str],
-              site: str, blocks: BlockList, kits: KitList, draw: Draw) -> tuple[BlockList, KitList]:
+              site: str, blocks: StoredBlockList, kits: StoredKitList, draw: Draw) -> None:
     scheme = protocol.randomization
     if scheme is None:  # pragma: no cover - randomize() refuses a trial that is not randomized
-        return blocks, kits
+        return
     # A block design always has a stratum (one list when unstratified); other designs have none.
     if isinstance(scheme, PermutedBlocks) and (stratum := randomizer.stratum(levels)) is not None:
         used = sum(state.strata.get(stratum, {}).values())
-        if used >= len(blocks.strata.get(stratum, ())):
-            blocks = blocks.extended(randomizer.arms, scheme.block_sizes, stratum, used + LIST_LENGTH_PER_STRATUM, draw)
+        if used >= blocks.length(stratum):
+            blocks.extend(randomizer.arms, scheme.block_sizes, stratum, used + LIST_LENGTH_PER_STRATUM, draw)
     if scheme.blinded_kits:
-        sizes = kit_block_sizes(scheme, randomizer.arms)
-        kits = generate_kit_list(randomizer.arms, [site], RESUPPLY_KITS, sizes, draw, existing=kits)
-    return blocks, kits
+        kits.add(randomizer.arms, [site], RESUPPLY_KITS, kit_block_sizes(scheme, randomizer.arms), draw)
 
 
 def allocation_records(session: Session, trial_id: str) -> list[AllocationRecord]:

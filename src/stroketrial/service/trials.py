@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 from .. import i18n
 from ..protocol import Protocol, ProtocolError, resolve
 from ..protocol.schemes import PermutedBlocks
-from ..randomization import BlockList, KitList, Randomizer, SystemDraw, generate_kit_list
+from ..randomization import Randomizer, SystemDraw
 from ..randomization.lists import LIST_LENGTH_PER_STRATUM, initial_kits_per_site, kit_block_sizes
 from ..store import record
 from ..store.models import ProtocolVersion, RandomizationStateRow, Site, Trial, TrialSite
 from .accounts import Actor, create_site
+from .concealed_lists import StoredBlockList, StoredKitList
 from .errors import Conflict, Forbidden, Invalid, NotFound
 
 
@@ -104,9 +105,7 @@ def create_trial(session: Session, actor: Actor, trial: str, sites: list[str]) -
            after={"protocol": protocol.id, "registry_id": protocol.registry_id, "sites": sorted(sites)})
     if protocol.randomization is not None:
         session.add(RandomizationStateRow(trial_id=protocol.id, state_json=Randomizer.for_protocol(protocol)
-                                          .initial_state().model_dump_json(),
-                                          block_list_json=BlockList().model_dump_json(),
-                                          kit_list_json=KitList().model_dump_json()))
+                                          .initial_state().model_dump_json()))
         session.flush()
     for site in sites:
         add_site(session, actor, protocol.id, site)
@@ -144,20 +143,17 @@ def prepare_lists(session: Session, protocol: Protocol, site: str) -> None:
     scheme = protocol.randomization
     if scheme is None:
         return
-    row = randomization_state(session, protocol.id)
+    randomization_state(session, protocol.id)  # made with the trial
     randomizer = Randomizer.for_protocol(protocol)
     draw = SystemDraw()
     if isinstance(scheme, PermutedBlocks):
-        blocks = BlockList.model_validate_json(row.block_list_json)
+        blocks = StoredBlockList(session, protocol.id)
         for stratum in randomizer.strata_for_sites([site]):
-            blocks = blocks.extended(randomizer.arms, scheme.block_sizes, stratum, LIST_LENGTH_PER_STRATUM, draw)
-        row.block_list_json = blocks.model_dump_json()
+            blocks.extend(randomizer.arms, scheme.block_sizes, stratum, LIST_LENGTH_PER_STRATUM, draw)
     if scheme.blinded_kits:
-        kits = KitList.model_validate_json(row.kit_list_json)
-        sizes = kit_block_sizes(scheme, randomizer.arms)
-        per_site = initial_kits_per_site(protocol.sample_size.total)
-        row.kit_list_json = generate_kit_list(randomizer.arms, [site], per_site, sizes, draw,
-                                              existing=kits).model_dump_json()
+        StoredKitList(session, protocol.id).add(randomizer.arms, [site],
+                                                initial_kits_per_site(protocol.sample_size.total),
+                                                kit_block_sizes(scheme, randomizer.arms), draw)
 
 
 def protocol_summary(protocol: Protocol) -> dict:

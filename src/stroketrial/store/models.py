@@ -106,8 +106,33 @@ class RandomizationStateRow(Base):
     __tablename__ = "randomization_state"
     trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
     state_json: Mapped[str] = mapped_column(Text)
-    block_list_json: Mapped[str] = mapped_column(Text)
-    kit_list_json: Mapped[str] = mapped_column(Text)
+
+
+class ConcealedBlockEntry(Base):
+    """One entry of a stratum's concealed permuted-block list. A row each, so an allocation reads the one
+    entry it uses, whatever the length the list has grown to."""
+    __tablename__ = "concealed_block_entries"
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    stratum: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0-based within the stratum
+    block: Mapped[int] = mapped_column(Integer)
+    block_size: Mapped[int] = mapped_column(Integer)
+    slot: Mapped[str] = mapped_column(String(60))
+    arm: Mapped[str] = mapped_column(String(60))
+
+
+class ConcealedKit(Base):
+    """One kit of a blinded trial's concealed kit list, in list order (`position`); a site's kits of an arm
+    are dispensed in that order."""
+    __tablename__ = "concealed_kits"
+    __table_args__ = (UniqueConstraint("trial_id", "kit_number", name="uq_concealed_kit_number"),
+                      Index("ix_concealed_kits_next", "trial_id", "site", "arm", "position"))
+    trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0-based within the trial
+    kit_number: Mapped[str] = mapped_column(String(20))
+    site: Mapped[str] = mapped_column(String(40))
+    arm: Mapped[str] = mapped_column(String(60))
+    block: Mapped[int] = mapped_column(Integer)
 
 
 class VisitRecord(Base):
