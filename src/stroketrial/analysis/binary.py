@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import special, stats
 from scipy.stats.contingency import odds_ratio
+from statsmodels.discrete.discrete_model import Logit
 from statsmodels.stats.proportion import confint_proportions_2indep
+from statsmodels.tools.tools import add_constant
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from ..design import batched_po_fit
@@ -73,7 +74,7 @@ def binary(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: st
 
 
 def _design(c: Contrast) -> pd.DataFrame:
-    return sm.add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
+    return add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
 
 
 def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, seed: int,
@@ -83,7 +84,7 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
         with warnings.catch_warnings():  # separation makes statsmodels warn and return infinite odds: refuse them
             warnings.simplefilter("error", PerfectSeparationWarning)
             warnings.simplefilter("error", ConvergenceWarning)
-            fit = sm.Logit(c.outcome, X).fit(disp=False, maxiter=200)
+            fit = Logit(c.outcome, X).fit(disp=False, maxiter=200)
     except Exception as exc:  # perfect separation and the like: say so instead of a number
         raise AnalysisInputError(f"the adjusted logistic model for {outcome} cannot be fitted ({exc})") from None
     beta, se = float(fit.params["treated"]), float(fit.bse["treated"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.genmod.families import Poisson
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.tools.tools import add_constant
 from scipy import stats
 
 from .dataset import contrast
@@ -25,8 +27,8 @@ def rate_ratio(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control
         raise AnalysisInputError(f"{outcome}: each arm needs patients")
     if a.sum() == 0 or b.sum() == 0:
         raise AnalysisInputError(f"{outcome}: an arm has no events, so the rate ratio has no finite estimate")
-    X = sm.add_constant(c.treated.astype(float))
-    fit = sm.GLM(y, X, family=sm.families.Poisson()).fit(cov_type="HC0")
+    X = add_constant(c.treated.astype(float))
+    fit = GLM(y, X, family=Poisson()).fit(cov_type="HC0")
     log_rr, se = float(fit.params[1]), float(fit.bse[1])
     p = float(2 * stats.norm.sf(abs(log_rr / se)))
     return Result(f"{outcome}: rate ratio", float(np.exp(log_rr)), float(np.exp(log_rr - Z95 * se)),
