@@ -236,6 +236,17 @@ def test_the_pdf_is_the_document_on_numbered_a4_pages(trial, report):
             f"(n={per_arm['control']})") in body
 
 
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="reads the PDF's own text with Poppler's pdftotext")
+def test_the_pdf_draws_the_figures_from_their_svg(trial, report):
+    """report.html embeds each figure's PNG; report.pdf the same document with the SVG beside it, drawn as vectors:
+    the figures' words are text in the PDF, not pixels (issue 23: no 300-dpi image decoded and compressed again)."""
+    html = (report / "report.html").read_text()
+    assert "data:image/svg+xml" not in html
+    body = " ".join(pdf_pages(report))
+    assert "Assessed for eligibility (n = " in body and "Randomized (n = " in body  # the CONSORT figure's boxes
+    assert "OR (95% CI)" in body  # the forest plot's column heading
+
+
 def test_the_pdf_fetches_nothing(tmp_path):
     import weasyprint
 

@@ -1,6 +1,6 @@
-"""`write_report`: the report folder. report.html (self-contained: figures embedded), report.pdf (the same
-document on A4 pages), results.json, every figure as PNG, SVG and PDF, and the dataset analysed when it is
-given."""
+"""`write_report`: the report folder. report.html (self-contained: figures embedded as PNG), report.pdf (the
+same document on A4 pages, its figures embedded as SVG), results.json, every figure as PNG, SVG and PDF, and
+the dataset analysed when it is given."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ import hashlib
 import json
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ..protocol import Protocol
-from .balance_figure import love_plot
-from .escalation_figure import escalation_history
-from .escalation_html import escalation_document
-from .escalation_report import EscalationReport, term_labels
 from .figures import consort, forest, grotta_bars, save
 from .html import Provenance, html_document
 from .pdf import write_pdf
 from .results import Analysis
+
+if TYPE_CHECKING:
+    from .escalation_report import EscalationReport
 
 
 def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | None = None) -> dict[str, list[Path]]:
@@ -40,15 +40,19 @@ def write_report(analysis: Analysis, out: str | Path, dataset: pd.DataFrame | No
         figures["forest"] = save(fig, out / "forest_subgroups")
     results = json.dumps(analysis.to_json(), indent=2, default=str).encode("utf-8")
     provenance = _write_data(analysis.protocol, out, results, dataset)
-    document = html_document(analysis, figures, provenance)
-    (out / "report.html").write_text(document, encoding="utf-8")
-    write_pdf(document, out / "report.pdf")
+    (out / "report.html").write_text(html_document(analysis, figures, provenance), encoding="utf-8")
+    write_pdf(html_document(analysis, _vector(figures), provenance), out / "report.pdf")
     return figures
 
 
 def write_escalation_report(report: EscalationReport, out: str | Path,
                             dataset: pd.DataFrame | None = None) -> dict[str, list[Path]]:
     """The dose-escalation trial's report folder: the same files as write_report's."""
+    from .balance_figure import love_plot
+    from .escalation_figure import escalation_history
+    from .escalation_html import escalation_document
+    from .escalation_report import term_labels
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     escalation = report.escalation
@@ -58,10 +62,16 @@ def write_escalation_report(report: EscalationReport, out: str | Path,
         figures["love"] = save(love_plot(report.matching, term_labels(report.matching)), out / "love_plot")
     results = json.dumps(report.to_json(), indent=2, default=str).encode("utf-8")
     provenance = _write_data(report.protocol, out, results, dataset)
-    document = escalation_document(report, figures, provenance)
-    (out / "report.html").write_text(document, encoding="utf-8")
-    write_pdf(document, out / "report.pdf")
+    (out / "report.html").write_text(escalation_document(report, figures, provenance), encoding="utf-8")
+    write_pdf(escalation_document(report, _vector(figures), provenance), out / "report.pdf")
     return figures
+
+
+def _vector(figures: dict[str, list[Path]]) -> dict[str, list[Path]]:
+    """The figures as the PDF embeds them: the SVG `save` wrote, drawn by WeasyPrint as vectors. The same
+    document as report.html; a 300-dpi PNG would be decoded and compressed again into the PDF, which took
+    longer than laying out every page (issue 23), and printed no sharper."""
+    return {name: [path for path in paths if path.suffix == ".svg"] for name, paths in figures.items()}
 
 
 def _write_data(protocol: Protocol, out: Path, results: bytes, dataset: pd.DataFrame | None) -> Provenance:
