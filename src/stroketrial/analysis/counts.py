@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from statsmodels.genmod.families import Poisson
-from statsmodels.genmod.generalized_linear_model import GLM
-from statsmodels.tools.tools import add_constant
 from scipy import stats
 
 from .dataset import contrast
@@ -18,6 +15,11 @@ Z95 = stats.norm.ppf(0.975)
 def rate_ratio(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str) -> Result:
     """Events per patient, treatment / control, by Poisson regression with a robust (sandwich, HC0)
     interval, which stays valid when the counts are overdispersed (Zou, Am J Epidemiol 2004)."""
+    # statsmodels' GLM (with its families) is imported here: the report loads this module for every trial
+    from statsmodels.genmod.families import Poisson
+    from statsmodels.genmod.generalized_linear_model import GLM
+    from statsmodels.tools.tools import add_constant
+
     c = contrast(df, outcome, arm, treatment, control)
     y = c.outcome
     if np.any(y < 0) or np.any(y != np.round(y)):
