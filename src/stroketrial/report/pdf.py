@@ -85,4 +85,7 @@ class PdfInBackground:
 if __name__ == "__main__":
     import weasyprint  # noqa: F401  (loaded before the document arrives: the parent is still drawing figures)
 
-    write_pdf(sys.stdin.buffer.read().decode("utf-8"), Path(sys.argv[-1]))
+    document = sys.stdin.buffer.read().decode("utf-8")
+    if not document:  # the report stopped (or its process died) before its document was ready: no PDF
+        sys.exit("no document was given")
+    write_pdf(document, Path(sys.argv[-1]))
