@@ -127,3 +127,19 @@ def test_bootstrap_of_the_adjusted_risk_difference_equals_the_statsmodels_loop_i
         treated[:, 1], control[:, 1] = 1.0, 0.0
         draws.append(np.mean(1 / (1 + np.exp(-treated @ params))) - np.mean(1 / (1 + np.exp(-control @ params))))
     assert (r.ci_low, r.ci_high) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5])), abs=1e-9)
+
+
+def test_bootstrap_started_at_the_whole_sample_estimate_ends_where_a_cold_start_does():
+    """The resamples' Newton starts at the whole sample's coefficients (issue 23): the same draws to 1e-10."""
+    from statsmodels.discrete.discrete_model import Logit
+
+    from stroketrial.analysis import binary
+
+    rows = DATA[DATA["mrs_90d"].notna()]
+    y = (rows["mrs_90d"] <= 2).to_numpy(int)
+    X = np.column_stack([(rows["arm"] == "albumin").to_numpy(float), rows[["age", "nihss"]].to_numpy(float)])
+    whole = Logit(y, np.column_stack([np.ones(len(y)), X])).fit(disp=False).params
+    cold = binary._bootstrap_rd(y, X, 200, 2026)
+    warm = binary._bootstrap_rd(y, X, 200, 2026, whole)
+    assert len(cold) == len(warm) == 200
+    np.testing.assert_allclose(warm, cold, rtol=0, atol=1e-10)

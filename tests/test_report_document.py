@@ -23,7 +23,7 @@ from stroketrial.analysis.simulated_trial import simulate_trial
 from stroketrial.protocol import resolve
 from stroketrial.report import analyse, write_report
 from stroketrial.report.html import Provenance, html_document
-from stroketrial.report.pdf import write_pdf
+from stroketrial.report.pdf import PdfInBackground, write_pdf
 from stroketrial.report.tables import table1
 
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -236,6 +236,17 @@ def test_the_pdf_is_the_document_on_numbered_a4_pages(trial, report):
             f"(n={per_arm['control']})") in body
 
 
+@pytest.mark.skipif(not shutil.which("pdftotext"), reason="reads the PDF's own text with Poppler's pdftotext")
+def test_the_pdf_draws_the_figures_from_their_svg(trial, report):
+    """report.html embeds each figure's PNG; report.pdf the same document with the SVG beside it, drawn as vectors:
+    the figures' words are text in the PDF, not pixels (issue 23: no 300-dpi image decoded and compressed again)."""
+    html = (report / "report.html").read_text()
+    assert "data:image/svg+xml" not in html
+    body = " ".join(pdf_pages(report))
+    assert "Assessed for eligibility (n = " in body and "Randomized (n = " in body  # the CONSORT figure's boxes
+    assert "OR (95% CI)" in body  # the forest plot's column heading
+
+
 def test_the_pdf_fetches_nothing(tmp_path):
     import weasyprint
 
@@ -243,6 +254,26 @@ def test_the_pdf_fetches_nothing(tmp_path):
         (tmp_path / "x.png").write_bytes(b"")
         with pytest.raises(weasyprint.urls.FatalURLFetchingError):
             write_pdf(f'<p>x</p><img src="{url}">', tmp_path / "x.pdf")
+
+
+def test_the_pdf_written_in_a_second_process_is_write_pdfs(tmp_path):
+    """report.pdf is laid out by PdfInBackground (issue 23): the same pages as write_pdf in this process, and a
+    document that would fetch a URL stops it there too, named in the error."""
+    document = "<h1>Results</h1>" + "".join(f"<p>row {i}</p>" for i in range(200))
+    (tmp_path / "here").mkdir(), (tmp_path / "there").mkdir()
+    write_pdf(document, tmp_path / "here" / "report.pdf")
+    with PdfInBackground(tmp_path / "there" / "report.pdf") as pdf:
+        pdf.write(document)
+        pdf.wait()
+    assert (tmp_path / "there" / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    if shutil.which("pdftotext"):  # page by page, the same text
+        here, there = pdf_pages(tmp_path / "here"), pdf_pages(tmp_path / "there")
+        assert here == there and len(here) > 1 and "row 199" in here[-1]
+    with PdfInBackground(tmp_path / "fetch.pdf") as pdf:
+        pdf.write('<p>x</p><img src="http://example.invalid/x.png">')
+        with pytest.raises(RuntimeError, match="FatalURLFetchingError"):
+            pdf.wait()
+    assert not (tmp_path / "fetch.pdf").exists()
 
 
 def test_table1_counts_missing_categories_as_it_counts_missing_numbers():

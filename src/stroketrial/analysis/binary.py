@@ -16,10 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import special, stats
 from scipy.stats.contingency import odds_ratio
+from statsmodels.discrete.discrete_model import Logit
 from statsmodels.stats.proportion import confint_proportions_2indep
+from statsmodels.tools.tools import add_constant
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from ..design import batched_po_fit
@@ -73,7 +74,7 @@ def binary(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: st
 
 
 def _design(c: Contrast) -> pd.DataFrame:
-    return sm.add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
+    return add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
 
 
 def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, seed: int,
@@ -83,7 +84,7 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
         with warnings.catch_warnings():  # separation makes statsmodels warn and return infinite odds: refuse them
             warnings.simplefilter("error", PerfectSeparationWarning)
             warnings.simplefilter("error", ConvergenceWarning)
-            fit = sm.Logit(c.outcome, X).fit(disp=False, maxiter=200)
+            fit = Logit(c.outcome, X).fit(disp=False, maxiter=200)
     except Exception as exc:  # perfect separation and the like: say so instead of a number
         raise AnalysisInputError(f"the adjusted logistic model for {outcome} cannot be fitted ({exc})") from None
     beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
@@ -93,7 +94,7 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
         float(np.exp(beta + Z95 * se)), float(fit.pvalues["treated"]),
         f"logistic regression adjusted for {label} (Wald interval)", c.n, "odds ratio", base)}
     rd = _standardized_rd(fit.params.to_numpy(), X.to_numpy(float))
-    draws = _bootstrap_rd(c.outcome.astype(int), X.to_numpy(float)[:, 1:], bootstrap, seed)
+    draws = _bootstrap_rd(c.outcome.astype(int), X.to_numpy(float)[:, 1:], bootstrap, seed, fit.params.to_numpy())
     lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (float("nan"), float("nan"))
     results["risk_difference_adjusted"] = Result(
         f"{outcome}: adjusted risk difference", rd, float(lo), float(hi), float(fit.pvalues["treated"]),
@@ -102,11 +103,16 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
     return results
 
 
-def _bootstrap_rd(y: np.ndarray, X: np.ndarray, bootstrap: int, seed: int) -> np.ndarray:
+def _bootstrap_rd(y: np.ndarray, X: np.ndarray, bootstrap: int, seed: int,
+                  start: np.ndarray | None = None) -> np.ndarray:
     """The standardized risk difference of each bootstrap resample (rows drawn with replacement, as many as
     there are), the logistic models of every resample fitted in one batch by the proportional-odds fitter with
     two categories (logit P(y = 1) = X beta - alpha). A resample without events, or without non-events, carries
-    no information and is left out; one whose fit stops at 100 iterations still gives a usable difference."""
+    no information and is left out; one whose fit stops at 100 iterations still gives a usable difference.
+
+    start: the whole sample's coefficients (constant first), where every resample's Newton starts. A resample's
+    estimate lies near them, so it takes about two steps fewer than from the empirical log odds; it ends at the
+    same maximum to the fitter's tolerance (tests: 1e-9 on the interval)."""
     rng = np.random.default_rng(seed)
     n = len(y)
     rows = np.stack([rng.integers(0, n, n) for _ in range(bootstrap)]) if bootstrap else np.zeros((0, n), int)
@@ -115,7 +121,8 @@ def _bootstrap_rd(y: np.ndarray, X: np.ndarray, bootstrap: int, seed: int) -> np
     usable = (events > 0) & (events < n)
     if not usable.any():
         return np.zeros(0)
-    fitted = batched_po_fit.fit(ys[usable], Xs[usable], 2, max_iter=100)
+    initial = None if start is None else np.tile(np.concatenate([-start[:1], start[1:]]), (int(usable.sum()), 1))
+    fitted = batched_po_fit.fit(ys[usable], Xs[usable], 2, max_iter=100, start=initial)
     eta = np.einsum("tnp,tp->tn", Xs[usable][..., 1:], fitted.beta[:, 1:]) - fitted.alpha
     treated, control = eta + fitted.beta[:, :1], eta  # the treated column (first) set to 1, then to 0
     differences = special.expit(treated).mean(axis=1) - special.expit(control).mean(axis=1)

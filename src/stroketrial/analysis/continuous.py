@@ -8,7 +8,6 @@ from fractions import Fraction
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats
 
 from .dataset import contrast
@@ -113,11 +112,14 @@ def _iqr(x: np.ndarray) -> list[float]:
 def log_ancova(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
                adjust: Sequence[str] = ()) -> Result:
     """Ratio of geometric means of (volume + 1 mL), treatment over control, from OLS on the log scale."""
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.tools.tools import add_constant
+
     c = contrast(df, outcome, arm, treatment, control, adjust)
     if (c.outcome < 0).any():
         raise AnalysisInputError(f"{outcome} holds negative values; a volume is 0 or more")
-    X = sm.add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
-    fit = sm.OLS(np.log(c.outcome + 1), X).fit()
+    X = add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
+    fit = OLS(np.log(c.outcome + 1), X).fit()
     beta = float(fit.params["treated"])
     lo, hi = fit.conf_int().loc["treated"]
     label = f" adjusted for {', '.join(adjust)}" if adjust else ""

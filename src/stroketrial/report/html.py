@@ -76,7 +76,8 @@ class _Numbering:
         return t
 
     def figure(self, caption: str, path: Path, kind: str) -> Figure:
-        src = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+        mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
+        src = f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
         f = Figure(len(self.figures) + 1, caption, src, kind)
         self.figures.append(f)
         return f
@@ -90,8 +91,8 @@ def _environment() -> jinja2.Environment:
 
 
 def html_document(a: Analysis, figures: Mapping[str, Sequence[Path]], provenance: Provenance) -> str:
-    """The report page; `figures` maps consort, grotta and forest to their files (PNG first), as `save` wrote
-    them; `provenance` holds the hashes the title page prints."""
+    """The report page; `figures` maps consort, grotta and forest to their files (the first is embedded: the PNG
+    as `save` wrote them, or the SVG for the PDF); `provenance` holds the hashes the title page prints."""
     return _environment().get_template("report.html").render(**_context(a, figures, provenance))
 
 
