@@ -1,6 +1,7 @@
 """Data management pages: the trial's data queries (unresolved ones by site and by days open), a patient's queries
 with the forms to raise, answer, close and re-open them, and the monitor's source data verification list with its
-verify buttons. Each calls service.queries or service.verification; each form carries the CSRF token.
+verify buttons (50 patients a page, with a patient, site and status filter). Each calls service.queries or
+service.verification; each form carries the CSRF token.
 
 The visits page shows a field's unresolved queries beside it (`_field_queries.html`, included by visits.html): the
 template asks `field_queries(request, trial, patient)`, a template global defined here that reads the patient's
@@ -212,7 +213,8 @@ def _sdv_page(patients: list[dict[str, Any]], chosen: dict[str, str]) -> tuple[l
                 and (not chosen["site"] or pt["site"] == chosen["site"])
                 and (not chosen["status"] or any(f["status"] == chosen["status"] for f in pt["forms"]))]
     pages = max(1, -(-len(matching) // SDV_PAGE))
-    page = min(max(int(chosen["page"]) if chosen["page"].isdigit() else 1, 1), pages)
+    asked = chosen["page"]
+    page = min(max(int(asked) if asked.isdigit() and len(asked) < 8 else 1, 1), pages)
     return matching[(page - 1) * SDV_PAGE:page * SDV_PAGE], page, pages, len(matching)
 
 
