@@ -5,7 +5,8 @@ only those of S1's patients. Allocation documents are projected (`blinding.py`):
 slot are dropped for a reader who may not see arms, strata, block numbers, list positions
 and minimization scores for anyone who may not see how allocation ran. A projected export
 carries no hashes at all: a hash over a record with a hidden field of a few possible values
-would let anyone test each value.
+would let anyone test each value. Each event carries its number in its chain (`chain_seq`: the
+trial's, or the platform's) beside its number on the platform (`seq`).
 """
 
 from __future__ import annotations
@@ -162,5 +163,3 @@ def trail_check(session: Session, actor: Actor) -> dict[str, Any]:
     return {"ok": result.ok, "events": result.events, "message": result.message, "first_bad": result.first_bad,
             "chain": result.chain,
             "problems": list(result.problems) if actor.is_admin else len(result.problems)}
-
-
