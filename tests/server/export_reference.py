@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 from stroketrial.clinical import VARIABLES
 from stroketrial.clinical.assessments import ASSESSMENTS
 from stroketrial.protocol.model import DoseEscalation
-from stroketrial.store.models import (AdverseEvent, Allocation, DltAssessment, EscalationAssignment, Patient,
-                            SeriousAdverseEvent, Unblinding, VisitRecord)
+from stroketrial.store.models import (AdverseEvent, Allocation, AuditEvent, DltAssessment, EscalationAssignment,
+                                     Patient, SeriousAdverseEvent, Unblinding, VisitRecord)
 from stroketrial.service import envelopes, locks
 from stroketrial.service.accounts import Actor
-from stroketrial.service.audit_trail import audit_rows
+from stroketrial.service import audit_trail
 from stroketrial.service.blinding import sees_arm_counts
 from stroketrial.service.consent import export_flags
 from stroketrial.service.patients import aware
@@ -244,7 +244,38 @@ def odm_xml(session: Session, actor: Actor, trial_id: str, now_: dt.datetime) ->
     return root.to_xml_string(xml_declaration=True).encode("utf-8")
 
 
-def audit_csv(session: Session, actor: Actor) -> str:
-    """The audit trail as this reader may see it (site scope, blinded projections; see audit_trail.py)."""
+def audit_rows(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], list[str]]:
+    """The audit trail's rows as service/audit_trail.py built them at 20620a5, every event read whole at once."""
+    actor.require("reading the audit trail")
+    scope = audit_trail._Scope(session, actor)
+    rows, redacted_any = [], False
+    for e in session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars():
+        if not scope.admits(e):
+            continue
+        before, hidden_before = scope.document(e, e.before_json)
+        after, hidden_after = scope.document(e, e.after_json)
+        row = {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "entity": e.entity,
+               "entity_id": e.entity_id, "trial": e.trial_id or "", "site": scope.site_of(e) or "",
+               "reason": e.reason or "", "before": before, "after": after,
+               "prev_hash": e.prev_hash, "hash": e.hash}
+        if hidden_before or hidden_after:
+            row["reason"] = row["reason"] or audit_trail.WITHHELD
+        redacted_any |= not scope.unredacted(e.trial_id) or hidden_before or hidden_after
+        rows.append(row)
+    columns = ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before", "after"]
+    if redacted_any:
+        for row in rows:
+            del row["prev_hash"], row["hash"]
+        return rows, columns
+    return rows, [*columns, "prev_hash", "hash"]
+
+
+def audit_csv(session: Session, actor: Actor, chain_seq: bool = True) -> str:
+    """The audit trail as the in-memory build wrote it at 20620a5, with (by default) each event's number in its
+    chain added after `seq`, as the export now writes it."""
     rows, columns = audit_rows(session, actor)
+    if chain_seq:
+        numbers = dict(session.execute(select(AuditEvent.seq, AuditEvent.chain_seq)).all())
+        rows = [{"seq": r["seq"], "chain_seq": numbers[r["seq"]], **r} for r in rows]
+        columns = ["seq", "chain_seq", *columns[1:]]
     return _csv(rows, columns)

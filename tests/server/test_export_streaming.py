@@ -8,6 +8,7 @@ every table runs over several chunks."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import zipfile
@@ -100,4 +101,37 @@ def test_streamed_exports_and_set_based_pages_answer_as_before(database_url):
         archive = zipfile.ZipFile(io.BytesIO(export.csv_zip(session, READERS[0], "amass-2")))
         assert archive.testzip() is None and "amass-2/screening.csv" in archive.namelist()
     assert checked >= 2 * len(demo.TRIAL_SITES) * (len(READERS) - 1)
+    db.dispose()
+
+
+def _records(text: str, drop: int | None = None) -> list[list[str]]:
+    return [[cell for i, cell in enumerate(record) if i != drop] for record in csv.reader(io.StringIO(text))]
+
+
+def test_streamed_audit_trail_is_the_in_memory_one_with_each_events_number_in_its_chain(database_url):
+    """With the DSMB's interim look (closed records withheld from most readers) and allocations projected for the
+    blinded: for each reader, read a few events at a time or many, the streamed trail is the one built whole in
+    memory, and without its `chain_seq` column it is the trail as it was before."""
+    db = Database(database_url)
+    db.migrate()
+    demo.load(db)
+    with db.read() as session:
+        for actor in [*READERS, Actor("unblinded", "unblinded_statistician", ALL_SITES),
+                      Actor("monitor", "monitor", ALL_SITES)]:
+            if not actor.may("reading the audit trail"):
+                with pytest.raises(Forbidden):  # refused when asked, before a byte is sent
+                    export.audit_csv_stream(session, actor)
+                continue
+            expected = export_reference.audit_csv(session, actor)
+            for chunk in (7, 1000):
+                assert b"".join(export.audit_csv_stream(session, actor, chunk=chunk)).decode("utf-8") == expected
+            assert export.audit_csv(session, actor) == expected
+            before = export_reference.audit_csv(session, actor, chain_seq=False)
+            assert _records(expected, drop=1) == _records(before)
+            header = _records(expected)[0]
+            assert header[:2] == ["seq", "chain_seq"]
+            trails = {}
+            for record in csv.DictReader(io.StringIO(expected)):  # each chain numbered 1, 2, 3, ... in order
+                trails.setdefault(record["trial"], []).append(int(record["chain_seq"]))
+            assert all(numbers == sorted(numbers) for numbers in trails.values())
     db.dispose()

@@ -156,3 +156,37 @@ def test_an_edit_check_query_shows_beside_the_field(platform):
     assert 'data-testid="query-d90-death"' not in coordinator.get(f"/trials/{TRIAL}/patients/P1/visits").text
     page = coordinator.get(f"/trials/{TRIAL}/patients/P1/queries")
     assert "edit check" in page.text and ">closed<" in page.text
+
+
+def test_the_verification_list_comes_a_page_at_a_time_with_filters_and_the_totals_of_all(platform):
+    """56 patients: 50 a page, in order of registration; the counts are the trial's, whatever the page or filter;
+    a patient number (or part of it), a site and a status narrow the list; verifying returns to the same page."""
+    for n in range(2, 57):
+        assert register(platform, trial=TRIAL, code=f"P{n}").status_code == 201
+    monitor = signed_in(platform, "monitor")
+    first = monitor.get(f"/trials/{TRIAL}/verification")
+    counts = re.search(r'<p data-testid="counts">.*?</p>', first.text).group(0)
+    assert "never verified <b>57</b>" in counts  # 56 screening forms and P1's day-90 form
+    assert "Patients 1 to 50 of 56" in first.text and 'id="P50"' in first.text and 'id="P51"' not in first.text
+    assert "Previous page" not in first.text
+    second = monitor.get(f"/trials/{TRIAL}/verification" + re.search(r'href="([^"]+)" rel="next"', first.text)
+                         .group(1).replace("&amp;", "&"))
+    assert "Patients 51 to 56 of 56" in second.text and 'id="P56"' in second.text and 'id="P1"' not in second.text
+    assert "Next page" not in second.text and 'rel="prev"' in second.text
+    assert re.search(r'<p data-testid="counts">.*?</p>', second.text).group(0) == counts
+    found = monitor.get(f"/trials/{TRIAL}/verification?patient=p5")
+    assert "Patients 1 to 8 of 8" in found.text  # P5 and P50 to P56
+    assert {m for m in re.findall(r'<tr id="(P\d+)"', found.text)} == {"P5", *(f"P{n}" for n in range(50, 57))}
+    assert "Patients 0 to 0 of 0" in monitor.get(f"/trials/{TRIAL}/verification?site=S9").text
+    # Verify from the second page: back on the second page, the patient's row in view.
+    back = re.search(r'name="back" value="([^"]*)"', second.text).group(1).replace("&amp;", "&")
+    done = post(monitor, f"/trials/{TRIAL}/patients/P53/verify", form="screening", back=back)
+    assert done.status_code == 303 and done.headers["location"] == f"/trials/{TRIAL}/verification?page=2#P53"
+    verified = monitor.get(f"/trials/{TRIAL}/verification?status=verified")
+    assert "Patients 1 to 1 of 1" in verified.text
+    assert 'data-testid="sdv-status-P53-screening">verified' in verified.text
+    assert "never verified <b>56</b>" in verified.text and "Forms verified <b>1</b>" in verified.text
+    # A made-up page or status is read as the nearest real one, never an error.
+    assert "Patients 51 to 56 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=99&status=nonsense").text
+    assert "Patients 1 to 50 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=-3").text
+    assert "Patients 1 to 50 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=" + "9" * 5000).text

@@ -5,7 +5,8 @@ only those of S1's patients. Allocation documents are projected (`blinding.py`):
 slot are dropped for a reader who may not see arms, strata, block numbers, list positions
 and minimization scores for anyone who may not see how allocation ran. A projected export
 carries no hashes at all: a hash over a record with a hidden field of a few possible values
-would let anyone test each value.
+would let anyone test each value. Each event carries its number in its chain (`chain_seq`: the
+trial's, or the platform's) beside its number on the platform (`seq`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 from typing import Any
 from collections.abc import Iterator
 
-from sqlalchemy import select
+from sqlalchemy import Row, or_, select
 from sqlalchemy.orm import Session
 
 from ..protocol import Protocol
@@ -25,8 +26,13 @@ from .reconcile import check_trail
 from .trials import protocol_of
 
 PATIENT_ENTITIES = ("patient", "visit", "sae")
-COLUMNS = ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before", "after"]
+COLUMNS = ["seq", "chain_seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before",
+           "after"]
 HASH_COLUMNS = ["prev_hash", "hash"]
+EVENT_COLUMNS = (AuditEvent.seq, AuditEvent.chain_seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action,
+                 AuditEvent.entity, AuditEvent.entity_id, AuditEvent.trial_id, AuditEvent.site_code,
+                 AuditEvent.reason, AuditEvent.before_json, AuditEvent.after_json, AuditEvent.prev_hash,
+                 AuditEvent.hash)
 WITHHELD = "allocation details withheld (blinding)"
 # The DSMB's closed records: a reader who may not see arms gets only what no arm went into (interim_analyses.py).
 CLOSED_ENTITIES = ("interim_look", "dsmb_decision")
@@ -47,7 +53,7 @@ class _Scope:
         self.patient_sites = {(trial, code): site for trial, code, site in
                               session.execute(select(Patient.trial_id, Patient.code, Patient.site_code))}
 
-    def site_of(self, event: AuditEvent) -> str | None:
+    def site_of(self, event: AuditEvent | Row) -> str | None:
         if event.site_code is not None:
             return event.site_code
         if event.entity in PATIENT_ENTITIES and event.trial_id:  # events from before sites were recorded
@@ -55,7 +61,7 @@ class _Scope:
             return self.patient_sites.get((event.trial_id, parts[1])) if len(parts) > 1 else None
         return None
 
-    def admits(self, event: AuditEvent) -> bool:
+    def admits(self, event: AuditEvent | Row) -> bool:
         if event.trial_id is None:
             return self.actor.is_admin
         if event.trial_id not in self.trials:
@@ -69,7 +75,7 @@ class _Scope:
         masking = self.protocols[trial_id].design.masking
         return sees_arm(self.actor.role, masking) and sees_allocation_machinery(self.actor.role, masking)
 
-    def document(self, event: AuditEvent, text: str | None) -> tuple[str, bool]:
+    def document(self, event: AuditEvent | Row, text: str | None) -> tuple[str, bool]:
         """(the document as this reader may see it, whether anything was withheld)."""
         if text is None:
             return "", False
@@ -99,28 +105,51 @@ class _Scope:
 
 
 def audit_rows(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], list[str]]:
-    """(rows, columns) of the audit trail for this reader; hash columns only when nothing is withheld."""
+    """(rows, columns) of the audit trail for this reader, whole (`audit_stream` gives them a chunk at a time)."""
+    rows, columns = audit_stream(session, actor)
+    return list(rows), columns
+
+
+def audit_stream(session: Session, actor: Actor, chunk: int = 1000) -> tuple[Iterator[dict[str, Any]], list[str]]:
+    """(rows, columns) of the audit trail for this reader, the rows read `chunk` events at a time; the hash
+    columns only when nothing is withheld. The permission and the columns are settled at once, before a row is
+    read."""
     actor.require("reading the audit trail")
     scope = _Scope(session, actor)
-    rows, redacted_any = [], False
-    for e in _events(session):
-        if not scope.admits(e):
-            continue
-        before, hidden_before = scope.document(e, e.before_json)
-        after, hidden_after = scope.document(e, e.after_json)
-        row = {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "entity": e.entity,
-               "entity_id": e.entity_id, "trial": e.trial_id or "", "site": scope.site_of(e) or "",
-               "reason": e.reason or "", "before": before, "after": after,
-               "prev_hash": e.prev_hash, "hash": e.hash}
-        if hidden_before or hidden_after:
-            row["reason"] = row["reason"] or WITHHELD
-        redacted_any |= not scope.unredacted(e.trial_id) or hidden_before or hidden_after
-        rows.append(row)
-    if redacted_any:
-        for row in rows:
-            del row["prev_hash"], row["hash"]
-        return rows, COLUMNS
-    return rows, COLUMNS + HASH_COLUMNS
+    return _rows(session, scope, chunk), COLUMNS + HASH_COLUMNS if not _withholds(session, scope) else COLUMNS
+
+
+def _row(scope: _Scope, e: AuditEvent | Row) -> dict[str, Any]:
+    before, hidden_before = scope.document(e, e.before_json)
+    after, hidden_after = scope.document(e, e.after_json)
+    row = {"seq": e.seq, "chain_seq": e.chain_seq, "at": e.at, "actor": e.actor, "action": e.action,
+           "entity": e.entity, "entity_id": e.entity_id, "trial": e.trial_id or "", "site": scope.site_of(e) or "",
+           "reason": e.reason or "", "before": before, "after": after, "prev_hash": e.prev_hash, "hash": e.hash}
+    if hidden_before or hidden_after:
+        row["reason"] = row["reason"] or WITHHELD
+    return row
+
+
+def _rows(session: Session, scope: _Scope, chunk: int) -> Iterator[dict[str, Any]]:
+    for e in session.execute(select(*EVENT_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=chunk)):
+        if scope.admits(e):
+            yield _row(scope, e)
+
+
+def _withholds(session: Session, scope: _Scope) -> bool:
+    """Whether anything of an event this reader sees is withheld: an event of a trial whose allocations are
+    projected for them, or a closed document. Only such events are read to find out."""
+    redacted = [t for t in scope.trials if not scope.unredacted(t)]
+    closed = [] if scope.actor.role in CLOSED_READERS else ["notification", "dsmb_report", *CLOSED_ENTITIES]
+    if not redacted and not closed:
+        return False
+    query = (select(*EVENT_COLUMNS).where(or_(AuditEvent.trial_id.in_(redacted), AuditEvent.entity.in_(closed)))
+             .order_by(AuditEvent.seq).execution_options(yield_per=1000))
+    for e in session.execute(query):
+        if scope.admits(e) and (not scope.unredacted(e.trial_id) or scope.document(e, e.before_json)[1]
+                                or scope.document(e, e.after_json)[1]):
+            return True
+    return False
 
 
 def trail_check(session: Session, actor: Actor) -> dict[str, Any]:
@@ -134,7 +163,3 @@ def trail_check(session: Session, actor: Actor) -> dict[str, Any]:
     return {"ok": result.ok, "events": result.events, "message": result.message, "first_bad": result.first_bad,
             "chain": result.chain,
             "problems": list(result.problems) if actor.is_admin else len(result.problems)}
-
-
-def _events(session: Session) -> Iterator[AuditEvent]:
-    yield from session.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import case, select
@@ -79,6 +80,13 @@ def funnel(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
             "queries": query_counts(session, actor, trial_id)}  # unresolved data queries by site and age
 
 
+@lru_cache(maxsize=50_000)
+def _levels(record_json: str) -> tuple[tuple[str, str], ...]:
+    """An allocation's factor levels from its stored record: a pure function of the text, so each allocation is
+    parsed once per server process, not on every dashboard."""
+    return tuple(json.loads(record_json).get("levels", {}).items())
+
+
 def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     """Allocations per factor level per arm at the user's sites (level totals only for those who may not
     see counts per arm). Counted from the allocations the user may see, never from the trial-wide state:
@@ -93,8 +101,8 @@ def balance(session: Session, actor: Actor, trial_id: str) -> dict[str, Any]:
     counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for site, arm, record_json in rows:
         if actor.can_see_site(site):
-            for factor, level in json.loads(record_json).get("levels", {}).items():
-                counts[factor][level][arm] += 1
+            for name, level in _levels(record_json):
+                counts[name][level][arm] += 1
     by_arm = sees_arm_counts(actor.role, protocol)
     factors = []
     for factor in protocol.randomization.factors:

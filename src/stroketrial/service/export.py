@@ -33,7 +33,7 @@ from ..store.models import (AdverseEvent, Allocation, DltAssessment, EscalationA
                             SeriousAdverseEvent, Unblinding, VisitRecord)
 from . import envelopes, locks
 from .accounts import Actor
-from .audit_trail import audit_rows
+from .audit_trail import audit_stream
 from .blinding import sees_arm_counts
 from .consent import export_flags
 from .patients import aware
@@ -485,6 +485,24 @@ def _odm_document(session: Session, actor: Actor, scope: _Scope, forms: dict[str
 
 
 def audit_csv(session: Session, actor: Actor) -> str:
-    """The audit trail as this reader may see it (site scope, blinded projections; see audit_trail.py)."""
-    rows, columns = audit_rows(session, actor)
-    return _csv(rows, columns)
+    """The audit trail as this reader may see it (site scope, blinded projections; see audit_trail.py), whole."""
+    return b"".join(audit_csv_stream(session, actor)).decode("utf-8")
+
+
+def audit_csv_stream(session: Session, actor: Actor, chunk: int = 1000) -> Iterator[bytes]:
+    """The audit trail as CSV in pieces of about PIECE_BYTES, read `chunk` events at a time. The permission is
+    checked at once, before a piece is asked for."""
+    rows, columns = audit_stream(session, actor, chunk)
+    return _pieces(text.encode("utf-8") for text in _csv_text(rows, columns, batch=chunk))
+
+
+def _pieces(parts: Iterable[bytes]) -> Iterator[bytes]:
+    """Parts handed on together in pieces of about PIECE_BYTES (each piece of a streamed answer is a hop to a
+    worker thread)."""
+    pending = bytearray()
+    for part in parts:
+        pending += part
+        if len(pending) >= PIECE_BYTES:
+            yield bytes(pending)
+            pending.clear()
+    yield bytes(pending)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -119,6 +121,38 @@ def _patients_of(trial_id: str) -> Select[int]:
     return select(Patient.id).where(Patient.trial_id == trial_id)
 
 
+_FACTS: OrderedDict[tuple[str, bool, str], tuple[bool, bool]] = OrderedDict()
+_FACTS_KEPT = 100_000  # forms' facts kept, the least recently asked for dropped first
+_FACTS_LOCK = threading.Lock()
+
+
+def form_facts(sich: Outcome | None, forms: list[tuple[str, str]]) -> list[tuple[bool, bool]]:
+    """(death, sICH) on each watched form, given as (visit, the form's stored JSON): a death when the form says
+    so; an sICH by the protocol's definition on the imaging visit's form (the forms not known yet evaluated at
+    once), or by the form's own sich answer when the plan defines none. A pure function of the definition and the
+    form's text, so each form is parsed and judged once per server process, not on every safety count."""
+    definition = sich.model_dump_json() if sich is not None else ""
+    keys = [(definition, sich is not None and visit == sich.visit, text) for visit, text in forms]
+    with _FACTS_LOCK:
+        known = {k: _FACTS[k] for k in keys if k in _FACTS}
+    missing = [k for k in dict.fromkeys(keys) if k not in known]
+    if missing:
+        values = [json.loads(text) for _, _, text in missing]
+        imaging = [i for i, (_, on_imaging, _) in enumerate(missing) if on_imaging]
+        hits = (dict(zip(imaging, events_on_forms(sich, [values[i] for i in imaging]), strict=True))
+                if sich is not None and imaging else {})
+        for i, key in enumerate(missing):
+            known[key] = (bool(values[i].get("death")),
+                          bool(hits[i]) if key[1] else sich is None and values[i].get("sich") is True)
+    with _FACTS_LOCK:
+        for key in keys:
+            _FACTS[key] = known[key]
+            _FACTS.move_to_end(key)
+        while len(_FACTS) > _FACTS_KEPT:
+            _FACTS.popitem(last=False)
+    return [known[k] for k in keys]
+
+
 def patient_safety(session: Session, protocol: Protocol, trial_id: str,
                    admits: Callable[[str], bool] = lambda _site: True) -> list[PatientSafety]:
     """Every randomized patient of the sites `admits` lets in, with deaths, sICH and SAEs (closed: the arm).
@@ -126,8 +160,8 @@ def patient_safety(session: Session, protocol: Protocol, trial_id: str,
     Death: a visit form saying so (its visit date), or an SAE with a fatal outcome (its onset). sICH: the
     protocol's definition on its form (the visit date), or an SAE reported under the endpoint's term with its
     onset within the endpoint's timepoint. The SAEs are read as their latest follow-up leaves them. Checked after
-    every watched visit form and SAE report: only the forms that can hold a death or an sICH are read, and the sICH
-    definition is evaluated on all the imaging forms at once."""
+    every watched visit form and SAE report: only the forms that can hold a death or an sICH are read, and each is
+    judged once (`form_facts`)."""
     rows = [(pid, code, site, arm, created) for pid, code, site, arm, created in session.execute(
         select(Patient.id, Patient.code, Patient.site_code, Allocation.arm, Allocation.created_at)
         .join(Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id)
@@ -139,28 +173,21 @@ def patient_safety(session: Session, protocol: Protocol, trial_id: str,
                       and e.analysis.outcome is sich), None)
     deaths: dict[int, list[dt.date]] = {}
     sich_seen: dict[int, list[dt.date]] = {}
-    imaging: list[tuple[int, dt.date | None, dict[str, Any]]] = []
     last_seen: dict[int, dt.date | None] = {}
     saes_by: dict[int, list[dict[str, Any]]] = {}
     if ids:
-        for pid, visit_id, visit_date, values_json in session.execute(
-                select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date, VisitRecord.values_json)
-                .where(VisitRecord.patient_id.in_(_patients_of(trial_id)),
-                       VisitRecord.visit_id.in_(watched_visits(protocol)))).all():
-            if pid not in ids:
-                continue
-            values, day = json.loads(values_json), _day(visit_date)
-            if values.get("death") and day is not None:
+        forms = [(pid, visit_id, _day(visit_date), values_json) for pid, visit_id, visit_date, values_json
+                 in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date,
+                                           VisitRecord.values_json)
+                                    .where(VisitRecord.patient_id.in_(_patients_of(trial_id)),
+                                           VisitRecord.visit_id.in_(watched_visits(protocol)))).all()
+                 if pid in ids]
+        facts = form_facts(sich, [(visit, text) for _, visit, _, text in forms])
+        for (pid, _visit, day, _text), (death, haemorrhage) in zip(forms, facts, strict=True):
+            if death and day is not None:
                 deaths.setdefault(pid, []).append(day)
-            if sich is not None and visit_id == sich.visit:
-                imaging.append((pid, day, values))
-            elif sich is None and values.get("sich") is True and day is not None:
+            if haemorrhage and day is not None:
                 sich_seen.setdefault(pid, []).append(day)
-        if sich is not None:
-            for (pid, day, _values), hit in zip(imaging, events_on_forms(sich, [v for *_, v in imaging]),
-                                                strict=True):
-                if hit and day is not None:
-                    sich_seen.setdefault(pid, []).append(day)
         last_seen = {pid: _day(day) for pid, day in session.execute(
             select(VisitRecord.patient_id, func.max(VisitRecord.visit_date))
             .where(VisitRecord.patient_id.in_(_patients_of(trial_id))).group_by(VisitRecord.patient_id)).all()

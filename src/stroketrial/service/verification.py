@@ -186,35 +186,53 @@ def verification_list(session: Session, actor: Actor, trial_id: str, code: str |
     verified, with each mark on a single field beside its form."""
     actor.require("reading source data verification")
     _trial, protocol = get_trial(session, actor, trial_id)
-    # Columns, not records, for a trial's thousand patients and their visits.
+    # Columns, not records, for a trial's thousand patients and their visits; a form's content (JSON) is read only
+    # for the patients with a mark, to check the mark against the data now.
     patients: list[Patient | Row]
     if code is not None:
         patients = [find_patient(session, actor, trial_id, code)]
+        in_scope: Any = [patients[0].id]
     else:
-        patients = [p for p in session.execute(select(Patient.id, Patient.code, Patient.site_code, Patient.data_json)
+        in_scope = select(Patient.id).where(Patient.trial_id == trial_id)
+        patients = [p for p in session.execute(select(Patient.id, Patient.code, Patient.site_code)
                                                .where(Patient.trial_id == trial_id).order_by(Patient.id))
                     if actor.can_see_site(p.site_code)]
-    ids = [p.id for p in patients]
-    allocations = {a.patient_id: a for a in session.execute(select(Allocation.patient_id, Allocation.arm)
-                                                            .where(Allocation.patient_id.in_(ids)))} if ids else {}
+    allocations = {a.patient_id: a for a in session.execute(select(Allocation.patient_id)
+                                                            .where(Allocation.patient_id.in_(in_scope)))}
     marks: dict[int, list[SourceVerification]] = {}
-    visits: dict[int, dict[str, VisitRecord | Row]] = {}
-    if ids:
-        for m in session.execute(select(SourceVerification).where(SourceVerification.patient_id.in_(ids))
-                                 .order_by(SourceVerification.id)).scalars():
-            marks.setdefault(m.patient_id, []).append(m)
-        for v in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date,
-                                        VisitRecord.values_json).where(VisitRecord.patient_id.in_(ids))):
-            visits.setdefault(v.patient_id, {})[v.visit_id] = v
+    for m in session.execute(select(SourceVerification).where(SourceVerification.patient_id.in_(in_scope))
+                             .order_by(SourceVerification.id)).scalars():
+        marks.setdefault(m.patient_id, []).append(m)
+    visits: dict[int, dict[str, Any]] = {}
+    for v in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id)
+                             .where(VisitRecord.patient_id.in_(in_scope))):
+        visits.setdefault(v.patient_id, {})[v.visit_id] = v
+    if marks and code is None:
+        marked = list(marks)
+        contents = {p.id: p for p in session.execute(select(Patient.id, Patient.code, Patient.site_code,
+                                                            Patient.data_json).where(Patient.id.in_(marked)))}
+        patients = [contents.get(p.id, p) for p in patients]
+    if marks:
+        for full in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date,
+                                           VisitRecord.values_json).where(VisitRecord.patient_id.in_(list(marks)))):
+            visits[full.patient_id][full.visit_id] = full
+    names = {SCREENING: form_name(protocol, SCREENING)} | {v.id: form_name(protocol, v.id) for v in protocol.visits}
     out = []
     counts = {"verified": 0, "cleared": 0, "never": 0}
     for patient in patients:
         # a form's content is read only to check a mark on it against the data now
         forms = forms_of(session, actor, protocol, patient, allocations.get(patient.id), visits.get(patient.id, {}),
                          contents=patient.id in marks)
+        rows: list[dict[str, Any]]
+        if patient.id not in marks:
+            rows = [{"form": form, "form_name": names[form], "status": "never", "mark": None, "fields": []}
+                    for form in forms]
+            counts["never"] += len(rows)
+            out.append({"patient_id": patient.code, "site": patient.site_code, "forms": rows})
+            continue
         rows = []
         for form, content in forms.items():
-            mine = [m for m in marks.get(patient.id, []) if m.form == form]
+            mine = [m for m in marks[patient.id] if m.form == form]
             latest = {}
             for m in mine:  # the latest mark per field (None: the whole form)
                 latest[m.field] = m
@@ -222,7 +240,7 @@ def verification_list(session: Session, actor: Actor, trial_id: str, code: str |
             whole = views.get(None)
             status = whole["status"] if whole else "never"
             counts[status] += 1
-            rows.append({"form": form, "form_name": form_name(protocol, form), "status": status, "mark": whole,
+            rows.append({"form": form, "form_name": names[form], "status": status, "mark": whole,
                          "fields": [v for f, v in views.items() if f is not None]})
         out.append({"patient_id": patient.code, "site": patient.site_code, "forms": rows})
     return {"trial": trial_id, "patients": out, "counts": counts}

@@ -1,6 +1,7 @@
 """Data management pages: the trial's data queries (unresolved ones by site and by days open), a patient's queries
 with the forms to raise, answer, close and re-open them, and the monitor's source data verification list with its
-verify buttons. Each calls service.queries or service.verification; each form carries the CSRF token.
+verify buttons (50 patients a page, with a patient, site and status filter). Each calls service.queries or
+service.verification; each form carries the CSRF token.
 
 The visits page shows a field's unresolved queries beside it (`_field_queries.html`, included by visits.html): the
 template asks `field_queries(request, trial, patient)`, a template global defined here that reads the patient's
@@ -9,7 +10,9 @@ queries once per request for a user who may read them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -177,10 +180,42 @@ def verification_page(request: Request, trial: str) -> HTMLResponse:
     with database(request).read() as session:
         _, protocol = trials.get_trial(session, actor, trial)
         listed = verification.verification_list(session, actor, trial)
-    listed = listed | {"patients": [pt | {"forms": _named(protocol, pt["forms"])} for pt in listed["patients"]]}
+    chosen = _sdv_filters(request.query_params)
+    shown, page, pages, total = _sdv_page(listed["patients"], chosen)
+    sites = sorted({pt["site"] for pt in listed["patients"]})
+    listed = listed | {"patients": [pt | {"forms": _named(protocol, pt["forms"])} for pt in shown]}
     form_names = list(dict.fromkeys(f["form_name"] for pt in listed["patients"] for f in pt["forms"]))
+    links = {n: "?" + urlencode({k: v for k, v in (chosen | {"page": str(n)}).items() if v})
+             for n in (page - 1, page + 1)}
     return render(request, "verification.html", protocol=protocol, listed=listed, form_names=form_names,
-                  can_verify=actor.may("verifying source data"))
+                  can_verify=actor.may("verifying source data"), chosen=chosen, sdv_statuses=SDV_STATUSES,
+                  sites=sites, page=page, pages=pages, total=total, first=(page - 1) * SDV_PAGE + 1,
+                  links=links, back=urlencode({k: v for k, v in (chosen | {"page": str(page)}).items() if v}))
+
+
+SDV_PAGE = 50  # patients a page: a monitor's visit covers a site's few dozen patients
+SDV_STATUSES = {"never": _("never verified"), "cleared": _("changed since: verify again"), "verified": _("verified")}
+
+
+def _sdv_filters(params: Mapping[str, str]) -> dict[str, str]:
+    """The verification list's filters from a query string: a patient (part of the number), a site, a status, the
+    page; anything else is dropped."""
+    status = params.get("status") or ""
+    return {"patient": (params.get("patient") or "").strip(), "site": (params.get("site") or "").strip(),
+            "status": status if status in SDV_STATUSES else "", "page": params.get("page") or ""}
+
+
+def _sdv_page(patients: list[dict[str, Any]], chosen: dict[str, str]) -> tuple[list[dict[str, Any]], int, int, int]:
+    """(the patients on the chosen page, the page, the number of pages, the patients matching the filters): a
+    patient matches a status when one of its forms has it."""
+    wanted = chosen["patient"].casefold()
+    matching = [pt for pt in patients if wanted in pt["patient_id"].casefold()
+                and (not chosen["site"] or pt["site"] == chosen["site"])
+                and (not chosen["status"] or any(f["status"] == chosen["status"] for f in pt["forms"]))]
+    pages = max(1, -(-len(matching) // SDV_PAGE))
+    asked = chosen["page"]
+    page = min(max(int(asked) if asked.isdigit() and len(asked) < 8 else 1, 1), pages)
+    return matching[(page - 1) * SDV_PAGE:page * SDV_PAGE], page, pages, len(matching)
 
 
 @router.post("/trials/{trial}/patients/{patient}/verify", response_class=HTMLResponse)
@@ -191,4 +226,5 @@ async def verify_submit(request: Request, trial: str, patient: str) -> Response:
     with database(request).write(trial) as session:
         verification.verify_form(session, actor, trial, patient, str(form.get("form", "")),
                                  str(form.get("field", "")) or None)
-    return RedirectResponse(f"/trials/{trial}/verification#{patient}", status_code=303)
+    back = urlencode({k: v for k, v in _sdv_filters(dict(parse_qsl(str(form.get("back", ""))))).items() if v})
+    return RedirectResponse(f"/trials/{trial}/verification{'?' + back if back else ''}#{patient}", status_code=303)
