@@ -9,6 +9,7 @@ counts before its imaging form is entered."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import threading
@@ -121,9 +122,15 @@ def _patients_of(trial_id: str) -> Select[int]:
     return select(Patient.id).where(Patient.trial_id == trial_id)
 
 
-_FACTS: OrderedDict[tuple[str, bool, str], tuple[bool, bool]] = OrderedDict()
+# Keyed by digests of the definition and of the form's text, not the texts themselves: 100,000 forms of a few
+# KB each would otherwise hold hundreds of MB in every server process. The digests never leave this process.
+_FACTS: OrderedDict[tuple[bytes, bool, bytes], tuple[bool, bool]] = OrderedDict()
 _FACTS_KEPT = 100_000  # forms' facts kept, the least recently asked for dropped first
 _FACTS_LOCK = threading.Lock()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def form_facts(sich: Outcome | None, forms: list[tuple[str, str]]) -> list[tuple[bool, bool]]:
@@ -131,13 +138,14 @@ def form_facts(sich: Outcome | None, forms: list[tuple[str, str]]) -> list[tuple
     so; an sICH by the protocol's definition on the imaging visit's form (the forms not known yet evaluated at
     once), or by the form's own sich answer when the plan defines none. A pure function of the definition and the
     form's text, so each form is parsed and judged once per server process, not on every safety count."""
-    definition = sich.model_dump_json() if sich is not None else ""
-    keys = [(definition, sich is not None and visit == sich.visit, text) for visit, text in forms]
+    definition = _digest(sich.model_dump_json() if sich is not None else "")
+    keys = [(definition, sich is not None and visit == sich.visit, _digest(text)) for visit, text in forms]
+    texts = {key: text for key, (_, text) in zip(keys, forms, strict=True)}
     with _FACTS_LOCK:
         known = {k: _FACTS[k] for k in keys if k in _FACTS}
     missing = [k for k in dict.fromkeys(keys) if k not in known]
     if missing:
-        values = [json.loads(text) for _, _, text in missing]
+        values = [json.loads(texts[key]) for key in missing]
         imaging = [i for i, (_, on_imaging, _) in enumerate(missing) if on_imaging]
         hits = (dict(zip(imaging, events_on_forms(sich, [values[i] for i in imaging]), strict=True))
                 if sich is not None and imaging else {})
