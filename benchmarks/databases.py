@@ -19,7 +19,8 @@ def fresh(url: str) -> str:
                 os.remove(parsed.database + suffix)
         return url
     name = f"bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+    # made from the server's maintenance database, so the URL may name a database that does not exist yet
+    with psycopg.connect(parsed.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False),
                          autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return parsed.set(database=name).render_as_string(hide_password=False)
