@@ -271,11 +271,13 @@ def audit_rows(session: Session, actor: Actor) -> tuple[list[dict[str, Any]], li
 
 
 def audit_csv(session: Session, actor: Actor, chain_seq: bool = True) -> str:
-    """The audit trail as the in-memory build wrote it at 20620a5, with (by default) each event's number in its
-    chain added after `seq`, as the export now writes it."""
+    """The audit trail as the in-memory build wrote it at 20620a5, with (by default, for the admin, who sees the
+    whole trail) each event's chain and number in it added after `seq`, as the export now writes it."""
     rows, columns = audit_rows(session, actor)
-    if chain_seq:
-        numbers = dict(session.execute(select(AuditEvent.seq, AuditEvent.chain_seq)).all())
-        rows = [{"seq": r["seq"], "chain_seq": numbers[r["seq"]], **r} for r in rows]
-        columns = ["seq", "chain_seq", *columns[1:]]
+    if chain_seq and actor.is_admin:
+        numbers = {seq: (chain or "platform", number) for seq, chain, number in
+                   session.execute(select(AuditEvent.seq, AuditEvent.chain_id, AuditEvent.chain_seq)).all()}
+        rows = [{"seq": r["seq"], "chain": numbers[r["seq"]][0], "chain_seq": numbers[r["seq"]][1], **r}
+                for r in rows]
+        columns = ["seq", "chain", "chain_seq", *columns[1:]]
     return _csv(rows, columns)

@@ -189,4 +189,5 @@ def test_the_verification_list_comes_a_page_at_a_time_with_filters_and_the_total
     # A made-up page or status is read as the nearest real one, never an error.
     assert "Patients 51 to 56 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=99&status=nonsense").text
     assert "Patients 1 to 50 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=-3").text
+    assert "Patients 1 to 50 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=%C2%B2").text  # "²"
     assert "Patients 1 to 50 of 56" in monitor.get(f"/trials/{TRIAL}/verification?page=" + "9" * 5000).text

@@ -27,7 +27,7 @@ JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead
 
 
 # Optional dependencies by top-level module, and the extra (pyproject.toml) that installs each.
-EXTRAS = {"matplotlib": "report", "odmlib": "report",
+EXTRAS = {"matplotlib": "report", "odmlib": "report", "weasyprint": "report",
           "fastapi": "server", "starlette": "server", "uvicorn": "server", "sqlalchemy": "server",
           "alembic": "server", "argon2": "server", "jinja2": "server", "multipart": "server",
           "python_multipart": "server", "itsdangerous": "server", "anyio": "server",

@@ -49,9 +49,14 @@ class PdfInBackground:
         if importlib.util.find_spec("weasyprint") is None:  # as write_pdf would, before any work is done
             raise ModuleNotFoundError("No module named 'weasyprint'", name="weasyprint")
         self.path = path
+        # written under a temporary name and put in place by wait(): a report that fails part way never leaves a
+        # half-written report.pdf, nor an older one beside a new report.html
+        self._part = path.with_name(path.name + ".part")
         # stderr to a file, not a pipe: a chatty WeasyPrint cannot block on a full one; closed by __exit__
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen([sys.executable, "-c", _CHILD, __file__, str(path)], stdin=subprocess.PIPE,
+        # -P: the current folder is not put on the child's sys.path (a stray html.py there is not imported)
+        self._process = subprocess.Popen([sys.executable, "-P", "-c", _CHILD, __file__, str(self._part)],
+                                         stdin=subprocess.PIPE,
                                          stdout=subprocess.DEVNULL, stderr=self._errors, env=dict(os.environ))
 
     def write(self, document: str) -> None:
@@ -68,7 +73,9 @@ class PdfInBackground:
         errors = self._errors.read().decode("utf-8", "replace")
         self._errors.close()
         if code != 0:
+            self._part.unlink(missing_ok=True)
             raise RuntimeError(f"writing {self.path} failed (exit code {code}):\n{errors[-4000:]}")
+        os.replace(self._part, self.path)
 
     def __enter__(self) -> PdfInBackground:
         return self
@@ -78,6 +85,7 @@ class PdfInBackground:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        self._part.unlink(missing_ok=True)
         if not self._errors.closed:
             self._errors.close()
 

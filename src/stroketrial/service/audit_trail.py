@@ -5,8 +5,11 @@ only those of S1's patients. Allocation documents are projected (`blinding.py`):
 slot are dropped for a reader who may not see arms, strata, block numbers, list positions
 and minimization scores for anyone who may not see how allocation ran. A projected export
 carries no hashes at all: a hash over a record with a hidden field of a few possible values
-would let anyone test each value. Each event carries its number in its chain (`chain_seq`: the
-trial's, or the platform's) beside its number on the platform (`seq`).
+would let anyone test each value. A reader who sees the whole trail (the admin) also gets each event's chain
+(`chain`: the trial's, or `platform`, which holds every event from before trials had chains of their own) and
+its number there (`chain_seq`); for a reader scoped to sites the gaps in a trial's numbers would count the
+events of its other sites, so they get `seq` alone, whose gaps mix every trial of the platform. The export
+reads the events up to the last one committed when it starts, so the columns chosen fit every row written.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import json
 from typing import Any
 from collections.abc import Iterator
 
-from sqlalchemy import Row, or_, select
+from sqlalchemy import Row, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..protocol import Protocol
@@ -26,11 +29,12 @@ from .reconcile import check_trail
 from .trials import protocol_of
 
 PATIENT_ENTITIES = ("patient", "visit", "sae")
-COLUMNS = ["seq", "chain_seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before",
-           "after"]
+COLUMNS = ["seq", "at", "actor", "action", "entity", "entity_id", "trial", "site", "reason", "before", "after"]
+CHAIN_COLUMNS = ["chain", "chain_seq"]  # after seq, for the reader who sees the whole trail
 HASH_COLUMNS = ["prev_hash", "hash"]
-EVENT_COLUMNS = (AuditEvent.seq, AuditEvent.chain_seq, AuditEvent.at, AuditEvent.actor, AuditEvent.action,
-                 AuditEvent.entity, AuditEvent.entity_id, AuditEvent.trial_id, AuditEvent.site_code,
+PLATFORM_CHAIN = "platform"
+EVENT_COLUMNS = (AuditEvent.seq, AuditEvent.chain_id, AuditEvent.chain_seq, AuditEvent.at, AuditEvent.actor,
+                 AuditEvent.action, AuditEvent.entity, AuditEvent.entity_id, AuditEvent.trial_id, AuditEvent.site_code,
                  AuditEvent.reason, AuditEvent.before_json, AuditEvent.after_json, AuditEvent.prev_hash,
                  AuditEvent.hash)
 WITHHELD = "allocation details withheld (blinding)"
@@ -116,13 +120,21 @@ def audit_stream(session: Session, actor: Actor, chunk: int = 1000) -> tuple[Ite
     read."""
     actor.require("reading the audit trail")
     scope = _Scope(session, actor)
-    return _rows(session, scope, chunk), COLUMNS + HASH_COLUMNS if not _withholds(session, scope) else COLUMNS
+    # Read only what was committed when the export began: on PostgreSQL each query sees its own snapshot, and
+    # an event committed between the check for withheld documents and the rows must not slip into a file that
+    # carries hashes.
+    last = session.execute(select(func.coalesce(func.max(AuditEvent.seq), 0))).scalar_one()
+    columns = [COLUMNS[0], *(CHAIN_COLUMNS if actor.is_admin else []), *COLUMNS[1:]]
+    if not _withholds(session, scope, last):
+        columns += HASH_COLUMNS
+    return _rows(session, scope, chunk, last), columns
 
 
 def _row(scope: _Scope, e: AuditEvent | Row) -> dict[str, Any]:
     before, hidden_before = scope.document(e, e.before_json)
     after, hidden_after = scope.document(e, e.after_json)
-    row = {"seq": e.seq, "chain_seq": e.chain_seq, "at": e.at, "actor": e.actor, "action": e.action,
+    row = {"seq": e.seq, "chain": e.chain_id or PLATFORM_CHAIN, "chain_seq": e.chain_seq, "at": e.at,
+           "actor": e.actor, "action": e.action,
            "entity": e.entity, "entity_id": e.entity_id, "trial": e.trial_id or "", "site": scope.site_of(e) or "",
            "reason": e.reason or "", "before": before, "after": after, "prev_hash": e.prev_hash, "hash": e.hash}
     if hidden_before or hidden_after:
@@ -130,26 +142,27 @@ def _row(scope: _Scope, e: AuditEvent | Row) -> dict[str, Any]:
     return row
 
 
-def _rows(session: Session, scope: _Scope, chunk: int) -> Iterator[dict[str, Any]]:
-    for e in session.execute(select(*EVENT_COLUMNS).order_by(AuditEvent.seq).execution_options(yield_per=chunk)):
-        if scope.admits(e):
-            yield _row(scope, e)
+def _rows(session: Session, scope: _Scope, chunk: int, last: int) -> Iterator[dict[str, Any]]:
+    query = select(*EVENT_COLUMNS).where(AuditEvent.seq <= last).order_by(AuditEvent.seq)
+    with session.execute(query.execution_options(yield_per=chunk)) as events:
+        for e in events:
+            if scope.admits(e):
+                yield _row(scope, e)
 
 
-def _withholds(session: Session, scope: _Scope) -> bool:
+def _withholds(session: Session, scope: _Scope, last: int) -> bool:
     """Whether anything of an event this reader sees is withheld: an event of a trial whose allocations are
     projected for them, or a closed document. Only such events are read to find out."""
     redacted = [t for t in scope.trials if not scope.unredacted(t)]
     closed = [] if scope.actor.role in CLOSED_READERS else ["notification", "dsmb_report", *CLOSED_ENTITIES]
     if not redacted and not closed:
         return False
-    query = (select(*EVENT_COLUMNS).where(or_(AuditEvent.trial_id.in_(redacted), AuditEvent.entity.in_(closed)))
+    query = (select(*EVENT_COLUMNS).where(or_(AuditEvent.trial_id.in_(redacted), AuditEvent.entity.in_(closed)),
+                                          AuditEvent.seq <= last)
              .order_by(AuditEvent.seq).execution_options(yield_per=1000))
-    for e in session.execute(query):
-        if scope.admits(e) and (not scope.unredacted(e.trial_id) or scope.document(e, e.before_json)[1]
-                                or scope.document(e, e.after_json)[1]):
-            return True
-    return False
+    with session.execute(query) as events:  # closed on the early return: no server-side cursor left open
+        return any(scope.admits(e) and (not scope.unredacted(e.trial_id) or scope.document(e, e.before_json)[1]
+                                        or scope.document(e, e.after_json)[1]) for e in events)
 
 
 def trail_check(session: Session, actor: Actor) -> dict[str, Any]:

@@ -207,15 +207,17 @@ def verification_list(session: Session, actor: Actor, trial_id: str, code: str |
     for v in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id)
                              .where(VisitRecord.patient_id.in_(in_scope))):
         visits.setdefault(v.patient_id, {})[v.visit_id] = v
+    # marked patients as a subquery: a large trial's ids are not sent as one parameter each
+    marked = select(SourceVerification.patient_id).where(SourceVerification.patient_id.in_(in_scope))
     if marks and code is None:
-        marked = list(marks)
         contents = {p.id: p for p in session.execute(select(Patient.id, Patient.code, Patient.site_code,
                                                             Patient.data_json).where(Patient.id.in_(marked)))}
         patients = [contents.get(p.id, p) for p in patients]
     if marks:
         for full in session.execute(select(VisitRecord.patient_id, VisitRecord.visit_id, VisitRecord.visit_date,
-                                           VisitRecord.values_json).where(VisitRecord.patient_id.in_(list(marks)))):
-            visits[full.patient_id][full.visit_id] = full
+                                           VisitRecord.values_json).where(VisitRecord.patient_id.in_(marked))):
+            # setdefault: a form entered since the list of visits was read (PostgreSQL reads each query afresh)
+            visits.setdefault(full.patient_id, {})[full.visit_id] = full
     names = {SCREENING: form_name(protocol, SCREENING)} | {v.id: form_name(protocol, v.id) for v in protocol.visits}
     out = []
     counts = {"verified": 0, "cleared": 0, "never": 0}

@@ -113,7 +113,7 @@ class ConcealedBlockEntry(Base):
     entry it uses, whatever the length the list has grown to."""
     __tablename__ = "concealed_block_entries"
     trial_id: Mapped[str] = mapped_column(ForeignKey("trials.id"), primary_key=True)
-    stratum: Mapped[str] = mapped_column(String(200), primary_key=True)
+    stratum: Mapped[str] = mapped_column(String(300), primary_key=True)  # as Envelope.stratum
     position: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0-based within the stratum
     block: Mapped[int] = mapped_column(Integer)
     block_size: Mapped[int] = mapped_column(Integer)

@@ -214,7 +214,8 @@ def _sdv_page(patients: list[dict[str, Any]], chosen: dict[str, str]) -> tuple[l
                 and (not chosen["status"] or any(f["status"] == chosen["status"] for f in pt["forms"]))]
     pages = max(1, -(-len(matching) // SDV_PAGE))
     asked = chosen["page"]
-    page = min(max(int(asked) if asked.isdigit() and len(asked) < 8 else 1, 1), pages)
+    # isascii: "²" is a digit to str.isdigit but not to int()
+    page = min(max(int(asked) if asked.isascii() and asked.isdigit() and len(asked) < 8 else 1, 1), pages)
     return matching[(page - 1) * SDV_PAGE:page * SDV_PAGE], page, pages, len(matching)
 
 

@@ -37,7 +37,7 @@ def _json(document) -> str:
 def upgrade() -> None:
     op.create_table("concealed_block_entries",
                     sa.Column("trial_id", sa.String(60), sa.ForeignKey("trials.id"), primary_key=True),
-                    sa.Column("stratum", sa.String(200), primary_key=True),
+                    sa.Column("stratum", sa.String(300), primary_key=True),
                     sa.Column("position", sa.Integer, primary_key=True),
                     sa.Column("block", sa.Integer, nullable=False),
                     sa.Column("block_size", sa.Integer, nullable=False),
