@@ -171,7 +171,10 @@ def test_a_withdrawal_of_follow_up_from_the_patient_page_refuses_later_visits(db
                             follow_redirects=False)
     withdrawn = investigator.post(f"/trials/{TRIAL}/patients/P1/consents/{number}/withdrawal", follow_redirects=False,
                                   data={"csrf": csrf_of(text), "scope": "follow_up",
-                                        "reason": "the patient wants no more visits", "withdrawn_at": ago(hours=20)})
+                                        "reason": "the patient wants no more visits",
+                                        # yesterday at noon, a day before today's visit at any hour of the day
+                                        # (20 hours ago fell on today's date in the site's zone late in the day)
+                                        "withdrawn_at": f"{yesterday}T12:00"})
     assert withdrawn.status_code == 303, withdrawn.text
     text = investigator.get(withdrawn.headers["location"]).text
     assert "Withdrawn" in text and "the patient wants no more visits" in text
