@@ -217,3 +217,24 @@ def test_help_loads_neither_the_numerics_nor_the_database():
             "if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_each_command_is_built_from_the_module_that_registers_it():
+    """`main` builds only the asked command's module (cli/root.py): the map must name every command, once."""
+    import typer.main
+
+    from stroketrial.cli import root
+
+    everything = typer.main.get_command(root.app)
+    assert sorted(everything.commands) == sorted(root.MODULE_OF)
+    for module, names in root.MODULES.items():
+        assert sorted(typer.main.get_command(root.build([module])).commands) == sorted(names)
+
+
+def test_a_command_loads_only_its_own_module(tmp_path):
+    code = ("import sys; from stroketrial.cli import main; sys.argv = ['stroketrial', 'trials', '--json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('stroketrial.cli.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "['stroketrial.cli.root', 'stroketrial.cli.support', " \
+                                                   "'stroketrial.cli.trials']"

@@ -1,14 +1,127 @@
-"""Reading an analysis dataset: the arm contrast, the outcome and covariates, checked and named in errors."""
+"""Reading an analysis dataset: the arm contrast, the outcome and covariates, checked and named in errors.
+
+A dataset is a pandas DataFrame (the report, the platform's export) or a `CsvTable` (`stroketrial analyze ordinal`
+on a CSV file). The contrast is worked out on each column's cells without pandas, so that one command can answer
+without importing it: pandas alone takes longer to import (about 0.3 s) than the whole analysis.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import csv
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import pandas as pd
 
 from .result import AnalysisInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas.read_csv's default missing-value cells, so that a CSV means the same whichever reader reads it
+MISSING_CELLS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                           "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A CSV file read by the standard library's csv module: each column's cells as text, None where missing."""
+
+    source: str
+    cells: dict[str, np.ndarray]  # column -> object array of str | None, one entry per row
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.cells)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.cells.values()), ()))
+
+
+Dataset = Union["pd.DataFrame", CsvTable]
+
+
+def read_csv_table(path: Path) -> CsvTable:
+    """One row per patient, the first line naming the columns; blank lines skipped, short rows filled with
+    missing cells (as pandas.read_csv)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row]
+    except UnicodeDecodeError:
+        raise AnalysisInputError(f"{path}: not a readable CSV (not UTF-8 text)") from None
+    except csv.Error as exc:
+        raise AnalysisInputError(f"{path}: not a readable CSV ({exc})") from None
+    if not rows:
+        raise AnalysisInputError(f"{path}: not a readable CSV (the file is empty)")
+    header = [name.strip() for name in rows[0]]
+    for i, name in enumerate(header):
+        if name in header[:i]:
+            raise AnalysisInputError(f"{path}: column {name!r} is named twice in the header")
+    width = len(header)
+    table: list[list[str | None]] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) > width:
+            raise AnalysisInputError(f"{path}: not a readable CSV (row {line} has {len(row)} fields, the header "
+                                     f"{width})")
+        table.append([None if cell in MISSING_CELLS else cell for cell in row] + [None] * (width - len(row)))
+    columns = list(zip(*table, strict=True)) if table else [()] * width
+    return CsvTable(str(path), {name: np.array(column, dtype=object) for name, column in zip(header, columns,
+                                                                                             strict=True)})
+
+
+def cells(data: Dataset, column: str) -> np.ndarray:
+    """A column's values as an object array, None where missing."""
+    if isinstance(data, CsvTable):
+        return data.cells[column]
+    series = data[column]
+    values = series.to_numpy(dtype=object)
+    values[series.isna().to_numpy()] = None
+    return values
+
+
+def _number(value: Any) -> float | None:
+    """A cell as a number, or None if it is not one (as pandas.to_numeric would refuse it)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if "_" in text:
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            return None
+        return None if number != number else number
+    if isinstance(value, bool | int | float | np.number | np.bool_):
+        return float(value)
+    return None
+
+
+def numbers(values: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """Each cell as a float (NaN where missing) and the position of the first cell that is there but is not a
+    number (None if every present cell is one)."""
+    out = np.full(len(values), np.nan)
+    first_bad = None
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        number = _number(value)
+        if number is None:
+            if first_bad is None:
+                first_bad = i
+        else:
+            out[i] = number
+    return out, first_bad
+
+
+def shown(value: Any) -> Any:
+    """A cell as a message shows it: a number without numpy's type name."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def labels(values: np.ndarray) -> list[str | None]:
+    """Each cell as text, as pandas' astype("string") writes it."""
+    return [None if v is None else str(shown(v)) for v in values]
 
 
 @dataclass(frozen=True)
@@ -17,7 +130,8 @@ class Contrast:
 
     treated: np.ndarray
     outcome: np.ndarray
-    covariates: pd.DataFrame
+    covariate_names: tuple[str, ...]  # a category's indicators are named column_level, as pandas.get_dummies
+    covariate_values: np.ndarray  # one row per usable row, one column per name
     dropped: int  # rows left out for a missing outcome or covariate
     treatment: str
     control: str
@@ -26,54 +140,75 @@ class Contrast:
     def n(self) -> int:
         return len(self.treated)
 
+    @property
+    def covariates(self) -> pd.DataFrame:
+        """The covariates as a DataFrame, for the analyses fitted by statsmodels."""
+        import pandas as pd
 
-def require_columns(df: pd.DataFrame, *columns: str) -> None:
+        return pd.DataFrame(self.covariate_values, columns=list(self.covariate_names))
+
+    def keep(self, rows: np.ndarray, drop_covariate: str | None = None) -> Contrast:
+        """These rows only, and without one covariate."""
+        names = [n for n in self.covariate_names if n != drop_covariate]
+        columns = [self.covariate_names.index(n) for n in names]
+        return Contrast(self.treated[rows], self.outcome[rows], tuple(names),
+                        self.covariate_values[rows][:, columns], self.dropped, self.treatment, self.control)
+
+
+def require_columns(df: Dataset, *columns: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise AnalysisInputError(f"the dataset has no column {missing[0]!r}")
 
 
-def contrast(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
+def _covariate(column: str, values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """A covariate's columns: itself if every present value is a number, else one indicator per level but the
+    first (levels in sorted order, as pandas.get_dummies with drop_first); NaN where the value is missing."""
+    numeric, first_bad = numbers(values)
+    if first_bad is None and any(v is not None for v in values):
+        return [column], numeric[:, None]
+    text = labels(values)
+    levels = sorted({t for t in text if t is not None})[1:]
+    matrix = np.array([[np.nan if t is None else float(t == level) for level in levels] for t in text],
+                      dtype=float).reshape(len(text), len(levels))
+    return [f"{column}_{level}" for level in levels], matrix
+
+
+def contrast(df: Dataset, outcome: str, arm: str, treatment: str, control: str,
              adjust: Sequence[str] = (), kind: str = "numeric") -> Contrast:
+    present = list(df.columns)
     for column in (outcome, arm, *adjust):
-        if column not in df.columns:
-            close = [c for c in df.columns if c.lower().startswith(column.lower()[:3])][:3]
+        if column not in present:
+            close = [c for c in present if c.lower().startswith(column.lower()[:3])][:3]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise AnalysisInputError(f"the dataset has no column {column!r}{hint}")
-    arms = df[arm].astype("string")
-    unknown = sorted(set(arms.dropna()) - {treatment, control})
+    arms = labels(cells(df, arm))
+    unknown = sorted({a for a in arms if a is not None} - {treatment, control})
     if unknown:
         raise AnalysisInputError(f"column {arm!r} holds {unknown}, not only {treatment!r} and {control!r}; "
                                  "choose the arms with --treatment and --control, or filter the file")
     for label in (treatment, control):
-        if not (arms == label).any():
+        if label not in arms:
             raise AnalysisInputError(f"no row has {arm} = {label!r}")
-    columns = [outcome, *adjust]
-    frame = df.loc[arms.isin([treatment, control]), [arm, *columns]].copy()
-    y = pd.to_numeric(frame[outcome], errors="coerce")
-    bad = frame[outcome].notna() & y.isna()
-    if bad.any():
-        raise AnalysisInputError(f"column {outcome!r} holds {frame.loc[bad, outcome].iloc[0]!r}, which is not a number")
-    if kind == "mrs":
-        out_of_range = y.notna() & ~y.isin(range(7))
-        if out_of_range.any():
-            raise AnalysisInputError(f"column {outcome!r} holds {y[out_of_range].iloc[0]!r}; the mRS is 0 to 6")
-    if kind == "binary":
-        out_of_range = y.notna() & ~y.isin([0, 1])
-        if out_of_range.any():
-            raise AnalysisInputError(f"column {outcome!r} holds {y[out_of_range].iloc[0]!r}; a binary outcome is 0 "
-                                     "or 1")
-    covariates = pd.DataFrame(index=frame.index)
+    rows = np.array([a in (treatment, control) for a in arms], dtype=bool)
+    raw = cells(df, outcome)[rows]
+    y, first_bad = numbers(raw)
+    if first_bad is not None:
+        raise AnalysisInputError(f"column {outcome!r} holds {shown(raw[first_bad])!r}, which is not a number")
+    if kind in ("mrs", "binary"):
+        allowed = range(7) if kind == "mrs" else (0, 1)
+        outside = ~np.isnan(y) & ~np.isin(y, allowed)
+        if outside.any():
+            rule = "the mRS is 0 to 6" if kind == "mrs" else "a binary outcome is 0 or 1"
+            raise AnalysisInputError(f"column {outcome!r} holds {float(y[outside][0])!r}; {rule}")
+    names: list[str] = []
+    parts = []
     for column in adjust:
-        series = frame[column]
-        numeric = pd.to_numeric(series, errors="coerce")
-        if series.notna().sum() and numeric.notna().sum() == series.notna().sum():
-            covariates[column] = numeric.astype(float)
-        else:  # a category: one indicator per level but the first
-            dummies = pd.get_dummies(series.astype("string"), prefix=column, drop_first=True, dtype=float)
-            dummies[series.isna()] = np.nan
-            covariates = covariates.join(dummies)
-    keep = y.notna() & covariates.notna().all(axis=1)
-    return Contrast(treated=(frame.loc[keep, arm].astype("string") == treatment).to_numpy().astype(float),
-                    outcome=y[keep].to_numpy(), covariates=covariates.loc[keep].reset_index(drop=True),
-                    dropped=int((~keep).sum()), treatment=treatment, control=control)
+        part_names, part = _covariate(column, cells(df, column)[rows])
+        names += part_names
+        parts.append(part)
+    values = np.hstack(parts) if parts else np.empty((len(y), 0))
+    keep = ~np.isnan(y) & ~np.isnan(values).any(axis=1)
+    treated = np.array([a == treatment for a in np.array(arms, dtype=object)[rows]], dtype=float)
+    return Contrast(treated=treated[keep], outcome=y[keep], covariate_names=tuple(names),
+                    covariate_values=values[keep], dropped=int((~keep).sum()), treatment=treatment, control=control)

@@ -15,17 +15,19 @@ SciPy's statistics are imported by the functions that use them: the proportional
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from . import proportional_odds_fit as po
-from .dataset import Contrast, contrast, require_columns
+from .dataset import Contrast, Dataset, cells, contrast, labels, numbers, require_columns, shown
 from .result import AnalysisInputError, Result
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Z95 = po.Z95
 PARAMETERIZATION = ("logit P(mRS <= j) = cut_j - (coefficients . x), as MASS::polr and ordinal::clm: a coefficient "
@@ -33,13 +35,13 @@ PARAMETERIZATION = ("logit P(mRS <= j) = cut_j - (coefficients . x), as MASS::po
 
 
 def _codes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    levels = np.unique(y)
+    levels = np.array(sorted(set(y.tolist())))  # np.unique imports numpy.ma: 25 ms, more than the fit
     if len(levels) < 2:
         raise AnalysisInputError("the outcome takes a single value; there is no shift to estimate")
     return np.searchsorted(levels, y), levels
 
 
-def _weighted_contrast(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
+def _weighted_contrast(df: Dataset, outcome: str, arm: str, treatment: str, control: str,
                        adjust: Sequence[str], weights: str | None) -> tuple[Contrast, np.ndarray]:
     """The contrast for the mRS and each usable row's frequency weight (1 without `weights`); rows of weight 0
     are left out."""
@@ -49,20 +51,17 @@ def _weighted_contrast(df: pd.DataFrame, outcome: str, arm: str, treatment: str,
     require_columns(df, weights, arm)
     if weights in (outcome, arm, *adjust):
         raise AnalysisInputError(f"column {weights!r} cannot be both the weights and the outcome, arm or a covariate")
-    raw = df.loc[df[arm].astype("string").isin([treatment, control]), weights]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() | ~np.isfinite(values.fillna(0)) | (values < 0)
+    rows = np.array([a in (treatment, control) for a in labels(cells(df, arm))], dtype=bool)
+    raw = cells(df, weights)[rows]
+    values, _ = numbers(raw)
+    bad = np.isnan(values) | ~np.isfinite(np.nan_to_num(values)) | (values < 0)
     if bad.any():
-        value = raw[bad].iloc[0]
-        value = value.item() if isinstance(value, np.generic) else value
-        raise AnalysisInputError(f"column {weights!r} holds {value!r}; a frequency weight is a number, 0 or more")
+        raise AnalysisInputError(f"column {weights!r} holds {shown(raw[bad][0])!r}; a frequency weight is a number, "
+                                 "0 or more")
     c = contrast(df, outcome, arm, treatment, control, [*adjust, weights], kind="mrs")
-    w = c.covariates[weights].to_numpy(float)
+    w = c.covariate_values[:, c.covariate_names.index(weights)]
     keep = w > 0
-    c = dataclasses.replace(c, treated=c.treated[keep], outcome=c.outcome[keep],
-                            covariates=c.covariates.loc[keep, list(c.covariates.columns.drop(weights))]
-                            .reset_index(drop=True))
-    return c, w[keep]
+    return c.keep(keep, drop_covariate=weights), w[keep]
 
 
 def _count(x: float) -> int | float:
@@ -73,7 +72,7 @@ def _fit(c: Contrast, weights: np.ndarray | None = None
          ) -> tuple[po.ProportionalOddsFit, np.ndarray, np.ndarray, np.ndarray]:
     """The proportional-odds fit on the arm (first) and the covariates, the outcome codes, the levels and X."""
     codes, levels = _codes(c.outcome)
-    X = np.column_stack([c.treated, c.covariates.to_numpy(float)])
+    X = np.column_stack([c.treated, c.covariate_values])
     return po.fit(codes, len(levels), X, weights), codes, levels, X
 
 
@@ -91,7 +90,7 @@ def _full_details(fitted: po.ProportionalOddsFit, names: list[str], levels: np.n
             "parameterization": PARAMETERIZATION}
 
 
-def proportional_odds(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
+def proportional_odds(df: Dataset, outcome: str, arm: str, treatment: str, control: str,
                       adjust: Sequence[str] = (), profile: bool = True, weights: str | None = None,
                       full: bool = False) -> Result:
     """Common odds ratio for a shift toward better mRS (above 1 favours treatment), Wald and profile CIs.
@@ -120,13 +119,13 @@ def proportional_odds(df: pd.DataFrame, outcome: str, arm: str, treatment: str, 
         details["profile_ci"] = [float(ci[0]), float(ci[1])]
         method += "; profile-likelihood 95% CI"
     if full:
-        details.update(_full_details(fitted, ["treated", *c.covariates.columns], levels))
+        details.update(_full_details(fitted, ["treated", *c.covariate_names], levels))
     p = po.p_value(beta / se)
     return Result("ordinal shift (mRS), " + ("adjusted" if adjust else "unadjusted"), float(np.exp(-beta)),
                   float(ci[0]), float(ci[1]), p, method, round(n), "common odds ratio", details)
 
 
-def proportional_odds_test(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: str,
+def proportional_odds_test(df: Dataset, outcome: str, arm: str, treatment: str, control: str,
                            adjust: Sequence[str] = (), weights: str | None = None, full: bool = False) -> Result:
     """Likelihood-ratio test of proportional odds for the arm: the PO model against the model in which
     the arm's effect differs at every cut-point (as ordinal::nominal_test does for the arm, and
@@ -160,7 +159,7 @@ def proportional_odds_test(df: pd.DataFrame, outcome: str, arm: str, treatment: 
         n = _count(float(w.sum()))
         details.update(weights=weights, rows=c.n)
     if full:
-        labels, names = _cut_labels(levels), list(c.covariates.columns)
+        labels, names = _cut_labels(levels), list(c.covariate_names)
         details["proportional"] = {"cutpoints": dict(zip(labels, map(float, proportional.cuts[0]), strict=True)),
                                    "coefficients": dict(zip(["treated", *names], map(float, proportional.coef),
                                                             strict=True))}
@@ -237,13 +236,13 @@ def _stratified_win_odds(df: pd.DataFrame, outcome: str, arm: str, treatment: st
 
     c = contrast(df, outcome, arm, treatment, control, kind="numeric")  # checks the columns and arms
     require_columns(df, strata)
-    labels = df[strata].astype("string")
+    stratum_labels = df[strata].astype("string")
     sign = -1.0 if lower_is_better else 1.0
     rows: list[dict[str, object]] = []
     n = 0
-    for level in sorted(labels.dropna().unique()):
+    for level in sorted(stratum_labels.dropna().unique()):
         try:
-            part = contrast(df[labels == level], outcome, arm, treatment, control, kind="numeric")
+            part = contrast(df[stratum_labels == level], outcome, arm, treatment, control, kind="numeric")
         except AnalysisInputError as error:
             raise AnalysisInputError(f"stratum {strata} = {level!r}: {error}") from error
         a, b = sign * part.outcome[part.treated == 1], sign * part.outcome[part.treated == 0]

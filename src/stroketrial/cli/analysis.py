@@ -3,9 +3,10 @@ trial's report)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 
 import io
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -16,6 +17,7 @@ from .support import JsonOption, emit_json, err, fail, out
 
 if TYPE_CHECKING:
     import pandas as pd
+    from ..analysis.dataset import Dataset
     from ..protocol import Protocol
 
 
@@ -35,11 +37,15 @@ def register(app: typer.Typer, command) -> None:
                                 "stroketrial demo amass-1 --out amass1-report/ --volume-ratio 0.7")(demo)
 
 
-def read_dataset(path: Path, protocol: Protocol | None = None) -> pd.DataFrame:
+@overload
+def read_dataset(path: Path, protocol: Protocol | None = None, *, fast: Literal[False] = False) -> pd.DataFrame: ...
+@overload
+def read_dataset(path: Path, protocol: Protocol | None = None, *, fast: bool) -> Dataset: ...
+def read_dataset(path: Path, protocol: Protocol | None = None, *, fast: bool = False) -> Dataset:
     """A trial dataset: a CSV with one row per patient, or the platform's CSV export (zip of forms), whose
-    visit forms fill the outcome columns the protocol's analysis plan names."""
+    visit forms fill the outcome columns the protocol's analysis plan names. fast: a CSV is read without pandas,
+    for an analysis that takes either (`analysis/dataset.py`)."""
     from ..analysis.result import AnalysisInputError
-    import pandas as pd
 
     if not path.exists():
         raise AnalysisInputError(f"{path}: no such file")
@@ -47,6 +53,12 @@ def read_dataset(path: Path, protocol: Protocol | None = None) -> pd.DataFrame:
         return _from_export(path, protocol)
     if path.suffix.lower() != ".csv":
         raise AnalysisInputError(f"{path}: give a .csv dataset or the platform's .zip export")
+    if fast:
+        from ..analysis.dataset import read_csv_table
+
+        return read_csv_table(path)
+    import pandas as pd
+
     try:
         return pd.read_csv(path)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -105,11 +117,15 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
     # statsmodels (binary only), and a command spends more time importing them than analysing
     covariates = [c.strip() for c in adjust.split(",") if c.strip()]
     if first in ("ordinal", "binary"):
-        data = read_dataset(data_path)
         if not treatment or not control:
             fail("give --treatment and --control, the two arm labels to compare")
         if first == "ordinal":
+            # one model of a few hundred patients: OpenBLAS's threads would only spin beside it, a third of the
+            # command's CPU time (NumPy reads this when it is first imported, here)
+            os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
             from ..analysis import ordinal
+
+            data = read_dataset(data_path, fast=True)
 
             result = ordinal.proportional_odds(data, outcome, arm, treatment, control, covariates)
         else:
@@ -117,6 +133,7 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
 
             from ..analysis import binary
 
+            data = read_dataset(data_path)
             if success_max is not None:
                 mrs = pd.to_numeric(data[outcome], errors="coerce") if outcome in data else None
                 if mrs is None:

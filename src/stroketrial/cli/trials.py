@@ -27,7 +27,7 @@ _top_level: list[tuple[str, dict[str, Any], Callable]] = []
 
 
 def _top(name: str, **kwargs: Any) -> Callable:
-    """A command of the root app; `register` adds it (the root app is assembled in cli/app.py)."""
+    """A command of the root app; `register` adds it (the root app is assembled in cli/root.py)."""
     def collect(fn: Callable) -> Callable:
         _top_level.append((name, kwargs, fn))
         return fn
