@@ -27,6 +27,7 @@ from .test_api import randomize, register
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 TODAY = dt.date.today().isoformat()
+YESTERDAY = (dt.date.today() - dt.timedelta(days=1)).isoformat()  # onset for an awareness hours ago, at any hour
 
 
 class Inbox:
@@ -159,7 +160,7 @@ def test_an_sae_is_notified_in_the_inbox_and_emailed_through_smtp(pv, smtp):
     randomized(platform)
     recipients(platform, "amass-2", pharmacovigilance="pv@sponsor.test", dsmb="dsmb@board.test",
                monitor="cra@cro.test")
-    answer = sae(platform, awareness_at=ago(hours=2))
+    answer = sae(platform, onset_date=YESTERDAY, awareness_at=ago(hours=2))
     assert answer.status_code == 201, answer.text
     for address in ("pv@sponsor.test", "dsmb@board.test"):
         (message,) = smtp.to(address)
@@ -193,7 +194,7 @@ def test_an_sae_email_is_in_its_recipients_language_and_english_then_chinese_wit
     refused = platform.call("POST", "/trials/amass-2/notification-recipients", "admin",
                             json={"email": "x@board.test", "role": "dsmb", "language": "fr"})
     assert refused.status_code == 422 and "zh_Hans" in refused.text
-    assert sae(platform, awareness_at=ago(hours=2)).status_code == 201
+    assert sae(platform, onset_date=YESTERDAY, awareness_at=ago(hours=2)).status_code == 201
     (chinese,) = smtp.to("pv@sponsor.test")
     body = chinese.get_content()
     assert subject(chinese).startswith("[AMASS-2] 严重不良事件（SAE）报告：患者 P1（中心 S1）")  # noqa: RUF001

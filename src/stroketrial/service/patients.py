@@ -151,17 +151,24 @@ def aware(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
+def visible_allocation_fields(actor: Actor, protocol: Protocol, in_list: bool = False) -> tuple[bool, bool]:
+    """Whether this actor sees each allocation's kit, and its arm. In a list, arms are counts per arm in all but
+    name: those who enrol patients in a trial whose next allocation depends on the counts see each arm on its
+    patient's page (the treating team needs it), never in a list from which the margins could be rebuilt."""
+    return (sees_kit(actor.role),
+            sees_arm(actor.role, protocol.design.masking) and (not in_list or sees_arm_counts(actor.role, protocol)))
+
+
 def allocation_view(actor: Actor, protocol: Protocol, allocation: Allocation | Row,
-                    in_list: bool = False) -> dict[str, Any]:
-    """One allocation as this actor may see it. In a list, arms are counts per arm in all but name: those who
-    enrol patients in a trial whose next allocation depends on the counts see each arm on its patient's
-    page (the treating team needs it), never in a list from which the margins could be rebuilt."""
+                    in_list: bool = False, visible: tuple[bool, bool] | None = None) -> dict[str, Any]:
+    """One allocation as this actor may see it (`visible_allocation_fields`, worked out once for a list)."""
+    kit, arm = visible or visible_allocation_fields(actor, protocol, in_list)
     view = {"sequence": allocation.sequence, "kit": allocation.kit,
             "randomized_at": aware(allocation.created_at).isoformat() if allocation.created_at else None,
             "randomized_by": allocation.created_by}
-    if not sees_kit(actor.role):
+    if not kit:
         del view["kit"]  # dropped for every patient alike, kit or none, so its absence says nothing
-    if sees_arm(actor.role, protocol.design.masking) and (not in_list or sees_arm_counts(actor.role, protocol)):
+    if arm:
         view["arm"] = allocation.arm
     return view
 
@@ -179,10 +186,11 @@ def patient_view(session: Session, actor: Actor, protocol: Protocol, row: Patien
 
 
 def _summary(actor: Actor, protocol: Protocol, row: Patient | Row, allocation: Allocation | Row | None,
-             with_data: bool, failing: list[str], outstanding: list[str]) -> dict[str, Any]:
+             with_data: bool, failing: list[str], outstanding: list[str],
+             visible: tuple[bool, bool] | None = None) -> dict[str, Any]:
     return {"patient_id": row.code, "site": row.site_code, "status": row.status,
             "randomized": allocation is not None,
-            "randomization": (allocation_view(actor, protocol, allocation, in_list=not with_data)
+            "randomization": (allocation_view(actor, protocol, allocation, in_list=not with_data, visible=visible)
                               if allocation else None),
             "registered_at": aware(row.created_at).isoformat() if row.created_at else None,
             "failing": failing, "outstanding": outstanding}
@@ -208,8 +216,10 @@ def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[st
     rows = session.execute(select(Patient.id, Patient.code, Patient.site_code, Patient.status, Patient.created_at,
                                   screening.label("screening_json"))
                            .where(Patient.trial_id == trial_id).order_by(Patient.id))
+    visible = visible_allocation_fields(actor, protocol, in_list=True)
     return [_summary(actor, protocol, row, allocations.get(row.id), False,
-                     *(_open_criteria(json.loads(row.screening_json)) if row.screening_json else ([], [])))
+                     *(_open_criteria(json.loads(row.screening_json)) if row.screening_json else ([], [])),
+                     visible=visible)
             for row in rows if actor.can_see_site(row.site_code)]
 
 

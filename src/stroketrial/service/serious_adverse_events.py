@@ -172,8 +172,8 @@ def _moment(session: Session, patient: Patient, field: str, value: Any, now: dt.
 def expected_by_rsi(protocol: Protocol, state: Mapping[str, Any]) -> bool:
     """Whether the event's term or coded term names an event of the protocol's reference safety information."""
     names = {str(state.get(k) or "").strip().casefold() for k in ("term", "coded_term")} - {""}
-    return any(name in {e.term.casefold(), *(s.casefold() for s in e.synonyms)}
-               for e in protocol.reference_safety_information for name in names)
+    return bool(names) and not names.isdisjoint(
+        name.casefold() for e in protocol.reference_safety_information for name in (e.term, *e.synonyms))
 
 
 def fatal_or_life_threatening(state: Mapping[str, Any]) -> bool:
