@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--old", default="7ac5968", help="git ref of the code before (default: before issue 23)")
     parser.add_argument("--demo", action="store_true", help="also time `demo TRIAL` for every seed trial")
+    parser.add_argument("--no-report", action="store_true", help="leave out `analyze impact-lvo` (the single "
+                        "analysis only, and the demos with --demo)")
     options = parser.parse_args()
     console = Console(width=150)
     console.print(f"load average before: {Path('/proc/loadavg').read_text().split()[:3]}")
@@ -116,23 +118,25 @@ def main() -> None:
         work, new = Path(tmp), ROOT / "src"
         paths = {f"before ({options.old})": old, "now": new}
 
-        table = Table(title=f"analyze ordinal, adjusted, with the profile interval ({options.runs} fresh processes)")
+        table = Table(title=f"analyze ordinal, adjusted, with the profile interval ({options.runs} fresh processes "
+                            "each, taken in turn so that a change in the machine's load falls on all)")
         for column in ("", "median s", "fastest s", "median CPU s", "peak MiB", "answer"):
             table.add_column(column, justify="left" if column in ("", "answer") else "right")
-        for label, src in paths.items():
-            runs = [timed(stroketrial(ORDINAL), env_for(src)) for _ in range(options.runs)]
-            table.add_row(f"stroketrial {label}", f"{median(r[0] for r in runs):.2f}", f"{min(r[0] for r in runs):.2f}",
-                          f"{median(r[3] for r in runs):.2f}", str(max(r[1] for r in runs)), runs[-1][2][:80])
         rscript = shutil.which("Rscript")
         has_mass = rscript and subprocess.run([rscript, "-e", "library(MASS)"], capture_output=True).returncode == 0
+        commands = {f"stroketrial {label}": (stroketrial(ORDINAL), env_for(src)) for label, src in paths.items()}
         if has_mass:
             script = work / "polr.R"
             script.write_text(POLR)
-            runs = [timed([rscript, str(script), str(DATA)], dict(os.environ)) for _ in range(options.runs)]
-            table.add_row("R: MASS::polr + confint", f"{median(r[0] for r in runs):.2f}",
-                          f"{min(r[0] for r in runs):.2f}", f"{median(r[3] for r in runs):.2f}",
-                          str(max(r[1] for r in runs)), runs[-1][2])
-        else:
+            commands["R: MASS::polr + confint"] = ([rscript, str(script), str(DATA)], dict(os.environ))
+        runs: dict[str, list[tuple[float, int, str, float]]] = {label: [] for label in commands}
+        for _ in range(options.runs):
+            for label, (command, env) in commands.items():
+                runs[label].append(timed(command, env))
+        for label, done in runs.items():
+            table.add_row(label, f"{median(r[0] for r in done):.2f}", f"{min(r[0] for r in done):.2f}",
+                          f"{median(r[3] for r in done):.2f}", str(max(r[1] for r in done)), done[-1][2][:80])
+        if not has_mass:
             table.add_row("R: MASS::polr + confint", "-", "-", "-", "-", "Rscript with MASS is not installed: left out")
         console.print(table)
 
@@ -150,39 +154,47 @@ def main() -> None:
             table.add_row("R: MASS::polr + confint", inside.stdout.strip())
         console.print(table)
 
-        dataset = work / "impact-lvo.csv"
-        simulate = ("import sys; from stroketrial.protocol import load_builtin; "
-                    "from stroketrial.analysis.simulated_trial import simulate_trial; "
-                    "simulate_trial(load_builtin('impact-lvo'), seed=1).data.to_csv(sys.argv[1], index=False)")
-        subprocess.run([sys.executable, "-c", simulate, str(dataset)], check=True, env=env_for(new))
-        table = Table(title="analyze impact-lvo (1,060 patients, 20 imputations, 500 bootstrap resamples, PDF)")
-        for column in ("", "median s", "fastest s", "median CPU s", "peak MiB"):
-            table.add_column(column, justify="left" if not column else "right")
-        report_runs = max(1, options.runs // 2)
-        for label, src in paths.items():
-            runs = [timed(stroketrial(["analyze", "impact-lvo", str(dataset), "--out", str(work / label)]),
-                          env_for(src)) for _ in range(report_runs)]
-            table.add_row(f"stroketrial {label}", f"{median(r[0] for r in runs):.2f}",
-                          f"{min(r[0] for r in runs):.2f}", f"{median(r[3] for r in runs):.2f}",
-                          str(max(r[1] for r in runs)))
-        table.add_row("goal (issue 23)", "5.00", "", "", "400")
-        console.print(table)
-
+        if not options.no_report:
+            report(options, paths, work, new, console)
         if options.demo:
-            from stroketrial.protocol import builtin_ids
-
-            table = Table(title="demo TRIAL (one run each)")
-            for column in ("trial", *paths, "goal s"):
-                table.add_column(column, justify="left" if column == "trial" else "right")
-            for trial in builtin_ids():
-                cells = []
-                for label, src in paths.items():
-                    seconds, peak, _, cpu = timed(stroketrial(["demo", trial, "--out", str(work / f"demo-{label}")]),
-                                                  env_for(src))
-                    cells.append(f"{seconds:.2f} s (CPU {cpu:.2f} s), {peak} MiB")
-                table.add_row(trial, *cells, "10")
-            console.print(table)
+            demos(paths, work, console)
     console.print(f"load average after: {Path('/proc/loadavg').read_text().split()[:3]}")
+
+
+def report(options: argparse.Namespace, paths: dict[str, Path], work: Path, new: Path, console: Console) -> None:
+    dataset = work / "impact-lvo.csv"
+    simulate = ("import sys; from stroketrial.protocol import load_builtin; "
+                "from stroketrial.analysis.simulated_trial import simulate_trial; "
+                "simulate_trial(load_builtin('impact-lvo'), seed=1).data.to_csv(sys.argv[1], index=False)")
+    subprocess.run([sys.executable, "-c", simulate, str(dataset)], check=True, env=env_for(new))
+    table = Table(title="analyze impact-lvo (1,060 patients, 20 imputations, 500 bootstrap resamples, PDF)")
+    for column in ("", "median s", "fastest s", "median CPU s", "peak MiB"):
+        table.add_column(column, justify="left" if not column else "right")
+    report_runs = max(1, options.runs // 2)
+    for label, src in paths.items():
+        runs = [timed(stroketrial(["analyze", "impact-lvo", str(dataset), "--out", str(work / label)]),
+                      env_for(src)) for _ in range(report_runs)]
+        table.add_row(f"stroketrial {label}", f"{median(r[0] for r in runs):.2f}",
+                      f"{min(r[0] for r in runs):.2f}", f"{median(r[3] for r in runs):.2f}",
+                      str(max(r[1] for r in runs)))
+    table.add_row("goal (issue 23)", "5.00", "", "", "400")
+    console.print(table)
+
+
+def demos(paths: dict[str, Path], work: Path, console: Console) -> None:
+    from stroketrial.protocol import builtin_ids
+
+    table = Table(title="demo TRIAL (one run each)")
+    for column in ("trial", *paths, "goal s"):
+        table.add_column(column, justify="left" if column == "trial" else "right")
+    for trial in builtin_ids():
+        cells = []
+        for label, src in paths.items():
+            seconds, peak, _, cpu = timed(stroketrial(["demo", trial, "--out", str(work / f"demo-{label}")]),
+                                          env_for(src))
+            cells.append(f"{seconds:.2f} s (CPU {cpu:.2f} s), {peak} MiB")
+        table.add_row(trial, *cells, "10")
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ def test_trials_lists_the_five_builtins_as_json():
 def test_trial_show_prints_wording_and_rules(monkeypatch):
     from stroketrial.cli import support
 
-    monkeypatch.setattr(support.out, "width", 300)  # a wide terminal, so table cells do not wrap
+    monkeypatch.setattr(support.out.console, "width", 300)  # a wide terminal, so table cells do not wrap
     result = run("trial", "show", "impact-lvo")
     assert result.exit_code == 0
     assert "Puncture to recanalization was more than 90 minutes" in result.stdout

@@ -151,9 +151,9 @@ def analyze(first: str = typer.Argument(..., help="A trial (amass-2, ...) for th
         payload = result.to_json()
         if as_json:
             emit_json(payload)
-        else:
-            out.print(f"{result.name}: {result.measure} {result.text()} (n = {result.n})")
-            out.print(result.method, style="dim")
+        else:  # plain lines, one per answer, for a script to read (rich would wrap them at 80 columns in a pipe)
+            typer.echo(f"{result.name}: {result.measure} {result.text()} (n = {result.n})")
+            typer.echo(result.method)
         return
     from ..protocol import resolve
     from ..report import analyse, write_report

@@ -199,7 +199,7 @@ def power_cmd(trial: str = typer.Argument(..., help="Built-in id or protocol .ya
     settings = PowerSettings(protocol.id, n or protocol.sample_size.total, trials, seed, common_or, mrs, declared,
                              alpha, dropout, mrs_at_most=at_most)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+                  TimeRemainingColumn(), console=err.console, transient=True) as bar:
         task = bar.add_task(f"simulating {protocol.id}", total=trials)
         result = simulate_power(protocol, settings, lambda k: bar.update(task, advance=k), scheduler, workers)
     if as_json:

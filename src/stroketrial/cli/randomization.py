@@ -130,7 +130,7 @@ def compare_cmd(trial: str = TrialArgument,
     methods = candidates(protocol)
     started = time.perf_counter()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TimeRemainingColumn(), console=err, transient=True) as progress:
+                  TimeRemainingColumn(), console=err.console, transient=True) as progress:
         task = progress.add_task(f"simulating {protocol.id}", total=trials * len(methods))
 
         def advance(label: str, n: int) -> None:

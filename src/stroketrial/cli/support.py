@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from collections.abc import Callable
 
 import typer
-from rich.console import Console
 
 from .. import InputError
 from ..service.errors import ServiceError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 # Bad input ends as one line and exit code 2: the platform's own InputError (every core error for bad
 # input derives from it), a refused operation, and a path the user gave that cannot be read or written.
@@ -20,8 +22,33 @@ from ..service.errors import ServiceError
 INPUT_ERRORS = (InputError, ServiceError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
                 PermissionError)
 
-out = Console(soft_wrap=False)
-err = Console(stderr=True, soft_wrap=True)
+
+
+class LazyConsole:
+    """A rich Console, made when a command first prints through it: rich takes about 15 ms to import, as much as
+    `stroketrial analyze ordinal`'s whole analysis, and that command prints plain lines."""
+
+    def __init__(self, **options: Any):
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_made", None)
+
+    @property
+    def console(self) -> Console:
+        if self._made is None:
+            from rich.console import Console
+
+            object.__setattr__(self, "_made", Console(**self._options))
+        return self._made
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self.console, name, value)
+
+
+out = LazyConsole(soft_wrap=False)
+err = LazyConsole(stderr=True, soft_wrap=True)
 
 JsonOption = typer.Option(False, "--json", help="Print JSON for machines instead of tables.")
 
