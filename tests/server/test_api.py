@@ -354,6 +354,34 @@ def test_a_site_user_sees_only_their_sites(platform):
     assert len(platform.call("GET", "/trials/amass-2/patients", "admin").json()) == 2
 
 
+def test_the_patient_list_comes_in_pages_of_the_sites_own_patients(platform):
+    for i in range(7):  # S1, S2, S1, ...: a site's pages count only its own patients
+        site = ("S1", "S2")[i % 2]
+        assert register(platform, code=f"Q{i}", site=site,
+                        role="coordinator" if site == "S1" else "coordinator_s2").status_code == 201
+    assert randomize(platform, code="Q2").status_code == 201
+    first = platform.call("GET", "/trials/amass-2/patients?limit=2")
+    assert [p["patient_id"] for p in first.json()] == ["Q0", "Q2"]
+    assert first.headers["X-Total-Count"] == "4"
+    assert first.headers["Link"] == '</api/v1/trials/amass-2/patients?limit=2&offset=2>; rel="next"'
+    assert first.json()[1]["randomization"]["sequence"] == 1  # the page's allocations, as on the whole list
+    last = platform.call("GET", "/trials/amass-2/patients?limit=2&offset=2")
+    assert [p["patient_id"] for p in last.json()] == ["Q4", "Q6"] and "Link" not in last.headers
+    assert platform.call("GET", "/trials/amass-2/patients?limit=3&offset=1", "coordinator_s2").json() == \
+        platform.call("GET", "/trials/amass-2/patients", "coordinator_s2").json()[1:]
+    assert platform.call("GET", "/trials/amass-2/patients?offset=9").json() == []
+    everyone = platform.call("GET", "/trials/amass-2/patients")
+    assert len(everyone.json()) == 4 and "X-Total-Count" not in everyone.headers  # no limit: the whole list
+
+
+@pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"),
+                                          ("offset=-1", "offset")])
+def test_a_bad_page_is_refused_by_name(platform, query, field):
+    answer = platform.call("GET", f"/trials/amass-2/patients?{query}")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == field and "Traceback" not in answer.text
+
+
 # ---- audit trail ----------------------------------------------------------------------------------------
 def test_the_audit_trail_is_append_only_and_tampering_is_detected(platform):
     register(platform)

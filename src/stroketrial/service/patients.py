@@ -8,7 +8,7 @@ from typing import Any
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, case, select
+from sqlalchemy import Row, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from .. import i18n
@@ -203,24 +203,37 @@ def _open_criteria(screening: Mapping[str, Any]) -> tuple[list[str], list[str]]:
             [c["id"] for c in criteria if c["status"] in ("missing_data", "needs_attestation")])
 
 
-def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
-    """The trial's patients at the actor's sites, in order of registration: columns, not whole records. An eligible
-    patient's stored screening result has no excluding and no open criterion (eligibility/screen.py gives
-    "eligible" only then), so only the others' results are read and parsed."""
+def _listed(actor: Actor, trial_id: str) -> Select[Any]:
+    """The trial's patients at the actor's sites, as the list's filter."""
+    where = Patient.trial_id == trial_id
+    return select(Patient.id).where(where if actor.is_admin else and_(where, Patient.site_code.in_(actor.sites)))
+
+
+def count_patients(session: Session, actor: Actor, trial_id: str) -> int:
+    """How many patients `list_patients` holds without a limit."""
+    get_trial(session, actor, trial_id)
+    return session.execute(select(func.count()).select_from(_listed(actor, trial_id).subquery())).scalar_one()
+
+
+def list_patients(session: Session, actor: Actor, trial_id: str, limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
+    """The trial's patients at the actor's sites, in order of registration (from the `offset`-th, at most `limit`):
+    columns, not whole records. An eligible patient's stored screening result has no excluding and no open
+    criterion (eligibility/screen.py gives "eligible" only then), so only the others' results are read and parsed."""
     _trial, protocol = get_trial(session, actor, trial_id)
+    page = _listed(actor, trial_id).order_by(Patient.id).offset(offset).limit(limit).subquery()
     allocations = {r.patient_id: r for r in session.execute(
         select(Allocation.patient_id, Allocation.sequence, Allocation.kit, Allocation.created_at,
-               Allocation.created_by, Allocation.arm)
-        .join(Patient, Patient.id == Allocation.patient_id).where(Patient.trial_id == trial_id))}
+               Allocation.created_by, Allocation.arm).where(Allocation.patient_id.in_(select(page.c.id))))}
     screening = case((Patient.status == "eligible", None), else_=Patient.screening_json)
     rows = session.execute(select(Patient.id, Patient.code, Patient.site_code, Patient.status, Patient.created_at,
                                   screening.label("screening_json"))
-                           .where(Patient.trial_id == trial_id).order_by(Patient.id))
+                           .where(Patient.id.in_(select(page.c.id))).order_by(Patient.id))
     visible = visible_allocation_fields(actor, protocol, in_list=True)
     return [_summary(actor, protocol, row, allocations.get(row.id), False,
                      *(_open_criteria(json.loads(row.screening_json)) if row.screening_json else ([], [])),
                      visible=visible)
-            for row in rows if actor.can_see_site(row.site_code)]
+            for row in rows]
 
 
 def patient_counts(session: Session, actor: Actor, trial_id: str) -> dict[str, int]:

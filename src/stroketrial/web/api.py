@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from pydantic import BaseModel, ConfigDict, Field
@@ -169,9 +169,22 @@ def register_patient(trial: Trial, body: PatientIn, actor: Actor = Depends(curre
 
 
 @router.get("/trials/{trial}/patients", tags=["patients"])
-def list_patients(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
+def list_patients(trial: Trial, response: Response,
+                  limit: int | None = Query(None, ge=1, le=1000, description="at most this many patients (1 to "
+                                            "1000); without it, every patient"),
+                  offset: int = Query(0, ge=0, description="skip this many patients first (0 or more)"),
+                  actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
+    """The trial's patients at your sites, in order of registration. With `limit`, one page: the header
+    X-Total-Count says how many there are, and Link (rel="next") where the next page starts."""
     with db.read() as session:
-        return patients.list_patients(session, actor, trial)
+        listed = patients.list_patients(session, actor, trial, limit, offset)
+        if limit is not None:
+            total = patients.count_patients(session, actor, trial)
+            response.headers["X-Total-Count"] = str(total)
+            if offset + limit < total:
+                response.headers["Link"] = (f'</api/v1/trials/{trial}/patients?limit={limit}&offset={offset + limit}>; '
+                                            'rel="next"')
+        return listed
 
 
 @router.get("/trials/{trial}/patients/{patient}", tags=["patients"])
