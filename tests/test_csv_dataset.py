@@ -105,3 +105,12 @@ def test_one_analysis_answers_without_importing_pandas_scipy_or_the_web_stack():
     answer, loaded = done.stdout.rsplit("\n", 2)[0], json.loads(done.stdout.rsplit("\n", 2)[1])
     assert json.loads(answer)["measure"] == "common odds ratio"
     assert loaded == []
+
+
+def test_a_dataframe_column_with_gaps_is_read_without_writing_into_pandas():
+    """pandas' copy-on-write hands out read-only arrays: the cells are copied before the gaps are marked."""
+    frame = pd.DataFrame({"arm": pd.Series(["albumin", "control", None, "albumin"], dtype=object),
+                          "mrs_90d": [1, 2, 3, None], "sex": pd.Series(["f", None, "m", "m"], dtype=object)})
+    c = contrast(frame, "mrs_90d", "arm", *ARMS, ["sex"], kind="mrs")
+    assert c.n == 1 and c.dropped == 2 and c.covariate_names == ("sex_m",)
+    assert frame["sex"].isna().sum() == 1  # the frame is as it was

@@ -76,7 +76,7 @@ def cells(data: Dataset, column: str) -> np.ndarray:
     if isinstance(data, CsvTable):
         return data.cells[column]
     series = data[column]
-    values = series.to_numpy(dtype=object)
+    values = series.to_numpy(dtype=object, copy=True)  # pandas' copy-on-write hands out read-only views
     values[series.isna().to_numpy()] = None
     return values
 
