@@ -65,7 +65,9 @@ def test_binary_mrs_0_2_matches_fisher_test_and_glm():
     assert exact.ci_high == pytest.approx(R["fisher_or_high"], abs=1e-4)
     assert exact.p_value == pytest.approx(R["fisher_p"], abs=1e-6)
     adjusted = results["odds_ratio_adjusted"]
-    assert np.log(adjusted.estimate) == pytest.approx(R["glm_beta"], abs=1e-4)
+    assert np.log(adjusted.estimate) == pytest.approx(R["glm_beta"], abs=1e-8)  # R prints 10 digits
+    se = (np.log(adjusted.ci_high) - np.log(adjusted.ci_low)) / (2 * stats.norm.ppf(0.975))
+    assert se == pytest.approx(R["glm_se"], rel=1e-6)  # glm stops at its deviance tolerance, 1e-8
     rd = results["risk_difference"]
     d = rd.details
     assert rd.estimate == pytest.approx(d["risk_treatment"] - d["risk_control"])
@@ -80,6 +82,17 @@ def test_newcombe_interval_matches_the_published_worked_example():
     rd = binary.binary(data, "y", "arm", "t", "c")["risk_difference"]
     assert rd.estimate == pytest.approx(0.2)
     assert (round(rd.ci_low, 4), round(rd.ci_high, 4)) == (0.0524, 0.3339)
+
+
+def test_adjusted_binary_model_is_refused_where_a_covariate_separates_the_outcome():
+    # every patient over 70 died and none under: no maximum-likelihood estimate, so no adjusted odds ratio
+    age = np.tile(np.arange(50, 90), 2)
+    data = pd.DataFrame({"arm": ["t"] * 40 + ["c"] * 40, "age": age, "death": (age > 70).astype(float)})
+    with pytest.raises(AnalysisInputError, match="adjusted logistic model for death cannot be fitted"):
+        binary.binary(data, "death", "arm", "t", "c", adjust=["age"], bootstrap=20)
+    data.loc[[0, 79], "death"] = [1.0, 0.0]  # one young death and one old survivor: the model has its maximum
+    adjusted = binary.binary(data, "death", "arm", "t", "c", adjust=["age"], bootstrap=20)["odds_ratio_adjusted"]
+    assert np.isfinite([adjusted.estimate, adjusted.ci_low, adjusted.ci_high]).all()
 
 
 def test_small_safety_counts_get_exact_answers():

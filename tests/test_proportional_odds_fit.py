@@ -80,6 +80,36 @@ def test_the_batch_options_left_out_are_the_plain_fit():
     assert doubled.se == pytest.approx(plain.se / np.sqrt(2), abs=1e-9)
 
 
+def test_two_categories_are_the_general_passes_arithmetic():
+    """K = 2 (the binary bootstrap's logistic fits) takes its own pass: the log-likelihood, gradient and Hessian
+    of the general pass, with and without weights and an offset, and a trial missing a category set aside."""
+    import statsmodels.api as sm
+
+    codes, X = _arrays(ADJUST)
+    y = np.stack([codes <= 2, codes == 6, codes >= 0]).astype(int)  # mRS 0-2, death, and no event-free patient
+    Xb = np.stack([X, X, X])
+    rng = np.random.default_rng(7)
+    weights, offset = rng.integers(1, 4, y.shape).astype(float), rng.normal(0, 0.2, y.shape)
+    params = np.column_stack([rng.normal(0, 0.5, 3), rng.normal(0, 0.05, (3, X.shape[1]))])
+    for options in ({}, {"weights": weights, "offset": offset}):
+        general = batched_po_fit._Sorted(y, Xb, 2, None, 1, options.get("weights"), options.get("offset"))
+        two = batched_po_fit._TwoCategories(y, Xb, options.get("weights"), options.get("offset"))
+        assert (two.counts == general.counts).all() and np.allclose(two.totals, general.totals)
+        for mine, theirs in zip(two.evaluate(params), general.evaluate(params), strict=True):
+            assert np.abs(mine - theirs).max() <= 1e-10 * max(1.0, np.abs(theirs).max())
+        one = np.array([1])
+        picked, reference = two.take(one).evaluate(params[one]), general.take(one).evaluate(params[one])
+        assert np.abs(picked[2] - reference[2]).max() < 1e-8
+    fitted = batched_po_fit.fit(y, Xb, 2, full=True)
+    assert fitted.converged.tolist() == [True, True, False]  # the third has no patient in category 0
+    for t in range(2):
+        reference = sm.Logit(y[t], sm.add_constant(X)).fit(disp=False)
+        assert -fitted.alpha[t, 0] == pytest.approx(reference.params[0], abs=1e-8)
+        assert fitted.beta[t] == pytest.approx(reference.params[1:], abs=1e-8)
+        assert fitted.se[t] == pytest.approx(reference.bse[1:], rel=1e-7)
+        assert fitted.loglik[t] == pytest.approx(reference.llf, abs=1e-8)
+
+
 def _multiple_imputation_with_statsmodels(df, adjust, imputations, seed=2026):
     """The multiple imputation as it was before issue 23 (statsmodels' OrderedModel), to 1e-6."""
     data = df[df["arm"].isin(ARMS[1:])].reset_index(drop=True)

@@ -4,26 +4,25 @@ Newcombe's hybrid score interval for the risk difference and the log interval fo
 risk ratio come from statsmodels; the conditional (exact) odds ratio with its exact
 interval and Fisher's exact test from SciPy, which is what pilot-trial safety tables
 with a handful of events need. The covariate-adjusted odds ratio is a logistic
-regression; the adjusted (marginal) risk difference standardizes its predictions over
-the whole sample (g-computation) with a seeded bootstrap interval, the resamples' models fitted
-together by the batched fitter.
+regression, fitted by the project's proportional-odds fitter with two categories (as glm's
+binomial logit to 1e-8; statsmodels' Logit stays a reference in the tests); the adjusted
+(marginal) risk difference standardizes its predictions over the whole sample (g-computation)
+with a seeded bootstrap interval, the resamples' models fitted together by the same fitter.
 """
 
 from __future__ import annotations
 
-import warnings
+import contextlib
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 from scipy.stats.contingency import odds_ratio
-from statsmodels.discrete.discrete_model import Logit
 from statsmodels.stats.proportion import confint_proportions_2indep
-from statsmodels.tools.tools import add_constant
-from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from ..design import batched_po_fit
+from . import proportional_odds_fit as po
 from .dataset import Contrast, contrast
 from .result import AnalysisInputError, Result
 
@@ -73,31 +72,31 @@ def binary(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: st
     return out
 
 
-def _design(c: Contrast) -> pd.DataFrame:
-    return add_constant(pd.concat([pd.Series(c.treated, name="treated"), c.covariates], axis=1), has_constant="add")
-
-
 def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, seed: int,
               base: dict) -> dict[str, Result]:
-    X = _design(c)
-    try:
-        with warnings.catch_warnings():  # separation makes statsmodels warn and return infinite odds: refuse them
-            warnings.simplefilter("error", PerfectSeparationWarning)
-            warnings.simplefilter("error", ConvergenceWarning)
-            fit = Logit(c.outcome, X).fit(disp=False, maxiter=200)
-    except Exception as exc:  # perfect separation and the like: say so instead of a number
-        raise AnalysisInputError(f"the adjusted logistic model for {outcome} cannot be fitted ({exc})") from None
-    beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
+    X = np.column_stack([np.asarray(c.treated, float), c.covariates.to_numpy(float)])  # treated first
+    y = np.asarray(c.outcome).astype(int)
+    fit = None
+    if y.min() < y.max():
+        # logit P(y = 1) = X beta - alpha; po.fit refuses a model that does not reach its maximum
+        with contextlib.suppress(AnalysisInputError):
+            fit = po.fit(y, 2, X)
+    if fit is None or not np.isfinite(fit.covariance).all():  # perfect separation and the like: no number
+        raise AnalysisInputError(f"the adjusted logistic model for {outcome} cannot be fitted (it does not "
+                                 "converge: too few events, or a covariate that predicts the outcome perfectly)")
+    params = np.concatenate([-fit.cuts[0], fit.coef])  # the constant first
+    beta, se = float(fit.coef[0]), float(fit.coef_se[0])
+    p = po.p_value(beta / se)  # Wald, as glm's summary
     label = ", ".join(adjust)
     results = {"odds_ratio_adjusted": Result(
         f"{outcome}: adjusted odds ratio", float(np.exp(beta)), float(np.exp(beta - Z95 * se)),
-        float(np.exp(beta + Z95 * se)), float(fit.pvalues["treated"]),
+        float(np.exp(beta + Z95 * se)), p,
         f"logistic regression adjusted for {label} (Wald interval)", c.n, "odds ratio", base)}
-    rd = _standardized_rd(fit.params.to_numpy(), X.to_numpy(float))
-    draws = _bootstrap_rd(c.outcome.astype(int), X.to_numpy(float)[:, 1:], bootstrap, seed, fit.params.to_numpy())
+    rd = _standardized_rd(params, np.column_stack([np.ones(len(X)), X]))
+    draws = _bootstrap_rd(y, X, bootstrap, seed, params)
     lo, hi = np.percentile(draws, [2.5, 97.5]) if len(draws) else (float("nan"), float("nan"))
     results["risk_difference_adjusted"] = Result(
-        f"{outcome}: adjusted risk difference", rd, float(lo), float(hi), float(fit.pvalues["treated"]),
+        f"{outcome}: adjusted risk difference", rd, float(lo), float(hi), p,
         f"marginal risk difference by standardization (g-computation) over a logistic model adjusted for {label}; "
         f"percentile bootstrap interval ({len(draws)} resamples, seed {seed})", c.n, "risk difference", base)
     return results

@@ -12,7 +12,7 @@ sensitivity analysis uses every row with ATT weights (treated 1, controls ps / (
 standard errors. Each model is fitted here by its estimating equations, and its sandwich covariance is built as
 R's sandwich package builds it (vcovCL, vcovHC): for a model with the treatment as its only term the weighted
 least-squares and binomial GLM estimates are the weighted means and proportions of each group, and the
-proportional-odds model is fitted by Newton's method with its analytic Hessian.
+proportional-odds model is fitted by the project's one proportional-odds fitter (proportional_odds_fit).
 
 A patient without a value of an outcome is left out of that outcome's analyses only; the Result says how many
 (details["dropped_missing"]) and the method text says so. Bad input raises AnalysisInputError naming the
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from . import proportional_odds_fit as po
 from .continuous import hodges_lehmann
 from .result import AnalysisInputError, Result
 
@@ -293,65 +294,45 @@ def _binomial_glm(sample: _Sample, link: Literal["identity", "logit"]) -> tuple[
     return float(special.logit(risk_treated) - special.logit(risk_control)), se, how
 
 
-def _po_parts(params: np.ndarray, codes: np.ndarray, x: np.ndarray, k: int,
-              weights: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Log-likelihood, per-row scores and Hessian of the weighted proportional-odds model
-    logit P(Y <= j) = cut_j - beta x, params = (beta, cut_1, ..., cut_{k-1}).
-
-    For a row in category y, p = F(u) - F(l) with u = cut_y - beta x and l = cut_{y-1} - beta x (F the logistic
-    distribution, cut_{-1} = -inf, cut_{k-1} = inf); d log p = (f(u) e_u - f(l) e_l) / p and
-    d2 log p = (f'(u) e_u e_u' - f'(l) e_l e_l') / p - (d log p)(d log p)', e_u and e_l the gradients of u and l."""
-    n = len(codes)
+def _po_scores(fitted: po.ProportionalOddsFit, codes: np.ndarray, x: np.ndarray,
+               weights: np.ndarray) -> np.ndarray:
+    """Each row's weighted score (cut-points, then beta) of logit P(Y <= j) = cut_j - beta x at the fit, for the
+    sandwich's meat. For a row in category y, p = F(u) - F(l) with u = cut_y - beta x and l = cut_{y-1} - beta x
+    (F the logistic distribution, cut_{-1} = -inf, cut_{k-1} = inf): d log p = (f(u) e_u - f(l) e_l) / p, e_u
+    and e_l the gradients of u and l."""
+    n, k = len(codes), fitted.cuts.size + 1
     rows = np.arange(n)
-    cuts = np.concatenate([[-np.inf], params[1:], [np.inf]])
-    eta = params[0] * x
+    cuts = np.concatenate([[-np.inf], fitted.cuts[0], [np.inf]])
+    eta = fitted.coef[0] * x
     u, lo = cuts[codes + 1] - eta, cuts[codes] - eta
     F_u, F_l = special.expit(u), special.expit(lo)
     p = np.where(lo > 0, special.expit(-lo) - special.expit(-u), F_u - F_l)  # the accurate tail
     f_u, f_l = F_u * (1 - F_u), F_l * (1 - F_l)
-    df_u, df_l = f_u * (1 - 2 * F_u), f_l * (1 - 2 * F_l)
     e_u, e_l = np.zeros((n, k)), np.zeros((n, k))
-    e_u[:, 0] = e_l[:, 0] = -x
+    e_u[:, k - 1] = e_l[:, k - 1] = -x
     top, bottom = codes == k - 1, codes == 0
-    e_u[rows[~top], 1 + codes[~top]] = 1.0
-    e_l[rows[~bottom], codes[~bottom]] = 1.0
-    gradient = (f_u[:, None] * e_u - f_l[:, None] * e_l) / p[:, None]
-    hessian = ((e_u * (weights * df_u / p)[:, None]).T @ e_u - (e_l * (weights * df_l / p)[:, None]).T @ e_l
-               - (gradient * weights[:, None]).T @ gradient)
-    return float(weights @ np.log(p)), weights[:, None] * gradient, hessian
+    e_u[rows[~top], codes[~top]] = 1.0
+    e_l[rows[~bottom], codes[~bottom] - 1] = 1.0
+    return (weights * (f_u * e_u.T - f_l * e_l.T) / p).T
 
 
 def _proportional_odds(sample: _Sample) -> tuple[float, float, str]:
-    """The weighted proportional-odds model of the outcome on treatment, fitted by Newton's method (step
-    halving) to a gradient below 1e-10 times the sum of the weights; the treatment coefficient and its robust SE
-    from the observed information, as ordinal::clm and sandwich::vcovCL / sandwich() give them."""
+    """The weighted proportional-odds model of the outcome on treatment, fitted by the project's fitter
+    (proportional_odds_fit: Newton's method with the analytic Hessian); the treatment coefficient and its robust
+    SE from the observed information and the rows' scores, as ordinal::clm and sandwich::vcovCL / sandwich()
+    give them."""
     levels = np.unique(sample.outcome)
     if len(levels) < 2:
         raise AnalysisInputError(f"{sample.outcome_name}: every patient has the same value; there is no shift")
     codes, k = np.searchsorted(levels, sample.outcome), len(levels)
-    w, x = sample.weights, sample.treated
-    cumulative = np.cumsum(np.bincount(codes, weights=w))[:-1] / w.sum()
-    params = np.concatenate([[0.0], special.logit(cumulative)])
-    loglik, scores, hessian = _po_parts(params, codes, x, k, w)
-    for _ in range(100):
-        gradient = scores.sum(axis=0)
-        step = np.linalg.solve(-hessian, gradient)
-        if np.max(np.abs(gradient)) < 1e-10 * max(1.0, float(w.sum())) or np.max(np.abs(step)) < 1e-13:
-            break
-        for _halving in range(30):
-            trial = params + step
-            if np.all(np.diff(trial[1:]) > 0):
-                new = _po_parts(trial, codes, x, k, w)
-                if new[0] >= loglik - 1e-12:
-                    params, (loglik, scores, hessian) = trial, new
-                    break
-            step = step / 2
-        else:
-            break
-    else:
-        raise AnalysisInputError(f"{sample.outcome_name}: the proportional-odds model did not converge")
-    se, how = _robust_se(sample, scores, -hessian, lm=False, index=0)
-    return float(params[0]), se, how
+    w, x = sample.weights, sample.treated.astype(float)
+    try:
+        fitted = po.fit(codes, k, x[:, None], weights=w)
+    except AnalysisInputError:
+        raise AnalysisInputError(f"{sample.outcome_name}: the proportional-odds model did not converge") from None
+    information = np.linalg.inv(fitted.covariance)
+    se, how = _robust_se(sample, _po_scores(fitted, codes, x, w), information, lm=False, index=k - 1)
+    return float(fitted.coef[0]), se, how
 
 
 # --- results ----------------------------------------------------------------------------------------------

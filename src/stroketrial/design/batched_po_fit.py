@@ -187,6 +187,79 @@ class _Sorted:
         return part
 
 
+class _TwoCategories:
+    """A batch of two-category trials (logistic regression: the binary analyses' bootstrap resamples), with the
+    same interface, model and numbers as _Sorted at K = 2 (tests: 1e-10) in about a third of the arithmetic:
+    one logistic per patient instead of one per threshold, and the gradient and Hessian as one product with
+    the design (its constant, the covariates and their products) instead of per-category segment sums."""
+
+    def __init__(self, y: np.ndarray, X: np.ndarray, weights: np.ndarray | None = None,
+                 offset: np.ndarray | None = None):
+        t, n = y.shape
+        self.k, self.t, self.n = 2, t, n
+        self.y = y.astype(bool)
+        self.x = np.ascontiguousarray(X, dtype=float)  # [t, n, p]
+        self.w, self.offset = weights, offset
+        p = self.x.shape[2]
+        self.pairs = [(i, j) for i in range(p) for j in range(i, p)]
+        design = np.empty((t, n, 1 + p + len(self.pairs)))
+        design[..., 0] = 1
+        design[..., 1:1 + p] = self.x
+        for c, (i, j) in enumerate(self.pairs):
+            np.multiply(self.x[..., i], self.x[..., j], out=design[..., 1 + p + c])
+        self.design = design
+        events = self.y.sum(axis=1)
+        self.counts = np.stack([n - events, events], axis=1)
+        self.totals = self.counts if weights is None else np.stack(
+            [np.where(self.y, 0, weights).sum(axis=1), np.where(self.y, weights, 0).sum(axis=1)], axis=1)
+
+    def evaluate(self, params: np.ndarray, derivatives: bool = True):
+        """As _Sorted.evaluate: a patient probability 0 makes that trial's log-likelihood -inf."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return self._evaluate(params, derivatives)
+
+    def _evaluate(self, params: np.ndarray, derivatives: bool):
+        t, p = self.t, self.x.shape[2]
+        eta = np.matmul(self.x, params[:, 1:, None])[..., 0]
+        if self.offset is not None:
+            eta += self.offset
+        # F = P(y = 0) = logistic(alpha - eta), computed as _Sorted computes it; P(y = 1) = 1 - F
+        F = np.subtract(eta, params[:, :1])
+        np.exp(F, out=F)
+        F += 1
+        np.reciprocal(F, out=F)
+        pi = np.where(self.y, 1 - F, F)
+        log_pi = np.log(pi) if self.w is None else self.w * np.log(pi)
+        ll = np.where(np.all(pi > 0, axis=1), log_pi.sum(axis=1), -np.inf)
+        if not derivatives:
+            return ll, None, None
+        # d loglik / d eta = y - P(y = 1) = y - 1 + F; minus its derivative: F (1 - F); eta's alpha has sign -1
+        both = np.empty((t, 2, self.n))
+        np.subtract(F, ~self.y, out=both[:, 0])
+        np.multiply(F, 1 - F, out=both[:, 1])
+        if self.w is not None:
+            both *= self.w[:, None, :]
+        sums = np.matmul(both, self.design)  # [t, 2, 1 + p + pairs]
+        grad = np.empty((t, 1 + p))
+        grad[:, 0] = -sums[:, 0, 0]
+        grad[:, 1:] = sums[:, 0, 1:1 + p]
+        hess = np.empty((t, 1 + p, 1 + p))
+        hess[:, 0, 0] = -sums[:, 1, 0]
+        hess[:, 0, 1:] = hess[:, 1:, 0] = sums[:, 1, 1:1 + p]
+        for c, (i, j) in enumerate(self.pairs):
+            hess[:, 1 + i, 1 + j] = hess[:, 1 + j, 1 + i] = -sums[:, 1, 1 + p + c]
+        return ll, grad, hess
+
+    def take(self, rows: np.ndarray) -> _TwoCategories:
+        part = object.__new__(_TwoCategories)
+        part.k, part.t, part.n, part.pairs = 2, len(rows), self.n, self.pairs
+        part.y, part.x, part.design = self.y[rows], self.x[rows], self.design[rows]
+        part.w = None if self.w is None else self.w[rows]
+        part.offset = None if self.offset is None else self.offset[rows]
+        part.counts, part.totals = self.counts[rows], self.totals[rows]
+        return part
+
+
 def _solve(hess: np.ndarray, grad: np.ndarray) -> np.ndarray:
     try:
         return np.linalg.solve(-hess, grad[..., None])[..., 0]
@@ -220,7 +293,8 @@ def _fit_batch(y: np.ndarray, X: np.ndarray, k: int, max_iter: int, tol: float, 
                n_groups: int = 1, weights: np.ndarray | None = None, offset: np.ndarray | None = None,
                start: np.ndarray | None = None):
     trials = len(y)
-    data = _Sorted(y, X, k, groups, n_groups, weights, offset)
+    data: _Sorted | _TwoCategories = (_TwoCategories(y, X, weights, offset) if k == 2 and n_groups == 1
+                                       else _Sorted(y, X, k, groups, n_groups, weights, offset))
     counts = data.counts
     if start is None:
         totals = data.totals.reshape(trials, n_groups, k)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..protocol import Protocol
-from .figures import consort, forest, grotta_bars, save
+from .figures import consort, forest, grotta_bars, save, tight_box
 from .html import Provenance, html_document
 from .pdf import PdfInBackground
 from .results import Analysis
@@ -72,11 +72,12 @@ def _write_documents(drawn: dict[str, tuple[Figure, Path]], out: Path,
     """Each figure's SVG, then report.pdf started on them in a second process (PdfInBackground), while this one
     writes the PNG and PDF of each figure, results.json, dataset.csv and report.html; the figures' files by
     figure. The PDF is the HTML document with each figure's SVG where report.html embeds its PNG."""
+    boxes = {key: tight_box(fig) for key, (fig, _) in drawn.items()}
     with PdfInBackground(out / "report.pdf") as pdf:
-        vector = {key: save(fig, stem, ("svg",)) for key, (fig, stem) in drawn.items()}
+        vector = {key: save(fig, stem, ("svg",), boxes[key]) for key, (fig, stem) in drawn.items()}
         provenance = write_data()  # the title page's hashes, the same in both documents
         pdf.write(document(vector, provenance))
-        figures = {key: save(fig, stem, ("png",)) + vector[key] + save(fig, stem, ("pdf",))
+        figures = {key: save(fig, stem, ("png",), boxes[key]) + vector[key] + save(fig, stem, ("pdf",), boxes[key])
                    for key, (fig, stem) in drawn.items()}
         (out / "report.html").write_text(document(figures, provenance), encoding="utf-8")
         pdf.wait()
