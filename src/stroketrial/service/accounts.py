@@ -155,13 +155,15 @@ def _actor(session: Session, user: User) -> Actor:
 
 
 def actor_for_token(session: Session, token: str) -> Actor:
-    # one query for the token and its user: every API call starts here
-    user = session.execute(select(User).join(ApiToken, ApiToken.user_id == User.id)
-                           .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))
-                           ).scalar_one_or_none()
-    if user is None or not user.active:
+    # One query for the token, its user and the user's sites (a row per site): every API call starts here.
+    rows = session.execute(select(User.name, User.role, User.active, User.language, UserSite.site_code)
+                           .join(ApiToken, ApiToken.user_id == User.id)
+                           .outerjoin(UserSite, UserSite.user_id == User.id)
+                           .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked.is_(False))).all()
+    if not rows or not rows[0].active:
         raise Unauthorized(i18n.gettext("the API token is unknown or revoked"))
-    return _actor(session, user)
+    user = rows[0]
+    return Actor(user.name, user.role, frozenset(r.site_code for r in rows if r.site_code is not None), user.language)
 
 
 def actor_named(session: Session, name: str) -> Actor:

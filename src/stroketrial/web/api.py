@@ -103,7 +103,8 @@ class UnblindingIn(_Body):
     reason: str = Field(description="the clinical reason the treating team needs the arm (10-2000 characters)")
 
 
-def database(request: Request):
+async def database(request: Request):
+    # async: FastAPI would hand a plain function to a worker thread on every request, for one attribute read
     return request.app.state.db
 
 
@@ -117,7 +118,7 @@ def current_actor(request: Request, _documented: HTTPAuthorizationCredentials | 
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send the API token as 'Authorization: Bearer TOKEN'")
-    with request.app.state.db.read() as session:
+    with request.app.state.db.lookup() as session:
         return accounts.actor_for_token(session, token.strip())
 
 
