@@ -51,6 +51,31 @@ def test_register_answers_with_the_eligibility_result(platform):
                                                                                 ("P2", "ineligible", False)]
 
 
+def test_the_patient_list_pages_by_limit_and_offset_over_the_patients_a_user_sees(platform):
+    for code, site in (("P1", "S1"), ("P2", "S2"), ("P3", "S1"), ("P4", "S2"), ("P5", "S1")):
+        assert register(platform, code=code, site=site, role="coordinator" if site == "S1" else "coordinator_s2"
+                        ).status_code == 201
+
+    def page(role="coordinator", **query):
+        response = platform.call("GET", "/trials/amass-2/patients", role, params=query)
+        assert response.status_code == 200, response.text
+        return [p["patient_id"] for p in response.json()]
+
+    assert page() == ["P1", "P3", "P5"]
+    assert page(limit=2) == ["P1", "P3"] and page(limit=2, offset=2) == ["P5"] and page(offset=3) == []
+    assert page("admin", limit=2, offset=1) == ["P2", "P3"]  # pages of what each user sees, S2 included for the admin
+    assert page("coordinator_s2", offset=1) == ["P4"]
+
+
+@pytest.mark.parametrize("query, field", [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"),
+                                          ({"limit": "ten"}, "limit"), ({"offset": -1}, "offset"),
+                                          ({"offset": "1.5"}, "offset")])
+def test_a_bad_page_of_the_patient_list_is_refused_naming_the_parameter(platform, query, field):
+    response = platform.call("GET", "/trials/amass-2/patients", params=query)
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == [field], response.text
+
+
 @pytest.mark.parametrize("changes, field, fragment", [
     ({"nihss": "12"}, "nihss", "not a number"),
     ({"nihss": 43}, "nihss", "0 to 42"),

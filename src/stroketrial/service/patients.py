@@ -198,22 +198,27 @@ def _open_criteria(screening: Mapping[str, Any]) -> tuple[list[str], list[str]]:
             [c["id"] for c in criteria if c["status"] in ("missing_data", "needs_attestation")])
 
 
-def list_patients(session: Session, actor: Actor, trial_id: str) -> list[dict[str, Any]]:
+def list_patients(session: Session, actor: Actor, trial_id: str, limit: int | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
     """The trial's patients at the actor's sites, in order of registration: columns, not whole records. An eligible
     patient's stored screening result has no excluding and no open criterion (eligibility/screen.py gives
-    "eligible" only then), so only the others' results are read and parsed."""
+    "eligible" only then), so only the others' results are read and parsed. `limit` and `offset` page through
+    the patients this actor sees (None: all)."""
     _trial, protocol = get_trial(session, actor, trial_id)
+    screening = case((Patient.status == "eligible", None), else_=Patient.screening_json)
+    seen = select(Patient.id).where(Patient.trial_id == trial_id)
+    if not actor.is_admin:
+        seen = seen.where(Patient.site_code.in_(sorted(actor.sites)))
+    page = seen.order_by(Patient.id).limit(limit).offset(offset or None).subquery()
     allocations = {r.patient_id: r for r in session.execute(
         select(Allocation.patient_id, Allocation.sequence, Allocation.kit, Allocation.created_at,
-               Allocation.created_by, Allocation.arm)
-        .join(Patient, Patient.id == Allocation.patient_id).where(Patient.trial_id == trial_id))}
-    screening = case((Patient.status == "eligible", None), else_=Patient.screening_json)
+               Allocation.created_by, Allocation.arm).join(page, page.c.id == Allocation.patient_id))}
     rows = session.execute(select(Patient.id, Patient.code, Patient.site_code, Patient.status, Patient.created_at,
                                   screening.label("screening_json"))
-                           .where(Patient.trial_id == trial_id).order_by(Patient.id))
+                           .join(page, page.c.id == Patient.id).order_by(Patient.id))
     return [_summary(actor, protocol, row, allocations.get(row.id), False,
                      *(_open_criteria(json.loads(row.screening_json)) if row.screening_json else ([], [])))
-            for row in rows if actor.can_see_site(row.site_code)]
+            for row in rows]
 
 
 def patient_counts(session: Session, actor: Actor, trial_id: str) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +51,7 @@ router = APIRouter(prefix="/api/v1", responses={status: {"model": ErrorBody, "de
 bearer = HTTPBearer(auto_error=False, description="an API token: `stroketrial admin create-user` prints one")
 
 Trial = Annotated[str, Path(description="the trial's id (`GET /api/v1/trials`)", examples=[BUILTIN_IDS[0]])]
+MAX_PAGE = 1000
 PatientCode = Annotated[str, Path(description="the patient's screening identifier", examples=["P1"])]
 VisitId = Annotated[str, Path(description="the visit's id in the protocol's schedule (`GET .../visits`)",
                                examples=[load_builtin(BUILTIN_IDS[0]).visits[-1].id])]
@@ -170,9 +171,15 @@ def register_patient(trial: Trial, body: PatientIn, actor: Actor = Depends(curre
 
 
 @router.get("/trials/{trial}/patients", tags=["patients"])
-def list_patients(trial: Trial, actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
+def list_patients(trial: Trial,
+                  limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="at most this many patients "
+                                                     f"(1-{MAX_PAGE}); without it, all")] = None,
+                  offset: Annotated[int, Query(ge=0, description="patients to skip first, in order of "
+                                               "registration")] = 0,
+                  actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
+    """The patients at the user's sites, in order of registration; `limit` and `offset` page through them."""
     with db.read() as session:
-        return patients.list_patients(session, actor, trial)
+        return patients.list_patients(session, actor, trial, limit, offset)
 
 
 @router.get("/trials/{trial}/patients/{patient}", tags=["patients"])
