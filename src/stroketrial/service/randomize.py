@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from .. import i18n
@@ -24,7 +24,7 @@ from ..protocol.schemes import PermutedBlocks
 from ..randomization import (Allocation as AllocationRecord, Draw, FactorValueError, ListExhausted, RandomizationState,
                              Randomizer, SystemDraw)
 from ..store import canonical, record
-from ..store.models import Allocation, Patient, Site
+from ..store.models import Allocation, Patient, RandomizationStateRow, Site
 from .accounts import Actor
 from .clock import local_now, site_zone
 from . import supply
@@ -52,7 +52,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     if protocol.randomization is None:
         raise Conflict(i18n.gettext("{trial} is not randomized ({design})").format(
             trial=trial_id, design=i18n.gettext(protocol.design.model.replace("_", " "))))
-    patient, existing, key_patient, zone = _patient_to_randomize(session, actor, trial_id, code, idempotency_key)
+    patient, existing, key_patient, zone, state_row = _patient_to_randomize(session, actor, trial_id, code,
+                                                                            idempotency_key)
     if key_patient is not None and key_patient != patient.id:
         raise Conflict(i18n.gettext("this Idempotency-Key was used for another patient; use a new key for each "
                                     "patient"))
@@ -79,7 +80,7 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
         # A trial with physical kits: whether a kit of every arm is on the site's shelf is asked before the
         # allocation is made, so a refusal (or an allocation without a kit) never depends on the next arm.
         dispensing = supply.before_randomizing(session, protocol, trial_id, patient.site_code)
-        state_row = randomization_state(session, trial_id)
+        state_row = state_row or randomization_state(session, trial_id)  # that one refuses a trial without state
         state = RandomizationState.model_validate_json(state_row.state_json)
         blocks, kits = StoredBlockList(session, trial_id), StoredKitList(session, trial_id)
         draw = SystemDraw()
@@ -111,22 +112,30 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
 
 
-def _patient_to_randomize(session: Session, actor: Actor, trial_id: str, code: str,
-                          idempotency_key: str) -> tuple[Patient, Allocation | None, int | None, ZoneInfo]:
+_first_use = aliased(Allocation)
+# Built once (bound per call): building a statement costs more Python than running it on every allocation.
+_PATIENT_TO_RANDOMIZE = (
+    select(Patient, Allocation,
+           select(_first_use.patient_id).where(_first_use.trial_id == bindparam("trial"),
+                                               _first_use.idempotency_key == bindparam("key")).scalar_subquery(),
+           Site.timezone, RandomizationStateRow)
+    .outerjoin(Allocation, Allocation.patient_id == Patient.id)
+    .outerjoin(Site, Site.code == Patient.site_code)
+    .outerjoin(RandomizationStateRow, RandomizationStateRow.trial_id == Patient.trial_id)
+    .where(Patient.trial_id == bindparam("trial"), Patient.code == bindparam("code")))
+
+
+def _patient_to_randomize(session: Session, actor: Actor, trial_id: str, code: str, idempotency_key: str
+                          ) -> tuple[Patient, Allocation | None, int | None, ZoneInfo, RandomizationStateRow | None]:
     """In one query: the patient (404 unless at the actor's sites), the patient's allocation if any, the patient
-    the Idempotency-Key was first used for (None: a new key) and the site's time zone."""
-    first_use = aliased(Allocation)
-    keyed = (select(first_use.patient_id).where(first_use.trial_id == trial_id,
-                                                first_use.idempotency_key == idempotency_key)
-             .scalar_subquery())
-    found = session.execute(select(Patient, Allocation, keyed, Site.timezone)
-                            .outerjoin(Allocation, Allocation.patient_id == Patient.id)
-                            .outerjoin(Site, Site.code == Patient.site_code)
-                            .where(Patient.trial_id == trial_id, Patient.code == code)).one_or_none()
+    the Idempotency-Key was first used for (None: a new key), the site's time zone, and the trial's allocation
+    state (the write holds the trial's lock, so it is the state this allocation must read)."""
+    found = session.execute(_PATIENT_TO_RANDOMIZE, {"trial": trial_id, "code": code, "key": idempotency_key}
+                            ).one_or_none()
     if found is None or not actor.can_see_site(found[0].site_code):
         raise patient_not_found(trial_id, code)
-    patient, allocation, key_patient, timezone = found
-    return patient, allocation, key_patient, ZoneInfo(timezone or "UTC")
+    patient, allocation, key_patient, timezone, state = found
+    return patient, allocation, key_patient, ZoneInfo(timezone or "UTC"), state
 
 
 def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient,

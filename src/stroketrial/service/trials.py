@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from functools import lru_cache
 
-from sqlalchemy import exists, select, true
+from sqlalchemy import bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
 from .. import i18n
@@ -36,16 +36,22 @@ def protocol_of(trial: Trial) -> Protocol:
     return _parse(trial.protocol_json)
 
 
+_AMENDMENT_IN_FORCE = (select(ProtocolVersion.protocol_json)
+                       .where(ProtocolVersion.trial_id == Trial.id, ProtocolVersion.effective_from <= bindparam("now"))
+                       .order_by(ProtocolVersion.version.desc()).limit(1).scalar_subquery())
+# Built once (bound per call), for the admin and for site staff: nearly every request starts here.
+_TRIAL_FOR = {admin: select(Trial, true() if admin else exists().where(
+    TrialSite.trial_id == Trial.id, TrialSite.site_code.in_(bindparam("sites", expanding=True))), _AMENDMENT_IN_FORCE)
+    .where(Trial.id == bindparam("trial")) for admin in (True, False)}
+
+
 def get_trial(session: Session, actor: Actor, trial_id: str) -> tuple[Trial, Protocol]:
-    """The trial and the protocol version in force now (as `protocol_in_force`). One query, as nearly every
-    request starts here: the trial, whether the actor works at one of its sites, and the latest amendment in
-    force."""
-    works_here = true() if actor.is_admin else exists().where(TrialSite.trial_id == Trial.id,
-                                                              TrialSite.site_code.in_(sorted(actor.sites)))
-    amendment = (select(ProtocolVersion.protocol_json)
-                 .where(ProtocolVersion.trial_id == Trial.id, ProtocolVersion.effective_from <= dt.datetime.now(dt.UTC))
-                 .order_by(ProtocolVersion.version.desc()).limit(1).scalar_subquery())
-    found = session.execute(select(Trial, works_here, amendment).where(Trial.id == trial_id)).one_or_none()
+    """The trial and the protocol version in force now (as `protocol_in_force`). One query: the trial, whether the
+    actor works at one of its sites, and the latest amendment in force."""
+    bound: dict = {"trial": trial_id, "now": dt.datetime.now(dt.UTC)}
+    if not actor.is_admin:
+        bound["sites"] = sorted(actor.sites)
+    found = session.execute(_TRIAL_FOR[actor.is_admin], bound).one_or_none()
     if found is None:
         raise NotFound(i18n.gettext("no trial {trial} on this platform").format(trial=repr(trial_id)))
     trial, allowed, in_force = found

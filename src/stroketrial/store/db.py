@@ -274,12 +274,13 @@ def _lock_known_trial_head(session: Session, backend: str, trial: str) -> AuditH
     then takes the platform lock exclusively, as any first write of a trial does)."""
     if backend != "postgresql":
         return session.execute(select(AuditHead).where(AuditHead.chain_id == trial)).scalar_one_or_none()
-    statement = text("SELECT audit_heads.chain_id, audit_heads.seq, audit_heads.hash FROM audit_heads "
-                     "CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock_shared(:key) "
-                     "WHERE audit_heads.chain_id IS NOT NULL) AS platform_lock "
-                     "WHERE audit_heads.chain_id = :chain FOR UPDATE OF audit_heads")
-    return session.execute(select(AuditHead).from_statement(statement),
-                           {"key": PLATFORM_LOCK, "chain": trial}).scalar_one_or_none()
+    return session.execute(_LOCK_TRIAL_HEAD, {"key": PLATFORM_LOCK, "chain": trial}).scalar_one_or_none()
+
+
+_LOCK_TRIAL_HEAD = select(AuditHead).from_statement(text(
+    "SELECT audit_heads.chain_id, audit_heads.seq, audit_heads.hash FROM audit_heads "
+    "CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock_shared(:key) WHERE audit_heads.chain_id IS NOT NULL) "
+    "AS platform_lock WHERE audit_heads.chain_id = :chain FOR UPDATE OF audit_heads"))
 
 
 def rows_changed(session: Session, statement: Update | Delete) -> int:
