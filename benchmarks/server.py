@@ -18,18 +18,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import psutil
+import psycopg
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
@@ -83,7 +85,39 @@ def prepare(url: str, n: int, n_trials: int) -> tuple[dict[str, list[str]], str]
     return codes, token
 
 
-def run(url: str, clients: int, n: int, n_trials: int) -> dict:
+def _cpu_seconds(process: psutil.Process) -> float:
+    """User + system CPU time of a process and its children (a server's uvicorn workers)."""
+    total = 0.0
+    for p in (process, *process.children(recursive=True)):
+        try:
+            times = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _postgres_cpu(url: str) -> dict[int, float] | None:
+    """CPU seconds of each PostgreSQL backend serving the database, by process id; None when the server is
+    not on this machine (its processes cannot be read)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        pids = [r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                           "AND pid <> pg_backend_pid()")]
+    seconds = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        seconds[pid] = times.user + times.system
+    return seconds
+
+
+def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1) -> dict:
     url = fresh(url)
     codes, token = prepare(url, n, n_trials)
     latencies: list[float] = []
@@ -94,7 +128,11 @@ def run(url: str, clients: int, n: int, n_trials: int) -> dict:
         mates = [k for k in range(clients) if k % len(ids) == c % len(ids)]
         trial = ids[c % len(ids)]
         work.append((trial, codes[trial][mates.index(c)::len(mates)]))
-    with ServerProcess(url) as server:
+    extra = ("--workers", str(workers)) if workers > 1 else ()
+    with ServerProcess(url, extra_args=extra, start_timeout=120) as server:
+        assert server.process is not None
+        serving = psutil.Process(server.process.pid)
+
         def client(job: tuple[str, list[str]]) -> None:
             trial, chunk = job
             with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
@@ -108,17 +146,26 @@ def run(url: str, clients: int, n: int, n_trials: int) -> dict:
                     with lock:
                         latencies.append(elapsed)
 
+        pg_before = _postgres_cpu(url)
+        server_before, clients_before = _cpu_seconds(serving), time.process_time()
         began = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
             list(pool.map(client, work))
         wall = time.perf_counter() - began
+        server_cpu, clients_cpu = _cpu_seconds(serving) - server_before, time.process_time() - clients_before
+        pg_after = _postgres_cpu(url)
+    pg_cpu = (None if pg_before is None or pg_after is None
+              else sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items()))
     latencies.sort()
-    return {"backend": make_url(url).get_backend_name(), "trials": n_trials, "allocations": len(latencies),
-            "seconds": wall, "per_second": len(latencies) / wall, "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))]}
+    k = len(latencies)
+    return {"backend": make_url(url).get_backend_name(), "workers": workers, "trials": n_trials, "allocations": k,
+            "seconds": wall, "per_second": k / wall, "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[int(0.99 * (k - 1))], "server_cpu_ms": 1000 * server_cpu / k,
+            "clients_cpu_ms": 1000 * clients_cpu / k, "postgres_cpu_ms": None if pg_cpu is None else 1000 * pg_cpu / k,
+            "load_1min": os.getloadavg()[0]}
 
 
-def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int]) -> list[dict]:
+def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int], workers: int) -> list[dict]:
     """The same measurement with the code of `ref` (its server, its schema), in a child process."""
     from baseline import baseline_source
 
@@ -127,8 +174,9 @@ def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list
         for url in urls:
             for n_trials in trial_counts:
                 out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--clients", str(clients),
-                                      "--patients", str(n), "--trials", str(n_trials)], check=True,
-                                     capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(src)})
+                                      "--patients", str(n), "--trials", str(n_trials), "--workers", str(workers)],
+                                     check=True, capture_output=True, text=True,
+                                     env={**os.environ, "PYTHONPATH": str(src)})
                 rows.append({"code": ref, **json.loads(out.stdout.splitlines()[-1])})
     return rows
 
@@ -140,27 +188,36 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=800)
     parser.add_argument("--trials", type=int, action="append", help="trials the clients spread over (repeat); "
                                                                      "default: 1 and 8")
-    parser.add_argument("--baseline", help="a git ref whose code is measured the same way, for comparison")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (stroketrial serve --workers N)")
+    parser.add_argument("--baseline", action="append", default=[],
+                        help="a git ref whose code is measured the same way, for comparison (repeat)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     urls = args.db or [f"sqlite:///{tempfile.mkdtemp()}/bench.db"]
     trial_counts = args.trials or [1, 8]
     if args.child:
-        print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0])))
+        print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0], args.workers)))
         return
-    rows = baseline(args.baseline, urls, args.clients, args.patients, trial_counts) if args.baseline else []
-    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t)} for url in urls for t in trial_counts]
+    rows = [row for ref in args.baseline
+            for row in baseline(ref, urls, args.clients, args.patients, trial_counts, args.workers)]
+    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t, args.workers)}
+             for url in urls for t in trial_counts]
     if args.json:
         print(json.dumps(rows))
         return
     table = Table(title=f"randomization over HTTP: {args.clients} concurrent clients, AMASS-2 minimization")
-    for col in ("code", "database", "trials", "allocations", "seconds", "allocations/s", "p50 ms", "p99 ms"):
+    for col in ("code", "database", "server processes", "trials", "allocations", "seconds", "allocations/s",
+                "p50 ms", "p99 ms", "server CPU ms/alloc", "clients CPU ms/alloc", "PostgreSQL CPU ms/alloc",
+                "load (1 min)"):
         table.add_column(col, justify="left" if col in ("code", "database") else "right")
     for r in rows:
-        table.add_row(r["code"], r["backend"], str(r["trials"]), str(r["allocations"]), f"{r['seconds']:.1f}",
-                      f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}")
-    Console().print(table)
+        pg = r.get("postgres_cpu_ms")
+        table.add_row(r["code"], r["backend"], str(r.get("workers", 1)), str(r["trials"]), str(r["allocations"]),
+                      f"{r['seconds']:.1f}", f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+                      f"{r['server_cpu_ms']:.1f}", f"{r['clients_cpu_ms']:.1f}", "-" if pg is None else f"{pg:.1f}",
+                      f"{r['load_1min']:.2f}")
+    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

@@ -375,7 +375,9 @@ def test_the_patient_list_comes_in_pages_of_the_sites_own_patients(platform):
 
 
 @pytest.mark.parametrize("query, field", [("limit=0", "limit"), ("limit=1001", "limit"), ("limit=ten", "limit"),
-                                          ("offset=-1", "offset")])
+                                          ("offset=-1", "offset"), ("offset=1.5", "offset"),
+                                          ("offset=1000000001", "offset"),
+                                          ("offset=99999999999999999999999", "offset")])  # past a 64-bit integer
 def test_a_bad_page_is_refused_by_name(platform, query, field):
     answer = platform.call("GET", f"/trials/amass-2/patients?{query}")
     assert answer.status_code == 422, answer.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -13,7 +14,7 @@ from sqlalchemy import select
 from stroketrial.service import patients
 from stroketrial.service.accounts import Actor
 from stroketrial.store import Database, verify
-from stroketrial.store.models import Allocation, Patient
+from stroketrial.store.models import Allocation, ConcealedKit, Patient
 from ..process import ServerProcess
 
 from .conftest import Platform
@@ -151,9 +152,12 @@ def test_killing_the_server_loses_no_acknowledged_allocation(database_url, tmp_p
 
 def test_several_server_processes_randomize_two_trials_at_once_without_gaps_or_duplicates(database_url, tmp_path):
     """Two `stroketrial serve` on one database, one of them with two worker processes: 16 clients over both
-    servers and two trials. Each trial's sequence runs 1..n with nobody twice, and every chain verifies."""
+    servers and two trials (AMASS-2 by minimization; IMPACT-LVO by permuted blocks with blinded kits). Each
+    trial's sequence runs 1..n with nobody twice, IMPACT-LVO's allocations take the concealed block list's
+    entries 0..n-1 of their stratum and each arm's kits in list order, none twice, and every chain verifies."""
     platform = Platform(database_url)
-    codes = {trial: _register(platform, 48, trial) for trial in ("amass-2", "angel-rescue")}
+    trials = ("amass-2", "impact-lvo")
+    codes = {trial: _register(platform, 48, trial) for trial in trials}
     token = platform.tokens["coordinator"]
     platform.db.dispose()
     keys = {"STROKETRIAL_KEYS": str(platform.db.keystore.folder), "STROKETRIAL_SECRET_KEY": "one-key-for-all"}
@@ -161,8 +165,8 @@ def test_several_server_processes_randomize_two_trials_at_once_without_gaps_or_d
                        start_timeout=120) as first, \
             ServerProcess(database_url, log_path=str(tmp_path / "b.log"), env=keys) as second:
         def client(number: int) -> None:
-            # even clients on AMASS-2, odd on ANGEL-RESCUE; within each trial, half the clients on each server
-            trial, mate = ("amass-2", "angel-rescue")[number % 2], number // 2
+            # even clients on AMASS-2, odd on IMPACT-LVO; within each trial, half the clients on each server
+            trial, mate = trials[number % 2], number // 2
             server, chunk = (first, second)[mate % 2], codes[trial][mate::8]
             with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
                 for code in chunk:
@@ -176,4 +180,21 @@ def test_several_server_processes_randomize_two_trials_at_once_without_gaps_or_d
         stored = _allocations(database_url, trial)
         assert [a.sequence for a in stored] == list(range(1, len(registered) + 1)), trial
         assert len({a.patient_id for a in stored}) == len(registered)
+    records = [json.loads(a.record_json) for a in _allocations(database_url, "impact-lvo")]
+    by_stratum: dict[str, list[int]] = {}
+    for r in records:
+        by_stratum.setdefault(r["stratum"], []).append(r["list_position"])
+    for stratum, positions in by_stratum.items():  # in sequence order: the list read from its start, in turn
+        assert positions == list(range(len(positions))), stratum
+    db = Database(database_url)
+    try:
+        with db.read() as session:
+            listed = list(session.execute(select(ConcealedKit).where(ConcealedKit.trial_id == "impact-lvo")
+                                          .order_by(ConcealedKit.position)).scalars())
+    finally:
+        db.dispose()
+    for arm in {r["arm"] for r in records}:
+        given = [r["kit"] for r in records if r["arm"] == arm]
+        in_list = [k.kit_number for k in listed if k.site == "S1" and k.arm == arm]
+        assert given == in_list[:len(given)], arm  # each arm's kits in list order: none skipped, none twice
     assert _chain_ok(database_url)

@@ -122,10 +122,13 @@ def find_patient(session: Session, actor: Actor, trial_id: str, code: str) -> Pa
     row = session.execute(select(Patient).where(Patient.trial_id == trial_id, Patient.code == code)
                           ).scalar_one_or_none()
     if row is None or not actor.can_see_site(row.site_code):
-        # The same answer whether the patient is elsewhere or absent: a site learns nothing of others.
-        raise NotFound(i18n.gettext("no patient {patient} in {trial} at your sites").format(patient=code,
-                                                                                            trial=trial_id))
+        raise patient_not_found(trial_id, code)
     return row
+
+
+def patient_not_found(trial_id: str, code: str) -> NotFound:
+    # The same answer whether the patient is elsewhere or absent: a site learns nothing of others.
+    return NotFound(i18n.gettext("no patient {patient} in {trial} at your sites").format(patient=code, trial=trial_id))
 
 
 def allocation_of(session: Session, row: Patient) -> Allocation | None:

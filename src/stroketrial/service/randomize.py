@@ -12,9 +12,10 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, aliased
 
 from .. import i18n
 from ..clinical import parse_patient
@@ -23,14 +24,14 @@ from ..protocol.schemes import PermutedBlocks
 from ..randomization import (Allocation as AllocationRecord, Draw, FactorValueError, ListExhausted, RandomizationState,
                              Randomizer, SystemDraw)
 from ..store import canonical, record
-from ..store.models import Allocation, Patient
+from ..store.models import Allocation, Patient, RandomizationStateRow, Site
 from .accounts import Actor
 from .clock import local_now, site_zone
 from . import supply
 from .concealed_lists import StoredBlockList, StoredKitList
 from .consent import require_consent
 from .errors import Conflict, Invalid
-from .patients import allocation_of, allocation_view, find_patient, validated_screening
+from .patients import allocation_view, patient_not_found, validated_screening
 from ..randomization.lists import LIST_LENGTH_PER_STRATUM, RESUPPLY_KITS, kit_block_sizes
 from .trials import get_trial, patient_protocol, randomization_state
 
@@ -51,70 +52,98 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     if protocol.randomization is None:
         raise Conflict(i18n.gettext("{trial} is not randomized ({design})").format(
             trial=trial_id, design=i18n.gettext(protocol.design.model.replace("_", " "))))
-    previous = session.execute(select(Allocation).where(Allocation.trial_id == trial_id,
-                                                        Allocation.idempotency_key == idempotency_key)
-                               ).scalar_one_or_none()
-    patient = find_patient(session, actor, trial_id, code)
-    if previous is not None:
-        if previous.patient_id != patient.id:
-            raise Conflict(i18n.gettext("this Idempotency-Key was used for another patient; use a new key for each "
-                                        "patient"))
-        return allocation_view(actor, protocol, previous) | {"patient_id": code}, False
-    existing = allocation_of(session, patient)
+    patient, existing, key_patient, zone, state_row = _patient_to_randomize(session, actor, trial_id, code,
+                                                                            idempotency_key)
+    if key_patient is not None and key_patient != patient.id:
+        raise Conflict(i18n.gettext("this Idempotency-Key was used for another patient; use a new key for each "
+                                    "patient"))
+    if key_patient is not None and existing is not None:
+        return allocation_view(actor, protocol, existing) | {"patient_id": code}, False
     if existing is not None:
         raise Conflict(i18n.gettext("patient {patient} was randomized already (sequence {sequence}); a patient is "
                                     "randomized once").format(patient=code, sequence=existing.sequence),
                        sequence=existing.sequence)
     require_eligible(patient)
     require_consent(session, protocol, patient, "randomized")
-    screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient,
-                          now=now)
-    randomizer = Randomizer.for_protocol(protocol)
-    try:
-        levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
-    except FactorValueError as exc:
-        raise Invalid(i18n.gettext("cannot randomize {patient}: {problem}").format(patient=code, problem=exc),
-                      [{"field": "randomization factors", "value": None, "message": str(exc)}]) from None
-    # A trial with physical kits: whether a kit of every arm is on the site's shelf is asked before the
-    # allocation is made, so a refusal (or an allocation without a kit) never depends on the next arm.
-    dispensing = supply.before_randomizing(session, protocol, trial_id, patient.site_code)
-    state_row = randomization_state(session, trial_id)
-    state = RandomizationState.model_validate_json(state_row.state_json)
-    blocks, kits = StoredBlockList(session, trial_id), StoredKitList(session, trial_id)
-    draw = SystemDraw()
-    for _ in range(3):
+    # What this write changes (the patient's time of randomization and its event, then the allocation, the state
+    # and their event) is sent in one flush at the end, not a flush before each query in between: nothing read
+    # here depends on those rows, and the two events go to the trail in one INSERT.
+    with session.no_autoflush:
+        screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient,
+                              now=now, zone=zone)
+        randomizer = Randomizer.for_protocol(protocol)
         try:
-            allocation, new_state = randomizer.allocate(
-                state, code, levels, draw, block_list=blocks, kit_list=kits, site=patient.site_code,
-                choose_kit=None if dispensing is None else
-                (lambda arm: supply.pick_kit(session, protocol, trial_id, patient.site_code, arm)
-                 if dispensing == "kit" else None))
-            break
-        except ListExhausted:
-            # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
-            _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
-    else:  # pragma: no cover - a resupply always makes room
-        raise Conflict(i18n.gettext("the concealed lists could not be extended"))
+            levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
+        except FactorValueError as exc:
+            raise Invalid(i18n.gettext("cannot randomize {patient}: {problem}").format(patient=code, problem=exc),
+                          [{"field": "randomization factors", "value": None, "message": str(exc)}]) from None
+        # A trial with physical kits: whether a kit of every arm is on the site's shelf is asked before the
+        # allocation is made, so a refusal (or an allocation without a kit) never depends on the next arm.
+        dispensing = supply.before_randomizing(session, protocol, trial_id, patient.site_code)
+        state_row = state_row or randomization_state(session, trial_id)  # that one refuses a trial without state
+        state = RandomizationState.model_validate_json(state_row.state_json)
+        blocks, kits = StoredBlockList(session, trial_id), StoredKitList(session, trial_id)
+        draw = SystemDraw()
+        for _ in range(3):
+            try:
+                allocation, new_state = randomizer.allocate(
+                    state, code, levels, draw, block_list=blocks, kit_list=kits, site=patient.site_code,
+                    choose_kit=None if dispensing is None else
+                    (lambda arm: supply.pick_kit(session, protocol, trial_id, patient.site_code, arm)
+                     if dispensing == "kit" else None))
+                break
+            except ListExhausted:
+                # Concealed lists are extended, never shown, from the OS CSPRNG, inside this transaction.
+                _resupply(randomizer, protocol, state, levels, patient.site_code, blocks, kits, draw)
+        else:  # pragma: no cover - a resupply always makes room
+            raise Conflict(i18n.gettext("the concealed lists could not be extended"))
     now = now or dt.datetime.now(dt.UTC)
+    record_json = allocation.model_dump_json()
     row = Allocation(trial_id=trial_id, patient_id=patient.id, sequence=allocation.sequence, arm=allocation.arm,
-                     kit=allocation.kit, record_json=allocation.model_dump_json(), idempotency_key=idempotency_key,
+                     kit=allocation.kit, record_json=record_json, idempotency_key=idempotency_key,
                      created_at=now, created_by=actor.name)
     session.add(row)
     state_row.state_json = new_state.model_dump_json()
-    session.flush()
     record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
-           site=patient.site_code,
-           after=json.loads(allocation.model_dump_json()))
+           site=patient.site_code, after=json.loads(record_json))
     if dispensing is not None:
+        session.flush()
         supply.dispense_at_randomization(session, actor, protocol, trial_id, patient, allocation.kit, allocation.arm)
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
 
 
+_first_use = aliased(Allocation)
+# Built once (bound per call): building a statement costs more Python than running it on every allocation.
+_PATIENT_TO_RANDOMIZE = (
+    select(Patient, Allocation,
+           select(_first_use.patient_id).where(_first_use.trial_id == bindparam("trial"),
+                                               _first_use.idempotency_key == bindparam("key")).scalar_subquery(),
+           Site.timezone, RandomizationStateRow)
+    .outerjoin(Allocation, Allocation.patient_id == Patient.id)
+    .outerjoin(Site, Site.code == Patient.site_code)
+    .outerjoin(RandomizationStateRow, RandomizationStateRow.trial_id == Patient.trial_id)
+    .where(Patient.trial_id == bindparam("trial"), Patient.code == bindparam("code")))
+
+
+def _patient_to_randomize(session: Session, actor: Actor, trial_id: str, code: str, idempotency_key: str
+                          ) -> tuple[Patient, Allocation | None, int | None, ZoneInfo, RandomizationStateRow | None]:
+    """In one query: the patient (404 unless at the actor's sites), the patient's allocation if any, the patient
+    the Idempotency-Key was first used for (None: a new key), the site's time zone, and the trial's allocation
+    state (the write holds the trial's lock, so it is the state this allocation must read)."""
+    found = session.execute(_PATIENT_TO_RANDOMIZE, {"trial": trial_id, "code": code, "key": idempotency_key}
+                            ).one_or_none()
+    if found is None or not actor.can_see_site(found[0].site_code):
+        raise patient_not_found(trial_id, code)
+    patient, allocation, key_patient, timezone, state = found
+    return patient, allocation, key_patient, ZoneInfo(timezone or "UTC"), state
+
+
 def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient,
-                          now: dt.datetime | None = None) -> None:
+                          now: dt.datetime | None = None, zone: ZoneInfo | None = None) -> None:
     """Windows that end at randomization are measured to the server's clock, not to a time typed on the form:
-    the planned time of randomization is replaced by now (in the site's zone) and the patient screened again."""
-    zone = site_zone(session, patient.site_code)
+    the planned time of randomization is replaced by now (in the site's zone: read here unless given) and the
+    patient screened again."""
+    zone = zone or site_zone(session, patient.site_code)
     data = json.loads(patient.data_json)
     typed = parse_patient(data)
     like = next((v for v in typed.values.values() if isinstance(v, dt.datetime)), None)

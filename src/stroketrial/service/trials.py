@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
 from .. import i18n
@@ -36,14 +36,28 @@ def protocol_of(trial: Trial) -> Protocol:
     return _parse(trial.protocol_json)
 
 
+_AMENDMENT_IN_FORCE = (select(ProtocolVersion.protocol_json)
+                       .where(ProtocolVersion.trial_id == Trial.id, ProtocolVersion.effective_from <= bindparam("now"))
+                       .order_by(ProtocolVersion.version.desc()).limit(1).scalar_subquery())
+# Built once (bound per call), for the admin and for site staff: nearly every request starts here.
+_TRIAL_FOR = {admin: select(Trial, true() if admin else exists().where(
+    TrialSite.trial_id == Trial.id, TrialSite.site_code.in_(bindparam("sites", expanding=True))), _AMENDMENT_IN_FORCE)
+    .where(Trial.id == bindparam("trial")) for admin in (True, False)}
+
+
 def get_trial(session: Session, actor: Actor, trial_id: str) -> tuple[Trial, Protocol]:
-    """The trial and the protocol version in force now."""
-    trial = session.get(Trial, trial_id)
-    if trial is None:
+    """The trial and the protocol version in force now (as `protocol_in_force`). One query: the trial, whether the
+    actor works at one of its sites, and the latest amendment in force."""
+    bound: dict = {"trial": trial_id, "now": dt.datetime.now(dt.UTC)}
+    if not actor.is_admin:
+        bound["sites"] = sorted(actor.sites)
+    found = session.execute(_TRIAL_FOR[actor.is_admin], bound).one_or_none()
+    if found is None:
         raise NotFound(i18n.gettext("no trial {trial} on this platform").format(trial=repr(trial_id)))
-    if not actor.is_admin and not (actor.sites & set(trial_sites(session, trial_id))):
+    trial, allowed, in_force = found
+    if not allowed:
         raise Forbidden(i18n.gettext("{name} works at no site of {trial}").format(name=actor.name, trial=trial_id))
-    return trial, protocol_in_force(session, trial)[1]
+    return trial, _parse(in_force) if in_force is not None else protocol_of(trial)
 
 
 def protocol_in_force(session: Session, trial: Trial, at: dt.datetime | None = None) -> tuple[int, Protocol]:

@@ -105,6 +105,13 @@ def chain_head(session: Session, chain_id: str) -> AuditHead:
     return head
 
 
+def held_head(session: Session, head: AuditHead) -> AuditHead:
+    """A chain's head the write lock already read and locked (`db.py`), kept as `chain_head` would keep it."""
+    session.info["audit_heads"][head.chain_id] = head
+    session.info["audit_start"].setdefault(head.chain_id, head.seq)
+    return head
+
+
 def record(session: Session, actor: str, action: str, entity: str, entity_id: str | int, *,
            trial_id: str | None = None, site: str | None = None, before: Any = None, after: Any = None,
            reason: str | None = None) -> AuditEvent:

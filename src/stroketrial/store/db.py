@@ -29,7 +29,7 @@ from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .audit import PLATFORM, chain_head, keyed_events, moved_heads, record
+from .audit import PLATFORM, chain_head, held_head, keyed_events, moved_heads, record
 from .keystore import Keystore, default_location
 from .models import AuditHead
 
@@ -63,8 +63,15 @@ class Database:
         self.keystore = Keystore(location) if location is not None else None
         self.engine = self._engine()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, info={"keystore": self.keystore})
+        # PostgreSQL: a lone statement needs no transaction around it (see `lookup`)
+        self._lookups = self._sessions if self.backend == "sqlite" else sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+            info={"keystore": self.keystore})
         self._sqlite_writer = threading.Lock()
         self._key: bytes | None = None
+        # Trials whose chain head this process has seen: a head, once made, is never deleted (the application
+        # role may not), so a write for one of them locks its head without asking first whether it exists.
+        self._trial_chains: set[str] = set()
 
     def _engine(self) -> Engine:
         if self.backend == "sqlite":
@@ -158,6 +165,14 @@ class Database:
             yield session
 
     @contextmanager
+    def lookup(self) -> Iterator[Session]:
+        """A read of one statement (the API token's user, on every API call). On PostgreSQL it runs outside a
+        transaction, which spares two round trips (BEGIN, ROLLBACK); a single statement sees one snapshot
+        either way. Anything that reads twice and needs both reads to agree uses `read`."""
+        with self._lookups() as session:
+            yield session
+
+    @contextmanager
     def write(self, trial: str | None = None) -> Iterator[Session]:
         """One transaction that holds the write lock; commits on success, rolls back on error.
 
@@ -198,7 +213,7 @@ class Database:
                 session = Session(bind=connection, expire_on_commit=False,
                                   info={"keystore": self.keystore, "audit_key": key, "audit_heads": {},
                                         "audit_start": {}})
-                session.info["audit_scope"] = _take_write_lock(session, self.backend, trial)
+                session.info["audit_scope"] = _take_write_lock(session, self.backend, trial, self._trial_chains)
                 try:
                     yield session
                     session.flush()
@@ -217,7 +232,7 @@ class Database:
 PLATFORM_LOCK = 0x5354524F4B45  # "STROKE"
 
 
-def _take_write_lock(session: Session, backend: str, trial: str | None) -> str | None:
+def _take_write_lock(session: Session, backend: str, trial: str | None, known: set[str]) -> str | None:
     """Lock what this write may change; the trial it is confined to, or None for a platform-wide write.
 
     PostgreSQL: a trial's write takes the platform lock shared, then its trial's chain head FOR UPDATE, so
@@ -226,7 +241,16 @@ def _take_write_lock(session: Session, backend: str, trial: str | None) -> str |
     platform lock, trial head, platform head (`audit.chain_head`), so no two writes wait for each other in a
     circle. SQLite has one writer at a time (BEGIN IMMEDIATE has locked the database); a trial's write is still
     confined to its trial's chain there, so a write that strays is found on either database.
+
+    `known`: the trials whose head this process has seen; their write takes both locks in one statement.
     """
+    if trial is not None and trial in known:
+        head = _lock_known_trial_head(session, backend, trial)
+        if head is not None:
+            session.info["audit_scope"] = trial
+            held_head(session, head)
+            return trial
+        known.discard(trial)  # its head was deleted behind the platform's back: as for a trial without one
     if trial is not None and session.execute(select(AuditHead.chain_id).where(AuditHead.chain_id == trial)
                                              ).first() is None:
         trial = None  # a trial with no chain yet (or no such trial): its first events are written platform-wide
@@ -236,10 +260,27 @@ def _take_write_lock(session: Session, backend: str, trial: str | None) -> str |
     if trial is not None:
         session.info["audit_scope"] = trial
         chain_head(session, trial)
+        known.add(trial)
         return trial
     if session.execute(select(AuditHead.chain_id).where(AuditHead.chain_id == PLATFORM)).first() is None:
         raise DatabaseError("the database has no audit head; run `stroketrial db upgrade` first")
     return None
+
+
+def _lock_known_trial_head(session: Session, backend: str, trial: str) -> AuditHead | None:
+    """The trial's head, locked, in one round trip; None when it has none. On PostgreSQL the platform lock is
+    taken shared in the same statement, when the head's row is read and before it is locked FOR UPDATE (the
+    lateral subquery runs once per head row found, so a trial without a head takes no lock here and its write
+    then takes the platform lock exclusively, as any first write of a trial does)."""
+    if backend != "postgresql":
+        return session.execute(select(AuditHead).where(AuditHead.chain_id == trial)).scalar_one_or_none()
+    return session.execute(_LOCK_TRIAL_HEAD, {"key": PLATFORM_LOCK, "chain": trial}).scalar_one_or_none()
+
+
+_LOCK_TRIAL_HEAD = select(AuditHead).from_statement(text(
+    "SELECT audit_heads.chain_id, audit_heads.seq, audit_heads.hash FROM audit_heads "
+    "CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock_shared(:key) WHERE audit_heads.chain_id IS NOT NULL) "
+    "AS platform_lock WHERE audit_heads.chain_id = :chain FOR UPDATE OF audit_heads"))
 
 
 def rows_changed(session: Session, statement: Update | Delete) -> int:

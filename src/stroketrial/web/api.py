@@ -51,6 +51,8 @@ router = APIRouter(prefix="/api/v1", responses={status: {"model": ErrorBody, "de
 bearer = HTTPBearer(auto_error=False, description="an API token: `stroketrial admin create-user` prints one")
 
 Trial = Annotated[str, Path(description="the trial's id (`GET /api/v1/trials`)", examples=[BUILTIN_IDS[0]])]
+MAX_PAGE = 1000
+MAX_OFFSET = 1_000_000_000  # past any trial's size, within the databases' 64-bit integers
 PatientCode = Annotated[str, Path(description="the patient's screening identifier", examples=["P1"])]
 VisitId = Annotated[str, Path(description="the visit's id in the protocol's schedule (`GET .../visits`)",
                                examples=[load_builtin(BUILTIN_IDS[0]).visits[-1].id])]
@@ -103,7 +105,8 @@ class UnblindingIn(_Body):
     reason: str = Field(description="the clinical reason the treating team needs the arm (10-2000 characters)")
 
 
-def database(request: Request):
+async def database(request: Request):
+    # async: FastAPI would hand a plain function to a worker thread on every request, for one attribute read
     return request.app.state.db
 
 
@@ -117,7 +120,7 @@ def current_actor(request: Request, _documented: HTTPAuthorizationCredentials | 
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send the API token as 'Authorization: Bearer TOKEN'")
-    with request.app.state.db.read() as session:
+    with request.app.state.db.lookup() as session:
         return accounts.actor_for_token(session, token.strip())
 
 
@@ -170,9 +173,10 @@ def register_patient(trial: Trial, body: PatientIn, actor: Actor = Depends(curre
 
 @router.get("/trials/{trial}/patients", tags=["patients"])
 def list_patients(trial: Trial, response: Response,
-                  limit: int | None = Query(None, ge=1, le=1000, description="at most this many patients (1 to "
-                                            "1000); without it, every patient"),
-                  offset: int = Query(0, ge=0, description="skip this many patients first (0 or more)"),
+                  limit: int | None = Query(None, ge=1, le=MAX_PAGE, description="at most this many patients "
+                                            f"(1 to {MAX_PAGE:,}); without it, every patient"),
+                  offset: int = Query(0, ge=0, le=MAX_OFFSET, description="skip this many patients first (0 to "
+                                      f"{MAX_OFFSET:,})"),
                   actor: Actor = Depends(current_actor), db=Depends(database)) -> list[dict[str, Any]]:
     """The trial's patients at your sites, in order of registration. With `limit`, one page: the header
     X-Total-Count says how many there are, and Link (rel="next") where the next page starts."""
