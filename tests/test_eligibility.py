@@ -27,6 +27,13 @@ def test_reason_quotes_the_value_and_the_threshold():
     assert (nihss.status, nihss.excludes, nihss.reason) == ("not_met", True, "NIHSS 5 is below 6")
 
 
+def test_the_stored_screening_result_holds_every_field_of_every_criterion():
+    from dataclasses import asdict
+
+    result = screen(AMASS2, {**amass2.ELIGIBLE, "nihss": 5})
+    assert result.to_json() == asdict(result) | {"criteria": [asdict(c) for c in result.criteria]}
+
+
 def test_reason_for_a_lab_given_in_another_unit_shows_both_units():
     result = screen(AMASS2, {**amass2.ELIGIBLE, "creatinine_umol_l": {"value": 2.2, "unit": "mg/dL"}})
     renal = criterion(result, "renal_failure")

@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from .. import i18n
-from ..clinical import parse_patient
+from ..clinical import PatientRecord, parse_patient
 from ..protocol import Protocol
 from ..protocol.schemes import PermutedBlocks
 from ..randomization import (Allocation as AllocationRecord, Draw, FactorValueError, ListExhausted, RandomizationState,
@@ -69,11 +69,12 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     # and their event) is sent in one flush at the end, not a flush before each query in between: nothing read
     # here depends on those rows, and the two events go to the trail in one INSERT.
     with session.no_autoflush:
-        screen_at_server_time(session, actor, patient_protocol(session, trial_id, patient.protocol_version), patient,
-                              now=now, zone=zone)
+        record_now = screen_at_server_time(session, actor, patient_protocol(session, trial_id,
+                                                                           patient.protocol_version),
+                                           patient, now=now, zone=zone)
         randomizer = Randomizer.for_protocol(protocol)
         try:
-            levels = randomizer.levels(parse_patient(json.loads(patient.data_json)))
+            levels = randomizer.levels(record_now)
         except FactorValueError as exc:
             raise Invalid(i18n.gettext("cannot randomize {patient}: {problem}").format(patient=code, problem=exc),
                           [{"field": "randomization factors", "value": None, "message": str(exc)}]) from None
@@ -139,10 +140,10 @@ def _patient_to_randomize(session: Session, actor: Actor, trial_id: str, code: s
 
 
 def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Patient,
-                          now: dt.datetime | None = None, zone: ZoneInfo | None = None) -> None:
+                          now: dt.datetime | None = None, zone: ZoneInfo | None = None) -> PatientRecord:
     """Windows that end at randomization are measured to the server's clock, not to a time typed on the form:
     the planned time of randomization is replaced by now (in the site's zone: read here unless given) and the
-    patient screened again."""
+    patient screened again. Answers with the patient's record as now stored."""
     zone = zone or site_zone(session, patient.site_code)
     data = json.loads(patient.data_json)
     typed = parse_patient(data)
@@ -164,6 +165,7 @@ def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Pat
         record(session, actor.name, "set_randomization_time", "patient", f"{patient.trial_id}/{patient.code}",
                trial_id=patient.trial_id, site=patient.site_code, before=data, after=stored,
                reason="time of randomization: the server's clock")
+    return record_now
 
 
 def require_eligible(patient: Patient) -> None:
