@@ -84,6 +84,11 @@ def test_a_category_covariate_is_an_indicator_per_level_but_the_first(tmp_path):
     (b"arm,mrs_90d\nalbumin,7\ncontrol,1\n", "column 'mrs_90d' holds 7.0; the mRS is 0 to 6"),
     (b"arm,mrs_90d\nalbumin,two\ncontrol,1\n", "column 'mrs_90d' holds 'two', which is not a number"),
     (b"arm,mrs_90d\nalbumin,1\nplacebo,1\n", "column 'arm' holds ['placebo'], not only 'albumin' and 'control'"),
+    ("arm,mrs_90d\nalbumin,\u0663\ncontrol,1\n".encode(), "column 'mrs_90d' holds '\u0663', which is not a number"),
+    (b"arm,mrs_90d\nalbumin,inf\ncontrol,1\n", "column 'mrs_90d' holds 'inf', which is not a number"),
+    # a quote left open would swallow every row after it into one cell, and the analysis run on what is left
+    (b'arm,mrs_90d,note\nalbumin,1,"left open\ncontrol,2,x\nalbumin,3,y\n',
+     "not a readable CSV (the row starting on line 2: unexpected end of data"),
 ])
 def test_a_file_it_cannot_use_is_named_with_what_is_wrong(tmp_path, content, message):
     path = tmp_path / "data.csv"
@@ -105,6 +110,20 @@ def test_one_analysis_answers_without_importing_pandas_scipy_or_the_web_stack():
     answer, loaded = done.stdout.rsplit("\n", 2)[0], json.loads(done.stdout.rsplit("\n", 2)[1])
     assert json.loads(answer)["measure"] == "common odds ratio"
     assert loaded == []
+
+
+@pytest.mark.parametrize("age, message", [
+    (["", "", "", ""], "column 'age' has no value in either arm: it cannot be adjusted for"),
+    (["71", "7O", "65", "80"], "column 'age' holds '7O' among numbers; a covariate is numbers"),
+    (["71", "inf", "65", "80"], "column 'age' holds 'inf' among numbers"),
+])
+def test_a_covariate_it_cannot_adjust_for_is_named_not_left_out(tmp_path, age, message):
+    path = tmp_path / "data.csv"
+    path.write_text("arm,mrs_90d,age\n" + "".join(f"{ARMS[i % 2]},{i % 7},{a}\n" for i, a in enumerate(age * 5)))
+    result = runner.invoke(app, ["analyze", "ordinal", str(path), "--treatment", "albumin", "--control", "control",
+                                 "--adjust", "age"])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()) and "Traceback" not in result.output
 
 
 def test_a_dataframe_column_with_gaps_is_read_without_writing_into_pandas():

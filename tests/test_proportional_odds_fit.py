@@ -18,6 +18,7 @@ import pytest
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from stroketrial.analysis import ordinal, proportional_odds_fit as po, sensitivity
+from stroketrial.analysis.result import AnalysisInputError
 from stroketrial.design import batched_po_fit
 
 REF = Path(__file__).parent / "reference"
@@ -108,6 +109,21 @@ def test_two_categories_are_the_general_passes_arithmetic():
         assert fitted.beta[t] == pytest.approx(reference.params[1:], abs=1e-8)
         assert fitted.se[t] == pytest.approx(reference.bse[1:], rel=1e-7)
         assert fitted.loglik[t] == pytest.approx(reference.llf, abs=1e-8)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_a_quasi_separated_fit_is_refused_not_given_an_interval_of_nan(k):
+    """Every control in the worst category, the treated in both (review of issue 23): the maximum is at infinity.
+    The fitter's steps shrink to nothing while the information turns singular; that is no estimate."""
+    if k == 2:
+        codes, treated = np.array([1] * 20 + [0] * 40), np.array([1.0] * 20 + [0.0] * 30 + [1.0] * 10)
+    else:
+        codes, treated = np.array([2] * 20 + [1] * 5 + [0] * 35), np.array([1.0] * 25 + [0.0] * 30 + [1.0] * 5)
+    with pytest.raises(AnalysisInputError, match="did not converge"):
+        po.fit(codes, k, treated[:, None])
+    arms = pd.DataFrame({"mrs": codes + 4, "arm": np.where(treated == 1, "albumin", "control")})
+    with pytest.raises(AnalysisInputError, match="did not converge"):
+        ordinal.proportional_odds(arms, "mrs", "arm", "albumin", "control", profile=False)
 
 
 def _multiple_imputation_with_statsmodels(df, adjust, imputations, seed=2026):

@@ -8,6 +8,7 @@ without importing it: pandas alone takes longer to import (about 0.3 s) than the
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,11 +49,20 @@ def read_csv_table(path: Path) -> CsvTable:
     missing cells (as pandas.read_csv)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if row]
+            # strict: a quote left open is an error, not a cell that swallows the rest of the file
+            reader = csv.reader(handle, strict=True)
+            rows, starts = [], 1
+            try:
+                for row in reader:
+                    if row:
+                        rows.append(row)
+                    starts = reader.line_num + 1
+            except csv.Error as exc:
+                raise AnalysisInputError(f"{path}: not a readable CSV (the row starting on line {starts}: {exc}; a "
+                                         'quoted cell ends with its quote, and a quote inside one is written "")'
+                                         ) from None
     except UnicodeDecodeError:
         raise AnalysisInputError(f"{path}: not a readable CSV (not UTF-8 text)") from None
-    except csv.Error as exc:
-        raise AnalysisInputError(f"{path}: not a readable CSV ({exc})") from None
     if not rows:
         raise AnalysisInputError(f"{path}: not a readable CSV (the file is empty)")
     header = [name.strip() for name in rows[0]]
@@ -82,18 +92,20 @@ def cells(data: Dataset, column: str) -> np.ndarray:
 
 
 def _number(value: Any) -> float | None:
-    """A cell as a number, or None if it is not one (as pandas.to_numeric would refuse it)."""
+    """A cell as a finite number, or None if it is not one: Python's float() also reads "1_000", "inf" and other
+    scripts' digits ("٣"), none of which a clinical dataset means as a number."""
     if isinstance(value, str):
         text = value.strip()
-        if "_" in text:
+        if "_" in text or not text.isascii():
             return None
         try:
             number = float(text)
         except ValueError:
             return None
-        return None if number != number else number
+        return number if math.isfinite(number) else None
     if isinstance(value, bool | int | float | np.number | np.bool_):
-        return float(value)
+        number = float(value)
+        return number if math.isfinite(number) else None
     return None
 
 
@@ -164,9 +176,14 @@ def require_columns(df: Dataset, *columns: str) -> None:
 def _covariate(column: str, values: np.ndarray) -> tuple[list[str], np.ndarray]:
     """A covariate's columns: itself if every present value is a number, else one indicator per level but the
     first (levels in sorted order, as pandas.get_dummies with drop_first); NaN where the value is missing."""
+    if all(v is None for v in values):
+        raise AnalysisInputError(f"column {column!r} has no value in either arm: it cannot be adjusted for")
     numeric, first_bad = numbers(values)
-    if first_bad is None and any(v is not None for v in values):
+    if first_bad is None:
         return [column], numeric[:, None]
+    if not np.isnan(numeric).all():  # one typo would otherwise make a number's every value a category of its own
+        raise AnalysisInputError(f"column {column!r} holds {shown(values[first_bad])!r} among numbers; a covariate "
+                                 "is numbers (finite, in digits 0-9) or categories, not both")
     text = labels(values)
     levels = sorted({t for t in text if t is not None})[1:]
     matrix = np.array([[np.nan if t is None else float(t == level) for level in levels] for t in text],

@@ -54,7 +54,7 @@ def _weighted_contrast(df: Dataset, outcome: str, arm: str, treatment: str, cont
     rows = np.array([a in (treatment, control) for a in labels(cells(df, arm))], dtype=bool)
     raw = cells(df, weights)[rows]
     values, _ = numbers(raw)
-    bad = np.isnan(values) | ~np.isfinite(np.nan_to_num(values)) | (values < 0)
+    bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         raise AnalysisInputError(f"column {weights!r} holds {shown(raw[bad][0])!r}; a frequency weight is a number, "
                                  "0 or more")

@@ -59,11 +59,13 @@ def fit(codes: np.ndarray, k: int, X: np.ndarray, weights: np.ndarray | None = N
                                 max_iter=200, groups=None if groups is None else np.asarray(groups)[None],
                                 n_groups=n_groups, weights=one(weights), offset=one(offset), start=one(start),
                                 full=True)
-    if converge and not fitted.converged[0]:
+    assert fitted.covariance is not None
+    # A quasi-separated fit (an arm in one outcome category) can stop with steps too small to tell from
+    # convergence while the information matrix is singular: its covariance is then NaN or inf, not an answer.
+    if converge and not (fitted.converged[0] and np.isfinite(fitted.covariance[0]).all()):
         raise AnalysisInputError("the proportional-odds model did not converge (an arm or a covariate level "
                                  "without every outcome category, or a covariate that predicts the outcome "
                                  "perfectly)")
-    assert fitted.covariance is not None
     return ProportionalOddsFit(fitted.alpha[0].reshape(n_groups, k - 1), fitted.beta[0], fitted.covariance[0],
                                float(fitted.loglik[0]))
 

@@ -223,20 +223,26 @@ class _TwoCategories:
         eta = np.matmul(self.x, params[:, 1:, None])[..., 0]
         if self.offset is not None:
             eta += self.offset
-        # F = P(y = 0) = logistic(alpha - eta), computed as _Sorted computes it; P(y = 1) = 1 - F
+        # F = P(y = 0) = logistic(alpha - eta), computed as _Sorted computes it; G = P(y = 1) = logistic(eta - alpha)
+        # from its own exponential, not as 1 - F: where F rounds to 1 (alpha - eta past about 37) 1 - F is 0, the
+        # Hessian F (1 - F) of a quasi-separated fit turns singular and Newton stalls as if converged.
         F = np.subtract(eta, params[:, :1])
+        G = np.negative(F)
         np.exp(F, out=F)
         F += 1
         np.reciprocal(F, out=F)
-        pi = np.where(self.y, 1 - F, F)
+        np.exp(G, out=G)
+        G += 1
+        np.reciprocal(G, out=G)
+        pi = np.where(self.y, G, F)
         log_pi = np.log(pi) if self.w is None else self.w * np.log(pi)
         ll = np.where(np.all(pi > 0, axis=1), log_pi.sum(axis=1), -np.inf)
         if not derivatives:
             return ll, None, None
-        # d loglik / d eta = y - P(y = 1) = y - 1 + F; minus its derivative: F (1 - F); eta's alpha has sign -1
+        # d loglik / d eta = y - G (F where y = 1, -G where y = 0); minus its derivative: F G; alpha's sign is -1
         both = np.empty((t, 2, self.n))
-        np.subtract(F, ~self.y, out=both[:, 0])
-        np.multiply(F, 1 - F, out=both[:, 1])
+        np.copyto(both[:, 0], np.where(self.y, F, -G))
+        np.multiply(F, G, out=both[:, 1])
         if self.w is not None:
             both *= self.w[:, None, :]
         sums = np.matmul(both, self.design)  # [t, 2, 1 + p + pairs]
