@@ -126,6 +126,17 @@ def test_a_covariate_it_cannot_adjust_for_is_named_not_left_out(tmp_path, age, m
     assert message in " ".join(result.output.split()) and "Traceback" not in result.output
 
 
+def test_a_covariate_that_is_a_sum_of_the_others_is_named_in_the_adjusted_binary_analysis():
+    from stroketrial.analysis import binary
+
+    data = pd.DataFrame({"arm": [ARMS[i % 2] for i in range(40)], "good": [i % 3 == 0 for i in range(40)],
+                         "age": [50 + i for i in range(40)], "nihss": [i % 9 for i in range(40)]})
+    data["age_months"] = 12 * data["age"]
+    with pytest.raises(AnalysisInputError, match="covariate 'age_months' is the same for every patient, or a "
+                                                 "combination of the arm and the covariates before it"):
+        binary.binary(data.astype({"good": float}), "good", "arm", *ARMS, ["age", "nihss", "age_months"])
+
+
 def test_a_dataframe_column_with_gaps_is_read_without_writing_into_pandas():
     """pandas' copy-on-write hands out read-only arrays: the cells are copied before the gaps are marked."""
     frame = pd.DataFrame({"arm": pd.Series(["albumin", "control", None, "albumin"], dtype=object),

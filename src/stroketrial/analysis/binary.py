@@ -23,7 +23,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep
 
 from ..design import batched_po_fit
 from . import proportional_odds_fit as po
-from .dataset import Contrast, contrast
+from .dataset import Contrast, contrast, require_estimable
 from .result import AnalysisInputError, Result
 
 Z95 = stats.norm.ppf(0.975)
@@ -74,7 +74,8 @@ def binary(df: pd.DataFrame, outcome: str, arm: str, treatment: str, control: st
 
 def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, seed: int,
               base: dict) -> dict[str, Result]:
-    X = np.column_stack([np.asarray(c.treated, float), c.covariates.to_numpy(float)])  # treated first
+    require_estimable(c)
+    X = np.column_stack([np.asarray(c.treated, float), c.covariate_values])  # treated first
     y = np.asarray(c.outcome).astype(int)
     fit = None
     if y.min() < y.max():

@@ -167,6 +167,20 @@ class Contrast:
                         self.covariate_values[rows][:, columns], self.dropped, self.treatment, self.control)
 
 
+def require_estimable(c: Contrast) -> None:
+    """Each covariate tells the model something the arm and the covariates before it do not: one that is the same
+    for every patient, or a sum of the others, has no effect of its own to estimate (the fit would stall on a
+    singular information matrix and answer "did not converge", sending the user to look for separation)."""
+    if not c.covariate_names:
+        return
+    design = np.column_stack([np.ones(c.n), c.treated, c.covariate_values])
+    for j, name in enumerate(c.covariate_names, start=3):
+        if np.linalg.matrix_rank(design[:, :j]) < j:
+            raise AnalysisInputError(f"covariate {name!r} is the same for every patient, or a combination of the arm "
+                                     "and the covariates before it, in these data: its effect cannot be estimated; "
+                                     "leave it out of the adjustment")
+
+
 def require_columns(df: Dataset, *columns: str) -> None:
     missing = [c for c in columns if c not in df.columns]
     if missing:

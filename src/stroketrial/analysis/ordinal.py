@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import proportional_odds_fit as po
-from .dataset import Contrast, Dataset, cells, contrast, labels, numbers, require_columns, shown
+from .dataset import (Contrast, Dataset, cells, contrast, labels, numbers, require_columns, require_estimable,
+                      shown)
 from .result import AnalysisInputError, Result
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def _fit(c: Contrast, weights: np.ndarray | None = None
          ) -> tuple[po.ProportionalOddsFit, np.ndarray, np.ndarray, np.ndarray]:
     """The proportional-odds fit on the arm (first) and the covariates, the outcome codes, the levels and X."""
     codes, levels = _codes(c.outcome)
+    require_estimable(c)
     X = np.column_stack([c.treated, c.covariate_values])
     return po.fit(codes, len(levels), X, weights), codes, levels, X
 
