@@ -17,7 +17,6 @@ from __future__ import annotations
 from .. import InputError
 
 import os
-import threading
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -32,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .audit import PLATFORM, chain_head, held_head, keyed_events, moved_heads, record
 from .keystore import Keystore, default_location
 from .models import AuditHead
+from .turns import Turns, TurnsByKey
 
 DEFAULT_DB = "sqlite:///stroketrial.db"
 
@@ -67,7 +67,10 @@ class Database:
         self._lookups = self._sessions if self.backend == "sqlite" else sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
             info={"keystore": self.keystore})
-        self._sqlite_writer = threading.Lock()
+        # This process's writers queue here, first come first served, before they meet the database's lock:
+        # SQLite's writers all in one queue, PostgreSQL's in one per trial (see `write`).
+        self._sqlite_writer = Turns()
+        self._trial_writers = TurnsByKey()
         self._key: bytes | None = None
         # Trials whose chain head this process has seen: a head, once made, is never deleted (the application
         # role may not), so a write for one of them locks its head without asking first whether it exists.
@@ -185,6 +188,11 @@ class Database:
             # SQLite's busy handler, which sleeps in growing steps and makes the slowest request
             # wait a second. Other processes still meet busy_timeout.
             with self._sqlite_writer, self._write(trial) as session:
+                yield session
+        elif trial is not None:
+            # a trial's writes follow each other on its head's row lock anyway; queued here first, they take
+            # their turns in order (the row lock favours no one) and hold no connection while they wait
+            with self._trial_writers(trial), self._write(trial) as session:
                 yield session
         else:
             with self._write(trial) as session:
