@@ -82,7 +82,7 @@ def _adjusted(c: Contrast, outcome: str, adjust: Sequence[str], bootstrap: int, 
         # logit P(y = 1) = X beta - alpha; po.fit refuses a model that does not reach its maximum
         with contextlib.suppress(AnalysisInputError):
             fit = po.fit(y, 2, X)
-    if fit is None or not np.isfinite(fit.covariance).all():  # perfect separation and the like: no number
+    if fit is None:  # perfect separation and the like (po.fit refuses a covariance that is not finite): no number
         raise AnalysisInputError(f"the adjusted logistic model for {outcome} cannot be fitted (it does not "
                                  "converge: too few events, or a covariate that predicts the outcome perfectly)")
     params = np.concatenate([-fit.cuts[0], fit.coef])  # the constant first
