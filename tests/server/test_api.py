@@ -162,6 +162,24 @@ def test_a_blinded_coordinator_sees_kits_never_arms(platform):
     assert kit_arm == pharmacist["arm"]
 
 
+def test_a_blinded_role_paging_the_patient_list_learns_no_arm_from_pages_headers_or_order(platform):
+    arms = ["methylprednisolone", "placebo"]
+    for i in range(4):
+        assert register(platform, trial="impact-lvo", code=f"P{i}").status_code == 201
+        assert randomize(platform, trial="impact-lvo", code=f"P{i}", key=f"k{i}").status_code == 201
+    for role in ("coordinator", "investigator", "blinded_statistician", "monitor"):
+        whole = platform.call("GET", "/trials/impact-lvo/patients", role).json()
+        pages = []
+        for offset in range(len(whole) + 1):
+            page = platform.call("GET", f"/trials/impact-lvo/patients?limit=1&offset={offset}", role)
+            assert page.status_code == 200, (role, page.text)
+            assert not contains_arm(page.json(), arms) and not contains_arm(dict(page.headers), arms), role
+            assert page.headers["X-Total-Count"] == str(len(whole))  # a count of the role's patients, not per arm
+            pages += page.json()
+        # the pages are the whole list cut in order of registration: nothing the list withholds, no other order
+        assert pages == whole and [p["patient_id"] for p in whole] == ["P0", "P1", "P2", "P3"], role
+
+
 def test_the_blinded_statistician_never_sees_an_arm_even_open_label(platform):
     register(platform)
     randomize(platform)
