@@ -9,6 +9,19 @@ trial's write lock with the minimization state and the audit event.
     python benchmarks/server.py --db sqlite:///tmp/bench.db [--db postgresql+psycopg://...]
                                 [--clients 16] [--patients 800] [--trials 1 --trials 8] [--baseline GIT_REF]
 
+Three ways to load the server, each a row:
+- closed loop (the default): each client sends its next request as soon as the last is answered, so the
+  server is saturated and the latency is what 16 queued clients wait (Little's law: clients / throughput);
+- `--rate R` (repeat): open loop, R allocations per second offered by all clients together at Poisson
+  times; each latency runs from the moment the request was due, not sent, so a late answer also delays the
+  requests queued behind it (no coordinated omission);
+- `--hold S`: with two trials or more, a write on the first trial is kept open for S seconds when the
+  clients start, as a slow write of one trial would be, while the clients randomize in the other trials:
+  with one lock for the platform they all wait for it; with a lock per trial they do not.
+
+Each trial's first 3 patients are randomized one by one before the clock starts, to warm the server's caches
+as any running server's are.
+
 --baseline measures the same with the code of an earlier commit (a `git archive` of it; the server and
 the set-up run from it), in the same run. `scripts/bench-server` runs it on SQLite and on a throw-away
 PostgreSQL. Prints a table.
@@ -19,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -117,12 +131,57 @@ def _postgres_cpu(url: str) -> dict[int, float] | None:
     return seconds
 
 
-def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1) -> dict:
+WARM_UP = 3  # a fresh server's first allocations of a trial fill its caches: not what a running platform sees
+
+
+def _hold_write(url: str, trial: str, seconds: float, held: threading.Event) -> None:
+    """Keep a write of `trial` open for `seconds` (as a slow write of that trial would), from another
+    connection than the server's."""
+    db = Database(url)
+    try:
+        try:
+            opened = db.write(trial)
+        except TypeError:  # code from before a write named its trial: its one write lock is the platform's
+            opened = db.write()
+        with opened:
+            held.set()
+            time.sleep(seconds)
+    finally:
+        held.set()
+        db.dispose()
+
+
+def _randomize_one_by_one(server_url: str, token: str, patients: dict[str, list[str]]) -> None:
+    with httpx.Client(base_url=server_url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+        for trial, codes in patients.items():
+            for code in codes:
+                http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
+                          headers={"Idempotency-Key": str(uuid.uuid4())}).raise_for_status()
+
+
+def _start_holding(url: str, trial: str, seconds: float) -> threading.Thread:
+    """A thread that holds a write of `trial` open for `seconds`; returns once the write is open."""
+    held = threading.Event()
+    holder = threading.Thread(target=_hold_write, args=(url, trial, seconds, held))
+    holder.start()
+    held.wait()
+    return holder
+
+
+def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: float | None = None,
+        hold: float | None = None) -> dict:
+    """One row: closed loop, or open loop at `rate` allocations/s, or with a write of the first trial held open
+    for `hold` seconds while the clients work in the others."""
+    if hold is not None and n_trials < 2:
+        raise SystemExit("--hold needs --trials 2 or more: the clients randomize in the trials not held")
     url = fresh(url)
     codes, token = prepare(url, n, n_trials)
     latencies: list[float] = []
     lock = threading.Lock()
     ids = list(codes)
+    held_trial = ids.pop(0) if hold is not None else None
+    warm_up = {t: codes[t][:WARM_UP] for t in ids}  # randomized before the clock starts, one by one
+    codes = {t: codes[t][WARM_UP:] for t in ids}
     work = []  # client c works on trial c mod T, sharing its patients with the other clients of that trial
     for c in range(clients):
         mates = [k for k in range(clients) if k % len(ids) == c % len(ids)]
@@ -133,11 +192,24 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1) -> dict
         assert server.process is not None
         serving = psutil.Process(server.process.pid)
 
+        ready, go = threading.Barrier(clients + 1, timeout=120), threading.Barrier(clients + 1, timeout=120)
+
         def client(job: tuple[str, list[str]]) -> None:
             trial, chunk = job
+            arrivals = random.Random(f"{trial}/{chunk[:1]}")
             with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+                # connected, and the server's database connections as many as the clients, before the clock starts
+                http.get(f"/api/v1/trials/{trial}").raise_for_status()
+                ready.wait()
+                go.wait()
+                due = time.perf_counter()
                 for code in chunk:
-                    start = time.perf_counter()
+                    if rate is None:
+                        start = time.perf_counter()
+                    else:  # due at Poisson times; timed from when due, however late it is sent
+                        due += arrivals.expovariate(rate / clients)
+                        time.sleep(max(0.0, due - time.perf_counter()))
+                        start = due
                     response = http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
                                          headers={"Idempotency-Key": str(uuid.uuid4())})
                     elapsed = time.perf_counter() - start
@@ -146,26 +218,43 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1) -> dict
                     with lock:
                         latencies.append(elapsed)
 
-        pg_before = _postgres_cpu(url)
-        server_before, clients_before = _cpu_seconds(serving), time.process_time()
-        began = time.perf_counter()
+        _randomize_one_by_one(server.url, token, warm_up)
         with ThreadPoolExecutor(clients) as pool:
-            list(pool.map(client, work))
-        wall = time.perf_counter() - began
+            running = [pool.submit(client, job) for job in work]
+            ready.wait()
+            pg_before = _postgres_cpu(url)
+            server_before, clients_before = _cpu_seconds(serving), time.process_time()
+            holder = None if held_trial is None or hold is None else _start_holding(url, held_trial, hold)
+            began = time.perf_counter()
+            go.wait()
+            for job in running:
+                job.result()
+            wall = time.perf_counter() - began
+        if holder is not None:
+            holder.join()
         server_cpu, clients_cpu = _cpu_seconds(serving) - server_before, time.process_time() - clients_before
         pg_after = _postgres_cpu(url)
     pg_cpu = (None if pg_before is None or pg_after is None
               else sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items()))
     latencies.sort()
     k = len(latencies)
-    return {"backend": make_url(url).get_backend_name(), "workers": workers, "trials": n_trials, "allocations": k,
+    mode = ("closed loop" if rate is None and hold is None else f"open loop, {rate:g}/s offered" if rate is not None
+            else f"{held_trial}'s write open {hold:g} s, clients in the others")
+    return {"backend": make_url(url).get_backend_name(), "workers": workers, "trials": n_trials, "mode": mode,
+            "allocations": k,
             "seconds": wall, "per_second": k / wall, "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[int(0.99 * (k - 1))], "server_cpu_ms": 1000 * server_cpu / k,
             "clients_cpu_ms": 1000 * clients_cpu / k, "postgres_cpu_ms": None if pg_cpu is None else 1000 * pg_cpu / k,
             "load_1min": os.getloadavg()[0]}
 
 
-def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int], workers: int) -> list[dict]:
+def _loads(rates: list[float], hold: float | None, n_trials: int) -> list[tuple[float | None, float | None]]:
+    """(rate, hold) of each row for this many trials: closed loop, each open-loop rate, the held trial."""
+    return [(None, None), *((r, None) for r in rates), *([(None, hold)] if hold is not None and n_trials > 1 else [])]
+
+
+def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int], workers: int,
+             rates: list[float], hold: float | None) -> list[dict]:
     """The same measurement with the code of `ref` (its server, its schema), in a child process."""
     from baseline import baseline_source
 
@@ -173,11 +262,14 @@ def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list
     with baseline_source(ref) as src:
         for url in urls:
             for n_trials in trial_counts:
-                out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--clients", str(clients),
-                                      "--patients", str(n), "--trials", str(n_trials), "--workers", str(workers)],
-                                     check=True, capture_output=True, text=True,
-                                     env={**os.environ, "PYTHONPATH": str(src)})
-                rows.append({"code": ref, **json.loads(out.stdout.splitlines()[-1])})
+                for rate, held in _loads(rates, hold, n_trials):
+                    load = [*(["--rate", str(rate)] if rate is not None else []),
+                            *(["--hold", str(held)] if held is not None else [])]
+                    out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--clients", str(clients),
+                                          "--patients", str(n), "--trials", str(n_trials), "--workers", str(workers),
+                                          *load], check=True, capture_output=True, text=True,
+                                         env={**os.environ, "PYTHONPATH": str(src)})
+                    rows.append({"code": ref, **json.loads(out.stdout.splitlines()[-1])})
     return rows
 
 
@@ -191,30 +283,39 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server processes (stroketrial serve --workers N)")
     parser.add_argument("--baseline", action="append", default=[],
                         help="a git ref whose code is measured the same way, for comparison (repeat)")
+    parser.add_argument("--rate", type=float, action="append", default=[],
+                        help="also an open-loop row at this many allocations/s offered, all clients together (repeat)")
+    parser.add_argument("--hold", type=float, help="also a row with the first trial's write held open this many "
+                                                   "seconds while the clients work in the other trials")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     urls = args.db or [f"sqlite:///{tempfile.mkdtemp()}/bench.db"]
     trial_counts = args.trials or [1, 8]
+    if any(r <= 0 for r in args.rate) or (args.hold is not None and args.hold <= 0):
+        parser.error("--rate and --hold take a positive number")
     if args.child:
-        print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0], args.workers)))
+        print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0], args.workers,
+                             args.rate[0] if args.rate else None, args.hold)))
         return
     rows = [row for ref in args.baseline
-            for row in baseline(ref, urls, args.clients, args.patients, trial_counts, args.workers)]
-    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t, args.workers)}
-             for url in urls for t in trial_counts]
+            for row in baseline(ref, urls, args.clients, args.patients, trial_counts, args.workers, args.rate,
+                                args.hold)]
+    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t, args.workers, rate, hold)}
+             for url in urls for t in trial_counts for rate, hold in _loads(args.rate, args.hold, t)]
     if args.json:
         print(json.dumps(rows))
         return
     table = Table(title=f"randomization over HTTP: {args.clients} concurrent clients, AMASS-2 minimization")
-    for col in ("code", "database", "server processes", "trials", "allocations", "seconds", "allocations/s",
-                "p50 ms", "p99 ms", "server CPU ms/alloc", "clients CPU ms/alloc", "PostgreSQL CPU ms/alloc",
-                "load (1 min)"):
-        table.add_column(col, justify="left" if col in ("code", "database") else "right")
+    for col in ("code", "database", "server processes", "trials", "how the clients send", "allocations", "seconds",
+                "allocations/s", "p50 ms", "p99 ms", "server CPU ms/alloc", "clients CPU ms/alloc",
+                "PostgreSQL CPU ms/alloc", "load (1 min)"):
+        table.add_column(col, justify="left" if col in ("code", "database", "how the clients send") else "right")
     for r in rows:
         pg = r.get("postgres_cpu_ms")
-        table.add_row(r["code"], r["backend"], str(r.get("workers", 1)), str(r["trials"]), str(r["allocations"]),
-                      f"{r['seconds']:.1f}", f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
+        table.add_row(r["code"], r["backend"], str(r.get("workers", 1)), str(r["trials"]),
+                      r.get("mode", "closed loop"), str(r["allocations"]), f"{r['seconds']:.1f}",
+                      f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                       f"{r['server_cpu_ms']:.1f}", f"{r['clients_cpu_ms']:.1f}", "-" if pg is None else f"{pg:.1f}",
                       f"{r['load_1min']:.2f}")
     Console(width=200).print(table)
