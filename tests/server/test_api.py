@@ -8,6 +8,7 @@ import json
 import pytest
 from sqlalchemy import text
 
+from stroketrial.service import SYSTEM, access
 from stroketrial.store import verify
 
 from ..trials import amass2, angel_rescue, impact_lvo, isis_hermes
@@ -360,6 +361,27 @@ def test_no_token_or_a_bad_token_is_401(platform):
     assert platform.client.get("/api/v1/trials").status_code == 401
     assert platform.client.get("/api/v1/trials", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert platform.client.get("/api/v1/trials", headers={"Authorization": "Basic abc"}).status_code == 401
+
+
+def test_randomization_needs_a_valid_token_and_records_nothing_without_one(platform):
+    """The randomization route looks its token's user up itself (in its own worker thread), so it is attacked on
+    its own: no token, a wrong scheme, an unknown token and a revoked user's token each get a 401 and leave the
+    patient unrandomized; the operation still declares the bearer scheme."""
+    register(platform, code="P1")
+    path = "/api/v1/trials/amass-2/patients/P1/randomization"
+    key = {"Idempotency-Key": "k-1"}
+    for authorization in (None, "Basic abc", "Bearer nope", "Bearer "):
+        headers = key if authorization is None else {**key, "Authorization": authorization}
+        answer = platform.client.post(path, headers=headers)
+        assert answer.status_code == 401, (authorization, answer.text)
+        assert "token" in answer.json()["detail"]
+    with platform.db.write() as session:
+        access.revoke_tokens(session, SYSTEM, "coordinator")
+    assert platform.call("POST", "/trials/amass-2/patients/P1/randomization", headers=key).status_code == 401
+    assert platform.call("GET", "/trials/amass-2/patients/P1", "admin").json()["randomization"] is None
+    operation = platform.client.get("/openapi.json").json()["paths"][
+        "/api/v1/trials/{trial}/patients/{patient}/randomization"]["post"]
+    assert operation["security"] == [{"HTTPBearer": []}]
 
 
 def test_a_site_user_sees_only_their_sites(platform):
