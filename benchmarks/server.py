@@ -134,46 +134,42 @@ def _postgres_cpu(url: str) -> dict[int, float] | None:
 WARM_UP = 3  # a fresh server's first allocations of a trial fill its caches: not what a running platform sees
 
 
-def _hold_write(url: str, trial: str, seconds: float, held: threading.Event) -> None:
-    """Keep a write of `trial` open for `seconds` (as a slow write of that trial would), from another
-    connection than the server's."""
-    db = Database(url)
-    try:
-        try:
-            opened = db.write(trial)
-        except TypeError:  # code from before a write named its trial: its one write lock is the platform's
-            opened = db.write()
-        with opened:
-            held.set()
-            time.sleep(seconds)
-    finally:
-        held.set()
-        db.dispose()
-
-
-def _randomize_one_by_one(server_url: str, token: str, patients: dict[str, list[str]]) -> None:
-    with httpx.Client(base_url=server_url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
-        for trial, codes in patients.items():
-            for code in codes:
-                http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
-                          headers={"Idempotency-Key": str(uuid.uuid4())}).raise_for_status()
-
-
 def _start_holding(url: str, trial: str, seconds: float) -> threading.Thread:
-    """A thread that holds a write of `trial` open for `seconds`; returns once the write is open."""
+    """A thread that keeps a write of `trial` open for `seconds` (as a slow write of that trial would), from
+    another connection than the server's; returns once the write is open."""
     held = threading.Event()
-    holder = threading.Thread(target=_hold_write, args=(url, trial, seconds, held))
+
+    def hold() -> None:
+        db = Database(url)
+        try:
+            try:
+                opened = db.write(trial)
+            except TypeError:  # code from before a write named its trial: its one write lock is the platform's
+                opened = db.write()
+            with opened:
+                held.set()
+                time.sleep(seconds)
+        finally:
+            held.set()
+            db.dispose()
+
+    holder = threading.Thread(target=hold)
     holder.start()
     held.wait()
     return holder
+
+
+def _randomize(http: httpx.Client, trial: str, code: str) -> None:
+    response = http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
+                         headers={"Idempotency-Key": str(uuid.uuid4())})
+    if response.status_code != 201:
+        raise RuntimeError(response.text)
 
 
 def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: float | None = None,
         hold: float | None = None) -> dict:
     """One row: closed loop, or open loop at `rate` allocations/s, or with a write of the first trial held open
     for `hold` seconds while the clients work in the others."""
-    if hold is not None and n_trials < 2:
-        raise SystemExit("--hold needs --trials 2 or more: the clients randomize in the trials not held")
     url = fresh(url)
     codes, token = prepare(url, n, n_trials)
     latencies: list[float] = []
@@ -210,15 +206,15 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
                         due += arrivals.expovariate(rate / clients)
                         time.sleep(max(0.0, due - time.perf_counter()))
                         start = due
-                    response = http.post(f"/api/v1/trials/{trial}/patients/{code}/randomization",
-                                         headers={"Idempotency-Key": str(uuid.uuid4())})
+                    _randomize(http, trial, code)
                     elapsed = time.perf_counter() - start
-                    if response.status_code != 201:
-                        raise RuntimeError(response.text)
                     with lock:
                         latencies.append(elapsed)
 
-        _randomize_one_by_one(server.url, token, warm_up)
+        with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+            for trial, first in warm_up.items():
+                for code in first:
+                    _randomize(http, trial, code)
         with ThreadPoolExecutor(clients) as pool:
             running = [pool.submit(client, job) for job in work]
             ready.wait()
@@ -294,6 +290,8 @@ def main() -> None:
     trial_counts = args.trials or [1, 8]
     if any(r <= 0 for r in args.rate) or (args.hold is not None and args.hold <= 0):
         parser.error("--rate and --hold take a positive number")
+    if args.hold is not None and max(trial_counts) < 2:
+        parser.error("--hold needs --trials 2 or more: the clients randomize in the trials not held")
     if args.child:
         print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0], args.workers,
                              args.rate[0] if args.rate else None, args.hold)))
