@@ -384,6 +384,18 @@ def test_randomization_needs_a_valid_token_and_records_nothing_without_one(platf
     assert operation["security"] == [{"HTTPBearer": []}]
 
 
+@pytest.mark.parametrize("role", ["blinded_statistician", "outcome_assessor", "dsmb", "monitor"])
+def test_a_blinded_role_replaying_the_randomization_key_learns_no_arm(platform, role):
+    """The coordinator's own Idempotency-Key replays the first answer, arm included, to the coordinator; a
+    blinded user who sends the same key for the same patient is refused before any allocation is read."""
+    arms = ["albumin", "control"]
+    register(platform, code="P1")
+    assert randomize(platform, key="seen-key").status_code == 201
+    answer = randomize(platform, key="seen-key", role=role)
+    assert answer.status_code == 403, answer.text
+    assert not contains_arm(answer.json(), arms) and "Idempotent-Replay" not in answer.headers
+
+
 def test_a_site_user_sees_only_their_sites(platform):
     register(platform, code="A1")
     assert platform.call("POST", "/trials/amass-2/patients", "coordinator_s2",
