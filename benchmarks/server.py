@@ -19,8 +19,15 @@ Three ways to load the server, each a row:
   clients start, as a slow write of one trial would be, while the clients randomize in the other trials:
   with one lock for the platform they all wait for it; with a lock per trial they do not.
 
-Each trial's first 3 patients are randomized one by one before the clock starts, to warm the server's caches
-as any running server's are.
+Each trial's first 3 patients (or one per server, if more) are randomized one by one before the clock starts,
+to warm the servers' caches as any running server's are.
+
+Server processes: `--servers N` (repeat) starts N `stroketrial serve` processes on the one database, client c
+sending to server c mod N, as behind a load balancer; the baseline's code runs the same way, so its single lock
+is measured with as many processes. `--workers N` instead runs one `stroketrial serve --workers N` (this
+tree's code only: the single lock's server had no --workers). Beside each row, "CPUs allow" is the rate this
+machine's cores could reach at the CPU time the row measured per allocation (server, clients and PostgreSQL
+together): cores x 1000 / ms. A row near it is bound by the CPUs; a row far below it waits, on a lock.
 
 --baseline measures the same with the code of an earlier commit (a `git archive` of it; the server and
 the set-up run from it), in the same run. `scripts/bench-server` runs it on SQLite and on a throw-away
@@ -41,6 +48,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -167,33 +175,37 @@ def _randomize(http: httpx.Client, trial: str, code: str) -> None:
 
 
 def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: float | None = None,
-        hold: float | None = None) -> dict:
+        hold: float | None = None, servers: int = 1) -> dict:
     """One row: closed loop, or open loop at `rate` allocations/s, or with a write of the first trial held open
-    for `hold` seconds while the clients work in the others."""
+    for `hold` seconds while the clients work in the others; `servers` processes of `stroketrial serve` (each
+    with `workers`) on the one database, client c sending to server c mod `servers`."""
     url = fresh(url)
     codes, token = prepare(url, n, n_trials)
     latencies: list[float] = []
     lock = threading.Lock()
     ids = list(codes)
     held_trial = ids.pop(0) if hold is not None else None
-    warm_up = {t: codes[t][:WARM_UP] for t in ids}  # randomized before the clock starts, one by one
-    codes = {t: codes[t][WARM_UP:] for t in ids}
+    warming = max(WARM_UP, servers)  # each server warms each trial
+    warm_up = {t: codes[t][:warming] for t in ids}  # randomized before the clock starts, one by one
+    codes = {t: codes[t][warming:] for t in ids}
     work = []  # client c works on trial c mod T, sharing its patients with the other clients of that trial
     for c in range(clients):
         mates = [k for k in range(clients) if k % len(ids) == c % len(ids)]
         trial = ids[c % len(ids)]
         work.append((trial, codes[trial][mates.index(c)::len(mates)]))
     extra = ("--workers", str(workers)) if workers > 1 else ()
-    with ServerProcess(url, extra_args=extra, start_timeout=120) as server:
-        assert server.process is not None
-        serving = psutil.Process(server.process.pid)
+    with ExitStack() as running_servers:
+        # one after the other: each migrates the database as it starts
+        started = [running_servers.enter_context(ServerProcess(url, extra_args=extra, start_timeout=120))
+                   for _ in range(servers)]
+        serving = [psutil.Process(s.process.pid) for s in started if s.process is not None]
 
         ready, go = threading.Barrier(clients + 1, timeout=120), threading.Barrier(clients + 1, timeout=120)
 
-        def client(job: tuple[str, list[str]]) -> None:
-            trial, chunk = job
+        def client(job: tuple[str, list[str], str]) -> None:
+            trial, chunk, server_url = job
             arrivals = random.Random(f"{trial}/{chunk[:1]}")
-            with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
+            with httpx.Client(base_url=server_url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
                 # connected, and the server's database connections as many as the clients, before the clock starts
                 http.get(f"/api/v1/trials/{trial}").raise_for_status()
                 ready.wait()
@@ -211,15 +223,17 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
                     with lock:
                         latencies.append(elapsed)
 
-        with httpx.Client(base_url=server.url, timeout=60, headers={"Authorization": f"Bearer {token}"}) as http:
-            for trial, first in warm_up.items():
-                for code in first:
+        for trial, first in warm_up.items():
+            for i, code in enumerate(first):
+                with httpx.Client(base_url=started[i % servers].url, timeout=60,
+                                  headers={"Authorization": f"Bearer {token}"}) as http:
                     _randomize(http, trial, code)
         with ThreadPoolExecutor(clients) as pool:
-            running = [pool.submit(client, job) for job in work]
+            running = [pool.submit(client, (trial, chunk, started[c % servers].url))
+                       for c, (trial, chunk) in enumerate(work)]
             ready.wait()
             pg_before = _postgres_cpu(url)
-            server_before, clients_before = _cpu_seconds(serving), time.process_time()
+            server_before, clients_before = sum(map(_cpu_seconds, serving)), time.process_time()
             holder = None if held_trial is None or hold is None else _start_holding(url, held_trial, hold)
             began = time.perf_counter()
             go.wait()
@@ -228,7 +242,8 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
             wall = time.perf_counter() - began
         if holder is not None:
             holder.join()
-        server_cpu, clients_cpu = _cpu_seconds(serving) - server_before, time.process_time() - clients_before
+        server_cpu = sum(map(_cpu_seconds, serving)) - server_before
+        clients_cpu = time.process_time() - clients_before
         pg_after = _postgres_cpu(url)
     pg_cpu = (None if pg_before is None or pg_after is None
               else sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items()))
@@ -236,12 +251,19 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
     k = len(latencies)
     mode = ("closed loop" if rate is None and hold is None else f"open loop, {rate:g}/s offered" if rate is not None
             else f"{held_trial}'s write open {hold:g} s, clients in the others")
-    return {"backend": make_url(url).get_backend_name(), "workers": workers, "trials": n_trials, "mode": mode,
+    return {"backend": make_url(url).get_backend_name(), "servers": servers, "workers": workers, "trials": n_trials,
+            "mode": mode,
             "allocations": k,
             "seconds": wall, "per_second": k / wall, "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[int(0.99 * (k - 1))], "server_cpu_ms": 1000 * server_cpu / k,
             "clients_cpu_ms": 1000 * clients_cpu / k, "postgres_cpu_ms": None if pg_cpu is None else 1000 * pg_cpu / k,
-            "load_1min": os.getloadavg()[0]}
+            "load_1min": os.getloadavg()[0],
+            "cpus_allow": _cpus_allow(server_cpu + clients_cpu + (pg_cpu or 0.0), k)}
+
+
+def _cpus_allow(cpu_seconds: float, allocations: int) -> float:
+    """Allocations per second this machine's cores could make at this CPU time per allocation."""
+    return (psutil.cpu_count() or 1) * allocations / cpu_seconds
 
 
 def _loads(rates: list[float], hold: float | None, n_trials: int) -> list[tuple[float | None, float | None]]:
@@ -249,7 +271,7 @@ def _loads(rates: list[float], hold: float | None, n_trials: int) -> list[tuple[
     return [(None, None), *((r, None) for r in rates), *([(None, hold)] if hold is not None and n_trials > 1 else [])]
 
 
-def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int], workers: int,
+def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list[int], server_counts: list[int],
              rates: list[float], hold: float | None) -> list[dict]:
     """The same measurement with the code of `ref` (its server, its schema), in a child process."""
     from baseline import baseline_source
@@ -257,12 +279,12 @@ def baseline(ref: str, urls: list[str], clients: int, n: int, trial_counts: list
     rows = []
     with baseline_source(ref) as src:
         for url in urls:
-            for n_trials in trial_counts:
+            for servers, n_trials in ((s, t) for s in server_counts for t in trial_counts):
                 for rate, held in _loads(rates, hold, n_trials):
                     load = [*(["--rate", str(rate)] if rate is not None else []),
                             *(["--hold", str(held)] if held is not None else [])]
                     out = subprocess.run([sys.executable, __file__, "--child", "--db", url, "--clients", str(clients),
-                                          "--patients", str(n), "--trials", str(n_trials), "--workers", str(workers),
+                                          "--patients", str(n), "--trials", str(n_trials), "--servers", str(servers),
                                           *load], check=True, capture_output=True, text=True,
                                          env={**os.environ, "PYTHONPATH": str(src)})
                     rows.append({"code": ref, **json.loads(out.stdout.splitlines()[-1])})
@@ -276,7 +298,10 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=800)
     parser.add_argument("--trials", type=int, action="append", help="trials the clients spread over (repeat); "
                                                                      "default: 1 and 8")
-    parser.add_argument("--workers", type=int, default=1, help="server processes (stroketrial serve --workers N)")
+    parser.add_argument("--servers", type=int, action="append",
+                        help="stroketrial serve processes on the one database (repeat); default: 1")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn workers of each server (stroketrial serve --workers N; this tree only)")
     parser.add_argument("--baseline", action="append", default=[],
                         help="a git ref whose code is measured the same way, for comparison (repeat)")
     parser.add_argument("--rate", type=float, action="append", default=[],
@@ -288,34 +313,41 @@ def main() -> None:
     args = parser.parse_args()
     urls = args.db or [f"sqlite:///{tempfile.mkdtemp()}/bench.db"]
     trial_counts = args.trials or [1, 8]
+    server_counts = args.servers or [1]
+    if min(server_counts) < 1 or args.workers < 1:
+        parser.error("--servers and --workers take 1 or more")
+    if args.workers > 1 and args.baseline:
+        parser.error("--workers is this tree's only (the single lock's server had none); with --baseline, run "
+                     "several server processes with --servers N")
     if any(r <= 0 for r in args.rate) or (args.hold is not None and args.hold <= 0):
         parser.error("--rate and --hold take a positive number")
     if args.hold is not None and max(trial_counts) < 2:
         parser.error("--hold needs --trials 2 or more: the clients randomize in the trials not held")
     if args.child:
         print(json.dumps(run(urls[0], args.clients, args.patients, trial_counts[0], args.workers,
-                             args.rate[0] if args.rate else None, args.hold)))
+                             args.rate[0] if args.rate else None, args.hold, server_counts[0])))
         return
     rows = [row for ref in args.baseline
-            for row in baseline(ref, urls, args.clients, args.patients, trial_counts, args.workers, args.rate,
+            for row in baseline(ref, urls, args.clients, args.patients, trial_counts, server_counts, args.rate,
                                 args.hold)]
-    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t, args.workers, rate, hold)}
-             for url in urls for t in trial_counts for rate, hold in _loads(args.rate, args.hold, t)]
+    rows += [{"code": "this tree", **run(url, args.clients, args.patients, t, args.workers, rate, hold, servers)}
+             for url in urls for servers in server_counts for t in trial_counts
+             for rate, hold in _loads(args.rate, args.hold, t)]
     if args.json:
         print(json.dumps(rows))
         return
     table = Table(title=f"randomization over HTTP: {args.clients} concurrent clients, AMASS-2 minimization")
-    for col in ("code", "database", "server processes", "trials", "how the clients send", "allocations", "seconds",
+    for col in ("code", "database", "servers x workers", "trials", "how the clients send", "allocations", "seconds",
                 "allocations/s", "p50 ms", "p99 ms", "server CPU ms/alloc", "clients CPU ms/alloc",
-                "PostgreSQL CPU ms/alloc", "load (1 min)"):
+                "PostgreSQL CPU ms/alloc", f"CPUs allow /s ({psutil.cpu_count()} cores)", "load (1 min)"):
         table.add_column(col, justify="left" if col in ("code", "database", "how the clients send") else "right")
     for r in rows:
         pg = r.get("postgres_cpu_ms")
-        table.add_row(r["code"], r["backend"], str(r.get("workers", 1)), str(r["trials"]),
+        table.add_row(r["code"], r["backend"], f"{r.get('servers', 1)} x {r.get('workers', 1)}", str(r["trials"]),
                       r.get("mode", "closed loop"), str(r["allocations"]), f"{r['seconds']:.1f}",
                       f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                       f"{r['server_cpu_ms']:.1f}", f"{r['clients_cpu_ms']:.1f}", "-" if pg is None else f"{pg:.1f}",
-                      f"{r['load_1min']:.2f}")
+                      f"{r['cpus_allow']:.0f}" if "cpus_allow" in r else "-", f"{r['load_1min']:.2f}")
     Console(width=200).print(table)
 
 
