@@ -9,7 +9,7 @@ trial's write lock with the minimization state and the audit event.
     python benchmarks/server.py --db sqlite:///tmp/bench.db [--db postgresql+psycopg://...]
                                 [--clients 16] [--patients 800] [--trials 1 --trials 8] [--baseline GIT_REF]
 
-Three ways to load the server, each a row:
+Three ways to load the server, each a row (its "traffic" column: closed loop, R/s offered, TRIAL held S s):
 - closed loop (the default): each client sends its next request as soon as the last is answered, so the
   server is saturated and the latency is what 16 queued clients wait (Little's law: clients / throughput);
 - `--rate R` (repeat): open loop, R allocations per second offered by all clients together at Poisson
@@ -249,8 +249,8 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
               else sum(after - pg_before.get(pid, 0.0) for pid, after in pg_after.items()))
     latencies.sort()
     k = len(latencies)
-    mode = ("closed loop" if rate is None and hold is None else f"open loop, {rate:g}/s offered" if rate is not None
-            else f"{held_trial}'s write open {hold:g} s, clients in the others")
+    mode = ("closed loop" if rate is None and hold is None else f"{rate:g}/s offered" if rate is not None
+            else f"{held_trial} held {hold:g} s")
     return {"backend": make_url(url).get_backend_name(), "servers": servers, "workers": workers, "trials": n_trials,
             "mode": mode,
             "allocations": k,
@@ -337,10 +337,10 @@ def main() -> None:
         print(json.dumps(rows))
         return
     table = Table(title=f"randomization over HTTP: {args.clients} concurrent clients, AMASS-2 minimization")
-    for col in ("code", "database", "servers x workers", "trials", "how the clients send", "allocations", "seconds",
+    for col in ("code", "database", "servers x workers", "trials", "traffic", "allocations", "seconds",
                 "allocations/s", "p50 ms", "p99 ms", "server CPU ms/alloc", "clients CPU ms/alloc",
                 "PostgreSQL CPU ms/alloc", f"CPUs allow /s ({psutil.cpu_count()} cores)", "load (1 min)"):
-        table.add_column(col, justify="left" if col in ("code", "database", "how the clients send") else "right")
+        table.add_column(col, justify="left" if col in ("code", "database", "traffic") else "right")
     for r in rows:
         pg = r.get("postgres_cpu_ms")
         table.add_row(r["code"], r["backend"], f"{r.get('servers', 1)} x {r.get('workers', 1)}", str(r["trials"]),
