@@ -19,15 +19,17 @@ Three ways to load the server, each a row (its "traffic" column: closed loop, R/
   clients start, as a slow write of one trial would be, while the clients randomize in the other trials:
   with one lock for the platform they all wait for it; with a lock per trial they do not.
 
-Each trial's first 3 patients (or one per server, if more) are randomized one by one before the clock starts,
-to warm the servers' caches as any running server's are.
+Each trial's first 3 patients per server are randomized one by one before the clock starts, to warm the
+servers' caches as any running server's are.
 
 Server processes: `--servers N` (repeat) starts N `stroketrial serve` processes on the one database, client c
 sending to server c mod N, as behind a load balancer; the baseline's code runs the same way, so its single lock
 is measured with as many processes. `--workers N` instead runs one `stroketrial serve --workers N` (this
 tree's code only: the single lock's server had no --workers). Beside each row, "CPUs allow" is the rate this
 machine's cores could reach at the CPU time the row measured per allocation (server, clients and PostgreSQL
-together): cores x 1000 / ms. A row near it is bound by the CPUs; a row far below it waits, on a lock.
+together): cores x 1000 / ms. A closed-loop row near it is bound by the CPUs; one far below it waits, on a
+lock. (PostgreSQL's own background processes, the WAL writer and checkpointer, are not counted, nor a database
+on another machine: the column is then "-".)
 
 --baseline measures the same with the code of an earlier commit (a `git archive` of it; the server and
 the set-up run from it), in the same run. `scripts/bench-server` runs it on SQLite and on a throw-away
@@ -185,7 +187,7 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
     lock = threading.Lock()
     ids = list(codes)
     held_trial = ids.pop(0) if hold is not None else None
-    warming = max(WARM_UP, servers)  # each server warms each trial
+    warming = WARM_UP * servers  # each server warms each trial
     warm_up = {t: codes[t][:warming] for t in ids}  # randomized before the clock starts, one by one
     codes = {t: codes[t][warming:] for t in ids}
     work = []  # client c works on trial c mod T, sharing its patients with the other clients of that trial
@@ -198,6 +200,7 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
         # one after the other: each migrates the database as it starts
         started = [running_servers.enter_context(ServerProcess(url, extra_args=extra, start_timeout=120))
                    for _ in range(servers)]
+        assert all(s.process is not None for s in started)
         serving = [psutil.Process(s.process.pid) for s in started if s.process is not None]
 
         ready, go = threading.Barrier(clients + 1, timeout=120), threading.Barrier(clients + 1, timeout=120)
@@ -258,7 +261,8 @@ def run(url: str, clients: int, n: int, n_trials: int, workers: int = 1, rate: f
             "p99_ms": 1000 * latencies[int(0.99 * (k - 1))], "server_cpu_ms": 1000 * server_cpu / k,
             "clients_cpu_ms": 1000 * clients_cpu / k, "postgres_cpu_ms": None if pg_cpu is None else 1000 * pg_cpu / k,
             "load_1min": os.getloadavg()[0],
-            "cpus_allow": _cpus_allow(server_cpu + clients_cpu + (pg_cpu or 0.0), k)}
+            "cpus_allow": None if pg_cpu is None and make_url(url).get_backend_name() == "postgresql"
+            else _cpus_allow(server_cpu + clients_cpu + (pg_cpu or 0.0), k)}
 
 
 def _cpus_allow(cpu_seconds: float, allocations: int) -> float:
@@ -319,6 +323,14 @@ def main() -> None:
     if args.workers > 1 and args.baseline:
         parser.error("--workers is this tree's only (the single lock's server had none); with --baseline, run "
                      "several server processes with --servers N")
+    if max(server_counts) > args.clients:
+        parser.error(f"--servers {max(server_counts)} with --clients {args.clients}: a server without a client "
+                     "measures nothing")
+    for t, s in ((t, s) for t in trial_counts for s in server_counts):
+        needed = WARM_UP * s + -(-args.clients // t)  # the warm-up, then one patient for each client of a trial
+        if args.patients // t < needed:
+            parser.error(f"--patients {args.patients} gives {args.patients // t} to each of {t} trials; with "
+                         f"{s} server(s) and {args.clients} clients each trial needs at least {needed}")
     if any(r <= 0 for r in args.rate) or (args.hold is not None and args.hold <= 0):
         parser.error("--rate and --hold take a positive number")
     if args.hold is not None and max(trial_counts) < 2:
@@ -347,7 +359,7 @@ def main() -> None:
                       r.get("mode", "closed loop"), str(r["allocations"]), f"{r['seconds']:.1f}",
                       f"{r['per_second']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}",
                       f"{r['server_cpu_ms']:.1f}", f"{r['clients_cpu_ms']:.1f}", "-" if pg is None else f"{pg:.1f}",
-                      f"{r['cpus_allow']:.0f}" if "cpus_allow" in r else "-", f"{r['load_1min']:.2f}")
+                      "-" if r.get("cpus_allow") is None else f"{r['cpus_allow']:.0f}", f"{r['load_1min']:.2f}")
     Console(width=200).print(table)
 
 
