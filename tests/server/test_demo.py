@@ -5,8 +5,10 @@ DSMB's first interim look (about 530 of 560 patients with their day-90 mRS; the 
 from __future__ import annotations
 
 import re
+from importlib import resources
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -137,6 +139,9 @@ def _the_dsmb_has_its_first_look_to_decide_on(db, client, logins):
     assert look["recommendation"] == "continue" and look["decision"] is None
     assert 520 <= look["patients_observed"] <= 540 and look["information"] == pytest.approx(0.52, abs=0.01)
     assert 0 < look["z"] < look["look_result"]["efficacy_bound"]
+    # the same look at every load, whatever the allocation: the z the demo's plan asks for
+    plan = yaml.safe_load(resources.files("stroketrial.service").joinpath("demo_platform.yaml").read_text("utf-8"))
+    assert look["z"] == pytest.approx(plan["trials"]["impact-lvo"]["history"]["look_z"], abs=0.05)
     assert look["run_by"] == "unblinded_stat" and look["lock_reason"].startswith("DSMB first interim look")
     assert call("blinded_statistician", "/trials/impact-lvo/interim-looks").status_code == 403
     patients = call("coordinator", "/trials/impact-lvo/patients").json()

@@ -3,11 +3,14 @@ past and followed up as far as the calendar allows, the data frozen, the look ru
 the freeze released. The DSMB's decision is left to the demo DSMB member, on the page.
 
 The day-90 mRS comes from the registry's outcome model (cohort/registry.py) with a modest benefit of the
-experimental arm (`common_odds_ratio` in demo_platform.yaml): each arm's followed patients get that arm's mRS
-distribution, the better scores going to the better prognoses of the model. Both arms' distributions are fixed
-whatever the allocation gives (the allocation is the real one, from the concealed list), so the look's z, and the
-recommendation, are the same at every load. Everything is written through the same operations (and audit trail)
-as real use; the times are the patients' own, in the past (`now=` of randomize and report_sae).
+experimental arm: each arm's followed patients get that arm's mRS distribution, the better scores going to the
+better prognoses of the model. The allocation is the real one, from the concealed list, so it differs at every
+load, and with it how the arms' baseline age, NIHSS and ASPECTS fall; the primary analysis adjusts for them, so
+one fixed shift gave looks from z 1.4 to past the efficacy boundary. The shift is therefore the one that gives
+the primary analysis the z the demo's look is to show (`look_z` in demo_platform.yaml), found on the patients as
+allocated: the same z, and recommendation, at every load. Everything is written through the same operations
+(and audit trail) as real use; the times are the patients' own, in the past (`now=` of randomize and
+report_sae).
 """
 
 from __future__ import annotations
@@ -55,7 +58,8 @@ def enrol_history(db: Database, actor: Actor, trial_id: str, spec: dict[str, Any
     with db.read() as session:  # the arms, as the allocation table holds them (the demo writes as the platform)
         arms = dict(session.execute(select(Patient.code, Allocation.arm).join(
             Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id)).all())
-    mrs = _mrs_by_arm(protocol, [arms[c] for c in codes[:followed]], outcomes.iloc[:followed], spec)
+    mrs = _mrs_by_arm(protocol, [arms[c] for c in codes[:followed]], outcomes.iloc[:followed],
+                      frame.iloc[:followed].reset_index(drop=True), spec["look_z"])
     rng = np.random.default_rng(seed + 1)
     investigator = Actor("investigator", "investigator", actor.sites)
     for i, code in enumerate(codes):
@@ -83,22 +87,45 @@ def _moment(today: dt.datetime, i: int, followed: int, days: int) -> dt.datetime
     return min(start + dt.timedelta(hours=(7 * i) % 22 + 1, minutes=(13 * i) % 60), today - dt.timedelta(days=1))
 
 
-def _mrs_by_arm(protocol: Protocol, arms: list[str], outcomes: pd.DataFrame, spec: dict[str, Any]) -> list[int]:
+def _mrs_by_arm(protocol: Protocol, arms: list[str], outcomes: pd.DataFrame, baseline: pd.DataFrame,
+                look_z: float) -> list[int]:
     """Each followed patient's day-90 mRS: the control arm's distribution is the model's over all followed patients,
-    the experimental arm's that distribution shifted by the common odds ratio; within an arm the scores go by the
-    model's prognosis (its own mRS, then the infarct volume)."""
+    the experimental arm's that distribution shifted by the common odds ratio that gives the primary analysis
+    (adjusted as the plan says, on `baseline`) a z of `look_z`; within an arm the scores go by the model's
+    prognosis (its own mRS, then the infarct volume)."""
+    from ..analysis.ordinal import proportional_odds
+    from .interim_analyses import primary_arms
+
+    treatment, control_arm = primary_arms(protocol)
+    adjust = list(protocol.analysis_plan.adjust) if protocol.analysis_plan else []
     counts = np.bincount(outcomes["mrs_90d"].to_numpy(dtype=int), minlength=MRS_GRADES)
     control = np.cumsum(counts)[:-1] / counts.sum()  # P(mRS <= k), k = 0..5
-    odds = spec["common_odds_ratio"] * control / (1 - control)
-    experimental = odds / (1 + odds)
-    shifted = {a.id: experimental if a.role == "experimental" else control for a in protocol.arms}
-    scores = [0] * len(arms)
     key = outcomes["mrs_90d"].to_numpy(dtype=float) + outcomes["infarct_volume_ml"].to_numpy(dtype=float) / 1e4
-    for arm, cumulative in shifted.items():
-        members = sorted((i for i, a in enumerate(arms) if a == arm), key=lambda i: key[i])
-        for rank, i in enumerate(members):
-            scores[i] = int(np.searchsorted(cumulative, (rank + 0.5) / len(members), side="right"))
-    return scores
+    order = {arm: sorted((i for i, a in enumerate(arms) if a == arm), key=lambda i: key[i]) for arm in set(arms)}
+
+    def scores_at(log_or: float) -> list[int]:
+        odds = np.exp(log_or) * control / (1 - control)
+        shifted = {treatment: odds / (1 + odds), control_arm: control}
+        scores = [0] * len(arms)
+        for arm, members in order.items():
+            for rank, i in enumerate(members):
+                scores[i] = int(np.searchsorted(shifted[arm], (rank + 0.5) / len(members), side="right"))
+        return scores
+
+    def z_at(log_or: float) -> float:
+        data = baseline[adjust].assign(arm=arms, mrs=scores_at(log_or))
+        fitted = proportional_odds(data, "mrs", "arm", treatment, control_arm, adjust=adjust, profile=False)
+        return fitted.details["log_or"] / fitted.details["se_log_or"]
+
+    # z rises with the shift; bisected to within 0.01 (a step of the scores moves it by about that much)
+    low, high = 0.0, 1.5
+    for _ in range(40):
+        middle = (low + high) / 2
+        z = z_at(middle)
+        if abs(z - look_z) < 0.01:
+            break
+        low, high = (middle, high) if z < look_z else (low, middle)
+    return scores_at(middle)
 
 
 def _follow_up(session, actor: Actor, protocol: Protocol, code: str, randomized: dt.datetime, today: dt.datetime,

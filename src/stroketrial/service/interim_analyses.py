@@ -57,7 +57,8 @@ def _plan(protocol: Protocol) -> InterimPlan:
     return protocol.interim
 
 
-def _arms(protocol: Protocol) -> tuple[str, str]:
+def primary_arms(protocol: Protocol) -> tuple[str, str]:
+    """(experimental, control): the two arms an interim look compares."""
     experimental = [a.id for a in protocol.arms if a.role == "experimental"]
     control = [a.id for a in protocol.arms if a.role != "experimental"]
     if len(experimental) != 1 or len(control) != 1:
@@ -91,7 +92,7 @@ def primary_statistic(protocol: Protocol, data: pd.DataFrame) -> dict[str, Any]:
                          "(ordinal_shift is)").format(acronym=protocol.acronym, method=primary.analysis.method))
     column = primary.analysis.outcome.column
     observed = int(data[column].notna().sum()) if column in data.columns else 0
-    treatment, control = _arms(protocol)
+    treatment, control = primary_arms(protocol)
     adjust = list(protocol.analysis_plan.adjust) if protocol.analysis_plan else []
     arms = set(data.loc[data[column].notna(), "arm"]) if observed else set()
     if {treatment, control} - arms:
