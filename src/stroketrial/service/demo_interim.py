@@ -93,11 +93,11 @@ def _mrs_by_arm(protocol: Protocol, arms: list[str], outcomes: pd.DataFrame, bas
     the experimental arm's that distribution shifted by the common odds ratio that gives the primary analysis
     (adjusted as the plan says, on `baseline`) a z of `look_z`; within an arm the scores go by the model's
     prognosis (its own mRS, then the infarct volume)."""
-    from ..analysis.ordinal import proportional_odds
-    from .interim_analyses import primary_arms
+    from .interim_analyses import primary_arms, primary_statistic
 
     treatment, control_arm = primary_arms(protocol)
     adjust = list(protocol.analysis_plan.adjust) if protocol.analysis_plan else []
+    [column] = [e.analysis.outcome.column for e in protocol.endpoints if e.role == "primary" and e.analysis]
     counts = np.bincount(outcomes["mrs_90d"].to_numpy(dtype=int), minlength=MRS_GRADES)
     control = np.cumsum(counts)[:-1] / counts.sum()  # P(mRS <= k), k = 0..5
     key = outcomes["mrs_90d"].to_numpy(dtype=float) + outcomes["infarct_volume_ml"].to_numpy(dtype=float) / 1e4
@@ -112,10 +112,8 @@ def _mrs_by_arm(protocol: Protocol, arms: list[str], outcomes: pd.DataFrame, bas
                 scores[i] = int(np.searchsorted(shifted[arm], (rank + 0.5) / len(members), side="right"))
         return scores
 
-    def z_at(log_or: float) -> float:
-        data = baseline[adjust].assign(arm=arms, mrs=scores_at(log_or))
-        fitted = proportional_odds(data, "mrs", "arm", treatment, control_arm, adjust=adjust, profile=False)
-        return fitted.details["log_or"] / fitted.details["se_log_or"]
+    def z_at(log_or: float) -> float:  # the look's own primary analysis, on these patients
+        return primary_statistic(protocol, baseline[adjust].assign(arm=arms, **{column: scores_at(log_or)}))["z"]
 
     # z rises with the shift; bisected to within 0.01 (a step of the scores moves it by about that much)
     low, high = 0.0, 1.5
