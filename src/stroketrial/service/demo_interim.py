@@ -93,6 +93,8 @@ def _mrs_by_arm(protocol: Protocol, arms: list[str], outcomes: pd.DataFrame, bas
     the experimental arm's that distribution shifted by the common odds ratio that gives the primary analysis
     (adjusted as the plan says, on `baseline`) a z of `look_z`; within an arm the scores go by the model's
     prognosis (its own mRS, then the infarct volume)."""
+    from scipy.optimize import brentq
+
     from .interim_analyses import primary_arms, primary_statistic
 
     treatment, control_arm = primary_arms(protocol)
@@ -115,15 +117,8 @@ def _mrs_by_arm(protocol: Protocol, arms: list[str], outcomes: pd.DataFrame, bas
     def z_at(log_or: float) -> float:  # the look's own primary analysis, on these patients
         return primary_statistic(protocol, baseline[adjust].assign(arm=arms, **{column: scores_at(log_or)}))["z"]
 
-    # z rises with the shift; bisected to within 0.01 (a step of the scores moves it by about that much)
-    low, high = 0.0, 1.5
-    for _ in range(40):
-        middle = (low + high) / 2
-        z = z_at(middle)
-        if abs(z - look_z) < 0.01:
-            break
-        low, high = (middle, high) if z < look_z else (low, middle)
-    return scores_at(middle)
+    # z rises with the shift (in steps, as the scores move a grade at a time): the shift where it crosses look_z
+    return scores_at(brentq(lambda log_or: z_at(log_or) - look_z, 0.0, 1.5, xtol=1e-3))
 
 
 def _follow_up(session, actor: Actor, protocol: Protocol, code: str, randomized: dt.datetime, today: dt.datetime,
