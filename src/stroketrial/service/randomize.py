@@ -24,6 +24,7 @@ from ..protocol.schemes import PermutedBlocks
 from ..randomization import (Allocation as AllocationRecord, Draw, FactorValueError, ListExhausted, RandomizationState,
                              Randomizer, SystemDraw)
 from ..store import canonical, record
+from ..store.rows import insert_row, update_row
 from ..store.models import Allocation, Patient, RandomizationStateRow, Site
 from .accounts import Actor
 from .clock import local_now, site_zone
@@ -65,9 +66,8 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
                        sequence=existing.sequence)
     require_eligible(patient)
     require_consent(session, protocol, patient, "randomized")
-    # What this write changes (the patient's time of randomization and its event, then the allocation, the state
-    # and their event) is sent in one flush at the end, not a flush before each query in between: nothing read
-    # here depends on those rows, and the two events go to the trail in one INSERT.
+    # Nothing read here depends on what this write changes (the patient's time of randomization, the allocation,
+    # the state): those are sent as Core statements (`store.rows`), and the two events go in one INSERT at the end.
     with session.no_autoflush:
         record_now = screen_at_server_time(session, actor, patient_protocol(session, trial_id,
                                                                            patient.protocol_version),
@@ -103,12 +103,11 @@ def randomize(session: Session, actor: Actor, trial_id: str, code: str, idempote
     row = Allocation(trial_id=trial_id, patient_id=patient.id, sequence=allocation.sequence, arm=allocation.arm,
                      kit=allocation.kit, record_json=record_json, idempotency_key=idempotency_key,
                      created_at=now, created_by=actor.name)
-    session.add(row)
-    state_row.state_json = new_state.model_dump_json()
+    insert_row(session, row)
+    update_row(session, state_row, state_json=new_state.model_dump_json())
     record(session, actor.name, "randomize", "patient", f"{trial_id}/{code}", trial_id=trial_id,
            site=patient.site_code, after=json.loads(record_json))
     if dispensing is not None:
-        session.flush()
         supply.dispense_at_randomization(session, actor, protocol, trial_id, patient, allocation.kit, allocation.arm)
     return allocation_view(actor, protocol, row) | {"patient_id": code}, True
 
@@ -161,7 +160,7 @@ def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Pat
                       status=result.status)
     stored = record_now.to_json()
     if stored != data:
-        patient.data_json, patient.screening_json = canonical(stored), canonical(result.to_json())
+        update_row(session, patient, data_json=canonical(stored), screening_json=canonical(result.to_json()))
         record(session, actor.name, "set_randomization_time", "patient", f"{patient.trial_id}/{patient.code}",
                trial_id=patient.trial_id, site=patient.site_code, before=data, after=stored,
                reason="time of randomization: the server's clock")

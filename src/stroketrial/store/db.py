@@ -23,12 +23,12 @@ from pathlib import Path
 from collections.abc import Iterator
 from typing import Any, cast
 
-from sqlalchemy import Delete, Update, create_engine, event, select, text
+from sqlalchemy import Delete, Update, bindparam, create_engine, event, select, text
 from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .audit import PLATFORM, chain_head, held_head, keyed_events, moved_heads, record
+from .audit import PLATFORM, ChainHead, chain_head, held_head, keyed_events, record, write_heads, write_pending
 from .keystore import Keystore, default_location
 from .models import AuditHead
 from .turns import Turns, TurnsByKey
@@ -225,7 +225,7 @@ class Database:
                 try:
                     yield session
                     session.flush()
-                    moved = [(h.chain_id, h.seq, h.hash) for h in moved_heads(session)]
+                    moved = [(h.chain_id, h.seq, h.hash) for h in write_heads(session)]
                 finally:
                     session.close()
             # committed: each chain's new head goes to the checkpoint log, outside the database
@@ -275,20 +275,30 @@ def _take_write_lock(session: Session, backend: str, trial: str | None, known: s
     return None
 
 
-def _lock_known_trial_head(session: Session, backend: str, trial: str) -> AuditHead | None:
+def _lock_known_trial_head(session: Session, backend: str, trial: str) -> ChainHead | None:
     """The trial's head, locked, in one round trip; None when it has none. On PostgreSQL the platform lock is
     taken shared in the same statement, when the head's row is read and before it is locked FOR UPDATE (the
     lateral subquery runs once per head row found, so a trial without a head takes no lock here and its write
     then takes the platform lock exclusively, as any first write of a trial does)."""
     if backend != "postgresql":
-        return session.execute(select(AuditHead).where(AuditHead.chain_id == trial)).scalar_one_or_none()
-    return session.execute(_LOCK_TRIAL_HEAD, {"key": PLATFORM_LOCK, "chain": trial}).scalar_one_or_none()
+        found = session.execute(_TRIAL_HEAD, {"chain": trial}).one_or_none()
+    else:
+        found = session.execute(_LOCK_TRIAL_HEAD, {"key": PLATFORM_LOCK, "chain": trial}).one_or_none()
+    return None if found is None else ChainHead(*found)
 
 
-_LOCK_TRIAL_HEAD = select(AuditHead).from_statement(text(
+_TRIAL_HEAD = select(AuditHead.chain_id, AuditHead.seq, AuditHead.hash).where(AuditHead.chain_id == bindparam("chain"))
+_LOCK_TRIAL_HEAD = (text(
     "SELECT audit_heads.chain_id, audit_heads.seq, audit_heads.hash FROM audit_heads "
     "CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock_shared(:key) WHERE audit_heads.chain_id IS NOT NULL) "
     "AS platform_lock WHERE audit_heads.chain_id = :chain FOR UPDATE OF audit_heads"))
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _events_before_each_statement(orm_execute_state) -> None:
+    # a read later in the same write sees the events recorded so far, as it would see the ORM's pending rows
+    if orm_execute_state.session.info.get("audit_pending"):
+        write_pending(orm_execute_state.session)
 
 
 def rows_changed(session: Session, statement: Update | Delete) -> int:
