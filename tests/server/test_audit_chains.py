@@ -6,10 +6,12 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import func, select, update
 
 from stroketrial.service import SYSTEM, trials
 from stroketrial.store import Database, record, verify
 from stroketrial.store.audit import AuditScopeError
+from stroketrial.store.models import AuditEvent, AuditHead
 
 
 def _platform(url: str) -> Database:
@@ -73,5 +75,35 @@ def test_one_trial_does_not_wait_for_another_and_a_platform_write_waits_for_both
     waiter.join(30)
     assert done["platform"] >= released
     with db.read() as session:
+        assert verify(session).ok
+    db.dispose()
+
+
+def test_a_read_later_in_the_same_write_sees_the_events_recorded_so_far(database_url):
+    db = _platform(database_url)
+    with db.write("amass-2") as session:
+        record(session, "admin", "note", "trial", "amass-2", trial_id="amass-2", reason="first")
+        record(session, "admin", "note", "trial", "amass-2", trial_id="amass-2", reason="second")
+        seen = session.execute(select(AuditEvent.reason, AuditEvent.chain_seq)
+                               .where(AuditEvent.chain_id == "amass-2", AuditEvent.action == "note")
+                               .order_by(AuditEvent.chain_seq)).all()
+        assert [r for r, _ in seen] == ["first", "second"]
+        assert seen[1][1] == seen[0][1] + 1
+    with db.read() as session:
+        assert verify(session).ok
+    db.dispose()
+
+
+def test_a_head_moved_behind_the_writes_lock_refuses_the_commit_and_nothing_is_stored(database_url):
+    db = _platform(database_url)
+    with db.read() as session:
+        before = session.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    # a statement smuggled into the write moves the trial's head after the write locked it
+    with pytest.raises(AuditScopeError, match="head of trial amass-2's chain moved behind this write's lock"), \
+            db.write("amass-2") as session:
+        record(session, "admin", "note", "trial", "amass-2", trial_id="amass-2")
+        session.execute(update(AuditHead).where(AuditHead.chain_id == "amass-2").values(seq=AuditHead.seq + 7))
+    with db.read() as session:
+        assert session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == before
         assert verify(session).ok
     db.dispose()

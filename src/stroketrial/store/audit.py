@@ -183,7 +183,7 @@ def write_heads(session: Session) -> list[ChainHead]:
     for head in moved:
         changed = session.connection().execute(
             _MOVE_HEAD, {"chain": head.chain_id, "start": head.start, "seq": head.seq, "hash": head.hash}).rowcount
-        if changed != 1:  # pragma: no cover - the head is locked by this write; a change behind it is tampering
+        if changed != 1:  # the head is locked by this write: a change behind it is tampering, or a bug
             raise AuditScopeError(f"the head of {chain_label(head.chain_id)}'s chain moved behind this write's lock")
     return moved
 
