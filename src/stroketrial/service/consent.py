@@ -32,7 +32,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from .. import i18n
@@ -133,9 +133,12 @@ def _signer(route: str, name: Any, relationship: Any, field: str = "signer") -> 
             f"({plain_text(f'{field}_relationship', relationship, MAX_RELATIONSHIP)})")
 
 
+_CONSENTS = select(Consent).where(Consent.patient_id == bindparam("patient")).order_by(Consent.id)
+
+
 def _rows(session: Session, patient: Patient) -> list[Consent]:
-    return list(session.execute(select(Consent).where(Consent.patient_id == patient.id).order_by(Consent.id))
-                .scalars())
+    # a statement built once (bound per call): every randomization asks
+    return list(session.execute(_CONSENTS, {"patient": patient.id}).scalars())
 
 
 def current_consent(session: Session, patient: Patient) -> Consent | None:

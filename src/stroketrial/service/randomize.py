@@ -160,7 +160,10 @@ def screen_at_server_time(session: Session, actor: Actor, protocol, patient: Pat
                       status=result.status)
     stored = record_now.to_json()
     if stored != data:
-        update_row(session, patient, data_json=canonical(stored), screening_json=canonical(result.to_json()))
+        screening = canonical(result.to_json())
+        # an unchanged screening is not sent: PostgreSQL would compress and store its 5 KB again
+        update_row(session, patient, data_json=canonical(stored),
+                   **({} if screening == patient.screening_json else {"screening_json": screening}))
         record(session, actor.name, "set_randomization_time", "patient", f"{patient.trial_id}/{patient.code}",
                trial_id=patient.trial_id, site=patient.site_code, before=data, after=stored,
                reason="time of randomization: the server's clock")
