@@ -219,8 +219,7 @@ class Database:
                 connection = connection.execution_options(sqlite_begin="IMMEDIATE")
             with connection.begin():
                 session = Session(bind=connection, expire_on_commit=False,
-                                  info={"keystore": self.keystore, "audit_key": key, "audit_heads": {},
-                                        "audit_start": {}})
+                                  info={"keystore": self.keystore, "audit_key": key, "audit_heads": {}})
                 session.info["audit_scope"] = _take_write_lock(session, self.backend, trial, self._trial_chains)
                 try:
                     yield session
