@@ -107,7 +107,8 @@ _INSERT_EVENTS = insert(AuditEvent.metadata.tables[AuditEvent.__tablename__])
 _heads = AuditHead.metadata.tables[AuditHead.__tablename__]
 _MOVE_HEAD = (update(_heads).where(_heads.c.chain_id == bindparam("chain"), _heads.c.seq == bindparam("start"))
               .values(seq=bindparam("seq"), hash=bindparam("hash")))
-_LOCK_HEAD = select(AuditHead.chain_id, AuditHead.seq, AuditHead.hash).where(
+# a chain's head, locked FOR UPDATE (SQLite, whose BEGIN IMMEDIATE has locked the database, renders no FOR UPDATE)
+LOCK_HEAD = select(AuditHead.chain_id, AuditHead.seq, AuditHead.hash).where(
     AuditHead.chain_id == bindparam("chain")).with_for_update()
 
 
@@ -121,7 +122,7 @@ def chain_head(session: Session, chain_id: str) -> ChainHead:
     scope = session.info.get("audit_scope")
     if scope is not None and chain_id not in (scope, PLATFORM):
         raise AuditScopeError(f"a write opened for trial {scope} recorded an event of {chain_label(chain_id)}")
-    found = session.execute(_LOCK_HEAD, {"chain": chain_id}).one_or_none()
+    found = session.execute(LOCK_HEAD, {"chain": chain_id}).one_or_none()
     if found is None:  # only a platform-wide write gets here (a trial's write is opened so only if its head exists)
         session.execute(insert(_heads), {"chain_id": chain_id, "seq": 0, "hash": GENESIS})
         head = ChainHead(chain_id, 0, GENESIS)

@@ -23,12 +23,13 @@ from pathlib import Path
 from collections.abc import Iterator
 from typing import Any, cast
 
-from sqlalchemy import Delete, Update, bindparam, create_engine, event, select, text
+from sqlalchemy import Delete, Update, create_engine, event, select, text
 from sqlalchemy.engine import CursorResult, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .audit import PLATFORM, ChainHead, chain_head, held_head, keyed_events, record, write_heads, write_pending
+from .audit import (LOCK_HEAD, PLATFORM, ChainHead, chain_head, held_head, keyed_events, record, write_heads,
+                    write_pending)
 from .keystore import Keystore, default_location
 from .models import AuditHead
 from .turns import Turns, TurnsByKey
@@ -280,17 +281,16 @@ def _lock_known_trial_head(session: Session, backend: str, trial: str) -> ChainH
     lateral subquery runs once per head row found, so a trial without a head takes no lock here and its write
     then takes the platform lock exclusively, as any first write of a trial does)."""
     if backend != "postgresql":
-        found = session.execute(_TRIAL_HEAD, {"chain": trial}).one_or_none()
+        found = session.execute(LOCK_HEAD, {"chain": trial}).one_or_none()
     else:
         found = session.execute(_LOCK_TRIAL_HEAD, {"key": PLATFORM_LOCK, "chain": trial}).one_or_none()
     return None if found is None else ChainHead(*found)
 
 
-_TRIAL_HEAD = select(AuditHead.chain_id, AuditHead.seq, AuditHead.hash).where(AuditHead.chain_id == bindparam("chain"))
-_LOCK_TRIAL_HEAD = (text(
+_LOCK_TRIAL_HEAD = text(
     "SELECT audit_heads.chain_id, audit_heads.seq, audit_heads.hash FROM audit_heads "
     "CROSS JOIN LATERAL (SELECT pg_advisory_xact_lock_shared(:key) WHERE audit_heads.chain_id IS NOT NULL) "
-    "AS platform_lock WHERE audit_heads.chain_id = :chain FOR UPDATE OF audit_heads"))
+    "AS platform_lock WHERE audit_heads.chain_id = :chain FOR UPDATE OF audit_heads")
 
 
 @event.listens_for(Session, "do_orm_execute")
