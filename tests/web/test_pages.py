@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 import re
+import warnings
 import zipfile
 
 import odmlib
@@ -126,6 +128,19 @@ def test_a_file_sent_as_the_csrf_token_is_refused_like_a_forged_token(app_db):
     response = client.post("/logout", files={"csrf": ("token.txt", csrf(client).encode())})
     assert response.status_code == 403 and "CSRF check" in response.text
     assert client.get("/trials/amass-2", follow_redirects=False).status_code == 200  # still signed in
+
+
+@pytest.mark.parametrize("path", ["/logout", "/language"])
+def test_the_files_of_a_posted_form_are_closed_when_the_answer_is_sent(app_db, path):
+    # A multipart form's files wait in temporary files; left open, each stayed open until garbage collection.
+    client = client_for(app_db, "coordinator")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        response = client.post(path, files={"csrf": ("token.txt", b"not the token"),
+                                            "attachment": ("notes.txt", b"x" * 2048)})
+        del response
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 PAGE_URLS = [("GET", "/trials/amass-2"), ("GET", "/trials/amass-2/screen"), ("POST", "/trials/amass-2/screen/preview"),

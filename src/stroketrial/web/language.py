@@ -11,16 +11,17 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import i18n
 from ..service import accounts
 from .csrf import check_csrf
+from .uploads import close_posted_files
 
 COOKIE = "stroketrial_lang"
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(close_posted_files)])
 
 
 class LanguageMiddleware:

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import os
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+
+from ..uploads import close_posted_files
 
 from . import auth, dashboard, escalation, exports, followup, patients, trials
 from . import consent
@@ -45,7 +47,7 @@ from . import dsmb
 SESSION_MINUTES = float(os.environ.get("STROKETRIAL_SESSION_MINUTES", "30"))
 SESSION_MAX_HOURS = float(os.environ.get("STROKETRIAL_SESSION_MAX_HOURS", "12"))
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(close_posted_files)])
 for _group in (auth, trials, patients, followup, escalation, dashboard, exports):
     router.include_router(_group.router)
 router.include_router(consent.router)  # informed consent: the card's forms, the to-do list
