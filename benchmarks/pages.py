@@ -76,7 +76,9 @@ def build(url: str, n_patients: int, seed: int = 2026) -> dict[str, str]:
         have = session.execute(select(func.count()).select_from(Patient).where(Patient.trial_id == TRIAL)).scalar_one()
     extra = n_patients - have
     platform = yaml.safe_load(resources.files("stroketrial.service").joinpath("demo_platform.yaml").read_text("utf-8"))
-    spec = {**platform["trials"]["impact-lvo"]["history"], "randomized": extra, "followed": max(extra - 20, 1),
+    # IMPACT-LVO's history, less its interim look's z: AMASS-2's primary analysis (binary) has no interim z to aim at
+    history = {k: v for k, v in platform["trials"]["impact-lvo"]["history"].items() if k != "look_z"}
+    spec = {**history, "randomized": extra, "followed": max(extra - 20, 1),
             "days": 400, "forms": ["h24", "d7"],
             "adverse_events": [{"day": 2, "data": {"term": "headache", "coded_term": "Headache",
                                                    "system_organ_class": "Nervous system disorders",

@@ -58,8 +58,10 @@ def enrol_history(db: Database, actor: Actor, trial_id: str, spec: dict[str, Any
     with db.read() as session:  # the arms, as the allocation table holds them (the demo writes as the platform)
         arms = dict(session.execute(select(Patient.code, Allocation.arm).join(
             Allocation, Allocation.patient_id == Patient.id).where(Patient.trial_id == trial_id)).all())
-    mrs = _mrs_by_arm(protocol, [arms[c] for c in codes[:followed]], outcomes.iloc[:followed],
-                      frame.iloc[:followed].reset_index(drop=True), spec["look_z"])
+    # without a look to show (no `look_z`: a trial filled for a benchmark), each patient keeps the model's own mRS
+    mrs = (_mrs_by_arm(protocol, [arms[c] for c in codes[:followed]], outcomes.iloc[:followed],
+                       frame.iloc[:followed].reset_index(drop=True), spec["look_z"]) if "look_z" in spec
+           else [int(m) for m in outcomes["mrs_90d"].iloc[:followed]])
     rng = np.random.default_rng(seed + 1)
     investigator = Actor("investigator", "investigator", actor.sites)
     for i, code in enumerate(codes):
